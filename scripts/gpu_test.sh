@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds curvd on the GPU machine and runs the GPU-labelled tests, then the demo on
+# the GPU. The recipe is ../shared/GPU.md's: Debian 12's packages for gRPC,
+# protobuf, Abseil, prometheus-cpp, SQLite and GoogleTest travel as .deb files in
+# .debs/ (made by scripts/fetch_gpu_debs.sh, carried with the call) and are unpacked
+# into a prefix; LibTorch with CUDA comes from the machine's PyTorch.
+#
+# Usage (on the GPU machine, repository root): scripts/gpu_test.sh
+# Writes logs under $OUT (or ./gpu-out) and prints a summary table last.
+set -euo pipefail
+
+out=${OUT:-$PWD/gpu-out}
+mkdir -p "$out"
+pfx=/tmp/pfx
+build=/tmp/build
+
+echo "== unpacking $(ls .debs/*.deb | wc -l) packages into $pfx"
+mkdir -p "$pfx"
+for d in .debs/*.deb; do dpkg-deb -x "$d" "$pfx"; done
+# The image has its own OpenSSL and zlib: link against those, not the unpacked ones.
+rm -f "$pfx"/usr/lib/x86_64-linux-gnu/{libssl,libcrypto}* "$pfx"/usr/lib/x86_64-linux-gnu/libz.so
+export LD_LIBRARY_PATH=$pfx/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+export LIBRARY_PATH=$pfx/usr/lib/x86_64-linux-gnu   # re2 is found with a /usr path
+export PATH=$pfx/usr/bin:$PATH
+if [ -d "$pfx/usr/share/datasets" ] && [ ! -e /usr/share/datasets ]; then
+  ln -s "$pfx/usr/share/datasets" /usr/share/datasets
+fi
+
+torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+
+echo "== configure and build"
+start=$(date +%s)
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$pfx/usr;$torch_prefix" \
+  -DProtobuf_PROTOC_EXECUTABLE="$pfx/usr/bin/protoc" >"$out/configure.log" 2>&1 ||
+  { tail -40 "$out/configure.log"; exit 1; }
+ninja -C "$build" >"$out/build.log" 2>&1 || { grep -B2 -A12 'error' "$out/build.log" | head -80; exit 1; }
+build_s=$(( $(date +%s) - start ))
+
+echo "== GPU-labelled tests"
+set +e
+ctest --test-dir "$build" -L gpu --output-on-failure -j4 >"$out/gpu-tests.log" 2>&1
+gpu_rc=$?
+ctest --test-dir "$build" -L unit -j8 >"$out/unit-tests.log" 2>&1
+unit_rc=$?
+set -e
+tail -25 "$out/gpu-tests.log"
+
+demo_rc=skipped
+if [ -x scripts/demo.sh ] && [ -d /usr/share/datasets/fashion-mnist ]; then
+  echo "== demo on the GPU"
+  set +e
+  CURVD_BUILD_DIR=$build CURVD_SKIP_INSTALL=1 timeout 300 scripts/demo.sh >"$out/demo.log" 2>&1
+  demo_rc=$?
+  set -e
+  tail -30 "$out/demo.log"
+fi
+
+echo
+echo "| step | result |"
+echo "| --- | --- |"
+echo "| gpu | $(cat "$out/gpu.txt") |"
+echo "| build | ${build_s} s |"
+echo "| ctest -L gpu | rc=$gpu_rc, $(grep -E 'tests passed' "$out/gpu-tests.log" || echo none) |"
+echo "| ctest -L unit | rc=$unit_rc, $(grep -E 'tests passed' "$out/unit-tests.log" || echo none) |"
+echo "| demo | rc=$demo_rc |"
+[ "$gpu_rc" -eq 0 ]
