@@ -1,0 +1,168 @@
+#include "core/lanczos.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/status_macros.h"
+#include "core/tridiagonal_eigen.h"
+
+namespace curvd::core {
+namespace {
+
+// beta at or below this many rounding units of ||T|| is a breakdown: what is
+// left of A q after removing the basis is rounding noise.
+constexpr double kBreakdownUlps = 100;
+// Rows the Lanczos basis starts with; it doubles when full.
+constexpr int64_t kInitialBasisRows = 16;
+
+double UnitRoundoff(const torch::TensorOptions& options) {
+  return options.dtype() == torch::kFloat64
+             ? std::numeric_limits<double>::epsilon()
+             : static_cast<double>(std::numeric_limits<float>::epsilon());
+}
+
+// The orthonormal Lanczos vectors, rows of a matrix that grows by doubling so
+// that reorthogonalisation is two matrix-vector products.
+class Basis {
+ public:
+  Basis(int64_t max_rows, int64_t size, const torch::TensorOptions& options)
+      : max_rows_(max_rows),
+        rows_(torch::empty({std::min(kInitialBasisRows, max_rows), size},
+                           options)) {}
+
+  int64_t size() const { return used_; }
+  torch::Tensor row(int64_t i) const { return rows_[i]; }
+
+  void Append(const torch::Tensor& q) {
+    if (used_ == rows_.size(0)) {
+      const int64_t grown = std::min(2 * rows_.size(0), max_rows_);
+      rows_ = torch::cat(
+          {rows_, torch::empty({grown - rows_.size(0), rows_.size(1)},
+                               rows_.options())});
+    }
+    rows_[used_++].copy_(q);
+  }
+
+  // w minus its projection on the basis, by classical Gram-Schmidt twice: once
+  // is not enough in floating point ("twice is enough", Kahan and Parlett).
+  torch::Tensor Orthogonalise(torch::Tensor w) const {
+    const torch::Tensor q = rows_.narrow(0, 0, used_);
+    for (int pass = 0; pass < 2; ++pass) w = w - q.t().mv(q.mv(w));
+    return w;
+  }
+
+ private:
+  int64_t max_rows_;
+  torch::Tensor rows_;
+  int64_t used_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<SharpnessResult> Lanczos(const LinearOperator& op, int64_t size,
+                                        const torch::TensorOptions& options,
+                                        const LanczosOptions& lanczos,
+                                        const Progress& progress) {
+  if (size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Lanczos needs a non-empty operator, got size ", size));
+  }
+  const int64_t max_steps = std::min<int64_t>(lanczos.max_iterations, size);
+  const double eps = UnitRoundoff(options);
+  at::Generator generator = SeededGenerator(lanczos.seed);
+  auto random_unit = [&]() {
+    torch::Tensor v =
+        RandomProbe(size, ProbeDistribution::kGaussian, generator, options);
+    return v / v.norm();
+  };
+
+  Basis basis(max_steps + 1, size, options);
+  basis.Append(random_unit());
+  std::vector<double> alphas;
+  std::vector<double> betas;  // betas[j] couples steps j and j + 1
+  SharpnessResult result;
+  for (int64_t step = 0; step < max_steps; ++step) {
+    if (progress.cancelled && progress.cancelled()) {
+      return absl::CancelledError(
+          absl::StrCat("cancelled at Lanczos step ", step));
+    }
+    const torch::Tensor q = basis.row(step);
+    CURVD_ASSIGN_OR_RETURN(torch::Tensor w, op(q));
+    const double alpha = q.dot(w).item<double>();
+    if (!std::isfinite(alpha)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "operator product at Lanczos step ", step, " is not finite"));
+    }
+    w = basis.Orthogonalise(std::move(w));
+    double beta = w.norm().item<double>();
+    alphas.push_back(alpha);
+
+    CURVD_ASSIGN_OR_RETURN(TridiagonalEigen eig,
+                           SolveTridiagonal(alphas, betas));
+    const int64_t m = step + 1;
+    const double t_norm =
+        std::max(std::abs(eig.values.front()), std::abs(eig.values.back()));
+    // Once the basis spans the whole space, or A maps its span into itself, the
+    // Ritz pairs are exact.
+    const bool breakdown = m == size || beta <= kBreakdownUlps * eps * t_norm;
+    const double residual_beta = breakdown ? 0.0 : beta;
+    const double floor = std::pow(eps, 2.0 / 3.0) * t_norm;
+    auto pair = [&](int64_t i) {
+      Eigenpair p;
+      p.value = eig.values[i];
+      p.residual_norm = std::abs(residual_beta * eig.last_components[i]);
+      p.converged = p.residual_norm <= lanczos.relative_tolerance *
+                                           std::max(std::abs(p.value), floor);
+      return p;
+    };
+    result.top.clear();
+    result.bottom.clear();
+    for (int64_t i = m - 1; i >= std::max<int64_t>(0, m - lanczos.top_k); --i) {
+      result.top.push_back(pair(i));
+    }
+    for (int64_t i = 0; i < std::min<int64_t>(lanczos.bottom_k, m); ++i) {
+      result.bottom.push_back(pair(i));
+    }
+    result.iterations = static_cast<int>(m);
+    const bool enough =
+        m == size || (m >= lanczos.top_k && m >= lanczos.bottom_k);
+    auto is_converged = [](const Eigenpair& p) { return p.converged; };
+    result.converged =
+        enough &&
+        std::all_of(result.top.begin(), result.top.end(), is_converged) &&
+        std::all_of(result.bottom.begin(), result.bottom.end(), is_converged);
+    if (progress.report) {
+      progress.report(
+          static_cast<double>(m) / max_steps,
+          absl::StrFormat("Lanczos step %d/%d, largest Ritz value %.6g", m,
+                          max_steps, result.top.front().value));
+    }
+    if (result.converged || m == max_steps) break;
+
+    if (breakdown) {
+      const torch::Tensor fresh =
+          RandomProbe(size, ProbeDistribution::kGaussian, generator, options);
+      torch::Tensor restart = basis.Orthogonalise(fresh);
+      const double norm = restart.norm().item<double>();
+      // Nothing of a random vector left but rounding noise: the basis already
+      // spans the space.
+      if (!(norm > std::sqrt(eps) * fresh.norm().item<double>())) break;
+      betas.push_back(0.0);
+      basis.Append(restart / norm);
+    } else {
+      betas.push_back(beta);
+      basis.Append(w / beta);
+    }
+  }
+  return result;
+}
+
+}  // namespace curvd::core

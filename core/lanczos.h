@@ -1,0 +1,44 @@
+// Extreme eigenvalues of a symmetric operator by the Lanczos method with full
+// reorthogonalisation. Internal to core (includes torch).
+#ifndef CURVD_CORE_LANCZOS_H_
+#define CURVD_CORE_LANCZOS_H_
+
+#include <torch/types.h>
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "core/engine.h"
+#include "core/linear_operator.h"
+#include "core/measurement.h"
+
+namespace curvd::core {
+
+// Runs Lanczos on `op`, an operator on vectors of `size` elements with
+// `options` (device, dtype), from a Gaussian start vector drawn with
+// `lanczos.seed`. Each new Lanczos vector is orthogonalised against all
+// previous ones by classical Gram-Schmidt applied twice. After every step the
+// tridiagonal matrix T_m is solved in float64 on the CPU; the Ritz pair
+// (theta_i, s_i) has residual estimate |beta_m s_mi| and is converged when that
+// is <= tol * max(|theta_i|, eps^(2/3) ||T_m||), eps of the working dtype (the
+// floor, as in ARPACK, lets eigenvalues at 0 converge). Lanczos stops when the
+// top_k largest and bottom_k smallest Ritz pairs are all converged, or after
+// min(max_iterations, size) steps. A breakdown (beta_m at rounding level) means
+// the Krylov space is invariant: its Ritz pairs are exact (residual 0) and, if
+// more pairs are wanted, Lanczos goes on from a fresh random vector orthogonal
+// to it. A single start vector sees one direction of each eigenspace, so an
+// eigenvalue of multiplicity > 1 can appear fewer times than its multiplicity
+// among the top_k (bottom_k).
+//
+// Returns top (descending) and bottom (ascending) with min(k, steps) entries
+// each. Progress is reported and cancellation polled before each step:
+// Cancelled if progress.cancelled() returns true. Errors of `op` are returned
+// as they are; InvalidArgument if a product is not finite. Thread-compatible.
+absl::StatusOr<SharpnessResult> Lanczos(const LinearOperator& op, int64_t size,
+                                        const torch::TensorOptions& options,
+                                        const LanczosOptions& lanczos,
+                                        const Progress& progress);
+
+}  // namespace curvd::core
+
+#endif  // CURVD_CORE_LANCZOS_H_

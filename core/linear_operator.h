@@ -1,0 +1,37 @@
+// A symmetric linear operator on flat vectors on a device (a Hessian, given by
+// Hessian-vector products), and seeded random probe vectors shared by the
+// iterative methods. Internal to core (includes torch).
+#ifndef CURVD_CORE_LINEAR_OPERATOR_H_
+#define CURVD_CORE_LINEAR_OPERATOR_H_
+
+#include <ATen/core/Generator.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "core/measurement.h"
+
+namespace curvd::core {
+
+// y = A x for a symmetric A; x and y have the operator's size, device and
+// dtype. An error status (a non-finite product, say) ends the method using it.
+// May throw torch errors, which propagate to the engine boundary.
+using LinearOperator =
+    std::function<absl::StatusOr<torch::Tensor>(const torch::Tensor&)>;
+
+// A CPU generator seeded with `seed`. Probes are drawn on the CPU in float64
+// and then moved, so a seed gives the same probes on every device and in every
+// dtype.
+at::Generator SeededGenerator(uint64_t seed);
+
+// A random vector of `size` elements with `options`: independent N(0, 1)
+// entries (kGaussian) or +-1 with equal probability (kRademacher).
+torch::Tensor RandomProbe(int64_t size, ProbeDistribution distribution,
+                          at::Generator& generator,
+                          const torch::TensorOptions& options);
+
+}  // namespace curvd::core
+
+#endif  // CURVD_CORE_LINEAR_OPERATOR_H_

@@ -1,0 +1,252 @@
+#include "core/objective.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/torch_status.h"
+
+namespace curvd::core {
+namespace {
+
+std::string ShapeOf(const torch::Tensor& t) {
+  return absl::StrCat("[", absl::StrJoin(t.sizes(), ", "), "]");
+}
+
+bool AllFinite(const torch::Tensor& t) {
+  return torch::isfinite(t).all().item<bool>();
+}
+
+absl::Status CheckTargets(const torch::Tensor& outputs,
+                          const torch::Tensor& targets, LossFunction loss) {
+  if (!outputs.is_floating_point() || outputs.dim() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the model's outputs must be floating point [N, ...], got ",
+        ShapeOf(outputs), " of ", std::string(outputs.dtype().name())));
+  }
+  if (loss == LossFunction::kCrossEntropy) {
+    if (targets.scalar_type() != torch::kInt64 || targets.dim() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cross-entropy needs int64 class-index targets of shape [N], got ",
+          std::string(targets.dtype().name()), " ", ShapeOf(targets)));
+    }
+    if (outputs.dim() != 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cross-entropy needs model outputs of shape [N, classes], got ",
+          ShapeOf(outputs)));
+    }
+    const int64_t classes = outputs.size(1);
+    const int64_t lo = targets.min().item<int64_t>();
+    const int64_t hi = targets.max().item<int64_t>();
+    if (lo < 0 || hi >= classes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("class indices in the targets span [", lo, ", ", hi,
+                       "] but the model has ", classes, " outputs"));
+    }
+    return absl::OkStatus();
+  }
+  if (!targets.is_floating_point()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "MSE needs floating-point targets, got ",
+        std::string(targets.dtype().name()), " ", ShapeOf(targets)));
+  }
+  if (!outputs.sizes().slice(1).equals(targets.sizes().slice(1))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("targets of shape ", ShapeOf(targets),
+                     " do not match model outputs of shape ", ShapeOf(outputs),
+                     " (per sample)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Objective> Objective::Create(Model* model, torch::Tensor inputs,
+                                            torch::Tensor targets,
+                                            LossFunction loss,
+                                            int64_t micro_batch_size) {
+  if (inputs.dim() < 1 || inputs.size(0) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the shard is empty: inputs of shape ", ShapeOf(inputs)));
+  }
+  const int64_t n = inputs.size(0);
+  if (targets.dim() < 1 || targets.size(0) != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard inputs ", ShapeOf(inputs), " and targets ",
+                     ShapeOf(targets), " disagree on the number of samples"));
+  }
+  if (micro_batch_size < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("micro_batch_size must be >= 0, got ", micro_batch_size));
+  }
+  std::vector<torch::Tensor> parameters = model->Parameters();
+  if (parameters.empty()) {
+    return absl::InvalidArgumentError("the model has no trainable parameters");
+  }
+  const std::vector<std::string> names = model->ParameterNames();
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    const std::string name = i < names.size() ? names[i] : absl::StrCat("#", i);
+    if (!parameters[i].is_floating_point()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("parameter ", name, " is not floating point"));
+    }
+    if (!AllFinite(parameters[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("parameter ", name, " contains NaN or Inf"));
+    }
+  }
+  if (inputs.is_floating_point() && !AllFinite(inputs)) {
+    return absl::InvalidArgumentError("shard inputs contain NaN or Inf");
+  }
+  if (targets.is_floating_point() && !AllFinite(targets)) {
+    return absl::InvalidArgumentError("shard targets contain NaN or Inf");
+  }
+
+  // A forward pass on a couple of samples tells whether the inputs fit, with a
+  // message naming the shapes instead of a failure deep inside a measurement.
+  torch::Tensor outputs;
+  try {
+    torch::NoGradGuard no_grad;
+    outputs = model->Forward(inputs.narrow(0, 0, std::min<int64_t>(n, 2)));
+  } catch (...) {
+    absl::Status status = StatusFromException(std::current_exception());
+    if (IsOutOfMemory(status)) return status;
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard inputs of shape ", ShapeOf(inputs), " (",
+                     std::string(inputs.dtype().name()),
+                     ") do not fit the model: ", status.message()));
+  }
+  if (loss == LossFunction::kMse && targets.dim() == 1 && outputs.dim() == 2 &&
+      outputs.size(1) == 1) {
+    targets = targets.unsqueeze(1);
+  }
+  absl::Status fits = CheckTargets(outputs, targets, loss);
+  if (!fits.ok()) return fits;
+  if (outputs.size(0) != std::min<int64_t>(n, 2)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model returned outputs of shape ", ShapeOf(outputs),
+                     " for ", std::min<int64_t>(n, 2), " samples"));
+  }
+
+  const int64_t batch =
+      micro_batch_size == 0 ? n : std::min(micro_batch_size, n);
+  return Objective(model, std::move(parameters), std::move(inputs),
+                   std::move(targets), loss, batch);
+}
+
+Objective::Objective(Model* model, std::vector<torch::Tensor> parameters,
+                     torch::Tensor inputs, torch::Tensor targets,
+                     LossFunction loss, int64_t micro_batch_size)
+    : model_(model),
+      parameters_(std::move(parameters)),
+      inputs_(std::move(inputs)),
+      targets_(std::move(targets)),
+      loss_(loss),
+      micro_batch_size_(micro_batch_size) {
+  for (torch::Tensor& p : parameters_) {
+    p.requires_grad_(true);
+    numels_.push_back(p.numel());
+    num_parameters_ += p.numel();
+  }
+  vector_options_ = torch::TensorOptions()
+                        .dtype(parameters_[0].scalar_type())
+                        .device(parameters_[0].device());
+}
+
+torch::Tensor Objective::BatchLoss(int64_t start, int64_t count) {
+  torch::Tensor outputs = model_->Forward(inputs_.narrow(0, start, count));
+  torch::Tensor targets = targets_.narrow(0, start, count);
+  if (loss_ == LossFunction::kCrossEntropy) {
+    return torch::nn::functional::cross_entropy(outputs, targets);
+  }
+  return torch::mse_loss(outputs, targets.to(outputs.scalar_type()));
+}
+
+torch::Tensor Objective::Flatten(
+    const std::vector<torch::Tensor>& per_parameter) const {
+  std::vector<torch::Tensor> flat;
+  flat.reserve(per_parameter.size());
+  for (size_t i = 0; i < per_parameter.size(); ++i) {
+    flat.push_back(per_parameter[i].defined()
+                       ? per_parameter[i].reshape({-1})
+                       : torch::zeros({numels_[i]}, vector_options_));
+  }
+  return torch::cat(flat);
+}
+
+absl::StatusOr<double> Objective::Loss() {
+  torch::NoGradGuard no_grad;
+  const int64_t n = num_samples();
+  double total = 0;
+  for (int64_t start = 0; start < n; start += micro_batch_size_) {
+    const int64_t count = std::min(micro_batch_size_, n - start);
+    total +=
+        static_cast<double>(count) / n * BatchLoss(start, count).item<double>();
+  }
+  if (!std::isfinite(total)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the loss on the shard is not finite (", total, ")"));
+  }
+  return total;
+}
+
+absl::StatusOr<torch::Tensor> Objective::Gradient() {
+  const int64_t n = num_samples();
+  torch::Tensor total = torch::zeros({num_parameters_}, vector_options_);
+  for (int64_t start = 0; start < n; start += micro_batch_size_) {
+    const int64_t count = std::min(micro_batch_size_, n - start);
+    std::vector<torch::Tensor> grads = torch::autograd::grad(
+        {BatchLoss(start, count)}, parameters_, /*grad_outputs=*/{},
+        /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+    total.add_(Flatten(grads), static_cast<double>(count) / n);
+  }
+  if (!AllFinite(total)) {
+    return absl::InvalidArgumentError(
+        "the gradient on the shard is not finite");
+  }
+  return total;
+}
+
+absl::StatusOr<torch::Tensor> Objective::Hvp(const torch::Tensor& v) {
+  if (v.dim() != 1 || v.size(0) != num_parameters_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HVP vector has shape ", ShapeOf(v), ", want [", num_parameters_, "]"));
+  }
+  const std::vector<torch::Tensor> v_parts =
+      v.to(vector_options_).detach().split_with_sizes(numels_);
+  const int64_t n = num_samples();
+  torch::Tensor total = torch::zeros({num_parameters_}, vector_options_);
+  for (int64_t start = 0; start < n; start += micro_batch_size_) {
+    const int64_t count = std::min(micro_batch_size_, n - start);
+    std::vector<torch::Tensor> grads = torch::autograd::grad(
+        {BatchLoss(start, count)}, parameters_, /*grad_outputs=*/{},
+        /*retain_graph=*/true, /*create_graph=*/true, /*allow_unused=*/true);
+    torch::Tensor dot = torch::zeros({}, vector_options_);
+    for (size_t i = 0; i < grads.size(); ++i) {
+      if (grads[i].defined()) {
+        dot = dot + (grads[i].reshape({-1}) * v_parts[i]).sum();
+      }
+    }
+    // A loss linear in every parameter has a constant gradient: its Hessian is
+    // 0.
+    if (!dot.requires_grad()) continue;
+    std::vector<torch::Tensor> hv = torch::autograd::grad(
+        {dot}, parameters_, /*grad_outputs=*/{}, /*retain_graph=*/false,
+        /*create_graph=*/false, /*allow_unused=*/true);
+    total.add_(Flatten(hv), static_cast<double>(count) / n);
+  }
+  ++hvps_;
+  if (!AllFinite(total)) {
+    return absl::InvalidArgumentError(
+        "a Hessian-vector product on the shard is not finite");
+  }
+  return total;
+}
+
+}  // namespace curvd::core

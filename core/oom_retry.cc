@@ -1,0 +1,27 @@
+#include "core/oom_retry.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/torch_status.h"
+
+namespace curvd::core {
+
+absl::StatusOr<MeasurementResult> RetryWithSmallerMicroBatches(
+    int64_t micro_batch_size,
+    const std::function<absl::StatusOr<MeasurementResult>(int64_t)>& attempt,
+    const std::string& device) {
+  int64_t batch = std::max<int64_t>(1, micro_batch_size);
+  while (true) {
+    absl::StatusOr<MeasurementResult> result = attempt(batch);
+    if (result.ok() || !IsOutOfMemory(result.status())) return result;
+    if (batch == 1) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          device, " ran out of memory even with micro_batch_size 1: ",
+          result.status().message()));
+    }
+    batch = std::max<int64_t>(1, batch / 2);
+  }
+}
+
+}  // namespace curvd::core

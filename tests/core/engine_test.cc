@@ -1,0 +1,292 @@
+#include "core/engine.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/model.h"
+#include "core/objective.h"
+#include "core/oom_retry.h"
+#include "core/shard.h"
+#include "core/torch_status.h"
+#include "tests/core/toy_models.h"
+
+namespace curvd::core {
+namespace {
+
+using ::curvd::core::testing::DeviceTest;
+using ::curvd::core::testing::ExplicitMatrix;
+using ::testing::HasSubstr;
+
+constexpr int64_t kSamples = 64;
+constexpr int64_t kParameters = 4 * 16 + 16 + 16 * 2 + 2;
+
+// A zoo MLP 4-16-2 without a state dict: its weights come from torch's global
+// generator, which the tests seed so that engine and reference build the same.
+ModelSource ZooModel(const std::string& cache_key = "zoo:mlp-4-16-2-tanh") {
+  ModelSource source;
+  source.kind = ModelSource::Kind::kZoo;
+  source.zoo.layer_widths = {4, 16, 2};
+  source.zoo.activation = "tanh";
+  source.cache_key = cache_key;
+  return source;
+}
+
+ShardSpec GaussianRegression(int64_t d = 4) {
+  ShardSpec spec;
+  spec.kind = ShardSpec::Kind::kBuiltin;
+  spec.generator = "gaussian_regression";
+  spec.params = {{"n", std::to_string(kSamples)},
+                 {"d", std::to_string(d)},
+                 {"outputs", "2"},
+                 {"seed", "3"}};
+  spec.cache_key = absl::StrCat("builtin://gaussian_regression?n=64&d=", d,
+                                "&outputs=2&seed=3");
+  return spec;
+}
+
+MeasurementRequest Request(MeasurementKind kind, Precision precision) {
+  MeasurementRequest request;
+  request.kind = kind;
+  request.objective.loss = LossFunction::kMse;
+  request.objective.precision = precision;
+  request.lanczos.top_k = 2;
+  request.lanczos.bottom_k = 1;
+  request.lanczos.max_iterations = kParameters;
+  request.lanczos.relative_tolerance = 1e-10;
+  request.trace.min_probes = 100;
+  request.trace.max_probes = 100;
+  request.trace.target_relative_error = 0;
+  return request;
+}
+
+// The loss and the explicit Hessian's spectrum of the model that torch seed
+// `seed` builds, in float64 on the CPU, independently of the engine.
+struct Reference {
+  double loss;
+  torch::Tensor eigenvalues;  // ascending
+};
+
+Reference ReferenceFor(uint64_t seed) {
+  torch::manual_seed(seed);
+  std::unique_ptr<Model> model = LoadModel(ZooModel()).value();
+  model->To(torch::kCPU, torch::kFloat64);
+  Shard shard = LoadShard(GaussianRegression()).value();
+  Objective objective =
+      Objective::Create(model.get(), shard.inputs.to(torch::kFloat64),
+                        shard.targets.to(torch::kFloat64), LossFunction::kMse,
+                        0)
+          .value();
+  const torch::Tensor hessian = ExplicitMatrix(
+      [&objective](const torch::Tensor& v) { return objective.Hvp(v); },
+      objective.num_parameters(), objective.vector_options());
+  return {objective.Loss().value(), torch::linalg_eigvalsh(hessian)};
+}
+
+TEST(EngineCreateTest, AcceptsCpuAndRejectsUnavailableDevices) {
+  auto cpu = Engine::Create("cpu");
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  EXPECT_EQ((*cpu)->device(), "cpu");
+  if (Engine::CudaDeviceCount() < 8) {
+    const absl::Status missing = Engine::Create("cuda:7").status();
+    EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(missing.message(), HasSubstr("cuda:7"));
+  }
+  for (const char* bad : {"tpu:0", "cuda:x", "cuda:-1", ""}) {
+    EXPECT_EQ(Engine::Create(bad).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
+TEST(TorchStatusTest, ConvertsExceptionsByKind) {
+  const absl::Status oom =
+      StatusFromException(std::make_exception_ptr(c10::OutOfMemoryError(
+          {__func__, __FILE__, __LINE__}, "CUDA out of memory.")));
+  EXPECT_EQ(oom.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(IsOutOfMemory(oom));
+  const absl::Status shape = StatusFromException(std::make_exception_ptr(
+      c10::Error({__func__, __FILE__, __LINE__},
+                 "mat1 and mat2 shapes cannot be multiplied")));
+  EXPECT_EQ(shape.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(shape.message(), HasSubstr("shapes cannot be multiplied"));
+  EXPECT_FALSE(IsOutOfMemory(shape));
+  EXPECT_EQ(
+      StatusFromException(std::make_exception_ptr(std::runtime_error("bug")))
+          .code(),
+      absl::StatusCode::kInternal);
+  EXPECT_FALSE(IsOutOfMemory(absl::ResourceExhaustedError("queue full")));
+}
+
+TEST(OomRetryTest, HalvesTheMicroBatchUntilItFits) {
+  std::vector<int64_t> tried;
+  auto fits_at_most_12 =
+      [&tried](int64_t batch) -> absl::StatusOr<MeasurementResult> {
+    tried.push_back(batch);
+    if (batch > 12) return absl::ResourceExhaustedError("out of memory: test");
+    MeasurementResult result;
+    result.micro_batch_size = batch;
+    return result;
+  };
+  auto result = RetryWithSmallerMicroBatches(100, fits_at_most_12, "cuda:0");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->micro_batch_size, 12);
+  EXPECT_EQ(tried, (std::vector<int64_t>{100, 50, 25, 12}));
+
+  tried.clear();
+  auto never_fits =
+      [&tried](int64_t batch) -> absl::StatusOr<MeasurementResult> {
+    tried.push_back(batch);
+    return absl::ResourceExhaustedError("out of memory: test");
+  };
+  const absl::Status exhausted =
+      RetryWithSmallerMicroBatches(5, never_fits, "cuda:0").status();
+  EXPECT_EQ(exhausted.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(exhausted.message(), HasSubstr("micro_batch_size 1"));
+  EXPECT_EQ(tried, (std::vector<int64_t>{5, 2, 1}));
+
+  // Other errors are not retried.
+  int calls = 0;
+  auto invalid = [&calls](int64_t) -> absl::StatusOr<MeasurementResult> {
+    ++calls;
+    return absl::InvalidArgumentError("bad shard");
+  };
+  EXPECT_EQ(RetryWithSmallerMicroBatches(64, invalid, "cpu").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(calls, 1);
+}
+
+class EngineTest : public DeviceTest {
+ protected:
+  void SetUp() override {
+    DeviceTest::SetUp();
+    if (IsSkipped()) return;
+    auto engine = Engine::Create(on_cuda() ? "cuda:0" : "cpu");
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = *std::move(engine);
+  }
+
+  absl::StatusOr<MeasurementResult> Measure(
+      const MeasurementRequest& request, uint64_t seed,
+      const Progress& progress = Progress()) {
+    torch::manual_seed(seed);
+    return engine_->Measure(ZooModel(), GaussianRegression(), request,
+                            progress);
+  }
+
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_P(EngineTest, SharpnessMatchesExplicitHessian) {
+  const Reference reference = ReferenceFor(1);
+  auto result =
+      Measure(Request(MeasurementKind::kSharpness, Precision::kFloat64), 1);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const double top = reference.eigenvalues[-1].item<double>();
+  const SharpnessResult& sharpness = result->sharpness;
+  EXPECT_TRUE(sharpness.converged);
+  ASSERT_EQ(sharpness.top.size(), 2);
+  ASSERT_EQ(sharpness.bottom.size(), 1);
+  EXPECT_NEAR(sharpness.top[0].value, top, 1e-8 * top);
+  EXPECT_NEAR(sharpness.top[1].value, reference.eigenvalues[-2].item<double>(),
+              1e-8 * top);
+  EXPECT_NEAR(sharpness.bottom[0].value,
+              reference.eigenvalues[0].item<double>(), 1e-8 * top);
+
+  EXPECT_EQ(result->kind, MeasurementKind::kSharpness);
+  EXPECT_NEAR(result->loss, reference.loss, 1e-12 * reference.loss);
+  EXPECT_EQ(result->hvps, sharpness.iterations);
+  EXPECT_EQ(result->num_samples, kSamples);
+  EXPECT_EQ(result->num_parameters, kParameters);
+  EXPECT_EQ(result->micro_batch_size, kSamples);
+  EXPECT_EQ(result->device, engine_->device());
+  EXPECT_EQ(result->precision, Precision::kFloat64);
+  EXPECT_FALSE(result->train_mode);
+  EXPECT_GT(result->compute_seconds, 0);
+}
+
+TEST_P(EngineTest, TraceWithinFourStandardErrors) {
+  const Reference reference = ReferenceFor(2);
+  auto result =
+      Measure(Request(MeasurementKind::kHessianTrace, Precision::kFloat64), 2);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const double exact = reference.eigenvalues.sum().item<double>();
+  EXPECT_LE(std::abs(result->trace.trace - exact),
+            4 * result->trace.standard_error);
+  EXPECT_EQ(result->trace.probes, 100);
+  EXPECT_EQ(result->trace.stop_reason, "max_probes");
+  EXPECT_EQ(result->hvps, 100);
+}
+
+TEST_P(EngineTest, Float32AndMicroBatchesMatchFloat64Reference) {
+  const Reference reference = ReferenceFor(3);
+  const double top = reference.eigenvalues[-1].item<double>();
+  MeasurementRequest request =
+      Request(MeasurementKind::kSharpness, Precision::kFloat32);
+  request.lanczos.relative_tolerance = 1e-5;
+  request.lanczos.bottom_k = 0;
+  request.objective.micro_batch_size = 10;
+  auto result = Measure(request, 3);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->micro_batch_size, 10);
+  EXPECT_EQ(result->precision, Precision::kFloat32);
+  // float32 HVPs carry relative errors near 1e-6; the top eigenvalue to 1e-4.
+  EXPECT_NEAR(result->sharpness.top[0].value, top, 1e-4 * top);
+}
+
+TEST_P(EngineTest, ReusesTheCachedModelAndShard) {
+  const MeasurementRequest request =
+      Request(MeasurementKind::kSharpness, Precision::kFloat64);
+  auto first = Measure(request, 4);
+  ASSERT_TRUE(first.ok()) << first.status();
+  // Without reseeding, a reloaded zoo model would get new random weights: equal
+  // results mean the engine kept the one it had.
+  auto again =
+      engine_->Measure(ZooModel(), GaussianRegression(), request, Progress());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->sharpness.top[0].value, first->sharpness.top[0].value);
+  auto other = engine_->Measure(ZooModel("zoo:other-key"), GaussianRegression(),
+                                request, Progress());
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_NE(other->sharpness.top[0].value, first->sharpness.top[0].value);
+}
+
+TEST_P(EngineTest, RejectsBadInputsAndStopsWhenCancelled) {
+  const MeasurementRequest request =
+      Request(MeasurementKind::kSharpness, Precision::kFloat32);
+  const absl::Status misfit =
+      engine_
+          ->Measure(ZooModel(), GaussianRegression(/*d=*/5), request,
+                    Progress())
+          .status();
+  EXPECT_EQ(misfit.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(misfit.message(), HasSubstr("[64, 5]"));
+
+  MeasurementRequest no_eigenvalues = request;
+  no_eigenvalues.lanczos.top_k = 0;
+  EXPECT_EQ(Measure(no_eigenvalues, 5).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  MeasurementRequest class_targets = request;
+  class_targets.objective.loss = LossFunction::kCrossEntropy;
+  EXPECT_EQ(Measure(class_targets, 5).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  Progress progress;
+  progress.cancelled = [] { return true; };
+  EXPECT_EQ(Measure(request, 5, progress).status().code(),
+            absl::StatusCode::kCancelled);
+  // The engine keeps working after each failure.
+  EXPECT_TRUE(Measure(request, 5).ok());
+}
+
+CURVD_INSTANTIATE_DEVICE_TEST(EngineTest);
+
+}  // namespace
+}  // namespace curvd::core
