@@ -10,6 +10,7 @@
 #include <torch/types.h>
 
 #include "absl/status/statusor.h"
+#include "core/safetensors.h"
 #include "core/sources.h"
 
 namespace curvd::core {
@@ -38,8 +39,14 @@ class Model {
 // Builds the architecture and loads the weights of `source` (on the CPU, dtype as
 // stored). InvalidArgument for a corrupt or truncated archive, a state dict whose
 // names or shapes do not match the model (the message names the first offender),
-// or NaN/Inf weights; NotFound for a missing file.
+// or NaN/Inf weights; NotFound for a missing file. A zoo source without a state
+// dict keeps LibTorch's default initialisation (reproducible via torch::manual_seed).
 absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelSource& source);
+
+// A tensor of a safetensors file as a CPU torch tensor of the same dtype and shape
+// (a copy). InvalidArgument for dtypes torch lacks (U16/U32/U64) or a data size
+// that does not match the shape.
+absl::StatusOr<torch::Tensor> TensorFromSafetensors(const SafetensorsTensor& tensor);
 
 }  // namespace curvd::core
 
