@@ -1,0 +1,80 @@
+#include "server/device_worker.h"
+
+#include <exception>
+#include <iostream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "server/resource_names.h"
+#include "server/spec_conversion.h"
+
+namespace curvd::server {
+
+DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
+                           JobQueue* queue, Store* store,
+                           const SourceResolver* resolver,
+                           MeasurementLifecycle* lifecycle)
+    : engine_(std::move(engine)),
+      device_(engine_->device()),
+      queue_(queue),
+      store_(store),
+      resolver_(resolver),
+      lifecycle_(lifecycle),
+      thread_([this] { Loop(); }) {}
+
+DeviceWorker::~DeviceWorker() { thread_.join(); }
+
+void DeviceWorker::Loop() {
+  while (std::optional<Job> job = queue_->Pop(device_)) {
+    absl::StatusOr<RunningMeasurement> running =
+        lifecycle_->Start(job->measurement_name, device_);
+    if (!running.ok()) continue;  // cancelled while queued
+    absl::StatusOr<core::MeasurementResult> result = Run(*running);
+    absl::StatusOr<curvd::v1::Measurement> finished =
+        lifecycle_->Finish(job->measurement_name, result);
+    if (!finished.ok()) {
+      // Only a store failure lands here; the measurement stays RUNNING in the
+      // store and becomes FAILED at the next start.
+      std::cerr << "curvd: cannot record the end of " << job->measurement_name
+                << ": " << finished.status() << "\n";
+    }
+  }
+}
+
+absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
+    const RunningMeasurement& running) {
+  const curvd::v1::Measurement& m = running.measurement;
+  CURVD_ASSIGN_OR_RETURN(MeasurementName name, ParseMeasurementName(m.name()));
+  CURVD_ASSIGN_OR_RETURN(
+      curvd::v1::Checkpoint checkpoint,
+      store_->GetCheckpoint(CheckpointNameOf(name.run_id, name.step)));
+  CURVD_ASSIGN_OR_RETURN(curvd::v1::Run run,
+                         store_->GetRun(RunName(name.run_id)));
+  CURVD_ASSIGN_OR_RETURN(core::ModelSource model,
+                         resolver_->ResolveModel(run, checkpoint));
+  CURVD_ASSIGN_OR_RETURN(core::ShardSpec shard,
+                         resolver_->ResolveShard(m.spec().shard_uri()));
+  CURVD_ASSIGN_OR_RETURN(core::MeasurementRequest request,
+                         ToCoreRequest(m.spec()));
+  core::Progress progress;
+  const std::string measurement_name = m.name();
+  progress.report = [this, measurement_name](double fraction,
+                                             const std::string& message) {
+    lifecycle_->ReportProgress(measurement_name, fraction, message);
+  };
+  progress.cancelled = [stop = running.stop] {
+    return stop->load() != StopReason::kNone;
+  };
+  try {
+    return engine_->Measure(model, shard, request, progress);
+  } catch (const std::exception& e) {
+    // The engine promises not to throw; this keeps a broken promise from taking
+    // the whole server down with it.
+    return absl::InternalError(absl::StrCat("engine threw: ", e.what()));
+  } catch (...) {
+    return absl::InternalError("engine threw a non-standard exception");
+  }
+}
+
+}  // namespace curvd::server

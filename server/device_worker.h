@@ -1,0 +1,56 @@
+// One thread per device: takes jobs from the queue and runs them on the
+// device's engine, reporting through the measurement lifecycle.
+#ifndef CURVD_SERVER_DEVICE_WORKER_H_
+#define CURVD_SERVER_DEVICE_WORKER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "core/engine.h"
+#include "server/job_queue.h"
+#include "server/measurement_lifecycle.h"
+#include "server/source_resolver.h"
+#include "server/store.h"
+
+namespace curvd::server {
+
+// Makes the engine of a device ("cpu", "cuda:0"); core::Engine::Create in the
+// binary, a fake in tests.
+using EngineFactory =
+    std::function<absl::StatusOr<std::unique_ptr<core::Engine>>(
+        const std::string& device)>;
+
+class DeviceWorker {
+ public:
+  // Takes ownership of `engine`; the other objects must outlive the worker. The
+  // thread starts at once and serves jobs until `queue` is closed.
+  DeviceWorker(std::unique_ptr<core::Engine> engine, JobQueue* queue,
+               Store* store, const SourceResolver* resolver,
+               MeasurementLifecycle* lifecycle);
+  // Joins the thread: close the queue first, and stop running measurements
+  // (MeasurementLifecycle::StopAllRunning) to join sooner.
+  ~DeviceWorker();
+
+  const std::string& device() const { return device_; }
+
+ private:
+  void Loop();
+  // Resolves sources and runs one RUNNING measurement; never throws.
+  absl::StatusOr<core::MeasurementResult> Run(
+      const RunningMeasurement& running);
+
+  std::unique_ptr<core::Engine> engine_;
+  const std::string device_;
+  JobQueue* const queue_;
+  Store* const store_;
+  const SourceResolver* const resolver_;
+  MeasurementLifecycle* const lifecycle_;
+  std::thread thread_;
+};
+
+}  // namespace curvd::server
+
+#endif  // CURVD_SERVER_DEVICE_WORKER_H_

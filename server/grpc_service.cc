@@ -1,0 +1,345 @@
+#include "server/grpc_service.h"
+
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "server/grpc_status.h"
+#include "server/metrics.h"
+#include "server/resource_names.h"
+#include "server/service_impl.h"
+
+namespace curvd::server {
+namespace {
+
+namespace v1 = ::curvd::v1;
+
+// Counts an RPC as started on construction and as handled in Finish.
+class RpcRecord {
+ public:
+  RpcRecord(Metrics& metrics, RpcMethod method)
+      : metrics_(metrics), method_(method), start_(absl::Now()) {
+    metrics_.RpcStarted(method_);
+  }
+  void Finish(const grpc::Status& status) {
+    metrics_.RpcHandled(method_, status.error_code(), absl::Now() - start_);
+  }
+
+ private:
+  Metrics& metrics_;
+  const RpcMethod method_;
+  const absl::Time start_;
+};
+
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* Unary(ServiceCore& core, RpcMethod method,
+                                absl::Status (*impl)(ServiceCore&,
+                                                     const Request&, Response*),
+                                grpc::CallbackServerContext* context,
+                                const Request* request, Response* response) {
+  RpcRecord record(core.metrics(), method);
+  grpc::Status status = ToGrpcStatus(impl(core, *request, response));
+  record.Finish(status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+class WriteBlobReactor final
+    : public grpc::ServerReadReactor<v1::WriteBlobRequest> {
+ public:
+  WriteBlobReactor(ServiceCore& core, v1::BlobStatus* response)
+      : record_(core.metrics(), RpcMethod::kWriteBlob),
+        upload_(core),
+        response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client half-closed (or went away) without finish_write
+      End(upload_.OnClientDone(response_));
+      return;
+    }
+    bool done = false;
+    absl::Status status = upload_.OnMessage(request_, &done, response_);
+    if (!status.ok() || done) {
+      End(status);
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void End(const absl::Status& status) {
+    upload_.Release();
+    grpc::Status grpc_status = ToGrpcStatus(status);
+    record_.Finish(grpc_status);
+    Finish(grpc_status);
+  }
+
+  RpcRecord record_;
+  BlobUpload upload_;
+  v1::BlobStatus* const response_;
+  v1::WriteBlobRequest request_;
+};
+
+bool IsTerminal(v1::Measurement::State state) {
+  return state == v1::Measurement::SUCCEEDED ||
+         state == v1::Measurement::FAILED ||
+         state == v1::Measurement::CANCELLED;
+}
+
+// Streams one measurement: its stored state first, then every published change,
+// ending after a terminal state. At most one write is outstanding; changes that
+// arrive meanwhile queue up, and progress updates within one state collapse to
+// the newest, so a slow reader never holds more than one entry per state.
+// Decisions are made under mu_ and StartWrite/Finish are called after releasing
+// it, because gRPC may run a reaction inline on the calling thread.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::Measurement> {
+ public:
+  WatchReactor(ServiceCore& core, const v1::WatchMeasurementRequest& request)
+      : record_(core.metrics(), RpcMethod::kWatchMeasurement),
+        inbox_(std::make_shared<Inbox>()) {
+    absl::Status valid = ParseMeasurementName(request.name()).status();
+    if (!valid.ok()) {
+      Act(FinishAction(ToGrpcStatus(valid)));
+      return;
+    }
+    {
+      absl::MutexLock lock(&inbox_->mu);
+      inbox_->reactor = this;
+    }
+    Action action;
+    {
+      // Subscribing before reading the store, under mu_, means no change is
+      // missed and none is delivered ahead of the stored state.
+      absl::MutexLock lock(&mu_);
+      subscription_ = core.watchers().Subscribe(
+          request.name(),
+          [inbox = inbox_](const v1::Measurement& m) { inbox->Deliver(m); });
+      absl::StatusOr<v1::Measurement> current =
+          core.store().GetMeasurement(request.name());
+      action = current.ok() ? EnqueueLocked(*current)
+                            : FinishLocked(ToGrpcStatus(current.status()));
+    }
+    Act(action);
+  }
+
+  void OnWriteDone(bool ok) override {
+    Action action;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok || cancelled_) {
+        action = FinishLocked(
+            grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+      } else if (IsTerminal(in_flight_.state())) {
+        action = FinishLocked(grpc::Status::OK);
+      } else {
+        action = WriteNextLocked();
+      }
+    }
+    Act(action);
+  }
+
+  void OnCancel() override {
+    Action action;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      if (!writing_) {
+        action = FinishLocked(
+            grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+      }
+    }
+    Act(action);
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&inbox_->mu);
+      inbox_->reactor = nullptr;
+    }
+    subscription_.reset();
+    delete this;
+  }
+
+ private:
+  // Outlives the reactor in the subscription's callback; `reactor` is cleared
+  // before the reactor is deleted.
+  struct Inbox {
+    void Deliver(const v1::Measurement& m) {
+      absl::MutexLock lock(&mu);
+      if (reactor != nullptr) reactor->Enqueue(m);
+    }
+    absl::Mutex mu;
+    WatchReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
+  };
+
+  // What to do once mu_ is released.
+  struct Action {
+    bool write = false;
+    bool finish = false;
+    grpc::Status status;
+  };
+
+  static Action FinishAction(grpc::Status status) {
+    return Action{false, true, std::move(status)};
+  }
+
+  void Act(const Action& action) {
+    if (action.write)
+      StartWrite(&in_flight_);  // stable: only one write outstanding
+    if (action.finish) {
+      record_.Finish(action.status);
+      Finish(action.status);
+    }
+  }
+
+  void Enqueue(const v1::Measurement& m) {
+    Action action;
+    {
+      absl::MutexLock lock(&mu_);
+      action = EnqueueLocked(m);
+    }
+    Act(action);
+  }
+
+  Action EnqueueLocked(const v1::Measurement& m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // States only move forward; an older one arriving late is stale.
+    if (finished_ || m.state() < last_state_) return {};
+    last_state_ = m.state();
+    if (!pending_.empty() && pending_.back().state() == m.state()) {
+      pending_.back() = m;
+    } else {
+      pending_.push_back(m);
+    }
+    return writing_ ? Action{} : WriteNextLocked();
+  }
+
+  Action WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (pending_.empty() || finished_) return {};
+    in_flight_ = std::move(pending_.front());
+    pending_.pop_front();
+    writing_ = true;
+    return Action{true, false, grpc::Status::OK};
+  }
+
+  Action FinishLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return {};
+    finished_ = true;
+    return FinishAction(std::move(status));
+  }
+
+  RpcRecord record_;
+  std::shared_ptr<Inbox> inbox_;
+  std::unique_ptr<MeasurementWatchers::Subscription> subscription_;
+  absl::Mutex mu_;
+  std::deque<v1::Measurement> pending_ ABSL_GUARDED_BY(mu_);
+  // Written only while no write is outstanding, read by gRPC during one.
+  v1::Measurement in_flight_;
+  int last_state_ ABSL_GUARDED_BY(mu_) = v1::Measurement::STATE_UNSPECIFIED;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* CurvdService::CreateRun(
+    grpc::CallbackServerContext* context, const v1::CreateRunRequest* request,
+    v1::Run* response) {
+  return Unary(*core_, RpcMethod::kCreateRun, &CreateRunImpl, context, request,
+               response);
+}
+
+grpc::ServerUnaryReactor* CurvdService::GetRun(
+    grpc::CallbackServerContext* context, const v1::GetRunRequest* request,
+    v1::Run* response) {
+  return Unary(*core_, RpcMethod::kGetRun, &GetRunImpl, context, request,
+               response);
+}
+
+grpc::ServerUnaryReactor* CurvdService::ListRuns(
+    grpc::CallbackServerContext* context, const v1::ListRunsRequest* request,
+    v1::ListRunsResponse* response) {
+  return Unary(*core_, RpcMethod::kListRuns, &ListRunsImpl, context, request,
+               response);
+}
+
+grpc::ServerReadReactor<v1::WriteBlobRequest>* CurvdService::WriteBlob(
+    grpc::CallbackServerContext* /*context*/, v1::BlobStatus* response) {
+  return new WriteBlobReactor(*core_, response);
+}
+
+grpc::ServerUnaryReactor* CurvdService::GetBlobStatus(
+    grpc::CallbackServerContext* context,
+    const v1::GetBlobStatusRequest* request, v1::BlobStatus* response) {
+  return Unary(*core_, RpcMethod::kGetBlobStatus, &GetBlobStatusImpl, context,
+               request, response);
+}
+
+grpc::ServerUnaryReactor* CurvdService::CreateCheckpoint(
+    grpc::CallbackServerContext* context,
+    const v1::CreateCheckpointRequest* request, v1::Checkpoint* response) {
+  return Unary(*core_, RpcMethod::kCreateCheckpoint, &CreateCheckpointImpl,
+               context, request, response);
+}
+
+grpc::ServerUnaryReactor* CurvdService::GetCheckpoint(
+    grpc::CallbackServerContext* context,
+    const v1::GetCheckpointRequest* request, v1::Checkpoint* response) {
+  return Unary(*core_, RpcMethod::kGetCheckpoint, &GetCheckpointImpl, context,
+               request, response);
+}
+
+grpc::ServerUnaryReactor* CurvdService::ListCheckpoints(
+    grpc::CallbackServerContext* context,
+    const v1::ListCheckpointsRequest* request,
+    v1::ListCheckpointsResponse* response) {
+  return Unary(*core_, RpcMethod::kListCheckpoints, &ListCheckpointsImpl,
+               context, request, response);
+}
+
+grpc::ServerUnaryReactor* CurvdService::CreateMeasurement(
+    grpc::CallbackServerContext* context,
+    const v1::CreateMeasurementRequest* request, v1::Measurement* response) {
+  return Unary(*core_, RpcMethod::kCreateMeasurement, &CreateMeasurementImpl,
+               context, request, response);
+}
+
+grpc::ServerUnaryReactor* CurvdService::GetMeasurement(
+    grpc::CallbackServerContext* context,
+    const v1::GetMeasurementRequest* request, v1::Measurement* response) {
+  return Unary(*core_, RpcMethod::kGetMeasurement, &GetMeasurementImpl, context,
+               request, response);
+}
+
+grpc::ServerUnaryReactor* CurvdService::ListMeasurements(
+    grpc::CallbackServerContext* context,
+    const v1::ListMeasurementsRequest* request,
+    v1::ListMeasurementsResponse* response) {
+  return Unary(*core_, RpcMethod::kListMeasurements, &ListMeasurementsImpl,
+               context, request, response);
+}
+
+grpc::ServerWriteReactor<v1::Measurement>* CurvdService::WatchMeasurement(
+    grpc::CallbackServerContext* /*context*/,
+    const v1::WatchMeasurementRequest* request) {
+  return new WatchReactor(*core_, *request);
+}
+
+grpc::ServerUnaryReactor* CurvdService::CancelMeasurement(
+    grpc::CallbackServerContext* context,
+    const v1::CancelMeasurementRequest* request, v1::Measurement* response) {
+  return Unary(*core_, RpcMethod::kCancelMeasurement, &CancelMeasurementImpl,
+               context, request, response);
+}
+
+}  // namespace curvd::server

@@ -1,0 +1,138 @@
+// curvd: the loss-landscape curvature measurement server.
+#include <pthread.h>
+#include <signal.h>
+
+#include <climits>
+#include <cstdint>
+#include <iostream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/engine.h"
+#include "server/server.h"
+#include "server/server_config.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "gRPC address host:port (port 0 picks a free port).");
+ABSL_FLAG(
+    std::string, metrics_listen, "127.0.0.1:9464",
+    "Prometheus /metrics address host:port; empty disables the endpoint.");
+ABSL_FLAG(std::string, state_dir, "./curvd-state",
+          "Directory for the SQLite database (curvd.db) and the uploaded blobs "
+          "(blobs/).");
+ABSL_FLAG(std::string, data_roots, "",
+          "Comma-separated directories that file:// URIs may name. Empty: only "
+          "uploaded "
+          "blobs and builtin:// shards.");
+ABSL_FLAG(int64_t, max_blob_bytes, int64_t{1} << 30,
+          "Largest blob (checkpoint, archive, shard) an upload may declare, in "
+          "bytes.");
+ABSL_FLAG(int64_t, max_receive_message_bytes, int64_t{16} << 20,
+          "Largest gRPC message accepted, in bytes; WriteBlob chunks must be "
+          "smaller.");
+ABSL_FLAG(int64_t, queue_capacity, 256,
+          "Measurements that may wait for a device; creating more is "
+          "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(std::string, devices, "auto",
+          "\"auto\" (one worker per CUDA device, else one CPU worker) or a "
+          "comma list such "
+          "as \"cpu\" or \"cuda:0,cuda:1\".");
+ABSL_FLAG(int64_t, shutdown_grace_seconds, 30,
+          "On SIGTERM/SIGINT, seconds running measurements get to finish "
+          "before they are "
+          "cancelled.");
+
+namespace {
+
+// How long open calls (watch streams) may linger after the measurements
+// drained.
+constexpr absl::Duration kRpcShutdownDeadline = absl::Seconds(5);
+
+int Fail(const std::string& message) {
+  std::cerr << "curvd: " << message << "\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves loss-landscape curvature measurements (sharpness, Hessian trace) "
+      "of "
+      "model checkpoints over gRPC.\nUsage: curvd [--flag=value ...]");
+  // absl's --help lists the flags of files named after the program; ours live
+  // in main.cc, so say so.
+  absl::FlagsUsageConfig usage;
+  usage.contains_helpshort_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/main.cc");
+  };
+  usage.contains_help_flags = usage.contains_helpshort_flags;
+  absl::SetFlagsUsageConfig(usage);
+  absl::ParseCommandLine(argc, argv);
+
+  // Block the stop signals before any thread starts, so every thread inherits
+  // the mask and only sigwait below sees them: no code runs in a signal
+  // handler.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  using curvd::server::ServerOptions;
+  ServerOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.service.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.service.max_blob_bytes = absl::GetFlag(FLAGS_max_blob_bytes);
+  options.service.version = CURVD_VERSION;
+  const int64_t receive_limit = absl::GetFlag(FLAGS_max_receive_message_bytes);
+  if (receive_limit > INT_MAX) {
+    return Fail(
+        absl::StrCat("--max_receive_message_bytes must be at most ", INT_MAX));
+  }
+  options.max_receive_message_bytes = static_cast<int>(receive_limit);
+  const int64_t capacity = absl::GetFlag(FLAGS_queue_capacity);
+  if (capacity <= 0) return Fail("--queue_capacity must be positive");
+  options.service.queue_capacity = static_cast<size_t>(capacity);
+  const int64_t grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
+  if (grace_seconds < 0) return Fail("--shutdown_grace_seconds must be >= 0");
+
+  absl::StatusOr<std::vector<std::string>> roots =
+      curvd::server::ResolveDataRoots(absl::GetFlag(FLAGS_data_roots));
+  if (!roots.ok()) return Fail(std::string(roots.status().message()));
+  options.service.data_roots = *roots;
+  absl::StatusOr<std::vector<std::string>> devices =
+      curvd::server::ResolveDevices(absl::GetFlag(FLAGS_devices),
+                                    curvd::core::Engine::CudaDeviceCount());
+  if (!devices.ok()) return Fail(std::string(devices.status().message()));
+  options.service.devices = *devices;
+  if (absl::Status valid = curvd::server::ValidateServerOptions(&options);
+      !valid.ok()) {
+    return Fail(std::string(valid.message()));
+  }
+
+  auto server =
+      curvd::server::CurvdServer::Start(options, &curvd::core::Engine::Create);
+  if (!server.ok())
+    return Fail(absl::StrCat("cannot start: ", server.status().ToString()));
+  std::cerr << "curvd " << CURVD_VERSION << ": serving gRPC on port "
+            << (*server)->port() << ", metrics on port "
+            << (*server)->metrics_port() << ", devices "
+            << absl::StrJoin(options.service.devices, ",") << ", state in "
+            << options.service.state_dir << "\n";
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  std::cerr << "curvd: signal " << signal_number << ", shutting down (grace "
+            << grace_seconds << " s)\n";
+  (*server)->Shutdown(absl::Seconds(grace_seconds), kRpcShutdownDeadline);
+  std::cerr << "curvd: stopped\n";
+  return 0;
+}

@@ -1,0 +1,169 @@
+#include "server/measurement_lifecycle.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/spec_conversion.h"
+
+namespace curvd::server {
+namespace {
+
+using ::curvd::v1::Measurement;
+using ::google::protobuf::util::TimeUtil;
+
+constexpr absl::Duration kPublishInterval = absl::Milliseconds(100);
+constexpr absl::Duration kStoreInterval = absl::Seconds(1);
+
+bool IsTerminal(Measurement::State state) {
+  return state == Measurement::SUCCEEDED || state == Measurement::FAILED ||
+         state == Measurement::CANCELLED;
+}
+
+double SecondsBetween(const google::protobuf::Timestamp& start,
+                      const google::protobuf::Timestamp& end) {
+  return static_cast<double>(TimeUtil::TimestampToNanoseconds(end) -
+                             TimeUtil::TimestampToNanoseconds(start)) *
+         1e-9;
+}
+
+}  // namespace
+
+MeasurementLifecycle::MeasurementLifecycle(Store* store, JobQueue* queue,
+                                           MeasurementWatchers* watchers,
+                                           Metrics* metrics)
+    : store_(store), queue_(queue), watchers_(watchers), metrics_(metrics) {}
+
+absl::Status MeasurementLifecycle::StoreAndPublish(const Measurement& m) {
+  CURVD_RETURN_IF_ERROR(store_->UpdateMeasurement(m));
+  watchers_->Publish(m);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RunningMeasurement> MeasurementLifecycle::Start(
+    const std::string& name, const std::string& device) {
+  absl::MutexLock lock(&mu_);
+  CURVD_ASSIGN_OR_RETURN(Measurement m, store_->GetMeasurement(name));
+  if (m.state() != Measurement::QUEUED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        name, " is ", Measurement::State_Name(m.state()), ", not QUEUED"));
+  }
+  m.set_state(Measurement::RUNNING);
+  *m.mutable_start_time() = TimeUtil::GetCurrentTime();
+  m.mutable_diagnostics()->set_device(device);
+  m.set_progress(0);
+  m.set_progress_message("starting");
+  CURVD_RETURN_IF_ERROR(StoreAndPublish(m));
+  Running& running = running_[name];
+  running.current = m;
+  running.stop = std::make_shared<std::atomic<StopReason>>(StopReason::kNone);
+  running.last_publish = running.last_store = absl::Now();
+  return RunningMeasurement{m, running.stop};
+}
+
+void MeasurementLifecycle::ReportProgress(const std::string& name,
+                                          double fraction,
+                                          const std::string& message) {
+  absl::MutexLock lock(&mu_);
+  auto it = running_.find(name);
+  if (it == running_.end()) return;
+  Running& running = it->second;
+  running.current.set_progress(std::clamp(fraction, 0.0, 1.0));
+  running.current.set_progress_message(message);
+  const absl::Time now = absl::Now();
+  if (now - running.last_store >= kStoreInterval) {
+    // Progress is advisory: a failed write here is retried by the next report
+    // and superseded by the terminal write, so it is not worth failing the job
+    // for.
+    store_->UpdateMeasurement(running.current).IgnoreError();
+    running.last_store = now;
+  }
+  if (now - running.last_publish >= kPublishInterval) {
+    watchers_->Publish(running.current);
+    running.last_publish = now;
+  }
+}
+
+absl::StatusOr<Measurement> MeasurementLifecycle::Finish(
+    const std::string& name,
+    const absl::StatusOr<core::MeasurementResult>& result) {
+  absl::MutexLock lock(&mu_);
+  auto it = running_.find(name);
+  if (it == running_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(name, " is not RUNNING"));
+  }
+  Measurement m = std::move(it->second.current);
+  const StopReason stop = it->second.stop->load();
+  running_.erase(it);
+  const std::string device = m.diagnostics().device();
+  Outcome outcome;
+  int64_t hvps = 0;
+  if (result.ok()) {
+    m.set_state(Measurement::SUCCEEDED);
+    m.set_progress(1);
+    m.clear_progress_message();
+    ApplyResult(*result, &m);
+    hvps = result->hvps;
+    outcome = Outcome::kSucceeded;
+  } else if (absl::IsCancelled(result.status()) &&
+             stop == StopReason::kUserCancel) {
+    m.set_state(Measurement::CANCELLED);
+    outcome = Outcome::kCancelled;
+  } else {
+    absl::Status error = result.status();
+    if (absl::IsCancelled(error) && stop == StopReason::kShutdown) {
+      error = absl::UnavailableError(
+          "the server shut down before the measurement finished; create it "
+          "again");
+    }
+    m.set_state(Measurement::FAILED);
+    m.set_error_code(static_cast<int32_t>(error.code()));
+    m.set_error_message(std::string(error.message()));
+    outcome = Outcome::kFailed;
+  }
+  *m.mutable_end_time() = TimeUtil::GetCurrentTime();
+  // Counted first, so that whoever sees the terminal state also sees it
+  // counted.
+  metrics_->MeasurementFinished(KindName(m.spec()), device, outcome,
+                                SecondsBetween(m.start_time(), m.end_time()),
+                                hvps);
+  CURVD_RETURN_IF_ERROR(StoreAndPublish(m));
+  return m;
+}
+
+absl::StatusOr<Measurement> MeasurementLifecycle::Cancel(
+    const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  if (auto it = running_.find(name); it != running_.end()) {
+    it->second.stop->store(StopReason::kUserCancel);
+    return it->second.current;
+  }
+  CURVD_ASSIGN_OR_RETURN(Measurement m, store_->GetMeasurement(name));
+  if (IsTerminal(m.state())) return m;
+  // QUEUED: a worker that popped the job meanwhile finds it CANCELLED in Start
+  // and skips it, so whether Remove found it does not matter.
+  queue_->Remove(name);
+  m.set_state(Measurement::CANCELLED);
+  *m.mutable_end_time() = TimeUtil::GetCurrentTime();
+  metrics_->MeasurementFinished(KindName(m.spec()), "", Outcome::kCancelled, 0,
+                                0);
+  CURVD_RETURN_IF_ERROR(StoreAndPublish(m));
+  return m;
+}
+
+void MeasurementLifecycle::StopAllRunning() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [name, running] : running_) {
+    StopReason expected = StopReason::kNone;
+    running.stop->compare_exchange_strong(expected, StopReason::kShutdown);
+  }
+}
+
+size_t MeasurementLifecycle::running() const {
+  absl::MutexLock lock(&mu_);
+  return running_.size();
+}
+
+}  // namespace curvd::server

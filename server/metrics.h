@@ -1,0 +1,96 @@
+// Prometheus metrics of the server, served as text on /metrics by
+// prometheus-cpp.
+#ifndef CURVD_SERVER_METRICS_H_
+#define CURVD_SERVER_METRICS_H_
+
+#include <grpcpp/support/status.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace curvd::server {
+
+// The service's RPC methods, the values of the grpc_method label.
+enum class RpcMethod {
+  kCreateRun,
+  kGetRun,
+  kListRuns,
+  kWriteBlob,
+  kGetBlobStatus,
+  kCreateCheckpoint,
+  kGetCheckpoint,
+  kListCheckpoints,
+  kCreateMeasurement,
+  kGetMeasurement,
+  kListMeasurements,
+  kWatchMeasurement,
+  kCancelMeasurement,
+};
+inline constexpr size_t kRpcMethodCount = 13;
+
+// How a measurement ended, the values of the outcome label.
+enum class Outcome { kSucceeded, kFailed, kCancelled };
+
+// Every family is registered in the constructor and every labelled series a
+// method can touch is created there too, so recording is a lookup in immutable
+// tables plus an atomic update: all recording methods are thread-safe and never
+// allocate label sets.
+class Metrics {
+ public:
+  // `devices` are the worker devices (the bounded values of the device label);
+  // `version` is exported as curvd_build_info{version}.
+  Metrics(const std::vector<std::string>& devices, const std::string& version);
+  ~Metrics();
+
+  // Serves the registry on http://`address`/metrics ("host:port"; port 0 picks
+  // one). Unavailable if it cannot bind. Call once.
+  absl::Status Serve(const std::string& address);
+  // The bound port after Serve, else 0.
+  int port() const;
+
+  void RpcStarted(RpcMethod method);
+  void RpcHandled(RpcMethod method, grpc::StatusCode code,
+                  absl::Duration elapsed);
+  void SetQueueDepth(size_t depth);
+  void BlobBytesReceived(int64_t bytes);
+  // A measurement of `kind` ("sharpness", "hessian_trace") ended on `device`.
+  // Unknown kinds or devices are dropped rather than creating unbounded series.
+  void MeasurementFinished(const std::string& kind, const std::string& device,
+                           Outcome outcome, double seconds, int64_t hvps);
+
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  struct RpcSeries {
+    prometheus::Counter* started = nullptr;
+    std::array<prometheus::Counter*, 17> handled{};  // by grpc::StatusCode
+    prometheus::Histogram* seconds = nullptr;
+  };
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::array<RpcSeries, kRpcMethodCount> rpc_;
+  prometheus::Gauge* queue_depth_ = nullptr;
+  prometheus::Counter* blob_bytes_ = nullptr;
+  // Keyed by "kind/outcome", "kind/device" and device.
+  absl::flat_hash_map<std::string, prometheus::Counter*> measurements_;
+  absl::flat_hash_map<std::string, prometheus::Histogram*> durations_;
+  absl::flat_hash_map<std::string, prometheus::Counter*> hvps_;
+};
+
+}  // namespace curvd::server
+
+#endif  // CURVD_SERVER_METRICS_H_

@@ -1,0 +1,68 @@
+// The curvd server: the service core behind a gRPC server (with health and
+// reflection) and a /metrics endpoint, with a graceful shutdown.
+#ifndef CURVD_SERVER_SERVER_H_
+#define CURVD_SERVER_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/device_worker.h"
+#include "server/grpc_service.h"
+#include "server/service_core.h"
+
+namespace curvd::server {
+
+struct ServerOptions {
+  ServiceOptions service;
+  // gRPC address "host:port"; port 0 picks a free one (see
+  // CurvdServer::port()).
+  std::string listen = "127.0.0.1:50051";
+  // /metrics address; empty serves no metrics endpoint.
+  std::string metrics_listen = "127.0.0.1:9464";
+  // Largest message accepted; WriteBlob chunks must fit.
+  int max_receive_message_bytes = 16 << 20;
+};
+
+class CurvdServer {
+ public:
+  // Builds the service core (see ServiceCore::Create), binds /metrics and the
+  // gRPC port, and reports SERVING on grpc.health.v1. Unavailable if a port
+  // cannot be bound; the core's errors otherwise. The caller owns the server.
+  static absl::StatusOr<std::unique_ptr<CurvdServer>> Start(
+      const ServerOptions& options, const EngineFactory& engine_factory);
+
+  // Shuts down with no grace if Shutdown was not called.
+  ~CurvdServer();
+
+  // The bound gRPC and metrics ports.
+  int port() const { return port_; }
+  int metrics_port() const { return core_->metrics().port(); }
+  ServiceCore& core() { return *core_; }
+
+  // Graceful stop: health goes NOT_SERVING and CreateMeasurement UNAVAILABLE;
+  // running measurements get `grace` to finish and are then stopped (FAILED,
+  // UNAVAILABLE); queued ones stay QUEUED for the next start. Reads keep being
+  // served meanwhile, so clients can collect results; then the gRPC server
+  // stops, cancelling calls still open after `rpc_deadline` (watch streams),
+  // and the store is closed last, so no RPC meets a closed store. Blocks;
+  // idempotent; thread-safe.
+  void Shutdown(absl::Duration grace, absl::Duration rpc_deadline);
+
+ private:
+  CurvdServer() = default;
+
+  std::unique_ptr<ServiceCore> core_;
+  std::unique_ptr<CurvdService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+};
+
+}  // namespace curvd::server
+
+#endif  // CURVD_SERVER_SERVER_H_

@@ -1,0 +1,110 @@
+#include "server/server_config.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace curvd::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kMinReceiveMessageBytes = 64 << 10;
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ResolveDevices(const std::string& flag,
+                                                        int cuda_device_count) {
+  std::vector<std::string> devices;
+  if (flag == "auto") {
+    for (int i = 0; i < cuda_device_count; ++i)
+      devices.push_back(absl::StrCat("cuda:", i));
+    if (devices.empty()) devices.push_back("cpu");
+    return devices;
+  }
+  absl::flat_hash_set<std::string> seen;
+  for (absl::string_view entry :
+       absl::StrSplit(flag, ',', absl::SkipWhitespace())) {
+    std::string device(absl::StripAsciiWhitespace(entry));
+    absl::string_view index = device;
+    int n = -1;
+    bool ok = device == "cpu" ||
+              (absl::ConsumePrefix(&index, "cuda:") &&
+               absl::SimpleAtoi(index, &n) && n >= 0 && n < cuda_device_count);
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--devices: \"", device, "\" is not \"cpu\" or \"cuda:N\" with N < ",
+          cuda_device_count, " (the CUDA devices visible)"));
+    }
+    if (!seen.insert(device).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--devices: \"", device, "\" is listed twice"));
+    }
+    devices.push_back(device);
+  }
+  if (devices.empty()) {
+    return absl::InvalidArgumentError(
+        "--devices: name at least one device, or \"auto\"");
+  }
+  return devices;
+}
+
+absl::StatusOr<std::vector<std::string>> ResolveDataRoots(
+    const std::string& flag) {
+  std::vector<std::string> roots;
+  for (absl::string_view entry :
+       absl::StrSplit(flag, ',', absl::SkipWhitespace())) {
+    fs::path root(std::string(absl::StripAsciiWhitespace(entry)));
+    std::error_code error;
+    if (!fs::is_directory(root, error)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--data_roots: ", root.string(), " is not a directory"));
+    }
+    roots.push_back(fs::absolute(root, error).lexically_normal().string());
+  }
+  return roots;
+}
+
+absl::Status ValidateServerOptions(ServerOptions* options) {
+  if (!absl::StrContains(options->listen, ':')) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen \"", options->listen, "\" must be host:port"));
+  }
+  if (!options->metrics_listen.empty() &&
+      !absl::StrContains(options->metrics_listen, ':')) {
+    return absl::InvalidArgumentError(absl::StrCat("--metrics_listen \"",
+                                                   options->metrics_listen,
+                                                   "\" must be host:port"));
+  }
+  ServiceOptions& service = options->service;
+  if (service.state_dir.empty()) {
+    return absl::InvalidArgumentError("--state_dir must name a directory");
+  }
+  std::error_code error;
+  service.state_dir =
+      fs::absolute(service.state_dir, error).lexically_normal().string();
+  if (service.max_blob_bytes <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_blob_bytes must be positive, got ", service.max_blob_bytes));
+  }
+  if (options->max_receive_message_bytes < kMinReceiveMessageBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_receive_message_bytes must be at least ",
+        kMinReceiveMessageBytes, ", got ", options->max_receive_message_bytes));
+  }
+  if (service.queue_capacity == 0) {
+    return absl::InvalidArgumentError("--queue_capacity must be positive");
+  }
+  if (service.devices.empty()) {
+    return absl::InvalidArgumentError("--devices resolved to no device");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace curvd::server

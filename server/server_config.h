@@ -1,0 +1,32 @@
+// Validation of the server's command-line configuration, kept out of main.cc so
+// that it is tested.
+#ifndef CURVD_SERVER_SERVER_CONFIG_H_
+#define CURVD_SERVER_SERVER_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/server.h"
+
+namespace curvd::server {
+
+// --devices: "auto" is one worker per CUDA device, or one CPU worker without
+// CUDA; otherwise a comma list of "cpu" and "cuda:N" (N < `cuda_device_count`),
+// without repeats. InvalidArgument naming the bad entry. Pure.
+absl::StatusOr<std::vector<std::string>> ResolveDevices(const std::string& flag,
+                                                        int cuda_device_count);
+
+// --data_roots: a comma list of existing directories, returned absolute; empty
+// entries are skipped. InvalidArgument naming a root that is not a directory.
+absl::StatusOr<std::vector<std::string>> ResolveDataRoots(
+    const std::string& flag);
+
+// Checks the ranges of every option (addresses present, sizes and capacity
+// positive, receive limit within gRPC's int range and at least 64 KiB) and
+// makes state_dir absolute. InvalidArgument naming the flag.
+absl::Status ValidateServerOptions(ServerOptions* options);
+
+}  // namespace curvd::server
+
+#endif  // CURVD_SERVER_SERVER_CONFIG_H_

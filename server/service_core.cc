@@ -1,0 +1,111 @@
+#include "server/service_core.h"
+
+#include <filesystem>
+#include <iostream>
+#include <system_error>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/status_macros.h"
+#include "server/sqlite_store.h"
+
+namespace curvd::server {
+
+absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
+    const ServiceOptions& options, const EngineFactory& engine_factory) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  fs::create_directories(options.state_dir, error);
+  if (error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create --state_dir ", options.state_dir, ": ",
+                     error.message()));
+  }
+  std::unique_ptr<ServiceCore> core(new ServiceCore(options));
+  CURVD_ASSIGN_OR_RETURN(
+      core->store_,
+      SqliteStore::Open((fs::path(options.state_dir) / "curvd.db").string()));
+  CURVD_ASSIGN_OR_RETURN(
+      core->blobs_,
+      BlobStore::Open((fs::path(options.state_dir) / "blobs").string(),
+                      options.max_blob_bytes));
+  core->metrics_ = std::make_unique<Metrics>(options.devices, options.version);
+  Metrics* metrics = core->metrics_.get();
+  core->queue_ = std::make_unique<JobQueue>(
+      options.queue_capacity,
+      [metrics](size_t depth) { metrics->SetQueueDepth(depth); });
+  core->lifecycle_ = std::make_unique<MeasurementLifecycle>(
+      core->store_.get(), core->queue_.get(), &core->watchers_, metrics);
+  core->resolver_ =
+      std::make_unique<SourceResolver>(core->blobs_.get(), options.data_roots);
+
+  CURVD_ASSIGN_OR_RETURN(std::vector<curvd::v1::Measurement> queued,
+                         core->store_->RecoverInterrupted());
+  std::vector<std::unique_ptr<core::Engine>> engines;
+  for (const std::string& device : options.devices) {
+    absl::StatusOr<std::unique_ptr<core::Engine>> engine =
+        engine_factory(device);
+    if (!engine.ok()) {
+      return absl::Status(
+          engine.status().code(),
+          absl::StrCat("device ", device, ": ", engine.status().message()));
+    }
+    engines.push_back(*std::move(engine));
+  }
+  for (const curvd::v1::Measurement& m : queued) {
+    const std::string checkpoint =
+        m.name().substr(0, m.name().find("/measurements/"));
+    const std::string run =
+        checkpoint.substr(0, checkpoint.find("/checkpoints/"));
+    // Work acknowledged before the restart is queued even beyond the capacity.
+    CURVD_RETURN_IF_ERROR(core->queue_->Push(
+        Job{m.name(), run, m.spec().device()}, /*over_capacity_ok=*/true));
+  }
+  for (auto& engine : engines) {
+    core->workers_.push_back(std::make_unique<DeviceWorker>(
+        std::move(engine), core->queue_.get(), core->store_.get(),
+        core->resolver_.get(), core->lifecycle_.get()));
+  }
+  return core;
+}
+
+ServiceCore::~ServiceCore() {
+  Drain(absl::ZeroDuration());
+  CloseStore();
+}
+
+void ServiceCore::Drain(absl::Duration grace) {
+  if (drained_.exchange(true)) return;
+  accepting_ = false;
+  if (queue_ == nullptr)
+    return;  // Create failed before there was anything to drain
+  queue_->Close();
+  const absl::Time deadline = absl::Now() + grace;
+  while (lifecycle_->running() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  lifecycle_->StopAllRunning();
+  workers_.clear();  // joins: each worker ends its measurement and sees the
+                     // closed queue
+}
+
+void ServiceCore::CloseStore() {
+  if (store_ == nullptr) return;
+  absl::Status closed = store_->Close();
+  if (!closed.ok()) std::cerr << "curvd: closing the store: " << closed << "\n";
+}
+
+std::string ServiceCore::NewId() {
+  thread_local absl::BitGen gen;
+  return absl::StrFormat("%016x", absl::Uniform<uint64_t>(gen));
+}
+
+bool ServiceCore::HasWorkerFor(const std::string& device_class) const {
+  for (const std::string& device : options_.devices) {
+    if (DeviceClassOf(device) == device_class) return true;
+  }
+  return false;
+}
+
+}  // namespace curvd::server

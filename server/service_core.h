@@ -1,0 +1,98 @@
+// Everything the RPC methods work on, owned in one place and built in
+// dependency order: store, blobs, metrics, queue, lifecycle, workers.
+#ifndef CURVD_SERVER_SERVICE_CORE_H_
+#define CURVD_SERVER_SERVICE_CORE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/blob_store.h"
+#include "server/device_worker.h"
+#include "server/job_queue.h"
+#include "server/measurement_lifecycle.h"
+#include "server/measurement_watchers.h"
+#include "server/metrics.h"
+#include "server/source_resolver.h"
+#include "server/store.h"
+
+namespace curvd::server {
+
+struct ServiceOptions {
+  // Holds curvd.db and blobs/; created if missing.
+  std::string state_dir;
+  // Directories that file:// URIs may name.
+  std::vector<std::string> data_roots;
+  int64_t max_blob_bytes = int64_t{1} << 30;
+  size_t queue_capacity = 256;
+  // One worker each: "cpu", "cuda:0", ...
+  std::vector<std::string> devices = {"cpu"};
+  std::string version;
+};
+
+class ServiceCore {
+ public:
+  // Opens the store and the blob store under options.state_dir, fails
+  // measurements left RUNNING by a dead process, makes one engine per device
+  // with `engine_factory` and starts its worker, and queues again the
+  // measurements left QUEUED. Errors from any step (bad state_dir, newer
+  // schema, an engine that cannot be made) are returned and nothing keeps
+  // running.
+  static absl::StatusOr<std::unique_ptr<ServiceCore>> Create(
+      const ServiceOptions& options, const EngineFactory& engine_factory);
+
+  // Drains with no grace, then closes the store.
+  ~ServiceCore();
+
+  // Stops taking measurements (CreateMeasurement answers UNAVAILABLE), closes
+  // the queue (what is still queued stays QUEUED in the store for the next
+  // start), gives running measurements `grace` to finish, stops the rest (they
+  // end FAILED with UNAVAILABLE) and joins the workers. Reads keep working.
+  // Idempotent; blocks for up to `grace` plus one engine iteration.
+  void Drain(absl::Duration grace);
+
+  // Closes the store (after Drain, once no RPC can reach it); store calls fail
+  // with FailedPrecondition afterwards. Idempotent.
+  void CloseStore();
+
+  // False once Drain began.
+  bool accepting() const { return accepting_.load(); }
+
+  // A fresh random measurement id, 16 lowercase hex digits. Thread-safe.
+  std::string NewId();
+
+  const ServiceOptions& options() const { return options_; }
+  Store& store() { return *store_; }
+  BlobStore& blobs() { return *blobs_; }
+  Metrics& metrics() { return *metrics_; }
+  JobQueue& queue() { return *queue_; }
+  MeasurementWatchers& watchers() { return watchers_; }
+  MeasurementLifecycle& lifecycle() { return *lifecycle_; }
+  const SourceResolver& resolver() const { return *resolver_; }
+  // Device classes ("cpu", "cuda") that have a worker.
+  bool HasWorkerFor(const std::string& device_class) const;
+
+ private:
+  explicit ServiceCore(ServiceOptions options) : options_(std::move(options)) {}
+
+  const ServiceOptions options_;
+  std::atomic<bool> accepting_{true};
+  std::atomic<bool> drained_{false};
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<JobQueue> queue_;
+  MeasurementWatchers watchers_;
+  std::unique_ptr<MeasurementLifecycle> lifecycle_;
+  std::unique_ptr<SourceResolver> resolver_;
+  std::vector<std::unique_ptr<DeviceWorker>> workers_;
+};
+
+}  // namespace curvd::server
+
+#endif  // CURVD_SERVER_SERVICE_CORE_H_

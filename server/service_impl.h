@@ -1,0 +1,108 @@
+// The service's methods as plain functions over a ServiceCore: what the gRPC
+// shims call, and what tests call without a network. Each returns the status of
+// the call; the response is only meaningful when it is OK. All are thread-safe
+// and bounded: they touch the store and the disk, and never wait for a
+// measurement.
+#ifndef CURVD_SERVER_SERVICE_IMPL_H_
+#define CURVD_SERVER_SERVICE_IMPL_H_
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "curvd/v1/curvd_service.pb.h"
+#include "server/blob_store.h"
+#include "server/service_core.h"
+
+namespace curvd::server {
+
+// Default and largest page_size of the List methods.
+inline constexpr int kDefaultPageSize = 50;
+inline constexpr int kMaxPageSize = 1000;
+
+// Registers a run. Idempotent for the same run_id and model (returns the stored
+// run); ALREADY_EXISTS for a different model; INVALID_ARGUMENT for a bad run_id
+// or model; FAILED_PRECONDITION if the archive blob is not uploaded;
+// PERMISSION_DENIED for an archive URI outside the data roots.
+absl::Status CreateRunImpl(ServiceCore& core,
+                           const curvd::v1::CreateRunRequest& request,
+                           curvd::v1::Run* response);
+absl::Status GetRunImpl(ServiceCore& core,
+                        const curvd::v1::GetRunRequest& request,
+                        curvd::v1::Run* response);
+absl::Status ListRunsImpl(ServiceCore& core,
+                          const curvd::v1::ListRunsRequest& request,
+                          curvd::v1::ListRunsResponse* response);
+
+// Committed size of a blob: complete when uploaded, else the bytes of an upload
+// to resume (0 for a blob never seen). INVALID_ARGUMENT for a malformed digest.
+absl::Status GetBlobStatusImpl(ServiceCore& core,
+                               const curvd::v1::GetBlobStatusRequest& request,
+                               curvd::v1::BlobStatus* response);
+
+// Records a checkpoint. Its format defaults to SAFETENSORS for a zoo run and
+// TORCHSCRIPT otherwise. Idempotent for the same step and content,
+// ALREADY_EXISTS for other content; NOT_FOUND for an unknown run;
+// FAILED_PRECONDITION for a blob not uploaded; INVALID_ARGUMENT /
+// PERMISSION_DENIED for a bad URI.
+absl::Status CreateCheckpointImpl(
+    ServiceCore& core, const curvd::v1::CreateCheckpointRequest& request,
+    curvd::v1::Checkpoint* response);
+absl::Status GetCheckpointImpl(ServiceCore& core,
+                               const curvd::v1::GetCheckpointRequest& request,
+                               curvd::v1::Checkpoint* response);
+absl::Status ListCheckpointsImpl(
+    ServiceCore& core, const curvd::v1::ListCheckpointsRequest& request,
+    curvd::v1::ListCheckpointsResponse* response);
+
+// Validates the spec and its sources and queues the measurement, returning it
+// QUEUED. INVALID_ARGUMENT for a spec out of range or a malformed shard URI,
+// PERMISSION_DENIED for a shard outside the data roots, NOT_FOUND for an
+// unknown checkpoint, RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE
+// while shutting down. The same non-empty request_id under the same parent
+// returns the measurement created first.
+absl::Status CreateMeasurementImpl(
+    ServiceCore& core, const curvd::v1::CreateMeasurementRequest& request,
+    curvd::v1::Measurement* response);
+absl::Status GetMeasurementImpl(ServiceCore& core,
+                                const curvd::v1::GetMeasurementRequest& request,
+                                curvd::v1::Measurement* response);
+// Parent "runs/{run}/checkpoints/{step}", or ".../checkpoints/-" for the whole
+// run.
+absl::Status ListMeasurementsImpl(
+    ServiceCore& core, const curvd::v1::ListMeasurementsRequest& request,
+    curvd::v1::ListMeasurementsResponse* response);
+// See MeasurementLifecycle::Cancel.
+absl::Status CancelMeasurementImpl(
+    ServiceCore& core, const curvd::v1::CancelMeasurementRequest& request,
+    curvd::v1::Measurement* response);
+
+// The server side of one WriteBlob stream, fed message by message. Thread-
+// compatible (a stream delivers one message at a time).
+class BlobUpload {
+ public:
+  explicit BlobUpload(ServiceCore& core) : core_(core) {}
+
+  // Consumes one message. Returns an error that ends the stream, or OK with
+  // `*done` set when the response is final (finish_write committed the blob, or
+  // it was already stored); `*response` then holds it.
+  absl::Status OnMessage(const curvd::v1::WriteBlobRequest& request, bool* done,
+                         curvd::v1::BlobStatus* response);
+
+  // The response for a stream the client closed without finish_write: the
+  // committed size, to resume from.
+  absl::Status OnClientDone(curvd::v1::BlobStatus* response);
+
+  // Gives up the right to append, so that the next stream for the blob may open
+  // it at once. Call before the stream's status is sent: the client may retry
+  // as soon as it sees it, before this object is destroyed.
+  void Release() { writer_.reset(); }
+
+ private:
+  ServiceCore& core_;
+  std::string digest_;
+  std::unique_ptr<BlobWriter> writer_;
+};
+
+}  // namespace curvd::server
+
+#endif  // CURVD_SERVER_SERVICE_IMPL_H_

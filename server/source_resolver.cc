@@ -1,0 +1,140 @@
+#include "server/source_resolver.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/status_macros.h"
+
+namespace curvd::server {
+namespace {
+
+namespace v1 = ::curvd::v1;
+
+constexpr absl::string_view kBlobScheme = "blob://";
+
+absl::StatusOr<core::ShardSpec> ParseBlobShard(const BlobStore& blobs,
+                                               absl::string_view uri) {
+  absl::string_view rest = uri.substr(kBlobScheme.size());
+  std::pair<absl::string_view, absl::string_view> parts =
+      absl::StrSplit(rest, '?');
+  const std::string digest(parts.first);
+  CURVD_RETURN_IF_ERROR(BlobStore::ValidateDigest(digest));
+  core::ShardSpec shard;
+  shard.kind = core::ShardSpec::Kind::kSafetensors;
+  if (!parts.second.empty()) {
+    for (absl::string_view param : absl::StrSplit(parts.second, '&')) {
+      std::pair<absl::string_view, absl::string_view> kv =
+          absl::StrSplit(param, '=');
+      int64_t value = -1;
+      if (!absl::SimpleAtoi(kv.second, &value) || value < 0 ||
+          (kv.first != "limit" && kv.first != "offset")) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("shard_uri ", uri, ": query parameter \"", param,
+                         "\" is not limit=N or offset=N with N >= 0"));
+      }
+      (kv.first == "limit" ? shard.limit : shard.offset) = value;
+    }
+  }
+  CURVD_ASSIGN_OR_RETURN(shard.path, blobs.PathOf(digest));
+  shard.cache_key = std::string(uri);
+  return shard;
+}
+
+}  // namespace
+
+absl::Status SourceResolver::ValidateZoo(const v1::ZooModel& zoo) {
+  if (!zoo.architecture().empty() && zoo.architecture() != "mlp") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("zoo.architecture \"", zoo.architecture(),
+                     "\" is unknown; v1 has \"mlp\""));
+  }
+  if (zoo.layer_widths_size() < 2) {
+    return absl::InvalidArgumentError(
+        "zoo.layer_widths needs at least an input and an output width");
+  }
+  for (int64_t width : zoo.layer_widths()) {
+    if (width <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("zoo.layer_widths must be positive, got ", width));
+    }
+  }
+  const std::string& act = zoo.activation();
+  if (!act.empty() && act != "tanh" && act != "relu" && act != "gelu") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("zoo.activation \"", act, "\" is not tanh, relu or gelu"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> SourceResolver::ResolveContent(
+    const std::string& digest, const std::string& uri) const {
+  if (!digest.empty()) return blobs_->PathOf(digest);
+  if (uri.empty())
+    return absl::InvalidArgumentError("content needs a digest or a uri");
+  return core::ResolveDataPath(uri, data_roots_);
+}
+
+absl::StatusOr<core::ModelSource> SourceResolver::ResolveModel(
+    const v1::Run& run, const v1::Checkpoint& checkpoint) const {
+  core::ModelSource model;
+  CURVD_ASSIGN_OR_RETURN(std::string weights,
+                         ResolveContent(checkpoint.digest(), checkpoint.uri()));
+  const std::string weights_key =
+      checkpoint.digest().empty() ? checkpoint.uri() : checkpoint.digest();
+  if (checkpoint.format() == v1::CHECKPOINT_FORMAT_TORCHSCRIPT) {
+    if (run.model().has_zoo()) {
+      return absl::InvalidArgumentError(
+          "a zoo run takes safetensors checkpoints, not TorchScript archives");
+    }
+    model.kind = core::ModelSource::Kind::kTorchScript;
+    model.archive_path = weights;
+    model.cache_key = weights_key;
+    return model;
+  }
+  switch (run.model().source_case()) {
+    case v1::ModelSpec::kArchiveDigest:
+    case v1::ModelSpec::kArchiveUri: {
+      model.kind = core::ModelSource::Kind::kTorchScript;
+      CURVD_ASSIGN_OR_RETURN(model.archive_path,
+                             ResolveContent(run.model().archive_digest(),
+                                            run.model().archive_uri()));
+      model.cache_key =
+          absl::StrCat(run.model().archive_digest(), run.model().archive_uri(),
+                       "+", weights_key);
+      break;
+    }
+    case v1::ModelSpec::kZoo: {
+      const v1::ZooModel& zoo = run.model().zoo();
+      model.kind = core::ModelSource::Kind::kZoo;
+      if (!zoo.architecture().empty())
+        model.zoo.architecture = zoo.architecture();
+      model.zoo.layer_widths.assign(zoo.layer_widths().begin(),
+                                    zoo.layer_widths().end());
+      if (!zoo.activation().empty()) model.zoo.activation = zoo.activation();
+      model.cache_key =
+          absl::StrCat("zoo:", model.zoo.architecture, ":",
+                       absl::StrJoin(model.zoo.layer_widths, "x"), ":",
+                       model.zoo.activation, "+", weights_key);
+      break;
+    }
+    case v1::ModelSpec::SOURCE_NOT_SET:
+      return absl::InvalidArgumentError(
+          absl::StrCat(run.name(), " has no model"));
+  }
+  model.state_dict_path = weights;
+  return model;
+}
+
+absl::StatusOr<core::ShardSpec> SourceResolver::ResolveShard(
+    const std::string& uri) const {
+  if (uri.empty())
+    return absl::InvalidArgumentError("spec.shard_uri is required");
+  if (absl::StartsWith(uri, kBlobScheme)) return ParseBlobShard(*blobs_, uri);
+  return core::ParseShardUri(uri, data_roots_);
+}
+
+}  // namespace curvd::server

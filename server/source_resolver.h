@@ -1,0 +1,53 @@
+// Turns what a client names (blob digests, file:// and blob:// URIs, zoo specs)
+// into local paths and core sources, enforcing the data roots.
+#ifndef CURVD_SERVER_SOURCE_RESOLVER_H_
+#define CURVD_SERVER_SOURCE_RESOLVER_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/sources.h"
+#include "curvd/v1/resources.pb.h"
+#include "server/blob_store.h"
+
+namespace curvd::server {
+
+// Immutable after construction, hence thread-safe. `blobs` must outlive it.
+class SourceResolver {
+ public:
+  SourceResolver(const BlobStore* blobs, std::vector<std::string> data_roots)
+      : blobs_(blobs), data_roots_(std::move(data_roots)) {}
+
+  // The local path of a content reference: a committed blob digest
+  // (FailedPrecondition if not uploaded) or a file:// URI under the data roots
+  // (InvalidArgument for a bad form or "..", PermissionDenied outside the
+  // roots).
+  absl::StatusOr<std::string> ResolveContent(const std::string& digest,
+                                             const std::string& uri) const;
+
+  // The model to measure: the run's architecture with the checkpoint's weights.
+  // A TorchScript checkpoint is a whole archive; a safetensors one is a state
+  // dict for the run's archive or zoo model. Errors as ResolveContent, and
+  // InvalidArgument for a zoo run with a TorchScript checkpoint.
+  absl::StatusOr<core::ModelSource> ResolveModel(
+      const curvd::v1::Run& run, const curvd::v1::Checkpoint& checkpoint) const;
+
+  // The shard of a MeasurementSpec.shard_uri: file:// and builtin:// by
+  // core::ParseShardUri with the data roots (so paths outside them are
+  // PermissionDenied and ".." is InvalidArgument),
+  // blob://sha256:<hex>[?limit=N& offset=N] as the committed blob, read as
+  // safetensors.
+  absl::StatusOr<core::ShardSpec> ResolveShard(const std::string& uri) const;
+
+  // InvalidArgument unless `zoo` is an architecture the engine builds.
+  static absl::Status ValidateZoo(const curvd::v1::ZooModel& zoo);
+
+ private:
+  const BlobStore* blobs_;
+  const std::vector<std::string> data_roots_;
+};
+
+}  // namespace curvd::server
+
+#endif  // CURVD_SERVER_SOURCE_RESOLVER_H_

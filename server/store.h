@@ -1,0 +1,93 @@
+// The durable record of runs, checkpoints and measurements, behind a small
+// interface so that the service can be tested against any implementation.
+#ifndef CURVD_SERVER_STORE_H_
+#define CURVD_SERVER_STORE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "curvd/v1/resources.pb.h"
+
+namespace curvd::server {
+
+// One page of a list. `next_page_token` is empty on the last page; otherwise it
+// is opaque and only valid for the same list (same parent).
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::string next_page_token;
+};
+
+// All methods are thread-safe. A write that returned OK is durable: it survives
+// a crash of the process. Names are full resource names ("runs/r", ...);
+// callers validate their form. Errors: NotFound for an unknown name,
+// AlreadyExists for a duplicate, InvalidArgument for a page token that does not
+// belong to the list, Internal for a storage failure, FailedPrecondition after
+// Close().
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Inserts `run` (name, model, display_name, create_time; checkpoint_count is
+  // derived). AlreadyExists if a run of that name exists.
+  virtual absl::Status InsertRun(const curvd::v1::Run& run) = 0;
+  // The run with its current checkpoint_count.
+  virtual absl::StatusOr<curvd::v1::Run> GetRun(const std::string& name) = 0;
+  // Runs in creation order; `page_size` > 0.
+  virtual absl::StatusOr<Page<curvd::v1::Run>> ListRuns(
+      int page_size, const std::string& page_token) = 0;
+
+  // Inserts a checkpoint of the run `run_name` (which must exist: NotFound).
+  // AlreadyExists if that step is stored.
+  virtual absl::Status InsertCheckpoint(
+      const std::string& run_name, const curvd::v1::Checkpoint& checkpoint) = 0;
+  virtual absl::StatusOr<curvd::v1::Checkpoint> GetCheckpoint(
+      const std::string& name) = 0;
+  // Checkpoints of `run_name` by ascending step.
+  virtual absl::StatusOr<Page<curvd::v1::Checkpoint>> ListCheckpoints(
+      const std::string& run_name, int page_size,
+      const std::string& page_token) = 0;
+
+  // Inserts a measurement under `checkpoint_name` (NotFound if it does not
+  // exist). A non-empty `request_id` is unique per checkpoint: a second insert
+  // with it is AlreadyExists (find the first with FindMeasurementByRequestId).
+  virtual absl::Status InsertMeasurement(
+      const std::string& checkpoint_name,
+      const curvd::v1::Measurement& measurement,
+      const std::string& request_id) = 0;
+  // NotFound when no measurement of `checkpoint_name` carries `request_id`.
+  virtual absl::StatusOr<curvd::v1::Measurement> FindMeasurementByRequestId(
+      const std::string& checkpoint_name, const std::string& request_id) = 0;
+  virtual absl::StatusOr<curvd::v1::Measurement> GetMeasurement(
+      const std::string& name) = 0;
+  // Replaces every mutable field (state, error, progress, times, diagnostics,
+  // result) of the stored measurement named `measurement.name()`. The caller
+  // owns the state machine; the store records what it is given.
+  virtual absl::Status UpdateMeasurement(
+      const curvd::v1::Measurement& measurement) = 0;
+  // Removes a measurement that was never acknowledged to a client (its queueing
+  // failed). NotFound if absent.
+  virtual absl::Status DeleteMeasurement(const std::string& name) = 0;
+  // Measurements in creation order, of one checkpoint, or of every checkpoint
+  // of `run_name` when `checkpoint_name` is empty.
+  virtual absl::StatusOr<Page<curvd::v1::Measurement>> ListMeasurements(
+      const std::string& run_name, const std::string& checkpoint_name,
+      int page_size, const std::string& page_token) = 0;
+
+  // Start-up recovery, before any job runs: measurements left RUNNING by a
+  // process that died become FAILED (UNAVAILABLE, "server restarted while the
+  // measurement was running"); returns the QUEUED ones in creation order, to be
+  // queued again.
+  virtual absl::StatusOr<std::vector<curvd::v1::Measurement>>
+  RecoverInterrupted() = 0;
+
+  // Checkpoints the write-ahead log and closes the store; later calls fail with
+  // FailedPrecondition. Idempotent.
+  virtual absl::Status Close() = 0;
+};
+
+}  // namespace curvd::server
+
+#endif  // CURVD_SERVER_STORE_H_

@@ -1,0 +1,78 @@
+#include "server/server_config.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/grpc_status.h"
+
+namespace curvd::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ResolveDevicesTest, AutoUsesEveryCudaDeviceOrTheCpu) {
+  EXPECT_EQ(*ResolveDevices("auto", 0), std::vector<std::string>{"cpu"});
+  EXPECT_EQ(*ResolveDevices("auto", 2),
+            (std::vector<std::string>{"cuda:0", "cuda:1"}));
+}
+
+TEST(ResolveDevicesTest, AcceptsListsOfVisibleDevices) {
+  EXPECT_EQ(*ResolveDevices("cpu", 0), std::vector<std::string>{"cpu"});
+  EXPECT_EQ(*ResolveDevices("cuda:1, cpu", 2),
+            (std::vector<std::string>{"cuda:1", "cpu"}));
+}
+
+TEST(ResolveDevicesTest, RejectsUnknownMissingAndRepeatedDevices) {
+  EXPECT_EQ(ResolveDevices("cuda:0", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ResolveDevices("tpu", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ResolveDevices("cpu,cpu", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ResolveDevices("", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ResolveDataRootsTest, RequiresExistingDirectories) {
+  auto roots = ResolveDataRoots(::testing::TempDir());
+  ASSERT_TRUE(roots.ok()) << roots.status();
+  EXPECT_EQ(roots->size(), 1u);
+  EXPECT_TRUE(ResolveDataRoots("")->empty());
+  EXPECT_EQ(ResolveDataRoots("/no/such/dir").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ValidateServerOptionsTest, NamesTheBadFlag) {
+  ServerOptions options;
+  options.service.state_dir = "relative-state";
+  ASSERT_TRUE(ValidateServerOptions(&options).ok());
+  EXPECT_EQ(options.service.state_dir.front(), '/');
+
+  ServerOptions bad_listen;
+  bad_listen.listen = "nowhere";
+  EXPECT_THAT(std::string(ValidateServerOptions(&bad_listen).message()),
+              HasSubstr("--listen"));
+  ServerOptions bad_blob;
+  bad_blob.service.state_dir = "s";
+  bad_blob.service.max_blob_bytes = 0;
+  EXPECT_THAT(std::string(ValidateServerOptions(&bad_blob).message()),
+              HasSubstr("--max_blob_bytes"));
+  ServerOptions bad_queue;
+  bad_queue.service.state_dir = "s";
+  bad_queue.service.queue_capacity = 0;
+  EXPECT_THAT(std::string(ValidateServerOptions(&bad_queue).message()),
+              HasSubstr("--queue_capacity"));
+}
+
+TEST(GrpcStatusTest, KeepsTheCodeAndTruncatesLongMessages) {
+  grpc::Status status = ToGrpcStatus(absl::NotFoundError("runs/x not found"));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_message(), "runs/x not found");
+  grpc::Status long_status =
+      ToGrpcStatus(absl::InvalidArgumentError(std::string(5000, 'x')));
+  EXPECT_EQ(long_status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(long_status.error_message().size(), kMaxGrpcErrorMessageBytes);
+  EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
+}
+
+}  // namespace
+}  // namespace curvd::server

@@ -1,0 +1,802 @@
+// The service through a real server on a loopback port and a real channel, with
+// a fake engine behind it.
+#include <arpa/inet.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "curvd/v1/curvd_service.grpc.pb.h"
+#include "fake_engine.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/server.h"
+#include "server/service_impl.h"
+#include "server/sqlite_store.h"
+#include "test_dirs.h"
+
+namespace curvd::server {
+namespace {
+
+namespace v1 = ::curvd::v1;
+using testing::FakeEngine;
+using testing::FakeEngineControl;
+using ::testing::HasSubstr;
+
+constexpr char kShard[] = "builtin://gaussian_regression?n=8&d=3";
+constexpr int64_t kMaxBlobBytes = 4096;
+
+std::string Sha256(const std::string& data) {
+  unsigned char hash[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(data.data(), data.size(), hash, &size, EVP_sha256(), nullptr);
+  return absl::StrCat("sha256:",
+                      absl::BytesToHexString(absl::string_view(
+                          reinterpret_cast<const char*>(hash), size)));
+}
+
+v1::MeasurementSpec SharpnessSpec(int top_k = 3) {
+  v1::MeasurementSpec spec;
+  spec.set_shard_uri(kShard);
+  spec.mutable_sharpness()->set_top_k(top_k);
+  return spec;
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    state_dir_ = testing::MakeTempDir();
+    data_root_ = testing::MakeTempDir();
+    control_ = std::make_shared<FakeEngineControl>();
+    StartServer();
+  }
+
+  void TearDown() override {
+    control_->Release();
+    server_.reset();
+  }
+
+  // Only the metrics test serves /metrics: stopping its HTTP server takes
+  // seconds.
+  void StartServer(size_t queue_capacity = 256, bool serve_metrics = false) {
+    ServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.metrics_listen = serve_metrics ? "127.0.0.1:0" : "";
+    options.service.state_dir = state_dir_;
+    options.service.data_roots = {data_root_};
+    options.service.max_blob_bytes = kMaxBlobBytes;
+    options.service.queue_capacity = queue_capacity;
+    options.service.devices = {"cpu"};
+    options.service.version = "test";
+    auto control = control_;
+    auto server =
+        CurvdServer::Start(options, [control](const std::string& device) {
+          return absl::StatusOr<std::unique_ptr<core::Engine>>(
+              std::make_unique<FakeEngine>(device, control));
+        });
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::Curvd::NewStub(channel_);
+  }
+
+  void RestartServer(size_t queue_capacity = 256, bool serve_metrics = false) {
+    server_->Shutdown(absl::ZeroDuration(), absl::ZeroDuration());
+    server_.reset();
+    StartServer(queue_capacity, serve_metrics);
+  }
+
+  // Sends `chunks` as one WriteBlob stream: each is (offset, bytes); the last
+  // one carries finish_write if `finish`.
+  grpc::Status Write(const std::string& digest, int64_t size,
+                     const std::vector<std::pair<int64_t, std::string>>& chunks,
+                     bool finish, v1::BlobStatus* response) {
+    grpc::ClientContext context;
+    auto writer = stub_->WriteBlob(&context, response);
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      v1::WriteBlobRequest request;
+      if (i == 0) {
+        request.set_digest(digest);
+        request.set_size_bytes(size);
+      }
+      request.set_write_offset(chunks[i].first);
+      request.set_data(chunks[i].second);
+      request.set_finish_write(finish && i + 1 == chunks.size());
+      if (!writer->Write(request)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  // Uploads `data` in 3 chunks; returns its digest.
+  std::string Upload(const std::string& data) {
+    const std::string digest = Sha256(data);
+    const size_t third = data.size() / 3;
+    v1::BlobStatus status;
+    grpc::Status rpc = Write(digest, data.size(),
+                             {{0, data.substr(0, third)},
+                              {third, data.substr(third, third)},
+                              {2 * third, data.substr(2 * third)}},
+                             true, &status);
+    EXPECT_TRUE(rpc.ok()) << rpc.error_message();
+    EXPECT_TRUE(status.complete());
+    return digest;
+  }
+
+  v1::Run CreateRun(const std::string& run_id) {
+    v1::CreateRunRequest request;
+    request.set_run_id(run_id);
+    auto* zoo = request.mutable_run()->mutable_model()->mutable_zoo();
+    zoo->set_architecture("mlp");
+    for (int w : {3, 4, 1}) zoo->add_layer_widths(w);
+    grpc::ClientContext context;
+    v1::Run run;
+    grpc::Status status = stub_->CreateRun(&context, request, &run);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return run;
+  }
+
+  // A run with one checkpoint at `step`; returns the checkpoint's name.
+  std::string CreateCheckpoint(const std::string& run_id, int64_t step) {
+    CreateRun(run_id);
+    v1::CreateCheckpointRequest request;
+    request.set_parent("runs/" + run_id);
+    request.mutable_checkpoint()->set_step(step);
+    request.mutable_checkpoint()->set_digest(
+        Upload("weights of step " + std::to_string(step)));
+    grpc::ClientContext context;
+    v1::Checkpoint checkpoint;
+    grpc::Status status =
+        stub_->CreateCheckpoint(&context, request, &checkpoint);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return checkpoint.name();
+  }
+
+  grpc::Status CreateMeasurement(const std::string& parent,
+                                 const v1::MeasurementSpec& spec,
+                                 v1::Measurement* m,
+                                 const std::string& request_id = "") {
+    v1::CreateMeasurementRequest request;
+    request.set_parent(parent);
+    *request.mutable_spec() = spec;
+    request.set_request_id(request_id);
+    grpc::ClientContext context;
+    return stub_->CreateMeasurement(&context, request, m);
+  }
+
+  v1::Measurement Get(const std::string& name) {
+    v1::GetMeasurementRequest request;
+    request.set_name(name);
+    grpc::ClientContext context;
+    v1::Measurement m;
+    grpc::Status status = stub_->GetMeasurement(&context, request, &m);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return m;
+  }
+
+  v1::Measurement WaitForState(const std::string& name,
+                               v1::Measurement::State state) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    v1::Measurement m;
+    do {
+      m = Get(name);
+      if (m.state() == state) return m;
+      absl::SleepFor(absl::Milliseconds(5));
+    } while (absl::Now() < deadline);
+    ADD_FAILURE() << name << " stayed "
+                  << v1::Measurement::State_Name(m.state()) << ", expected "
+                  << v1::Measurement::State_Name(state);
+    return m;
+  }
+
+  grpc::StatusCode GetCode(const std::string& name) {
+    v1::GetMeasurementRequest request;
+    request.set_name(name);
+    grpc::ClientContext context;
+    v1::Measurement m;
+    return stub_->GetMeasurement(&context, request, &m).error_code();
+  }
+
+  std::string state_dir_;
+  std::string data_root_;
+  std::shared_ptr<FakeEngineControl> control_;
+  std::unique_ptr<CurvdServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Curvd::Stub> stub_;
+};
+
+TEST_F(ServiceTest, HealthReportsServing) {
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext context;
+  grpc::ByteBuffer
+      request;  // HealthCheckRequest{service: ""} is empty on the wire
+  grpc::Slice empty("");
+  request = grpc::ByteBuffer(&empty, 1);
+  grpc::ByteBuffer response;
+  absl::Notification done;
+  grpc::Status status;
+  generic.UnaryCall(&context, "/grpc.health.v1.Health/Check",
+                    grpc::StubOptions(), &request, &response,
+                    [&](grpc::Status s) {
+                      status = std::move(s);
+                      done.Notify();
+                    });
+  done.WaitForNotification();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& slice : slices)
+    bytes += std::string(slice.begin(), slice.end());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));  // status: SERVING
+}
+
+TEST_F(ServiceTest, CreateRunIsIdempotentForTheSameModel) {
+  v1::Run first = CreateRun("exp-1");
+  EXPECT_EQ(first.name(), "runs/exp-1");
+  v1::Run again = CreateRun("exp-1");
+  EXPECT_EQ(again.name(), first.name());
+
+  v1::CreateRunRequest different;
+  different.set_run_id("exp-1");
+  auto* zoo = different.mutable_run()->mutable_model()->mutable_zoo();
+  for (int w : {3, 8, 1}) zoo->add_layer_widths(w);
+  grpc::ClientContext context;
+  v1::Run run;
+  EXPECT_EQ(stub_->CreateRun(&context, different, &run).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+
+  v1::CreateRunRequest bad_id = different;
+  bad_id.set_run_id("Bad/Id");
+  grpc::ClientContext context2;
+  EXPECT_EQ(stub_->CreateRun(&context2, bad_id, &run).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ServiceTest, UploadResumesAfterAPartialStream) {
+  const std::string data(3000, 'w');
+  const std::string digest = Sha256(data);
+  v1::BlobStatus status;
+  // The client stops after 1000 bytes without finish_write.
+  grpc::Status rpc =
+      Write(digest, data.size(), {{0, data.substr(0, 1000)}}, false, &status);
+  ASSERT_TRUE(rpc.ok()) << rpc.error_message();
+  EXPECT_FALSE(status.complete());
+  EXPECT_EQ(status.committed_size_bytes(), 1000);
+
+  v1::GetBlobStatusRequest query;
+  query.set_digest(digest);
+  grpc::ClientContext context;
+  v1::BlobStatus queried;
+  ASSERT_TRUE(stub_->GetBlobStatus(&context, query, &queried).ok());
+  EXPECT_EQ(queried.committed_size_bytes(), 1000);
+
+  rpc = Write(digest, data.size(),
+              {{1000, data.substr(1000, 1000)}, {2000, data.substr(2000)}},
+              true, &status);
+  ASSERT_TRUE(rpc.ok()) << rpc.error_message();
+  EXPECT_TRUE(status.complete());
+  EXPECT_EQ(status.committed_size_bytes(), 3000);
+  // A stored blob answers at once.
+  rpc = Write(digest, data.size(), {{0, ""}}, false, &status);
+  ASSERT_TRUE(rpc.ok()) << rpc.error_message();
+  EXPECT_TRUE(status.complete());
+}
+
+TEST_F(ServiceTest, OffsetMismatchIsFailedPreconditionAndKeepsData) {
+  const std::string stored = Upload("an earlier blob that must survive");
+  const std::string data(2000, 'x');
+  const std::string digest = Sha256(data);
+  v1::BlobStatus status;
+  ASSERT_TRUE(
+      Write(digest, data.size(), {{0, data.substr(0, 500)}}, false, &status)
+          .ok());
+  grpc::Status rpc = Write(digest, data.size(), {{700, data.substr(700, 100)}},
+                           false, &status);
+  EXPECT_EQ(rpc.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(rpc.error_message(), HasSubstr("committed size 500"));
+
+  v1::GetBlobStatusRequest query;
+  query.set_digest(digest);
+  grpc::ClientContext context;
+  v1::BlobStatus queried;
+  ASSERT_TRUE(stub_->GetBlobStatus(&context, query, &queried).ok());
+  EXPECT_EQ(queried.committed_size_bytes(), 500);
+  query.set_digest(stored);
+  grpc::ClientContext context2;
+  ASSERT_TRUE(stub_->GetBlobStatus(&context2, query, &queried).ok());
+  EXPECT_TRUE(queried.complete());
+}
+
+TEST_F(ServiceTest, DigestMismatchDiscardsThePartialUpload) {
+  const std::string stored = Upload("an earlier blob that must survive");
+  const std::string claimed = Sha256("something else");
+  v1::BlobStatus status;
+  grpc::Status rpc = Write(claimed, 10, {{0, "0123456789"}}, true, &status);
+  EXPECT_EQ(rpc.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(rpc.error_message(),
+              HasSubstr(absl::StrCat("digest mismatch: expected ", claimed,
+                                     ", got ", Sha256("0123456789"))));
+  v1::GetBlobStatusRequest query;
+  query.set_digest(claimed);
+  grpc::ClientContext context;
+  v1::BlobStatus queried;
+  ASSERT_TRUE(stub_->GetBlobStatus(&context, query, &queried).ok());
+  EXPECT_EQ(queried.committed_size_bytes(), 0);
+  EXPECT_FALSE(queried.complete());
+  query.set_digest(stored);
+  grpc::ClientContext context2;
+  ASSERT_TRUE(stub_->GetBlobStatus(&context2, query, &queried).ok());
+  EXPECT_TRUE(queried.complete());
+}
+
+TEST_F(ServiceTest, UploadOverTheLimitIsResourceExhaustedBeforeWriting) {
+  const std::string data(kMaxBlobBytes + 1, 'b');
+  v1::BlobStatus status;
+  grpc::Status rpc = Write(Sha256(data), data.size(),
+                           {{0, data.substr(0, 100)}}, false, &status);
+  EXPECT_EQ(rpc.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(std::filesystem::is_empty(state_dir_ + "/blobs/partial"));
+  EXPECT_FALSE(CreateCheckpoint("after-limit", 1).empty());  // still serving
+}
+
+TEST_F(ServiceTest, CheckpointNeedsAKnownRunAndAnUploadedBlob) {
+  CreateRun("r");
+  v1::CreateCheckpointRequest request;
+  request.set_parent("runs/r");
+  request.mutable_checkpoint()->set_step(1);
+  request.mutable_checkpoint()->set_digest(Sha256("never uploaded"));
+  grpc::ClientContext context;
+  v1::Checkpoint checkpoint;
+  EXPECT_EQ(
+      stub_->CreateCheckpoint(&context, request, &checkpoint).error_code(),
+      grpc::StatusCode::FAILED_PRECONDITION);
+  request.set_parent("runs/unknown");
+  grpc::ClientContext context2;
+  EXPECT_EQ(
+      stub_->CreateCheckpoint(&context2, request, &checkpoint).error_code(),
+      grpc::StatusCode::NOT_FOUND);
+  // Idempotent for the same content.
+  const std::string name = CreateCheckpoint("r", 2);
+  EXPECT_EQ(CreateCheckpoint("r", 2), name);
+}
+
+TEST_F(ServiceTest, WatchSeesQueuedRunningSucceeded) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  control_->Block();
+  v1::Measurement created;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(3), &created).ok());
+  EXPECT_EQ(created.state(), v1::Measurement::QUEUED);
+  EXPECT_THAT(created.name(), ::testing::StartsWith(parent + "/measurements/"));
+
+  grpc::ClientContext context;
+  v1::WatchMeasurementRequest request;
+  request.set_name(created.name());
+  auto reader = stub_->WatchMeasurement(&context, request);
+  std::vector<v1::Measurement::State> states;
+  v1::Measurement m;
+  while (reader->Read(&m)) {
+    if (states.empty() || states.back() != m.state())
+      states.push_back(m.state());
+    if (m.state() == v1::Measurement::RUNNING) control_->Release();
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  // The first message may already show RUNNING if the worker was quick.
+  ASSERT_GE(states.size(), 2u);
+  EXPECT_EQ(states.back(), v1::Measurement::SUCCEEDED);
+  EXPECT_EQ(states[states.size() - 2], v1::Measurement::RUNNING);
+  EXPECT_EQ(m.sharpness().top_size(), 3);
+  EXPECT_DOUBLE_EQ(m.sharpness().sharpness(), 10.0);
+  EXPECT_EQ(m.diagnostics().device(), "cpu");
+  EXPECT_EQ(m.diagnostics().hvps(), 7);
+
+  // Reattaching after the end replays the terminal state and ends.
+  grpc::ClientContext again;
+  auto replay = stub_->WatchMeasurement(&again, request);
+  ASSERT_TRUE(replay->Read(&m));
+  EXPECT_EQ(m.state(), v1::Measurement::SUCCEEDED);
+  EXPECT_FALSE(replay->Read(&m));
+  EXPECT_TRUE(replay->Finish().ok());
+}
+
+TEST_F(ServiceTest, WatchStartsWithQueuedWhileTheEngineIsBusy) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  control_->Block();
+  v1::Measurement first, second;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &first).ok());
+  ASSERT_TRUE(control_->WaitForStarted(1));
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &second).ok());
+  grpc::ClientContext context;
+  v1::WatchMeasurementRequest request;
+  request.set_name(second.name());
+  auto reader = stub_->WatchMeasurement(&context, request);
+  v1::Measurement m;
+  ASSERT_TRUE(reader->Read(&m));
+  EXPECT_EQ(m.state(), v1::Measurement::QUEUED);
+  control_->Release();
+  std::vector<v1::Measurement::State> later;
+  while (reader->Read(&m)) later.push_back(m.state());
+  EXPECT_TRUE(reader->Finish().ok());
+  ASSERT_FALSE(later.empty());
+  EXPECT_EQ(later.front(), v1::Measurement::RUNNING);
+  EXPECT_EQ(later.back(), v1::Measurement::SUCCEEDED);
+}
+
+TEST_F(ServiceTest, ListMeasurementsPaginates) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  std::set<std::string> created;
+  for (int i = 0; i < 5; ++i) {
+    v1::Measurement m;
+    ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+    created.insert(m.name());
+  }
+  std::set<std::string> listed;
+  std::vector<size_t> page_sizes;
+  std::string token;
+  do {
+    v1::ListMeasurementsRequest request;
+    request.set_parent(parent);
+    request.set_page_size(2);
+    request.set_page_token(token);
+    grpc::ClientContext context;
+    v1::ListMeasurementsResponse response;
+    grpc::Status status = stub_->ListMeasurements(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    page_sizes.push_back(response.measurements_size());
+    for (const auto& m : response.measurements()) listed.insert(m.name());
+    token = response.next_page_token();
+  } while (!token.empty());
+  EXPECT_EQ(page_sizes, (std::vector<size_t>{2, 2, 1}));
+  EXPECT_EQ(listed, created);
+
+  v1::ListMeasurementsRequest whole_run;
+  whole_run.set_parent("runs/r/checkpoints/-");
+  grpc::ClientContext context;
+  v1::ListMeasurementsResponse response;
+  ASSERT_TRUE(stub_->ListMeasurements(&context, whole_run, &response).ok());
+  EXPECT_EQ(response.measurements_size(), 5);
+
+  whole_run.set_page_token("not-a-token");
+  grpc::ClientContext bad;
+  EXPECT_EQ(stub_->ListMeasurements(&bad, whole_run, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ServiceTest, ListRunsAndCheckpointsPaginate) {
+  for (int i = 0; i < 5; ++i) CreateCheckpoint("r" + std::to_string(i), i);
+  for (int i = 1; i < 5; ++i) CreateCheckpoint("r0", 10 + i);
+  v1::ListRunsRequest runs_request;
+  runs_request.set_page_size(2);
+  grpc::ClientContext context;
+  v1::ListRunsResponse runs;
+  ASSERT_TRUE(stub_->ListRuns(&context, runs_request, &runs).ok());
+  EXPECT_EQ(runs.runs_size(), 2);
+  EXPECT_EQ(runs.runs(0).name(), "runs/r0");
+  EXPECT_EQ(runs.runs(0).checkpoint_count(), 5);
+  EXPECT_FALSE(runs.next_page_token().empty());
+
+  v1::ListCheckpointsRequest request;
+  request.set_parent("runs/r0");
+  request.set_page_size(3);
+  grpc::ClientContext context2;
+  v1::ListCheckpointsResponse page1;
+  ASSERT_TRUE(stub_->ListCheckpoints(&context2, request, &page1).ok());
+  ASSERT_EQ(page1.checkpoints_size(), 3);
+  EXPECT_EQ(page1.checkpoints(0).step(), 0);
+  EXPECT_EQ(page1.checkpoints(2).step(), 12);
+  request.set_page_token(page1.next_page_token());
+  grpc::ClientContext context3;
+  v1::ListCheckpointsResponse page2;
+  ASSERT_TRUE(stub_->ListCheckpoints(&context3, request, &page2).ok());
+  ASSERT_EQ(page2.checkpoints_size(), 2);
+  EXPECT_EQ(page2.checkpoints(1).step(), 14);
+  EXPECT_TRUE(page2.next_page_token().empty());
+}
+
+TEST_F(ServiceTest, CancelQueuedAndRunning) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  control_->Block();
+  v1::Measurement running, queued;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &running).ok());
+  ASSERT_TRUE(control_->WaitForStarted(1));
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &queued).ok());
+
+  v1::CancelMeasurementRequest cancel;
+  cancel.set_name(queued.name());
+  grpc::ClientContext context;
+  v1::Measurement result;
+  ASSERT_TRUE(stub_->CancelMeasurement(&context, cancel, &result).ok());
+  EXPECT_EQ(result.state(), v1::Measurement::CANCELLED);
+
+  cancel.set_name(running.name());
+  grpc::ClientContext context2;
+  ASSERT_TRUE(stub_->CancelMeasurement(&context2, cancel, &result).ok());
+  EXPECT_EQ(result.state(),
+            v1::Measurement::RUNNING);  // stops at its next iteration
+  WaitForState(running.name(), v1::Measurement::CANCELLED);
+  EXPECT_EQ(control_->started(), 1);  // the cancelled queued job never ran
+
+  // Cancelling a terminal measurement returns it unchanged.
+  grpc::ClientContext context3;
+  ASSERT_TRUE(stub_->CancelMeasurement(&context3, cancel, &result).ok());
+  EXPECT_EQ(result.state(), v1::Measurement::CANCELLED);
+}
+
+TEST_F(ServiceTest, UnknownNamesAreNotFoundAndMalformedOnesInvalid) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  EXPECT_EQ(GetCode(parent + "/measurements/ffff"),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(GetCode("runs/nope/checkpoints/1/measurements/1"),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(GetCode("measurements/1"), grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::GetRunRequest run;
+  run.set_name("runs/nope");
+  grpc::ClientContext c1;
+  v1::Run r;
+  EXPECT_EQ(stub_->GetRun(&c1, run, &r).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::GetCheckpointRequest checkpoint;
+  checkpoint.set_name("runs/r/checkpoints/99");
+  grpc::ClientContext c2;
+  v1::Checkpoint c;
+  EXPECT_EQ(stub_->GetCheckpoint(&c2, checkpoint, &c).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::Measurement m;
+  EXPECT_EQ(CreateMeasurement("runs/r/checkpoints/99", SharpnessSpec(), &m)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::CancelMeasurementRequest cancel;
+  cancel.set_name(parent + "/measurements/ffff");
+  grpc::ClientContext c3;
+  EXPECT_EQ(stub_->CancelMeasurement(&c3, cancel, &m).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::WatchMeasurementRequest watch;
+  watch.set_name(parent + "/measurements/ffff");
+  grpc::ClientContext c4;
+  auto reader = stub_->WatchMeasurement(&c4, watch);
+  EXPECT_FALSE(reader->Read(&m));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServiceTest, SpecsOutOfRangeAreInvalidArgumentAndNotStored) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  v1::Measurement m;
+  grpc::Status k0 = CreateMeasurement(parent, SharpnessSpec(0), &m);
+  EXPECT_EQ(k0.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(k0.error_message(), HasSubstr("top_k"));
+  v1::MeasurementSpec probes0;
+  probes0.set_shard_uri(kShard);
+  probes0.mutable_hessian_trace()->set_min_probes(0);
+  EXPECT_EQ(CreateMeasurement(parent, probes0, &m).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  probes0.mutable_hessian_trace()->clear_min_probes();
+  probes0.mutable_hessian_trace()->set_max_probes(0);
+  EXPECT_EQ(CreateMeasurement(parent, probes0, &m).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::MeasurementSpec no_kind;
+  no_kind.set_shard_uri(kShard);
+  EXPECT_EQ(CreateMeasurement(parent, no_kind, &m).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::MeasurementSpec bad_device = SharpnessSpec();
+  bad_device.set_device("cuda");
+  EXPECT_EQ(CreateMeasurement(parent, bad_device, &m).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  v1::ListMeasurementsRequest list;
+  list.set_parent(parent);
+  grpc::ClientContext context;
+  v1::ListMeasurementsResponse response;
+  ASSERT_TRUE(stub_->ListMeasurements(&context, list, &response).ok());
+  EXPECT_EQ(response.measurements_size(), 0);
+  EXPECT_EQ(control_->started(), 0);
+}
+
+// Shards outside the data roots are PERMISSION_DENIED; malformed paths (with
+// "..", relative, unknown scheme) are INVALID_ARGUMENT.
+TEST_F(ServiceTest, ShardsOutsideTheDataRootsAreRefused) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  const std::string outside_dir = testing::MakeTempDir();
+  std::ofstream(outside_dir + "/shard.safetensors") << "x";
+  std::ofstream(data_root_ + "/shard.safetensors") << "x";
+  v1::Measurement m;
+  v1::MeasurementSpec spec = SharpnessSpec();
+
+  spec.set_shard_uri("file://" + outside_dir + "/shard.safetensors");
+  EXPECT_EQ(CreateMeasurement(parent, spec, &m).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  spec.set_shard_uri("file://" + data_root_ + "/../" +
+                     std::filesystem::path(outside_dir).filename().string() +
+                     "/shard.safetensors");
+  EXPECT_EQ(CreateMeasurement(parent, spec, &m).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  spec.set_shard_uri("file://relative/shard.safetensors");
+  EXPECT_EQ(CreateMeasurement(parent, spec, &m).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  spec.set_shard_uri("http://example.com/shard");
+  EXPECT_EQ(CreateMeasurement(parent, spec, &m).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  spec.set_shard_uri("blob://" + Sha256("not uploaded"));
+  EXPECT_EQ(CreateMeasurement(parent, spec, &m).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  spec.set_shard_uri("file://" + data_root_ + "/shard.safetensors?limit=4");
+  EXPECT_TRUE(CreateMeasurement(parent, spec, &m).ok());
+  spec.set_shard_uri("blob://" + Upload("an uploaded shard") + "?limit=4");
+  grpc::Status blob = CreateMeasurement(parent, spec, &m);
+  EXPECT_TRUE(blob.ok()) << blob.error_message();
+}
+
+TEST_F(ServiceTest, FullQueueIsResourceExhausted) {
+  RestartServer(/*queue_capacity=*/2);
+  const std::string parent = CreateCheckpoint("r", 1);
+  control_->Block();
+  v1::Measurement m;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  ASSERT_TRUE(control_->WaitForStarted(1));  // taken off the queue
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  grpc::Status full = CreateMeasurement(parent, SharpnessSpec(), &m);
+  EXPECT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  v1::ListMeasurementsRequest list;
+  list.set_parent(parent);
+  grpc::ClientContext context;
+  v1::ListMeasurementsResponse response;
+  ASSERT_TRUE(stub_->ListMeasurements(&context, list, &response).ok());
+  EXPECT_EQ(response.measurements_size(),
+            3);  // the refused one left nothing behind
+}
+
+TEST_F(ServiceTest, RequestIdMakesCreateIdempotent) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  v1::Measurement first, second;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &first, "req-7").ok());
+  ASSERT_TRUE(
+      CreateMeasurement(parent, SharpnessSpec(), &second, "req-7").ok());
+  EXPECT_EQ(first.name(), second.name());
+  ASSERT_TRUE(
+      CreateMeasurement(parent, SharpnessSpec(), &second, "req-8").ok());
+  EXPECT_NE(first.name(), second.name());
+}
+
+TEST_F(ServiceTest, EngineFailureIsStoredAndTheServerKeepsServing) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  control_->FailWith(
+      absl::InvalidArgumentError("shard inputs do not fit the model"));
+  v1::Measurement m;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  v1::Measurement failed = WaitForState(m.name(), v1::Measurement::FAILED);
+  EXPECT_EQ(failed.error_code(),
+            static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(failed.error_message(), "shard inputs do not fit the model");
+  EXPECT_TRUE(failed.has_end_time());
+
+  control_->FailWith(absl::OkStatus());
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  WaitForState(m.name(), v1::Measurement::SUCCEEDED);
+}
+
+TEST_F(ServiceTest, RestartKeepsResultsFailsRunningAndRequeuesQueued) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  v1::Measurement done;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &done).ok());
+  WaitForState(done.name(), v1::Measurement::SUCCEEDED);
+
+  // Graceful shutdown with no grace: the running one fails, the queued one
+  // stays.
+  control_->Block();
+  v1::Measurement running, queued;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &running).ok());
+  ASSERT_TRUE(control_->WaitForStarted(2));
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &queued).ok());
+  server_->Shutdown(absl::ZeroDuration(), absl::Seconds(1));
+  server_.reset();
+
+  // Simulate a crash mid-measurement: a row left RUNNING in the store.
+  v1::Measurement crashed;
+  {
+    auto store = SqliteStore::Open(state_dir_ + "/curvd.db");
+    ASSERT_TRUE(store.ok()) << store.status();
+    crashed = (*store)->GetMeasurement(running.name()).value();
+    EXPECT_EQ(crashed.state(), v1::Measurement::FAILED);
+    EXPECT_EQ(crashed.error_code(),
+              static_cast<int>(grpc::StatusCode::UNAVAILABLE));
+    EXPECT_EQ((*store)->GetMeasurement(queued.name())->state(),
+              v1::Measurement::QUEUED);
+    crashed.set_name(parent + "/measurements/crashed");
+    crashed.set_state(v1::Measurement::RUNNING);
+    crashed.clear_error_code();
+    crashed.clear_error_message();
+    ASSERT_TRUE((*store)->InsertMeasurement(parent, crashed, "").ok());
+  }
+
+  control_->Release();
+  StartServer();
+  v1::Measurement kept = Get(done.name());
+  EXPECT_EQ(kept.state(), v1::Measurement::SUCCEEDED);
+  EXPECT_DOUBLE_EQ(kept.sharpness().sharpness(), 10.0);
+  v1::Measurement failed = Get(crashed.name());
+  EXPECT_EQ(failed.state(), v1::Measurement::FAILED);
+  EXPECT_EQ(failed.error_message(),
+            "server restarted while the measurement was running");
+  WaitForState(queued.name(), v1::Measurement::SUCCEEDED);
+}
+
+TEST_F(ServiceTest, DrainingRefusesNewMeasurements) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  server_->core().Drain(absl::ZeroDuration());
+  v1::Measurement m;
+  grpc::Status status = CreateMeasurement(parent, SharpnessSpec(), &m);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  // Reads still work while draining.
+  v1::GetCheckpointRequest get;
+  get.set_name(parent);
+  v1::Checkpoint checkpoint;
+  EXPECT_TRUE(GetCheckpointImpl(server_->core(), get, &checkpoint).ok());
+  EXPECT_EQ(checkpoint.step(), 1);
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
+      0) {
+    close(fd);
+    return "";
+  }
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: localhost\r\n\r\n");
+  if (write(fd, request.data(), request.size()) < 0) {
+    close(fd);
+    return "";
+  }
+  std::string response;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
+  close(fd);
+  return response;
+}
+
+TEST_F(ServiceTest, MetricsEndpointServesEveryFamily) {
+  RestartServer(256, /*serve_metrics=*/true);
+  const std::string parent = CreateCheckpoint("r", 1);
+  v1::Measurement m;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  WaitForState(m.name(), v1::Measurement::SUCCEEDED);
+  ASSERT_GT(server_->metrics_port(), 0);
+  const std::string body = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_THAT(body, HasSubstr("200 OK"));
+  for (const char* family :
+       {"grpc_server_started_total", "grpc_server_handled_total",
+        "grpc_server_handling_seconds_bucket", "curvd_queue_depth",
+        "curvd_measurements_total", "curvd_measurement_duration_seconds_bucket",
+        "curvd_hvps_total", "curvd_blob_bytes_received_total",
+        "curvd_build_info", "curvd_workers"}) {
+    EXPECT_THAT(body, HasSubstr(family));
+  }
+  EXPECT_THAT(body, HasSubstr("curvd_build_info{version=\"test\"} 1"));
+  EXPECT_THAT(body, HasSubstr("curvd_hvps_total{device=\"cpu\"} 7"));
+  EXPECT_THAT(body, HasSubstr("curvd_measurements_total{kind=\"sharpness\","
+                              "outcome=\"succeeded\"} 1"));
+  EXPECT_THAT(body, HasSubstr("grpc_code=\"OK\",grpc_method=\"CreateRun\""));
+}
+
+}  // namespace
+}  // namespace curvd::server
