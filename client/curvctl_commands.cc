@@ -1,0 +1,661 @@
+#include "client/curvctl_commands.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "client/curvd_client.h"
+#include "client/measurement_format.h"
+#include "client/zoo_weights.h"
+
+namespace curvd::client {
+namespace {
+
+namespace v1 = ::curvd::v1;
+using Type = FlagDef::Type;
+
+std::string DefaultServer() {
+  const char* env = std::getenv("CURVD_SERVER");
+  return env != nullptr && *env != '\0' ? env : "localhost:50051";
+}
+
+FlagDef ServerFlag() {
+  return {"server", Type::kString, DefaultServer(),
+          "curvd address, host:port or any gRPC target (default from "
+          "$CURVD_SERVER when set)."};
+}
+
+FlagDef TimeoutFlag() {
+  return {"timeout", Type::kDouble, "1800",
+          "Seconds to wait for measurements to finish before giving up."};
+}
+
+FlagDef JsonFlag() {
+  return {"json", Type::kBool, "false",
+          "Print the proto JSON mapping instead of a table."};
+}
+
+FlagDef RunFlag(const std::string& help) {
+  return {"run", Type::kString, "", help};
+}
+
+std::vector<CommandDef> BuildCommands() {
+  const FlagDef model{
+      "model", Type::kString, "",
+      "Path of a TorchScript archive (torch.jit.save); uploaded "
+      "unless the server holds it."};
+  const FlagDef zoo{"zoo", Type::kString, "",
+                    "A built-in model instead of --model: "
+                    "ARCH:WIDTHS[:ACTIVATION], e.g. mlp:784,128,10:tanh "
+                    "(activations tanh, relu, gelu)."};
+  return {
+      {"create-run",
+       "--run ID (--model FILE | --zoo SPEC) [flags]",
+       "Registers a run with its model. Idempotent for the same model; prints "
+       "the run's name.",
+       {ServerFlag(),
+        RunFlag("Run id: [a-z0-9][a-z0-9-_.]{0,62}; empty lets the server "
+                "choose."),
+        model,
+        zoo,
+        {"display_name", Type::kString, "", "A human-readable name."},
+        JsonFlag()},
+       0,
+       0},
+      {"upload",
+       "FILE [flags]",
+       "Uploads FILE as a content-addressed blob (1 MiB chunks, resumable) and "
+       "prints its digest, sha256:<hex>.",
+       {ServerFlag()},
+       1,
+       1},
+      {"measure",
+       "--run ID --shard URI [flags]",
+       "Measures one checkpoint, creating what is missing: the run (from "
+       "--model or --zoo) and the checkpoint at --step (from --weights; else "
+       "an existing checkpoint; else the archive's own weights, or for a zoo "
+       "model the torch.nn.Linear initialisation drawn with --seed). Waits for "
+       "the results, showing progress on stderr, and prints them.\n"
+       "Exit status: 0 when every measurement SUCCEEDED, 3 when one FAILED or "
+       "was CANCELLED, 1 on other errors, 2 on a bad command line.",
+       {ServerFlag(),
+        RunFlag("Run id (required)."),
+        {"step", Type::kInt, "0", "Training step of the checkpoint."},
+        model,
+        zoo,
+        {"weights", Type::kString, "",
+         "Path of a safetensors state dict for the run's model at --step."},
+        {"shard", Type::kString, "",
+         "Data to measure on (required): file://PATH under the server's data "
+         "roots (safetensors with inputs/targets, or idx images with "
+         "?labels=FILE), blob://sha256:<hex>, or "
+         "builtin://gaussian_regression?n=..&d=..&outputs=..&seed=..; "
+         "limit=N and offset=N slice any shard."},
+        {"loss", Type::kString, "cross_entropy", "cross_entropy or mse."},
+        {"measure", Type::kString, "sharpness",
+         "Comma-separated kinds: sharpness, hessian_trace."},
+        {"top_k", Type::kInt, "1",
+         "sharpness: largest eigenvalues wanted (1..64)."},
+        {"bottom_k", Type::kInt, "0",
+         "sharpness: most negative eigenvalues wanted (0..64)."},
+        {"max_iterations", Type::kInt, "0",
+         "sharpness: Lanczos steps at most; 0 = server default (100)."},
+        {"tolerance", Type::kDouble, "0",
+         "sharpness: relative Ritz residual tolerance; 0 = server default "
+         "(1e-6)."},
+        {"probes", Type::kInt, "0",
+         "hessian_trace: exactly this many Hutchinson probes; 0 = adaptive "
+         "(10..200, stop at 1% standard error)."},
+        {"distribution", Type::kString, "rademacher",
+         "hessian_trace: probe distribution, rademacher or gaussian."},
+        {"precision", Type::kString, "float32", "float32 or float64."},
+        {"micro_batch", Type::kInt, "0",
+         "Samples per micro-batch; 0 = the whole shard at once."},
+        {"device", Type::kString, "", "cuda, cpu, or empty for any worker."},
+        {"train_mode", Type::kBool, "false",
+         "Measure in train mode (dropout on, BatchNorm batch statistics)."},
+        {"seed", Type::kInt, "0",
+         "Seed of the Lanczos start vector, the trace probes and zoo "
+         "initial weights."},
+        {"train_loss", Type::kDouble, "0",
+         "Training loss recorded with a new checkpoint."},
+        TimeoutFlag(),
+        JsonFlag()},
+       0,
+       0},
+      {"watch",
+       "NAME [flags]",
+       "Follows measurement NAME (runs/R/checkpoints/S/measurements/ID) until "
+       "it ends, reattaching if the stream breaks; progress on stderr, result "
+       "on stdout. Exit status 3 when it FAILED or was CANCELLED.",
+       {ServerFlag(), TimeoutFlag(), JsonFlag()},
+       1,
+       1},
+      {"runs", "[flags]", "Lists every run.", {ServerFlag(), JsonFlag()}, 0, 0},
+      {"results",
+       "--run ID [--step N] [flags]",
+       "Lists the measurements of a run, or of one of its checkpoints.",
+       {ServerFlag(),
+        RunFlag("Run id (required)."),
+        {"step", Type::kInt, "-1",
+         "Only this checkpoint's measurements; -1 = every checkpoint."},
+        JsonFlag(),
+        {"csv", Type::kBool, "false",
+         "Print CSV (one row per measurement) instead of a table."}},
+       0,
+       0},
+      {"get",
+       "NAME [flags]",
+       "Prints one resource as proto JSON: runs/R, runs/R/checkpoints/S or "
+       "runs/R/checkpoints/S/measurements/ID.",
+       {ServerFlag()},
+       1,
+       1},
+  };
+}
+
+std::string OverallHelp() {
+  std::string text =
+      "curvctl: the command-line client of curvd, the loss-landscape "
+      "curvature service.\n\nusage: curvctl COMMAND [flags]\n\ncommands:\n";
+  for (const CommandDef& command : CurvctlCommands()) {
+    absl::StrAppend(&text, "  ", absl::StrFormat("%-11s", command.name), " ",
+                    command.usage, "\n");
+  }
+  absl::StrAppend(
+      &text, "\n'curvctl COMMAND --help' documents each command's flags.\n");
+  return text;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path));
+  return bytes.str();
+}
+
+std::string RandomId() {
+  std::random_device device;
+  return absl::StrFormat("%08x%08x", device(), device());
+}
+
+std::unique_ptr<Client> Connect(const ParsedFlags& flags) {
+  ConnectionOptions options;
+  options.target = flags.String("server");
+  return std::make_unique<Client>(options);
+}
+
+absl::Duration WaitTimeout(const ParsedFlags& flags) {
+  return absl::Seconds(flags.Double("timeout"));
+}
+
+// Prints measurement updates on stderr: rewriting one line on a terminal, one
+// line per change of state or progress quarter otherwise (logs stay short).
+class ProgressPrinter {
+ public:
+  ProgressPrinter(std::ostream& err, bool interactive)
+      : err_(err), interactive_(interactive) {}
+  ~ProgressPrinter() {
+    if (interactive_ && dirty_) err_ << "\n";
+  }
+
+  void Update(const v1::Measurement& m) {
+    const int quarter = static_cast<int>(m.progress() * 4);
+    std::string line = absl::StrFormat(
+        "%s step %d: %s %3.0f%% %s", KindName(m.spec()), StepFromName(m.name()),
+        v1::Measurement::State_Name(m.state()), m.progress() * 100,
+        m.progress_message());
+    if (interactive_) {
+      err_ << "\r\033[K" << line << std::flush;
+      dirty_ = true;
+      if (IsTerminal(m.state())) {
+        err_ << "\n";
+        dirty_ = false;
+      }
+      return;
+    }
+    auto& last = last_[m.name()];
+    if (last.first != m.state() || last.second != quarter) {
+      err_ << line << "\n" << std::flush;
+      last = {m.state(), quarter};
+    }
+  }
+
+ private:
+  std::ostream& err_;
+  const bool interactive_;
+  bool dirty_ = false;
+  std::map<std::string, std::pair<int, int>> last_;
+};
+
+bool IsStderrTerminal(const std::ostream& err) {
+  return &err == &std::cerr && isatty(STDERR_FILENO);
+}
+
+int ExitFor(const absl::Status& status, std::ostream& err) {
+  err << "curvctl: " << status.ToString() << "\n";
+  return kExitError;
+}
+
+// The run's model from --model (uploading the archive) or --zoo; NotFound when
+// neither flag is set.
+absl::StatusOr<v1::ModelSpec> ModelFromFlags(const ParsedFlags& flags,
+                                             Client& client) {
+  v1::ModelSpec model;
+  if (flags.IsSet("model") && flags.IsSet("zoo")) {
+    return absl::InvalidArgumentError("give --model or --zoo, not both");
+  }
+  if (flags.IsSet("model")) {
+    absl::StatusOr<std::string> archive = ReadFile(flags.String("model"));
+    if (!archive.ok()) return archive.status();
+    absl::StatusOr<std::string> digest = client.UploadBlob(*archive);
+    if (!digest.ok()) return digest.status();
+    model.set_archive_digest(*digest);
+    return model;
+  }
+  if (flags.IsSet("zoo")) {
+    absl::StatusOr<v1::ZooModel> zoo = ParseZooSpec(flags.String("zoo"));
+    if (!zoo.ok()) return zoo.status();
+    *model.mutable_zoo() = *zoo;
+    return model;
+  }
+  return absl::NotFoundError("no --model or --zoo");
+}
+
+int CreateRunCommand(const ParsedFlags& flags, std::ostream& out,
+                     std::ostream& err) {
+  auto client = Connect(flags);
+  absl::StatusOr<v1::ModelSpec> model = ModelFromFlags(flags, *client);
+  if (absl::IsNotFound(model.status()) && !flags.IsSet("model")) {
+    err << "curvctl create-run: give --model FILE or --zoo SPEC\n";
+    return kExitUsage;
+  }
+  if (!model.ok()) return ExitFor(model.status(), err);
+  absl::StatusOr<v1::Run> run = client->CreateRun(flags.String("run"), *model,
+                                                  flags.String("display_name"));
+  if (!run.ok()) return ExitFor(run.status(), err);
+  if (flags.Bool("json")) {
+    absl::StatusOr<std::string> json = ToJson(*run, /*pretty=*/true);
+    if (!json.ok()) return ExitFor(json.status(), err);
+    out << *json << "\n";
+  } else {
+    out << run->name() << "\n";
+  }
+  return kExitOk;
+}
+
+int UploadCommand(const ParsedFlags& flags, std::ostream& out,
+                  std::ostream& err) {
+  absl::StatusOr<std::string> bytes = ReadFile(flags.positional()[0]);
+  if (!bytes.ok()) return ExitFor(bytes.status(), err);
+  auto client = Connect(flags);
+  absl::StatusOr<std::string> digest = client->UploadBlob(*bytes);
+  if (!digest.ok()) return ExitFor(digest.status(), err);
+  out << *digest << "\n";
+  return kExitOk;
+}
+
+// The checkpoint to measure: --weights when given; else the stored checkpoint
+// at
+// --step; else one made from the run's model (archive weights or zoo init).
+absl::StatusOr<v1::Checkpoint> EnsureCheckpoint(const ParsedFlags& flags,
+                                                Client& client,
+                                                const v1::Run& run) {
+  const std::string run_id(absl::StripPrefix(run.name(), "runs/"));
+  v1::Checkpoint checkpoint;
+  checkpoint.set_step(flags.Int("step"));
+  checkpoint.set_train_loss(flags.Double("train_loss"));
+  if (flags.IsSet("weights")) {
+    absl::StatusOr<std::string> bytes = ReadFile(flags.String("weights"));
+    if (!bytes.ok()) return bytes.status();
+    absl::StatusOr<std::string> digest = client.UploadBlob(*bytes);
+    if (!digest.ok()) return digest.status();
+    checkpoint.set_format(v1::CHECKPOINT_FORMAT_SAFETENSORS);
+    checkpoint.set_digest(*digest);
+    return client.CreateCheckpoint(run_id, checkpoint);
+  }
+  absl::StatusOr<v1::Checkpoint> existing = client.GetCheckpoint(
+      absl::StrCat(run.name(), "/checkpoints/", flags.Int("step")));
+  if (existing.ok() || !absl::IsNotFound(existing.status())) return existing;
+  switch (run.model().source_case()) {
+    case v1::ModelSpec::kArchiveDigest:
+      checkpoint.set_format(v1::CHECKPOINT_FORMAT_TORCHSCRIPT);
+      checkpoint.set_digest(run.model().archive_digest());
+      break;
+    case v1::ModelSpec::kArchiveUri:
+      checkpoint.set_format(v1::CHECKPOINT_FORMAT_TORCHSCRIPT);
+      checkpoint.set_uri(run.model().archive_uri());
+      break;
+    case v1::ModelSpec::kZoo: {
+      absl::StatusOr<std::string> weights = InitialZooWeights(
+          run.model().zoo(), static_cast<uint64_t>(flags.Int("seed")));
+      if (!weights.ok()) return weights.status();
+      absl::StatusOr<std::string> digest = client.UploadBlob(*weights);
+      if (!digest.ok()) return digest.status();
+      checkpoint.set_format(v1::CHECKPOINT_FORMAT_SAFETENSORS);
+      checkpoint.set_digest(*digest);
+      break;
+    }
+    case v1::ModelSpec::SOURCE_NOT_SET:
+      return absl::FailedPreconditionError(
+          absl::StrCat(run.name(), " has no model"));
+  }
+  return client.CreateCheckpoint(run_id, checkpoint);
+}
+
+int MeasureCommand(const ParsedFlags& flags, std::ostream& out,
+                   std::ostream& err) {
+  if (flags.String("run").empty() || flags.String("shard").empty()) {
+    err << "curvctl measure: --run and --shard are required (see: curvctl "
+           "measure --help)\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<std::vector<v1::MeasurementSpec>> specs =
+      MeasurementSpecsFromFlags(flags);
+  if (!specs.ok()) {
+    err << "curvctl measure: " << specs.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto client = Connect(flags);
+  const std::string run_id = flags.String("run");
+
+  absl::StatusOr<v1::Run> run;
+  absl::StatusOr<v1::ModelSpec> model = ModelFromFlags(flags, *client);
+  if (model.ok()) {
+    run = client->CreateRun(run_id, *model);
+  } else if (absl::IsNotFound(model.status()) && !flags.IsSet("model")) {
+    run = client->GetRun(absl::StrCat("runs/", run_id));
+    if (absl::IsNotFound(run.status())) {
+      err << "curvctl measure: run " << run_id
+          << " does not exist; give --model or --zoo to create it\n";
+      return kExitUsage;
+    }
+  } else {
+    return ExitFor(model.status(), err);
+  }
+  if (!run.ok()) return ExitFor(run.status(), err);
+
+  absl::StatusOr<v1::Checkpoint> checkpoint =
+      EnsureCheckpoint(flags, *client, *run);
+  if (!checkpoint.ok()) return ExitFor(checkpoint.status(), err);
+
+  // One request id per invocation and kind: a retried create inside this call
+  // is idempotent, while running the command again measures again.
+  const std::string invocation = RandomId();
+  std::vector<std::string> names;
+  for (const v1::MeasurementSpec& spec : *specs) {
+    absl::StatusOr<v1::Measurement> created = client->CreateMeasurement(
+        checkpoint->name(), spec,
+        absl::StrCat("curvctl-", invocation, "-", KindName(spec)));
+    if (!created.ok()) return ExitFor(created.status(), err);
+    names.push_back(created->name());
+  }
+
+  std::vector<v1::Measurement> results;
+  {
+    ProgressPrinter progress(err, IsStderrTerminal(err));
+    const absl::Time deadline = absl::Now() + WaitTimeout(flags);
+    for (const std::string& name : names) {
+      absl::StatusOr<v1::Measurement> done = client->WaitMeasurement(
+          name, [&](const v1::Measurement& m) { progress.Update(m); },
+          deadline - absl::Now());
+      if (!done.ok()) return ExitFor(done.status(), err);
+      results.push_back(*done);
+    }
+  }
+  if (flags.Bool("json")) {
+    absl::StatusOr<std::string> json = MeasurementsToJson(results);
+    if (!json.ok()) return ExitFor(json.status(), err);
+    out << *json << "\n";
+  } else {
+    out << MeasurementsToTable(results);
+  }
+  for (const v1::Measurement& m : results) {
+    if (m.state() != v1::Measurement::SUCCEEDED) {
+      err << "curvctl measure: " << m.name() << " "
+          << v1::Measurement::State_Name(m.state()) << ": " << m.error_message()
+          << "\n";
+      return kExitMeasurementFailed;
+    }
+  }
+  return kExitOk;
+}
+
+int WatchCommand(const ParsedFlags& flags, std::ostream& out,
+                 std::ostream& err) {
+  auto client = Connect(flags);
+  absl::StatusOr<v1::Measurement> done;
+  {
+    ProgressPrinter progress(err, IsStderrTerminal(err));
+    done = client->WaitMeasurement(
+        flags.positional()[0],
+        [&](const v1::Measurement& m) { progress.Update(m); },
+        WaitTimeout(flags));
+  }
+  if (!done.ok()) return ExitFor(done.status(), err);
+  if (flags.Bool("json")) {
+    absl::StatusOr<std::string> json = ToJson(*done, /*pretty=*/true);
+    if (!json.ok()) return ExitFor(json.status(), err);
+    out << *json << "\n";
+  } else {
+    out << MeasurementsToTable({*done});
+  }
+  return done->state() == v1::Measurement::SUCCEEDED ? kExitOk
+                                                     : kExitMeasurementFailed;
+}
+
+int RunsCommand(const ParsedFlags& flags, std::ostream& out,
+                std::ostream& err) {
+  auto client = Connect(flags);
+  absl::StatusOr<std::vector<v1::Run>> runs = client->ListRuns();
+  if (!runs.ok()) return ExitFor(runs.status(), err);
+  if (flags.Bool("json")) {
+    v1::ListRunsResponse response;
+    for (const v1::Run& run : *runs) *response.add_runs() = run;
+    absl::StatusOr<std::string> json = ToJson(response, /*pretty=*/true);
+    if (!json.ok()) return ExitFor(json.status(), err);
+    out << *json << "\n";
+  } else {
+    out << RunsToTable(*runs);
+  }
+  return kExitOk;
+}
+
+int ResultsCommand(const ParsedFlags& flags, std::ostream& out,
+                   std::ostream& err) {
+  if (flags.String("run").empty()) {
+    err << "curvctl results: --run is required (see: curvctl results "
+           "--help)\n";
+    return kExitUsage;
+  }
+  if (flags.Bool("json") && flags.Bool("csv")) {
+    err << "curvctl results: give --json or --csv, not both\n";
+    return kExitUsage;
+  }
+  const int64_t step = flags.Int("step");
+  const std::string parent =
+      absl::StrCat("runs/", flags.String("run"), "/checkpoints/",
+                   step < 0 ? "-" : absl::StrCat(step));
+  auto client = Connect(flags);
+  absl::StatusOr<std::vector<v1::Measurement>> measurements =
+      client->ListMeasurements(parent);
+  if (!measurements.ok()) return ExitFor(measurements.status(), err);
+  // Steps in order whatever order the server pages in.
+  std::stable_sort(measurements->begin(), measurements->end(),
+                   [](const v1::Measurement& a, const v1::Measurement& b) {
+                     return StepFromName(a.name()) < StepFromName(b.name());
+                   });
+  if (flags.Bool("json")) {
+    absl::StatusOr<std::string> json = MeasurementsToJson(*measurements);
+    if (!json.ok()) return ExitFor(json.status(), err);
+    out << *json << "\n";
+  } else if (flags.Bool("csv")) {
+    out << MeasurementsToCsv(*measurements);
+  } else {
+    out << MeasurementsToTable(*measurements);
+  }
+  return kExitOk;
+}
+
+int GetCommand(const ParsedFlags& flags, std::ostream& out, std::ostream& err) {
+  const std::string& name = flags.positional()[0];
+  const std::vector<std::string> parts = absl::StrSplit(name, '/');
+  auto client = Connect(flags);
+  absl::StatusOr<std::string> json;
+  if (parts.size() == 2 && parts[0] == "runs") {
+    absl::StatusOr<v1::Run> run = client->GetRun(name);
+    json = run.ok() ? ToJson(*run, true) : run.status();
+  } else if (parts.size() == 4 && parts[2] == "checkpoints") {
+    absl::StatusOr<v1::Checkpoint> checkpoint = client->GetCheckpoint(name);
+    json = checkpoint.ok() ? ToJson(*checkpoint, true) : checkpoint.status();
+  } else if (parts.size() == 6 && parts[4] == "measurements") {
+    absl::StatusOr<v1::Measurement> measurement = client->GetMeasurement(name);
+    json = measurement.ok() ? ToJson(*measurement, true) : measurement.status();
+  } else {
+    err << "curvctl get: '" << name
+        << "' is not runs/R, runs/R/checkpoints/S or "
+           "runs/R/checkpoints/S/measurements/ID\n";
+    return kExitUsage;
+  }
+  if (!json.ok()) return ExitFor(json.status(), err);
+  out << *json << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+const std::vector<CommandDef>& CurvctlCommands() {
+  static const std::vector<CommandDef>* commands =
+      new std::vector<CommandDef>(BuildCommands());
+  return *commands;
+}
+
+absl::StatusOr<std::vector<v1::MeasurementSpec>> MeasurementSpecsFromFlags(
+    const ParsedFlags& flags) {
+  v1::MeasurementSpec common;
+  common.set_shard_uri(flags.String("shard"));
+  const std::string& loss = flags.String("loss");
+  if (loss == "cross_entropy") {
+    common.set_loss(v1::LOSS_FUNCTION_CROSS_ENTROPY);
+  } else if (loss == "mse") {
+    common.set_loss(v1::LOSS_FUNCTION_MSE);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--loss '", loss, "' is not cross_entropy or mse"));
+  }
+  const std::string& precision = flags.String("precision");
+  if (precision == "float32") {
+    common.set_precision(v1::PRECISION_FLOAT32);
+  } else if (precision == "float64") {
+    common.set_precision(v1::PRECISION_FLOAT64);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--precision '", precision, "' is not float32 or float64"));
+  }
+  common.set_micro_batch_size(flags.Int("micro_batch"));
+  common.set_device(flags.String("device"));
+  common.set_train_mode(flags.Bool("train_mode"));
+  const uint64_t seed = static_cast<uint64_t>(flags.Int("seed"));
+
+  std::vector<v1::MeasurementSpec> specs;
+  for (absl::string_view kind :
+       absl::StrSplit(flags.String("measure"), ',', absl::SkipWhitespace())) {
+    kind = absl::StripAsciiWhitespace(kind);
+    v1::MeasurementSpec spec = common;
+    if (kind == "sharpness") {
+      v1::SharpnessSpec* s = spec.mutable_sharpness();
+      s->set_top_k(static_cast<int32_t>(flags.Int("top_k")));
+      s->set_bottom_k(static_cast<int32_t>(flags.Int("bottom_k")));
+      s->set_max_iterations(static_cast<int32_t>(flags.Int("max_iterations")));
+      s->set_relative_tolerance(flags.Double("tolerance"));
+      s->set_seed(seed);
+    } else if (kind == "hessian_trace") {
+      v1::HessianTraceSpec* t = spec.mutable_hessian_trace();
+      const std::string& distribution = flags.String("distribution");
+      if (distribution == "rademacher") {
+        t->set_distribution(v1::PROBE_DISTRIBUTION_RADEMACHER);
+      } else if (distribution == "gaussian") {
+        t->set_distribution(v1::PROBE_DISTRIBUTION_GAUSSIAN);
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--distribution '", distribution,
+                         "' is not rademacher or gaussian"));
+      }
+      const int32_t probes = static_cast<int32_t>(flags.Int("probes"));
+      if (probes != 0) {
+        // Equal bounds and no target: exactly `probes` probes.
+        t->set_min_probes(probes);
+        t->set_max_probes(probes);
+        t->set_target_relative_error(0);
+      }
+      t->set_seed(seed);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--measure kind '", kind, "' is unknown (sharpness, hessian_trace)"));
+    }
+    specs.push_back(std::move(spec));
+  }
+  if (specs.empty()) {
+    return absl::InvalidArgumentError("--measure names no kind");
+  }
+  return specs;
+}
+
+int RunCurvctl(const std::vector<std::string>& args, std::ostream& out,
+               std::ostream& err) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" ||
+      (args[0] == "help" && args.size() == 1)) {
+    (args.empty() ? err : out) << OverallHelp();
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  std::string name = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (name == "help") {
+    name = args[1];
+    rest = {"--help"};
+  }
+  const std::vector<CommandDef>& commands = CurvctlCommands();
+  auto command =
+      std::find_if(commands.begin(), commands.end(),
+                   [&](const CommandDef& c) { return c.name == name; });
+  if (command == commands.end()) {
+    err << "curvctl: unknown command '" << name << "'\n\n" << OverallHelp();
+    return kExitUsage;
+  }
+  absl::StatusOr<ParsedFlags> flags = ParseFlags(*command, rest);
+  if (!flags.ok()) {
+    err << "curvctl: " << flags.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (flags->help()) {
+    out << HelpText(*command);
+    return kExitOk;
+  }
+  using Handler = int (*)(const ParsedFlags&, std::ostream&, std::ostream&);
+  static const std::map<std::string, Handler>* handlers =
+      new std::map<std::string, Handler>{{"create-run", CreateRunCommand},
+                                         {"upload", UploadCommand},
+                                         {"measure", MeasureCommand},
+                                         {"watch", WatchCommand},
+                                         {"runs", RunsCommand},
+                                         {"results", ResultsCommand},
+                                         {"get", GetCommand}};
+  return handlers->at(command->name)(*flags, out, err);
+}
+
+}  // namespace curvd::client

@@ -1,0 +1,376 @@
+#include "client/curvd_client.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace curvd::client {
+namespace {
+
+namespace v1 = ::curvd::v1;
+
+std::chrono::system_clock::time_point Deadline(absl::Duration from_now) {
+  return absl::ToChronoTime(absl::Now() + from_now);
+}
+
+// Transport failures worth another attempt; everything else is the server's
+// considered answer.
+bool IsRetryable(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
+         absl::IsAborted(status);
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& options) {
+  grpc::ChannelArguments args;
+  args.SetInt(
+      GRPC_ARG_KEEPALIVE_TIME_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
+  args.SetInt(
+      GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_timeout)));
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+              options.keepalive_permit_without_calls ? 1 : 0);
+  args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  args.SetLoadBalancingPolicyName(options.load_balancing_policy);
+  return grpc::CreateCustomChannel(options.target,
+                                   grpc::InsecureChannelCredentials(), args);
+}
+
+// Calls `list(page_token, response)` until the server stops returning a token,
+// appending each page's items with `take(response, out)`.
+template <typename Response, typename Item, typename ListFn, typename TakeFn>
+absl::StatusOr<std::vector<Item>> ListAllPages(ListFn list, TakeFn take) {
+  std::vector<Item> items;
+  std::string token;
+  do {
+    Response response;
+    absl::Status status = list(token, &response);
+    if (!status.ok()) return status;
+    take(response, &items);
+    token = response.next_page_token();
+  } while (!token.empty());
+  return items;
+}
+
+}  // namespace
+
+std::string Sha256Digest(absl::string_view bytes) {
+  unsigned char hash[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), hash, &length, EVP_sha256(), nullptr);
+  return absl::StrCat("sha256:",
+                      absl::BytesToHexString(absl::string_view(
+                          reinterpret_cast<const char*>(hash), length)));
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+bool IsTerminal(v1::Measurement::State state) {
+  return state == v1::Measurement::SUCCEEDED ||
+         state == v1::Measurement::FAILED ||
+         state == v1::Measurement::CANCELLED;
+}
+
+std::string KindName(const v1::MeasurementSpec& spec) {
+  switch (spec.kind_case()) {
+    case v1::MeasurementSpec::kSharpness:
+      return "sharpness";
+    case v1::MeasurementSpec::kHessianTrace:
+      return "hessian_trace";
+    case v1::MeasurementSpec::KIND_NOT_SET:
+      break;
+  }
+  return "unspecified";
+}
+
+Client::Client(ConnectionOptions options)
+    : Client(MakeChannel(options), options) {}
+
+Client::Client(std::shared_ptr<grpc::Channel> channel,
+               ConnectionOptions options)
+    : options_(std::move(options)),
+      channel_(std::move(channel)),
+      stub_(v1::Curvd::NewStub(channel_)) {}
+
+absl::Status Client::WaitForConnected(absl::Duration timeout) {
+  if (channel_->WaitForConnected(Deadline(timeout))) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "no connection to ", options_.target, " within ",
+      absl::FormatDuration(timeout), " (is curvd running there?)"));
+}
+
+std::unique_ptr<grpc::ClientContext> Client::UnaryContext() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(Deadline(options_.rpc_timeout));
+  return context;
+}
+
+absl::StatusOr<v1::Run> Client::CreateRun(const std::string& run_id,
+                                          const v1::ModelSpec& model,
+                                          const std::string& display_name) {
+  v1::CreateRunRequest request;
+  request.set_run_id(run_id);
+  *request.mutable_run()->mutable_model() = model;
+  request.mutable_run()->set_display_name(display_name);
+  v1::Run run;
+  auto context = UnaryContext();
+  grpc::Status status = stub_->CreateRun(context.get(), request, &run);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return run;
+}
+
+absl::StatusOr<v1::Run> Client::GetRun(const std::string& name) {
+  v1::GetRunRequest request;
+  request.set_name(name);
+  v1::Run run;
+  auto context = UnaryContext();
+  grpc::Status status = stub_->GetRun(context.get(), request, &run);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return run;
+}
+
+absl::StatusOr<std::vector<v1::Run>> Client::ListRuns(int page_size) {
+  return ListAllPages<v1::ListRunsResponse, v1::Run>(
+      [&](const std::string& token, v1::ListRunsResponse* response) {
+        v1::ListRunsRequest request;
+        request.set_page_size(page_size);
+        request.set_page_token(token);
+        auto context = UnaryContext();
+        return FromGrpcStatus(
+            stub_->ListRuns(context.get(), request, response));
+      },
+      [](const v1::ListRunsResponse& response, std::vector<v1::Run>* out) {
+        out->insert(out->end(), response.runs().begin(), response.runs().end());
+      });
+}
+
+absl::StatusOr<v1::BlobStatus> Client::WriteBlobFrom(absl::string_view bytes,
+                                                     const std::string& digest,
+                                                     int64_t offset) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline(options_.upload_timeout));
+  v1::BlobStatus result;
+  std::unique_ptr<grpc::ClientWriter<v1::WriteBlobRequest>> writer =
+      stub_->WriteBlob(&context, &result);
+  const int64_t size = static_cast<int64_t>(bytes.size());
+  bool first = true;
+  // An empty remainder still needs one message to carry finish_write.
+  do {
+    const int64_t length = std::min(kUploadChunkBytes, size - offset);
+    v1::WriteBlobRequest request;
+    if (first) {
+      request.set_digest(digest);
+      request.set_size_bytes(size);
+      first = false;
+    }
+    request.set_write_offset(offset);
+    request.set_data(bytes.data() + offset, static_cast<size_t>(length));
+    offset += length;
+    request.set_finish_write(offset == size);
+    // A failed Write means the stream is broken; Finish says why.
+    if (!writer->Write(request)) break;
+  } while (offset < size);
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  if (!status.ok()) return FromGrpcStatus(status);
+  return result;
+}
+
+absl::StatusOr<std::string> Client::UploadBlob(absl::string_view bytes) {
+  const std::string digest = Sha256Digest(bytes);
+  absl::Status last_error;
+  for (int attempt = 0; attempt < std::max(1, options_.upload_attempts);
+       ++attempt) {
+    if (attempt > 0) absl::SleepFor(absl::Milliseconds(200) * (1 << attempt));
+    v1::GetBlobStatusRequest request;
+    request.set_digest(digest);
+    v1::BlobStatus blob;
+    auto context = UnaryContext();
+    grpc::Status rpc = stub_->GetBlobStatus(context.get(), request, &blob);
+    int64_t offset = 0;
+    if (rpc.ok()) {
+      if (blob.complete()) return digest;
+      offset = blob.committed_size_bytes();
+    } else if (rpc.error_code() != grpc::StatusCode::NOT_FOUND) {
+      last_error = FromGrpcStatus(rpc);
+      if (!IsRetryable(last_error)) return last_error;
+      continue;
+    }
+    if (offset < 0 || offset > static_cast<int64_t>(bytes.size())) offset = 0;
+    absl::StatusOr<v1::BlobStatus> written =
+        WriteBlobFrom(bytes, digest, offset);
+    if (written.ok()) {
+      if (written->complete()) return digest;
+      last_error = absl::DataLossError(absl::StrCat(
+          "server did not commit blob ", digest, ": ",
+          written->committed_size_bytes(), " of ", bytes.size(), " bytes"));
+      continue;
+    }
+    last_error = written.status();
+    if (!IsRetryable(last_error)) return last_error;
+  }
+  return absl::Status(last_error.code(),
+                      absl::StrCat("upload of ", digest, " failed after ",
+                                   options_.upload_attempts,
+                                   " attempts: ", last_error.message()));
+}
+
+absl::StatusOr<v1::Checkpoint> Client::CreateCheckpoint(
+    const std::string& run_id, const v1::Checkpoint& checkpoint) {
+  v1::CreateCheckpointRequest request;
+  request.set_parent(absl::StrCat("runs/", run_id));
+  *request.mutable_checkpoint() = checkpoint;
+  v1::Checkpoint created;
+  auto context = UnaryContext();
+  grpc::Status status =
+      stub_->CreateCheckpoint(context.get(), request, &created);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return created;
+}
+
+absl::StatusOr<v1::Checkpoint> Client::GetCheckpoint(const std::string& name) {
+  v1::GetCheckpointRequest request;
+  request.set_name(name);
+  v1::Checkpoint checkpoint;
+  auto context = UnaryContext();
+  grpc::Status status =
+      stub_->GetCheckpoint(context.get(), request, &checkpoint);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return checkpoint;
+}
+
+absl::StatusOr<std::vector<v1::Checkpoint>> Client::ListCheckpoints(
+    const std::string& run_name, int page_size) {
+  return ListAllPages<v1::ListCheckpointsResponse, v1::Checkpoint>(
+      [&](const std::string& token, v1::ListCheckpointsResponse* response) {
+        v1::ListCheckpointsRequest request;
+        request.set_parent(run_name);
+        request.set_page_size(page_size);
+        request.set_page_token(token);
+        auto context = UnaryContext();
+        return FromGrpcStatus(
+            stub_->ListCheckpoints(context.get(), request, response));
+      },
+      [](const v1::ListCheckpointsResponse& response,
+         std::vector<v1::Checkpoint>* out) {
+        out->insert(out->end(), response.checkpoints().begin(),
+                    response.checkpoints().end());
+      });
+}
+
+absl::StatusOr<v1::Measurement> Client::CreateMeasurement(
+    const std::string& parent, const v1::MeasurementSpec& spec,
+    const std::string& request_id) {
+  v1::CreateMeasurementRequest request;
+  request.set_parent(parent);
+  *request.mutable_spec() = spec;
+  request.set_request_id(request_id);
+  v1::Measurement measurement;
+  auto context = UnaryContext();
+  grpc::Status status =
+      stub_->CreateMeasurement(context.get(), request, &measurement);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return measurement;
+}
+
+absl::StatusOr<v1::Measurement> Client::GetMeasurement(
+    const std::string& name) {
+  v1::GetMeasurementRequest request;
+  request.set_name(name);
+  v1::Measurement measurement;
+  auto context = UnaryContext();
+  grpc::Status status =
+      stub_->GetMeasurement(context.get(), request, &measurement);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return measurement;
+}
+
+absl::StatusOr<std::vector<v1::Measurement>> Client::ListMeasurements(
+    const std::string& parent, int page_size) {
+  return ListAllPages<v1::ListMeasurementsResponse, v1::Measurement>(
+      [&](const std::string& token, v1::ListMeasurementsResponse* response) {
+        v1::ListMeasurementsRequest request;
+        request.set_parent(parent);
+        request.set_page_size(page_size);
+        request.set_page_token(token);
+        auto context = UnaryContext();
+        return FromGrpcStatus(
+            stub_->ListMeasurements(context.get(), request, response));
+      },
+      [](const v1::ListMeasurementsResponse& response,
+         std::vector<v1::Measurement>* out) {
+        out->insert(out->end(), response.measurements().begin(),
+                    response.measurements().end());
+      });
+}
+
+absl::StatusOr<v1::Measurement> Client::CancelMeasurement(
+    const std::string& name) {
+  v1::CancelMeasurementRequest request;
+  request.set_name(name);
+  v1::Measurement measurement;
+  auto context = UnaryContext();
+  grpc::Status status =
+      stub_->CancelMeasurement(context.get(), request, &measurement);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return measurement;
+}
+
+absl::StatusOr<v1::Measurement> Client::WaitMeasurement(
+    const std::string& name,
+    const std::function<void(const v1::Measurement&)>& on_update,
+    absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Duration backoff = absl::Milliseconds(100);
+  absl::Status last_error = absl::DeadlineExceededError(
+      absl::StrCat("measurement ", name, " did not finish within ",
+                   absl::FormatDuration(timeout)));
+  while (absl::Now() < deadline) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(deadline));
+    // A reattach during a server restart waits for the channel instead of
+    // failing at once.
+    context.set_wait_for_ready(true);
+    v1::WatchMeasurementRequest request;
+    request.set_name(name);
+    std::unique_ptr<grpc::ClientReader<v1::Measurement>> reader =
+        stub_->WatchMeasurement(&context, request);
+    v1::Measurement measurement;
+    bool received = false;
+    while (reader->Read(&measurement)) {
+      received = true;
+      if (on_update) on_update(measurement);
+      if (IsTerminal(measurement.state())) {
+        context.TryCancel();
+        reader->Finish();
+        return measurement;
+      }
+    }
+    absl::Status status = FromGrpcStatus(reader->Finish());
+    if (!status.ok() && !IsRetryable(status) && !absl::IsCancelled(status)) {
+      return status;
+    }
+    if (!status.ok()) last_error = status;
+    // A stream that delivered something was healthy: start the backoff over.
+    if (received) backoff = absl::Milliseconds(100);
+    absl::SleepFor(std::min(backoff, deadline - absl::Now()));
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "measurement ", name, " did not finish within ",
+      absl::FormatDuration(timeout), "; last: ", last_error.message()));
+}
+
+}  // namespace curvd::client

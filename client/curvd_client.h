@@ -1,0 +1,152 @@
+// A C++ client of the curvd.v1 service over the generated stubs: blocking calls
+// that return absl::Status/StatusOr, a chunked resumable blob upload, a
+// measurement wait that reattaches to its watch stream, and List* calls that
+// follow every page. The proto is the real interface; this is a convenience.
+#ifndef CURVD_CLIENT_CURVD_CLIENT_H_
+#define CURVD_CLIENT_CURVD_CLIENT_H_
+
+#include <grpcpp/channel.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "curvd/v1/curvd_service.grpc.pb.h"
+
+namespace curvd::client {
+
+// Every connection setting in one place, so that keepalive and message limits
+// are chosen together (they must agree with the server's, or the server answers
+// GOAWAY "too_many_pings").
+struct ConnectionOptions {
+  // host:port, or any gRPC target ("dns:///curvd.ns.svc:50051" balances over a
+  // headless Service with round_robin).
+  std::string target = "localhost:50051";
+  // HTTP/2 pings on a quiet connection detect a dead peer during a long watch.
+  // A gRPC server, curvd included, by default accepts pings no more often than
+  // every 5 minutes and answers more frequent ones with GOAWAY, so this is the
+  // shortest interval that is safe without server-side changes.
+  absl::Duration keepalive_time = absl::Minutes(5);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Pinging without active calls would count as strikes on the server.
+  bool keepalive_permit_without_calls = false;
+  // Responses are small; lists of a thousand measurements fit in this.
+  int max_receive_message_bytes = 16 << 20;
+  // Deadline of each unary call.
+  absl::Duration rpc_timeout = absl::Seconds(30);
+  // Deadline of one blob upload attempt, whatever its size.
+  absl::Duration upload_timeout = absl::Minutes(10);
+  // Upload attempts after a transport failure, each resuming where the server
+  // committed.
+  int upload_attempts = 3;
+  // Load-balancing policy; round_robin spreads runs over replicas behind a
+  // headless Service.
+  std::string load_balancing_policy = "round_robin";
+};
+
+// Bytes per WriteBlob message: well under the default 4 MiB receive limit.
+inline constexpr int64_t kUploadChunkBytes = 1 << 20;
+
+// "sha256:<64 lowercase hex>" of `bytes`, the blob identity the server checks.
+std::string Sha256Digest(absl::string_view bytes);
+
+// The absl::Status with the same code and message as a grpc::Status.
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// True for QUEUED/RUNNING's successors: SUCCEEDED, FAILED, CANCELLED.
+bool IsTerminal(curvd::v1::Measurement::State state);
+
+// The kind of a measurement as curvctl spells it: "sharpness", "hessian_trace",
+// or "unspecified" when the spec sets none.
+std::string KindName(const curvd::v1::MeasurementSpec& spec);
+
+// A connection to one curvd server. Thread-safe: calls may come from several
+// threads at once (gRPC channels and stubs are).
+class Client {
+ public:
+  // Creates a channel to options.target; it connects lazily on the first call,
+  // so an unreachable server shows up as UNAVAILABLE from that call.
+  explicit Client(ConnectionOptions options);
+  // Uses an existing channel (tests, in-process servers).
+  Client(std::shared_ptr<grpc::Channel> channel, ConnectionOptions options);
+
+  const ConnectionOptions& options() const { return options_; }
+
+  // Blocks until the channel is connected or `timeout` passes (then
+  // UNAVAILABLE).
+  absl::Status WaitForConnected(absl::Duration timeout);
+
+  // Registers run `run_id` with `model`. Idempotent for the same model; another
+  // model under the same id is ALREADY_EXISTS.
+  absl::StatusOr<curvd::v1::Run> CreateRun(
+      const std::string& run_id, const curvd::v1::ModelSpec& model,
+      const std::string& display_name = "");
+  // `name` is "runs/{run}"; NOT_FOUND when it is unknown.
+  absl::StatusOr<curvd::v1::Run> GetRun(const std::string& name);
+  // Every run, following next_page_token; `page_size` bounds each response.
+  absl::StatusOr<std::vector<curvd::v1::Run>> ListRuns(int page_size = 100);
+
+  // Uploads `bytes` as a content-addressed blob and returns its digest. Asks
+  // GetBlobStatus first, so a stored blob costs no transfer and an interrupted
+  // upload resumes at the committed offset; retries transport failures up to
+  // options().upload_attempts times. Errors other than UNAVAILABLE,
+  // DEADLINE_EXCEEDED and ABORTED are returned at once (RESOURCE_EXHAUSTED for
+  // a blob over the server's limit, INVALID_ARGUMENT for a digest mismatch).
+  absl::StatusOr<std::string> UploadBlob(absl::string_view bytes);
+
+  // Records `checkpoint` (step, format, digest or uri, train_loss) under run
+  // `run_id`. Idempotent for the same step and content.
+  absl::StatusOr<curvd::v1::Checkpoint> CreateCheckpoint(
+      const std::string& run_id, const curvd::v1::Checkpoint& checkpoint);
+  // `name` is "runs/{run}/checkpoints/{step}".
+  absl::StatusOr<curvd::v1::Checkpoint> GetCheckpoint(const std::string& name);
+  absl::StatusOr<std::vector<curvd::v1::Checkpoint>> ListCheckpoints(
+      const std::string& run_name, int page_size = 100);
+
+  // Queues a measurement of checkpoint `parent`; returns it in state QUEUED.
+  // `request_id` (may be empty) makes a retry return the first one created.
+  absl::StatusOr<curvd::v1::Measurement> CreateMeasurement(
+      const std::string& parent, const curvd::v1::MeasurementSpec& spec,
+      const std::string& request_id);
+  absl::StatusOr<curvd::v1::Measurement> GetMeasurement(
+      const std::string& name);
+  // Measurements of a checkpoint, or of a whole run with parent
+  // "runs/{run}/checkpoints/-".
+  absl::StatusOr<std::vector<curvd::v1::Measurement>> ListMeasurements(
+      const std::string& parent, int page_size = 100);
+  absl::StatusOr<curvd::v1::Measurement> CancelMeasurement(
+      const std::string& name);
+
+  // Follows measurement `name` through WatchMeasurement until a terminal state
+  // and returns it (a FAILED measurement is an OK StatusOr: the failure is
+  // data). `on_update`, if set, sees every state the stream delivers, on this
+  // thread. A stream that ends early or breaks (server restart, network) is
+  // reattached by name with backoff; DEADLINE_EXCEEDED once `timeout` passes in
+  // all.
+  absl::StatusOr<curvd::v1::Measurement> WaitMeasurement(
+      const std::string& name,
+      const std::function<void(const curvd::v1::Measurement&)>& on_update,
+      absl::Duration timeout);
+
+ private:
+  // A context with the unary deadline.
+  std::unique_ptr<grpc::ClientContext> UnaryContext() const;
+  // One WriteBlob stream from the committed offset; returns the final status.
+  absl::StatusOr<curvd::v1::BlobStatus> WriteBlobFrom(absl::string_view bytes,
+                                                      const std::string& digest,
+                                                      int64_t offset);
+
+  ConnectionOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<curvd::v1::Curvd::Stub> stub_;
+};
+
+}  // namespace curvd::client
+
+#endif  // CURVD_CLIENT_CURVD_CLIENT_H_

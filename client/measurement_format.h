@@ -1,0 +1,56 @@
+// How curvctl prints resources: an aligned table for people, CSV for
+// spreadsheets, and the proto JSON mapping for scripts (field names in
+// lowerCamelCase, enums by name, int64 as strings, as every proto library
+// reads).
+#ifndef CURVD_CLIENT_MEASUREMENT_FORMAT_H_
+#define CURVD_CLIENT_MEASUREMENT_FORMAT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "curvd/v1/curvd_service.pb.h"
+
+namespace curvd::client {
+
+// The checkpoint step encoded in a measurement or checkpoint name
+// ("runs/r/checkpoints/{step}/..."), or -1 when the name has none.
+int64_t StepFromName(const std::string& name);
+
+// The proto JSON mapping of any message, one line or indented.
+absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message,
+                                   bool pretty);
+
+// Measurements as {"measurements": [...]}, the JSON of a
+// ListMeasurementsResponse.
+absl::StatusOr<std::string> MeasurementsToJson(
+    const std::vector<curvd::v1::Measurement>& measurements);
+
+// Header line then one RFC 4180 line per measurement (fields with commas,
+// quotes or newlines are quoted). Columns: name, step, kind, state, value,
+// standard_error, top_eigenvalues (';'-separated), iterations, probes, loss,
+// num_samples, num_parameters, hvps, device, compute_seconds, error_message.
+std::string MeasurementsToCsv(
+    const std::vector<curvd::v1::Measurement>& measurements);
+
+// An aligned table: step, kind, state, value (sharpness or trace), detail
+// (top eigenvalues or ± standard error, or the error), loss, device, seconds,
+// id.
+std::string MeasurementsToTable(
+    const std::vector<curvd::v1::Measurement>& measurements);
+
+// An aligned table of runs: id, model, checkpoints, created.
+std::string RunsToTable(const std::vector<curvd::v1::Run>& runs);
+
+// A one-line summary of a model spec: "mlp:784,64,10:tanh" or "archive
+// sha256:…".
+std::string ModelSummary(const curvd::v1::ModelSpec& model);
+
+// A one-line summary of a measurement's outcome for progress displays:
+// "sharpness 12.3 (top 12.3 4.5 …)", "trace 456 ± 7.8", or the state and error.
+std::string MeasurementSummary(const curvd::v1::Measurement& measurement);
+
+}  // namespace curvd::client
+
+#endif  // CURVD_CLIENT_MEASUREMENT_FORMAT_H_
