@@ -4,14 +4,18 @@
 # Binaries land in build/bin. Extra arguments go to the CMake configure step.
 #   CURVD_BUILD_DIR  build directory (default: build)
 #   CURVD_JOBS       parallel jobs (default: the number of cores)
+#   CURVD_SKIP_INSTALL=1  do not check Debian packages (machines without apt access,
+#                    such as the GPU machine of scripts/gpu_test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_dir=${CURVD_BUILD_DIR:-build}
 jobs=${CURVD_JOBS:-$(nproc)}
 
-echo "build: checking dependencies"
-scripts/install_deps.sh
+if [ "${CURVD_SKIP_INSTALL:-0}" != 1 ]; then
+  echo "build: checking dependencies"
+  scripts/install_deps.sh
+fi
 
 # Configure when there is no usable build tree yet (a configure that failed half
 # way leaves CMakeCache.txt but no build.ninja), or when asked to with arguments.
