@@ -4,11 +4,13 @@
 #include "core/engine.h"
 
 #include <ATen/Context.h>
+#include <sys/stat.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <exception>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <utility>
@@ -40,11 +42,23 @@ torch::Tensor ToDevice(const torch::Tensor& t, const torch::Device& device,
   return t.is_floating_point() ? t.to(device, dtype) : t.to(device);
 }
 
-// Cache keys include the dtype: converting a cached copy between precisions
-// would lose digits on the way down.
-std::string DeviceKey(const std::string& cache_key, torch::ScalarType dtype) {
+// The key of a model or shard copy on the device: the source's cache key, the
+// dtype (converting a cached copy between precisions would lose digits on the
+// way down), and the size and modification time of each file it is read from,
+// so that a file rewritten in place under the same URI (a trainer overwriting
+// "latest.safetensors") is loaded again rather than served from the old copy.
+// Empty, meaning "do not reuse", when `cache_key` is.
+std::string DeviceKey(const std::string& cache_key, torch::ScalarType dtype,
+                      std::initializer_list<std::string> files) {
   if (cache_key.empty()) return "";
-  return absl::StrCat(cache_key, "@", c10::toString(dtype));
+  std::string key = absl::StrCat(cache_key, "@", c10::toString(dtype));
+  for (const std::string& file : files) {
+    struct stat info;
+    if (file.empty() || stat(file.c_str(), &info) != 0) continue;
+    absl::StrAppend(&key, "|", file, ":", info.st_size, ":",
+                    info.st_mtim.tv_sec, ".", info.st_mtim.tv_nsec);
+  }
+  return key;
 }
 
 class TorchEngine final : public Engine {
@@ -90,7 +104,8 @@ class TorchEngine final : public Engine {
   // when its cache key matches.
   absl::StatusOr<Model*> DeviceModel(const ModelSource& source,
                                      torch::ScalarType dtype) {
-    const std::string key = DeviceKey(source.cache_key, dtype);
+    const std::string key = DeviceKey(
+        source.cache_key, dtype, {source.archive_path, source.state_dict_path});
     if (model_ != nullptr && !key.empty() && key == model_key_)
       return model_.get();
     model_.reset();
@@ -105,7 +120,8 @@ class TorchEngine final : public Engine {
   // last one loaded when its cache key matches.
   absl::StatusOr<const Shard*> DeviceShard(const ShardSpec& spec,
                                            torch::ScalarType dtype) {
-    const std::string key = DeviceKey(spec.cache_key, dtype);
+    const std::string key =
+        DeviceKey(spec.cache_key, dtype, {spec.path, spec.labels_path});
     if (shard_.inputs.defined() && !key.empty() && key == shard_key_)
       return &shard_;
     shard_ = Shard();

@@ -140,10 +140,11 @@ absl::StatusOr<SharpnessResult> Lanczos(const LinearOperator& op, int64_t size,
         std::all_of(result.top.begin(), result.top.end(), is_converged) &&
         std::all_of(result.bottom.begin(), result.bottom.end(), is_converged);
     if (progress.report) {
+      // eig.values rather than result.top, which is empty when top_k is 0.
       progress.report(
           static_cast<double>(m) / max_steps,
           absl::StrFormat("Lanczos step %d/%d, largest Ritz value %.6g", m,
-                          max_steps, result.top.front().value));
+                          max_steps, eig.values.back()));
     }
     if (result.converged || m == max_steps) break;
 

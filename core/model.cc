@@ -17,21 +17,6 @@
 namespace curvd::core {
 namespace {
 
-// c10 messages can run to pages (a Python-side traceback, a schema dump); a
-// status message that long is truncated at the RPC edge anyway.
-constexpr size_t kMaxTorchMessageBytes = 400;
-
-std::string ShortTorchMessage(const std::exception& e) {
-  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-  std::string message =
-      c10_error != nullptr ? c10_error->what_without_backtrace() : e.what();
-  if (message.size() > kMaxTorchMessageBytes) {
-    message.resize(kMaxTorchMessageBytes);
-    message += "...";
-  }
-  return message;
-}
-
 std::string ShapeString(c10::IntArrayRef shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
 }
@@ -208,11 +193,14 @@ absl::StatusOr<std::unique_ptr<TorchScriptModel>> LoadArchive(
   try {
     return std::make_unique<TorchScriptModel>(
         torch::jit::load(path, torch::Device("cpu")));
-  } catch (const std::exception& e) {
+  } catch (...) {
+    // Whatever the loader threw, the archive is what is wrong with it; the
+    // conversion keeps torch's message, without its backtrace, and shortens it.
+    const absl::Status error = StatusFromException(std::current_exception());
     return absl::InvalidArgumentError(
         absl::StrCat("cannot load TorchScript archive ", path,
                      " (corrupt, truncated or not written by torch.jit.save): ",
-                     ShortTorchMessage(e)));
+                     error.message()));
   }
 }
 

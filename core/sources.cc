@@ -29,6 +29,14 @@ constexpr int64_t kMaxGeneratedSamples = 10'000'000;
 constexpr int64_t kMaxGeneratedFeatures = 100'000;
 constexpr int64_t kMaxGeneratedElements = int64_t{1} << 28;
 
+// Zoo MLP bounds. A width beyond kMaxZooWidth would make a single layer larger
+// than any model the service is meant for; widths each in range can still
+// multiply to terabytes of weights, hence kMaxZooParameters; and every layer is
+// a module to build, hence kMaxZooLayers.
+constexpr int64_t kMaxZooWidth = int64_t{1} << 20;
+constexpr int64_t kMaxZooParameters = int64_t{1} << 31;
+constexpr size_t kMaxZooWidths = 1024;
+
 using Query = std::map<std::string, std::string>;
 
 struct SplitUri {
@@ -276,6 +284,45 @@ absl::Status ParseBuiltinShard(const std::string& uri, SplitUri split,
 }
 
 }  // namespace
+
+absl::Status ValidateZooSpec(const ZooSpec& spec) {
+  if (spec.architecture != "mlp") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown zoo architecture '", spec.architecture,
+                     "': only \"mlp\" is available"));
+  }
+  if (spec.layer_widths.size() < 2 ||
+      spec.layer_widths.size() > kMaxZooWidths) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "zoo mlp needs 2 to ", kMaxZooWidths,
+        " layer widths (input first, output last), got ",
+        spec.layer_widths.size()));
+  }
+  for (size_t i = 0; i < spec.layer_widths.size(); ++i) {
+    const int64_t width = spec.layer_widths[i];
+    if (width < 1 || width > kMaxZooWidth) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("zoo mlp layer_widths[", i, "] = ", width,
+                       " must be in [1, ", kMaxZooWidth, "]"));
+    }
+  }
+  int64_t parameters = 0;
+  for (size_t i = 0; i + 1 < spec.layer_widths.size(); ++i) {
+    parameters += (spec.layer_widths[i] + 1) * spec.layer_widths[i + 1];
+    if (parameters > kMaxZooParameters) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("zoo mlp has more than the limit of ", kMaxZooParameters,
+                       " parameters"));
+    }
+  }
+  if (spec.activation != "tanh" && spec.activation != "relu" &&
+      spec.activation != "gelu") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown zoo activation '", spec.activation,
+                     "': expected tanh, relu or gelu"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<ShardSpec> ParseShardUri(
     const std::string& uri, const std::vector<std::string>& data_roots) {

@@ -18,6 +18,12 @@ struct ZooSpec {
   std::string activation = "tanh";    // "tanh", "relu", "gelu"
 };
 
+// InvalidArgument unless architecture is "mlp", there are 2 to 1024 widths, each
+// in [1, 1<<20], the model has at most 2^31 parameters, and the activation is
+// known. Torch-free, so that the server refuses a bad spec when the run is
+// created instead of failing every measurement of it.
+absl::Status ValidateZooSpec(const ZooSpec& spec);
+
 // The model architecture and the weights to measure it at.
 struct ModelSource {
   enum class Kind { kTorchScript, kZoo };

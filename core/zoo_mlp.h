@@ -30,10 +30,6 @@ class ZooMlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ZooMlp);
 
-// InvalidArgument unless architecture is "mlp", there are >= 2 widths, each in
-// [1, 1<<20], the model has at most 2^31 parameters, and the activation is known.
-absl::Status ValidateZooSpec(const ZooSpec& spec);
-
 }  // namespace curvd::core
 
 #endif  // CURVD_CORE_ZOO_MLP_H_

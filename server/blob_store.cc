@@ -111,8 +111,6 @@ absl::StatusOr<std::unique_ptr<BlobWriter>> BlobStore::OpenWriter(
         absl::StrCat("blob of ", size_bytes, " bytes exceeds the limit of ",
                      max_blob_bytes_, " bytes"));
   }
-  CURVD_ASSIGN_OR_RETURN(BlobState state, Status(digest));
-  if (state.complete) return nullptr;
   {
     absl::MutexLock lock(&mu_);
     if (!writing_.insert(digest).second) {
@@ -120,7 +118,12 @@ absl::StatusOr<std::unique_ptr<BlobWriter>> BlobStore::OpenWriter(
           absl::StrCat("another upload of ", digest, " is in progress"));
     }
   }
+  // Checked only once this upload holds the blob: an upload that committed it
+  // just before would otherwise leave this one recreating an empty partial
+  // file and writing the whole blob again.
   std::unique_ptr<BlobWriter> writer(new BlobWriter(this, digest, size_bytes));
+  CURVD_ASSIGN_OR_RETURN(BlobState state, Status(digest));
+  if (state.complete) return nullptr;
   CURVD_RETURN_IF_ERROR(writer->Open());
   return writer;
 }

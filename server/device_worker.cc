@@ -29,7 +29,8 @@ void DeviceWorker::Loop() {
   while (std::optional<Job> job = queue_->Pop(device_)) {
     absl::StatusOr<RunningMeasurement> running =
         lifecycle_->Start(job->measurement_name, device_);
-    if (!running.ok()) continue;  // cancelled while queued
+    // Cancelled while queued, or the server is stopping (it stays QUEUED).
+    if (!running.ok()) continue;
     absl::StatusOr<core::MeasurementResult> result = Run(*running);
     absl::StatusOr<curvd::v1::Measurement> finished =
         lifecycle_->Finish(job->measurement_name, result);

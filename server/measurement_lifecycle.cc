@@ -45,6 +45,10 @@ absl::Status MeasurementLifecycle::StoreAndPublish(const Measurement& m) {
 absl::StatusOr<RunningMeasurement> MeasurementLifecycle::Start(
     const std::string& name, const std::string& device) {
   absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    return absl::UnavailableError(absl::StrCat(
+        "the server is shutting down; ", name, " stays QUEUED"));
+  }
   CURVD_ASSIGN_OR_RETURN(Measurement m, store_->GetMeasurement(name));
   if (m.state() != Measurement::QUEUED) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -155,6 +159,7 @@ absl::StatusOr<Measurement> MeasurementLifecycle::Cancel(
 
 void MeasurementLifecycle::StopAllRunning() {
   absl::MutexLock lock(&mu_);
+  stopping_ = true;
   for (auto& [name, running] : running_) {
     StopReason expected = StopReason::kNone;
     running.stop->compare_exchange_strong(expected, StopReason::kShutdown);

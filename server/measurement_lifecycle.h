@@ -41,7 +41,8 @@ class MeasurementLifecycle {
                        MeasurementWatchers* watchers, Metrics* metrics);
 
   // QUEUED -> RUNNING on `device`. FailedPrecondition if the measurement is no
-  // longer QUEUED (it was cancelled while queued: the worker skips it).
+  // longer QUEUED (it was cancelled while queued: the worker skips it);
+  // Unavailable after StopAllRunning, leaving it QUEUED for the next start.
   absl::StatusOr<RunningMeasurement> Start(const std::string& name,
                                            const std::string& device);
 
@@ -63,7 +64,9 @@ class MeasurementLifecycle {
   // terminal one is returned unchanged. NotFound for an unknown name.
   absl::StatusOr<curvd::v1::Measurement> Cancel(const std::string& name);
 
-  // Asks every running measurement to stop because the server shuts down.
+  // Asks every running measurement to stop because the server shuts down, and
+  // refuses to start any more (a worker may have taken a job off the queue
+  // just before it closed).
   void StopAllRunning();
 
   // Number of RUNNING measurements.
@@ -86,6 +89,7 @@ class MeasurementLifecycle {
   Metrics* const metrics_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace curvd::server

@@ -44,30 +44,20 @@ absl::StatusOr<core::ShardSpec> ParseBlobShard(const BlobStore& blobs,
   return shard;
 }
 
+// The core spec of a proto zoo model; empty fields take core's defaults.
+core::ZooSpec ZooSpecOf(const v1::ZooModel& zoo) {
+  core::ZooSpec spec;
+  if (!zoo.architecture().empty()) spec.architecture = zoo.architecture();
+  spec.layer_widths.assign(zoo.layer_widths().begin(),
+                           zoo.layer_widths().end());
+  if (!zoo.activation().empty()) spec.activation = zoo.activation();
+  return spec;
+}
+
 }  // namespace
 
 absl::Status SourceResolver::ValidateZoo(const v1::ZooModel& zoo) {
-  if (!zoo.architecture().empty() && zoo.architecture() != "mlp") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("zoo.architecture \"", zoo.architecture(),
-                     "\" is unknown; v1 has \"mlp\""));
-  }
-  if (zoo.layer_widths_size() < 2) {
-    return absl::InvalidArgumentError(
-        "zoo.layer_widths needs at least an input and an output width");
-  }
-  for (int64_t width : zoo.layer_widths()) {
-    if (width <= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("zoo.layer_widths must be positive, got ", width));
-    }
-  }
-  const std::string& act = zoo.activation();
-  if (!act.empty() && act != "tanh" && act != "relu" && act != "gelu") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("zoo.activation \"", act, "\" is not tanh, relu or gelu"));
-  }
-  return absl::OkStatus();
+  return core::ValidateZooSpec(ZooSpecOf(zoo));
 }
 
 absl::StatusOr<std::string> SourceResolver::ResolveContent(
@@ -108,13 +98,8 @@ absl::StatusOr<core::ModelSource> SourceResolver::ResolveModel(
       break;
     }
     case v1::ModelSpec::kZoo: {
-      const v1::ZooModel& zoo = run.model().zoo();
       model.kind = core::ModelSource::Kind::kZoo;
-      if (!zoo.architecture().empty())
-        model.zoo.architecture = zoo.architecture();
-      model.zoo.layer_widths.assign(zoo.layer_widths().begin(),
-                                    zoo.layer_widths().end());
-      if (!zoo.activation().empty()) model.zoo.activation = zoo.activation();
+      model.zoo = ZooSpecOf(run.model().zoo());
       model.cache_key =
           absl::StrCat("zoo:", model.zoo.architecture, ":",
                        absl::StrJoin(model.zoo.layer_widths, "x"), ":",

@@ -40,7 +40,8 @@ class SourceResolver {
   // safetensors.
   absl::StatusOr<core::ShardSpec> ResolveShard(const std::string& uri) const;
 
-  // InvalidArgument unless `zoo` is an architecture the engine builds.
+  // InvalidArgument unless `zoo` is an architecture the engine builds, within
+  // the engine's size limits (core::ValidateZooSpec).
   static absl::Status ValidateZoo(const curvd::v1::ZooModel& zoo);
 
  private:

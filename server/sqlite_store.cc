@@ -181,6 +181,29 @@ absl::StatusOr<int64_t> DecodePageToken(absl::string_view scope,
   return absl::InvalidArgumentError("page_token is not a token of this list");
 }
 
+// Reads one page from `stmt`, a query for up to page_size + 1 rows in key
+// order: the extra row only says that a next page exists, whose token carries
+// the key (column `key_column`) of the last row returned.
+template <typename T, typename ReadRow>
+absl::StatusOr<Page<T>> ReadPage(Statement& stmt, int page_size,
+                                 absl::string_view scope, int key_column,
+                                 const ReadRow& read_row) {
+  Page<T> page;
+  int64_t last = 0;
+  while (true) {
+    CURVD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    if (static_cast<int>(page.items.size()) == page_size) {
+      page.next_page_token = EncodePageToken(scope, last);
+      break;
+    }
+    CURVD_ASSIGN_OR_RETURN(T item, read_row(stmt));
+    page.items.push_back(std::move(item));
+    last = stmt.Int(key_column);
+  }
+  return page;
+}
+
 template <typename T>
 absl::Status ParseBody(const std::string& bytes, T* message) {
   if (!message->ParseFromString(bytes)) {
@@ -344,20 +367,7 @@ absl::StatusOr<Page<Run>> SqliteStore::ListRuns(int page_size,
   stmt.Bind(1, after);
   stmt.Bind(
       2, int64_t{page_size} + 1);  // one more says whether a next page exists
-  Page<Run> page;
-  int64_t last = 0;
-  while (true) {
-    CURVD_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    if (static_cast<int>(page.items.size()) == page_size) {
-      page.next_page_token = EncodePageToken(kScope, last);
-      break;
-    }
-    CURVD_ASSIGN_OR_RETURN(Run run, ReadRun(stmt));
-    page.items.push_back(std::move(run));
-    last = stmt.Int(0);
-  }
-  return page;
+  return ReadPage<Run>(stmt, page_size, kScope, /*key_column=*/0, ReadRun);
 }
 
 absl::Status SqliteStore::InsertCheckpoint(const std::string& run_name,
@@ -417,21 +427,13 @@ absl::StatusOr<Page<Checkpoint>> SqliteStore::ListCheckpoints(
   stmt.Bind(1, run_name);
   stmt.Bind(2, after);
   stmt.Bind(3, int64_t{page_size} + 1);
-  Page<Checkpoint> page;
-  int64_t last = 0;
-  while (true) {
-    CURVD_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    if (static_cast<int>(page.items.size()) == page_size) {
-      page.next_page_token = EncodePageToken(scope, last);
-      break;
-    }
-    Checkpoint checkpoint;
-    CURVD_RETURN_IF_ERROR(ParseBody(stmt.Text(1), &checkpoint));
-    page.items.push_back(std::move(checkpoint));
-    last = stmt.Int(0);
-  }
-  return page;
+  return ReadPage<Checkpoint>(
+      stmt, page_size, scope, /*key_column=*/0,
+      [](const Statement& row) -> absl::StatusOr<Checkpoint> {
+        Checkpoint checkpoint;
+        CURVD_RETURN_IF_ERROR(ParseBody(row.Text(1), &checkpoint));
+        return checkpoint;
+      });
 }
 
 absl::Status SqliteStore::InsertMeasurement(const std::string& checkpoint_name,
@@ -576,20 +578,9 @@ absl::StatusOr<Page<Measurement>> SqliteStore::ListMeasurements(
   stmt.Bind(1, whole_run ? run_name : checkpoint_name);
   stmt.Bind(2, after);
   stmt.Bind(3, int64_t{page_size} + 1);
-  Page<Measurement> page;
-  int64_t last = 0;
-  while (true) {
-    CURVD_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    if (static_cast<int>(page.items.size()) == page_size) {
-      page.next_page_token = EncodePageToken(scope, last);
-      break;
-    }
-    CURVD_ASSIGN_OR_RETURN(Measurement m, ReadMeasurement(stmt));
-    page.items.push_back(std::move(m));
-    last = stmt.Int(11);
-  }
-  return page;
+  // Column 11 is the id selected after kMeasurementColumns.
+  return ReadPage<Measurement>(stmt, page_size, scope, /*key_column=*/11,
+                               ReadMeasurement);
 }
 
 absl::StatusOr<std::vector<Measurement>> SqliteStore::RecoverInterrupted() {

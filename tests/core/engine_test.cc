@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -13,6 +16,7 @@
 #include "core/model.h"
 #include "core/objective.h"
 #include "core/oom_retry.h"
+#include "core/safetensors.h"
 #include "core/shard.h"
 #include "core/torch_status.h"
 #include "tests/core/toy_models.h"
@@ -255,6 +259,48 @@ TEST_P(EngineTest, ReusesTheCachedModelAndShard) {
                                 request, Progress());
   ASSERT_TRUE(other.ok()) << other.status();
   EXPECT_NE(other->sharpness.top[0].value, first->sharpness.top[0].value);
+}
+
+// A state dict rewritten in place under the same name and cache key (a trainer
+// overwriting "latest.safetensors") must be loaded again, not served from the
+// engine's copy of the old weights.
+TEST_P(EngineTest, ReloadsAStateDictRewrittenInPlace) {
+  torch::manual_seed(6);
+  std::unique_ptr<Model> reference = LoadModel(ZooModel()).value();
+  const std::string path =
+      ::testing::TempDir() + "/engine_test_rewritten_in_place.safetensors";
+  auto write_scaled = [&](double scale) {
+    std::vector<SafetensorsTensor> tensors;
+    const std::vector<std::string> names = reference->ParameterNames();
+    const std::vector<torch::Tensor> parameters = reference->Parameters();
+    for (size_t i = 0; i < names.size(); ++i) {
+      const torch::Tensor t =
+          (parameters[i].detach() * scale).to(torch::kFloat64).contiguous();
+      tensors.push_back(
+          {names[i], "F64", t.sizes().vec(),
+           std::string(static_cast<const char*>(t.data_ptr()),
+                       t.numel() * sizeof(double))});
+    }
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        << SerializeSafetensors(tensors).value();
+  };
+  ModelSource source = ZooModel("zoo:mlp-4-16-2-tanh+file://" + path);
+  source.state_dict_path = path;
+  const MeasurementRequest request =
+      Request(MeasurementKind::kSharpness, Precision::kFloat64);
+
+  write_scaled(1.0);
+  auto first =
+      engine_->Measure(source, GaussianRegression(), request, Progress());
+  ASSERT_TRUE(first.ok()) << first.status();
+  write_scaled(2.0);  // the same size: only the modification time tells
+  std::filesystem::last_write_time(
+      path, std::filesystem::last_write_time(path) + std::chrono::seconds(5));
+  auto second =
+      engine_->Measure(source, GaussianRegression(), request, Progress());
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(second->sharpness.top[0].value, first->sharpness.top[0].value);
+  EXPECT_NE(second->loss, first->loss);
 }
 
 TEST_P(EngineTest, RejectsBadInputsAndStopsWhenCancelled) {

@@ -119,6 +119,25 @@ TEST(TridiagonalEigenTest, DecoupledBlocksAndSmallSizes) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// Only the bottom of the spectrum wanted: top is empty, and reporting progress
+// (which names the largest Ritz value) must not read from it.
+TEST(LanczosBottomOnlyTest, TopKZeroReportsProgressAndFindsTheBottom) {
+  const std::vector<double> spectrum = {-3.0, -1.0, 0.5, 2.0, 4.0};
+  const torch::Tensor a = MatrixWithSpectrum(spectrum, 7);
+  int reports = 0;
+  Progress progress;
+  progress.report = [&reports](double, const std::string&) { ++reports; };
+  auto result =
+      Lanczos(MatrixOperator(a), 5, torch::TensorOptions(torch::kFloat64),
+              Wanted(/*top_k=*/0, /*bottom_k=*/2, 5, 1e-10), progress);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->top.empty());
+  ASSERT_EQ(result->bottom.size(), 2u);
+  ExpectSpectrumEnds(*result, torch::tensor(spectrum, torch::kFloat64), 1e-10,
+                     1.0);
+  EXPECT_GT(reports, 0);
+}
+
 class LanczosTest : public DeviceTest {};
 
 TEST_P(LanczosTest, QuadraticWithChosenSpectrum) {

@@ -8,15 +8,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "core/engine.h"
+#include "core/safetensors.h"
 #include "curvd/v1/curvd_service.grpc.pb.h"
 #include "fake_engine.h"
 #include "gmock/gmock.h"
@@ -80,11 +85,12 @@ class ServiceTest : public ::testing::Test {
     options.service.devices = {"cpu"};
     options.service.version = "test";
     auto control = control_;
-    auto server =
-        CurvdServer::Start(options, [control](const std::string& device) {
-          return absl::StatusOr<std::unique_ptr<core::Engine>>(
-              std::make_unique<FakeEngine>(device, control));
-        });
+    EngineFactory fake = [control](const std::string& device) {
+      return absl::StatusOr<std::unique_ptr<core::Engine>>(
+          std::make_unique<FakeEngine>(device, control));
+    };
+    auto server = CurvdServer::Start(
+        options, real_engine_ ? EngineFactory(&core::Engine::Create) : fake);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
@@ -135,6 +141,7 @@ class ServiceTest : public ::testing::Test {
     return digest;
   }
 
+  // A run of the zoo MLP 3-4-1, which kShard fits under MSE.
   v1::Run CreateRun(const std::string& run_id) {
     v1::CreateRunRequest request;
     request.set_run_id(run_id);
@@ -151,11 +158,18 @@ class ServiceTest : public ::testing::Test {
   // A run with one checkpoint at `step`; returns the checkpoint's name.
   std::string CreateCheckpoint(const std::string& run_id, int64_t step) {
     CreateRun(run_id);
+    return AddCheckpoint(run_id, step,
+                         "weights of step " + std::to_string(step));
+  }
+
+  // Records `bytes` (uploaded) as checkpoint `step` of the existing run
+  // `run_id`; returns the checkpoint's name.
+  std::string AddCheckpoint(const std::string& run_id, int64_t step,
+                            const std::string& bytes) {
     v1::CreateCheckpointRequest request;
     request.set_parent("runs/" + run_id);
     request.mutable_checkpoint()->set_step(step);
-    request.mutable_checkpoint()->set_digest(
-        Upload("weights of step " + std::to_string(step)));
+    request.mutable_checkpoint()->set_digest(Upload(bytes));
     grpc::ClientContext context;
     v1::Checkpoint checkpoint;
     grpc::Status status =
@@ -209,6 +223,8 @@ class ServiceTest : public ::testing::Test {
     return stub_->GetMeasurement(&context, request, &m).error_code();
   }
 
+  // The CPU engine of core instead of the fake (RealEngineServiceTest).
+  bool real_engine_ = false;
   std::string state_dir_;
   std::string data_root_;
   std::shared_ptr<FakeEngineControl> control_;
@@ -747,6 +763,202 @@ TEST_F(ServiceTest, DrainingRefusesNewMeasurements) {
   v1::Checkpoint checkpoint;
   EXPECT_TRUE(GetCheckpointImpl(server_->core(), get, &checkpoint).ok());
   EXPECT_EQ(checkpoint.step(), 1);
+}
+
+// The bad inputs of a measurement through the whole server on the real CPU
+// engine: each ends as a FAILED measurement whose error says what is wrong,
+// results stored before survive, and the server goes on measuring.
+class RealEngineServiceTest : public ServiceTest {
+ protected:
+  void SetUp() override {
+    real_engine_ = true;
+    ServiceTest::SetUp();
+  }
+
+  // A safetensors state dict of the 3-4-1 MLP with every weight `value`, or
+  // with `name` replaced by `renamed` / its shape by `reshaped` when given.
+  static std::string StateDict(float value, const std::string& renamed = "",
+                               const std::vector<int64_t>& reshaped = {}) {
+    const std::vector<std::pair<std::string, std::vector<int64_t>>> layout = {
+        {"fc0.weight", {4, 3}},
+        {"fc0.bias", {4}},
+        {"fc1.weight", {1, 4}},
+        {"fc1.bias", {1}}};
+    std::vector<core::SafetensorsTensor> tensors;
+    for (size_t i = 0; i < layout.size(); ++i) {
+      core::SafetensorsTensor t;
+      t.name = (i == 0 && !renamed.empty()) ? renamed : layout[i].first;
+      t.dtype = "F32";
+      t.shape = (i == 0 && !reshaped.empty()) ? reshaped : layout[i].second;
+      int64_t count = 1;
+      for (int64_t d : t.shape) count *= d;
+      const std::vector<float> values(count, value);
+      t.data.assign(reinterpret_cast<const char*>(values.data()),
+                    values.size() * sizeof(float));
+      tensors.push_back(std::move(t));
+    }
+    return core::SerializeSafetensors(tensors).value();
+  }
+
+  static v1::MeasurementSpec MseSharpness(const std::string& shard = kShard) {
+    v1::MeasurementSpec spec = SharpnessSpec(1);
+    spec.set_shard_uri(shard);
+    spec.set_loss(v1::LOSS_FUNCTION_MSE);
+    return spec;
+  }
+
+  // Creates a measurement and waits for it to end.
+  v1::Measurement Measure(const std::string& parent,
+                          const v1::MeasurementSpec& spec) {
+    v1::Measurement m;
+    grpc::Status created = CreateMeasurement(parent, spec, &m);
+    EXPECT_TRUE(created.ok()) << created.error_message();
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (absl::Now() < deadline) {
+      m = Get(m.name());
+      if (m.state() == v1::Measurement::SUCCEEDED ||
+          m.state() == v1::Measurement::FAILED ||
+          m.state() == v1::Measurement::CANCELLED) {
+        return m;
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    ADD_FAILURE() << m.name() << " did not end";
+    return m;
+  }
+
+  void ExpectFailed(const v1::Measurement& m, const std::string& reason) {
+    EXPECT_EQ(m.state(), v1::Measurement::FAILED) << m.DebugString();
+    EXPECT_EQ(m.error_code(),
+              static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT))
+        << m.error_message();
+    EXPECT_THAT(m.error_message(), HasSubstr(reason));
+  }
+
+  // A measurement that succeeded before the bad inputs, and checks that it is
+  // still stored and that the server still measures.
+  void MeasureGoodCheckpoint() {
+    CreateRun("good");
+    good_parent_ = AddCheckpoint("good", 1, StateDict(0.1f));
+    good_ = Measure(good_parent_, MseSharpness());
+    ASSERT_EQ(good_.state(), v1::Measurement::SUCCEEDED)
+        << good_.error_message();
+  }
+  void ExpectStillServingAndStored() {
+    v1::Measurement kept = Get(good_.name());
+    EXPECT_EQ(kept.state(), v1::Measurement::SUCCEEDED);
+    EXPECT_EQ(kept.sharpness().sharpness(), good_.sharpness().sharpness());
+    v1::Measurement again = Measure(good_parent_, MseSharpness());
+    EXPECT_EQ(again.state(), v1::Measurement::SUCCEEDED)
+        << again.error_message();
+    EXPECT_EQ(again.sharpness().sharpness(), good_.sharpness().sharpness());
+  }
+
+  std::string good_parent_;
+  v1::Measurement good_;
+};
+
+TEST_F(RealEngineServiceTest, CorruptAndTruncatedTorchScriptArchivesFail) {
+  MeasureGoodCheckpoint();
+  // A run registered with an archive that is not one, and one cut short: a
+  // zip local-file header and nothing after it.
+  const std::pair<std::string, std::string> archives[] = {
+      {"corrupt", "this is not a TorchScript archive"},
+      {"truncated", std::string("PK\x03\x04\x14\x00\x00\x00", 8)}};
+  for (const auto& [run_id, bytes] : archives) {
+    v1::CreateRunRequest request;
+    request.set_run_id(run_id);
+    request.mutable_run()->mutable_model()->set_archive_digest(Upload(bytes));
+    grpc::ClientContext context;
+    v1::Run run;
+    ASSERT_TRUE(stub_->CreateRun(&context, request, &run).ok());
+    const std::string parent = AddCheckpoint(run_id, 1, bytes);
+    ExpectFailed(Measure(parent, MseSharpness()),
+                 "cannot load TorchScript archive");
+  }
+  ExpectStillServingAndStored();
+}
+
+TEST_F(RealEngineServiceTest, SafetensorsHeaderThatLiesFails) {
+  MeasureGoodCheckpoint();
+  // The header promises 400 bytes of fc0.bias; the file has 4.
+  const std::string header =
+      R"({"fc0.bias":{"dtype":"F32","shape":[100],"data_offsets":[0,400]}})";
+  std::string lying(8, '\0');
+  const uint64_t size = header.size();
+  std::memcpy(lying.data(), &size, 8);  // little-endian on every target
+  lying += header + std::string(4, '\0');
+  CreateRun("lying");
+  const std::string parent = AddCheckpoint("lying", 1, lying);
+  ExpectFailed(Measure(parent, MseSharpness()), "safetensors");
+  // The same file as a shard.
+  ExpectFailed(Measure(good_parent_,
+                       MseSharpness("blob://" + Upload(lying))),
+               "safetensors");
+  ExpectStillServingAndStored();
+}
+
+TEST_F(RealEngineServiceTest, StateDictNameOrShapeMismatchFails) {
+  MeasureGoodCheckpoint();
+  CreateRun("mismatch");
+  ExpectFailed(Measure(AddCheckpoint("mismatch", 1, StateDict(0.1f, "fc9.weight")),
+                       MseSharpness()),
+               "fc0.weight");
+  ExpectFailed(Measure(AddCheckpoint("mismatch", 2,
+                                     StateDict(0.1f, "", {4, 2})),
+                       MseSharpness()),
+               "shape [4, 2]");
+  ExpectStillServingAndStored();
+}
+
+TEST_F(RealEngineServiceTest, ShardThatDoesNotFitTheModelFails) {
+  MeasureGoodCheckpoint();
+  ExpectFailed(
+      Measure(good_parent_,
+              MseSharpness("builtin://gaussian_regression?n=8&d=5")),
+      "do not fit the model");
+  ExpectStillServingAndStored();
+}
+
+TEST_F(RealEngineServiceTest, NanAndInfWeightsFail) {
+  MeasureGoodCheckpoint();
+  CreateRun("nonfinite");
+  ExpectFailed(
+      Measure(AddCheckpoint("nonfinite", 1,
+                            StateDict(std::numeric_limits<float>::quiet_NaN())),
+              MseSharpness()),
+      "NaN or Inf");
+  ExpectFailed(
+      Measure(AddCheckpoint("nonfinite", 2,
+                            StateDict(std::numeric_limits<float>::infinity())),
+              MseSharpness()),
+      "NaN or Inf");
+  ExpectStillServingAndStored();
+}
+
+// A zoo model beyond the engine's limits is refused when the run is created,
+// not stored to fail every measurement later.
+TEST_F(RealEngineServiceTest, ZooModelBeyondTheLimitsIsRefusedAtCreateRun) {
+  v1::CreateRunRequest request;
+  request.set_run_id("huge");
+  auto* zoo = request.mutable_run()->mutable_model()->mutable_zoo();
+  for (int64_t w : {int64_t{1} << 21, int64_t{1}}) zoo->add_layer_widths(w);
+  grpc::ClientContext context;
+  v1::Run run;
+  grpc::Status status = stub_->CreateRun(&context, request, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("layer_widths[0]"));
+  zoo->clear_layer_widths();  // too many layers, each small
+  for (int i = 0; i < 1025; ++i) zoo->add_layer_widths(1);
+  grpc::ClientContext deep_context;
+  status = stub_->CreateRun(&deep_context, request, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("2 to 1024 layer widths"));
+  v1::GetRunRequest get;
+  get.set_name("runs/huge");
+  grpc::ClientContext context2;
+  EXPECT_EQ(stub_->GetRun(&context2, get, &run).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 }
 
 std::string HttpGet(int port, const std::string& path) {
