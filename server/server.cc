@@ -34,7 +34,12 @@ absl::StatusOr<std::unique_ptr<CurvdServer>> CurvdServer::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen));
   }
-  server->server_->GetHealthCheckService()->SetServingStatus(true);
+  // Per-service status too: Kubernetes readiness probes ask for the service by
+  // name, and an unregistered name is NOT_FOUND, never SERVING.
+  grpc::HealthCheckServiceInterface* health =
+      server->server_->GetHealthCheckService();
+  health->SetServingStatus(v1::Curvd::service_full_name(), true);
+  health->SetServingStatus(true);
   return server;
 }
 

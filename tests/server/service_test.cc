@@ -233,13 +233,19 @@ class ServiceTest : public ::testing::Test {
   std::unique_ptr<v1::Curvd::Stub> stub_;
 };
 
-TEST_F(ServiceTest, HealthReportsServing) {
-  grpc::GenericStub generic(channel_);
+// The raw grpc.health.v1 HealthCheckResponse bytes for `service` ("" = the
+// whole server), or the RPC's status when it fails.
+absl::StatusOr<std::string> HealthCheck(std::shared_ptr<grpc::Channel> channel,
+                                        const std::string& service) {
+  grpc::GenericStub generic(std::move(channel));
   grpc::ClientContext context;
-  grpc::ByteBuffer
-      request;  // HealthCheckRequest{service: ""} is empty on the wire
-  grpc::Slice empty("");
-  request = grpc::ByteBuffer(&empty, 1);
+  // HealthCheckRequest{service}: field 1, length-delimited.
+  std::string wire;
+  if (!service.empty()) {
+    wire = std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
+  }
+  grpc::Slice slice(wire);
+  grpc::ByteBuffer request(&slice, 1);
   grpc::ByteBuffer response;
   absl::Notification done;
   grpc::Status status;
@@ -250,13 +256,27 @@ TEST_F(ServiceTest, HealthReportsServing) {
                       done.Notify();
                     });
   done.WaitForNotification();
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        status.error_message());
+  }
   std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(response.Dump(&slices).ok());
+  if (!response.Dump(&slices).ok()) return absl::InternalError("dump");
   std::string bytes;
-  for (const auto& slice : slices)
-    bytes += std::string(slice.begin(), slice.end());
-  EXPECT_EQ(bytes, std::string("\x08\x01", 2));  // status: SERVING
+  for (const auto& s : slices) bytes += std::string(s.begin(), s.end());
+  return bytes;
+}
+
+TEST_F(ServiceTest, HealthReportsServingForTheServerAndTheService) {
+  const std::string kServing("\x08\x01", 2);
+  auto whole = HealthCheck(channel_, "");
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_EQ(*whole, kServing);
+  auto service = HealthCheck(channel_, "curvd.v1.Curvd");
+  ASSERT_TRUE(service.ok()) << service.status();
+  EXPECT_EQ(*service, kServing);
+  EXPECT_EQ(HealthCheck(channel_, "no.such.Service").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(ServiceTest, CreateRunIsIdempotentForTheSameModel) {
