@@ -157,6 +157,19 @@ absl::StatusOr<Measurement> MeasurementLifecycle::Cancel(
   return m;
 }
 
+absl::StatusOr<Measurement> MeasurementLifecycle::FailQueued(
+    Measurement queued, const absl::Status& why) {
+  absl::MutexLock lock(&mu_);
+  queued.set_state(Measurement::FAILED);
+  queued.set_error_code(static_cast<int32_t>(why.code()));
+  queued.set_error_message(std::string(why.message()));
+  *queued.mutable_end_time() = TimeUtil::GetCurrentTime();
+  metrics_->MeasurementFinished(KindName(queued.spec()), "", Outcome::kFailed,
+                                0, 0);
+  CURVD_RETURN_IF_ERROR(StoreAndPublish(queued));
+  return queued;
+}
+
 void MeasurementLifecycle::StopAllRunning() {
   absl::MutexLock lock(&mu_);
   stopping_ = true;

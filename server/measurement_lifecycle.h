@@ -64,6 +64,12 @@ class MeasurementLifecycle {
   // terminal one is returned unchanged. NotFound for an unknown name.
   absl::StatusOr<curvd::v1::Measurement> Cancel(const std::string& name);
 
+  // QUEUED -> FAILED with `why` (not OK), for queued work that can never run
+  // (recovered after a restart that lost the device it asked for). The caller
+  // has not queued it. Returns the stored measurement.
+  absl::StatusOr<curvd::v1::Measurement> FailQueued(
+      curvd::v1::Measurement queued, const absl::Status& why);
+
   // Asks every running measurement to stop because the server shuts down, and
   // refuses to start any more (a worker may have taken a job off the queue
   // just before it closed).

@@ -54,6 +54,16 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
     engines.push_back(*std::move(engine));
   }
   for (const curvd::v1::Measurement& m : queued) {
+    const std::string& device = m.spec().device();
+    if (!device.empty() && !core->HasWorkerFor(device)) {
+      CURVD_RETURN_IF_ERROR(
+          core->lifecycle_
+              ->FailQueued(m, absl::FailedPreconditionError(absl::StrCat(
+                                  "the server restarted without a ", device,
+                                  " worker; create the measurement again")))
+              .status());
+      continue;
+    }
     const std::string checkpoint =
         m.name().substr(0, m.name().find("/measurements/"));
     const std::string run =

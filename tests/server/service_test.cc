@@ -771,6 +771,34 @@ TEST_F(ServiceTest, RestartKeepsResultsFailsRunningAndRequeuesQueued) {
   WaitForState(queued.name(), v1::Measurement::SUCCEEDED);
 }
 
+TEST_F(ServiceTest, RestartFailsQueuedWorkForADeviceItNoLongerHas) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  server_->Shutdown(absl::ZeroDuration(), absl::Seconds(1));
+  server_.reset();
+  // Queued for CUDA by a server that had a GPU; this one has only the CPU.
+  v1::Measurement orphan;
+  orphan.set_name(parent + "/measurements/orphan");
+  *orphan.mutable_spec() = SharpnessSpec();
+  orphan.mutable_spec()->set_device("cuda");
+  orphan.set_state(v1::Measurement::QUEUED);
+  {
+    auto store = SqliteStore::Open(state_dir_ + "/curvd.db");
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->InsertMeasurement(parent, orphan, "").ok());
+  }
+  StartServer();
+  v1::Measurement failed = Get(orphan.name());
+  EXPECT_EQ(failed.state(), v1::Measurement::FAILED);
+  EXPECT_EQ(failed.error_code(),
+            static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION));
+  EXPECT_THAT(failed.error_message(),
+              ::testing::HasSubstr("without a cuda worker"));
+  // The server goes on measuring.
+  v1::Measurement m;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  WaitForState(m.name(), v1::Measurement::SUCCEEDED);
+}
+
 TEST_F(ServiceTest, DrainingRefusesNewMeasurements) {
   const std::string parent = CreateCheckpoint("r", 1);
   server_->core().Drain(absl::ZeroDuration());
