@@ -10,12 +10,18 @@ packages=(
   nlohmann-json3-dev libgtest-dev libgmock-dev
   dataset-fashion-mnist
   prometheus sqlite3 curl python3-torch python3-grpcio python3-protobuf
-  yamllint kubernetes-client
+  yamllint
 )
+# Tools any package may provide: install Debian's only when none is on PATH (some
+# images ship their own kubectl package, which Debian's would conflict with).
+declare -A tool_packages=([kubectl]=kubernetes-client)
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+for tool in "${!tool_packages[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${tool_packages[$tool]}")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install_deps: all ${#packages[@]} packages present"
