@@ -5,6 +5,7 @@
 #define CURVD_CORE_ENGINE_H_
 
 #include <functional>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -23,18 +24,39 @@ struct Progress {
   std::function<bool()> cancelled;
 };
 
+struct EngineOptions {
+  // Bytes of models and shards kept on the device between measurements (least
+  // recently used out first; those of a running measurement stay). 0 picks the
+  // default: 40% of the device's memory on CUDA (8 GiB when the CUDA runtime
+  // cannot be asked), 4 GiB on the CPU.
+  int64_t cache_budget_bytes = 0;
+};
+
 class Engine {
  public:
   // Number of CUDA devices visible to this process (0 without CUDA).
   static int CudaDeviceCount();
 
-  // An engine bound to `device` ("cpu", "cuda:0", ...). InvalidArgument for an
-  // unknown or unavailable device.
+  // An engine bound to `device` ("cpu", "cuda:0", ...) with default options.
+  // InvalidArgument for an unknown or unavailable device.
   static absl::StatusOr<std::unique_ptr<Engine>> Create(const std::string& device);
+  // The same with `options`; InvalidArgument also for a negative budget. (Not
+  // an overload of Create, whose address the server takes.)
+  static absl::StatusOr<std::unique_ptr<Engine>> CreateWithOptions(
+      const std::string& device, const EngineOptions& options);
 
   virtual ~Engine() = default;
 
-  // Runs one measurement. Thread-compatible: one thread per engine. Errors:
+  // Runs one measurement. The model and shard stay on the device for later
+  // measurements (see EngineOptions). The Hessian-vector products of a run
+  // share each micro-batch's forward pass and first backward: Lanczos and
+  // Hutchinson keep them for the whole run when the shard is one micro-batch
+  // or the device is CUDA (where running out of memory is recoverable: the
+  // measurement is retried without them, then with halved micro-batches);
+  // Hutchinson applies its probes in blocks. Float32 and float64 measurements
+  // never use TF32; a kTf32 one allows it on CUDA for its own duration, while
+  // measurements of other engines of the process wait (the switch is
+  // process-wide). Thread-compatible: one thread per engine. Errors:
   // InvalidArgument for inputs that cannot be measured (corrupt archive, weights
   // that do not match the model, NaN/Inf weights, a shard that does not fit the
   // model, a request out of range), NotFound for missing files, Cancelled when

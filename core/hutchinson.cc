@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -14,50 +15,78 @@ absl::StatusOr<TraceResult> Hutchinson(const LinearOperator& op, int64_t size,
                                        const torch::TensorOptions& options,
                                        const TraceOptions& trace,
                                        const Progress& progress) {
+  const BlockOperator one_at_a_time =
+      [&op](const torch::Tensor& block) -> absl::StatusOr<torch::Tensor> {
+    CURVD_ASSIGN_OR_RETURN(torch::Tensor product, op(block[0]));
+    return product.unsqueeze(0);
+  };
+  return BlockHutchinson(one_at_a_time, size, options, trace, progress,
+                         /*block_size=*/1);
+}
+
+absl::StatusOr<TraceResult> BlockHutchinson(
+    const BlockOperator& op, int64_t size, const torch::TensorOptions& options,
+    const TraceOptions& trace, const Progress& progress, int block_size) {
   if (size < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("Hutchinson needs a non-empty operator, got size ", size));
+  }
+  if (block_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Hutchinson block size must be >= 1, got ", block_size));
   }
   at::Generator generator = SeededGenerator(trace.seed);
   TraceResult result;
   double mean = 0;
   double sum_squared_deviations = 0;  // Welford's M2
-  for (int probe = 1; probe <= trace.max_probes; ++probe) {
+  for (int done = 0; done < trace.max_probes;) {
     if (progress.cancelled && progress.cancelled()) {
       return absl::CancelledError(
-          absl::StrCat("cancelled at Hutchinson probe ", probe));
+          absl::StrCat("cancelled at Hutchinson probe ", done + 1));
     }
     if (progress.report) {
-      progress.report(
-          static_cast<double>(probe - 1) / trace.max_probes,
-          absl::StrFormat("Hutchinson probe %d/%d", probe, trace.max_probes));
+      progress.report(static_cast<double>(done) / trace.max_probes,
+                      absl::StrFormat("Hutchinson probe %d/%d", done + 1,
+                                      trace.max_probes));
     }
-    const torch::Tensor v =
-        RandomProbe(size, trace.distribution, generator, options);
-    CURVD_ASSIGN_OR_RETURN(torch::Tensor av, op(v));
-    const double term = v.dot(av).item<double>();
-    if (!std::isfinite(term)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "v^T A v of Hutchinson probe ", probe, " is not finite"));
-    }
-    const double delta = term - mean;
-    mean += delta / probe;
-    sum_squared_deviations += delta * (term - mean);
+    const int count = std::min(block_size, trace.max_probes - done);
+    const torch::Tensor probes =
+        RandomProbes(count, size, trace.distribution, generator, options);
+    CURVD_ASSIGN_OR_RETURN(torch::Tensor products, op(probes));
+    // v^T A v of every probe of the block, summed in float64 and read at once.
+    const torch::Tensor terms =
+        (probes * products).sum({1}, /*keepdim=*/false, torch::kFloat64).cpu();
+    const auto term_at = terms.accessor<double, 1>();
+    for (int i = 0; i < count; ++i) {
+      const int probe = done + i + 1;
+      const double term = term_at[i];
+      if (!std::isfinite(term)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "v^T A v of Hutchinson probe ", probe, " is not finite"));
+      }
+      const double delta = term - mean;
+      mean += delta / probe;
+      sum_squared_deviations += delta * (term - mean);
 
-    result.trace = mean;
-    result.probes = probe;
-    result.standard_error =
-        probe > 1 ? std::sqrt(sum_squared_deviations / (probe - 1) / probe)
-                  : 0.0;
-    if (probe < trace.min_probes || trace.target_relative_error <= 0) continue;
-    if (sum_squared_deviations == 0) {
-      result.stop_reason = "exact_zero_variance";
-      return result;
+      result.trace = mean;
+      result.probes = probe;
+      result.standard_error =
+          probe > 1 ? std::sqrt(sum_squared_deviations / (probe - 1) / probe)
+                    : 0.0;
+      if (probe < trace.min_probes || trace.target_relative_error <= 0) {
+        continue;
+      }
+      if (sum_squared_deviations == 0) {
+        result.stop_reason = "exact_zero_variance";
+        return result;
+      }
+      if (result.standard_error <=
+          trace.target_relative_error * std::abs(mean)) {
+        result.stop_reason = "target_relative_error";
+        return result;
+      }
     }
-    if (result.standard_error <= trace.target_relative_error * std::abs(mean)) {
-      result.stop_reason = "target_relative_error";
-      return result;
-    }
+    done += count;
   }
   result.stop_reason = "max_probes";
   return result;

@@ -24,11 +24,23 @@ namespace curvd::core {
 // when target_relative_error > 0; otherwise at max_probes with "max_probes".
 // Cancellation is polled and progress reported before each probe: Cancelled if
 // progress.cancelled() returns true. Errors of `op` are returned as they are;
-// InvalidArgument if v^T A v is not finite. Thread-compatible.
+// InvalidArgument, naming the probe, if v^T A v is not finite.
+// Thread-compatible.
 absl::StatusOr<TraceResult> Hutchinson(const LinearOperator& op, int64_t size,
                                        const torch::TensorOptions& options,
                                        const TraceOptions& trace,
                                        const Progress& progress);
+
+// Hutchinson with the probes applied `block_size` (>= 1) at a time through
+// `op`. The probes, the terms and the stopping rule are Hutchinson's, checked
+// after every term, so the result equals Hutchinson's to rounding; the products
+// of a block that runs past the stopping point are computed and not counted
+// (at most block_size - 1 of them). The host waits for the device once per
+// block, to read its terms. Cancellation is polled and progress reported before
+// each block. Errors as Hutchinson's; InvalidArgument for block_size < 1.
+absl::StatusOr<TraceResult> BlockHutchinson(
+    const BlockOperator& op, int64_t size, const torch::TensorOptions& options,
+    const TraceOptions& trace, const Progress& progress, int block_size);
 
 }  // namespace curvd::core
 

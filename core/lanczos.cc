@@ -29,39 +29,51 @@ double UnitRoundoff(const torch::TensorOptions& options) {
              : static_cast<double>(std::numeric_limits<float>::epsilon());
 }
 
-// The orthonormal Lanczos vectors, rows of a matrix that grows by doubling so
-// that reorthogonalisation is two matrix-vector products.
+// The orthonormal Lanczos vectors, rows of a matrix that grows by doubling (up
+// to max_rows; preallocating max_iterations + 1 rows of a large model could
+// take more memory than the run needs), so that reorthogonalisation is two
+// matrix-vector products into reused buffers.
 class Basis {
  public:
   Basis(int64_t max_rows, int64_t size, const torch::TensorOptions& options)
       : max_rows_(max_rows),
         rows_(torch::empty({std::min(kInitialBasisRows, max_rows), size},
-                           options)) {}
+                           options)),
+        coefficients_(torch::empty({max_rows}, options)),
+        residual_(torch::empty({size}, options)) {}
 
   int64_t size() const { return used_; }
   torch::Tensor row(int64_t i) const { return rows_[i]; }
 
-  void Append(const torch::Tensor& q) {
+  // Appends w / norm.
+  void Append(const torch::Tensor& w, double norm) {
     if (used_ == rows_.size(0)) {
       const int64_t grown = std::min(2 * rows_.size(0), max_rows_);
       rows_ = torch::cat(
           {rows_, torch::empty({grown - rows_.size(0), rows_.size(1)},
                                rows_.options())});
     }
-    rows_[used_++].copy_(q);
+    rows_[used_++].copy_(w).div_(norm);
   }
 
   // w minus its projection on the basis, by classical Gram-Schmidt twice: once
   // is not enough in floating point ("twice is enough", Kahan and Parlett).
-  torch::Tensor Orthogonalise(torch::Tensor w) const {
+  // Returns a buffer of the basis, valid until the next call.
+  const torch::Tensor& Orthogonalise(const torch::Tensor& w) {
     const torch::Tensor q = rows_.narrow(0, 0, used_);
-    for (int pass = 0; pass < 2; ++pass) w = w - q.t().mv(q.mv(w));
-    return w;
+    torch::Tensor c = coefficients_.narrow(0, 0, used_);
+    torch::mv_out(c, q, w);
+    torch::addmv_out(residual_, w, q.t(), c, /*beta=*/1, /*alpha=*/-1);
+    torch::mv_out(c, q, residual_);
+    residual_.addmv_(q.t(), c, /*beta=*/1, /*alpha=*/-1);
+    return residual_;
   }
 
  private:
   int64_t max_rows_;
   torch::Tensor rows_;
+  torch::Tensor coefficients_;
+  torch::Tensor residual_;
   int64_t used_ = 0;
 };
 
@@ -78,14 +90,12 @@ absl::StatusOr<SharpnessResult> Lanczos(const LinearOperator& op, int64_t size,
   const int64_t max_steps = std::min<int64_t>(lanczos.max_iterations, size);
   const double eps = UnitRoundoff(options);
   at::Generator generator = SeededGenerator(lanczos.seed);
-  auto random_unit = [&]() {
-    torch::Tensor v =
-        RandomProbe(size, ProbeDistribution::kGaussian, generator, options);
-    return v / v.norm();
-  };
-
   Basis basis(max_steps + 1, size, options);
-  basis.Append(random_unit());
+  {
+    const torch::Tensor start =
+        RandomProbe(size, ProbeDistribution::kGaussian, generator, options);
+    basis.Append(start, start.norm().item<double>());
+  }
   std::vector<double> alphas;
   std::vector<double> betas;  // betas[j] couples steps j and j + 1
   SharpnessResult result;
@@ -95,14 +105,20 @@ absl::StatusOr<SharpnessResult> Lanczos(const LinearOperator& op, int64_t size,
           absl::StrCat("cancelled at Lanczos step ", step));
     }
     const torch::Tensor q = basis.row(step);
-    CURVD_ASSIGN_OR_RETURN(torch::Tensor w, op(q));
-    const double alpha = q.dot(w).item<double>();
-    if (!std::isfinite(alpha)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "operator product at Lanczos step ", step, " is not finite"));
+    CURVD_ASSIGN_OR_RETURN(const torch::Tensor product, op(q));
+    const torch::Tensor alpha_on_device = q.dot(product);
+    const torch::Tensor& w = basis.Orthogonalise(product);
+    // alpha and beta are the step's only reads from the device: one wait. Any
+    // NaN or Inf in the product makes alpha non-finite (0 * Inf is NaN).
+    const torch::Tensor scalars = torch::stack({alpha_on_device, w.norm()})
+                                      .to(torch::kCPU, torch::kFloat64);
+    const double alpha = scalars[0].item<double>();
+    const double beta = scalars[1].item<double>();
+    if (!std::isfinite(alpha) || !std::isfinite(beta)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the operator product at Lanczos step ", step,
+                       " is not finite (alpha = q^T A q = ", alpha, ")"));
     }
-    w = basis.Orthogonalise(std::move(w));
-    double beta = w.norm().item<double>();
     alphas.push_back(alpha);
 
     CURVD_ASSIGN_OR_RETURN(TridiagonalEigen eig,
@@ -151,16 +167,16 @@ absl::StatusOr<SharpnessResult> Lanczos(const LinearOperator& op, int64_t size,
     if (breakdown) {
       const torch::Tensor fresh =
           RandomProbe(size, ProbeDistribution::kGaussian, generator, options);
-      torch::Tensor restart = basis.Orthogonalise(fresh);
+      const torch::Tensor& restart = basis.Orthogonalise(fresh);
       const double norm = restart.norm().item<double>();
       // Nothing of a random vector left but rounding noise: the basis already
       // spans the space.
       if (!(norm > std::sqrt(eps) * fresh.norm().item<double>())) break;
       betas.push_back(0.0);
-      basis.Append(restart / norm);
+      basis.Append(restart, norm);
     } else {
       betas.push_back(beta);
-      basis.Append(w / beta);
+      basis.Append(w, beta);
     }
   }
   return result;

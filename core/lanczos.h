@@ -33,7 +33,10 @@ namespace curvd::core {
 // Returns top (descending) and bottom (ascending) with min(k, steps) entries
 // each. Progress is reported and cancellation polled before each step:
 // Cancelled if progress.cancelled() returns true. Errors of `op` are returned
-// as they are; InvalidArgument if a product is not finite. Thread-compatible.
+// as they are; InvalidArgument, naming the step, if a product is not finite.
+// Each step is one product and one wait for the device (to read alpha and
+// beta); the basis and the reorthogonalisation reuse their buffers.
+// Thread-compatible.
 absl::StatusOr<SharpnessResult> Lanczos(const LinearOperator& op, int64_t size,
                                         const torch::TensorOptions& options,
                                         const LanczosOptions& lanczos,

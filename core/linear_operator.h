@@ -21,6 +21,13 @@ namespace curvd::core {
 using LinearOperator =
     std::function<absl::StatusOr<torch::Tensor>(const torch::Tensor&)>;
 
+// Y = A X for a block X [k, size] of k vectors as rows, Y [k, size], with the
+// same contract as LinearOperator otherwise. An implementation may share work
+// between the vectors of a block (the objective builds each micro-batch's
+// graph once for all of them), so a block of k costs less than k products.
+using BlockOperator =
+    std::function<absl::StatusOr<torch::Tensor>(const torch::Tensor&)>;
+
 // A CPU generator seeded with `seed`. Probes are drawn on the CPU in float64
 // and then moved, so a seed gives the same probes on every device and in every
 // dtype.
@@ -31,6 +38,14 @@ at::Generator SeededGenerator(uint64_t seed);
 torch::Tensor RandomProbe(int64_t size, ProbeDistribution distribution,
                           at::Generator& generator,
                           const torch::TensorOptions& options);
+
+// `count` probes as the rows of a [count, size] tensor with `options`, the same
+// vectors, in order, as `count` calls of RandomProbe; moved to the device in
+// one copy.
+torch::Tensor RandomProbes(int64_t count, int64_t size,
+                           ProbeDistribution distribution,
+                           at::Generator& generator,
+                           const torch::TensorOptions& options);
 
 }  // namespace curvd::core
 

@@ -12,7 +12,10 @@
 namespace curvd::core {
 
 enum class LossFunction { kCrossEntropy, kMse };
-enum class Precision { kFloat32, kFloat64 };
+// kTf32: float32 storage, and CUDA matmuls and convolutions may round their
+// inputs to TF32 (10 mantissa bits) for that measurement only. On the CPU it
+// is float32.
+enum class Precision { kFloat32, kFloat64, kTf32 };
 enum class ProbeDistribution { kRademacher, kGaussian };
 enum class MeasurementKind { kSharpness, kHessianTrace };
 
@@ -84,9 +87,14 @@ struct MeasurementResult {
   int64_t num_parameters = 0;
   double compute_seconds = 0;
   std::string device;  // "cpu", "cuda:0"
+  // The one used: kTf32 only on CUDA (a TF32 request on the CPU runs, and is
+  // recorded, as kFloat32).
   Precision precision = Precision::kFloat32;
   bool train_mode = false;
   int64_t micro_batch_size = 0;  // the one used, after any OOM retry
+  // Whether the micro-batches' autograd graphs were kept for the whole run
+  // (false after an out-of-memory retry dropped them).
+  bool graphs_retained = false;
 };
 
 }  // namespace curvd::core

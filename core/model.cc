@@ -1,6 +1,7 @@
 #include "core/model.h"
 
 #include <sys/stat.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -156,7 +157,12 @@ class TorchScriptModel : public Model {
     return slots;
   }
 
+  // Runs the module unoptimised: the profiling executor's fused and
+  // differentiable subgraphs may not support double backward (HVPs), and the
+  // plain interpreter records ordinary autograd ops that do. The switch is
+  // per thread, hence set around each call.
   torch::Tensor Forward(const torch::Tensor& inputs) override {
+    const torch::jit::GraphOptimizerEnabledGuard unoptimised(false);
     return module_.forward({inputs}).toTensor();
   }
   std::vector<torch::Tensor> Parameters() override {

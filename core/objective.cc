@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/status_macros.h"
 #include "core/torch_status.h"
 
 namespace curvd::core {
@@ -154,58 +155,101 @@ Objective::Objective(Model* model, std::vector<torch::Tensor> parameters,
     numels_.push_back(p.numel());
     num_parameters_ += p.numel();
   }
+  zero_parts_.resize(parameters_.size());
   vector_options_ = torch::TensorOptions()
                         .dtype(parameters_[0].scalar_type())
                         .device(parameters_[0].device());
 }
 
-torch::Tensor Objective::BatchLoss(int64_t start, int64_t count) {
-  torch::Tensor outputs = model_->Forward(inputs_.narrow(0, start, count));
-  torch::Tensor targets = targets_.narrow(0, start, count);
+void Objective::set_retain_graphs(bool retain) {
+  retain_graphs_ = retain;
+  if (!retain) retained_.clear();
+}
+
+void Objective::ForEachBatch(
+    absl::FunctionRef<void(int64_t index, const Batch&)> body) {
+  const int64_t n = num_samples();
+  int64_t index = 0;
+  for (int64_t start = 0; start < n; start += micro_batch_size_) {
+    const int64_t count = std::min(micro_batch_size_, n - start);
+    body(index++, Batch{start, count, static_cast<double>(count) / n});
+  }
+}
+
+torch::Tensor Objective::BatchLoss(const Batch& batch) {
+  torch::Tensor outputs =
+      model_->Forward(inputs_.narrow(0, batch.start, batch.count));
+  torch::Tensor targets = targets_.narrow(0, batch.start, batch.count);
   if (loss_ == LossFunction::kCrossEntropy) {
     return torch::nn::functional::cross_entropy(outputs, targets);
   }
   return torch::mse_loss(outputs, targets.to(outputs.scalar_type()));
 }
 
-torch::Tensor Objective::Flatten(
-    const std::vector<torch::Tensor>& per_parameter) const {
+Objective::Graph Objective::BuildGraph(const Batch& batch) {
+  std::vector<torch::Tensor> gradients = torch::autograd::grad(
+      {BatchLoss(batch)}, parameters_, /*grad_outputs=*/{},
+      /*retain_graph=*/true, /*create_graph=*/true, /*allow_unused=*/true);
+  Graph graph;
+  for (size_t i = 0; i < gradients.size(); ++i) {
+    if (gradients[i].defined() && gradients[i].requires_grad()) {
+      graph.gradients.push_back(std::move(gradients[i]));
+      graph.parameter_indices.push_back(i);
+    }
+  }
+  return graph;
+}
+
+void Objective::Accumulate(const std::vector<torch::Tensor>& per_parameter,
+                           double weight, bool first, torch::Tensor out) {
   std::vector<torch::Tensor> flat;
   flat.reserve(per_parameter.size());
   for (size_t i = 0; i < per_parameter.size(); ++i) {
-    flat.push_back(per_parameter[i].defined()
-                       ? per_parameter[i].reshape({-1})
-                       : torch::zeros({numels_[i]}, vector_options_));
+    if (per_parameter[i].defined()) {
+      flat.push_back(per_parameter[i].reshape({-1}));
+      continue;
+    }
+    if (!zero_parts_[i].defined()) {
+      zero_parts_[i] = torch::zeros({numels_[i]}, vector_options_);
+    }
+    flat.push_back(zero_parts_[i]);
   }
-  return torch::cat(flat);
+  if (first) {
+    torch::cat_out(out, flat);
+    if (weight != 1.0) out.mul_(weight);
+    return;
+  }
+  if (!scratch_.defined()) {
+    scratch_ = torch::empty({num_parameters_}, vector_options_);
+  }
+  torch::cat_out(scratch_, flat);
+  out.add_(scratch_, weight);
 }
 
 absl::StatusOr<double> Objective::Loss() {
   torch::NoGradGuard no_grad;
-  const int64_t n = num_samples();
-  double total = 0;
-  for (int64_t start = 0; start < n; start += micro_batch_size_) {
-    const int64_t count = std::min(micro_batch_size_, n - start);
-    total +=
-        static_cast<double>(count) / n * BatchLoss(start, count).item<double>();
-  }
-  if (!std::isfinite(total)) {
+  // Summed on the device in float64 and read once.
+  torch::Tensor total =
+      torch::zeros({}, vector_options_.dtype(torch::kFloat64));
+  ForEachBatch([&](int64_t, const Batch& batch) {
+    total.add_(BatchLoss(batch).to(torch::kFloat64), batch.weight);
+  });
+  const double loss = total.item<double>();
+  if (!std::isfinite(loss)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the loss on the shard is not finite (", total, ")"));
+        absl::StrCat("the loss on the shard is not finite (", loss, ")"));
   }
-  return total;
+  return loss;
 }
 
 absl::StatusOr<torch::Tensor> Objective::Gradient() {
-  const int64_t n = num_samples();
-  torch::Tensor total = torch::zeros({num_parameters_}, vector_options_);
-  for (int64_t start = 0; start < n; start += micro_batch_size_) {
-    const int64_t count = std::min(micro_batch_size_, n - start);
-    std::vector<torch::Tensor> grads = torch::autograd::grad(
-        {BatchLoss(start, count)}, parameters_, /*grad_outputs=*/{},
+  torch::Tensor total = torch::empty({num_parameters_}, vector_options_);
+  ForEachBatch([&](int64_t index, const Batch& batch) {
+    const std::vector<torch::Tensor> gradients = torch::autograd::grad(
+        {BatchLoss(batch)}, parameters_, /*grad_outputs=*/{},
         /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
-    total.add_(Flatten(grads), static_cast<double>(count) / n);
-  }
+    Accumulate(gradients, batch.weight, index == 0, total);
+  });
   if (!AllFinite(total)) {
     return absl::InvalidArgumentError(
         "the gradient on the shard is not finite");
@@ -218,35 +262,58 @@ absl::StatusOr<torch::Tensor> Objective::Hvp(const torch::Tensor& v) {
     return absl::InvalidArgumentError(absl::StrCat(
         "HVP vector has shape ", ShapeOf(v), ", want [", num_parameters_, "]"));
   }
-  const std::vector<torch::Tensor> v_parts =
-      v.to(vector_options_).detach().split_with_sizes(numels_);
-  const int64_t n = num_samples();
-  torch::Tensor total = torch::zeros({num_parameters_}, vector_options_);
-  for (int64_t start = 0; start < n; start += micro_batch_size_) {
-    const int64_t count = std::min(micro_batch_size_, n - start);
-    std::vector<torch::Tensor> grads = torch::autograd::grad(
-        {BatchLoss(start, count)}, parameters_, /*grad_outputs=*/{},
-        /*retain_graph=*/true, /*create_graph=*/true, /*allow_unused=*/true);
-    torch::Tensor dot = torch::zeros({}, vector_options_);
-    for (size_t i = 0; i < grads.size(); ++i) {
-      if (grads[i].defined()) {
-        dot = dot + (grads[i].reshape({-1}) * v_parts[i]).sum();
-      }
-    }
-    // A loss linear in every parameter has a constant gradient: its Hessian is
-    // 0.
-    if (!dot.requires_grad()) continue;
-    std::vector<torch::Tensor> hv = torch::autograd::grad(
-        {dot}, parameters_, /*grad_outputs=*/{}, /*retain_graph=*/false,
-        /*create_graph=*/false, /*allow_unused=*/true);
-    total.add_(Flatten(hv), static_cast<double>(count) / n);
-  }
-  ++hvps_;
-  if (!AllFinite(total)) {
+  CURVD_ASSIGN_OR_RETURN(torch::Tensor products, Hvps(v.unsqueeze(0)));
+  return products.squeeze(0);
+}
+
+absl::StatusOr<torch::Tensor> Objective::Hvps(const torch::Tensor& vectors) {
+  if (vectors.dim() != 2 || vectors.size(1) != num_parameters_) {
     return absl::InvalidArgumentError(
-        "a Hessian-vector product on the shard is not finite");
+        absl::StrCat("HVP block has shape ", ShapeOf(vectors), ", want [k, ",
+                     num_parameters_, "]"));
   }
-  return total;
+  const torch::Tensor block = vectors.to(vector_options_).detach();
+  const int64_t k = block.size(0);
+  torch::Tensor products = torch::empty({k, num_parameters_}, vector_options_);
+  if (k == 0) return products;
+  // Each vector's per-parameter parts, as views shaped like the parameters:
+  // the grad_outputs of the backward pass through a batch's gradients.
+  std::vector<std::vector<torch::Tensor>> parts(k);
+  for (int64_t i = 0; i < k; ++i) {
+    parts[i] = block[i].split_with_sizes(numels_);
+    for (size_t j = 0; j < parts[i].size(); ++j) {
+      parts[i][j] = parts[i][j].view(parameters_[j].sizes());
+    }
+  }
+  ForEachBatch([&](int64_t index, const Batch& batch) {
+    Graph built;
+    if (!retain_graphs_) {
+      built = BuildGraph(batch);
+    } else if (index == static_cast<int64_t>(retained_.size())) {
+      retained_.push_back(BuildGraph(batch));
+    }
+    const Graph& graph = retain_graphs_ ? retained_[index] : built;
+    std::vector<torch::Tensor> grad_outputs(graph.gradients.size());
+    for (int64_t i = 0; i < k; ++i) {
+      if (graph.gradients.empty()) {
+        // A loss linear in every parameter: this batch's Hessian is 0.
+        if (index == 0) products[i].zero_();
+        continue;
+      }
+      for (size_t g = 0; g < graph.gradients.size(); ++g) {
+        grad_outputs[g] = parts[i][graph.parameter_indices[g]];
+      }
+      // The last vector through a graph that is not kept lets autograd free
+      // it on the way, as a single HVP would.
+      const bool keep = retain_graphs_ || i + 1 < k;
+      const std::vector<torch::Tensor> hv = torch::autograd::grad(
+          graph.gradients, parameters_, grad_outputs, /*retain_graph=*/keep,
+          /*create_graph=*/false, /*allow_unused=*/true);
+      Accumulate(hv, batch.weight, index == 0, products[i]);
+    }
+  });
+  hvps_ += k;
+  return products;
 }
 
 }  // namespace curvd::core

@@ -24,4 +24,18 @@ absl::StatusOr<MeasurementResult> RetryWithSmallerMicroBatches(
   }
 }
 
+absl::StatusOr<MeasurementResult> RetryOnOutOfMemory(
+    int64_t micro_batch_size, bool retain_graphs,
+    const std::function<absl::StatusOr<MeasurementResult>(int64_t, bool)>&
+        attempt,
+    const std::string& device) {
+  if (retain_graphs) {
+    absl::StatusOr<MeasurementResult> result = attempt(micro_batch_size, true);
+    if (result.ok() || !IsOutOfMemory(result.status())) return result;
+  }
+  return RetryWithSmallerMicroBatches(
+      micro_batch_size,
+      [&attempt](int64_t batch) { return attempt(batch, false); }, device);
+}
+
 }  // namespace curvd::core

@@ -18,8 +18,26 @@ constexpr int kDefaultMaxProbes = 200;
 constexpr double kDefaultTargetRelativeError = 0.01;
 
 v1::Precision ToProto(core::Precision p) {
-  return p == core::Precision::kFloat64 ? v1::PRECISION_FLOAT64
-                                        : v1::PRECISION_FLOAT32;
+  switch (p) {
+    case core::Precision::kFloat64:
+      return v1::PRECISION_FLOAT64;
+    case core::Precision::kTf32:
+      return v1::PRECISION_TF32;
+    case core::Precision::kFloat32:
+      break;
+  }
+  return v1::PRECISION_FLOAT32;
+}
+
+core::Precision ToCore(v1::Precision p) {
+  switch (p) {
+    case v1::PRECISION_FLOAT64:
+      return core::Precision::kFloat64;
+    case v1::PRECISION_TF32:
+      return core::Precision::kTf32;
+    default:
+      return core::Precision::kFloat32;
+  }
 }
 
 void ToProto(const core::Eigenpair& in, v1::Eigenpair* out) {
@@ -41,9 +59,7 @@ absl::StatusOr<core::MeasurementRequest> ToCoreRequest(
       request.objective.loss = core::LossFunction::kCrossEntropy;
   }
   request.objective.micro_batch_size = spec.micro_batch_size();
-  request.objective.precision = spec.precision() == v1::PRECISION_FLOAT64
-                                    ? core::Precision::kFloat64
-                                    : core::Precision::kFloat32;
+  request.objective.precision = ToCore(spec.precision());
   request.objective.train_mode = spec.train_mode();
   switch (spec.kind_case()) {
     case v1::MeasurementSpec::kSharpness: {

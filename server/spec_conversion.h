@@ -14,7 +14,7 @@ namespace curvd::server {
 // The core request for `spec`, with the documented defaults for unset fields
 // (top_k 1, max_iterations 100, relative_tolerance 1e-6, min_probes 10,
 // max_probes 200, target_relative_error 0.01, loss cross-entropy, float32,
-// Rademacher) and validated by core::ValidateRequest. InvalidArgument naming
+// Rademacher; PRECISION_TF32 becomes core::Precision::kTf32) and validated by core::ValidateRequest. InvalidArgument naming
 // the field when the kind is unset or a value is out of range (explicit top_k =
 // 0, min_probes = 0, ...). Pure; the shard URI is not examined here.
 absl::StatusOr<core::MeasurementRequest> ToCoreRequest(

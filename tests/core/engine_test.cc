@@ -1,5 +1,6 @@
 #include "core/engine.h"
 
+#include <ATen/Context.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -11,8 +12,10 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "core/hutchinson.h"
 #include "core/model.h"
 #include "core/objective.h"
 #include "core/oom_retry.h"
@@ -164,6 +167,42 @@ TEST(OomRetryTest, HalvesTheMicroBatchUntilItFits) {
   EXPECT_EQ(RetryWithSmallerMicroBatches(64, invalid, "cpu").status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(calls, 1);
+}
+
+TEST(OomRetryTest, DropsRetainedGraphsBeforeHalving) {
+  std::vector<std::pair<int64_t, bool>> tried;
+  auto fits_at_most_30 = [&tried](int64_t batch, bool retain)
+      -> absl::StatusOr<MeasurementResult> {
+    tried.emplace_back(batch, retain);
+    if (retain || batch > 30) {
+      return absl::ResourceExhaustedError("out of memory: test");
+    }
+    MeasurementResult result;
+    result.micro_batch_size = batch;
+    return result;
+  };
+  auto result = RetryOnOutOfMemory(100, true, fits_at_most_30, "cuda:0");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->micro_batch_size, 25);
+  EXPECT_EQ(tried, (std::vector<std::pair<int64_t, bool>>{
+                       {100, true}, {100, false}, {50, false}, {25, false}}));
+
+  tried.clear();
+  ASSERT_TRUE(RetryOnOutOfMemory(20, false, fits_at_most_30, "cuda:0").ok());
+  EXPECT_EQ(tried, (std::vector<std::pair<int64_t, bool>>{{20, false}}));
+
+  tried.clear();
+  auto never_fits = [&tried](int64_t batch, bool retain)
+      -> absl::StatusOr<MeasurementResult> {
+    tried.emplace_back(batch, retain);
+    return absl::ResourceExhaustedError("out of memory: test");
+  };
+  const absl::Status exhausted =
+      RetryOnOutOfMemory(2, true, never_fits, "cuda:0").status();
+  EXPECT_EQ(exhausted.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(IsOutOfMemory(exhausted));
+  EXPECT_EQ(tried, (std::vector<std::pair<int64_t, bool>>{
+                       {2, true}, {2, false}, {1, false}}));
 }
 
 class EngineTest : public DeviceTest {
@@ -330,6 +369,96 @@ TEST_P(EngineTest, RejectsBadInputsAndStopsWhenCancelled) {
             absl::StatusCode::kCancelled);
   // The engine keeps working after each failure.
   EXPECT_TRUE(Measure(request, 5).ok());
+}
+
+// The engine's trace, from blocks of probes through graphs it keeps, is the
+// estimate of one HVP per probe on the reference objective.
+TEST_P(EngineTest, TraceEqualsSequentialHutchinson) {
+  torch::manual_seed(7);
+  std::unique_ptr<Model> model = LoadModel(ZooModel()).value();
+  model->To(torch::kCPU, torch::kFloat64);
+  Shard shard = LoadShard(GaussianRegression()).value();
+  Objective reference =
+      Objective::Create(model.get(), shard.inputs.to(torch::kFloat64),
+                        shard.targets.to(torch::kFloat64), LossFunction::kMse,
+                        0)
+          .value();
+  MeasurementRequest request =
+      Request(MeasurementKind::kHessianTrace, Precision::kFloat64);
+  request.trace.min_probes = 10;
+  request.trace.max_probes = 300;
+  request.trace.target_relative_error = 0.05;
+  request.trace.seed = 8;
+  auto sequential = Hutchinson(
+      [&reference](const torch::Tensor& v) { return reference.Hvp(v); },
+      reference.num_parameters(), reference.vector_options(), request.trace,
+      Progress());
+  ASSERT_TRUE(sequential.ok()) << sequential.status();
+  ASSERT_EQ(sequential->stop_reason, "target_relative_error");
+
+  for (int64_t micro_batch : {0, 10}) {
+    SCOPED_TRACE(micro_batch);
+    request.objective.micro_batch_size = micro_batch;
+    auto result = Measure(request, 7);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->trace.probes, sequential->probes);
+    EXPECT_EQ(result->trace.stop_reason, sequential->stop_reason);
+    EXPECT_NEAR(result->trace.trace, sequential->trace,
+                1e-10 * std::abs(sequential->trace));
+    EXPECT_NEAR(result->trace.standard_error, sequential->standard_error,
+                1e-8 * sequential->standard_error);
+    // Products of a block past the stopping point count as spent.
+    EXPECT_GE(result->hvps, result->trace.probes);
+    EXPECT_EQ(result->graphs_retained, micro_batch == 0 || on_cuda());
+  }
+}
+
+// TF32 is used only when asked for, only on CUDA, only for that measurement;
+// the result says what was used.
+TEST_P(EngineTest, Tf32IsRecordedAndSwitchedOffAfterwards) {
+  const Reference reference = ReferenceFor(9);
+  const double top = reference.eigenvalues[-1].item<double>();
+  MeasurementRequest request =
+      Request(MeasurementKind::kSharpness, Precision::kTf32);
+  request.lanczos.relative_tolerance = 1e-4;
+  request.lanczos.bottom_k = 0;
+  auto result = Measure(request, 9);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->precision,
+            on_cuda() ? Precision::kTf32 : Precision::kFloat32);
+  // TF32 keeps 10 mantissa bits of matmul inputs: about 1e-3 relative.
+  EXPECT_NEAR(result->sharpness.top[0].value, top, 1e-2 * top);
+  EXPECT_FALSE(at::globalContext().allowTF32CuBLAS());
+  EXPECT_FALSE(at::globalContext().allowTF32CuDNN());
+
+  auto float32 =
+      Measure(Request(MeasurementKind::kSharpness, Precision::kFloat32), 9);
+  ASSERT_TRUE(float32.ok()) << float32.status();
+  EXPECT_EQ(float32->precision, Precision::kFloat32);
+}
+
+// With a budget smaller than one model, nothing outlives its measurement: a
+// zoo model without a state dict is rebuilt from torch's (unseeded) generator
+// each time.
+TEST_P(EngineTest, CacheBudgetBoundsWhatStaysOnTheDevice) {
+  EngineOptions options;
+  options.cache_budget_bytes = 1;
+  auto small = Engine::CreateWithOptions(on_cuda() ? "cuda:0" : "cpu", options);
+  ASSERT_TRUE(small.ok()) << small.status();
+  const MeasurementRequest request =
+      Request(MeasurementKind::kSharpness, Precision::kFloat64);
+  torch::manual_seed(10);
+  auto first =
+      (*small)->Measure(ZooModel(), GaussianRegression(), request, Progress());
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second =
+      (*small)->Measure(ZooModel(), GaussianRegression(), request, Progress());
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(second->sharpness.top[0].value, first->sharpness.top[0].value);
+
+  options.cache_budget_bytes = -1;
+  EXPECT_EQ(Engine::CreateWithOptions("cpu", options).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 CURVD_INSTANTIATE_DEVICE_TEST(EngineTest);

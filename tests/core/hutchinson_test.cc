@@ -1,5 +1,6 @@
 #include "core/hutchinson.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/objective.h"
 #include "tests/core/toy_models.h"
 
@@ -224,6 +226,125 @@ TEST_P(HutchinsonTest, CancellationAndOperatorErrors) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Y = A X^T transposed: the rows of the block through `a`.
+BlockOperator MatrixBlockOperator(const torch::Tensor& a) {
+  return [a](const torch::Tensor& x) -> absl::StatusOr<torch::Tensor> {
+    return x.mm(a);  // a is symmetric
+  };
+}
+
+void ExpectSameEstimate(const TraceResult& actual,
+                        const TraceResult& expected) {
+  EXPECT_EQ(actual.probes, expected.probes);
+  EXPECT_EQ(actual.stop_reason, expected.stop_reason);
+  EXPECT_NEAR(actual.trace, expected.trace, 1e-12 * std::abs(expected.trace));
+  EXPECT_NEAR(actual.standard_error, expected.standard_error,
+              1e-10 * expected.standard_error);
+}
+
+// Blocks change how probes reach the operator, not the estimate: the same
+// probes, terms and stopping point, also when the stop falls inside a block.
+TEST_P(HutchinsonTest, BlocksGiveTheSequentialEstimate) {
+  const torch::Tensor a =
+      (TestMatrix() + 2 * torch::eye(40, torch::kFloat64)).to(device());
+  for (const TraceOptions& probes :
+       {Probes(ProbeDistribution::kRademacher, 10, 100000, 0.02, 3),
+        Probes(ProbeDistribution::kGaussian, 5, 37, 0, 4),
+        Probes(ProbeDistribution::kRademacher, 5, 100, 0.5, 5)}) {
+    auto sequential =
+        Hutchinson(MatrixOperator(a), 40, options(), probes, Progress());
+    ASSERT_TRUE(sequential.ok()) << sequential.status();
+    for (int block : {1, 3, 16, 1000}) {
+      SCOPED_TRACE(absl::StrCat(sequential->stop_reason, ", block ", block));
+      int64_t products = 0;
+      const BlockOperator counted =
+          [&](const torch::Tensor& x) -> absl::StatusOr<torch::Tensor> {
+        products += x.size(0);
+        return MatrixBlockOperator(a)(x);
+      };
+      auto blocked =
+          BlockHutchinson(counted, 40, options(), probes, Progress(), block);
+      ASSERT_TRUE(blocked.ok()) << blocked.status();
+      ExpectSameEstimate(*blocked, *sequential);
+      EXPECT_GE(products, blocked->probes);
+      EXPECT_LT(products, blocked->probes + block);
+    }
+  }
+  EXPECT_EQ(BlockHutchinson(MatrixBlockOperator(a), 40, options(),
+                            Probes(ProbeDistribution::kGaussian, 5, 10, 0, 1),
+                            Progress(), 0)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// The objective's block products, per block or from retained graphs, give the
+// estimate of one HVP per probe.
+TEST_P(HutchinsonTest, ObjectiveBlocksGiveTheSequentialEstimate) {
+  TanhMlp model({5, 12, 3}, /*seed=*/10);
+  model.To(device(), torch::kFloat64);
+  at::Generator generator = SeededGenerator(11);
+  const torch::Tensor x = SeededRandn({45, 5}, 12).to(device());
+  const torch::Tensor labels =
+      torch::randint(0, 3, {45}, generator, torch::kInt64).to(device());
+  auto reference =
+      Objective::Create(&model, x, labels, LossFunction::kCrossEntropy, 20);
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  const int64_t n = reference->num_parameters();
+  const TraceOptions probes =
+      Probes(ProbeDistribution::kRademacher, 10, 60, 0.05, 13);
+  auto sequential =
+      Hutchinson([&](const torch::Tensor& v) { return reference->Hvp(v); }, n,
+                 options(), probes, Progress());
+  ASSERT_TRUE(sequential.ok()) << sequential.status();
+  for (bool retain : {false, true}) {
+    SCOPED_TRACE(retain);
+    auto objective =
+        Objective::Create(&model, x, labels, LossFunction::kCrossEntropy, 20);
+    ASSERT_TRUE(objective.ok()) << objective.status();
+    objective->set_retain_graphs(retain);
+    auto blocked = BlockHutchinson(
+        [&](const torch::Tensor& v) { return objective->Hvps(v); }, n,
+        options(), probes, Progress(), 8);
+    ASSERT_TRUE(blocked.ok()) << blocked.status();
+    ExpectSameEstimate(*blocked, *sequential);
+  }
+}
+
+TEST_P(HutchinsonTest, BlockPollsOncePerBlockAndNamesTheBadProbe) {
+  const torch::Tensor a = TestMatrix().to(device());
+  int polls = 0;
+  std::vector<double> fractions;
+  Progress progress;
+  progress.cancelled = [&polls] { return ++polls > 2; };
+  progress.report = [&fractions](double fraction, const std::string&) {
+    fractions.push_back(fraction);
+  };
+  EXPECT_EQ(BlockHutchinson(MatrixBlockOperator(a), 40, options(),
+                            Probes(ProbeDistribution::kGaussian, 10, 100, 0, 9),
+                            progress, 16)
+                .status()
+                .code(),
+            absl::StatusCode::kCancelled);
+  EXPECT_EQ(polls, 3);
+  EXPECT_EQ(fractions, (std::vector<double>{0, 0.16}));
+
+  // Only the fifth row of each block is not finite.
+  const BlockOperator fifth_is_nan =
+      [&a](const torch::Tensor& x) -> absl::StatusOr<torch::Tensor> {
+    torch::Tensor y = x.mm(a);
+    if (y.size(0) > 4) y[4].fill_(std::numeric_limits<double>::quiet_NaN());
+    return y;
+  };
+  const absl::Status nan =
+      BlockHutchinson(fifth_is_nan, 40, options(),
+                      Probes(ProbeDistribution::kGaussian, 10, 100, 0, 9),
+                      Progress(), 8)
+          .status();
+  EXPECT_EQ(nan.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(nan.message()), ::testing::HasSubstr("probe 5 "));
 }
 
 CURVD_INSTANTIATE_DEVICE_TEST(HutchinsonTest);

@@ -5,9 +5,13 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "core/sources.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core {
@@ -244,6 +248,134 @@ TEST_P(ObjectiveTest, RejectsOverflowingLossAndWrongVectorSize) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(objective->Hvp(torch::ones({7}, options())).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Hvps applies each micro-batch's graph to every vector of the block, built
+// per call or retained across calls: the products are those of one Hvp per
+// vector.
+TEST_P(ObjectiveTest, BlockProductsEqualOneProductPerVector) {
+  constexpr int64_t kN = 37;
+  TanhMlp model({6, 10, 4}, /*seed=*/32);
+  model.To(device(), torch::kFloat64);
+  const torch::Tensor x = SeededRandn({kN, 6}, 33).to(device());
+  const torch::Tensor labels = SeededLabels(kN, 4, 34).to(device());
+  for (int64_t batch : {0, 8}) {
+    auto sequential = Objective::Create(&model, x, labels,
+                                        LossFunction::kCrossEntropy, batch);
+    ASSERT_TRUE(sequential.ok()) << sequential.status();
+    const int64_t p = sequential->num_parameters();
+    const torch::Tensor block = SeededRandn({5, p}, 35).to(device());
+    std::vector<torch::Tensor> rows;
+    for (int64_t i = 0; i < 5; ++i) rows.push_back(*sequential->Hvp(block[i]));
+    const torch::Tensor expected = torch::stack(rows);
+    for (bool retain : {false, true}) {
+      SCOPED_TRACE(absl::StrCat("micro-batch ", batch, ", retain ", retain));
+      auto blocked = Objective::Create(&model, x, labels,
+                                       LossFunction::kCrossEntropy, batch);
+      ASSERT_TRUE(blocked.ok()) << blocked.status();
+      blocked->set_retain_graphs(retain);
+      EXPECT_LT(RelativeError(blocked->Hvps(block).value(), expected), 1e-13);
+      // A second call, through the retained graphs when they are kept.
+      EXPECT_LT(RelativeError(blocked->Hvps(block.narrow(0, 1, 3)).value(),
+                              expected.narrow(0, 1, 3)),
+                1e-13);
+      EXPECT_LT(RelativeError(blocked->Hvp(block[4]).value(), expected[4]),
+                1e-13);
+      EXPECT_EQ(blocked->hvps(), 9);
+      blocked->set_retain_graphs(false);
+      EXPECT_LT(RelativeError(blocked->Hvp(block[0]).value(), expected[0]),
+                1e-13);
+    }
+    EXPECT_EQ(
+        sequential->Hvps(torch::ones({2, p + 1}, options())).status().code(),
+        absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(sequential->Hvps(torch::ones({p}, options())).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+}
+
+// A linear model with a second parameter that the forward pass ignores.
+class LinearWithUnusedParameter : public LinearModel {
+ public:
+  LinearWithUnusedParameter(int64_t inputs, int64_t outputs, uint64_t seed)
+      : LinearModel(inputs, outputs, seed) {
+    parameters_.push_back(SeededRandn({2}, seed + 1));
+  }
+};
+
+// A parameter the loss does not depend on has zero gradient and zero Hessian
+// rows, in block products and in retained graphs.
+TEST_P(ObjectiveTest, UnusedParameterHasZeroDerivatives) {
+  LinearWithUnusedParameter model(3, 2, /*seed=*/36);
+  model.To(device(), torch::kFloat64);
+  const torch::Tensor x = SeededRandn({7, 3}, 37).to(device());
+  const torch::Tensor y = SeededRandn({7, 2}, 38).to(device());
+  // L = 1/(N C) sum (x W^T - y)^2: the W block of H is 2/(N C) I_C (x) X^T X.
+  const torch::Tensor xc = x.to(torch::kCPU);
+  const torch::Tensor hessian_w =
+      torch::kron(torch::eye(2, torch::kFloat64), xc.t().mm(xc)) * (2.0 / 14);
+  for (bool retain : {false, true}) {
+    SCOPED_TRACE(retain);
+    auto objective = Objective::Create(&model, x, y, LossFunction::kMse, 3);
+    ASSERT_TRUE(objective.ok()) << objective.status();
+    objective->set_retain_graphs(retain);
+    ASSERT_EQ(objective->num_parameters(), 8);
+    const torch::Tensor block = SeededRandn({2, 8}, 39);
+    const torch::Tensor hv = objective->Hvps(block.to(device())).value().cpu();
+    EXPECT_LT(
+        RelativeError(hv.narrow(1, 0, 6), block.narrow(1, 0, 6).mm(hessian_w)),
+        1e-12);
+    EXPECT_EQ(hv.narrow(1, 6, 2).abs().max().item<double>(), 0.0);
+    EXPECT_EQ(objective->Gradient()->narrow(0, 6, 2).abs().max().item<double>(),
+              0.0);
+  }
+}
+
+// HVPs through a TorchScript module run by the unoptimised interpreter: equal
+// to those of the zoo MLP with the same weights, also after the warm-up runs
+// after which a profiling executor would have optimised the module, and
+// through retained graphs.
+TEST_P(ObjectiveTest, TorchScriptHvpEqualsZooHvp) {
+  const std::string dir = CURVD_CORE_FIXTURE_DIR;
+  ModelSource scripted;
+  scripted.kind = ModelSource::Kind::kTorchScript;
+  scripted.archive_path = dir + "/zoo_mlp.pt";
+  if (!std::ifstream(scripted.archive_path)) {
+    GTEST_SKIP() << "no Python TorchScript fixture at "
+                 << scripted.archive_path;
+  }
+  ModelSource zoo;
+  zoo.kind = ModelSource::Kind::kZoo;
+  zoo.zoo.layer_widths = {5, 8, 3};
+  zoo.zoo.activation = "tanh";
+  zoo.state_dict_path = dir + "/zoo_mlp_state.safetensors";
+  auto script_model = LoadModel(scripted);
+  auto zoo_model = LoadModel(zoo);
+  ASSERT_TRUE(script_model.ok()) << script_model.status();
+  ASSERT_TRUE(zoo_model.ok()) << zoo_model.status();
+  EXPECT_EQ((*script_model)->ParameterNames(), (*zoo_model)->ParameterNames());
+  (*script_model)->To(device(), torch::kFloat64);
+  (*zoo_model)->To(device(), torch::kFloat64);
+
+  const torch::Tensor x = SeededRandn({24, 5}, 39).to(device());
+  const torch::Tensor labels = SeededLabels(24, 3, 40).to(device());
+  auto through_script = Objective::Create(script_model->get(), x, labels,
+                                          LossFunction::kCrossEntropy, 10);
+  auto through_zoo = Objective::Create(zoo_model->get(), x, labels,
+                                       LossFunction::kCrossEntropy, 10);
+  ASSERT_TRUE(through_script.ok()) << through_script.status();
+  ASSERT_TRUE(through_zoo.ok()) << through_zoo.status();
+  const int64_t p = through_zoo->num_parameters();
+  for (uint64_t round = 0; round < 4; ++round) {
+    SCOPED_TRACE(round);
+    through_script->set_retain_graphs(round >= 2);
+    const torch::Tensor v = SeededRandn({p}, 41 + round).to(device());
+    EXPECT_LT(RelativeError(through_script->Hvp(v).value(),
+                            through_zoo->Hvp(v).value()),
+              1e-12);
+  }
+  EXPECT_NEAR(through_script->Loss().value(), through_zoo->Loss().value(),
+              1e-12);
 }
 
 CURVD_INSTANTIATE_DEVICE_TEST(ObjectiveTest);

@@ -1,5 +1,7 @@
 #include "server/spec_conversion.h"
 
+#include <utility>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -74,6 +76,30 @@ TEST(SpecConversionTest, ResultsFillDiagnosticsAndTheResultOneof) {
   EXPECT_EQ(m.diagnostics().compute_duration().seconds(), 1);
   EXPECT_EQ(m.diagnostics().compute_duration().nanos(), 500000000);
   EXPECT_EQ(KindName(m.spec()), "unspecified");
+}
+
+TEST(SpecConversionTest, PrecisionTravelsBothWays) {
+  for (auto [proto, core_precision] :
+       {std::pair{v1::PRECISION_UNSPECIFIED, core::Precision::kFloat32},
+        std::pair{v1::PRECISION_FLOAT32, core::Precision::kFloat32},
+        std::pair{v1::PRECISION_FLOAT64, core::Precision::kFloat64},
+        std::pair{v1::PRECISION_TF32, core::Precision::kTf32}}) {
+    SCOPED_TRACE(v1::Precision_Name(proto));
+    v1::MeasurementSpec spec;
+    spec.mutable_sharpness();
+    spec.set_precision(proto);
+    auto request = ToCoreRequest(spec);
+    ASSERT_TRUE(request.ok()) << request.status();
+    EXPECT_EQ(request->objective.precision, core_precision);
+
+    core::MeasurementResult result;
+    result.precision = core_precision;
+    v1::Measurement m;
+    ApplyResult(result, &m);
+    EXPECT_EQ(m.diagnostics().precision(), proto == v1::PRECISION_UNSPECIFIED
+                                               ? v1::PRECISION_FLOAT32
+                                               : proto);
+  }
 }
 
 }  // namespace
