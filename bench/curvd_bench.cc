@@ -1,0 +1,715 @@
+// curvd_bench: times curvd on the workloads that bench/python/baseline.py
+// exported (manifest.json, a TorchScript archive and a safetensors shard each),
+// with the method of the Python baseline: a device synchronisation before and
+// after every timed region, warm-up first, the median of repeats.
+//
+// Per workload:
+//   engine   full-shard gradient and one HVP through core::Objective; Lanczos
+//            top-k to the manifest's relative residual and Hutchinson with a
+//            fixed number of probes through core::Engine::Measure (what a
+//            device worker runs, model and shard already cached on the device);
+//   gRPC     the same two measurements through a curvd server started in this
+//            process on a loopback port, created and awaited with the C++
+//            client (file:// URIs under the export directory, nothing
+//            uploaded), timed from CreateMeasurement to the terminal state;
+//   checks   curvd's gradient and H v against the ones Python computed
+//            (W*.check.safetensors), and the top-k eigenvalues against a
+//            float64 Lanczos of the engine on the same device (skipped when
+//            its estimated cost exceeds --reference_budget_seconds).
+// Writes everything to --out as JSON; bench/python/report.py makes the table.
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "client/curvd_client.h"
+#include "core/engine.h"
+#include "core/measurement.h"
+#include "core/model.h"
+#include "core/objective.h"
+#include "core/safetensors.h"
+#include "core/shard.h"
+#include "core/sources.h"
+#include "core/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "server/server.h"
+#include "server/server_config.h"
+
+ABSL_FLAG(std::string, export_dir, "",
+          "Directory written by bench/python/baseline.py (manifest.json, "
+          "W*.pt, W*.safetensors, W*.check.safetensors).");
+ABSL_FLAG(std::string, out, "",
+          "Where to write the JSON results (default EXPORT_DIR/curvd.json).");
+ABSL_FLAG(std::string, state_dir, "",
+          "The in-process server's state directory, emptied first (default: "
+          "curvd-bench-state beside --out).");
+ABSL_FLAG(std::string, device, "auto",
+          "\"auto\" (cuda:0 if any), cpu, cuda:N.");
+ABSL_FLAG(std::string, workloads, "",
+          "Comma list of workloads to run; empty: all in the manifest.");
+ABSL_FLAG(bool, smoke, false, "Few repeats (the CPU smoke test).");
+ABSL_FLAG(bool, grpc, true, "Also time the measurements through gRPC.");
+ABSL_FLAG(bool, measurements, true,
+          "Time Lanczos and Hutchinson (engine, gRPC) and run the float64 "
+          "reference; false: gradient and HVP only (a quick check).");
+ABSL_FLAG(double, reference_budget_seconds, 45,
+          "Skip a workload's float64 reference Lanczos when its estimated "
+          "time exceeds this.");
+ABSL_FLAG(double, reference_tolerance, 1e-6,
+          "Relative residual of the float64 reference Lanczos.");
+
+namespace {
+
+namespace core = ::curvd::core;
+namespace v1 = ::curvd::v1;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// A Lanczos measurement of the bench uses this seed, Hutchinson the other; the
+// Python baseline uses its own generators (the answers agree, not the bits).
+constexpr uint64_t kLanczosSeed = 3;
+constexpr uint64_t kTraceSeed = 5;
+constexpr int kWarmupProbes = 2;
+
+// How often to run a timed region: `warmup` runs first, then repeats until
+// `max_repeats`, or until `min_repeats` and `budget_s` seconds of repeats.
+struct Plan {
+  int warmup;
+  int min_repeats;
+  int max_repeats;
+  double budget_s;
+};
+
+struct Settings {
+  int top_k = 5;
+  double tolerance = 1e-4;
+  int max_iterations = 300;
+  int probes = 100;
+};
+
+struct WorkloadSpec {
+  std::string name;
+  std::string description;
+  std::string archive;
+  std::string shard;
+  int64_t micro_batch_size = 0;
+};
+
+class Timer {
+ public:
+  explicit Timer(bool cuda) : cuda_(cuda) {}
+
+  void Sync() const {
+    if (cuda_) torch::cuda::synchronize();
+  }
+
+  // Times `fn` (which returns an error to stop) under `plan`; returns the
+  // record {median_ms, times_ms, warmup, repeats}.
+  absl::StatusOr<json> operator()(const std::function<absl::Status()>& fn,
+                                  const Plan& plan) const {
+    for (int i = 0; i < plan.warmup; ++i) CURVD_RETURN_IF_ERROR(fn());
+    Sync();
+    std::vector<double> times;
+    const Clock::time_point start = Clock::now();
+    auto elapsed = [&] {
+      return std::chrono::duration<double>(Clock::now() - start).count();
+    };
+    while (static_cast<int>(times.size()) < plan.max_repeats &&
+           (static_cast<int>(times.size()) < plan.min_repeats ||
+            elapsed() < plan.budget_s)) {
+      Sync();
+      const Clock::time_point t0 = Clock::now();
+      CURVD_RETURN_IF_ERROR(fn());
+      Sync();
+      times.push_back(
+          std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+    std::vector<double> sorted = times;
+    std::sort(sorted.begin(), sorted.end());
+    const size_t n = sorted.size();
+    const double median =
+        n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    return json{{"median_ms", median},
+                {"times_ms", times},
+                {"warmup", plan.warmup},
+                {"repeats", static_cast<int>(n)}};
+  }
+
+ private:
+  bool cuda_;
+};
+
+absl::StatusOr<json> ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  json parsed = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not JSON"));
+  }
+  return parsed;
+}
+
+absl::Status WriteJson(const std::string& path, const json& value) {
+  std::ofstream out(path);
+  out << value.dump(2) << "\n";
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+// ||a - b|| / ||b|| in float64.
+double RelativeDifference(const torch::Tensor& a, const torch::Tensor& b) {
+  const torch::Tensor a64 = a.to(torch::kCPU, torch::kFloat64);
+  const torch::Tensor b64 = b.to(torch::kCPU, torch::kFloat64);
+  return (a64 - b64).norm().item<double>() / b64.norm().item<double>();
+}
+
+// max_i |x_i - ref_i| / max(|ref_i|, 1e-3 |ref_0|): relative per eigenvalue,
+// with a floor so that an eigenvalue near zero does not dominate.
+double MaxRelativeDifference(const std::vector<double>& x,
+                             const std::vector<double>& ref) {
+  if (ref.empty() || x.size() != ref.size()) return NAN;
+  const double floor = 1e-3 * std::abs(ref[0]);
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    worst = std::max(
+        worst, std::abs(x[i] - ref[i]) / std::max(std::abs(ref[i]), floor));
+  }
+  return worst;
+}
+
+std::vector<double> Values(const std::vector<core::Eigenpair>& pairs) {
+  std::vector<double> out;
+  for (const core::Eigenpair& p : pairs) out.push_back(p.value);
+  return out;
+}
+
+json SharpnessJson(const core::SharpnessResult& s, int64_t hvps) {
+  std::vector<double> residuals;
+  for (const core::Eigenpair& p : s.top) residuals.push_back(p.residual_norm);
+  return json{{"values", Values(s.top)},
+              {"residuals", residuals},
+              {"iterations", s.iterations},
+              {"hvps", hvps},
+              {"converged", s.converged}};
+}
+
+core::MeasurementRequest SharpnessRequest(const WorkloadSpec& w,
+                                          const Settings& s,
+                                          core::Precision precision,
+                                          double tolerance) {
+  core::MeasurementRequest r;
+  r.kind = core::MeasurementKind::kSharpness;
+  r.objective.loss = core::LossFunction::kCrossEntropy;
+  r.objective.micro_batch_size = w.micro_batch_size;
+  r.objective.precision = precision;
+  r.lanczos.top_k = s.top_k;
+  r.lanczos.bottom_k = 0;
+  r.lanczos.max_iterations = s.max_iterations;
+  r.lanczos.relative_tolerance = tolerance;
+  r.lanczos.seed = kLanczosSeed;
+  return r;
+}
+
+core::MeasurementRequest TraceRequest(const WorkloadSpec& w, int probes,
+                                      core::Precision precision) {
+  core::MeasurementRequest r;
+  r.kind = core::MeasurementKind::kHessianTrace;
+  r.objective.loss = core::LossFunction::kCrossEntropy;
+  r.objective.micro_batch_size = w.micro_batch_size;
+  r.objective.precision = precision;
+  r.trace.distribution = core::ProbeDistribution::kRademacher;
+  r.trace.min_probes = probes;
+  r.trace.max_probes = probes;
+  r.trace.target_relative_error = 0;  // exactly `probes` probes
+  r.trace.seed = kTraceSeed;
+  return r;
+}
+
+v1::MeasurementSpec SpecOf(const WorkloadSpec& w,
+                           const core::MeasurementRequest& r) {
+  v1::MeasurementSpec spec;
+  spec.set_shard_uri("file://" + w.shard);
+  spec.set_loss(v1::LOSS_FUNCTION_CROSS_ENTROPY);
+  spec.set_micro_batch_size(w.micro_batch_size);
+  spec.set_precision(r.objective.precision == core::Precision::kFloat64
+                         ? v1::PRECISION_FLOAT64
+                         : v1::PRECISION_FLOAT32);
+  if (r.kind == core::MeasurementKind::kSharpness) {
+    v1::SharpnessSpec* s = spec.mutable_sharpness();
+    s->set_top_k(r.lanczos.top_k);
+    s->set_bottom_k(r.lanczos.bottom_k);
+    s->set_max_iterations(r.lanczos.max_iterations);
+    s->set_relative_tolerance(r.lanczos.relative_tolerance);
+    s->set_seed(r.lanczos.seed);
+  } else {
+    v1::HessianTraceSpec* t = spec.mutable_hessian_trace();
+    t->set_distribution(v1::PROBE_DISTRIBUTION_RADEMACHER);
+    t->set_min_probes(r.trace.min_probes);
+    t->set_max_probes(r.trace.max_probes);
+    t->set_target_relative_error(r.trace.target_relative_error);
+    t->set_seed(r.trace.seed);
+  }
+  return spec;
+}
+
+// Everything a workload's benchmark needs.
+struct Context {
+  const Settings& settings;
+  const Timer& timer;
+  Plan quick;
+  Plan slow;
+  std::string device;
+  std::vector<std::string> data_roots;
+  std::string export_dir;
+  core::Engine& engine;
+  curvd::client::Client* client;  // null without --grpc
+};
+
+core::ModelSource ModelSourceOf(const WorkloadSpec& w) {
+  core::ModelSource source;
+  source.kind = core::ModelSource::Kind::kTorchScript;
+  source.archive_path = w.archive;
+  source.cache_key = "bench:" + w.archive;
+  return source;
+}
+
+// Gradient and one HVP through core::Objective, and both compared with what
+// Python computed.
+absl::Status BenchObjective(const Context& ctx, const WorkloadSpec& w,
+                            json& out) {
+  const torch::Device device(ctx.device);
+  CURVD_ASSIGN_OR_RETURN(std::unique_ptr<core::Model> model,
+                         core::LoadModel(ModelSourceOf(w)));
+  model->To(device, torch::kFloat32);
+  model->SetTrainMode(false);
+  CURVD_ASSIGN_OR_RETURN(
+      core::ShardSpec spec,
+      core::ParseShardUri("file://" + w.shard, ctx.data_roots));
+  CURVD_ASSIGN_OR_RETURN(core::Shard shard, core::LoadShard(spec));
+  torch::Tensor inputs = shard.inputs.to(device, torch::kFloat32);
+  torch::Tensor targets = shard.targets.to(device);
+  CURVD_ASSIGN_OR_RETURN(
+      core::Objective objective,
+      core::Objective::Create(model.get(), inputs, targets,
+                              core::LossFunction::kCrossEntropy,
+                              w.micro_batch_size));
+  out["num_parameters"] = objective.num_parameters();
+  out["num_samples"] = objective.num_samples();
+  out["micro_batch_size"] = objective.micro_batch_size();
+  CURVD_ASSIGN_OR_RETURN(out["loss"], objective.Loss());
+
+  torch::Tensor gradient;
+  auto run_gradient = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(gradient, objective.Gradient());
+    return absl::OkStatus();
+  };
+  CURVD_ASSIGN_OR_RETURN(out["gradient"], ctx.timer(run_gradient, ctx.quick));
+
+  // The probe vector Python used, so that H v can be compared; a seeded
+  // Gaussian one if the check file is missing.
+  const std::string check_path =
+      absl::StrCat(ctx.export_dir, "/", w.name, ".check.safetensors");
+  torch::Tensor v, python_hv, python_gradient;
+  if (std::filesystem::exists(check_path)) {
+    CURVD_ASSIGN_OR_RETURN(std::vector<core::SafetensorsTensor> tensors,
+                           core::ReadSafetensorsFile(check_path));
+    for (const core::SafetensorsTensor& t : tensors) {
+      CURVD_ASSIGN_OR_RETURN(torch::Tensor value,
+                             core::TensorFromSafetensors(t));
+      if (t.name == "v") v = value;
+      if (t.name == "hv") python_hv = value;
+      if (t.name == "gradient") python_gradient = value;
+    }
+  }
+  if (!v.defined()) {
+    torch::manual_seed(7);
+    v = torch::randn({objective.num_parameters()});
+  }
+  v = v.to(objective.vector_options());
+  torch::Tensor hv;
+  auto run_hvp = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(hv, objective.Hvp(v));
+    return absl::OkStatus();
+  };
+  CURVD_ASSIGN_OR_RETURN(out["hvp"], ctx.timer(run_hvp, ctx.quick));
+  json check;
+  if (python_gradient.defined() &&
+      python_gradient.numel() == gradient.numel()) {
+    check["gradient_rel_diff"] = RelativeDifference(gradient, python_gradient);
+  }
+  if (python_hv.defined() && python_hv.numel() == hv.numel()) {
+    check["hvp_rel_diff"] = RelativeDifference(hv, python_hv);
+  }
+  if (check.empty()) check["note"] = "no Python check file";
+  out["check_vs_pytorch"] = check;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<core::MeasurementResult> Measure(
+    const Context& ctx, const WorkloadSpec& w,
+    const core::MeasurementRequest& request) {
+  // Resolved again for each call, as a device worker resolves each job.
+  CURVD_ASSIGN_OR_RETURN(
+      core::ShardSpec shard,
+      core::ParseShardUri("file://" + w.shard, ctx.data_roots));
+  return ctx.engine.Measure(ModelSourceOf(w), shard, request, core::Progress{});
+}
+
+// Lanczos and Hutchinson through Engine::Measure, model and shard cached.
+absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
+  CURVD_RETURN_IF_ERROR(
+      Measure(ctx, w, TraceRequest(w, kWarmupProbes, core::Precision::kFloat32))
+          .status());
+
+  const core::MeasurementRequest lanczos = SharpnessRequest(
+      w, ctx.settings, core::Precision::kFloat32, ctx.settings.tolerance);
+  const core::MeasurementRequest trace =
+      TraceRequest(w, ctx.settings.probes, core::Precision::kFloat32);
+  core::MeasurementResult result;
+  auto run_lanczos = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, lanczos));
+    return absl::OkStatus();
+  };
+  auto run_trace = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, trace));
+    return absl::OkStatus();
+  };
+
+  CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run_lanczos, ctx.slow));
+  timing.update(SharpnessJson(result.sharpness, result.hvps));
+  timing["compute_seconds"] = result.compute_seconds;
+  out["lanczos_engine"] = timing;
+
+  CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_trace, ctx.slow));
+  timing["trace"] = result.trace.trace;
+  timing["standard_error"] = result.trace.standard_error;
+  timing["probes"] = result.trace.probes;
+  timing["hvps"] = result.hvps;
+  timing["compute_seconds"] = result.compute_seconds;
+  out["hutchinson_engine"] = timing;
+  return absl::OkStatus();
+}
+
+// One measurement through gRPC: create, wait for the terminal state.
+absl::StatusOr<v1::Measurement> MeasureOverGrpc(
+    curvd::client::Client& client, const std::string& checkpoint,
+    const v1::MeasurementSpec& spec) {
+  CURVD_ASSIGN_OR_RETURN(v1::Measurement created,
+                         client.CreateMeasurement(checkpoint, spec, ""));
+  CURVD_ASSIGN_OR_RETURN(
+      v1::Measurement done,
+      client.WaitMeasurement(created.name(), nullptr, absl::Minutes(10)));
+  if (done.state() != v1::Measurement::SUCCEEDED) {
+    return absl::InternalError(absl::StrCat(
+        done.name(), " ended in state ",
+        v1::Measurement::State_Name(done.state()), ": ", done.error_message()));
+  }
+  return done;
+}
+
+double ComputeSeconds(const v1::Measurement& m) {
+  const auto& d = m.diagnostics().compute_duration();
+  return static_cast<double>(d.seconds()) + 1e-9 * d.nanos();
+}
+
+absl::Status BenchGrpc(const Context& ctx, const WorkloadSpec& w, json& out) {
+  curvd::client::Client& client = *ctx.client;
+  std::string run_id = absl::AsciiStrToLower(absl::StrCat("bench-", w.name));
+  v1::ModelSpec model;
+  model.set_archive_uri("file://" + w.archive);
+  CURVD_RETURN_IF_ERROR(client.CreateRun(run_id, model, w.name).status());
+  v1::Checkpoint checkpoint;
+  checkpoint.set_step(0);
+  checkpoint.set_format(v1::CHECKPOINT_FORMAT_TORCHSCRIPT);
+  checkpoint.set_uri("file://" + w.archive);
+  CURVD_ASSIGN_OR_RETURN(v1::Checkpoint created,
+                         client.CreateCheckpoint(run_id, checkpoint));
+
+  // Loads model and shard into the server's engine, as the engine's warm-up.
+  CURVD_RETURN_IF_ERROR(
+      MeasureOverGrpc(
+          client, created.name(),
+          SpecOf(w, TraceRequest(w, kWarmupProbes, core::Precision::kFloat32)))
+          .status());
+
+  const v1::MeasurementSpec lanczos =
+      SpecOf(w, SharpnessRequest(w, ctx.settings, core::Precision::kFloat32,
+                                 ctx.settings.tolerance));
+  const v1::MeasurementSpec trace = SpecOf(
+      w, TraceRequest(w, ctx.settings.probes, core::Precision::kFloat32));
+  v1::Measurement m;
+  auto run_lanczos = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(m, MeasureOverGrpc(client, created.name(), lanczos));
+    return absl::OkStatus();
+  };
+  auto run_trace = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(m, MeasureOverGrpc(client, created.name(), trace));
+    return absl::OkStatus();
+  };
+
+  CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run_lanczos, ctx.slow));
+  std::vector<double> values;
+  for (const v1::Eigenpair& p : m.sharpness().top())
+    values.push_back(p.value());
+  timing["values"] = values;
+  timing["iterations"] = m.sharpness().iterations();
+  timing["hvps"] = m.diagnostics().hvps();
+  timing["converged"] = m.sharpness().converged();
+  timing["compute_seconds"] = ComputeSeconds(m);
+  out["lanczos_grpc"] = timing;
+
+  CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_trace, ctx.slow));
+  timing["trace"] = m.hessian_trace().trace();
+  timing["standard_error"] = m.hessian_trace().standard_error();
+  timing["probes"] = m.hessian_trace().probes();
+  timing["hvps"] = m.diagnostics().hvps();
+  timing["compute_seconds"] = ComputeSeconds(m);
+  out["hutchinson_grpc"] = timing;
+  return absl::OkStatus();
+}
+
+// The top-k eigenvalues by a float64 Lanczos of the engine to a tighter
+// tolerance, when it fits the time budget.
+absl::Status BenchReference(const Context& ctx, const WorkloadSpec& w,
+                            json& out) {
+  json ref{{"kind", "curvd engine, float64, same device"},
+           {"relative_tolerance", absl::GetFlag(FLAGS_reference_tolerance)}};
+  const core::MeasurementRequest warm =
+      TraceRequest(w, kWarmupProbes, core::Precision::kFloat64);
+  CURVD_RETURN_IF_ERROR(Measure(ctx, w, warm).status());  // loads
+  const Clock::time_point t0 = Clock::now();
+  CURVD_RETURN_IF_ERROR(Measure(ctx, w, warm).status());
+  ctx.timer.Sync();
+  const double probe_s =
+      std::chrono::duration<double>(Clock::now() - t0).count();
+  // A loss and kWarmupProbes HVPs; a loss costs about half an HVP.
+  const double hvp_s = probe_s / (kWarmupProbes + 0.5);
+  const int f32_hvps = out["lanczos_engine"].value("hvps", 0);
+  const int expected_hvps =
+      std::min(ctx.settings.max_iterations, 2 * f32_hvps + 10);
+  const double estimate_s = hvp_s * expected_hvps;
+  ref["float64_hvp_ms"] = 1e3 * hvp_s;
+  ref["estimated_seconds"] = estimate_s;
+  if (estimate_s > absl::GetFlag(FLAGS_reference_budget_seconds)) {
+    ref["skipped"] = absl::StrFormat(
+        "estimated %.0f s (%d HVPs at %.0f ms) > --reference_budget_seconds",
+        estimate_s, expected_hvps, 1e3 * hvp_s);
+    out["reference"] = ref;
+    return absl::OkStatus();
+  }
+  const Clock::time_point t1 = Clock::now();
+  CURVD_ASSIGN_OR_RETURN(
+      core::MeasurementResult result,
+      Measure(ctx, w,
+              SharpnessRequest(w, ctx.settings, core::Precision::kFloat64,
+                               absl::GetFlag(FLAGS_reference_tolerance))));
+  ctx.timer.Sync();
+  ref["seconds"] = std::chrono::duration<double>(Clock::now() - t1).count();
+  ref.update(SharpnessJson(result.sharpness, result.hvps));
+  const std::vector<double> reference = Values(result.sharpness.top);
+  ref["engine_max_rel_diff"] = MaxRelativeDifference(
+      out["lanczos_engine"]["values"].get<std::vector<double>>(), reference);
+  if (out.contains("lanczos_grpc")) {
+    ref["grpc_max_rel_diff"] = MaxRelativeDifference(
+        out["lanczos_grpc"]["values"].get<std::vector<double>>(), reference);
+  }
+  out["reference"] = ref;
+  return absl::OkStatus();
+}
+
+absl::Status RunWorkload(const Context& ctx, const WorkloadSpec& w, json& out) {
+  const Clock::time_point start = Clock::now();
+  auto step = [&](const char* what, auto&& fn) -> absl::Status {
+    try {
+      absl::Status status = fn();
+      if (!status.ok()) {
+        return absl::Status(status.code(), absl::StrCat(w.name, " ", what, ": ",
+                                                        status.message()));
+      }
+      std::cerr << "[curvd_bench] " << w.name << " " << what << " done at "
+                << std::chrono::duration<double>(Clock::now() - start).count()
+                << " s\n";
+      return absl::OkStatus();
+    } catch (const std::exception& e) {
+      return absl::InternalError(
+          absl::StrCat(w.name, " ", what, " threw: ", e.what()));
+    }
+  };
+  out["description"] = w.description;
+  CURVD_RETURN_IF_ERROR(
+      step("objective", [&] { return BenchObjective(ctx, w, out); }));
+  if (absl::GetFlag(FLAGS_measurements)) {
+    CURVD_RETURN_IF_ERROR(
+        step("engine", [&] { return BenchEngine(ctx, w, out); }));
+    if (ctx.client != nullptr) {
+      CURVD_RETURN_IF_ERROR(
+          step("gRPC", [&] { return BenchGrpc(ctx, w, out); }));
+    }
+    CURVD_RETURN_IF_ERROR(
+        step("float64 reference", [&] { return BenchReference(ctx, w, out); }));
+  }
+  out["wall_s"] = std::chrono::duration<double>(Clock::now() - start).count();
+  return absl::OkStatus();
+}
+
+absl::Status Main() {
+  const std::string export_dir =
+      std::filesystem::absolute(absl::GetFlag(FLAGS_export_dir)).string();
+  if (absl::GetFlag(FLAGS_export_dir).empty()) {
+    return absl::InvalidArgumentError("--export_dir is required");
+  }
+  std::string out_path = absl::GetFlag(FLAGS_out);
+  if (out_path.empty()) out_path = export_dir + "/curvd.json";
+  CURVD_ASSIGN_OR_RETURN(json manifest,
+                         ReadJson(export_dir + "/manifest.json"));
+
+  Settings settings;
+  const json& s = manifest["settings"];
+  settings.top_k = s.value("lanczos_top_k", settings.top_k);
+  settings.tolerance =
+      s.value("lanczos_relative_tolerance", settings.tolerance);
+  settings.max_iterations =
+      s.value("lanczos_max_iterations", settings.max_iterations);
+  settings.probes = s.value("hutchinson_probes", settings.probes);
+
+  std::string device = absl::GetFlag(FLAGS_device);
+  if (device == "auto") {
+    device = core::Engine::CudaDeviceCount() > 0 ? "cuda:0" : "cpu";
+  }
+  const bool cuda = device != "cpu";
+  CURVD_ASSIGN_OR_RETURN(std::unique_ptr<core::Engine> engine,
+                         core::Engine::Create(device));
+  // Engine::Create turned TF32 off for the whole process, objective included.
+  const bool smoke = absl::GetFlag(FLAGS_smoke);
+  const Timer timer(cuda);
+  CURVD_ASSIGN_OR_RETURN(std::vector<std::string> roots,
+                         curvd::server::ResolveDataRoots(export_dir));
+
+  std::unique_ptr<curvd::server::CurvdServer> server;
+  std::unique_ptr<curvd::client::Client> client;
+  if (absl::GetFlag(FLAGS_grpc) && absl::GetFlag(FLAGS_measurements)) {
+    curvd::server::ServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.metrics_listen = "";
+    options.service.state_dir = absl::GetFlag(FLAGS_state_dir);
+    if (options.service.state_dir.empty()) {
+      options.service.state_dir =
+          std::filesystem::path(out_path).parent_path().string() +
+          "/curvd-bench-state";
+    }
+    std::filesystem::remove_all(options.service.state_dir);
+    options.service.data_roots = roots;
+    options.service.devices = {device};
+    options.service.version = "bench";
+    CURVD_RETURN_IF_ERROR(curvd::server::ValidateServerOptions(&options));
+    CURVD_ASSIGN_OR_RETURN(server, curvd::server::CurvdServer::Start(
+                                       options, &core::Engine::Create));
+    curvd::client::ConnectionOptions connection;
+    connection.target = absl::StrCat("127.0.0.1:", server->port());
+    client = std::make_unique<curvd::client::Client>(connection);
+    CURVD_RETURN_IF_ERROR(client->WaitForConnected(absl::Seconds(10)));
+  }
+
+  Context ctx{settings,
+              timer,
+              smoke ? Plan{1, 2, 3, 0.2} : Plan{3, 5, 30, 2.0},
+              smoke ? Plan{0, 1, 1, 0.0} : Plan{0, 1, 3, 4.0},
+              device,
+              roots,
+              export_dir,
+              *engine,
+              client.get()};
+
+  std::vector<std::string> wanted;
+  for (absl::string_view name :
+       absl::StrSplit(absl::GetFlag(FLAGS_workloads), ',', absl::SkipEmpty())) {
+    wanted.emplace_back(name);
+  }
+  json results{{"device", device},
+               {"torch_version", TORCH_VERSION},
+               {"smoke", smoke},
+               {"precision", "float32, TF32 off (Engine::Create)"},
+               {"method",
+                "steady_clock between torch::cuda::synchronize(); warm-up; "
+                "median of repeats"},
+               {"settings",
+                {{"lanczos_top_k", settings.top_k},
+                 {"lanczos_relative_tolerance", settings.tolerance},
+                 {"lanczos_max_iterations", settings.max_iterations},
+                 {"hutchinson_probes", settings.probes}}},
+               {"workloads", json::object()}};
+  absl::Status first_error;
+  for (const json& entry : manifest["workloads"]) {
+    WorkloadSpec w;
+    w.name = entry.at("name").get<std::string>();
+    if (!wanted.empty() &&
+        std::find(wanted.begin(), wanted.end(), w.name) == wanted.end()) {
+      continue;
+    }
+    w.description = entry.value("description", "");
+    w.archive = entry.at("archive").get<std::string>();
+    w.shard = entry.at("shard").get<std::string>();
+    w.micro_batch_size = entry.value("micro_batch_size", int64_t{0});
+    json out;
+    absl::Status status = RunWorkload(ctx, w, out);
+    if (!status.ok()) {
+      std::cerr << "[curvd_bench] " << status << "\n";
+      out["error"] = status.ToString();
+      if (first_error.ok()) first_error = status;
+    }
+    results["workloads"][w.name] = out;
+    // Written after every workload so that a crash later keeps what ran.
+    CURVD_RETURN_IF_ERROR(WriteJson(out_path, results));
+  }
+  if (server != nullptr) {
+    client.reset();
+    server->Shutdown(absl::Seconds(5), absl::Seconds(1));
+  }
+  CURVD_RETURN_IF_ERROR(WriteJson(out_path, results));
+  std::cerr << "[curvd_bench] wrote " << out_path << "\n";
+  return first_error;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Times curvd (engine and gRPC) on workloads exported by "
+      "bench/python/baseline.py.\nUsage: curvd_bench --export_dir=DIR "
+      "[--out=FILE] [--device=auto] [--smoke]");
+  absl::ParseCommandLine(argc, argv);
+  absl::Status status;
+  try {
+    status = Main();
+  } catch (const std::exception& e) {
+    status = absl::InternalError(absl::StrCat("uncaught: ", e.what()));
+  }
+  if (!status.ok()) {
+    std::cerr << "curvd_bench: " << status << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,243 @@
+"""The reference workloads of issue 4 (W1-W3) and their export for curvd.
+
+Each workload is a model in eval mode, a data shard with fixed seeds, and the
+micro-batch size both sides use. `export` writes what curvd needs into a
+directory: the model as a TorchScript archive, the shard as a safetensors file
+with `inputs` (float) and `targets` (int64 class indices), and manifest.json,
+which curvd_bench reads so that both sides measure the same things.
+
+Importable with PyTorch 1.13 (Debian's python3, CPU) and 2.x; W2 needs
+torchvision and is left out without it. The safetensors files are written by
+hand, so the safetensors package is not needed.
+"""
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+# What both sides measure, recorded in the manifest so curvd_bench uses the same.
+LANCZOS_TOP_K = 5
+LANCZOS_TOLERANCE = 1e-4
+LANCZOS_MAX_ITERATIONS = 300
+HUTCHINSON_PROBES = 100
+
+
+@dataclass
+class Workload:
+    name: str
+    description: str
+    model: torch.nn.Module  # eval mode, float32, on the CPU
+    inputs: torch.Tensor  # float32 [N, ...]
+    targets: torch.Tensor  # int64 [N]
+    micro_batch_size: int  # 0 = the whole shard in one batch
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.inputs.shape[0])
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def batches(self) -> List[Tuple[int, int]]:
+        """(start, count) of each micro-batch, as curvd's objective cuts them."""
+        n = self.num_samples
+        size = n if self.micro_batch_size == 0 else min(self.micro_batch_size, n)
+        return [(s, min(size, n - s)) for s in range(0, n, size)]
+
+
+def mlp(widths: List[int]) -> torch.nn.Module:
+    layers: List[torch.nn.Module] = []
+    for i in range(len(widths) - 1):
+        layers.append(torch.nn.Linear(widths[i], widths[i + 1]))
+        if i < len(widths) - 2:
+            layers.append(torch.nn.Tanh())
+    return torch.nn.Sequential(*layers)
+
+
+class ModularAdditionTransformer(torch.nn.Module):
+    """One-layer Transformer of the grokking studies: tokens a, b, '=' (id p),
+    learned token and position embeddings, multi-head attention, a ReLU MLP,
+    residual connections, no LayerNorm; logits over the p residues read at the
+    '=' position. With one layer and the readout at the last position a causal
+    mask would change nothing that reaches the output, so there is none.
+
+    Takes the token ids as a float tensor [N, 3] and casts them to int64 inside:
+    curvd's safetensors shards carry floating-point inputs, and float32 holds
+    every id < 2^24 exactly."""
+
+    def __init__(self, p: int, d_model: int, heads: int, d_mlp: int):
+        super().__init__()
+        self.heads = heads
+        self.d_head = d_model // heads
+        self.scale = 1.0 / math.sqrt(self.d_head)
+        self.embed = torch.nn.Embedding(p + 1, d_model)
+        self.position = torch.nn.Parameter(0.02 * torch.randn(3, d_model))
+        self.qkv = torch.nn.Linear(d_model, 3 * d_model, bias=False)
+        self.attention_out = torch.nn.Linear(d_model, d_model, bias=False)
+        self.mlp_in = torch.nn.Linear(d_model, d_mlp)
+        self.mlp_out = torch.nn.Linear(d_mlp, d_model)
+        self.unembed = torch.nn.Linear(d_model, p, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = x.to(torch.long)
+        h = self.embed(tokens) + self.position  # [N, T, d]
+        n, t = h.size(0), h.size(1)
+        qkv = self.qkv(h).view(n, t, 3, self.heads, self.d_head)
+        qkv = qkv.permute(2, 0, 3, 1, 4)  # [3, N, heads, T, d_head]
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attention = torch.softmax(
+            torch.matmul(q, k.transpose(-2, -1)) * self.scale, dim=-1)
+        z = torch.matmul(attention, v).transpose(1, 2).reshape(n, t, -1)
+        h = h + self.attention_out(z)
+        h = h + self.mlp_out(torch.relu(self.mlp_in(h)))
+        return self.unembed(h[:, -1])
+
+
+def _generator(seed: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def w1(smoke: bool = False) -> Workload:
+    widths = [784, 32, 32, 10] if smoke else [784, 1024, 1024, 10]
+    n, batch = (256, 64) if smoke else (8192, 2048)
+    torch.manual_seed(1)
+    model = mlp(widths).eval()
+    g = _generator(11)
+    return Workload(
+        "W1", f"MLP {'-'.join(map(str, widths))} tanh, CE, {n} samples, "
+        f"batches of {batch}", model, torch.randn(n, widths[0], generator=g),
+        torch.randint(0, widths[-1], (n,), generator=g), batch)
+
+
+def w2(smoke: bool = False) -> Optional[Workload]:
+    try:
+        import torchvision  # noqa: F401
+        from torchvision.models import resnet18
+    except ImportError:
+        return None
+    n, batch = (16, 8) if smoke else (2048, 512)
+    torch.manual_seed(2)
+    model = resnet18(num_classes=10).eval()
+    g = _generator(12)
+    return Workload(
+        "W2", f"torchvision resnet18(num_classes=10), eval mode, 3x32x32, CE, "
+        f"{n} samples, batches of {batch}", model,
+        torch.randn(n, 3, 32, 32, generator=g),
+        torch.randint(0, 10, (n,), generator=g), batch)
+
+
+def w3(smoke: bool = False) -> Workload:
+    p, d_model, heads, d_mlp = (13, 16, 4, 32) if smoke else (97, 128, 4, 512)
+    torch.manual_seed(3)
+    model = ModularAdditionTransformer(p, d_model, heads, d_mlp).eval()
+    a = torch.arange(p).repeat_interleave(p)
+    b = torch.arange(p).repeat(p)
+    order = torch.randperm(p * p, generator=_generator(13))
+    take = order[: int(0.3 * p * p)]
+    inputs = torch.stack([a[take], b[take], torch.full_like(take, p)], dim=1)
+    targets = (a[take] + b[take]) % p
+    return Workload(
+        "W3", f"1-layer Transformer, modular addition p={p}, d_model {d_model}, "
+        f"{heads} heads, MLP {d_mlp} ReLU, no LayerNorm, {len(take)} pairs "
+        f"(30% of p^2), one batch", model, inputs.to(torch.float32),
+        targets.to(torch.int64), 0,
+        ["token ids are float32 inputs cast to int64 inside the model"])
+
+
+def all_workloads(smoke: bool = False,
+                  names: Optional[List[str]] = None) -> List[Workload]:
+    out = []
+    for make in (w1, w2, w3):
+        name = make.__name__.upper()
+        if names and name not in names:
+            continue
+        workload = make(smoke)
+        if workload is None:
+            print(f"[workloads] {name} skipped: torchvision is not importable")
+            continue
+        out.append(workload)
+    return out
+
+
+_SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float64: "F64",
+                       torch.int64: "I64"}
+
+
+def write_safetensors(path: Path, tensors: Dict[str, torch.Tensor]) -> None:
+    header = {}
+    chunks = []
+    offset = 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        raw = t.numpy().tobytes()
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[t.dtype],
+                        "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for raw in chunks:
+            f.write(raw)
+
+
+def to_torchscript(model: torch.nn.Module,
+                   example: torch.Tensor) -> Tuple[torch.jit.ScriptModule, str]:
+    try:
+        return torch.jit.script(model), "script"
+    except Exception as e:  # noqa: BLE001 - any scripting failure falls back
+        print(f"[workloads] torch.jit.script failed ({type(e).__name__}: "
+              f"{str(e).splitlines()[0]}); tracing instead")
+        with torch.no_grad():
+            return torch.jit.trace(model, example), "trace"
+
+
+def export(workloads: List[Workload], out_dir: Path, smoke: bool,
+           lanczos_max_iterations: int = LANCZOS_MAX_ITERATIONS,
+           probes: int = HUTCHINSON_PROBES) -> dict:
+    """Writes NAME.pt, NAME.safetensors per workload and manifest.json."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "smoke": smoke,
+        "torch_version": torch.__version__,
+        "settings": {
+            "lanczos_top_k": LANCZOS_TOP_K,
+            "lanczos_relative_tolerance": LANCZOS_TOLERANCE,
+            "lanczos_max_iterations": lanczos_max_iterations,
+            "hutchinson_probes": probes,
+        },
+        "workloads": [],
+    }
+    for w in workloads:
+        archive = out_dir / f"{w.name}.pt"
+        shard = out_dir / f"{w.name}.safetensors"
+        scripted, how = to_torchscript(w.model, w.inputs[:2])
+        torch.jit.save(scripted, str(archive))
+        write_safetensors(shard, {"inputs": w.inputs, "targets": w.targets})
+        manifest["workloads"].append({
+            "name": w.name,
+            "description": w.description,
+            "archive": str(archive.resolve()),
+            "shard": str(shard.resolve()),
+            "torchscript": how,
+            "loss": "cross_entropy",
+            "micro_batch_size": w.micro_batch_size,
+            "num_samples": w.num_samples,
+            "num_parameters": w.num_parameters,
+            "notes": w.notes,
+        })
+    with open(out_dir / "manifest.json", "w") as f:
+        json.dump(manifest, f, indent=2)
+    return manifest
