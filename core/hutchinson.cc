@@ -35,7 +35,7 @@ absl::StatusOr<TraceResult> BlockHutchinson(
     return absl::InvalidArgumentError(
         absl::StrCat("Hutchinson block size must be >= 1, got ", block_size));
   }
-  at::Generator generator = SeededGenerator(trace.seed);
+  ProbeStream stream(size, trace.distribution, trace.seed, options);
   TraceResult result;
   double mean = 0;
   double sum_squared_deviations = 0;  // Welford's M2
@@ -50,8 +50,9 @@ absl::StatusOr<TraceResult> BlockHutchinson(
                                       trace.max_probes));
     }
     const int count = std::min(block_size, trace.max_probes - done);
-    const torch::Tensor probes =
-        RandomProbes(count, size, trace.distribution, generator, options);
+    const int next_count =
+        std::min(block_size, trace.max_probes - done - count);
+    const torch::Tensor probes = stream.Next(count, next_count);
     CURVD_ASSIGN_OR_RETURN(torch::Tensor products, op(probes));
     // v^T A v of every probe of the block, summed in float64 and read at once.
     const torch::Tensor terms =

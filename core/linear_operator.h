@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/measurement.h"
@@ -46,6 +48,36 @@ torch::Tensor RandomProbes(int64_t count, int64_t size,
                            ProbeDistribution distribution,
                            at::Generator& generator,
                            const torch::TensorOptions& options);
+
+// The probes of RandomProbes(seed), block after block, with the drawing of the
+// next block done on a helper thread while the caller's device works on the
+// current one: on the CPU a probe of millions of entries takes milliseconds to
+// draw, as long as a Hessian-vector product on a GPU. Same vectors, in the same
+// order, as RandomProbe with SeededGenerator(seed). Thread-compatible; the
+// destructor waits for a draw in flight.
+class ProbeStream {
+ public:
+  ProbeStream(int64_t size, ProbeDistribution distribution, uint64_t seed,
+              const torch::TensorOptions& options);
+  ~ProbeStream();
+
+  // The next `count` probes, [count, size] with the stream's options, and
+  // starts drawing ahead so that the `next_count` after them are ready (0:
+  // none). Any count may follow any other: rows drawn ahead are kept.
+  torch::Tensor Next(int count, int next_count);
+
+ private:
+  // Draws `count` probes on the CPU in the stream's dtype, pinned when they go
+  // to a GPU so that the copy does not wait for the device.
+  torch::Tensor DrawOnHost(int count);
+
+  const int64_t size_;
+  const ProbeDistribution distribution_;
+  const torch::TensorOptions options_;
+  at::Generator generator_;
+  torch::Tensor leftover_;  // drawn, not yet handed out (on the host)
+  std::future<torch::Tensor> pending_;
+};
 
 }  // namespace curvd::core
 

@@ -5,7 +5,8 @@
 # checkpoints), shows how to query the stored results, and stops the server.
 # Uses the GPU when there is one: the server and the trainer pick CUDA themselves.
 # Arguments go to the trainer (see build/bin/curvd_example_trainer --help).
-#   CURVD_DEMO_PORT, CURVD_DEMO_METRICS_PORT  loopback ports (default 50051, 9464)
+#   CURVD_DEMO_PORT, CURVD_DEMO_METRICS_PORT  loopback ports (default 50051, 9464;
+#                                              metrics port "off": no /metrics)
 #   CURVD_DEMO_STATE                           state directory (default demo-state)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,10 @@ bin=${CURVD_BUILD_DIR:-build}/bin
 
 scripts/build.sh
 
-for p in "$port" "$metrics_port"; do
+metrics_listen="127.0.0.1:$metrics_port"
+[ "$metrics_port" = off ] && metrics_listen=""
+for p in "$port" "${metrics_listen:+$metrics_port}"; do
+  [ -n "$p" ] || continue
   if ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
     echo "demo: port $p is in use; set CURVD_DEMO_PORT / CURVD_DEMO_METRICS_PORT" >&2
     exit 1
@@ -35,7 +39,7 @@ fi
 mkdir -p "$state_dir"
 log="$state_dir/curvd.log"
 echo "demo: starting curvd on $server (metrics on 127.0.0.1:$metrics_port, state in $state_dir/, log in $log)"
-"$bin/curvd" --listen="$server" --metrics_listen="127.0.0.1:$metrics_port" \
+"$bin/curvd" --listen="$server" --metrics_listen="$metrics_listen" \
   --state_dir="$state_dir" --data_roots="$data_root" >"$log" 2>&1 &
 server_pid=$!
 
@@ -87,9 +91,11 @@ echo
 echo "demo: the stored results of $run_id, as curvctl lists them:"
 "$bin/curvctl" results --server="$server" --run="$run_id"
 echo
-echo "demo: a few of curvd's metrics (http://127.0.0.1:$metrics_port/metrics):"
-curl -fsS "http://127.0.0.1:$metrics_port/metrics" \
-  | grep -E '^curvd_(measurements|hvps|build_info|queue)' | head -n 8 || true
+if [ -n "$metrics_listen" ]; then
+  echo "demo: a few of curvd's metrics (http://127.0.0.1:$metrics_port/metrics):"
+  curl -fsS "http://127.0.0.1:$metrics_port/metrics" \
+    | grep -E '^curvd_(measurements|hvps|build_info|queue)' | head -n 8 || true
+fi
 echo
 stop_server
 trap - EXIT
