@@ -11,27 +11,39 @@ at::Generator SeededGenerator(uint64_t seed) {
 
 namespace {
 
-// A probe drawn on the CPU in float64.
-torch::Tensor DrawProbe(int64_t size, ProbeDistribution distribution,
-                        at::Generator& generator) {
-  const auto cpu = torch::TensorOptions().dtype(torch::kFloat64);
-  if (distribution == ProbeDistribution::kGaussian) {
-    return torch::randn({size}, generator, cpu);
+// `count` probes drawn on the CPU as rows, one row after another from the
+// generator (one draw of count * size numbers would give other vectors for the
+// same seed), in a raw form that is cheap to draw and to move: Rademacher
+// probes as int8 {0, 1} (CPU randint draws the same numbers for every dtype
+// when the range is 2), Gaussian ones as float64.
+torch::Tensor DrawRawProbes(int64_t count, int64_t size,
+                            ProbeDistribution distribution,
+                            at::Generator& generator) {
+  const bool gaussian = distribution == ProbeDistribution::kGaussian;
+  torch::Tensor rows =
+      torch::empty({count, size}, gaussian ? torch::kFloat64 : torch::kInt8);
+  for (int64_t i = 0; i < count; ++i) {
+    torch::Tensor row = rows[i];
+    if (gaussian) {
+      torch::randn_out(row, {size}, generator);
+    } else {
+      torch::randint_out(row, 0, 2, {size}, generator);
+    }
   }
-  return torch::randint(0, 2, {size}, generator, cpu).mul_(2).sub_(1);
+  return rows;
 }
 
-// `count` probes as rows of a CPU float64 tensor, drawn one by one as
-// RandomProbe draws them (a single draw of count * size numbers would give
-// other vectors for the same seed).
-torch::Tensor DrawProbesOnHost(int64_t count, int64_t size,
-                               ProbeDistribution distribution,
-                               at::Generator& generator) {
-  torch::Tensor probes = torch::empty({count, size}, torch::kFloat64);
-  for (int64_t i = 0; i < count; ++i) {
-    probes[i].copy_(DrawProbe(size, distribution, generator));
+// Raw probes as probes with `options`, converted after the move so that only
+// the raw bytes cross to the device.
+torch::Tensor FinishProbes(const torch::Tensor& raw,
+                           ProbeDistribution distribution,
+                           const torch::TensorOptions& options,
+                           bool non_blocking) {
+  torch::Tensor moved = raw.to(options.device(), non_blocking);
+  if (distribution == ProbeDistribution::kGaussian) {
+    return moved.to(options.dtype());
   }
-  return probes;
+  return moved.to(options.dtype()).mul_(2).sub_(1);
 }
 
 }  // namespace
@@ -39,14 +51,15 @@ torch::Tensor DrawProbesOnHost(int64_t count, int64_t size,
 torch::Tensor RandomProbe(int64_t size, ProbeDistribution distribution,
                           at::Generator& generator,
                           const torch::TensorOptions& options) {
-  return DrawProbe(size, distribution, generator).to(options);
+  return RandomProbes(1, size, distribution, generator, options).squeeze(0);
 }
 
 torch::Tensor RandomProbes(int64_t count, int64_t size,
                            ProbeDistribution distribution,
                            at::Generator& generator,
                            const torch::TensorOptions& options) {
-  return DrawProbesOnHost(count, size, distribution, generator).to(options);
+  return FinishProbes(DrawRawProbes(count, size, distribution, generator),
+                      distribution, options, /*non_blocking=*/false);
 }
 
 ProbeStream::ProbeStream(int64_t size, ProbeDistribution distribution,
@@ -61,10 +74,8 @@ ProbeStream::~ProbeStream() {
 }
 
 torch::Tensor ProbeStream::DrawOnHost(int count) {
-  torch::Tensor probes =
-      DrawProbesOnHost(count, size_, distribution_, generator_)
-          .to(options_.dtype());
-  return options_.device().is_cuda() ? probes.pin_memory() : probes;
+  torch::Tensor raw = DrawRawProbes(count, size_, distribution_, generator_);
+  return options_.device().is_cuda() ? raw.pin_memory() : raw;
 }
 
 torch::Tensor ProbeStream::Next(int count, int next_count) {
@@ -93,7 +104,8 @@ torch::Tensor ProbeStream::Next(int count, int next_count) {
     pending_ = std::async(std::launch::async,
                           [this, ahead] { return DrawOnHost(ahead); });
   }
-  return rows.narrow(0, 0, count).to(options_.device(), /*non_blocking=*/true);
+  return FinishProbes(rows.narrow(0, 0, count), distribution_, options_,
+                      /*non_blocking=*/true);
 }
 
 }  // namespace curvd::core

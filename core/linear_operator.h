@@ -67,15 +67,16 @@ class ProbeStream {
   torch::Tensor Next(int count, int next_count);
 
  private:
-  // Draws `count` probes on the CPU in the stream's dtype, pinned when they go
-  // to a GPU so that the copy does not wait for the device.
+  // Draws `count` probes on the CPU in their raw form (int8 signs or float64
+  // normals), pinned when they go to a GPU so that the copy does not wait for
+  // the device.
   torch::Tensor DrawOnHost(int count);
 
   const int64_t size_;
   const ProbeDistribution distribution_;
   const torch::TensorOptions options_;
   at::Generator generator_;
-  torch::Tensor leftover_;  // drawn, not yet handed out (on the host)
+  torch::Tensor leftover_;  // raw rows drawn, not yet handed out (host)
   std::future<torch::Tensor> pending_;
 };
 
