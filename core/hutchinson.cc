@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/status_macros.h"
+#include "core/trace_estimate.h"
 
 namespace curvd::core {
 
@@ -36,9 +37,7 @@ absl::StatusOr<TraceResult> BlockHutchinson(
         absl::StrCat("Hutchinson block size must be >= 1, got ", block_size));
   }
   ProbeStream stream(size, trace.distribution, trace.seed, options);
-  TraceResult result;
-  double mean = 0;
-  double sum_squared_deviations = 0;  // Welford's M2
+  RunningTraceEstimate estimate(trace);
   for (int done = 0; done < trace.max_probes;) {
     if (progress.cancelled && progress.cancelled()) {
       return absl::CancelledError(
@@ -65,32 +64,11 @@ absl::StatusOr<TraceResult> BlockHutchinson(
         return absl::InvalidArgumentError(absl::StrCat(
             "v^T A v of Hutchinson probe ", probe, " is not finite"));
       }
-      const double delta = term - mean;
-      mean += delta / probe;
-      sum_squared_deviations += delta * (term - mean);
-
-      result.trace = mean;
-      result.probes = probe;
-      result.standard_error =
-          probe > 1 ? std::sqrt(sum_squared_deviations / (probe - 1) / probe)
-                    : 0.0;
-      if (probe < trace.min_probes || trace.target_relative_error <= 0) {
-        continue;
-      }
-      if (sum_squared_deviations == 0) {
-        result.stop_reason = "exact_zero_variance";
-        return result;
-      }
-      if (result.standard_error <=
-          trace.target_relative_error * std::abs(mean)) {
-        result.stop_reason = "target_relative_error";
-        return result;
-      }
+      if (estimate.Add(term)) return estimate.result();
     }
     done += count;
   }
-  result.stop_reason = "max_probes";
-  return result;
+  return estimate.result();
 }
 
 }  // namespace curvd::core

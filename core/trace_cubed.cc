@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/status_macros.h"
+#include "core/trace_estimate.h"
 
 namespace curvd::core {
 
@@ -23,9 +24,7 @@ absl::StatusOr<TraceResult> TraceCubed(const LinearOperator& op, int64_t size,
         "tr(H^3) max_probes must be >= 1, got ", trace.max_probes));
   }
   at::Generator generator = SeededGenerator(trace.seed);
-  TraceResult result;
-  double mean = 0;
-  double sum_squared_deviations = 0;  // Welford's M2
+  RunningTraceEstimate estimate(trace);
   for (int probe = 1; probe <= trace.max_probes; ++probe) {
     if (progress.cancelled && progress.cancelled()) {
       return absl::CancelledError(
@@ -45,27 +44,9 @@ absl::StatusOr<TraceResult> TraceCubed(const LinearOperator& op, int64_t size,
       return absl::InvalidArgumentError(absl::StrCat(
           "(Av)^T A (Av) of tr(H^3) probe ", probe, " is not finite"));
     }
-    const double delta = term - mean;
-    mean += delta / probe;
-    sum_squared_deviations += delta * (term - mean);
-
-    result.trace = mean;
-    result.probes = probe;
-    result.standard_error =
-        probe > 1 ? std::sqrt(sum_squared_deviations / (probe - 1) / probe)
-                  : 0.0;
-    if (probe < trace.min_probes || trace.target_relative_error <= 0) continue;
-    if (sum_squared_deviations == 0) {
-      result.stop_reason = "exact_zero_variance";
-      return result;
-    }
-    if (result.standard_error <= trace.target_relative_error * std::abs(mean)) {
-      result.stop_reason = "target_relative_error";
-      return result;
-    }
+    if (estimate.Add(term)) return estimate.result();
   }
-  result.stop_reason = "max_probes";
-  return result;
+  return estimate.result();
 }
 
 }  // namespace curvd::core
