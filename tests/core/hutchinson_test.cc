@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/objective.h"
+#include "tests/core/test_matrices.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core {
@@ -21,11 +22,7 @@ using ::curvd::core::testing::ExplicitMatrix;
 using ::curvd::core::testing::SeededRandn;
 using ::curvd::core::testing::TanhMlp;
 
-LinearOperator MatrixOperator(const torch::Tensor& a) {
-  return [a](const torch::Tensor& v) -> absl::StatusOr<torch::Tensor> {
-    return a.mv(v);
-  };
-}
+using ::curvd::core::testing::MatrixOperator;
 
 // A symmetric 40 x 40 matrix with a clear non-zero trace.
 torch::Tensor TestMatrix() {

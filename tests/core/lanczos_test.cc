@@ -11,6 +11,7 @@
 
 #include "core/objective.h"
 #include "core/tridiagonal_eigen.h"
+#include "tests/core/test_matrices.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core {
@@ -22,23 +23,8 @@ using ::curvd::core::testing::LinearModel;
 using ::curvd::core::testing::SeededRandn;
 using ::curvd::core::testing::TanhMlp;
 
-// Q diag(eigenvalues) Q^T with a seeded random orthogonal Q, float64 on the
-// CPU.
-torch::Tensor MatrixWithSpectrum(const std::vector<double>& eigenvalues,
-                                 uint64_t seed) {
-  const int64_t n = static_cast<int64_t>(eigenvalues.size());
-  const torch::Tensor q =
-      std::get<0>(torch::linalg_qr(SeededRandn({n, n}, seed)));
-  const torch::Tensor d = torch::tensor(eigenvalues, torch::kFloat64);
-  const torch::Tensor a = q.mm(torch::diag(d)).mm(q.t());
-  return (a + a.t()) / 2;
-}
-
-LinearOperator MatrixOperator(const torch::Tensor& a) {
-  return [a](const torch::Tensor& v) -> absl::StatusOr<torch::Tensor> {
-    return a.mv(v);
-  };
-}
+using ::curvd::core::testing::MatrixOperator;
+using ::curvd::core::testing::MatrixWithSpectrum;
 
 LinearOperator HvpOf(Objective& objective) {
   return [&objective](const torch::Tensor& v) { return objective.Hvp(v); };
