@@ -220,10 +220,8 @@ TEST_P(ExactHessianTest, ProgressCancellationAndOperatorErrors) {
       absl::StatusCode::kCancelled);
   EXPECT_EQ(polls, 21);
 
-  const LinearOperator nan_op =
-      [](const torch::Tensor& v) -> absl::StatusOr<torch::Tensor> {
-    return v * std::numeric_limits<double>::quiet_NaN();
-  };
+  const LinearOperator nan_op = testing::NonFiniteOperator(
+      std::numeric_limits<double>::quiet_NaN());
   EXPECT_EQ(ExactHessian(nan_op, 10, options(), Cap(60, 4), Progress())
                 .status()
                 .code(),

@@ -213,10 +213,8 @@ TEST_P(HutchinsonTest, CancellationAndOperatorErrors) {
       absl::StatusCode::kCancelled);
   EXPECT_EQ(polls, 5);
 
-  const LinearOperator inf_op =
-      [](const torch::Tensor& v) -> absl::StatusOr<torch::Tensor> {
-    return v * std::numeric_limits<double>::infinity();
-  };
+  const LinearOperator inf_op = testing::NonFiniteOperator(
+      std::numeric_limits<double>::infinity());
   EXPECT_EQ(Hutchinson(inf_op, 40, options(),
                        Probes(ProbeDistribution::kGaussian, 10, 100, 0, 9),
                        Progress())

@@ -187,10 +187,8 @@ TEST_P(HutchppTest, ProgressCancellationAndOperatorErrors) {
             absl::StatusCode::kCancelled);
   EXPECT_EQ(polls, 6);
 
-  const LinearOperator inf_op =
-      [](const torch::Tensor& v) -> absl::StatusOr<torch::Tensor> {
-    return v * std::numeric_limits<double>::infinity();
-  };
+  const LinearOperator inf_op = testing::NonFiniteOperator(
+      std::numeric_limits<double>::infinity());
   EXPECT_EQ(HutchPlusPlus(inf_op, 30, options(), Budget(12, 0, 9), Progress())
                 .status()
                 .code(),

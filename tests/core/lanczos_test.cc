@@ -382,10 +382,8 @@ TEST_P(LanczosTest, ReportsProgressAndStopsWhenCancelled) {
 }
 
 TEST_P(LanczosTest, OperatorErrorsEndTheRun) {
-  const LinearOperator nan_op =
-      [](const torch::Tensor& v) -> absl::StatusOr<torch::Tensor> {
-    return v * std::numeric_limits<double>::quiet_NaN();
-  };
+  const LinearOperator nan_op = testing::NonFiniteOperator(
+      std::numeric_limits<double>::quiet_NaN());
   const absl::Status nan =
       Lanczos(nan_op, 10, options(), Wanted(1, 0, 10, 1e-6), Progress())
           .status();

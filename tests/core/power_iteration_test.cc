@@ -142,10 +142,8 @@ TEST_P(PowerIterationTest, BadOptionsCancellationAndOperatorErrors) {
     EXPECT_GT(fractions[i], fractions[i - 1]);
   }
 
-  const LinearOperator nan_op =
-      [](const torch::Tensor& v) -> absl::StatusOr<torch::Tensor> {
-    return v * std::numeric_limits<double>::quiet_NaN();
-  };
+  const LinearOperator nan_op = testing::NonFiniteOperator(
+      std::numeric_limits<double>::quiet_NaN());
   EXPECT_EQ(PowerIteration(nan_op, 10, options(), TopK(1, 10, 1e-3), Progress())
                 .status()
                 .code(),

@@ -373,10 +373,8 @@ TEST_P(SlqTest, ProgressCancellationAndOperatorErrors) {
             absl::StatusCode::kCancelled);
   EXPECT_EQ(polls, 8);
 
-  const LinearOperator nan_op =
-      [](const torch::Tensor& v) -> absl::StatusOr<torch::Tensor> {
-    return v * std::numeric_limits<double>::quiet_NaN();
-  };
+  const LinearOperator nan_op = testing::NonFiniteOperator(
+      std::numeric_limits<double>::quiet_NaN());
   EXPECT_EQ(StochasticLanczosQuadrature(
                 nan_op, 40, options(),
                 Runs(3, 5, ProbeDistribution::kRademacher, 1), Progress())

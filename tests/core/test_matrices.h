@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <tuple>
 #include <vector>
@@ -35,6 +36,14 @@ inline LinearOperator MatrixOperator(const torch::Tensor& a,
         if (products) ++*products;
         return a.mv(v);
       };
+}
+
+// op(x) = value * x, for a `value` of Inf or NaN: every product is non-finite,
+// as a Hessian at a diverged point would give.
+inline LinearOperator NonFiniteOperator(double value) {
+  return [value](const torch::Tensor& v) -> absl::StatusOr<torch::Tensor> {
+    return v * value;
+  };
 }
 
 // Trapezoid rule of y on the grid x.

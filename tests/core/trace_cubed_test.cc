@@ -149,10 +149,8 @@ TEST_P(TraceCubedTest, CancellationAndOperatorErrors) {
           .status()
           .code(),
       absl::StatusCode::kInvalidArgument);
-  const LinearOperator inf_op =
-      [](const torch::Tensor& v) -> absl::StatusOr<torch::Tensor> {
-    return v * std::numeric_limits<double>::infinity();
-  };
+  const LinearOperator inf_op = testing::NonFiniteOperator(
+      std::numeric_limits<double>::infinity());
   EXPECT_EQ(TraceCubed(inf_op, 40, options(),
                        Probes(ProbeDistribution::kGaussian, 10, 100, 0, 9),
                        Progress())
