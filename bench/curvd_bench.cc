@@ -216,14 +216,24 @@ json SharpnessJson(const core::SharpnessResult& s, int64_t hvps) {
               {"converged", s.converged}};
 }
 
+// The objective of every bench measurement: cross-entropy over the shard in
+// the workload's micro-batches.
+core::MeasurementRequest BaseRequest(const WorkloadSpec& w,
+                                     core::MeasurementKind kind) {
+  core::MeasurementRequest r;
+  r.kind = kind;
+  r.objective.loss = core::LossFunction::kCrossEntropy;
+  r.objective.micro_batch_size = w.micro_batch_size;
+  r.objective.precision = core::Precision::kFloat32;
+  return r;
+}
+
 core::MeasurementRequest SharpnessRequest(const WorkloadSpec& w,
                                           const Settings& s,
                                           core::Precision precision,
                                           double tolerance) {
-  core::MeasurementRequest r;
-  r.kind = core::MeasurementKind::kSharpness;
-  r.objective.loss = core::LossFunction::kCrossEntropy;
-  r.objective.micro_batch_size = w.micro_batch_size;
+  core::MeasurementRequest r =
+      BaseRequest(w, core::MeasurementKind::kSharpness);
   r.objective.precision = precision;
   r.lanczos.top_k = s.top_k;
   r.lanczos.bottom_k = 0;
@@ -235,16 +245,34 @@ core::MeasurementRequest SharpnessRequest(const WorkloadSpec& w,
 
 core::MeasurementRequest TraceRequest(const WorkloadSpec& w, int probes,
                                       core::Precision precision) {
-  core::MeasurementRequest r;
-  r.kind = core::MeasurementKind::kHessianTrace;
-  r.objective.loss = core::LossFunction::kCrossEntropy;
-  r.objective.micro_batch_size = w.micro_batch_size;
+  core::MeasurementRequest r =
+      BaseRequest(w, core::MeasurementKind::kHessianTrace);
   r.objective.precision = precision;
   r.trace.distribution = core::ProbeDistribution::kRademacher;
   r.trace.min_probes = probes;
   r.trace.max_probes = probes;
   r.trace.target_relative_error = 0;  // exactly `probes` probes
   r.trace.seed = kTraceSeed;
+  return r;
+}
+
+// One SLQ run of `steps` Lanczos steps (issue 5's speed row: against `steps`
+// plain-PyTorch HVPs).
+core::MeasurementRequest SlqRequest(const WorkloadSpec& w, int steps) {
+  core::MeasurementRequest r =
+      BaseRequest(w, core::MeasurementKind::kSpectralDensity);
+  r.density.runs = 1;
+  r.density.steps = steps;
+  r.density.seed = kTraceSeed;
+  return r;
+}
+
+// Hutch++ spending exactly `hvps` products.
+core::MeasurementRequest HutchppRequest(const WorkloadSpec& w, int hvps) {
+  core::MeasurementRequest r = BaseRequest(w, core::MeasurementKind::kHutchpp);
+  r.hutchpp.max_hvps = hvps;
+  r.hutchpp.target_relative_error = 0;
+  r.hutchpp.seed = kTraceSeed;
   return r;
 }
 
@@ -410,6 +438,34 @@ absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
   timing["hvps"] = result.hvps;
   timing["compute_seconds"] = result.compute_seconds;
   out["hutchinson_engine"] = timing;
+
+  // Issue 5: one 100-step SLQ run against 100 plain HVPs, and Hutch++ at half
+  // Hutchinson's products, to compare their standard errors.
+  const core::MeasurementRequest slq = SlqRequest(w, ctx.settings.probes);
+  auto run_slq = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, slq));
+    return absl::OkStatus();
+  };
+  CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_slq, ctx.slow));
+  timing["hvps"] = result.hvps;
+  timing["steps"] = result.density.runs.empty() ? 0
+                                                : result.density.runs[0].steps;
+  timing["compute_seconds"] = result.compute_seconds;
+  out["slq_engine"] = timing;
+
+  const core::MeasurementRequest hutchpp =
+      HutchppRequest(w, ctx.settings.probes / 2);
+  auto run_hutchpp = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, hutchpp));
+    return absl::OkStatus();
+  };
+  CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_hutchpp, ctx.slow));
+  timing["trace"] = result.hutchpp.trace;
+  timing["standard_error"] = result.hutchpp.standard_error;
+  timing["hvps"] = result.hvps;
+  timing["sketch_size"] = result.hutchpp.sketch_size;
+  timing["compute_seconds"] = result.compute_seconds;
+  out["hutchpp_engine"] = timing;
   return absl::OkStatus();
 }
 
@@ -635,8 +691,8 @@ absl::Status Main() {
 
   Context ctx{settings,
               timer,
-              smoke ? Plan{1, 2, 3, 0.2} : Plan{3, 5, 30, 2.0},
-              smoke ? Plan{0, 1, 1, 0.0} : Plan{0, 1, 3, 4.0},
+              smoke ? Plan{1, 2, 3, 0.2} : Plan{10, 20, 200, 3.0},
+              smoke ? Plan{0, 1, 1, 0.0} : Plan{1, 1, 15, 4.0},
               device,
               roots,
               export_dir,

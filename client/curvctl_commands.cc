@@ -88,7 +88,9 @@ std::vector<CommandDef> BuildCommands() {
        "--model or --zoo) and the checkpoint at --step (from --weights; else "
        "an existing checkpoint; else the archive's own weights, or for a zoo "
        "model the torch.nn.Linear initialisation drawn with --seed). Waits for "
-       "the results, showing progress on stderr, and prints them.\n"
+       "the results, showing progress on stderr, and prints them. Each flag "
+       "names the kinds it applies to; optional numbers left unset take the "
+       "server's defaults.\n"
        "Exit status: 0 when every measurement SUCCEEDED, 3 when one FAILED or "
        "was CANCELLED, 1 on other errors, 2 on a bad command line.",
        {ServerFlag(),
@@ -106,21 +108,73 @@ std::vector<CommandDef> BuildCommands() {
          "limit=N and offset=N slice any shard."},
         {"loss", Type::kString, "cross_entropy", "cross_entropy or mse."},
         {"measure", Type::kString, "sharpness",
-         "Comma-separated kinds: sharpness, hessian_trace."},
+         "Comma-separated kinds, one measurement each: sharpness, "
+         "hessian_trace, spectral_density, hutchpp, trace_h3, loss_expansion, "
+         "exact_hessian, power_iteration, loss_slice, plan."},
+        {"plan", Type::kString, "",
+         "plan: the kinds one measurement runs together on one objective, "
+         "comma-separated, e.g. spectral_density,hessian_trace,trace_h3 "
+         "(with --measure=plan)."},
+        {"operator", Type::kString, "hessian",
+         "Curvature operator of every kind: hessian or ggn (Gauss-Newton)."},
+        {"block_names", Type::kString, "",
+         "Restrict the operator to these parameters (comma-separated names, "
+         "e.g. fc0.weight,fc0.bias); with --block_prefixes, either matches."},
+        {"block_prefixes", Type::kString, "",
+         "Restrict the operator to parameters whose names start with one of "
+         "these (comma-separated, e.g. fc1.)."},
         {"top_k", Type::kInt, "1",
-         "sharpness: largest eigenvalues wanted (1..64)."},
+         "sharpness, power_iteration: largest eigenvalues wanted (1..64)."},
         {"bottom_k", Type::kInt, "0",
          "sharpness: most negative eigenvalues wanted (0..64)."},
         {"max_iterations", Type::kInt, "0",
-         "sharpness: Lanczos steps at most; 0 = server default (100)."},
+         "sharpness, loss_slice: Lanczos steps at most; power_iteration: "
+         "iterations per eigenpair; 0 = server default (100; 1000)."},
         {"tolerance", Type::kDouble, "0",
-         "sharpness: relative Ritz residual tolerance; 0 = server default "
-         "(1e-6)."},
+         "sharpness, loss_slice, power_iteration: relative residual "
+         "tolerance; 0 = server default (1e-6)."},
         {"probes", Type::kInt, "0",
-         "hessian_trace: exactly this many Hutchinson probes; 0 = adaptive "
-         "(10..200, stop at 1% standard error)."},
+         "hessian_trace, trace_h3, loss_expansion: exactly this many "
+         "Hutchinson probes; 0 = adaptive (10..200, stop at 1% standard "
+         "error)."},
         {"distribution", Type::kString, "rademacher",
-         "hessian_trace: probe distribution, rademacher or gaussian."},
+         "hessian_trace, trace_h3, loss_expansion, spectral_density, hutchpp: "
+         "probe distribution, rademacher or gaussian."},
+        {"runs", Type::kInt, "",
+         "spectral_density: SLQ start vectors (1..1000; server default 10)."},
+        {"steps", Type::kInt, "",
+         "spectral_density: Lanczos steps per run (1..1000; server default "
+         "100)."},
+        {"grid_points", Type::kInt, "",
+         "spectral_density: points of the density grid (2..100000; server "
+         "default 1000)."},
+        {"sigma", Type::kDouble, "0",
+         "spectral_density: Gaussian width; 0 = 1% of the Ritz values' "
+         "spread."},
+        {"max_hvps", Type::kInt, "",
+         "hutchpp: the HVP budget (>= 3; server default 300)."},
+        {"sketch_size", Type::kInt, "0",
+         "hutchpp: sketch columns; 0 = max_hvps / 3."},
+        {"rho", Type::kDouble, "",
+         "loss_expansion: step size (required, > 0)."},
+        {"h0", Type::kDouble, "",
+         "loss_expansion: h0 of sigma^2 = 1 / (h0 ess) (required, > 0)."},
+        {"ess", Type::kDouble, "",
+         "loss_expansion: effective sample size (required, > 0)."},
+        {"num_steps", Type::kDouble, "",
+         "loss_expansion: N_s, the steps the noise averages over (required, "
+         "> 0)."},
+        {"return_matrix", Type::kBool, "false",
+         "exact_hessian: also return the P x P matrix (only up to the "
+         "server's --exact_hessian_max_matrix_parameters)."},
+        {"points", Type::kInt, "",
+         "loss_slice: points of the t grid (1..10000; server default 41)."},
+        {"t_min", Type::kDouble, "0",
+         "loss_slice: first t; t_min = t_max = 0 means [-1, 1]."},
+        {"t_max", Type::kDouble, "0", "loss_slice: last t."},
+        {"direction", Type::kString, "top_eigenvector",
+         "loss_slice: top_eigenvector or random (a unit Gaussian direction "
+         "of --seed)."},
         {"precision", Type::kString, "float32", "float32 or float64."},
         {"micro_batch", Type::kInt, "0",
          "Samples per micro-batch; 0 = the whole shard at once."},
@@ -128,8 +182,8 @@ std::vector<CommandDef> BuildCommands() {
         {"train_mode", Type::kBool, "false",
          "Measure in train mode (dropout on, BatchNorm batch statistics)."},
         {"seed", Type::kInt, "0",
-         "Seed of the Lanczos start vector, the trace probes and zoo "
-         "initial weights."},
+         "Seed of the Lanczos start vectors, the probes, the random slice "
+         "direction and zoo initial weights."},
         {"train_loss", Type::kDouble, "0",
          "Training loss recorded with a new checkpoint."},
         TimeoutFlag(),
@@ -537,6 +591,144 @@ int GetCommand(const ParsedFlags& flags, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+// The kinds --measure and --plan accept (besides plan).
+constexpr char kKinds[] =
+    "sharpness, hessian_trace, spectral_density, hutchpp, trace_h3, "
+    "loss_expansion, exact_hessian, power_iteration, loss_slice";
+
+// The entries of a comma list, trimmed, empty ones dropped.
+std::vector<std::string> CommaList(const std::string& flag) {
+  std::vector<std::string> entries;
+  for (absl::string_view entry : absl::StrSplit(flag, ',')) {
+    entry = absl::StripAsciiWhitespace(entry);
+    if (!entry.empty()) entries.emplace_back(entry);
+  }
+  return entries;
+}
+
+absl::StatusOr<v1::ProbeDistribution> DistributionFromFlags(
+    const ParsedFlags& flags) {
+  const std::string& distribution = flags.String("distribution");
+  if (distribution == "rademacher") return v1::PROBE_DISTRIBUTION_RADEMACHER;
+  if (distribution == "gaussian") return v1::PROBE_DISTRIBUTION_GAUSSIAN;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--distribution '", distribution, "' is not rademacher or gaussian"));
+}
+
+// Lanczos settings of sharpness and of the loss slice's eigenvector.
+void SetLanczos(const ParsedFlags& flags, v1::SharpnessSpec* s) {
+  s->set_top_k(static_cast<int32_t>(flags.Int("top_k")));
+  s->set_bottom_k(static_cast<int32_t>(flags.Int("bottom_k")));
+  s->set_max_iterations(static_cast<int32_t>(flags.Int("max_iterations")));
+  s->set_relative_tolerance(flags.Double("tolerance"));
+  s->set_seed(static_cast<uint64_t>(flags.Int("seed")));
+}
+
+// Hutchinson settings of hessian_trace, trace_h3 and the loss expansion.
+absl::Status SetTrace(const ParsedFlags& flags, v1::HessianTraceSpec* t) {
+  absl::StatusOr<v1::ProbeDistribution> distribution =
+      DistributionFromFlags(flags);
+  if (!distribution.ok()) return distribution.status();
+  t->set_distribution(*distribution);
+  const int32_t probes = static_cast<int32_t>(flags.Int("probes"));
+  if (probes != 0) {
+    // Equal bounds and no target: exactly `probes` probes.
+    t->set_min_probes(probes);
+    t->set_max_probes(probes);
+    t->set_target_relative_error(0);
+  }
+  t->set_seed(static_cast<uint64_t>(flags.Int("seed")));
+  return absl::OkStatus();
+}
+
+// Sets the kind named `kind` in `holder`, a MeasurementSpec or a
+// MeasurementPlanSpec (their kind fields share names), from the flags. Only
+// flags given on the command line set `optional` fields, so the server's
+// defaults apply to the rest and an explicit 0 reaches its range check.
+// False for an unknown kind or one the holder already sets; InvalidArgument
+// for a bad enum value.
+template <typename Holder>
+absl::StatusOr<bool> SetKind(const std::string& kind, const ParsedFlags& flags,
+                             Holder* holder) {
+  const uint64_t seed = static_cast<uint64_t>(flags.Int("seed"));
+  auto optional_int = [&](const char* name, auto setter) {
+    if (flags.IsSet(name)) setter(static_cast<int32_t>(flags.Int(name)));
+  };
+  if (kind == "sharpness" && !holder->has_sharpness()) {
+    SetLanczos(flags, holder->mutable_sharpness());
+  } else if (kind == "hessian_trace" && !holder->has_hessian_trace()) {
+    if (absl::Status s = SetTrace(flags, holder->mutable_hessian_trace());
+        !s.ok()) {
+      return s;
+    }
+  } else if (kind == "trace_h3" && !holder->has_trace_h3()) {
+    if (absl::Status s = SetTrace(flags, holder->mutable_trace_h3()); !s.ok()) {
+      return s;
+    }
+  } else if (kind == "spectral_density" && !holder->has_spectral_density()) {
+    v1::SpectralDensitySpec* d = holder->mutable_spectral_density();
+    absl::StatusOr<v1::ProbeDistribution> distribution =
+        DistributionFromFlags(flags);
+    if (!distribution.ok()) return distribution.status();
+    d->set_distribution(*distribution);
+    d->set_seed(seed);
+    optional_int("runs", [d](int32_t v) { d->set_runs(v); });
+    optional_int("steps", [d](int32_t v) { d->set_steps(v); });
+    optional_int("grid_points", [d](int32_t v) { d->set_grid_points(v); });
+    d->set_sigma(flags.Double("sigma"));
+  } else if (kind == "hutchpp" && !holder->has_hutchpp()) {
+    v1::HutchppSpec* h = holder->mutable_hutchpp();
+    absl::StatusOr<v1::ProbeDistribution> distribution =
+        DistributionFromFlags(flags);
+    if (!distribution.ok()) return distribution.status();
+    h->set_distribution(*distribution);
+    h->set_seed(seed);
+    optional_int("max_hvps", [h](int32_t v) { h->set_max_hvps(v); });
+    h->set_sketch_size(static_cast<int32_t>(flags.Int("sketch_size")));
+  } else if (kind == "loss_expansion" && !holder->has_loss_expansion()) {
+    v1::LossExpansionSpec* e = holder->mutable_loss_expansion();
+    e->set_rho(flags.Double("rho"));
+    e->set_h0(flags.Double("h0"));
+    e->set_ess(flags.Double("ess"));
+    e->set_num_steps(flags.Double("num_steps"));
+    if (absl::Status s = SetTrace(flags, e->mutable_trace_h3()); !s.ok()) {
+      return s;
+    }
+  } else if (kind == "exact_hessian" && !holder->has_exact_hessian()) {
+    holder->mutable_exact_hessian()->set_return_matrix(
+        flags.Bool("return_matrix"));
+  } else if (kind == "power_iteration" && !holder->has_power_iteration()) {
+    v1::PowerIterationSpec* p = holder->mutable_power_iteration();
+    p->set_top_k(static_cast<int32_t>(flags.Int("top_k")));
+    if (flags.Int("max_iterations") != 0) {
+      p->set_max_iterations(static_cast<int32_t>(flags.Int("max_iterations")));
+    }
+    if (flags.Double("tolerance") != 0) {
+      p->set_relative_tolerance(flags.Double("tolerance"));
+    }
+    p->set_seed(seed);
+  } else if (kind == "loss_slice" && !holder->has_loss_slice()) {
+    v1::LossSliceSpec* l = holder->mutable_loss_slice();
+    const std::string& direction = flags.String("direction");
+    if (direction == "top_eigenvector") {
+      l->set_direction(v1::LossSliceSpec::TOP_EIGENVECTOR);
+    } else if (direction == "random") {
+      l->set_direction(v1::LossSliceSpec::RANDOM);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--direction '", direction, "' is not top_eigenvector or random"));
+    }
+    optional_int("points", [l](int32_t v) { l->set_points(v); });
+    l->set_t_min(flags.Double("t_min"));
+    l->set_t_max(flags.Double("t_max"));
+    l->set_seed(seed);
+    SetLanczos(flags, l->mutable_lanczos());
+  } else {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 const std::vector<CommandDef>& CurvctlCommands() {
@@ -567,51 +759,62 @@ absl::StatusOr<std::vector<v1::MeasurementSpec>> MeasurementSpecsFromFlags(
     return absl::InvalidArgumentError(absl::StrCat(
         "--precision '", precision, "' is not float32 or float64"));
   }
+  const std::string& op = flags.String("operator");
+  if (op == "hessian") {
+    common.set_operator_(v1::OPERATOR_HESSIAN);
+  } else if (op == "ggn") {
+    common.set_operator_(v1::OPERATOR_GGN);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--operator '", op, "' is not hessian or ggn"));
+  }
+  for (const std::string& name : CommaList(flags.String("block_names"))) {
+    common.mutable_block()->add_names(name);
+  }
+  for (const std::string& prefix : CommaList(flags.String("block_prefixes"))) {
+    common.mutable_block()->add_prefixes(prefix);
+  }
   common.set_micro_batch_size(flags.Int("micro_batch"));
   common.set_device(flags.String("device"));
   common.set_train_mode(flags.Bool("train_mode"));
-  const uint64_t seed = static_cast<uint64_t>(flags.Int("seed"));
 
   std::vector<v1::MeasurementSpec> specs;
-  for (absl::string_view kind :
-       absl::StrSplit(flags.String("measure"), ',', absl::SkipWhitespace())) {
-    kind = absl::StripAsciiWhitespace(kind);
+  bool planned = false;
+  for (const std::string& kind : CommaList(flags.String("measure"))) {
     v1::MeasurementSpec spec = common;
-    if (kind == "sharpness") {
-      v1::SharpnessSpec* s = spec.mutable_sharpness();
-      s->set_top_k(static_cast<int32_t>(flags.Int("top_k")));
-      s->set_bottom_k(static_cast<int32_t>(flags.Int("bottom_k")));
-      s->set_max_iterations(static_cast<int32_t>(flags.Int("max_iterations")));
-      s->set_relative_tolerance(flags.Double("tolerance"));
-      s->set_seed(seed);
-    } else if (kind == "hessian_trace") {
-      v1::HessianTraceSpec* t = spec.mutable_hessian_trace();
-      const std::string& distribution = flags.String("distribution");
-      if (distribution == "rademacher") {
-        t->set_distribution(v1::PROBE_DISTRIBUTION_RADEMACHER);
-      } else if (distribution == "gaussian") {
-        t->set_distribution(v1::PROBE_DISTRIBUTION_GAUSSIAN);
-      } else {
+    if (kind == "plan") {
+      planned = true;
+      v1::MeasurementPlanSpec* plan = spec.mutable_plan();
+      const std::vector<std::string> kinds = CommaList(flags.String("plan"));
+      if (kinds.empty()) {
         return absl::InvalidArgumentError(
-            absl::StrCat("--distribution '", distribution,
-                         "' is not rademacher or gaussian"));
+            "--measure=plan needs --plan KINDS, e.g. "
+            "--plan=spectral_density,hessian_trace,trace_h3");
       }
-      const int32_t probes = static_cast<int32_t>(flags.Int("probes"));
-      if (probes != 0) {
-        // Equal bounds and no target: exactly `probes` probes.
-        t->set_min_probes(probes);
-        t->set_max_probes(probes);
-        t->set_target_relative_error(0);
+      for (const std::string& planned_kind : kinds) {
+        absl::StatusOr<bool> added = SetKind(planned_kind, flags, plan);
+        if (!added.ok()) return added.status();
+        if (!*added) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("--plan names '", planned_kind,
+                           "' twice or it is unknown (", kKinds, ")"));
+        }
       }
-      t->set_seed(seed);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--measure kind '", kind, "' is unknown (sharpness, hessian_trace)"));
+      absl::StatusOr<bool> added = SetKind(kind, flags, &spec);
+      if (!added.ok()) return added.status();
+      if (!*added) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--measure kind '", kind, "' is unknown (", kKinds, ", plan)"));
+      }
     }
     specs.push_back(std::move(spec));
   }
   if (specs.empty()) {
     return absl::InvalidArgumentError("--measure names no kind");
+  }
+  if (flags.IsSet("plan") && !planned) {
+    return absl::InvalidArgumentError("--plan needs --measure=plan");
   }
   return specs;
 }

@@ -22,9 +22,11 @@ inline constexpr int kExitMeasurementFailed = 3;  // FAILED or CANCELLED
 // Every subcommand, in the order `curvctl --help` lists them.
 const std::vector<CommandDef>& CurvctlCommands();
 
-// The MeasurementSpecs `curvctl measure` asks for, one per kind in --measure,
-// from its parsed flags. InvalidArgument for an unknown kind, loss, precision
-// or distribution.
+// The MeasurementSpecs `curvctl measure` asks for, one per kind in --measure
+// ("plan" is one spec running the kinds of --plan together), from its parsed
+// flags. InvalidArgument for an unknown kind, one repeated in --plan, a plan without
+// --plan or --plan without a plan, or an unknown loss, precision, operator,
+// distribution or direction. Ranges are left to the server.
 absl::StatusOr<std::vector<curvd::v1::MeasurementSpec>>
 MeasurementSpecsFromFlags(const ParsedFlags& flags);
 

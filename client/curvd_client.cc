@@ -84,15 +84,11 @@ bool IsTerminal(v1::Measurement::State state) {
 }
 
 std::string KindName(const v1::MeasurementSpec& spec) {
-  switch (spec.kind_case()) {
-    case v1::MeasurementSpec::kSharpness:
-      return "sharpness";
-    case v1::MeasurementSpec::kHessianTrace:
-      return "hessian_trace";
-    case v1::MeasurementSpec::KIND_NOT_SET:
-      break;
-  }
-  return "unspecified";
+  // The kind fields are named as the kinds are.
+  const google::protobuf::FieldDescriptor* field =
+      spec.GetReflection()->GetOneofFieldDescriptor(
+          spec, v1::MeasurementSpec::descriptor()->FindOneofByName("kind"));
+  return field != nullptr ? field->name() : "unspecified";
 }
 
 Client::Client(ConnectionOptions options)

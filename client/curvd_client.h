@@ -62,8 +62,9 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 // True for QUEUED/RUNNING's successors: SUCCEEDED, FAILED, CANCELLED.
 bool IsTerminal(curvd::v1::Measurement::State state);
 
-// The kind of a measurement as curvctl spells it: "sharpness", "hessian_trace",
-// or "unspecified" when the spec sets none.
+// The kind of a measurement as curvctl spells it, the name of the spec's kind
+// field ("sharpness", "hessian_trace", "spectral_density", "trace_h3", "plan",
+// ...), or "unspecified" when the spec sets none.
 std::string KindName(const curvd::v1::MeasurementSpec& spec);
 
 // A connection to one curvd server. Thread-safe: calls may come from several

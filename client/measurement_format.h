@@ -28,15 +28,28 @@ absl::StatusOr<std::string> MeasurementsToJson(
     const std::vector<curvd::v1::Measurement>& measurements);
 
 // Header line then one RFC 4180 line per measurement (fields with commas,
-// quotes or newlines are quoted). Columns: name, step, kind, state, value,
-// standard_error, top_eigenvalues (';'-separated), iterations, probes, loss,
-// num_samples, num_parameters, hvps, device, compute_seconds, error_message.
+// quotes or newlines are quoted). Columns: name, step, kind, state, value and
+// standard_error (the headline of a single-kind measurement: the sharpness,
+// a trace, the loss expansion's total, the top exact or power eigenvalue, the
+// slice's v^T H v; empty for a plan), top_eigenvalues (';'-separated),
+// iterations, probes, loss, num_samples, num_parameters, hvps, device,
+// compute_seconds, error_message, operator (hessian or ggn), then each kind's
+// scalars
+// (sharpness, trace, trace_standard_error, density_trace,
+// density_trace_standard_error, density_rank, density_sigma, hutchpp_trace,
+// hutchpp_standard_error, trace_h3, trace_h3_standard_error,
+// first_order_term, second_order_term, noise_term, noise_term_standard_error,
+// total, total_standard_error, rank, positive, negative, min_eigenvalue,
+// max_eigenvalue, condition_number, power_eigenvalues, slice_eigenvalue,
+// slice_curvature), filled for every result a plan holds. Arrays (densities,
+// eigenvalue lists, matrices, slices) are left to the JSON.
 std::string MeasurementsToCsv(
     const std::vector<curvd::v1::Measurement>& measurements);
 
-// An aligned table: step, kind, state, value (sharpness or trace), detail
-// (top eigenvalues or ± standard error, or the error), loss, device, seconds,
-// id.
+// An aligned table: step, kind, state, value (the headline, as in the CSV),
+// detail (± standard error and what the result adds, or the error), loss,
+// device, seconds, id. A plan's row is followed by one indented row per
+// result.
 std::string MeasurementsToTable(
     const std::vector<curvd::v1::Measurement>& measurements);
 
@@ -48,7 +61,8 @@ std::string RunsToTable(const std::vector<curvd::v1::Run>& runs);
 std::string ModelSummary(const curvd::v1::ModelSpec& model);
 
 // A one-line summary of a measurement's outcome for progress displays:
-// "sharpness 12.3 (top 12.3 4.5 …)", "trace 456 ± 7.8", or the state and error.
+// "sharpness 12.3 (top 12.3 4.5 …)", "hessian_trace 456 ± 7.8 (20 probes)",
+// "plan: KIND VALUE (...); KIND VALUE (...)", or the state and error.
 std::string MeasurementSummary(const curvd::v1::Measurement& measurement);
 
 }  // namespace curvd::client

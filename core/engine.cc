@@ -1,6 +1,6 @@
 // Engine on LibTorch: keeps models and shards on the device in a cache, builds
-// the objective and runs Lanczos or Hutchinson on its Hessian-vector products.
-// Every torch exception stops here.
+// the objective, runs the request's measurements on it (measurement_plan.h)
+// and retries on running out of memory. Every torch exception stops here.
 #include "core/engine.h"
 
 #include <ATen/Context.h>
@@ -26,8 +26,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/device_cache.h"
-#include "core/hutchinson.h"
-#include "core/lanczos.h"
+#include "core/measurement_plan.h"
 #include "core/model.h"
 #include "core/objective.h"
 #include "core/oom_retry.h"
@@ -43,10 +42,6 @@ constexpr int64_t kCpuCacheBudget = 4 * kGiB;
 // When the CUDA runtime cannot say how much memory the device has.
 constexpr int64_t kCudaFallbackCacheBudget = 8 * kGiB;
 constexpr double kCudaCacheFraction = 0.4;
-// Hutchinson applies at most this many probes per block, and a block's probes
-// and products stay within about kProbeBlockBytes.
-constexpr int kMaxProbeBlock = 16;
-constexpr int64_t kProbeBlockBytes = kGiB;
 
 torch::ScalarType DtypeOf(Precision precision) {
   return precision == Precision::kFloat64 ? torch::kFloat64 : torch::kFloat32;
@@ -103,16 +98,6 @@ int64_t ParameterBytes(Model& model) {
   int64_t bytes = 0;
   for (const torch::Tensor& p : model.Parameters()) bytes += p.nbytes();
   return bytes;
-}
-
-// Probes per Hutchinson block for `objective`.
-int ProbeBlock(const Objective& objective) {
-  const int64_t vector_bytes =
-      objective.num_parameters() *
-      static_cast<int64_t>(objective.vector_options().dtype().itemsize());
-  // Probes, products and their elementwise product: three vectors a probe.
-  return static_cast<int>(std::clamp<int64_t>(
-      kProbeBlockBytes / (3 * vector_bytes), 1, kMaxProbeBlock));
 }
 
 // LibTorch's TF32 switches are process-wide, so every CUDA measurement holds
@@ -253,34 +238,16 @@ class TorchEngine final : public Engine {
       CURVD_ASSIGN_OR_RETURN(
           Objective objective,
           Objective::Create(&model, shard.inputs, shard.targets,
-                            request.objective.loss, micro_batch));
+                            request.objective.loss, micro_batch,
+                            request.block));
       objective.set_retain_graphs(retain_graphs);
       MeasurementResult result;
       CURVD_ASSIGN_OR_RETURN(result.loss, objective.Loss());
       result.kind = request.kind;
-      switch (request.kind) {
-        case MeasurementKind::kSharpness: {
-          const LinearOperator hessian = [&objective](const torch::Tensor& v) {
-            return objective.Hvp(v);
-          };
-          CURVD_ASSIGN_OR_RETURN(
-              result.sharpness,
-              Lanczos(hessian, objective.num_parameters(),
-                      objective.vector_options(), request.lanczos, progress));
-          break;
-        }
-        case MeasurementKind::kHessianTrace: {
-          const BlockOperator hessian = [&objective](const torch::Tensor& v) {
-            return objective.Hvps(v);
-          };
-          CURVD_ASSIGN_OR_RETURN(
-              result.trace,
-              BlockHutchinson(hessian, objective.num_parameters(),
-                              objective.vector_options(), request.trace,
-                              progress, ProbeBlock(objective)));
-          break;
-        }
-      }
+      CURVD_RETURN_IF_ERROR(
+          RunMeasurementPlan(objective, request, progress, &result));
+      result.op = request.op;
+      result.block_parameters = objective.block_parameter_names();
       result.hvps = objective.hvps();
       result.num_samples = objective.num_samples();
       result.num_parameters = objective.num_parameters();

@@ -47,19 +47,22 @@ class Engine {
 
   virtual ~Engine() = default;
 
-  // Runs one measurement. The model and shard stay on the device for later
-  // measurements (see EngineOptions). The Hessian-vector products of a run
-  // share each micro-batch's forward pass and first backward: Lanczos and
-  // Hutchinson keep them for the whole run when the shard is one micro-batch
-  // or the device is CUDA (where running out of memory is recoverable: the
-  // measurement is retried without them, then with halved micro-batches);
-  // Hutchinson applies its probes in blocks. Float32 and float64 measurements
-  // never use TF32; a kTf32 one allows it on CUDA for its own duration, while
-  // measurements of other engines of the process wait (the switch is
-  // process-wide). Thread-compatible: one thread per engine. Errors:
-  // InvalidArgument for inputs that cannot be measured (corrupt archive, weights
-  // that do not match the model, NaN/Inf weights, a shard that does not fit the
-  // model, a request out of range), NotFound for missing files, Cancelled when
+  // Runs one measurement: request.kind, or the kinds of request.plan on one
+  // objective (measurement_plan.h says what they share), on the Hessian or
+  // the GGN (request.op) of the parameters of request.block. The model and
+  // shard stay on the device for later measurements (see EngineOptions). The
+  // curvature products of a run share each micro-batch's graph (its forward
+  // pass and first derivatives), kept for the whole run when the shard is one
+  // micro-batch or the device is CUDA (where running out of memory is
+  // recoverable: the measurement is retried without them, then with halved
+  // micro-batches); Hutchinson applies its probes in blocks. Float32 and
+  // float64 measurements never use TF32; a kTf32 one allows it on CUDA for its
+  // own duration, while measurements of other engines of the process wait (the
+  // switch is process-wide). Thread-compatible: one thread per engine. Errors:
+  // InvalidArgument for inputs that cannot be measured (corrupt archive,
+  // weights that do not match the model, NaN/Inf weights, a shard that does not
+  // fit the model, a request out of range, a block that selects no parameter,
+  // an exact Hessian over its cap), NotFound for missing files, Cancelled when
   // progress.cancelled() said so, ResourceExhausted when the device ran out of
   // memory even at the smallest micro-batch. Never throws.
   virtual absl::StatusOr<MeasurementResult> Measure(

@@ -27,7 +27,8 @@ absl::StatusOr<TraceResult> Hutchinson(const LinearOperator& op, int64_t size,
 
 absl::StatusOr<TraceResult> BlockHutchinson(
     const BlockOperator& op, int64_t size, const torch::TensorOptions& options,
-    const TraceOptions& trace, const Progress& progress, int block_size) {
+    const TraceOptions& trace, const Progress& progress, int block_size,
+    absl::Span<const double> known_terms) {
   if (size < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("Hutchinson needs a non-empty operator, got size ", size));
@@ -36,9 +37,14 @@ absl::StatusOr<TraceResult> BlockHutchinson(
     return absl::InvalidArgumentError(
         absl::StrCat("Hutchinson block size must be >= 1, got ", block_size));
   }
-  ProbeStream stream(size, trace.distribution, trace.seed, options);
+  at::Generator generator = SeededGenerator(trace.seed);
   RunningTraceEstimate estimate(trace);
-  for (int done = 0; done < trace.max_probes;) {
+  CURVD_ASSIGN_OR_RETURN(const int known,
+                         estimate.AddKnown(known_terms, trace.max_probes));
+  if (estimate.stopped()) return estimate.result();
+  // The known terms are of the stream's first probes: continue after them.
+  SkipProbes(known, generator);
+  for (int done = known; done < trace.max_probes;) {
     if (progress.cancelled && progress.cancelled()) {
       return absl::CancelledError(
           absl::StrCat("cancelled at Hutchinson probe ", done + 1));
@@ -49,9 +55,8 @@ absl::StatusOr<TraceResult> BlockHutchinson(
                                       trace.max_probes));
     }
     const int count = std::min(block_size, trace.max_probes - done);
-    const int next_count =
-        std::min(block_size, trace.max_probes - done - count);
-    const torch::Tensor probes = stream.Next(count, next_count);
+    const torch::Tensor probes =
+        RandomProbes(count, size, trace.distribution, generator, options);
     CURVD_ASSIGN_OR_RETURN(torch::Tensor products, op(probes));
     // v^T A v of every probe of the block, summed in float64 and read at once.
     const torch::Tensor terms =

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/engine.h"
 #include "core/linear_operator.h"
 #include "core/measurement.h"
@@ -38,9 +39,18 @@ absl::StatusOr<TraceResult> Hutchinson(const LinearOperator& op, int64_t size,
 // (at most block_size - 1 of them). The host waits for the device once per
 // block, to read its terms. Cancellation is polled and progress reported before
 // each block. Errors as Hutchinson's; InvalidArgument for block_size < 1.
+//
+// `known_terms`, when not empty, are the terms v^T A v of the stream's first
+// probes, already evaluated by another method on the same probes (SLQ's start
+// vectors, see slq.h): they enter the estimate in their place (see
+// RunningTraceEstimate::AddKnown), the stream skips those probes, and
+// products start at the next one, so the result is the one Hutchinson would
+// have computed, to rounding, with result.probes - min(known_terms.size(),
+// result.probes) products.
 absl::StatusOr<TraceResult> BlockHutchinson(
     const BlockOperator& op, int64_t size, const torch::TensorOptions& options,
-    const TraceOptions& trace, const Progress& progress, int block_size);
+    const TraceOptions& trace, const Progress& progress, int block_size,
+    absl::Span<const double> known_terms = {});
 
 }  // namespace curvd::core
 

@@ -44,6 +44,8 @@ class Basis {
 
   int64_t size() const { return used_; }
   torch::Tensor row(int64_t i) const { return rows_[i]; }
+  // The rows in use, [size(), vector size].
+  torch::Tensor rows() const { return rows_.narrow(0, 0, used_); }
 
   // Appends w / norm.
   void Append(const torch::Tensor& w, double norm) {
@@ -77,12 +79,38 @@ class Basis {
   int64_t used_ = 0;
 };
 
+// The unit Ritz vectors Q^T s_i of the `count` largest Ritz values, largest
+// first, from the eigenvectors s_i of T_m: the tridiagonal solver keeps only
+// their last components, so T_m (m x m, small) is solved again densely.
+std::vector<torch::Tensor> TopRitzVectors(const Basis& basis,
+                                          const std::vector<double>& alphas,
+                                          const std::vector<double>& betas,
+                                          int64_t count) {
+  const int64_t m = static_cast<int64_t>(alphas.size());
+  std::vector<torch::Tensor> vectors;
+  if (count == 0) return vectors;
+  torch::Tensor t = torch::diag(torch::tensor(alphas, torch::kFloat64));
+  if (m > 1) {
+    const torch::Tensor off = torch::tensor(betas, torch::kFloat64);
+    t += torch::diag(off, 1) + torch::diag(off, -1);
+  }
+  const torch::Tensor s = std::get<1>(torch::linalg_eigh(t));  // ascending
+  const torch::Tensor q = basis.rows();
+  const torch::Tensor top =
+      s.narrow(1, m - count, count).flip({1}).t().to(q.options());
+  const torch::Tensor y = top.mm(q);
+  // Unit already to rounding; normalised so that callers can rely on it.
+  const torch::Tensor unit = y / y.norm(2, {1}, /*keepdim=*/true);
+  for (int64_t i = 0; i < count; ++i) vectors.push_back(unit[i]);
+  return vectors;
+}
+
 }  // namespace
 
-absl::StatusOr<SharpnessResult> Lanczos(const LinearOperator& op, int64_t size,
-                                        const torch::TensorOptions& options,
-                                        const LanczosOptions& lanczos,
-                                        const Progress& progress) {
+absl::StatusOr<SharpnessResult> Lanczos(
+    const LinearOperator& op, int64_t size, const torch::TensorOptions& options,
+    const LanczosOptions& lanczos, const Progress& progress,
+    std::vector<torch::Tensor>* top_eigenvectors) {
   if (size < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("Lanczos needs a non-empty operator, got size ", size));
@@ -178,6 +206,10 @@ absl::StatusOr<SharpnessResult> Lanczos(const LinearOperator& op, int64_t size,
       betas.push_back(beta);
       basis.Append(w, beta);
     }
+  }
+  if (top_eigenvectors != nullptr) {
+    *top_eigenvectors = TopRitzVectors(basis, alphas, betas,
+                                       static_cast<int64_t>(result.top.size()));
   }
   return result;
 }

@@ -6,6 +6,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/engine.h"
@@ -36,11 +37,18 @@ namespace curvd::core {
 // as they are; InvalidArgument, naming the step, if a product is not finite.
 // Each step is one product and one wait for the device (to read alpha and
 // beta); the basis and the reorthogonalisation reuse their buffers.
+//
+// When `top_eigenvectors` is not null it receives (replacing its contents) the
+// unit Ritz vectors, with `options`, of the returned top pairs in the same
+// order, from the basis kept for reorthogonalisation: ||A y - theta y|| is the
+// pair's residual_norm, to rounding. One dense m x m eigensolve and an
+// [k, m] x [m, size] product at the end; null costs nothing. The caller owns
+// the vector; it is left untouched on error.
 // Thread-compatible.
-absl::StatusOr<SharpnessResult> Lanczos(const LinearOperator& op, int64_t size,
-                                        const torch::TensorOptions& options,
-                                        const LanczosOptions& lanczos,
-                                        const Progress& progress);
+absl::StatusOr<SharpnessResult> Lanczos(
+    const LinearOperator& op, int64_t size, const torch::TensorOptions& options,
+    const LanczosOptions& lanczos, const Progress& progress,
+    std::vector<torch::Tensor>* top_eigenvectors = nullptr);
 
 }  // namespace curvd::core
 

@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <future>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -30,55 +29,43 @@ using LinearOperator =
 using BlockOperator =
     std::function<absl::StatusOr<torch::Tensor>(const torch::Tensor&)>;
 
-// A CPU generator seeded with `seed`. Probes are drawn on the CPU in float64
-// and then moved, so a seed gives the same probes on every device and in every
-// dtype.
+// A CPU generator seeded with `seed`: the source of the probes' keys (below)
+// and of test data.
 at::Generator SeededGenerator(uint64_t seed);
 
-// A random vector of `size` elements with `options`: independent N(0, 1)
-// entries (kGaussian) or +-1 with equal probability (kRademacher).
+// A random vector of `size` elements with `options`: +-1 with equal
+// probability (kRademacher) or independent N(0, 1) entries (kGaussian). Only
+// one 64-bit key per probe is drawn from `generator` (on the CPU); the entries
+// are expanded from it on the probe's own device by a counter-based generator,
+// splitmix64 (Steele, Lea and Flood 2014): word w of a probe is
+// Mix(key + (w + 1) * 0x9E3779B97F4A7C15). Rademacher entry 64 w + b is bit b
+// of word w; Gaussian entries 2p and 2p + 1 are the Box-Muller pair of words
+// 2p and 2p + 1 taken as 53-bit uniforms, computed in float64 and then
+// rounded to the dtype. So a seed gives the same probes on every device, in
+// every dtype (Rademacher bit for bit; Gaussian to float64 rounding of log,
+// sqrt, cos and sin), and nothing but the key crosses from the host: on a GPU a
+// probe costs a few elementwise kernels instead of milliseconds of host work.
 torch::Tensor RandomProbe(int64_t size, ProbeDistribution distribution,
                           at::Generator& generator,
                           const torch::TensorOptions& options);
 
-// `count` probes as the rows of a [count, size] tensor with `options`, the same
-// vectors, in order, as `count` calls of RandomProbe; moved to the device in
-// one copy.
+// `count` probes as the rows of a [count, size] tensor with `options`: the same
+// vectors, in order, as `count` calls of RandomProbe, made in one pass.
 torch::Tensor RandomProbes(int64_t count, int64_t size,
                            ProbeDistribution distribution,
                            at::Generator& generator,
                            const torch::TensorOptions& options);
 
-// The probes of RandomProbes(seed), block after block, with the drawing of the
-// next block done on a helper thread while the caller's device works on the
-// current one: on the CPU a probe of millions of entries takes milliseconds to
-// draw, as long as a Hessian-vector product on a GPU. Same vectors, in the same
-// order, as RandomProbe with SeededGenerator(seed). Thread-compatible; the
-// destructor waits for a draw in flight.
-class ProbeStream {
- public:
-  ProbeStream(int64_t size, ProbeDistribution distribution, uint64_t seed,
-              const torch::TensorOptions& options);
-  ~ProbeStream();
+// Advances `generator` past `count` probes, as RandomProbes(count, ...)
+// would, without making them (one key each): a method that knows the first
+// probes' results already continues the same stream after them.
+void SkipProbes(int64_t count, at::Generator& generator);
 
-  // The next `count` probes, [count, size] with the stream's options, and
-  // starts drawing ahead so that the `next_count` after them are ready (0:
-  // none). Any count may follow any other: rows drawn ahead are kept.
-  torch::Tensor Next(int count, int next_count);
-
- private:
-  // Draws `count` probes on the CPU in their raw form (int8 signs or float64
-  // normals), pinned when they go to a GPU so that the copy does not wait for
-  // the device.
-  torch::Tensor DrawOnHost(int count);
-
-  const int64_t size_;
-  const ProbeDistribution distribution_;
-  const torch::TensorOptions options_;
-  at::Generator generator_;
-  torch::Tensor leftover_;  // raw rows drawn, not yet handed out (host)
-  std::future<torch::Tensor> pending_;
-};
+// The first `count` 64-bit words of the counter-based stream of `key` (see
+// RandomProbe) as an int64 tensor [count] on `device`, the bits of the uint64
+// words. Exposed for its known-answer test.
+torch::Tensor SplitMix64Words(uint64_t key, int64_t count,
+                              const torch::Device& device);
 
 }  // namespace curvd::core
 

@@ -1,5 +1,8 @@
 #include "core/measurement.h"
 
+#include <cmath>
+#include <set>
+
 #include "absl/strings/str_cat.h"
 
 namespace curvd::core {
@@ -8,47 +11,313 @@ namespace {
 constexpr int kMaxEigenpairs = 64;
 constexpr int kMaxLanczosIterations = 1000;
 constexpr int kMaxProbes = 100000;
+constexpr int kMaxSlqRuns = 1000;
+constexpr int kMaxSlqSteps = 1000;
+constexpr int kMaxGridPoints = 100000;
+constexpr int kMaxHutchppHvps = 100000;
+constexpr int kMaxPowerIterations = 100000;
+constexpr int kMaxSlicePoints = 10000;
 
+// Every message names the field as the proto spells it, under `prefix` (e.g.
+// "plan.spectral_density.").
 absl::Status OutOfRange(const std::string& field, const std::string& rule) {
   return absl::InvalidArgumentError(absl::StrCat(field, " ", rule));
 }
 
-absl::Status ValidateLanczos(const LanczosOptions& o) {
-  if (o.top_k < 1 || o.top_k > kMaxEigenpairs) {
-    return OutOfRange("sharpness.top_k",
-                      absl::StrCat("must be in [1, ", kMaxEigenpairs, "], got ", o.top_k));
+absl::Status CheckIntRange(const std::string& field, int64_t value, int64_t low,
+                           int64_t high) {
+  if (value >= low && value <= high) return absl::OkStatus();
+  return OutOfRange(
+      field, absl::StrCat("must be in [", low, ", ", high, "], got ", value));
+}
+
+// (0, 1), the range of every relative tolerance.
+absl::Status CheckOpenUnit(const std::string& field, double value) {
+  if (value > 0 && value < 1) return absl::OkStatus();
+  return OutOfRange(field, absl::StrCat("must be in (0, 1), got ", value));
+}
+
+absl::Status CheckPositiveFinite(const std::string& field, double value) {
+  if (value > 0 && std::isfinite(value)) return absl::OkStatus();
+  return OutOfRange(field, absl::StrCat("must be finite and > 0, got ", value));
+}
+
+// The proto's field name of a kind, in MeasurementSpec and MeasurementPlanSpec.
+const char* KindField(MeasurementKind kind) {
+  switch (kind) {
+    case MeasurementKind::kSharpness:
+      return "sharpness";
+    case MeasurementKind::kHessianTrace:
+      return "hessian_trace";
+    case MeasurementKind::kSpectralDensity:
+      return "spectral_density";
+    case MeasurementKind::kHutchpp:
+      return "hutchpp";
+    case MeasurementKind::kTraceCubed:
+      return "trace_h3";
+    case MeasurementKind::kLossExpansion:
+      return "loss_expansion";
+    case MeasurementKind::kExactHessian:
+      return "exact_hessian";
+    case MeasurementKind::kPowerIteration:
+      return "power_iteration";
+    case MeasurementKind::kLossSlice:
+      return "loss_slice";
+    case MeasurementKind::kPlan:
+      return "plan";
   }
-  if (o.bottom_k < 0 || o.bottom_k > kMaxEigenpairs) {
-    return OutOfRange("sharpness.bottom_k",
-                      absl::StrCat("must be in [0, ", kMaxEigenpairs, "], got ", o.bottom_k));
+  return "unknown";
+}
+
+// `field` is "sharpness" or "loss_slice.lanczos"; `check_top_k` is false for
+// the loss slice, which ignores top_k.
+absl::Status ValidateLanczos(const LanczosOptions& o, const std::string& field,
+                             bool check_top_k) {
+  if (check_top_k) {
+    if (absl::Status s =
+            CheckIntRange(field + ".top_k", o.top_k, 1, kMaxEigenpairs);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s =
+            CheckIntRange(field + ".bottom_k", o.bottom_k, 0, kMaxEigenpairs);
+        !s.ok()) {
+      return s;
+    }
   }
-  if (o.max_iterations < 1 || o.max_iterations > kMaxLanczosIterations) {
-    return OutOfRange("sharpness.max_iterations",
-                      absl::StrCat("must be in [1, ", kMaxLanczosIterations, "], got ",
-                                   o.max_iterations));
+  if (absl::Status s =
+          CheckIntRange(field + ".max_iterations", o.max_iterations, 1,
+                        kMaxLanczosIterations);
+      !s.ok()) {
+    return s;
   }
-  if (!(o.relative_tolerance > 0 && o.relative_tolerance < 1)) {
-    return OutOfRange("sharpness.relative_tolerance",
-                      absl::StrCat("must be in (0, 1), got ", o.relative_tolerance));
+  return CheckOpenUnit(field + ".relative_tolerance", o.relative_tolerance);
+}
+
+absl::Status ValidateTrace(const TraceOptions& o, const std::string& field) {
+  if (o.min_probes < 2 || o.min_probes > kMaxProbes) {
+    return OutOfRange(
+        field + ".min_probes",
+        absl::StrCat("must be in [2, ", kMaxProbes,
+                     "] (a standard error needs two probes), got ",
+                     o.min_probes));
+  }
+  if (o.max_probes < o.min_probes || o.max_probes > kMaxProbes) {
+    return OutOfRange(field + ".max_probes",
+                      absl::StrCat("must be in [min_probes=", o.min_probes,
+                                   ", ", kMaxProbes, "], got ", o.max_probes));
+  }
+  if (!(o.target_relative_error >= 0 && o.target_relative_error < 1)) {
+    return OutOfRange(
+        field + ".target_relative_error",
+        absl::StrCat("must be in [0, 1), got ", o.target_relative_error));
   }
   return absl::OkStatus();
 }
 
-absl::Status ValidateTrace(const TraceOptions& o) {
-  if (o.min_probes < 2 || o.min_probes > kMaxProbes) {
-    return OutOfRange("hessian_trace.min_probes",
-                      absl::StrCat("must be in [2, ", kMaxProbes,
-                                   "] (a standard error needs two probes), got ",
-                                   o.min_probes));
+absl::Status ValidateDensity(const SlqOptions& o, const std::string& field) {
+  if (absl::Status s = CheckIntRange(field + ".runs", o.runs, 1, kMaxSlqRuns);
+      !s.ok()) {
+    return s;
   }
-  if (o.max_probes < o.min_probes || o.max_probes > kMaxProbes) {
-    return OutOfRange("hessian_trace.max_probes",
-                      absl::StrCat("must be in [min_probes=", o.min_probes, ", ",
-                                   kMaxProbes, "], got ", o.max_probes));
+  if (absl::Status s =
+          CheckIntRange(field + ".steps", o.steps, 1, kMaxSlqSteps);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckIntRange(field + ".grid_points", o.grid_points, 2,
+                                     kMaxGridPoints);
+      !s.ok()) {
+    return s;
+  }
+  if (!(o.sigma >= 0 && std::isfinite(o.sigma))) {
+    return OutOfRange(field + ".sigma",
+                      absl::StrCat("must be finite and >= 0, got ", o.sigma));
+  }
+  if (absl::Status s =
+          CheckOpenUnit(field + ".sigma_fraction", o.sigma_fraction);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          CheckPositiveFinite(field + ".log_threshold", o.log_threshold);
+      !s.ok()) {
+    return s;
+  }
+  const bool automatic_grid = o.grid_min == 0 && o.grid_max == 0;
+  if (!automatic_grid &&
+      !(std::isfinite(o.grid_min) && std::isfinite(o.grid_max) &&
+        o.grid_min < o.grid_max)) {
+    return OutOfRange(
+        field + ".grid_min",
+        absl::StrCat("must be finite and below grid_max (or both 0 "
+                     "for an automatic grid), got [",
+                     o.grid_min, ", ", o.grid_max, "]"));
+  }
+  return absl::OkStatus();
+}
+
+// As hutchpp.cc checks them, with the proto's bounds on top.
+absl::Status ValidateHutchpp(const HutchppOptions& o,
+                             const std::string& field) {
+  if (absl::Status s =
+          CheckIntRange(field + ".max_hvps", o.max_hvps, 3, kMaxHutchppHvps);
+      !s.ok()) {
+    return s;
+  }
+  // Each sketch column costs two HVPs and at least one residual probe must fit.
+  if (o.sketch_size < 0 ||
+      2 * static_cast<int64_t>(o.sketch_size) >= o.max_hvps) {
+    return OutOfRange(
+        field + ".sketch_size",
+        absl::StrCat("must be >= 0 with 2 * sketch_size < max_hvps=",
+                     o.max_hvps, ", got ", o.sketch_size));
   }
   if (!(o.target_relative_error >= 0 && o.target_relative_error < 1)) {
-    return OutOfRange("hessian_trace.target_relative_error",
-                      absl::StrCat("must be in [0, 1), got ", o.target_relative_error));
+    return OutOfRange(
+        field + ".target_relative_error",
+        absl::StrCat("must be in [0, 1), got ", o.target_relative_error));
+  }
+  return CheckIntRange(field + ".min_residual_probes", o.min_residual_probes, 2,
+                       o.max_hvps);
+}
+
+absl::Status ValidateLossExpansion(const LossExpansionOptions& o,
+                                   const std::string& field) {
+  for (const auto& [name, value] :
+       {std::pair<const char*, double>{"rho", o.rho},
+        {"h0", o.h0},
+        {"ess", o.ess},
+        {"num_steps", o.num_steps}}) {
+    if (absl::Status s =
+            CheckPositiveFinite(absl::StrCat(field, ".", name), value);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return ValidateTrace(o.trace_cubed, field + ".trace_h3");
+}
+
+absl::Status ValidateExactHessian(const ExactHessianOptions& o,
+                                  const std::string& field) {
+  if (o.max_parameters < 1) {
+    return OutOfRange(field + ".max_parameters",
+                      absl::StrCat("(the server's cap) must be >= 1, got ",
+                                   o.max_parameters));
+  }
+  if (o.max_matrix_parameters < 1) {
+    return OutOfRange(field + ".max_matrix_parameters",
+                      absl::StrCat("(the server's cap) must be >= 1, got ",
+                                   o.max_matrix_parameters));
+  }
+  if (o.block_size < 1) {
+    return OutOfRange(field + ".block_size",
+                      absl::StrCat("must be >= 1, got ", o.block_size));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePowerIteration(const PowerIterationOptions& o,
+                                    const std::string& field) {
+  if (absl::Status s =
+          CheckIntRange(field + ".top_k", o.top_k, 1, kMaxEigenpairs);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckIntRange(field + ".max_iterations",
+                                     o.max_iterations, 1, kMaxPowerIterations);
+      !s.ok()) {
+    return s;
+  }
+  return CheckOpenUnit(field + ".relative_tolerance", o.relative_tolerance);
+}
+
+absl::Status ValidateLossSlice(const LossSliceOptions& o,
+                               const std::string& field) {
+  if (absl::Status s =
+          CheckIntRange(field + ".points", o.points, 1, kMaxSlicePoints);
+      !s.ok()) {
+    return s;
+  }
+  if (!std::isfinite(o.t_min) || !std::isfinite(o.t_max) ||
+      (o.points > 1 && !(o.t_min < o.t_max))) {
+    return OutOfRange(
+        field + ".t_min",
+        absl::StrCat("must be finite and below t_max unless points "
+                     "is 1, got [",
+                     o.t_min, ", ", o.t_max, "] with ", o.points, " points"));
+  }
+  if (o.direction == SliceDirection::kTopEigenvector) {
+    return ValidateLanczos(o.lanczos, field + ".lanczos",
+                           /*check_top_k=*/false);
+  }
+  return absl::OkStatus();
+}
+
+// The options of one kind other than kPlan, its fields named under `prefix`.
+absl::Status ValidateKind(const MeasurementRequest& request,
+                          MeasurementKind kind, const std::string& prefix) {
+  const std::string field = absl::StrCat(prefix, KindField(kind));
+  switch (kind) {
+    case MeasurementKind::kSharpness:
+      return ValidateLanczos(request.lanczos, field, /*check_top_k=*/true);
+    case MeasurementKind::kHessianTrace:
+      return ValidateTrace(request.trace, field);
+    case MeasurementKind::kSpectralDensity:
+      return ValidateDensity(request.density, field);
+    case MeasurementKind::kHutchpp:
+      return ValidateHutchpp(request.hutchpp, field);
+    case MeasurementKind::kTraceCubed:
+      return ValidateTrace(request.trace_cubed, field);
+    case MeasurementKind::kLossExpansion:
+      return ValidateLossExpansion(request.loss_expansion, field);
+    case MeasurementKind::kExactHessian:
+      return ValidateExactHessian(request.exact_hessian, field);
+    case MeasurementKind::kPowerIteration:
+      return ValidatePowerIteration(request.power_iteration, field);
+    case MeasurementKind::kLossSlice:
+      return ValidateLossSlice(request.loss_slice, field);
+    case MeasurementKind::kPlan:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " is not a measurement of its own"));
+}
+
+absl::Status ValidatePlan(const MeasurementRequest& request) {
+  if (request.plan.empty()) {
+    return absl::InvalidArgumentError(
+        "plan must set at least one measurement (sharpness, hessian_trace, "
+        "spectral_density, ...)");
+  }
+  std::set<MeasurementKind> seen;
+  for (MeasurementKind kind : request.plan) {
+    if (kind == MeasurementKind::kPlan) {
+      return absl::InvalidArgumentError("plan must not contain a plan");
+    }
+    if (!seen.insert(kind).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("plan names ", KindField(kind), " more than once"));
+    }
+    if (absl::Status s = ValidateKind(request, kind, "plan."); !s.ok())
+      return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateBlock(const ParameterBlock& block) {
+  for (size_t i = 0; i < block.names.size(); ++i) {
+    if (block.names[i].empty()) {
+      return OutOfRange(absl::StrCat("block.names[", i, "]"),
+                        "must not be empty");
+    }
+  }
+  for (size_t i = 0; i < block.prefixes.size(); ++i) {
+    // An empty prefix would select every parameter, which is no block.
+    if (block.prefixes[i].empty()) {
+      return OutOfRange(absl::StrCat("block.prefixes[", i, "]"),
+                        "must not be empty");
+    }
   }
   return absl::OkStatus();
 }
@@ -57,16 +326,13 @@ absl::Status ValidateTrace(const TraceOptions& o) {
 
 absl::Status ValidateRequest(const MeasurementRequest& request) {
   if (request.objective.micro_batch_size < 0) {
-    return OutOfRange("micro_batch_size",
-                      absl::StrCat("must be >= 0, got ", request.objective.micro_batch_size));
+    return OutOfRange(
+        "micro_batch_size",
+        absl::StrCat("must be >= 0, got ", request.objective.micro_batch_size));
   }
-  switch (request.kind) {
-    case MeasurementKind::kSharpness:
-      return ValidateLanczos(request.lanczos);
-    case MeasurementKind::kHessianTrace:
-      return ValidateTrace(request.trace);
-  }
-  return absl::InvalidArgumentError("unknown measurement kind");
+  if (absl::Status s = ValidateBlock(request.block); !s.ok()) return s;
+  if (request.kind == MeasurementKind::kPlan) return ValidatePlan(request);
+  return ValidateKind(request, request.kind, "");
 }
 
 }  // namespace curvd::core

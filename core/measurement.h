@@ -8,82 +8,145 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/method_types.h"
+#include "core/spectral_measurement.h"
 
 namespace curvd::core {
 
-enum class LossFunction { kCrossEntropy, kMse };
-// kTf32: float32 storage, and CUDA matmuls and convolutions may round their
-// inputs to TF32 (10 mantissa bits) for that measurement only. On the CPU it
-// is float32.
-enum class Precision { kFloat32, kFloat64, kTf32 };
-enum class ProbeDistribution { kRademacher, kGaussian };
-enum class MeasurementKind { kSharpness, kHessianTrace };
-
-// How the loss over the shard is formed. The loss is the mean over samples; batches
-// are weighted by their size.
-struct ObjectiveOptions {
-  LossFunction loss = LossFunction::kCrossEntropy;
-  // Samples per micro-batch; 0 means the whole shard at once.
-  int64_t micro_batch_size = 0;
-  Precision precision = Precision::kFloat32;
-  bool train_mode = false;
+enum class MeasurementKind {
+  kSharpness,        // Lanczos extreme eigenvalues: lanczos -> sharpness
+  kHessianTrace,     // Hutchinson tr: trace -> trace
+  kSpectralDensity,  // SLQ: density -> density
+  kHutchpp,          // Hutch++ tr: hutchpp -> hutchpp
+  kTraceCubed,       // Hutchinson tr(H^3): trace_cubed -> trace_cubed
+  kLossExpansion,    // loss_expansion -> loss_expansion
+  kExactHessian,     // exact_hessian -> exact_hessian
+  kPowerIteration,   // power_iteration -> power_iteration
+  kLossSlice,        // loss_slice -> loss_slice
+  kPlan,             // several of the above on one operator: plan
 };
 
-struct LanczosOptions {
-  int top_k = 1;
-  int bottom_k = 0;
-  int max_iterations = 100;
-  double relative_tolerance = 1e-6;
-  uint64_t seed = 0;
+// The curvature operator every spectral method of a request runs on.
+enum class CurvatureOperator {
+  kHessian,
+  // The generalised Gauss-Newton matrix J^T H_out J: J the Jacobian of the
+  // model's outputs with respect to the parameters, H_out the Hessian of the
+  // loss with respect to the outputs. Equal to the Hessian for a model linear
+  // in its parameters; positive semi-definite for a convex loss.
+  kGgn,
 };
 
-struct TraceOptions {
-  ProbeDistribution distribution = ProbeDistribution::kRademacher;
-  int min_probes = 10;
-  int max_probes = 200;
-  // Stop once standard_error <= target * |estimate| (after min_probes); 0 = never.
-  double target_relative_error = 0.01;
-  uint64_t seed = 0;
+// A block of the parameters: the operator becomes its restriction H_BB to
+// them, and flat vectors have the block's size (its parameters in
+// Model::Parameters() order, each flattened). A parameter is in the block when
+// its name equals one of `names` or starts with one of `prefixes`. Both empty:
+// every parameter.
+struct ParameterBlock {
+  std::vector<std::string> names;
+  std::vector<std::string> prefixes;
+};
+
+// The second-order expansion of the loss change after one SGD-like step of
+// size rho with gradient noise (the grokking "seed" of the issue):
+//   -rho ||g||^2 + rho^2/2 g^T H g + rho^2 sigma^2 / (2 N_s) tr(H^3),
+// sigma^2 = 1 / (h0 * ess). All four numbers must be > 0.
+struct LossExpansionOptions {
+  double rho = 0;
+  double h0 = 0;
+  double ess = 0;
+  double num_steps = 0;  // N_s
+  TraceOptions trace_cubed;  // how tr(H^3) is estimated
+};
+
+struct LossExpansionResult {
+  double gradient_norm_squared = 0;      // ||g||^2
+  double gradient_curvature = 0;         // g^T H g
+  TraceResult trace_cubed;               // tr(H^3) with its standard error
+  double sigma_squared = 0;              // 1 / (h0 * ess)
+  double first_order_term = 0;           // -rho ||g||^2
+  double second_order_term = 0;          // rho^2 / 2 g^T H g
+  double noise_term = 0;                 // rho^2 sigma^2 / (2 N_s) tr(H^3)
+  double noise_term_standard_error = 0;  // from tr(H^3)'s
+  double total = 0;                      // the three terms' sum
+  double total_standard_error = 0;       // = noise_term_standard_error
+};
+
+enum class SliceDirection {
+  kTopEigenvector,  // the unit top eigenvector of the operator (Lanczos)
+  kRandom,          // a Gaussian direction scaled to unit norm
+};
+
+// The loss at w + t v for `points` values of t evenly spaced on [t_min,
+// t_max] (one point: t_min), v a unit vector in the block's coordinates (zero
+// outside the block).
+struct LossSliceOptions {
+  SliceDirection direction = SliceDirection::kTopEigenvector;
+  int points = 41;
+  double t_min = -1;
+  double t_max = 1;
+  LanczosOptions lanczos;  // for kTopEigenvector (top_k 1 is enough)
+  uint64_t seed = 0;       // for kRandom
+};
+
+struct LossSliceResult {
+  std::vector<double> t;
+  std::vector<double> loss;
+  // How v was chosen, with its numbers ("top eigenvector of the Hessian,
+  // lambda = 12.3, residual 1e-7" / "random Gaussian, unit norm, seed 3").
+  std::string direction;
+  double eigenvalue = 0;         // with kTopEigenvector
+  double residual_norm = 0;      // ||H v - lambda v||, with kTopEigenvector
+  double direction_curvature = 0;  // v^T H v (the slice's second derivative at 0)
 };
 
 struct MeasurementRequest {
   MeasurementKind kind = MeasurementKind::kSharpness;
   ObjectiveOptions objective;
-  LanczosOptions lanczos;  // used when kind == kSharpness
-  TraceOptions trace;      // used when kind == kHessianTrace
+  CurvatureOperator op = CurvatureOperator::kHessian;
+  ParameterBlock block;
+  // The options of each kind, used when that kind runs (alone or in a plan).
+  LanczosOptions lanczos;         // kSharpness
+  TraceOptions trace;             // kHessianTrace
+  SlqOptions density;             // kSpectralDensity
+  HutchppOptions hutchpp;         // kHutchpp
+  TraceOptions trace_cubed;       // kTraceCubed
+  LossExpansionOptions loss_expansion;
+  ExactHessianOptions exact_hessian;
+  PowerIterationOptions power_iteration;
+  LossSliceOptions loss_slice;
+  // kPlan: the kinds to run on one objective, each at most once, none kPlan,
+  // at least one.
+  std::vector<MeasurementKind> plan;
 };
 
 // Returns InvalidArgument naming the first field out of range (k = 0, probes = 0,
-// tolerance outside (0, 1), ...). Defaults are in range.
+// tolerance outside (0, 1), a grid of zero points, ...). Defaults are in range
+// except where a field has no sensible default (the loss expansion's numbers).
 absl::Status ValidateRequest(const MeasurementRequest& request);
-
-struct Eigenpair {
-  double value = 0;
-  double residual_norm = 0;  // |beta_m * s_mi|, the Lanczos residual estimate
-  bool converged = false;
-};
-
-struct SharpnessResult {
-  std::vector<Eigenpair> top;     // descending
-  std::vector<Eigenpair> bottom;  // ascending
-  int iterations = 0;
-  bool converged = false;
-};
-
-struct TraceResult {
-  double trace = 0;
-  double standard_error = 0;
-  int probes = 0;
-  std::string stop_reason;  // "target_relative_error", "max_probes", ...
-};
 
 struct MeasurementResult {
   MeasurementKind kind = MeasurementKind::kSharpness;
-  SharpnessResult sharpness;  // set when kind == kSharpness
-  TraceResult trace;          // set when kind == kHessianTrace
+  // Each is set when its kind ran (as `kind`, or in the plan).
+  SharpnessResult sharpness;
+  TraceResult trace;
+  SlqResult density;
+  HutchppResult hutchpp;
+  TraceResult trace_cubed;
+  LossExpansionResult loss_expansion;
+  ExactHessianResult exact_hessian;
+  PowerIterationResult power_iteration;
+  LossSliceResult loss_slice;
+  // What the methods of a plan shared, one sentence each ("hessian_trace
+  // reused the 10 SLQ start vectors as its first probes: 10 HVPs saved").
+  std::vector<std::string> shared;
+  CurvatureOperator op = CurvatureOperator::kHessian;
+  // The parameters of the block, in order; empty when the request named no
+  // block (every parameter).
+  std::vector<std::string> block_parameters;
   int64_t hvps = 0;
   double loss = 0;
   int64_t num_samples = 0;
+  // The operator's dimension: the block's size when a block was named.
   int64_t num_parameters = 0;
   double compute_seconds = 0;
   std::string device;  // "cpu", "cuda:0"

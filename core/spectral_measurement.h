@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/measurement.h"
+#include "core/method_types.h"
 
 namespace curvd::core {
 

@@ -14,7 +14,8 @@ namespace curvd::core {
 absl::StatusOr<TraceResult> TraceCubed(const LinearOperator& op, int64_t size,
                                        const torch::TensorOptions& options,
                                        const TraceOptions& trace,
-                                       const Progress& progress) {
+                                       const Progress& progress,
+                                       absl::Span<const double> known_terms) {
   if (size < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("tr(H^3) needs a non-empty operator, got size ", size));
@@ -25,7 +26,12 @@ absl::StatusOr<TraceResult> TraceCubed(const LinearOperator& op, int64_t size,
   }
   at::Generator generator = SeededGenerator(trace.seed);
   RunningTraceEstimate estimate(trace);
-  for (int probe = 1; probe <= trace.max_probes; ++probe) {
+  CURVD_ASSIGN_OR_RETURN(const int known,
+                         estimate.AddKnown(known_terms, trace.max_probes));
+  if (estimate.stopped()) return estimate.result();
+  // The known terms are of the stream's first probes: continue after them.
+  SkipProbes(known, generator);
+  for (int probe = known + 1; probe <= trace.max_probes; ++probe) {
     if (progress.cancelled && progress.cancelled()) {
       return absl::CancelledError(
           absl::StrCat("cancelled at tr(H^3) probe ", probe));

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/engine.h"
 #include "core/linear_operator.h"
 #include "core/measurement.h"
@@ -27,10 +28,15 @@ namespace curvd::core {
 // if progress.cancelled() returns true. InvalidArgument for a size < 1,
 // max_probes < 1 or a term that is not finite; errors of `op` are returned as
 // they are. Thread-compatible.
-absl::StatusOr<TraceResult> TraceCubed(const LinearOperator& op, int64_t size,
-                                       const torch::TensorOptions& options,
-                                       const TraceOptions& trace,
-                                       const Progress& progress);
+//
+// `known_terms`, when not empty, are the terms v^T A^3 v of the first probes,
+// already evaluated by another method on the same probes (SLQ's start
+// vectors), used as BlockHutchinson uses its known_terms: products taken are
+// then 2 * (result.probes - min(known_terms.size(), result.probes)).
+absl::StatusOr<TraceResult> TraceCubed(
+    const LinearOperator& op, int64_t size, const torch::TensorOptions& options,
+    const TraceOptions& trace, const Progress& progress,
+    absl::Span<const double> known_terms = {});
 
 }  // namespace curvd::core
 

@@ -1,6 +1,9 @@
 #include "core/trace_estimate.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "absl/strings/str_cat.h"
 
 namespace curvd::core {
 
@@ -17,14 +20,30 @@ bool RunningTraceEstimate::Add(double term) {
   }
   if (sum_squared_deviations_ == 0) {
     result_.stop_reason = "exact_zero_variance";
+    stopped_ = true;
     return true;
   }
   if (result_.standard_error <=
       trace_.target_relative_error * std::abs(result_.trace)) {
     result_.stop_reason = "target_relative_error";
+    stopped_ = true;
     return true;
   }
   return false;
+}
+
+absl::StatusOr<int> RunningTraceEstimate::AddKnown(
+    absl::Span<const double> terms, int max_probes) {
+  const int count =
+      static_cast<int>(std::min<size_t>(terms.size(), std::max(max_probes, 0)));
+  for (int i = 0; i < count; ++i) {
+    if (!std::isfinite(terms[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the known term of probe ", i + 1, " is not finite"));
+    }
+    if (Add(terms[i])) return i + 1;
+  }
+  return count;
 }
 
 }  // namespace curvd::core

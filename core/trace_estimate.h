@@ -4,6 +4,8 @@
 #ifndef CURVD_CORE_TRACE_ESTIMATE_H_
 #define CURVD_CORE_TRACE_ESTIMATE_H_
 
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/measurement.h"
 
 namespace curvd::core {
@@ -19,6 +21,16 @@ class RunningTraceEstimate {
   // ("target_relative_error"); never with a target of 0.
   bool Add(double term);
 
+  // Adds, as Add does, the terms of the first probes of the stream that
+  // another method has already evaluated on the same probes (SLQ's start
+  // vectors), at most max_probes of them, stopping early where the rule says.
+  // Returns how many were added: the caller skips that many probes of its
+  // stream. InvalidArgument, naming the probe, for a term that is not finite.
+  absl::StatusOr<int> AddKnown(absl::Span<const double> terms, int max_probes);
+
+  // Whether Add (or AddKnown) said stop.
+  bool stopped() const { return stopped_; }
+
   // The estimate so far; stop_reason is Add's reason once it said stop, else
   // "max_probes".
   const TraceResult& result() const { return result_; }
@@ -27,6 +39,7 @@ class RunningTraceEstimate {
   const TraceOptions trace_;
   double sum_squared_deviations_ = 0;  // Welford's M2
   TraceResult result_{0, 0, 0, "max_probes"};
+  bool stopped_ = false;
 };
 
 }  // namespace curvd::core

@@ -14,13 +14,15 @@ namespace curvd::server {
 DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
                            JobQueue* queue, Store* store,
                            const SourceResolver* resolver,
-                           MeasurementLifecycle* lifecycle)
+                           MeasurementLifecycle* lifecycle,
+                           const RequestLimits& limits)
     : engine_(std::move(engine)),
       device_(engine_->device()),
       queue_(queue),
       store_(store),
       resolver_(resolver),
       lifecycle_(lifecycle),
+      limits_(limits),
       thread_([this] { Loop(); }) {}
 
 DeviceWorker::~DeviceWorker() { thread_.join(); }
@@ -57,7 +59,7 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
   CURVD_ASSIGN_OR_RETURN(core::ShardSpec shard,
                          resolver_->ResolveShard(m.spec().shard_uri()));
   CURVD_ASSIGN_OR_RETURN(core::MeasurementRequest request,
-                         ToCoreRequest(m.spec()));
+                         ToCoreRequest(m.spec(), limits_));
   core::Progress progress;
   const std::string measurement_name = m.name();
   progress.report = [this, measurement_name](double fraction,

@@ -13,6 +13,7 @@
 #include "server/job_queue.h"
 #include "server/measurement_lifecycle.h"
 #include "server/source_resolver.h"
+#include "server/spec_conversion.h"
 #include "server/store.h"
 
 namespace curvd::server {
@@ -25,11 +26,12 @@ using EngineFactory =
 
 class DeviceWorker {
  public:
-  // Takes ownership of `engine`; the other objects must outlive the worker. The
-  // thread starts at once and serves jobs until `queue` is closed.
+  // Takes ownership of `engine`; the other objects must outlive the worker.
+  // Every request gets `limits`. The thread starts at once and serves jobs
+  // until `queue` is closed.
   DeviceWorker(std::unique_ptr<core::Engine> engine, JobQueue* queue,
                Store* store, const SourceResolver* resolver,
-               MeasurementLifecycle* lifecycle);
+               MeasurementLifecycle* lifecycle, const RequestLimits& limits);
   // Joins the thread: close the queue first, and stop running measurements
   // (MeasurementLifecycle::StopAllRunning) to join sooner.
   ~DeviceWorker();
@@ -48,6 +50,7 @@ class DeviceWorker {
   Store* const store_;
   const SourceResolver* const resolver_;
   MeasurementLifecycle* const lifecycle_;
+  const RequestLimits limits_;
   std::thread thread_;
 };
 

@@ -43,6 +43,14 @@ ABSL_FLAG(std::string, devices, "auto",
           "\"auto\" (one worker per CUDA device, else one CPU worker) or a "
           "comma list such "
           "as \"cpu\" or \"cuda:0,cuda:1\".");
+ABSL_FLAG(int64_t, exact_hessian_max_parameters, 20000,
+          "Largest operator (parameters, or the block's) an exact_hessian "
+          "measurement may assemble: P HVPs and a P x P float64 matrix on the "
+          "host. Larger is INVALID_ARGUMENT.");
+ABSL_FLAG(int64_t, exact_hessian_max_matrix_parameters, 2000,
+          "Largest operator whose matrix an exact_hessian measurement may "
+          "return (return_matrix): P^2 doubles in the stored result. Larger is "
+          "INVALID_ARGUMENT.");
 ABSL_FLAG(int64_t, shutdown_grace_seconds, 30,
           "On SIGTERM/SIGINT, seconds running measurements get to finish "
           "before they are "
@@ -63,9 +71,9 @@ int Fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "Serves loss-landscape curvature measurements (sharpness, Hessian trace) "
-      "of "
-      "model checkpoints over gRPC.\nUsage: curvd [--flag=value ...]");
+      "Serves loss-landscape curvature measurements (sharpness, Hessian trace, "
+      "spectral density, exact Hessians, ...) of model checkpoints over "
+      "gRPC.\nUsage: curvd [--flag=value ...]");
   // absl's --help lists the flags of files named after the program; ours live
   // in main.cc, so say so.
   absl::FlagsUsageConfig usage;
@@ -101,6 +109,10 @@ int main(int argc, char** argv) {
   const int64_t capacity = absl::GetFlag(FLAGS_queue_capacity);
   if (capacity <= 0) return Fail("--queue_capacity must be positive");
   options.service.queue_capacity = static_cast<size_t>(capacity);
+  options.service.request_limits.exact_hessian_max_parameters =
+      absl::GetFlag(FLAGS_exact_hessian_max_parameters);
+  options.service.request_limits.exact_hessian_max_matrix_parameters =
+      absl::GetFlag(FLAGS_exact_hessian_max_matrix_parameters);
   const int64_t grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   if (grace_seconds < 0) return Fail("--shutdown_grace_seconds must be >= 0");
 

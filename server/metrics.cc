@@ -3,13 +3,13 @@
 #include <exception>
 
 #include "absl/strings/str_cat.h"
+#include "curvd/v1/resources.pb.h"
 #include "prometheus/family.h"
 
 namespace curvd::server {
 namespace {
 
 constexpr char kService[] = "curvd.v1.Curvd";
-constexpr const char* kKinds[] = {"sharpness", "hessian_trace"};
 
 struct MethodInfo {
   const char* name;
@@ -130,7 +130,11 @@ Metrics::Metrics(const std::vector<std::string>& devices,
                    .Register(*registry_);
   const prometheus::Histogram::BucketBoundaries duration_buckets = {
       0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
-  for (const char* kind : kKinds) {
+  // Every kind the spec can name (KindName's values), registered up front.
+  const google::protobuf::OneofDescriptor* kinds =
+      curvd::v1::MeasurementSpec::descriptor()->FindOneofByName("kind");
+  for (int i = 0; i < kinds->field_count(); ++i) {
+    const std::string& kind = kinds->field(i)->name();
     for (Outcome outcome :
          {Outcome::kSucceeded, Outcome::kFailed, Outcome::kCancelled}) {
       measurements_[absl::StrCat(kind, "/", OutcomeName(outcome))] =

@@ -101,6 +101,21 @@ absl::Status ValidateServerOptions(ServerOptions* options) {
   if (service.queue_capacity == 0) {
     return absl::InvalidArgumentError("--queue_capacity must be positive");
   }
+  const RequestLimits& limits = service.request_limits;
+  if (limits.exact_hessian_max_parameters < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--exact_hessian_max_parameters must be positive, got ",
+                     limits.exact_hessian_max_parameters));
+  }
+  if (limits.exact_hessian_max_matrix_parameters < 1 ||
+      limits.exact_hessian_max_matrix_parameters >
+          limits.exact_hessian_max_parameters) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--exact_hessian_max_matrix_parameters must be in [1, "
+                     "--exact_hessian_max_parameters=",
+                     limits.exact_hessian_max_parameters, "], got ",
+                     limits.exact_hessian_max_matrix_parameters));
+  }
   if (service.devices.empty()) {
     return absl::InvalidArgumentError("--devices resolved to no device");
   }

@@ -23,7 +23,8 @@ absl::StatusOr<std::vector<std::string>> ResolveDataRoots(
     const std::string& flag);
 
 // Checks the ranges of every option (addresses present, sizes and capacity
-// positive, receive limit within gRPC's int range and at least 64 KiB) and
+// positive, receive limit within gRPC's int range and at least 64 KiB, the
+// exact-Hessian caps positive with the matrix cap <= the parameter cap) and
 // makes state_dir absolute. InvalidArgument naming the flag.
 absl::Status ValidateServerOptions(ServerOptions* options);
 

@@ -75,7 +75,8 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
   for (auto& engine : engines) {
     core->workers_.push_back(std::make_unique<DeviceWorker>(
         std::move(engine), core->queue_.get(), core->store_.get(),
-        core->resolver_.get(), core->lifecycle_.get()));
+        core->resolver_.get(), core->lifecycle_.get(),
+        options.request_limits));
   }
   return core;
 }

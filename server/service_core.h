@@ -19,6 +19,7 @@
 #include "server/measurement_watchers.h"
 #include "server/metrics.h"
 #include "server/source_resolver.h"
+#include "server/spec_conversion.h"
 #include "server/store.h"
 
 namespace curvd::server {
@@ -33,6 +34,8 @@ struct ServiceOptions {
   // One worker each: "cpu", "cuda:0", ...
   std::vector<std::string> devices = {"cpu"};
   std::string version;
+  // Caps that every measurement request gets from the configuration.
+  RequestLimits request_limits;
 };
 
 class ServiceCore {

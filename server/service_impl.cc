@@ -1,5 +1,6 @@
 #include "server/service_impl.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -35,6 +36,35 @@ void ToProto(const BlobState& state, v1::BlobStatus* response) {
   response->set_digest(state.digest);
   response->set_committed_size_bytes(state.committed_size_bytes);
   response->set_complete(state.complete);
+}
+
+// An exact Hessian of a zoo model, whose size is known before it is loaded,
+// is refused here when it exceeds the server's caps; an archive's is refused
+// by the engine when it runs (the measurement FAILS with INVALID_ARGUMENT).
+absl::Status CheckExactHessianSize(const v1::Run& run,
+                                   const core::MeasurementRequest& request) {
+  const bool exact =
+      request.kind == core::MeasurementKind::kExactHessian ||
+      std::find(request.plan.begin(), request.plan.end(),
+                core::MeasurementKind::kExactHessian) != request.plan.end();
+  if (!exact || !run.model().has_zoo()) return absl::OkStatus();
+  const int64_t size =
+      SourceResolver::ZooBlockSize(run.model().zoo(), request.block);
+  const core::ExactHessianOptions& caps = request.exact_hessian;
+  if (size > caps.max_parameters) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "an exact Hessian of ", size,
+        " parameters exceeds the server's cap of ", caps.max_parameters,
+        " (--exact_hessian_max_parameters); name a smaller "
+        "block"));
+  }
+  if (caps.return_matrix && size > caps.max_matrix_parameters) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "returning the Hessian matrix of ", size,
+        " parameters exceeds the server's cap of ", caps.max_matrix_parameters,
+        " (--exact_hessian_max_matrix_parameters)"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidateModel(ServiceCore& core, const v1::ModelSpec& model) {
@@ -219,12 +249,14 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
     if (!absl::IsNotFound(first.status())) return first.status();
   }
   const v1::MeasurementSpec& spec = request.spec();
-  CURVD_RETURN_IF_ERROR(ToCoreRequest(spec).status());
+  CURVD_ASSIGN_OR_RETURN(core::MeasurementRequest measurement_request,
+                         ToCoreRequest(spec, core.options().request_limits));
   CURVD_RETURN_IF_ERROR(
       core.resolver().ResolveShard(spec.shard_uri()).status());
   CURVD_ASSIGN_OR_RETURN(v1::Run run,
                          core.store().GetRun(RunName(parent.run_id)));
   CURVD_RETURN_IF_ERROR(core.resolver().ResolveModel(run, checkpoint).status());
+  CURVD_RETURN_IF_ERROR(CheckExactHessianSize(run, measurement_request));
   if (!spec.device().empty() && spec.device() != "cpu" &&
       spec.device() != "cuda") {
     return absl::InvalidArgumentError(

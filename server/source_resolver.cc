@@ -1,5 +1,6 @@
 #include "server/source_resolver.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -58,6 +59,28 @@ core::ZooSpec ZooSpecOf(const v1::ZooModel& zoo) {
 
 absl::Status SourceResolver::ValidateZoo(const v1::ZooModel& zoo) {
   return core::ValidateZooSpec(ZooSpecOf(zoo));
+}
+
+int64_t SourceResolver::ZooBlockSize(const v1::ZooModel& zoo,
+                                     const core::ParameterBlock& block) {
+  const bool everything = block.names.empty() && block.prefixes.empty();
+  auto in_block = [&](const std::string& name) {
+    return everything ||
+           std::find(block.names.begin(), block.names.end(), name) !=
+               block.names.end() ||
+           std::any_of(block.prefixes.begin(), block.prefixes.end(),
+                       [&](const std::string& prefix) {
+                         return absl::StartsWith(name, prefix);
+                       });
+  };
+  int64_t size = 0;
+  for (int i = 0; i + 1 < zoo.layer_widths_size(); ++i) {
+    const int64_t in = zoo.layer_widths(i);
+    const int64_t out = zoo.layer_widths(i + 1);
+    if (in_block(absl::StrCat("fc", i, ".weight"))) size += in * out;
+    if (in_block(absl::StrCat("fc", i, ".bias"))) size += out;
+  }
+  return size;
 }
 
 absl::StatusOr<std::string> SourceResolver::ResolveContent(

@@ -3,10 +3,12 @@
 #ifndef CURVD_SERVER_SOURCE_RESOLVER_H_
 #define CURVD_SERVER_SOURCE_RESOLVER_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/measurement.h"
 #include "core/sources.h"
 #include "curvd/v1/resources.pb.h"
 #include "server/blob_store.h"
@@ -43,6 +45,12 @@ class SourceResolver {
   // InvalidArgument unless `zoo` is an architecture the engine builds, within
   // the engine's size limits (core::ValidateZooSpec).
   static absl::Status ValidateZoo(const curvd::v1::ZooModel& zoo);
+
+  // The number of parameters of a valid zoo MLP in `block` (all of them for
+  // an empty block), counted without building the model: its parameters are
+  // "fc{i}.weight" and "fc{i}.bias", as core/zoo_mlp.h names them.
+  static int64_t ZooBlockSize(const curvd::v1::ZooModel& zoo,
+                              const core::ParameterBlock& block);
 
  private:
   const BlobStore* blobs_;

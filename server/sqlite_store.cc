@@ -233,9 +233,15 @@ absl::StatusOr<Measurement> ReadMeasurement(const Statement& row) {
 std::string ResultBlob(const Measurement& m) {
   Measurement result;
   if (m.has_diagnostics()) *result.mutable_diagnostics() = m.diagnostics();
-  if (m.has_sharpness()) *result.mutable_sharpness() = m.sharpness();
-  if (m.has_hessian_trace())
-    *result.mutable_hessian_trace() = m.hessian_trace();
+  // Whichever case of the result oneof is set, so that no kind is forgotten.
+  const google::protobuf::FieldDescriptor* kind =
+      m.GetReflection()->GetOneofFieldDescriptor(
+          m, Measurement::descriptor()->FindOneofByName("result"));
+  if (kind != nullptr) {
+    result.GetReflection()
+        ->MutableMessage(&result, kind)
+        ->CopyFrom(m.GetReflection()->GetMessage(m, kind));
+  }
   return result.SerializeAsString();
 }
 

@@ -229,8 +229,8 @@ def main() -> int:
         quick = dict(warmup=1, min_repeats=2, max_repeats=3, budget_s=0.2)
         slow = dict(warmup=0, min_repeats=1, max_repeats=1, budget_s=0.0)
     else:
-        quick = dict(warmup=3, min_repeats=5, max_repeats=30, budget_s=2.0)
-        slow = dict(warmup=0, min_repeats=1, max_repeats=3, budget_s=4.0)
+        quick = dict(warmup=10, min_repeats=20, max_repeats=200, budget_s=3.0)
+        slow = dict(warmup=1, min_repeats=1, max_repeats=15, budget_s=4.0)
     settings = manifest["settings"]
     probes = settings["hutchinson_probes"]
     results = {

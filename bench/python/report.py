@@ -20,6 +20,10 @@ TOOL_TOP5_SECONDS = {"W1": 2.18, "W2": 15.1}
 HVP_RATIO = 1.10
 PROBES_RATIO = 0.8
 GRPC_RATIO, GRPC_EXTRA_MS = 1.05, 20.0
+# Issue 5: one 100-step SLQ run against 100 plain HVPs, on these workloads;
+# Hutch++ at half Hutchinson's HVPs reaching its standard error, on W1.
+SLQ_RATIO, SLQ_WORKLOADS = 1.15, ("W1", "W2")
+HUTCHPP_WORKLOADS = ("W1",)
 # Correctness: float32 against float64 and against Python's float32.
 EIGEN_TOLERANCE = 1e-3
 VECTOR_TOLERANCE = 1e-4  # TF32 on one side shows as ~1e-3
@@ -109,6 +113,16 @@ def main() -> int:
             f"{get(p, 'hutchinson_hvps', 'probes', default='—')}/"
             f"{get(c, 'hutchinson_engine', 'hvps', default='—')}")
 
+        slq, hpp = get(c, "slq_engine"), get(c, "hutchpp_engine")
+        row(f"SLQ, one run of {get(slq, 'steps', default='—')} steps "
+            f"(PyTorch: {probes} HVPs)",
+            get(p, "hutchinson_hvps", "median_ms"), get(slq, "median_ms"),
+            None, f"{probes}/{get(slq, 'hvps', default='—')}")
+        row(f"Hutch++, {get(hpp, 'hvps', default='—')} HVPs "
+            f"(PyTorch: {probes} HVPs)",
+            get(p, "hutchinson_hvps", "median_ms"), get(hpp, "median_ms"),
+            None, f"{probes}/{get(hpp, 'hvps', default='—')}")
+
         # Targets (ratios from this run).
         r = ratio(get(c, "hvp", "median_ms"), get(p, "hvp", "median_ms"))
         targets.append((f"HVP engine ≤ {HVP_RATIO:.2f}× PyTorch", name,
@@ -128,6 +142,22 @@ def main() -> int:
                             "—" if t is None else f"{t / 1e3:.3f} s"
                             f"{'' if get(eng_lz, 'converged') else ' (not converged)'}",
                             ok))
+        if name in SLQ_WORKLOADS:
+            r = ratio(get(slq, "median_ms"), get(p, "hutchinson_hvps", "median_ms"))
+            targets.append((f"SLQ {probes} steps ≤ {SLQ_RATIO}× {probes} PyTorch HVPs",
+                            name, fmt_ratio(r), None if r is None else r <= SLQ_RATIO))
+        if name in HUTCHPP_WORKLOADS:
+            hut = get(c, "hutchinson_engine")
+            se_h, se_p = get(hut, "standard_error"), get(hpp, "standard_error")
+            n_h, n_p = get(hut, "hvps"), get(hpp, "hvps")
+            ok = (None if None in (se_h, se_p, n_h, n_p) else
+                  se_p <= se_h and 2 * n_p <= n_h)
+            targets.append(("Hutch++ standard error ≤ Hutchinson's with ≤ half "
+                            "the HVPs", name,
+                            "—" if ok is None else
+                            f"Hutch++ {get(hpp, 'trace'):.4g} ± {se_p:.3g} "
+                            f"({n_p} HVPs), Hutchinson {get(hut, 'trace'):.4g} "
+                            f"± {se_h:.3g} ({n_h} HVPs)", ok))
         for kind in ("lanczos", "hutchinson"):
             e = get(c, f"{kind}_engine", "median_ms")
             g = get(c, f"{kind}_grpc", "median_ms")

@@ -1,6 +1,8 @@
 #include "client/curvctl_commands.h"
 
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -150,6 +152,164 @@ TEST(MeasurementSpecsFromFlagsTest, RejectsUnknownEnums) {
     EXPECT_TRUE(
         absl::IsInvalidArgument(MeasurementSpecsFromFlags(*flags).status()))
         << bad;
+  }
+}
+
+// The specs of `args` (after "measure"), which must parse.
+std::vector<v1::MeasurementSpec> Specs(const std::vector<std::string>& args) {
+  auto flags = ParseFlags(Command("measure"), args);
+  EXPECT_TRUE(flags.ok()) << flags.status();
+  if (!flags.ok()) return {};
+  auto specs = MeasurementSpecsFromFlags(*flags);
+  EXPECT_TRUE(specs.ok()) << specs.status();
+  return specs.ok() ? *specs : std::vector<v1::MeasurementSpec>{};
+}
+
+TEST(MeasurementSpecsFromFlagsTest, NewKindsTakeTheirFlags) {
+  const std::vector<v1::MeasurementSpec> specs =
+      Specs({"--measure=spectral_density,hutchpp,trace_h3,loss_expansion,"
+             "exact_hessian,power_iteration,loss_slice",
+             "--operator=ggn",
+             "--block_names=fc0.weight, fc0.bias",
+             "--block_prefixes=fc1.",
+             "--runs=4",
+             "--steps=30",
+             "--grid_points=500",
+             "--sigma=0.5",
+             "--max_hvps=60",
+             "--sketch_size=10",
+             "--rho=0.1",
+             "--h0=2",
+             "--ess=64",
+             "--num_steps=1000",
+             "--return_matrix",
+             "--points=11",
+             "--t_min=-0.5",
+             "--t_max=0.5",
+             "--direction=random",
+             "--top_k=3",
+             "--probes=12",
+             "--distribution=gaussian",
+             "--seed=5"});
+  ASSERT_EQ(specs.size(), 7u);
+  for (const v1::MeasurementSpec& spec : specs) {
+    EXPECT_EQ(spec.operator_(), v1::OPERATOR_GGN);
+    EXPECT_THAT(spec.block().names(),
+                ::testing::ElementsAre("fc0.weight", "fc0.bias"));
+    EXPECT_THAT(spec.block().prefixes(), ::testing::ElementsAre("fc1."));
+  }
+  const v1::SpectralDensitySpec& d = specs[0].spectral_density();
+  EXPECT_EQ(d.runs(), 4);
+  EXPECT_EQ(d.steps(), 30);
+  EXPECT_EQ(d.grid_points(), 500);
+  EXPECT_EQ(d.sigma(), 0.5);
+  EXPECT_EQ(d.distribution(), v1::PROBE_DISTRIBUTION_GAUSSIAN);
+  EXPECT_EQ(d.seed(), 5u);
+  EXPECT_EQ(specs[1].hutchpp().max_hvps(), 60);
+  EXPECT_EQ(specs[1].hutchpp().sketch_size(), 10);
+  EXPECT_EQ(specs[2].trace_h3().min_probes(), 12);
+  EXPECT_EQ(specs[2].trace_h3().max_probes(), 12);
+  const v1::LossExpansionSpec& e = specs[3].loss_expansion();
+  EXPECT_EQ(e.rho(), 0.1);
+  EXPECT_EQ(e.h0(), 2);
+  EXPECT_EQ(e.ess(), 64);
+  EXPECT_EQ(e.num_steps(), 1000);
+  EXPECT_EQ(e.trace_h3().max_probes(), 12);
+  EXPECT_TRUE(specs[4].exact_hessian().return_matrix());
+  EXPECT_EQ(specs[5].power_iteration().top_k(), 3);
+  EXPECT_FALSE(specs[5].power_iteration().has_max_iterations());
+  const v1::LossSliceSpec& l = specs[6].loss_slice();
+  EXPECT_EQ(l.direction(), v1::LossSliceSpec::RANDOM);
+  EXPECT_EQ(l.points(), 11);
+  EXPECT_EQ(l.t_min(), -0.5);
+  EXPECT_EQ(l.t_max(), 0.5);
+  EXPECT_EQ(l.seed(), 5u);
+}
+
+TEST(MeasurementSpecsFromFlagsTest, UnsetOptionalNumbersLeaveServerDefaults) {
+  const std::vector<v1::MeasurementSpec> specs =
+      Specs({"--measure=spectral_density,hutchpp,loss_slice"});
+  ASSERT_EQ(specs.size(), 3u);
+  EXPECT_EQ(specs[0].operator_(), v1::OPERATOR_HESSIAN);
+  EXPECT_FALSE(specs[0].has_block());
+  EXPECT_FALSE(specs[0].spectral_density().has_runs());
+  EXPECT_FALSE(specs[0].spectral_density().has_grid_points());
+  EXPECT_FALSE(specs[1].hutchpp().has_max_hvps());
+  EXPECT_FALSE(specs[2].loss_slice().has_points());
+  EXPECT_EQ(specs[2].loss_slice().direction(),
+            v1::LossSliceSpec::TOP_EIGENVECTOR);
+  // An explicit 0 is sent, for the server to refuse.
+  EXPECT_EQ(Specs({"--measure=spectral_density", "--grid_points=0"})[0]
+                .spectral_density()
+                .has_grid_points(),
+            true);
+}
+
+TEST(MeasurementSpecsFromFlagsTest, PlanRunsTheKindsOfPlanInOneSpec) {
+  const std::vector<v1::MeasurementSpec> specs =
+      Specs({"--measure=sharpness,plan",
+             "--plan=spectral_density, hessian_trace,trace_h3", "--runs=3",
+             "--probes=8", "--block_prefixes=fc1."});
+  ASSERT_EQ(specs.size(), 2u);
+  EXPECT_TRUE(specs[0].has_sharpness());
+  ASSERT_TRUE(specs[1].has_plan());
+  const v1::MeasurementPlanSpec& plan = specs[1].plan();
+  EXPECT_EQ(plan.spectral_density().runs(), 3);
+  EXPECT_EQ(plan.hessian_trace().max_probes(), 8);
+  EXPECT_EQ(plan.trace_h3().max_probes(), 8);
+  EXPECT_FALSE(plan.has_sharpness());
+  EXPECT_FALSE(plan.has_exact_hessian());
+  EXPECT_EQ(specs[1].block().prefixes(0), "fc1.");
+}
+
+TEST(MeasurementSpecsFromFlagsTest, RejectsBadPlansAndNewEnums) {
+  for (const std::vector<std::string>& bad :
+       std::vector<std::vector<std::string>>{
+           {"--measure=plan"},
+           {"--measure=plan", "--plan=hessian_trace,hessian_trace"},
+           {"--measure=plan", "--plan=plan"},
+           {"--measure=plan", "--plan=curvature"},
+           {"--measure=sharpness", "--plan=hessian_trace"},
+           {"--measure=hessian_trace", "--operator=fisher"},
+           {"--measure=loss_slice", "--direction=sideways"},
+           {"--measure=spectral_density", "--distribution=cauchy"}}) {
+    auto flags = ParseFlags(Command("measure"), bad);
+    ASSERT_TRUE(flags.ok()) << bad.back();
+    EXPECT_TRUE(
+        absl::IsInvalidArgument(MeasurementSpecsFromFlags(*flags).status()))
+        << bad.back();
+  }
+}
+
+TEST(CurvctlCommandsTest, MeasureHelpListsEveryKindAndNewFlag) {
+  Outcome help = RunCli({"measure", "--help"});
+  for (const char* text : {"spectral_density",
+                           "hutchpp",
+                           "trace_h3",
+                           "loss_expansion",
+                           "exact_hessian",
+                           "power_iteration",
+                           "loss_slice",
+                           "--plan (",
+                           "--operator (",
+                           "--block_names (",
+                           "--block_prefixes (",
+                           "--runs (",
+                           "--steps (",
+                           "--grid_points (",
+                           "--sigma (",
+                           "--max_hvps (",
+                           "--sketch_size (",
+                           "--rho (",
+                           "--h0 (",
+                           "--ess (",
+                           "--num_steps (",
+                           "--return_matrix (",
+                           "--points (",
+                           "--t_min (",
+                           "--t_max (",
+                           "--direction ("}) {
+    EXPECT_THAT(help.out, HasSubstr(text));
   }
 }
 

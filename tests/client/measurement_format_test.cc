@@ -11,6 +11,7 @@ namespace curvd::client {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
 namespace v1 = ::curvd::v1;
 
 v1::Measurement Sharpness() {
@@ -44,6 +45,165 @@ v1::Measurement FailedTrace() {
   return m;
 }
 
+// The fields of a CSV line without quoted commas.
+std::vector<std::string> Fields(const std::string& line) {
+  return absl::StrSplit(line, ',');
+}
+
+// The value of `column` in the row, by the header's names.
+std::string Column(const std::string& csv, int row, const std::string& column) {
+  std::vector<std::string> lines = absl::StrSplit(csv, '\n');
+  const std::vector<std::string> header = Fields(lines[0]);
+  const std::vector<std::string> fields = Fields(lines[row]);
+  for (size_t i = 0; i < header.size() && i < fields.size(); ++i) {
+    if (header[i] == column) return fields[i];
+  }
+  ADD_FAILURE() << "no column " << column;
+  return "";
+}
+
+// A succeeded measurement of each issue-5 kind and a plan of three.
+std::vector<v1::Measurement> NewKinds() {
+  std::vector<v1::Measurement> ms(8);
+  for (size_t i = 0; i < ms.size(); ++i) {
+    ms[i].set_name("runs/r/checkpoints/5/measurements/n" + std::to_string(i));
+    ms[i].set_state(v1::Measurement::SUCCEEDED);
+    ms[i].mutable_diagnostics()->set_device("cpu");
+  }
+  ms[0].mutable_spec()->mutable_spectral_density();
+  auto* density = ms[0].mutable_spectral_density();
+  density->add_runs();
+  density->add_grid(0);
+  density->set_sigma(0.25);
+  auto* x = density->add_estimates();
+  x->set_function("x");
+  x->set_trace(96);
+  x->set_standard_error(3);
+  auto* rank = density->add_estimates();
+  rank->set_function("1{|x|>t}");
+  rank->set_trace(40);
+  ms[1].mutable_spec()->mutable_hutchpp();
+  ms[1].mutable_hutchpp()->set_trace(95);
+  ms[1].mutable_hutchpp()->set_standard_error(0.5);
+  ms[1].mutable_hutchpp()->set_sketch_size(100);
+  ms[2].mutable_spec()->mutable_trace_h3();
+  ms[2].mutable_trace_h3()->set_trace(7000);
+  ms[2].mutable_trace_h3()->set_standard_error(70);
+  ms[2].mutable_trace_h3()->set_probes(30);
+  ms[3].mutable_spec()->mutable_loss_expansion();
+  auto* e = ms[3].mutable_loss_expansion();
+  e->set_first_order_term(-0.5);
+  e->set_second_order_term(0.25);
+  e->set_noise_term(0.125);
+  e->set_noise_term_standard_error(0.01);
+  e->set_total(-0.125);
+  e->set_total_standard_error(0.01);
+  ms[4].mutable_spec()->mutable_exact_hessian();
+  auto* exact = ms[4].mutable_exact_hessian();
+  for (double v : {-1.0, 0.0, 10.0}) exact->add_eigenvalues(v);
+  exact->set_rank(2);
+  exact->set_positive(1);
+  exact->set_negative(1);
+  exact->set_condition_number(10);
+  ms[5].mutable_spec()->mutable_power_iteration();
+  ms[5].mutable_power_iteration()->add_pairs()->set_value(10);
+  ms[5].mutable_power_iteration()->add_pairs()->set_value(-4);
+  ms[5].mutable_power_iteration()->set_converged(true);
+  ms[6].mutable_spec()->mutable_loss_slice();
+  auto* slice = ms[6].mutable_loss_slice();
+  for (double t : {-1.0, 0.0, 1.0}) slice->add_t(t);
+  for (double l : {1.5, 0.5, 1.25}) slice->add_loss(l);
+  slice->set_direction("top eigenvector");
+  slice->set_eigenvalue(10);
+  slice->set_direction_curvature(9.5);
+  ms[7].mutable_spec()->mutable_plan()->mutable_hessian_trace();
+  ms[7].mutable_diagnostics()->set_operator_(v1::OPERATOR_GGN);
+  ms[7].mutable_plan()->mutable_hessian_trace()->set_trace(42);
+  ms[7].mutable_plan()->mutable_hessian_trace()->set_standard_error(0.5);
+  ms[7].mutable_plan()->mutable_trace_h3()->set_trace(900);
+  ms[7].mutable_plan()->mutable_exact_hessian()->set_rank(3);
+  ms[7].mutable_plan()->mutable_exact_hessian()->add_eigenvalues(2);
+  return ms;
+}
+
+TEST(MeasurementsToCsvTest, EachKindFillsItsScalarColumns) {
+  const std::string csv = MeasurementsToCsv(NewKinds());
+  std::vector<std::string> lines = absl::StrSplit(csv, '\n');
+  ASSERT_EQ(lines.size(), 10u);
+  for (int row = 1; row <= 8; ++row) {
+    EXPECT_EQ(Fields(lines[row]).size(), Fields(lines[0]).size()) << row;
+  }
+  EXPECT_EQ(Column(csv, 1, "kind"), "spectral_density");
+  EXPECT_EQ(Column(csv, 1, "value"), "96");
+  EXPECT_EQ(Column(csv, 1, "density_trace_standard_error"), "3");
+  EXPECT_EQ(Column(csv, 1, "density_rank"), "40");
+  EXPECT_EQ(Column(csv, 1, "density_sigma"), "0.25");
+  EXPECT_EQ(Column(csv, 2, "hutchpp_trace"), "95");
+  EXPECT_EQ(Column(csv, 2, "standard_error"), "0.5");
+  EXPECT_EQ(Column(csv, 3, "trace_h3"), "7000");
+  EXPECT_EQ(Column(csv, 3, "trace_h3_standard_error"), "70");
+  EXPECT_EQ(Column(csv, 4, "noise_term"), "0.125");
+  EXPECT_EQ(Column(csv, 4, "total"), "-0.125");
+  EXPECT_EQ(Column(csv, 4, "value"), "-0.125");
+  EXPECT_EQ(Column(csv, 5, "rank"), "2");
+  EXPECT_EQ(Column(csv, 5, "max_eigenvalue"), "10");
+  EXPECT_EQ(Column(csv, 5, "min_eigenvalue"), "-1");
+  EXPECT_EQ(Column(csv, 5, "condition_number"), "10");
+  EXPECT_EQ(Column(csv, 6, "power_eigenvalues"), "10;-4");
+  EXPECT_EQ(Column(csv, 7, "slice_curvature"), "9.5");
+  EXPECT_EQ(Column(csv, 7, "slice_eigenvalue"), "10");
+  // A plan: no headline, each result in its kind's columns.
+  EXPECT_EQ(Column(csv, 8, "kind"), "plan");
+  EXPECT_EQ(Column(csv, 8, "value"), "");
+  EXPECT_EQ(Column(csv, 8, "operator"), "ggn");
+  EXPECT_EQ(Column(csv, 8, "trace"), "42");
+  EXPECT_EQ(Column(csv, 8, "trace_standard_error"), "0.5");
+  EXPECT_EQ(Column(csv, 8, "trace_h3"), "900");
+  EXPECT_EQ(Column(csv, 8, "rank"), "3");
+  EXPECT_EQ(Column(csv, 8, "max_eigenvalue"), "2");
+  EXPECT_EQ(Column(csv, 8, "sharpness"), "");
+}
+
+TEST(MeasurementsToTableTest, ShowsEachKindAndAPlansResults) {
+  const std::string table = MeasurementsToTable(NewKinds());
+  std::vector<std::string> lines =
+      absl::StrSplit(table, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 1u + 8u + 3u);  // header, 8 rows, 3 plan results
+  EXPECT_THAT(lines[1], HasSubstr("± 3 (tr(H); 1 runs, 1 grid points"));
+  EXPECT_THAT(lines[1], HasSubstr("rank ~40"));
+  EXPECT_THAT(lines[2], HasSubstr("95"));
+  EXPECT_THAT(lines[2], HasSubstr("sketch 100"));
+  EXPECT_THAT(lines[3], HasSubstr("7000"));
+  EXPECT_THAT(lines[4], HasSubstr("-0.125"));
+  EXPECT_THAT(lines[4], HasSubstr("noise 0.125"));
+  EXPECT_THAT(lines[5], HasSubstr("rank 2 of 3 (1 positive, 1 negative)"));
+  EXPECT_THAT(lines[6], HasSubstr("top 10 -4"));
+  EXPECT_THAT(lines[7], HasSubstr("3 points on [-1, 1], loss 0.5..1.5"));
+  EXPECT_THAT(lines[8], HasSubstr("plan"));
+  EXPECT_THAT(lines[9], HasSubstr("  hessian_trace"));
+  EXPECT_THAT(lines[9], HasSubstr("42"));
+  EXPECT_THAT(lines[10], HasSubstr("  trace_h3"));
+  EXPECT_THAT(lines[11], HasSubstr("  exact_hessian"));
+}
+
+TEST(MeasurementSummaryTest, NamesEachKindAndEachResultOfAPlan) {
+  const std::vector<v1::Measurement> ms = NewKinds();
+  EXPECT_EQ(MeasurementSummary(ms[2]), "trace_h3 7000 ± 70 (30 probes)");
+  EXPECT_EQ(MeasurementSummary(ms[5]), "power_iteration 10 (top 10 -4)");
+  EXPECT_THAT(MeasurementSummary(ms[7]),
+              StartsWith("plan: hessian_trace 42 ± 0.5 (0 probes); trace_h3 "
+                         "900"));
+}
+
+TEST(MeasurementsToJsonTest, KeepsTheArrays) {
+  auto json = MeasurementsToJson(NewKinds());
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_THAT(*json, HasSubstr("\"spectralDensity\""));
+  EXPECT_THAT(*json, HasSubstr("\"eigenvalues\": ["));
+  EXPECT_THAT(*json, HasSubstr("\"plan\": {"));
+  EXPECT_THAT(*json, HasSubstr("\"traceH3\""));
+}
+
 TEST(StepFromNameTest, ReadsTheCheckpointSegment) {
   EXPECT_EQ(StepFromName("runs/r/checkpoints/42/measurements/x"), 42);
   EXPECT_EQ(StepFromName("runs/r/checkpoints/3"), 3);
@@ -55,18 +215,23 @@ TEST(MeasurementsToCsvTest, HeaderAndRowsWithQuoting) {
   const std::string csv = MeasurementsToCsv({Sharpness(), FailedTrace()});
   std::vector<std::string> lines = absl::StrSplit(csv, '\n');
   ASSERT_EQ(lines.size(), 4u);  // header, two rows, the empty tail
-  EXPECT_EQ(lines[0],
-            "name,step,kind,state,value,standard_error,top_eigenvalues,"
-            "iterations,probes,loss,num_samples,num_parameters,hvps,device,"
-            "compute_seconds,error_message");
-  EXPECT_EQ(lines[1],
-            "runs/r/checkpoints/200/measurements/m1,200,sharpness,SUCCEEDED,"
-            "12.5,,12.5;0.10000000000000001,17,,0.25,1024,50890,17,cpu,2.5,");
+  // The original columns first, so that older scripts keep working.
+  EXPECT_THAT(lines[0],
+              StartsWith("name,step,kind,state,value,standard_error,"
+                         "top_eigenvalues,iterations,probes,loss,num_samples,"
+                         "num_parameters,hvps,device,compute_seconds,"
+                         "error_message,operator,sharpness,trace,"));
+  EXPECT_THAT(lines[1],
+              StartsWith("runs/r/checkpoints/200/measurements/m1,200,"
+                         "sharpness,SUCCEEDED,12.5,,12.5;0.10000000000000001,"
+                         "17,,0.25,1024,50890,17,cpu,2.5,,hessian,12.5,,"));
   // The message has commas and quotes: one quoted field, quotes doubled.
-  EXPECT_EQ(
+  EXPECT_THAT(
       lines[2],
-      "runs/r/checkpoints/7/measurements/m2,7,hessian_trace,FAILED,,,,,,,,"
-      ",,,,\"shard \"\"x\"\" has 5 inputs, model wants 4, sorry\"");
+      StartsWith("runs/r/checkpoints/7/measurements/m2,7,hessian_trace,FAILED,"
+                 ",,,,,,,,,,,\"shard \"\"x\"\" has 5 inputs, model wants 4, "
+                 "sorry\",,,"));
+  EXPECT_EQ(Fields(lines[1]).size(), Fields(lines[0]).size());
   EXPECT_EQ(lines[3], "");
 }
 
@@ -108,7 +273,8 @@ TEST(MeasurementSummaryTest, SaysWhatAPersonWantsToSee) {
   trace.set_state(v1::Measurement::SUCCEEDED);
   trace.mutable_hessian_trace()->set_trace(300);
   trace.mutable_hessian_trace()->set_standard_error(4.5);
-  EXPECT_EQ(MeasurementSummary(trace), "trace 300 ± 4.5");
+  trace.mutable_hessian_trace()->set_probes(20);
+  EXPECT_EQ(MeasurementSummary(trace), "hessian_trace 300 ± 4.5 (20 probes)");
   EXPECT_THAT(MeasurementSummary(FailedTrace()),
               HasSubstr("hessian_trace FAILED: shard"));
 }

@@ -22,6 +22,7 @@
 #include "core/safetensors.h"
 #include "core/shard.h"
 #include "core/torch_status.h"
+#include "tests/core/engine_sources.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core {
@@ -29,33 +30,16 @@ namespace {
 
 using ::curvd::core::testing::DeviceTest;
 using ::curvd::core::testing::ExplicitMatrix;
+using ::curvd::core::testing::GaussianRegression;
 using ::testing::HasSubstr;
 
-constexpr int64_t kSamples = 64;
+constexpr int64_t kSamples = testing::kRegressionSamples;
 constexpr int64_t kParameters = 4 * 16 + 16 + 16 * 2 + 2;
 
 // A zoo MLP 4-16-2 without a state dict: its weights come from torch's global
 // generator, which the tests seed so that engine and reference build the same.
 ModelSource ZooModel(const std::string& cache_key = "zoo:mlp-4-16-2-tanh") {
-  ModelSource source;
-  source.kind = ModelSource::Kind::kZoo;
-  source.zoo.layer_widths = {4, 16, 2};
-  source.zoo.activation = "tanh";
-  source.cache_key = cache_key;
-  return source;
-}
-
-ShardSpec GaussianRegression(int64_t d = 4) {
-  ShardSpec spec;
-  spec.kind = ShardSpec::Kind::kBuiltin;
-  spec.generator = "gaussian_regression";
-  spec.params = {{"n", std::to_string(kSamples)},
-                 {"d", std::to_string(d)},
-                 {"outputs", "2"},
-                 {"seed", "3"}};
-  spec.cache_key = absl::StrCat("builtin://gaussian_regression?n=64&d=", d,
-                                "&outputs=2&seed=3");
-  return spec;
+  return testing::ZooMlp({4, 16, 2}, cache_key);
 }
 
 MeasurementRequest Request(MeasurementKind kind, Precision precision) {

@@ -382,8 +382,8 @@ TEST_P(LanczosTest, ReportsProgressAndStopsWhenCancelled) {
 }
 
 TEST_P(LanczosTest, OperatorErrorsEndTheRun) {
-  const LinearOperator nan_op = testing::NonFiniteOperator(
-      std::numeric_limits<double>::quiet_NaN());
+  const LinearOperator nan_op =
+      testing::NonFiniteOperator(std::numeric_limits<double>::quiet_NaN());
   const absl::Status nan =
       Lanczos(nan_op, 10, options(), Wanted(1, 0, 10, 1e-6), Progress())
           .status();
@@ -397,6 +397,68 @@ TEST_P(LanczosTest, OperatorErrorsEndTheRun) {
                 .status()
                 .code(),
             absl::StatusCode::kResourceExhausted);
+}
+
+// The Ritz vectors of the top pairs are unit, nearly eigenvectors (their
+// residual is the pair's estimate) and, for well separated eigenvalues, the
+// true eigenvectors up to sign.
+TEST_P(LanczosTest, TopEigenvectorsAreTheTrueOnes) {
+  constexpr int64_t kN = 80;
+  std::vector<double> spectrum = {10, 8, 6.5};
+  for (int i = 3; i < kN; ++i) spectrum.push_back(-2.0 + 6.0 * i / kN);
+  constexpr uint64_t kSeed = 20;
+  const torch::Tensor a = MatrixWithSpectrum(spectrum, kSeed);
+  // MatrixWithSpectrum's Q: column i is the eigenvector of spectrum[i].
+  const torch::Tensor q =
+      std::get<0>(torch::linalg_qr(SeededRandn({kN, kN}, kSeed)));
+  // Replaced, not appended to.
+  std::vector<torch::Tensor> vectors(5, torch::ones({1}));
+  auto result = Lanczos(MatrixOperator(a.to(device())), kN, options(),
+                        Wanted(3, 1, kN, 1e-10), Progress(), &vectors);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->converged);
+  ASSERT_EQ(result->top.size(), 3);
+  ASSERT_EQ(vectors.size(), 3);
+  for (size_t i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(vectors[i].device(), device());
+    EXPECT_EQ(vectors[i].scalar_type(), torch::kFloat64);
+    const torch::Tensor v = vectors[i].cpu();
+    const double theta = result->top[i].value;
+    EXPECT_NEAR(v.norm().item<double>(), 1, 1e-14);
+    const double residual = (a.mv(v) - theta * v).norm().item<double>();
+    EXPECT_LE(residual, 1e-9 * std::abs(theta));
+    EXPECT_NEAR(residual, result->top[i].residual_norm, 1e-12 * theta);
+    EXPECT_NEAR(std::abs(v.dot(q.select(1, i)).item<double>()), 1, 1e-12);
+  }
+}
+
+// After a breakdown the Ritz vectors come from every block of the basis, and
+// are exact; when fewer steps than top_k ran there is one vector per pair.
+TEST_P(LanczosTest, TopEigenvectorsAfterBreakdownAndFewSteps) {
+  std::vector<double> spectrum;
+  for (double value : {-1.0, 0.5, 2.0, 7.0})
+    spectrum.insert(spectrum.end(), 10, value);
+  const torch::Tensor a = MatrixWithSpectrum(spectrum, 21);
+  std::vector<torch::Tensor> vectors;
+  auto result = Lanczos(MatrixOperator(a.to(device())), 40, options(),
+                        Wanted(6, 0, 40, 1e-12), Progress(), &vectors);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(vectors.size(), result->top.size());
+  for (size_t i = 0; i < vectors.size(); ++i) {
+    const torch::Tensor v = vectors[i].cpu();
+    EXPECT_NEAR(v.norm().item<double>(), 1, 1e-14);
+    EXPECT_LE((a.mv(v) - result->top[i].value * v).norm().item<double>(),
+              1e-12 * 7)
+        << i;
+  }
+
+  auto capped = Lanczos(MatrixOperator(a.to(device())), 40, options(),
+                        Wanted(6, 0, 2, 1e-12), Progress(), &vectors);
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  ASSERT_EQ(capped->top.size(), 2);
+  ASSERT_EQ(vectors.size(), 2);
+  EXPECT_NEAR(vectors[0].norm().item<double>(), 1, 1e-14);
 }
 
 CURVD_INSTANTIATE_DEVICE_TEST(LanczosTest);

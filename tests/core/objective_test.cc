@@ -19,27 +19,17 @@ namespace {
 
 using ::curvd::core::testing::DeviceTest;
 using ::curvd::core::testing::ExplicitMatrix;
+using ::curvd::core::testing::LayeredTanhMlp;
 using ::curvd::core::testing::LinearModel;
+using ::curvd::core::testing::LinearWithUnusedParameter;
+using ::curvd::core::testing::RelativeError;
+using ::curvd::core::testing::SeededLabels;
 using ::curvd::core::testing::SeededRandn;
 using ::curvd::core::testing::TanhMlp;
 using ::testing::HasSubstr;
 
-// max |actual - expected| relative to max |expected|, both moved to the CPU.
-double RelativeError(const torch::Tensor& actual,
-                     const torch::Tensor& expected) {
-  const torch::Tensor a = actual.to(torch::kCPU, torch::kFloat64);
-  const torch::Tensor e = expected.to(torch::kCPU, torch::kFloat64);
-  return (a - e).abs().max().item<double>() / e.abs().max().item<double>();
-}
-
 LinearOperator HvpOf(Objective& objective) {
   return [&objective](const torch::Tensor& v) { return objective.Hvp(v); };
-}
-
-// Integer class labels in [0, classes).
-torch::Tensor SeededLabels(int64_t n, int64_t classes, uint64_t seed) {
-  at::Generator generator = SeededGenerator(seed);
-  return torch::randint(0, classes, {n}, generator, torch::kInt64);
 }
 
 class ObjectiveTest : public DeviceTest {};
@@ -294,15 +284,6 @@ TEST_P(ObjectiveTest, BlockProductsEqualOneProductPerVector) {
   }
 }
 
-// A linear model with a second parameter that the forward pass ignores.
-class LinearWithUnusedParameter : public LinearModel {
- public:
-  LinearWithUnusedParameter(int64_t inputs, int64_t outputs, uint64_t seed)
-      : LinearModel(inputs, outputs, seed) {
-    parameters_.push_back(SeededRandn({2}, seed + 1));
-  }
-};
-
 // A parameter the loss does not depend on has zero gradient and zero Hessian
 // rows, in block products and in retained graphs.
 TEST_P(ObjectiveTest, UnusedParameterHasZeroDerivatives) {
@@ -376,6 +357,122 @@ TEST_P(ObjectiveTest, TorchScriptHvpEqualsZooHvp) {
   }
   EXPECT_NEAR(through_script->Loss().value(), through_zoo->Loss().value(),
               1e-12);
+}
+
+// Copies of the model's parameters, to compare with after moving them.
+std::vector<torch::Tensor> Snapshot(Model& model) {
+  std::vector<torch::Tensor> copies;
+  for (const torch::Tensor& p : model.Parameters()) {
+    copies.push_back(p.detach().clone());
+  }
+  return copies;
+}
+
+void ExpectBitForBit(Model& model, const std::vector<torch::Tensor>& copies) {
+  const std::vector<torch::Tensor> now = model.Parameters();
+  ASSERT_EQ(now.size(), copies.size());
+  for (size_t i = 0; i < now.size(); ++i) {
+    EXPECT_TRUE(torch::equal(now[i], copies[i])) << "parameter " << i;
+  }
+}
+
+// LossAlong moves the block's parameters to w + t d: its losses are those of
+// an objective on a model whose parameters were moved by hand, and the model
+// is left exactly as it was.
+TEST_P(ObjectiveTest, LossAlongEqualsHandPerturbedLosses) {
+  constexpr int64_t kN = 37;
+  LayeredTanhMlp model({6, 10, 4}, /*seed=*/42);
+  model.To(device(), torch::kFloat64);
+  const torch::Tensor x = SeededRandn({kN, 6}, 43).to(device());
+  const torch::Tensor labels = SeededLabels(kN, 4, 44).to(device());
+  const std::vector<double> t = {-1.5, 0.0, 0.25, 2.0};
+  for (const ParameterBlock& block :
+       {ParameterBlock{}, ParameterBlock{{"layers.1.weight"}, {}}}) {
+    SCOPED_TRACE(block.names.empty() ? "all" : block.names[0]);
+    auto objective = Objective::Create(&model, x, labels,
+                                       LossFunction::kCrossEntropy, 8, block);
+    ASSERT_TRUE(objective.ok()) << objective.status();
+    const torch::Tensor direction =
+        SeededRandn({objective->num_parameters()}, 45).to(device());
+    const std::vector<torch::Tensor> before = Snapshot(model);
+    auto losses = objective->LossAlong(direction, t);
+    ASSERT_TRUE(losses.ok()) << losses.status();
+    ExpectBitForBit(model, before);
+    ASSERT_EQ(losses->size(), t.size());
+
+    // The block's parameters are the last ones when it is layers.1.weight.
+    const std::vector<torch::Tensor> parameters = model.Parameters();
+    const size_t first = block.names.empty() ? 0 : 2;
+    for (size_t i = 0; i < t.size(); ++i) {
+      {
+        torch::NoGradGuard no_grad;
+        int64_t offset = 0;
+        for (size_t j = first; j < first + (block.names.empty() ? 4 : 1); ++j) {
+          const int64_t numel = parameters[j].numel();
+          parameters[j].copy_(before[j]).add_(
+              direction.narrow(0, offset, numel).view(parameters[j].sizes()),
+              t[i]);
+          offset += numel;
+        }
+      }
+      auto by_hand =
+          Objective::Create(&model, x, labels, LossFunction::kCrossEntropy, 0);
+      ASSERT_TRUE(by_hand.ok()) << by_hand.status();
+      const double want = by_hand->Loss().value();
+      EXPECT_NEAR((*losses)[i], want, 1e-12 * want) << "t = " << t[i];
+      torch::NoGradGuard no_grad;
+      for (size_t j = 0; j < parameters.size(); ++j) {
+        parameters[j].copy_(before[j]);
+      }
+    }
+    EXPECT_NE((*losses)[0], (*losses)[1]);
+    EXPECT_EQ((*losses)[1], objective->Loss().value());
+  }
+}
+
+// Moving the parameters invalidates retained graphs: LossAlong frees them and
+// the next products rebuild them at the restored point.
+TEST_P(ObjectiveTest, ProductsAfterLossAlongEqualThoseBefore) {
+  constexpr int64_t kN = 21;
+  TanhMlp model({5, 8, 3}, /*seed=*/46);
+  model.To(device(), torch::kFloat64);
+  const torch::Tensor x = SeededRandn({kN, 5}, 47).to(device());
+  const torch::Tensor labels = SeededLabels(kN, 3, 48).to(device());
+  auto objective =
+      Objective::Create(&model, x, labels, LossFunction::kCrossEntropy, 8);
+  ASSERT_TRUE(objective.ok()) << objective.status();
+  objective->set_retain_graphs(true);
+  const int64_t p = objective->num_parameters();
+  const torch::Tensor v = SeededRandn({p}, 49).to(device());
+  const torch::Tensor hv = objective->Hvp(v).value();
+  const torch::Tensor gv = objective->Ggnvp(v).value();
+
+  const std::vector<torch::Tensor> before = Snapshot(model);
+  ASSERT_TRUE(objective->LossAlong(v, {0.5, -3.0}).ok());
+  ExpectBitForBit(model, before);
+  EXPECT_TRUE(objective->retain_graphs());
+  EXPECT_TRUE(torch::equal(objective->Hvp(v).value(), hv));
+  EXPECT_TRUE(torch::equal(objective->Ggnvp(v).value(), gv));
+}
+
+TEST_P(ObjectiveTest, LossAlongRejectsWrongSizeAndNamesNonFiniteT) {
+  LinearModel model(4, 2, /*seed=*/50);
+  model.To(device(), torch::kFloat64);
+  auto objective = Objective::Create(
+      &model, SeededRandn({6, 4}, 51).to(device()),
+      SeededRandn({6, 2}, 52).to(device()), LossFunction::kMse, 0);
+  ASSERT_TRUE(objective.ok()) << objective.status();
+  const std::vector<torch::Tensor> before = Snapshot(model);
+  EXPECT_EQ(
+      objective->LossAlong(torch::ones({9}, options()), {1.0}).status().code(),
+      absl::StatusCode::kInvalidArgument);
+  // (x (W + t D)^T)^2 overflows at t = 1e200 but not at t = 1.
+  const absl::Status overflow =
+      objective->LossAlong(torch::ones({8}, options()), {1.0, 1e200}).status();
+  EXPECT_EQ(overflow.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(overflow.message(), HasSubstr("t = 1e+200"));
+  ExpectBitForBit(model, before);
+  EXPECT_TRUE(objective->LossAlong(torch::ones({8}, options()), {})->empty());
 }
 
 CURVD_INSTANTIATE_DEVICE_TEST(ObjectiveTest);

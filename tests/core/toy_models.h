@@ -78,16 +78,62 @@ class TanhMlp : public ToyModel {
   }
 };
 
-// The explicit matrix of `op`, column by column from products with unit
-// vectors, symmetrised, as float64 on the CPU.
-inline torch::Tensor ExplicitMatrix(const LinearOperator& op, int64_t size,
-                                    const torch::TensorOptions& options) {
+// The same network with the names of a torch.nn.Sequential of Linear layers
+// ("layers.0.weight", "layers.0.bias", "layers.1.weight", ...), for selecting
+// parameter blocks by name and prefix.
+class LayeredTanhMlp : public TanhMlp {
+ public:
+  using TanhMlp::TanhMlp;
+  std::vector<std::string> ParameterNames() override {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      names.push_back(
+          absl::StrCat("layers.", i / 2, i % 2 == 0 ? ".weight" : ".bias"));
+    }
+    return names;
+  }
+};
+
+// A linear model with a second parameter that the forward pass ignores.
+class LinearWithUnusedParameter : public LinearModel {
+ public:
+  LinearWithUnusedParameter(int64_t inputs, int64_t outputs, uint64_t seed)
+      : LinearModel(inputs, outputs, seed) {
+    parameters_.push_back(SeededRandn({2}, seed + 1));
+  }
+};
+
+// Integer class labels in [0, classes).
+inline torch::Tensor SeededLabels(int64_t n, int64_t classes, uint64_t seed) {
+  at::Generator generator = SeededGenerator(seed);
+  return torch::randint(0, classes, {n}, generator, torch::kInt64);
+}
+
+// max |actual - expected| relative to max |expected|, both moved to the CPU.
+inline double RelativeError(const torch::Tensor& actual,
+                            const torch::Tensor& expected) {
+  const torch::Tensor a = actual.to(torch::kCPU, torch::kFloat64);
+  const torch::Tensor e = expected.to(torch::kCPU, torch::kFloat64);
+  return (a - e).abs().max().item<double>() / e.abs().max().item<double>();
+}
+
+// The matrix of `op` as it is, column by column from products with unit
+// vectors, as float64 on the CPU: for checking symmetry.
+inline torch::Tensor MatrixColumns(const LinearOperator& op, int64_t size,
+                                   const torch::TensorOptions& options) {
   torch::Tensor columns = torch::empty({size, size}, torch::kFloat64);
   for (int64_t i = 0; i < size; ++i) {
     torch::Tensor e = torch::zeros({size}, options);
     e[i] = 1;
     columns.select(1, i).copy_(op(e).value().to(torch::kCPU, torch::kFloat64));
   }
+  return columns;
+}
+
+// The explicit matrix of `op`, symmetrised, as float64 on the CPU.
+inline torch::Tensor ExplicitMatrix(const LinearOperator& op, int64_t size,
+                                    const torch::TensorOptions& options) {
+  const torch::Tensor columns = MatrixColumns(op, size, options);
   return (columns + columns.t()) / 2;
 }
 

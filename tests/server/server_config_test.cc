@@ -61,6 +61,17 @@ TEST(ValidateServerOptionsTest, NamesTheBadFlag) {
   bad_queue.service.queue_capacity = 0;
   EXPECT_THAT(std::string(ValidateServerOptions(&bad_queue).message()),
               HasSubstr("--queue_capacity"));
+  ServerOptions bad_cap;
+  bad_cap.service.state_dir = "s";
+  bad_cap.service.request_limits.exact_hessian_max_parameters = 0;
+  EXPECT_THAT(std::string(ValidateServerOptions(&bad_cap).message()),
+              HasSubstr("--exact_hessian_max_parameters"));
+  ServerOptions bad_matrix_cap;
+  bad_matrix_cap.service.state_dir = "s";
+  bad_matrix_cap.service.request_limits.exact_hessian_max_matrix_parameters =
+      bad_matrix_cap.service.request_limits.exact_hessian_max_parameters + 1;
+  EXPECT_THAT(std::string(ValidateServerOptions(&bad_matrix_cap).message()),
+              HasSubstr("--exact_hessian_max_matrix_parameters"));
 }
 
 TEST(GrpcStatusTest, KeepsTheCodeAndTruncatesLongMessages) {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -58,6 +59,45 @@ v1::MeasurementSpec SharpnessSpec(int top_k = 3) {
   return spec;
 }
 
+void SetLossExpansion(v1::LossExpansionSpec* e) {
+  e->set_rho(0.1);
+  e->set_h0(1);
+  e->set_ess(8);
+  e->set_num_steps(100);
+  e->mutable_trace_h3()->set_max_probes(20);
+}
+
+// One small MSE spec of each issue-5 kind and a plan of several, each small
+// enough for the 3-4-1 MLP on the CPU.
+std::vector<v1::MeasurementSpec> NewKindSpecs() {
+  v1::MeasurementSpec common;
+  common.set_shard_uri(kShard);
+  common.set_loss(v1::LOSS_FUNCTION_MSE);
+  std::vector<v1::MeasurementSpec> specs(8, common);
+  specs[0].mutable_spectral_density()->set_runs(3);
+  specs[0].mutable_spectral_density()->set_grid_points(64);
+  specs[1].mutable_hutchpp()->set_max_hvps(30);
+  specs[2].mutable_trace_h3()->set_max_probes(20);
+  SetLossExpansion(specs[3].mutable_loss_expansion());
+  specs[4].mutable_exact_hessian()->set_return_matrix(true);
+  specs[5].mutable_power_iteration()->set_top_k(2);
+  specs[6].mutable_loss_slice()->set_points(5);
+  v1::MeasurementPlanSpec* plan = specs[7].mutable_plan();
+  plan->mutable_spectral_density()->set_runs(3);
+  plan->mutable_hessian_trace()->set_max_probes(20);
+  plan->mutable_trace_h3()->set_max_probes(20);
+  plan->mutable_exact_hessian();
+  return specs;
+}
+
+// The name of the result oneof's field that `m` sets, or "".
+std::string ResultField(const v1::Measurement& m) {
+  const google::protobuf::FieldDescriptor* field =
+      m.GetReflection()->GetOneofFieldDescriptor(
+          m, v1::Measurement::descriptor()->FindOneofByName("result"));
+  return field != nullptr ? field->name() : "";
+}
+
 class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -84,6 +124,7 @@ class ServiceTest : public ::testing::Test {
     options.service.queue_capacity = queue_capacity;
     options.service.devices = {"cpu"};
     options.service.version = "test";
+    options.service.request_limits = limits_;
     auto control = control_;
     EngineFactory fake = [control](const std::string& device) {
       return absl::StatusOr<std::unique_ptr<core::Engine>>(
@@ -225,6 +266,8 @@ class ServiceTest : public ::testing::Test {
 
   // The CPU engine of core instead of the fake (RealEngineServiceTest).
   bool real_engine_ = false;
+  // The exact-Hessian caps of the next StartServer.
+  RequestLimits limits_;
   std::string state_dir_;
   std::string data_root_;
   std::shared_ptr<FakeEngineControl> control_;
@@ -640,6 +683,119 @@ TEST_F(ServiceTest, SpecsOutOfRangeAreInvalidArgumentAndNotStored) {
   EXPECT_EQ(control_->started(), 0);
 }
 
+// The issue-5 kinds' bad specs are refused before anything is stored or run,
+// and the server keeps measuring.
+TEST_F(ServiceTest, NewKindSpecsOutOfRangeAreInvalidArgumentAndNotStored) {
+  limits_.exact_hessian_max_parameters = 20;  // the 3-4-1 MLP has 21
+  limits_.exact_hessian_max_matrix_parameters = 4;
+  RestartServer();
+  const std::string parent = CreateCheckpoint("r", 1);
+  v1::Measurement done;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &done).ok());
+  WaitForState(done.name(), v1::Measurement::SUCCEEDED);
+
+  v1::MeasurementSpec common;
+  common.set_shard_uri(kShard);
+  std::vector<std::pair<v1::MeasurementSpec, std::string>> bad;
+  v1::MeasurementSpec spec = common;
+  spec.mutable_spectral_density()->set_grid_points(0);
+  bad.push_back({spec, "spectral_density.grid_points must be in [2, 100000]"});
+  spec = common;
+  spec.mutable_trace_h3()->set_min_probes(-5);
+  bad.push_back({spec, "trace_h3.min_probes"});
+  spec = common;
+  spec.mutable_hutchpp()->set_min_residual_probes(-1);
+  bad.push_back({spec, "hutchpp.min_residual_probes"});
+  spec = common;
+  spec.mutable_plan();
+  bad.push_back({spec, "plan must set at least one measurement"});
+  spec = common;
+  SetLossExpansion(spec.mutable_loss_expansion());
+  spec.mutable_loss_expansion()->set_rho(0);
+  bad.push_back({spec, "loss_expansion.rho must be finite and > 0, got 0"});
+  spec = common;
+  spec.mutable_exact_hessian();
+  bad.push_back({spec,
+                 "exact Hessian of 21 parameters exceeds the server's "
+                 "cap of 20"});
+  spec = common;
+  spec.mutable_plan()->mutable_exact_hessian();
+  spec.mutable_plan()->mutable_hessian_trace();
+  bad.push_back({spec, "exact Hessian of 21 parameters"});
+  spec = common;
+  spec.mutable_exact_hessian()->set_return_matrix(true);
+  // fc1.* has 5 parameters: under the cap of 20, over the matrix cap of 4.
+  spec.mutable_block()->add_names("fc1.weight");
+  spec.mutable_block()->add_names("fc1.bias");
+  bad.push_back({spec,
+                 "Hessian matrix of 5 parameters exceeds the server's "
+                 "cap of 4"});
+  for (const auto& [bad_spec, message] : bad) {
+    SCOPED_TRACE(message);
+    v1::Measurement m;
+    grpc::Status status = CreateMeasurement(parent, bad_spec, &m);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr(message));
+  }
+
+  // Within the caps: a block of fc1.weight has 4 parameters.
+  spec = common;
+  spec.mutable_exact_hessian()->set_return_matrix(true);
+  spec.mutable_block()->add_names("fc1.weight");
+  v1::Measurement small;
+  ASSERT_TRUE(CreateMeasurement(parent, spec, &small).ok());
+  EXPECT_EQ(WaitForState(small.name(), v1::Measurement::SUCCEEDED)
+                .diagnostics()
+                .block_parameters(0),
+            "fc1.weight");
+
+  v1::ListMeasurementsRequest list;
+  list.set_parent(parent);
+  grpc::ClientContext context;
+  v1::ListMeasurementsResponse response;
+  ASSERT_TRUE(stub_->ListMeasurements(&context, list, &response).ok());
+  EXPECT_EQ(response.measurements_size(), 2);  // the good ones only
+  EXPECT_EQ(control_->started(), 2);
+  EXPECT_EQ(Get(done.name()).sharpness().sharpness(), 10.0);
+}
+
+// Each issue-5 kind through the service on the fake engine: its result lands
+// in the field named as the kind, a plan's in MeasurementPlanResult.
+TEST_F(ServiceTest, EveryNewKindReachesItsResultField) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  for (const v1::MeasurementSpec& spec : NewKindSpecs()) {
+    SCOPED_TRACE(spec.DebugString());
+    v1::Measurement m;
+    grpc::Status created = CreateMeasurement(parent, spec, &m);
+    ASSERT_TRUE(created.ok()) << created.error_message();
+    const v1::Measurement done =
+        WaitForState(m.name(), v1::Measurement::SUCCEEDED);
+    const std::string kind =
+        spec.GetReflection()
+            ->GetOneofFieldDescriptor(
+                spec,
+                v1::MeasurementSpec::descriptor()->FindOneofByName("kind"))
+            ->name();
+    EXPECT_EQ(ResultField(done), kind);
+    EXPECT_EQ(ResultField(Get(m.name())), kind);  // as stored
+  }
+  v1::ListMeasurementsRequest list;
+  list.set_parent(parent);
+  grpc::ClientContext context;
+  v1::ListMeasurementsResponse response;
+  ASSERT_TRUE(stub_->ListMeasurements(&context, list, &response).ok());
+  ASSERT_EQ(response.measurements_size(), 8);
+  const v1::Measurement& plan = response.measurements(7);
+  EXPECT_TRUE(plan.plan().has_spectral_density());
+  EXPECT_EQ(plan.plan().hessian_trace().trace(), 42.0);
+  EXPECT_EQ(plan.plan().trace_h3().trace(), 1000.0);
+  EXPECT_EQ(plan.plan().exact_hessian().rank(), 2);
+  EXPECT_FALSE(plan.plan().has_sharpness());
+  EXPECT_EQ(plan.diagnostics().shared_size(), 1);
+  EXPECT_EQ(response.measurements(4).exact_hessian().matrix_size(), 9);
+  EXPECT_EQ(response.measurements(6).loss_slice().t_size(), 5);
+}
+
 // Shards outside the data roots are PERMISSION_DENIED; malformed paths (with
 // "..", relative, unknown scheme) are INVALID_ARGUMENT.
 TEST_F(ServiceTest, ShardsOutsideTheDataRootsAreRefused) {
@@ -1007,6 +1163,73 @@ TEST_F(RealEngineServiceTest, ZooModelBeyondTheLimitsIsRefusedAtCreateRun) {
   grpc::ClientContext context2;
   EXPECT_EQ(stub_->GetRun(&context2, get, &run).error_code(),
             grpc::StatusCode::NOT_FOUND);
+}
+
+// Each issue-5 kind on the real CPU engine reaches SUCCEEDED with results
+// that fit the 3-4-1 MLP (21 parameters).
+TEST_F(RealEngineServiceTest, EveryNewKindSucceedsOnTheCpuEngine) {
+  MeasureGoodCheckpoint();
+  for (const v1::MeasurementSpec& spec : NewKindSpecs()) {
+    SCOPED_TRACE(spec.DebugString());
+    const v1::Measurement m = Measure(good_parent_, spec);
+    ASSERT_EQ(m.state(), v1::Measurement::SUCCEEDED) << m.error_message();
+    EXPECT_EQ(m.diagnostics().num_parameters(), 21);
+    EXPECT_GT(m.diagnostics().hvps(), 0);
+    if (m.has_spectral_density()) {
+      EXPECT_EQ(m.spectral_density().runs_size(), 3);
+      EXPECT_EQ(m.spectral_density().grid_size(), 64);
+    } else if (m.has_hutchpp()) {
+      EXPECT_GT(m.hutchpp().sketch_size(), 0);
+    } else if (m.has_trace_h3()) {
+      EXPECT_GE(m.trace_h3().probes(), 10);
+    } else if (m.has_loss_expansion()) {
+      EXPECT_DOUBLE_EQ(m.loss_expansion().sigma_squared(), 1.0 / 8);
+      EXPECT_LE(m.loss_expansion().first_order_term(), 0);
+    } else if (m.has_exact_hessian()) {
+      EXPECT_EQ(m.exact_hessian().eigenvalues_size(), 21);
+      EXPECT_EQ(m.exact_hessian().matrix_size(), 21 * 21);
+      // The exact top eigenvalue is Lanczos's sharpness.
+      EXPECT_NEAR(m.exact_hessian().eigenvalues(20),
+                  good_.sharpness().sharpness(),
+                  1e-3 * std::abs(good_.sharpness().sharpness()));
+    } else if (m.has_power_iteration()) {
+      EXPECT_EQ(m.power_iteration().pairs_size(), 2);
+    } else if (m.has_loss_slice()) {
+      EXPECT_EQ(m.loss_slice().loss_size(), 5);
+      EXPECT_NEAR(m.loss_slice().loss(2), m.diagnostics().loss(),
+                  1e-5 * m.diagnostics().loss());  // t = 0
+    } else {
+      ASSERT_TRUE(m.has_plan());
+      EXPECT_EQ(m.plan().spectral_density().runs_size(), 3);
+      EXPECT_GT(m.plan().hessian_trace().probes(), 0);
+      EXPECT_GT(m.plan().trace_h3().probes(), 0);
+      EXPECT_EQ(m.plan().exact_hessian().eigenvalues_size(), 21);
+      EXPECT_FALSE(m.plan().has_sharpness());
+    }
+  }
+  ExpectStillServingAndStored();
+}
+
+// A block that names no parameter fails the measurement (not the RPC: the
+// names are the model's to judge), listing the model's parameter names.
+TEST_F(RealEngineServiceTest, BlockNamingNoParameterFails) {
+  MeasureGoodCheckpoint();
+  v1::MeasurementSpec spec = MseSharpness();
+  spec.mutable_block()->add_names("no.such.weight");
+  ExpectFailed(Measure(good_parent_, spec), "fc0.weight");
+  v1::MeasurementSpec exact = MseSharpness();
+  exact.mutable_exact_hessian();
+  exact.mutable_block()->add_prefixes("layers.");
+  ExpectFailed(Measure(good_parent_, exact), "fc0.weight");
+  // A block of fc1.* has the 5 parameters of the last layer.
+  exact.mutable_block()->set_prefixes(0, "fc1.");
+  const v1::Measurement block = Measure(good_parent_, exact);
+  ASSERT_EQ(block.state(), v1::Measurement::SUCCEEDED) << block.error_message();
+  EXPECT_EQ(block.exact_hessian().eigenvalues_size(), 5);
+  EXPECT_EQ(block.diagnostics().num_parameters(), 5);
+  EXPECT_THAT(block.diagnostics().block_parameters(),
+              ::testing::ElementsAre("fc1.weight", "fc1.bias"));
+  ExpectStillServingAndStored();
 }
 
 std::string HttpGet(int port, const std::string& path) {

@@ -1,6 +1,10 @@
 #include "server/spec_conversion.h"
 
+#include <functional>
+#include <limits>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -10,6 +14,7 @@ namespace {
 
 namespace v1 = ::curvd::v1;
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TEST(SpecConversionTest, AppliesDocumentedDefaultsToUnsetFields) {
@@ -100,6 +105,542 @@ TEST(SpecConversionTest, PrecisionTravelsBothWays) {
                                                ? v1::PRECISION_FLOAT32
                                                : proto);
   }
+}
+
+TEST(SpecConversionTest, NewKindsGetTheDocumentedDefaults) {
+  v1::MeasurementSpec density;
+  density.mutable_spectral_density();
+  auto request = ToCoreRequest(density);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->kind, core::MeasurementKind::kSpectralDensity);
+  EXPECT_EQ(request->density.runs, 10);
+  EXPECT_EQ(request->density.steps, 100);
+  EXPECT_EQ(request->density.grid_points, 1000);
+  EXPECT_DOUBLE_EQ(request->density.sigma, 0);
+  EXPECT_DOUBLE_EQ(request->density.sigma_fraction, 0.01);
+  EXPECT_DOUBLE_EQ(request->density.log_threshold, 1e-6);
+  EXPECT_EQ(request->op, core::CurvatureOperator::kHessian);
+  EXPECT_TRUE(request->block.names.empty());
+
+  v1::MeasurementSpec hutchpp;
+  hutchpp.mutable_hutchpp();
+  request = ToCoreRequest(hutchpp);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->kind, core::MeasurementKind::kHutchpp);
+  EXPECT_EQ(request->hutchpp.max_hvps, 300);
+  EXPECT_EQ(request->hutchpp.sketch_size, 0);
+  EXPECT_DOUBLE_EQ(request->hutchpp.target_relative_error, 0.01);
+  EXPECT_EQ(request->hutchpp.min_residual_probes, 10);
+
+  v1::MeasurementSpec cubed;
+  cubed.mutable_trace_h3();
+  request = ToCoreRequest(cubed);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->kind, core::MeasurementKind::kTraceCubed);
+  EXPECT_EQ(request->trace_cubed.min_probes, 10);
+  EXPECT_EQ(request->trace_cubed.max_probes, 200);
+  EXPECT_DOUBLE_EQ(request->trace_cubed.target_relative_error, 0.01);
+
+  v1::MeasurementSpec exact;
+  exact.mutable_exact_hessian();
+  request = ToCoreRequest(exact);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->kind, core::MeasurementKind::kExactHessian);
+  EXPECT_EQ(request->exact_hessian.max_parameters, 20000);
+  EXPECT_EQ(request->exact_hessian.max_matrix_parameters, 2000);
+  EXPECT_FALSE(request->exact_hessian.return_matrix);
+
+  v1::MeasurementSpec power;
+  power.mutable_power_iteration();
+  request = ToCoreRequest(power);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->power_iteration.top_k, 1);
+  EXPECT_EQ(request->power_iteration.max_iterations, 1000);
+  EXPECT_DOUBLE_EQ(request->power_iteration.relative_tolerance, 1e-6);
+
+  v1::MeasurementSpec slice;
+  slice.mutable_loss_slice();
+  request = ToCoreRequest(slice);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->loss_slice.direction,
+            core::SliceDirection::kTopEigenvector);
+  EXPECT_EQ(request->loss_slice.points, 41);
+  EXPECT_DOUBLE_EQ(request->loss_slice.t_min, -1);
+  EXPECT_DOUBLE_EQ(request->loss_slice.t_max, 1);
+  EXPECT_EQ(request->loss_slice.lanczos.top_k, 1);
+  EXPECT_EQ(request->loss_slice.lanczos.max_iterations, 100);
+
+  // The loss expansion's four numbers have no default.
+  v1::MeasurementSpec expansion;
+  expansion.mutable_loss_expansion();
+  EXPECT_THAT(std::string(ToCoreRequest(expansion).status().message()),
+              HasSubstr("loss_expansion.rho must be finite and > 0, got 0"));
+}
+
+TEST(SpecConversionTest, NewKindsCarryExplicitValues) {
+  v1::MeasurementSpec density;
+  density.set_operator_(v1::OPERATOR_GGN);
+  density.mutable_block()->add_names("fc0.weight");
+  density.mutable_block()->add_prefixes("fc1.");
+  v1::SpectralDensitySpec* d = density.mutable_spectral_density();
+  d->set_runs(3);
+  d->set_steps(20);
+  d->set_distribution(v1::PROBE_DISTRIBUTION_GAUSSIAN);
+  d->set_seed(9);
+  d->set_grid_points(50);
+  d->set_grid_min(-2);
+  d->set_grid_max(5);
+  d->set_sigma(0.5);
+  d->set_sigma_fraction(0.2);
+  d->set_log_threshold(1e-3);
+  auto request = ToCoreRequest(density);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->op, core::CurvatureOperator::kGgn);
+  EXPECT_THAT(request->block.names, ElementsAre("fc0.weight"));
+  EXPECT_THAT(request->block.prefixes, ElementsAre("fc1."));
+  EXPECT_EQ(request->density.runs, 3);
+  EXPECT_EQ(request->density.steps, 20);
+  EXPECT_EQ(request->density.distribution, core::ProbeDistribution::kGaussian);
+  EXPECT_EQ(request->density.seed, 9u);
+  EXPECT_EQ(request->density.grid_points, 50);
+  EXPECT_DOUBLE_EQ(request->density.grid_min, -2);
+  EXPECT_DOUBLE_EQ(request->density.grid_max, 5);
+  EXPECT_DOUBLE_EQ(request->density.sigma, 0.5);
+  EXPECT_DOUBLE_EQ(request->density.sigma_fraction, 0.2);
+  EXPECT_DOUBLE_EQ(request->density.log_threshold, 1e-3);
+
+  v1::MeasurementSpec hutchpp;
+  v1::HutchppSpec* h = hutchpp.mutable_hutchpp();
+  h->set_max_hvps(31);
+  h->set_sketch_size(15);
+  h->set_target_relative_error(0);
+  h->set_min_residual_probes(2);
+  h->set_seed(4);
+  request = ToCoreRequest(hutchpp);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->hutchpp.max_hvps, 31);
+  EXPECT_EQ(request->hutchpp.sketch_size, 15);
+  EXPECT_DOUBLE_EQ(request->hutchpp.target_relative_error, 0);
+  EXPECT_EQ(request->hutchpp.min_residual_probes, 2);
+  EXPECT_EQ(request->hutchpp.seed, 4u);
+
+  v1::MeasurementSpec expansion;
+  v1::LossExpansionSpec* e = expansion.mutable_loss_expansion();
+  e->set_rho(0.1);
+  e->set_h0(2);
+  e->set_ess(64);
+  e->set_num_steps(1000);
+  e->mutable_trace_h3()->set_max_probes(30);
+  request = ToCoreRequest(expansion);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_DOUBLE_EQ(request->loss_expansion.rho, 0.1);
+  EXPECT_DOUBLE_EQ(request->loss_expansion.h0, 2);
+  EXPECT_DOUBLE_EQ(request->loss_expansion.ess, 64);
+  EXPECT_DOUBLE_EQ(request->loss_expansion.num_steps, 1000);
+  EXPECT_EQ(request->loss_expansion.trace_cubed.max_probes, 30);
+  EXPECT_EQ(request->loss_expansion.trace_cubed.min_probes, 10);
+
+  v1::MeasurementSpec exact;
+  exact.mutable_exact_hessian()->set_return_matrix(true);
+  request = ToCoreRequest(exact, RequestLimits{500, 50});
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_TRUE(request->exact_hessian.return_matrix);
+  EXPECT_EQ(request->exact_hessian.max_parameters, 500);
+  EXPECT_EQ(request->exact_hessian.max_matrix_parameters, 50);
+
+  v1::MeasurementSpec power;
+  power.mutable_power_iteration()->set_top_k(3);
+  power.mutable_power_iteration()->set_max_iterations(50);
+  power.mutable_power_iteration()->set_relative_tolerance(1e-3);
+  request = ToCoreRequest(power);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->power_iteration.top_k, 3);
+  EXPECT_EQ(request->power_iteration.max_iterations, 50);
+  EXPECT_DOUBLE_EQ(request->power_iteration.relative_tolerance, 1e-3);
+
+  v1::MeasurementSpec slice;
+  v1::LossSliceSpec* l = slice.mutable_loss_slice();
+  l->set_direction(v1::LossSliceSpec::RANDOM);
+  l->set_points(5);
+  l->set_t_min(-0.5);
+  l->set_t_max(2);
+  l->set_seed(3);
+  l->mutable_lanczos()->set_top_k(7);  // ignored: one eigenvector is enough
+  request = ToCoreRequest(slice);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->loss_slice.direction, core::SliceDirection::kRandom);
+  EXPECT_EQ(request->loss_slice.points, 5);
+  EXPECT_DOUBLE_EQ(request->loss_slice.t_min, -0.5);
+  EXPECT_DOUBLE_EQ(request->loss_slice.t_max, 2);
+  EXPECT_EQ(request->loss_slice.seed, 3u);
+  EXPECT_EQ(request->loss_slice.lanczos.top_k, 1);
+}
+
+TEST(SpecConversionTest, PlanListsItsKindsWithTheirOptions) {
+  v1::MeasurementSpec spec;
+  v1::MeasurementPlanSpec* plan = spec.mutable_plan();
+  plan->mutable_spectral_density()->set_runs(4);
+  plan->mutable_hessian_trace()->set_max_probes(20);
+  plan->mutable_trace_h3()->set_min_probes(3);
+  plan->mutable_exact_hessian();
+  auto request = ToCoreRequest(spec, RequestLimits{100, 10});
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->kind, core::MeasurementKind::kPlan);
+  EXPECT_THAT(request->plan,
+              ElementsAre(core::MeasurementKind::kHessianTrace,
+                          core::MeasurementKind::kSpectralDensity,
+                          core::MeasurementKind::kTraceCubed,
+                          core::MeasurementKind::kExactHessian));
+  EXPECT_EQ(request->density.runs, 4);
+  EXPECT_EQ(request->density.grid_points, 1000);
+  EXPECT_EQ(request->trace.max_probes, 20);
+  EXPECT_EQ(request->trace_cubed.min_probes, 3);
+  EXPECT_EQ(request->exact_hessian.max_parameters, 100);
+  EXPECT_EQ(KindName(spec), "plan");
+}
+
+// Each message names the proto field; every case is InvalidArgument.
+TEST(SpecConversionTest, OutOfRangeValuesNameTheField) {
+  struct Case {
+    std::string name;
+    std::function<void(v1::MeasurementSpec*)> set;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"grid of zero points",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_spectral_density()->set_grid_points(0);
+       },
+       "spectral_density.grid_points must be in [2, 100000], got 0"},
+      {"no runs",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_spectral_density()->set_runs(0);
+       },
+       "spectral_density.runs must be in [1, 1000], got 0"},
+      {"too many steps",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_spectral_density()->set_steps(1001);
+       },
+       "spectral_density.steps"},
+      {"negative sigma",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_spectral_density()->set_sigma(-1);
+       },
+       "spectral_density.sigma must be finite and >= 0"},
+      {"sigma fraction 1",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_spectral_density()->set_sigma_fraction(1);
+       },
+       "spectral_density.sigma_fraction must be in (0, 1)"},
+      {"log threshold 0",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_spectral_density()->set_log_threshold(0);
+       },
+       "spectral_density.log_threshold"},
+      {"inverted grid",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_spectral_density()->set_grid_min(3);
+       },
+       "spectral_density.grid_min must be finite and below grid_max"},
+      {"negative probes",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_trace_h3()->set_min_probes(-3);
+       },
+       "trace_h3.min_probes must be in [2, 100000]"},
+      {"hutch++ budget of 2",
+       [](v1::MeasurementSpec* s) { s->mutable_hutchpp()->set_max_hvps(2); },
+       "hutchpp.max_hvps must be in [3, 100000], got 2"},
+      {"sketch eats the budget",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_hutchpp()->set_sketch_size(150);
+       },
+       "hutchpp.sketch_size"},
+      {"one residual probe",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_hutchpp()->set_min_residual_probes(1);
+       },
+       "hutchpp.min_residual_probes"},
+      {"rho 0",
+       [](v1::MeasurementSpec* s) {
+         v1::LossExpansionSpec* e = s->mutable_loss_expansion();
+         e->set_h0(1);
+         e->set_ess(1);
+         e->set_num_steps(1);
+       },
+       "loss_expansion.rho must be finite and > 0, got 0"},
+      {"infinite ess",
+       [](v1::MeasurementSpec* s) {
+         v1::LossExpansionSpec* e = s->mutable_loss_expansion();
+         e->set_rho(1);
+         e->set_h0(1);
+         e->set_ess(std::numeric_limits<double>::infinity());
+         e->set_num_steps(1);
+       },
+       "loss_expansion.ess"},
+      {"expansion's trace options",
+       [](v1::MeasurementSpec* s) {
+         v1::LossExpansionSpec* e = s->mutable_loss_expansion();
+         e->set_rho(1);
+         e->set_h0(1);
+         e->set_ess(1);
+         e->set_num_steps(1);
+         e->mutable_trace_h3()->set_max_probes(1);
+       },
+       "loss_expansion.trace_h3.max_probes"},
+      {"power top_k 65",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_power_iteration()->set_top_k(65);
+       },
+       "power_iteration.top_k must be in [1, 64], got 65"},
+      {"power tolerance 1",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_power_iteration()->set_relative_tolerance(1);
+       },
+       "power_iteration.relative_tolerance"},
+      {"power iterations 0",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_power_iteration()->set_max_iterations(0);
+       },
+       "power_iteration.max_iterations"},
+      {"slice of zero points",
+       [](v1::MeasurementSpec* s) { s->mutable_loss_slice()->set_points(0); },
+       "loss_slice.points must be in [1, 10000], got 0"},
+      {"inverted slice",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_loss_slice()->set_t_min(1);
+         s->mutable_loss_slice()->set_t_max(-1);
+       },
+       "loss_slice.t_min must be finite and below t_max"},
+      {"slice Lanczos tolerance",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_loss_slice()->mutable_lanczos()->set_relative_tolerance(2);
+       },
+       "loss_slice.lanczos.relative_tolerance"},
+      {"empty plan", [](v1::MeasurementSpec* s) { s->mutable_plan(); },
+       "plan must set at least one measurement"},
+      {"bad member of a plan",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_plan()->mutable_spectral_density()->set_grid_points(1);
+       },
+       "plan.spectral_density.grid_points"},
+      {"empty block prefix",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_block()->add_prefixes("");
+         s->mutable_sharpness();
+       },
+       "block.prefixes[0] must not be empty"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::MeasurementSpec spec;
+    c.set(&spec);
+    absl::Status status = ToCoreRequest(spec).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(c.message));
+  }
+  // One point needs no interval.
+  v1::MeasurementSpec one_point;
+  one_point.mutable_loss_slice()->set_points(1);
+  one_point.mutable_loss_slice()->set_t_min(0.5);
+  one_point.mutable_loss_slice()->set_t_max(0.5);
+  EXPECT_TRUE(ToCoreRequest(one_point).ok());
+}
+
+// Plans the proto cannot express (a kind twice, a nested plan) reach the
+// engine's API directly.
+TEST(ValidateRequestTest, PlansNameEachKindOnceAndNoPlan) {
+  core::MeasurementRequest request;
+  request.kind = core::MeasurementKind::kPlan;
+  request.plan = {core::MeasurementKind::kHessianTrace,
+                  core::MeasurementKind::kHessianTrace};
+  EXPECT_THAT(std::string(core::ValidateRequest(request).message()),
+              HasSubstr("plan names hessian_trace more than once"));
+  request.plan = {core::MeasurementKind::kSharpness,
+                  core::MeasurementKind::kPlan};
+  EXPECT_THAT(std::string(core::ValidateRequest(request).message()),
+              HasSubstr("plan must not contain a plan"));
+  request.plan = {};
+  EXPECT_EQ(core::ValidateRequest(request).code(),
+            absl::StatusCode::kInvalidArgument);
+  request.plan = {core::MeasurementKind::kSharpness,
+                  core::MeasurementKind::kSpectralDensity};
+  EXPECT_TRUE(core::ValidateRequest(request).ok());
+  request.exact_hessian.max_parameters = 0;
+  request.plan = {core::MeasurementKind::kExactHessian};
+  EXPECT_THAT(std::string(core::ValidateRequest(request).message()),
+              HasSubstr("plan.exact_hessian.max_parameters"));
+}
+
+TEST(SpecConversionTest, KindNamesAreTheFieldNames) {
+  v1::MeasurementSpec spec;
+  EXPECT_EQ(KindName(spec), "unspecified");
+  spec.mutable_spectral_density();
+  EXPECT_EQ(KindName(spec), "spectral_density");
+  spec.mutable_hutchpp();
+  EXPECT_EQ(KindName(spec), "hutchpp");
+  spec.mutable_trace_h3();
+  EXPECT_EQ(KindName(spec), "trace_h3");
+  spec.mutable_loss_expansion();
+  EXPECT_EQ(KindName(spec), "loss_expansion");
+  spec.mutable_exact_hessian();
+  EXPECT_EQ(KindName(spec), "exact_hessian");
+  spec.mutable_power_iteration();
+  EXPECT_EQ(KindName(spec), "power_iteration");
+  spec.mutable_loss_slice();
+  EXPECT_EQ(KindName(spec), "loss_slice");
+  spec.mutable_plan();
+  EXPECT_EQ(KindName(spec), "plan");
+  spec.mutable_hessian_trace();
+  EXPECT_EQ(KindName(spec), "hessian_trace");
+}
+
+// A core result with every kind's fields set, as a plan of all kinds makes.
+core::MeasurementResult EveryResult() {
+  core::MeasurementResult r;
+  r.sharpness.top = {{5.0, 1e-7, true}};
+  r.sharpness.iterations = 9;
+  r.trace = {42.0, 0.5, 12, "target_relative_error"};
+  r.density.runs = {{{-1.0, 2.0}, {0.25, 0.75}, 2, true}};
+  r.density.density.grid = {-1.0, 0.0, 2.0};
+  r.density.density.density = {0.1, 0.2, 0.3};
+  r.density.density.sigma = 0.03;
+  r.density.density.sigma_rule = "0.01 x spread 3";
+  r.density.estimates = {{"x", 1.25, 2.5, 0.1}};
+  r.density.log_threshold = 1e-6;
+  r.hutchpp = {41.0, 0.2, 40.0, 1.0, 5, 7, 17, "max_hvps"};
+  r.trace_cubed = {900.0, 9.0, 20, "max_probes"};
+  r.loss_expansion.gradient_norm_squared = 2;
+  r.loss_expansion.trace_cubed = {800.0, 8.0, 10, "max_probes"};
+  r.loss_expansion.noise_term = 0.5;
+  r.loss_expansion.total = -0.25;
+  r.loss_expansion.total_standard_error = 0.01;
+  r.exact_hessian.eigenvalues = {-1.0, 3.0};
+  r.exact_hessian.rank = 2;
+  r.exact_hessian.rank_rule = "eps rule";
+  r.exact_hessian.negative = 1;
+  r.exact_hessian.positive = 1;
+  r.exact_hessian.condition_number = 3;
+  r.exact_hessian.matrix = {-1, 0, 0, 3};
+  r.power_iteration.pairs = {{3.0, 1e-8, 25, true}};
+  r.power_iteration.converged = true;
+  r.loss_slice.t = {-1, 0, 1};
+  r.loss_slice.loss = {1.5, 0.5, 1.5};
+  r.loss_slice.direction = "top eigenvector";
+  r.loss_slice.eigenvalue = 2;
+  r.loss_slice.direction_curvature = 2;
+  r.op = core::CurvatureOperator::kGgn;
+  r.block_parameters = {"fc0.weight", "fc0.bias"};
+  r.shared = {"hessian_trace reused the SLQ start vectors"};
+  r.graphs_retained = true;
+  return r;
+}
+
+// Checks the proto results against EveryResult().
+template <typename Holder>
+void ExpectEveryResult(const Holder& h) {
+  EXPECT_DOUBLE_EQ(h.sharpness().sharpness(), 5.0);
+  EXPECT_EQ(h.hessian_trace().probes(), 12);
+  ASSERT_EQ(h.spectral_density().runs_size(), 1);
+  EXPECT_THAT(h.spectral_density().runs(0).weights(), ElementsAre(0.25, 0.75));
+  EXPECT_TRUE(h.spectral_density().runs(0).invariant());
+  EXPECT_THAT(h.spectral_density().density(), ElementsAre(0.1, 0.2, 0.3));
+  EXPECT_EQ(h.spectral_density().sigma_rule(), "0.01 x spread 3");
+  EXPECT_DOUBLE_EQ(h.spectral_density().estimates(0).trace(), 2.5);
+  EXPECT_DOUBLE_EQ(h.hutchpp().low_rank_trace(), 40.0);
+  EXPECT_EQ(h.hutchpp().sketch_size(), 5);
+  EXPECT_EQ(h.hutchpp().stop_reason(), "max_hvps");
+  EXPECT_DOUBLE_EQ(h.trace_h3().trace(), 900.0);
+  EXPECT_DOUBLE_EQ(h.loss_expansion().trace_h3().trace(), 800.0);
+  EXPECT_DOUBLE_EQ(h.loss_expansion().total(), -0.25);
+  EXPECT_DOUBLE_EQ(h.loss_expansion().noise_term(), 0.5);
+  EXPECT_THAT(h.exact_hessian().eigenvalues(), ElementsAre(-1.0, 3.0));
+  EXPECT_EQ(h.exact_hessian().rank(), 2);
+  EXPECT_THAT(h.exact_hessian().matrix(), ElementsAre(-1, 0, 0, 3));
+  EXPECT_EQ(h.power_iteration().pairs(0).iterations(), 25);
+  EXPECT_THAT(h.loss_slice().loss(), ElementsAre(1.5, 0.5, 1.5));
+  EXPECT_EQ(h.loss_slice().direction(), "top eigenvector");
+}
+
+TEST(SpecConversionTest, EveryKindsResultIsWrittenToItsField) {
+  const core::MeasurementResult result = EveryResult();
+  for (auto [set, kind] :
+       std::vector<std::pair<std::function<void(v1::MeasurementSpec*)>,
+                             core::MeasurementKind>>{
+           {[](v1::MeasurementSpec* s) { s->mutable_spectral_density(); },
+            core::MeasurementKind::kSpectralDensity},
+           {[](v1::MeasurementSpec* s) { s->mutable_hutchpp(); },
+            core::MeasurementKind::kHutchpp},
+           {[](v1::MeasurementSpec* s) { s->mutable_trace_h3(); },
+            core::MeasurementKind::kTraceCubed},
+           {[](v1::MeasurementSpec* s) { s->mutable_loss_expansion(); },
+            core::MeasurementKind::kLossExpansion},
+           {[](v1::MeasurementSpec* s) { s->mutable_exact_hessian(); },
+            core::MeasurementKind::kExactHessian},
+           {[](v1::MeasurementSpec* s) { s->mutable_power_iteration(); },
+            core::MeasurementKind::kPowerIteration},
+           {[](v1::MeasurementSpec* s) { s->mutable_loss_slice(); },
+            core::MeasurementKind::kLossSlice}}) {
+    v1::Measurement m;
+    set(m.mutable_spec());
+    SCOPED_TRACE(KindName(m.spec()));
+    core::MeasurementResult one = result;
+    one.kind = kind;
+    ApplyResult(one, &m);
+    // The result oneof holds the field named as the kind.
+    const google::protobuf::FieldDescriptor* field =
+        m.GetReflection()->GetOneofFieldDescriptor(
+            m, v1::Measurement::descriptor()->FindOneofByName("result"));
+    ASSERT_NE(field, nullptr);
+    EXPECT_EQ(field->name(), KindName(m.spec()));
+  }
+  v1::Measurement m;
+  m.mutable_spec()->mutable_exact_hessian();
+  core::MeasurementResult exact = result;
+  exact.kind = core::MeasurementKind::kExactHessian;
+  ApplyResult(exact, &m);
+  EXPECT_THAT(m.exact_hessian().eigenvalues(), ElementsAre(-1.0, 3.0));
+  EXPECT_EQ(m.exact_hessian().rank_rule(), "eps rule");
+  EXPECT_DOUBLE_EQ(m.exact_hessian().condition_number(), 3);
+  EXPECT_EQ(m.diagnostics().operator_(), v1::OPERATOR_GGN);
+  EXPECT_THAT(m.diagnostics().block_parameters(),
+              ElementsAre("fc0.weight", "fc0.bias"));
+  EXPECT_TRUE(m.diagnostics().graphs_retained());
+}
+
+TEST(SpecConversionTest, PlanResultHoldsWhatThePlanAskedFor) {
+  v1::Measurement m;
+  v1::MeasurementPlanSpec* plan = m.mutable_spec()->mutable_plan();
+  plan->mutable_sharpness();
+  plan->mutable_hessian_trace();
+  plan->mutable_spectral_density();
+  plan->mutable_hutchpp();
+  plan->mutable_trace_h3();
+  plan->mutable_loss_expansion();
+  plan->mutable_exact_hessian();
+  plan->mutable_power_iteration();
+  plan->mutable_loss_slice();
+  core::MeasurementResult result = EveryResult();
+  result.kind = core::MeasurementKind::kPlan;
+  ApplyResult(result, &m);
+  ASSERT_TRUE(m.has_plan());
+  ExpectEveryResult(m.plan());
+  EXPECT_THAT(m.diagnostics().shared(),
+              ElementsAre("hessian_trace reused the SLQ start vectors"));
+
+  // A plan that asked for two kinds holds two results, nothing else.
+  v1::Measurement two;
+  two.mutable_spec()->mutable_plan()->mutable_spectral_density();
+  two.mutable_spec()->mutable_plan()->mutable_trace_h3();
+  ApplyResult(result, &two);
+  EXPECT_TRUE(two.plan().has_spectral_density());
+  EXPECT_TRUE(two.plan().has_trace_h3());
+  EXPECT_FALSE(two.plan().has_sharpness());
+  EXPECT_FALSE(two.plan().has_exact_hessian());
+
+  // Through the wire format and back.
+  v1::Measurement parsed;
+  ASSERT_TRUE(parsed.ParseFromString(m.SerializeAsString()));
+  ExpectEveryResult(parsed.plan());
 }
 
 }  // namespace

@@ -115,6 +115,55 @@ TEST_F(SqliteStoreTest, MeasurementUpdatesPersistAcrossReopen) {
   EXPECT_EQ(by_request->name(), m.name());
 }
 
+// Every case of the result oneof, and a plan's results, survive the store.
+TEST_F(SqliteStoreTest, EveryResultKindPersists) {
+  AddRunAndCheckpoint("a", 1);
+  const std::string parent = "runs/a/checkpoints/1";
+  const google::protobuf::OneofDescriptor* result_oneof =
+      v1::Measurement::descriptor()->FindOneofByName("result");
+  ASSERT_GE(result_oneof->field_count(), 10);
+  for (int i = 0; i < result_oneof->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = result_oneof->field(i);
+    SCOPED_TRACE(field->name());
+    v1::Measurement m = NewMeasurement(parent, field->name());
+    ASSERT_TRUE(store_->InsertMeasurement(parent, m, "").ok());
+    m.set_state(v1::Measurement::SUCCEEDED);
+    m.mutable_diagnostics()->set_operator_(v1::OPERATOR_GGN);
+    m.mutable_diagnostics()->add_block_parameters("fc0.weight");
+    m.GetReflection()->MutableMessage(&m, field);
+    ASSERT_TRUE(store_->UpdateMeasurement(m).ok());
+  }
+  v1::Measurement plan = NewMeasurement(parent, "full-plan");
+  ASSERT_TRUE(store_->InsertMeasurement(parent, plan, "").ok());
+  plan.set_state(v1::Measurement::SUCCEEDED);
+  plan.mutable_plan()->mutable_loss_slice()->add_loss(0.5);
+  plan.mutable_plan()->mutable_spectral_density()->add_density(0.25);
+  plan.mutable_plan()->mutable_exact_hessian()->set_rank(3);
+  plan.mutable_diagnostics()->add_shared("shared the SLQ start vectors");
+  ASSERT_TRUE(store_->UpdateMeasurement(plan).ok());
+
+  Reopen();
+  for (int i = 0; i < result_oneof->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = result_oneof->field(i);
+    SCOPED_TRACE(field->name());
+    auto stored =
+        store_->GetMeasurement(parent + "/measurements/" + field->name());
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    EXPECT_EQ(
+        stored->GetReflection()->GetOneofFieldDescriptor(*stored, result_oneof),
+        field);
+    EXPECT_EQ(stored->diagnostics().operator_(), v1::OPERATOR_GGN);
+    EXPECT_EQ(stored->diagnostics().block_parameters(0), "fc0.weight");
+  }
+  auto stored = store_->GetMeasurement(plan.name());
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->plan().loss_slice().loss(0), 0.5);
+  EXPECT_EQ(stored->plan().spectral_density().density(0), 0.25);
+  EXPECT_EQ(stored->plan().exact_hessian().rank(), 3);
+  EXPECT_FALSE(stored->plan().has_sharpness());
+  EXPECT_EQ(stored->diagnostics().shared(0), "shared the SLQ start vectors");
+}
+
 TEST_F(SqliteStoreTest, RequestIdIsUniquePerCheckpoint) {
   AddRunAndCheckpoint("a", 1);
   const std::string parent = "runs/a/checkpoints/1";

@@ -1,0 +1,151 @@
+// A real CUDA out-of-memory error, made by filling the device until little is
+// left: the engine retries without the retained graphs, then with smaller
+// micro-batches, and only then answers ResourceExhausted, after which it goes
+// on measuring. CUDA only: on the host running out of memory is not an error
+// a process gets to handle.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/engine.h"
+#include "core/measurement.h"
+#include "tests/core/toy_models.h"
+
+namespace curvd::core {
+namespace {
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+constexpr int64_t kSamples = 32768;
+constexpr int64_t kFeatures = 1024;
+constexpr int64_t kMicroBatch = 4096;
+
+class EngineOomTest : public testing::DeviceTest {
+ protected:
+  void SetUp() override {
+    DeviceTest::SetUp();
+    if (!on_cuda()) GTEST_SKIP() << "out of memory is recoverable on CUDA only";
+  }
+};
+
+// Free bytes on the current CUDA device, from the runtime LibTorch loaded.
+int64_t FreeDeviceBytes() {
+  using MemGetInfo = int (*)(size_t*, size_t*);
+  const auto mem_get_info =
+      reinterpret_cast<MemGetInfo>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
+  if (mem_get_info == nullptr) return -1;
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+  if (mem_get_info(&free_bytes, &total_bytes) != 0) return -1;
+  return static_cast<int64_t>(free_bytes);
+}
+
+// A 1024-1024-1024-1 tanh MLP (2.1M parameters): one micro-batch of 4096
+// samples keeps about 150 MiB of activations for double backward, the eight of
+// the shard about 1.3 GiB; the shard itself is 128 MiB.
+ModelSource WideMlp() {
+  ModelSource source;
+  source.kind = ModelSource::Kind::kZoo;
+  source.zoo.layer_widths = {kFeatures, 1024, 1024, 1};
+  source.cache_key = "zoo:oom-test-mlp";
+  return source;
+}
+
+ShardSpec Regression() {
+  ShardSpec spec;
+  spec.kind = ShardSpec::Kind::kBuiltin;
+  spec.generator = "gaussian_regression";
+  spec.params = {{"n", std::to_string(kSamples)},
+                 {"d", std::to_string(kFeatures)},
+                 {"outputs", "1"},
+                 {"seed", "1"}};
+  spec.cache_key = "builtin://oom-test-regression";
+  return spec;
+}
+
+MeasurementRequest TraceRequest() {
+  MeasurementRequest request;
+  request.kind = MeasurementKind::kHessianTrace;
+  request.objective.loss = LossFunction::kMse;
+  request.objective.micro_batch_size = kMicroBatch;
+  request.trace.min_probes = 2;
+  request.trace.max_probes = 2;
+  return request;
+}
+
+// Fills the device until about `leave` bytes are free. Each test runs in a
+// process of its own (gtest_discover_tests), so PyTorch's caching allocator
+// holds nothing yet and what the driver calls free is what a measurement can
+// get. Pieces of 2 MiB, so that little is left over in blocks too small to use.
+std::vector<torch::Tensor> FillDevice(int64_t leave) {
+  constexpr int64_t kPiece = 2 * kMiB;
+  std::vector<torch::Tensor> hog;
+  const auto bytes =
+      torch::TensorOptions().dtype(torch::kUInt8).device(torch::kCUDA, 0);
+  while (FreeDeviceBytes() - kPiece > leave) {
+    hog.push_back(torch::empty({kPiece}, bytes));
+  }
+  return hog;
+}
+
+// Measures under a device filled to `leave` free bytes, then again with the
+// memory back.
+struct TightAndRoomy {
+  absl::StatusOr<MeasurementResult> tight;
+  absl::StatusOr<MeasurementResult> roomy;
+};
+TightAndRoomy MeasureTightThenRoomy(int64_t leave) {
+  auto engine = Engine::Create("cuda:0");
+  if (!engine.ok()) return {engine.status(), engine.status()};
+  torch::manual_seed(0);
+  std::vector<torch::Tensor> hog = FillDevice(leave);
+  auto tight = (*engine)->Measure(WideMlp(), Regression(), TraceRequest(), {});
+  hog.clear();
+  auto roomy = (*engine)->Measure(WideMlp(), Regression(), TraceRequest(), {});
+  return {std::move(tight), std::move(roomy)};
+}
+
+TEST_P(EngineOomTest, RetainedGraphsAreDroppedWhenTheyDoNotFit) {
+  ASSERT_GT(FreeDeviceBytes(), 0) << "cudaMemGetInfo not found";
+  const TightAndRoomy got = MeasureTightThenRoomy(700 * kMiB);
+  ASSERT_TRUE(got.tight.ok()) << got.tight.status();
+  ASSERT_TRUE(got.roomy.ok()) << got.roomy.status();
+  EXPECT_FALSE(got.tight->graphs_retained);
+  EXPECT_EQ(got.tight->micro_batch_size, kMicroBatch);
+  EXPECT_TRUE(got.roomy->graphs_retained);
+  EXPECT_NEAR(got.tight->trace.trace, got.roomy->trace.trace,
+              1e-4 * std::abs(got.roomy->trace.trace));
+}
+
+TEST_P(EngineOomTest, MicroBatchesAreHalvedUntilOneFits) {
+  ASSERT_GT(FreeDeviceBytes(), 0) << "cudaMemGetInfo not found";
+  const TightAndRoomy got = MeasureTightThenRoomy(300 * kMiB);
+  ASSERT_TRUE(got.tight.ok()) << got.tight.status();
+  ASSERT_TRUE(got.roomy.ok()) << got.roomy.status();
+  EXPECT_FALSE(got.tight->graphs_retained);
+  EXPECT_LT(got.tight->micro_batch_size, kMicroBatch);
+  EXPECT_NEAR(got.tight->trace.trace, got.roomy->trace.trace,
+              1e-4 * std::abs(got.roomy->trace.trace));
+}
+
+TEST_P(EngineOomTest, NothingFitsIsResourceExhaustedAndTheEngineGoesOn) {
+  ASSERT_GT(FreeDeviceBytes(), 0) << "cudaMemGetInfo not found";
+  const TightAndRoomy got = MeasureTightThenRoomy(8 * kMiB);
+  ASSERT_FALSE(got.tight.ok());
+  EXPECT_EQ(got.tight.status().code(), absl::StatusCode::kResourceExhausted)
+      << got.tight.status();
+  ASSERT_TRUE(got.roomy.ok()) << got.roomy.status();
+  EXPECT_TRUE(got.roomy->graphs_retained);
+}
+
+CURVD_INSTANTIATE_DEVICE_TEST(EngineOomTest);
+
+}  // namespace
+}  // namespace curvd::core
