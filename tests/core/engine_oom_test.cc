@@ -27,7 +27,7 @@ constexpr int64_t kSamples = 32768;
 constexpr int64_t kFeatures = 1024;
 constexpr int64_t kMicroBatch = 4096;
 
-class EngineOomTest : public testing::DeviceTest {
+class EngineOomSerialTest : public testing::DeviceTest {
  protected:
   void SetUp() override {
     DeviceTest::SetUp();
@@ -112,7 +112,7 @@ TightAndRoomy MeasureTightThenRoomy(int64_t leave) {
   return {std::move(tight), std::move(roomy)};
 }
 
-TEST_P(EngineOomTest, RetainedGraphsAreDroppedWhenTheyDoNotFit) {
+TEST_P(EngineOomSerialTest, RetainedGraphsAreDroppedWhenTheyDoNotFit) {
   ASSERT_GT(FreeDeviceBytes(), 0) << "cudaMemGetInfo not found";
   const TightAndRoomy got = MeasureTightThenRoomy(700 * kMiB);
   ASSERT_TRUE(got.tight.ok()) << got.tight.status();
@@ -124,7 +124,7 @@ TEST_P(EngineOomTest, RetainedGraphsAreDroppedWhenTheyDoNotFit) {
               1e-4 * std::abs(got.roomy->trace.trace));
 }
 
-TEST_P(EngineOomTest, MicroBatchesAreHalvedUntilOneFits) {
+TEST_P(EngineOomSerialTest, MicroBatchesAreHalvedUntilOneFits) {
   ASSERT_GT(FreeDeviceBytes(), 0) << "cudaMemGetInfo not found";
   const TightAndRoomy got = MeasureTightThenRoomy(300 * kMiB);
   ASSERT_TRUE(got.tight.ok()) << got.tight.status();
@@ -135,7 +135,7 @@ TEST_P(EngineOomTest, MicroBatchesAreHalvedUntilOneFits) {
               1e-4 * std::abs(got.roomy->trace.trace));
 }
 
-TEST_P(EngineOomTest, NothingFitsIsResourceExhaustedAndTheEngineGoesOn) {
+TEST_P(EngineOomSerialTest, NothingFitsIsResourceExhaustedAndTheEngineGoesOn) {
   ASSERT_GT(FreeDeviceBytes(), 0) << "cudaMemGetInfo not found";
   const TightAndRoomy got = MeasureTightThenRoomy(8 * kMiB);
   ASSERT_FALSE(got.tight.ok());
@@ -145,7 +145,7 @@ TEST_P(EngineOomTest, NothingFitsIsResourceExhaustedAndTheEngineGoesOn) {
   EXPECT_TRUE(got.roomy->graphs_retained);
 }
 
-CURVD_INSTANTIATE_DEVICE_TEST(EngineOomTest);
+CURVD_INSTANTIATE_DEVICE_TEST(EngineOomSerialTest);
 
 }  // namespace
 }  // namespace curvd::core
