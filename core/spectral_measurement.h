@@ -104,7 +104,7 @@ struct ExactHessianOptions {
   // Copy the symmetrised matrix into ExactHessianResult.matrix; allowed only
   // when P <= max_matrix_parameters.
   bool return_matrix = false;
-  int64_t max_matrix_parameters = 2000;
+  int64_t max_matrix_parameters = 1000;
 };
 
 struct ExactHessianResult {

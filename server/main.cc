@@ -47,7 +47,7 @@ ABSL_FLAG(int64_t, exact_hessian_max_parameters, 20000,
           "Largest operator (parameters, or the block's) an exact_hessian "
           "measurement may assemble: P HVPs and a P x P float64 matrix on the "
           "host. Larger is INVALID_ARGUMENT.");
-ABSL_FLAG(int64_t, exact_hessian_max_matrix_parameters, 2000,
+ABSL_FLAG(int64_t, exact_hessian_max_matrix_parameters, 1000,
           "Largest operator whose matrix an exact_hessian measurement may "
           "return (return_matrix): P^2 doubles in the stored result. Larger is "
           "INVALID_ARGUMENT.");

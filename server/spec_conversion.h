@@ -18,7 +18,7 @@ namespace curvd::server {
 // --exact_hessian_max_matrix_parameters).
 struct RequestLimits {
   int64_t exact_hessian_max_parameters = 20000;
-  int64_t exact_hessian_max_matrix_parameters = 2000;
+  int64_t exact_hessian_max_matrix_parameters = 1000;
 };
 
 // The core request for `spec`, with the documented defaults for unset fields

@@ -147,7 +147,7 @@ TEST(SpecConversionTest, NewKindsGetTheDocumentedDefaults) {
   ASSERT_TRUE(request.ok()) << request.status();
   EXPECT_EQ(request->kind, core::MeasurementKind::kExactHessian);
   EXPECT_EQ(request->exact_hessian.max_parameters, 20000);
-  EXPECT_EQ(request->exact_hessian.max_matrix_parameters, 2000);
+  EXPECT_EQ(request->exact_hessian.max_matrix_parameters, 1000);
   EXPECT_FALSE(request->exact_hessian.return_matrix);
 
   v1::MeasurementSpec power;
