@@ -13,6 +13,22 @@ namespace {
 
 constexpr char kOutOfMemoryPrefix[] = "out of memory: ";
 
+// Messages of a plain c10::Error that mean the device ran out of memory: older
+// CUDA builds raise one for an exhausted allocator, and cuBLAS and cuDNN
+// report a failed allocation of their own (a handle or workspace created
+// lazily at a measurement's first matmul or convolution) under their own
+// status names.
+constexpr const char* kOutOfMemoryMarkers[] = {
+    "CUDA out of memory", "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_ALLOC_FAILED", "cudaErrorMemoryAllocation"};
+
+bool SaysOutOfMemory(const std::string& message) {
+  for (const char* marker : kOutOfMemoryMarkers) {
+    if (absl::StrContains(message, marker)) return true;
+  }
+  return false;
+}
+
 // Torch messages can run to pages (a TorchScript traceback); the first few
 // lines say what went wrong.
 std::string Shorten(const std::string& message) {
@@ -31,8 +47,7 @@ absl::Status StatusFromException(std::exception_ptr exception) {
         absl::StrCat(kOutOfMemoryPrefix, Shorten(e.what_without_backtrace())));
   } catch (const c10::Error& e) {
     std::string message = e.what_without_backtrace();
-    // Older CUDA builds raise a plain c10::Error for an exhausted allocator.
-    if (absl::StrContains(message, "CUDA out of memory")) {
+    if (SaysOutOfMemory(message)) {
       return absl::ResourceExhaustedError(
           absl::StrCat(kOutOfMemoryPrefix, Shorten(message)));
     }

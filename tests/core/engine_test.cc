@@ -108,6 +108,12 @@ TEST(TorchStatusTest, ConvertsExceptionsByKind) {
   EXPECT_EQ(shape.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(shape.message(), HasSubstr("shapes cannot be multiplied"));
   EXPECT_FALSE(IsOutOfMemory(shape));
+  // What a real CUDA device said when full at a measurement's first matmul.
+  const absl::Status cublas = StatusFromException(std::make_exception_ptr(
+      c10::Error({__func__, __FILE__, __LINE__},
+                 "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling "
+                 "`cublasCreate(handle)`")));
+  EXPECT_TRUE(IsOutOfMemory(cublas)) << cublas;
   EXPECT_EQ(
       StatusFromException(std::make_exception_ptr(std::runtime_error("bug")))
           .code(),
