@@ -109,6 +109,11 @@ TightAndRoomy MeasureTightThenRoomy(int64_t leave, int64_t micro_batch_size) {
   auto engine = Engine::Create("cuda:0");
   if (!engine.ok()) return {engine.status(), engine.status()};
   torch::manual_seed(0);
+  // cuBLAS allocates its handle and workspace with cudaMalloc at the first
+  // matmul, outside PyTorch's allocator, whose cached blocks it cannot use:
+  // made here, before the device is full. (A worker whose first matmul meets
+  // a full device fails with RESOURCE_EXHAUSTED: see the issue-4 note.)
+  torch::mm(torch::ones({2, 2}, torch::kCUDA), torch::ones({2, 2}, torch::kCUDA));
   std::vector<torch::Tensor> hog = FillDevice(leave);
   auto tight = (*engine)->Measure(WideMlp(), Regression(),
                                   TraceRequest(micro_batch_size), {});
