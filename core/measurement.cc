@@ -42,33 +42,6 @@ absl::Status CheckPositiveFinite(const std::string& field, double value) {
   return OutOfRange(field, absl::StrCat("must be finite and > 0, got ", value));
 }
 
-// The proto's field name of a kind, in MeasurementSpec and MeasurementPlanSpec.
-const char* KindField(MeasurementKind kind) {
-  switch (kind) {
-    case MeasurementKind::kSharpness:
-      return "sharpness";
-    case MeasurementKind::kHessianTrace:
-      return "hessian_trace";
-    case MeasurementKind::kSpectralDensity:
-      return "spectral_density";
-    case MeasurementKind::kHutchpp:
-      return "hutchpp";
-    case MeasurementKind::kTraceCubed:
-      return "trace_h3";
-    case MeasurementKind::kLossExpansion:
-      return "loss_expansion";
-    case MeasurementKind::kExactHessian:
-      return "exact_hessian";
-    case MeasurementKind::kPowerIteration:
-      return "power_iteration";
-    case MeasurementKind::kLossSlice:
-      return "loss_slice";
-    case MeasurementKind::kPlan:
-      return "plan";
-  }
-  return "unknown";
-}
-
 // `field` is "sharpness" or "loss_slice.lanczos"; `check_top_k` is false for
 // the loss slice, which ignores top_k.
 absl::Status ValidateLanczos(const LanczosOptions& o, const std::string& field,
@@ -257,7 +230,7 @@ absl::Status ValidateLossSlice(const LossSliceOptions& o,
 // The options of one kind other than kPlan, its fields named under `prefix`.
 absl::Status ValidateKind(const MeasurementRequest& request,
                           MeasurementKind kind, const std::string& prefix) {
-  const std::string field = absl::StrCat(prefix, KindField(kind));
+  const std::string field = absl::StrCat(prefix, MeasurementKindName(kind));
   switch (kind) {
     case MeasurementKind::kSharpness:
       return ValidateLanczos(request.lanczos, field, /*check_top_k=*/true);
@@ -297,7 +270,7 @@ absl::Status ValidatePlan(const MeasurementRequest& request) {
     }
     if (!seen.insert(kind).second) {
       return absl::InvalidArgumentError(
-          absl::StrCat("plan names ", KindField(kind), " more than once"));
+          absl::StrCat("plan names ", MeasurementKindName(kind), " more than once"));
     }
     if (absl::Status s = ValidateKind(request, kind, "plan."); !s.ok())
       return s;
@@ -323,6 +296,32 @@ absl::Status ValidateBlock(const ParameterBlock& block) {
 }
 
 }  // namespace
+
+const char* MeasurementKindName(MeasurementKind kind) {
+  switch (kind) {
+    case MeasurementKind::kSharpness:
+      return "sharpness";
+    case MeasurementKind::kHessianTrace:
+      return "hessian_trace";
+    case MeasurementKind::kSpectralDensity:
+      return "spectral_density";
+    case MeasurementKind::kHutchpp:
+      return "hutchpp";
+    case MeasurementKind::kTraceCubed:
+      return "trace_h3";
+    case MeasurementKind::kLossExpansion:
+      return "loss_expansion";
+    case MeasurementKind::kExactHessian:
+      return "exact_hessian";
+    case MeasurementKind::kPowerIteration:
+      return "power_iteration";
+    case MeasurementKind::kLossSlice:
+      return "loss_slice";
+    case MeasurementKind::kPlan:
+      return "plan";
+  }
+  return "unknown";
+}
 
 absl::Status ValidateRequest(const MeasurementRequest& request) {
   if (request.objective.micro_batch_size < 0) {

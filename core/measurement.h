@@ -119,6 +119,10 @@ struct MeasurementRequest {
   std::vector<MeasurementKind> plan;
 };
 
+// The proto's field name of `kind` in MeasurementSpec and MeasurementPlanSpec
+// ("sharpness", "trace_h3", "plan", ...), for messages. Thread-safe.
+const char* MeasurementKindName(MeasurementKind kind);
+
 // Returns InvalidArgument naming the first field out of range (k = 0, probes = 0,
 // tolerance outside (0, 1), a grid of zero points, ...). Defaults are in range
 // except where a field has no sensible default (the loss expansion's numbers).

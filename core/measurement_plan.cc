@@ -41,33 +41,6 @@ constexpr MeasurementKind kRunOrder[] = {
     MeasurementKind::kLossSlice,
 };
 
-// The names of the proto's fields, for progress messages and `shared`.
-const char* KindName(MeasurementKind kind) {
-  switch (kind) {
-    case MeasurementKind::kSharpness:
-      return "sharpness";
-    case MeasurementKind::kHessianTrace:
-      return "hessian_trace";
-    case MeasurementKind::kSpectralDensity:
-      return "spectral_density";
-    case MeasurementKind::kHutchpp:
-      return "hutchpp";
-    case MeasurementKind::kTraceCubed:
-      return "trace_h3";
-    case MeasurementKind::kLossExpansion:
-      return "loss_expansion";
-    case MeasurementKind::kExactHessian:
-      return "exact_hessian";
-    case MeasurementKind::kPowerIteration:
-      return "power_iteration";
-    case MeasurementKind::kLossSlice:
-      return "loss_slice";
-    case MeasurementKind::kPlan:
-      return "plan";
-  }
-  return "unknown";
-}
-
 std::string OperatorName(CurvatureOperator op) {
   return op == CurvatureOperator::kGgn ? "the GGN" : "the Hessian";
 }
@@ -350,7 +323,7 @@ absl::Status RunMeasurementPlan(Objective& objective,
     if (!runner.Wants(kind)) continue;
     CURVD_RETURN_IF_ERROR(runner.Run(
         kind, Narrowed(progress, index / count, (index + 1) / count,
-                       count > 1 ? absl::StrCat(KindName(kind), ": ") : "")));
+                       count > 1 ? absl::StrCat(MeasurementKindName(kind), ": ") : "")));
     ++index;
   }
   if (kinds.size() > 1) {
