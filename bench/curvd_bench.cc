@@ -464,6 +464,9 @@ absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
   timing["standard_error"] = result.hutchpp.standard_error;
   timing["hvps"] = result.hvps;
   timing["sketch_size"] = result.hutchpp.sketch_size;
+  timing["sketch_frobenius_fraction"] = result.hutchpp.sketch_frobenius_fraction;
+  timing["hutchinson_standard_error_same_hvps"] =
+      result.hutchpp.hutchinson_standard_error_same_hvps;
   timing["compute_seconds"] = result.compute_seconds;
   out["hutchpp_engine"] = timing;
   return absl::OkStatus();

@@ -20,7 +20,7 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 # W2 (ResNet-18, 11 M parameters) is left out even where torchvision imports: its
 # double backward takes seconds per HVP on a CPU. Try it by hand with
 # baseline.py --workloads W2 --smoke --lanczos_max_iterations 8 --probes 4.
-"$python" "$here/python/baseline.py" --smoke --device cpu --workloads W1,W3 \
+"$python" "$here/python/baseline.py" --smoke --device cpu --workloads W1,W1F,W3 \
   --out "$work/export"
 "$bench" --smoke --device=cpu --export_dir="$work/export" --out="$work/curvd.json"
 "$python" "$here/python/report.py" --smoke --baseline "$work/export/baseline.json" \

@@ -102,6 +102,8 @@ const std::vector<std::string>& KindColumns() {
                                    "density_sigma",
                                    "hutchpp_trace",
                                    "hutchpp_standard_error",
+                                   "sketch_frobenius_fraction",
+                                   "hutchinson_standard_error_same_hvps",
                                    "trace_h3",
                                    "trace_h3_standard_error",
                                    "first_order_term",
@@ -194,10 +196,17 @@ ResultSummary Summarize(const v1::HutchppResult& r) {
                   r.trace(),
                   r.standard_error(),
                   absl::StrCat("sketch ", r.sketch_size(), " + ",
-                               r.residual_probes(), " probes"),
+                               r.residual_probes(), " probes; sketch holds ",
+                               Short(100 * r.sketch_frobenius_fraction()),
+                               "% of |H|_F^2; Hutchinson, same HVPs: +/-",
+                               Short(r.hutchinson_standard_error_same_hvps())),
                   {}};
-  s.columns = {{"hutchpp_trace", Number(r.trace())},
-               {"hutchpp_standard_error", Number(r.standard_error())}};
+  s.columns = {
+      {"hutchpp_trace", Number(r.trace())},
+      {"hutchpp_standard_error", Number(r.standard_error())},
+      {"sketch_frobenius_fraction", Number(r.sketch_frobenius_fraction())},
+      {"hutchinson_standard_error_same_hvps",
+       Number(r.hutchinson_standard_error_same_hvps())}};
   return s;
 }
 

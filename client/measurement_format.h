@@ -37,7 +37,8 @@ absl::StatusOr<std::string> MeasurementsToJson(
 // scalars
 // (sharpness, trace, trace_standard_error, density_trace,
 // density_trace_standard_error, density_rank, density_sigma, hutchpp_trace,
-// hutchpp_standard_error, trace_h3, trace_h3_standard_error,
+// hutchpp_standard_error, sketch_frobenius_fraction,
+// hutchinson_standard_error_same_hvps, trace_h3, trace_h3_standard_error,
 // first_order_term, second_order_term, noise_term, noise_term_standard_error,
 // total, total_standard_error, rank, positive, negative, min_eigenvalue,
 // max_eigenvalue, condition_number, power_eigenvalues, slice_eigenvalue,

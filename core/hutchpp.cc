@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <tuple>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -36,6 +37,14 @@ absl::Status ValidateHutchppOptions(const HutchppOptions& hutchpp) {
                      hutchpp.target_relative_error));
   }
   return absl::OkStatus();
+}
+
+// (v^T A v, |A v|^2) in double, read from the device with one copy.
+std::pair<double, double> TermAndNormSquared(const torch::Tensor& v,
+                                             const torch::Tensor& av) {
+  const torch::Tensor both =
+      torch::stack({v.dot(av), av.dot(av)}).to(torch::kCPU, torch::kFloat64);
+  return {both[0].item<double>(), both[1].item<double>()};
 }
 
 }  // namespace
@@ -79,6 +88,8 @@ absl::StatusOr<HutchppResult> HutchPlusPlus(const LinearOperator& op,
         absl::StrCat("Hutch++ ", what, " ", index, " is not finite"));
   };
 
+  double sketch_frobenius = 0;    // |A Q|_F^2
+  double residual_frobenius = 0;  // running mean of |A g|^2
   // Q: an orthonormal basis of A S, rows of a k x size matrix.
   torch::Tensor sketch = torch::empty({k, size}, options);
   for (int64_t i = 0; i < k; ++i) {
@@ -101,9 +112,10 @@ absl::StatusOr<HutchppResult> HutchPlusPlus(const LinearOperator& op,
   for (int64_t i = 0; i < k; ++i) {
     const torch::Tensor qi = basis[i];
     CURVD_ASSIGN_OR_RETURN(torch::Tensor aq, product(qi, "low-rank trace", i));
-    const double term = qi.dot(aq).item<double>();
+    const auto [term, norm_squared] = TermAndNormSquared(qi, aq);
     if (!std::isfinite(term)) return not_finite("q^T A q of column", i);
     result.low_rank_trace += term;
+    sketch_frobenius += norm_squared;
   }
 
   const int64_t max_residual = hutchpp.max_hvps - 2 * k;
@@ -116,8 +128,9 @@ absl::StatusOr<HutchppResult> HutchPlusPlus(const LinearOperator& op,
     if (k > 0) g = g - basis.t().mv(basis.mv(g));
     CURVD_ASSIGN_OR_RETURN(torch::Tensor ag,
                            product(g, "residual probe", probe - 1));
-    const double term = g.dot(ag).item<double>();
+    const auto [term, norm_squared] = TermAndNormSquared(g, ag);
     if (!std::isfinite(term)) return not_finite("residual probe", probe);
+    residual_frobenius += (norm_squared - residual_frobenius) / probe;
     const double delta = term - mean;
     mean += delta / probe;
     sum_squared_deviations += delta * (term - mean);
@@ -142,6 +155,13 @@ absl::StatusOr<HutchppResult> HutchPlusPlus(const LinearOperator& op,
       break;
     }
   }
+  result.frobenius_norm_squared = sketch_frobenius + residual_frobenius;
+  result.sketch_frobenius_fraction =
+      result.frobenius_norm_squared > 0
+          ? sketch_frobenius / result.frobenius_norm_squared
+          : 1.0;
+  result.hutchinson_standard_error_same_hvps =
+      std::sqrt(2 * result.frobenius_norm_squared / result.hvps);
   return result;
 }
 

@@ -27,7 +27,10 @@ namespace curvd::core {
 // sqrt(probes), conditional on Q) is <= target_relative_error * |trace|, or
 // "exact_zero_variance" when every residual term was equal, both only when
 // target_relative_error > 0; otherwise "max_hvps". The k x size sketch and
-// its products are held on the device.
+// its products are held on the device. The result also says whether the
+// sketch paid off: an estimate of |A|_F^2 from the norms of the products
+// already computed, the fraction of it the sketch holds, and the standard
+// error plain Hutchinson would have had with the same products.
 //
 // Cancellation is polled and progress reported before every product:
 // Cancelled if progress.cancelled() returns true. InvalidArgument for a size

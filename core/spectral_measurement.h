@@ -92,6 +92,17 @@ struct HutchppResult {
   int residual_probes = 0;
   int64_t hvps = 0;         // 2 * sketch_size + residual_probes
   std::string stop_reason;  // as TraceResult's
+  // Whether the sketch paid off, from products already computed:
+  // |A|_F^2 = |A Q|_F^2 + |A (I - QQ^T)|_F^2, the second part estimated by the
+  // mean of |A g|^2 over the residual probes g (exact when there are none).
+  double frobenius_norm_squared = 0;
+  // |A Q|_F^2 / frobenius_norm_squared: near 1 when a few directions hold the
+  // operator (Hutch++ wins), near sketch_size / size when the spectrum is flat.
+  double sketch_frobenius_fraction = 0;
+  // sqrt(2 frobenius_norm_squared / hvps): the standard error Hutchinson with
+  // Gaussian probes would have with the same products (an upper bound for
+  // Rademacher probes, whose variance drops the diagonal's share).
+  double hutchinson_standard_error_same_hvps = 0;
 };
 
 // ---- tr(H^3) (trace_cubed.h): TraceOptions in, TraceResult out ----

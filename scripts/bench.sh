@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark of issue 4 on the GPU machine: plain PyTorch and curvd (engine
-# and loopback gRPC) on W1-W3, same GPU, same data, same run. See bench/README.md.
+# and loopback gRPC) on W1, W1F, W2 and W3, same GPU, same data, same run. See bench/README.md.
 #
 # Usage (on the GPU machine, repository root, after scripts/gpu_test.sh built
 # into /tmp/build in the same session; otherwise it builds curvd_bench there the
@@ -9,7 +9,8 @@
 # Environment:
 #   OUT                          output directory (default ./bench-out)
 #   CURVD_BENCH_BUILD            build directory (default /tmp/build)
-#   CURVD_BENCH_WORKLOADS        comma list (default W1,W2,W3)
+#   CURVD_BENCH_WORKLOADS        comma list (default W1,W1F,W2,W3; W1F needs
+#                                Fashion-MNIST, from the carried .debs/)
 #   CURVD_BENCH_REFERENCE_BUDGET seconds a float64 reference Lanczos may take
 #                                per workload (default 60; estimated first)
 #   CURVD_BENCH_DEVICE           device of both sides (default cuda:0)
@@ -26,7 +27,7 @@ out=${OUT:-$PWD/bench-out}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 build=${CURVD_BENCH_BUILD:-/tmp/build}
-workloads=${CURVD_BENCH_WORKLOADS:-W1,W2,W3}
+workloads=${CURVD_BENCH_WORKLOADS:-W1,W1F,W2,W3}
 reference_budget=${CURVD_BENCH_REFERENCE_BUDGET:-60}
 device=${CURVD_BENCH_DEVICE:-cuda:0}
 smoke=()
@@ -49,6 +50,10 @@ fi
 export LD_LIBRARY_PATH=$pfx/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 export LIBRARY_PATH=$pfx/usr/lib/x86_64-linux-gnu
 export PATH=$pfx/usr/bin:$PATH
+# W1F's data: the dataset-fashion-mnist package, installed or unpacked above.
+if [ -z "${CURVD_FASHION_MNIST_DIR:-}" ] && [ -d "$pfx/usr/share/datasets/fashion-mnist" ]; then
+  export CURVD_FASHION_MNIST_DIR=$pfx/usr/share/datasets/fashion-mnist
+fi
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader \
   | tee "$out/gpu.txt" || echo "no nvidia-smi" >"$out/gpu.txt"

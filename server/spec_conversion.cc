@@ -291,6 +291,10 @@ void ToProto(const core::HutchppResult& in, v1::HutchppResult* out) {
   out->set_sketch_size(in.sketch_size);
   out->set_residual_probes(in.residual_probes);
   out->set_stop_reason(in.stop_reason);
+  out->set_frobenius_norm_squared(in.frobenius_norm_squared);
+  out->set_sketch_frobenius_fraction(in.sketch_frobenius_fraction);
+  out->set_hutchinson_standard_error_same_hvps(
+      in.hutchinson_standard_error_same_hvps);
 }
 
 void ToProto(const core::LossExpansionResult& in,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Plain-PyTorch baseline of curvd's benchmark (issue 4).
 
-Exports W1-W3 (see workloads.py) for curvd_bench, then times on the same device
+Exports W1, W1F, W2 and W3 (see workloads.py) for curvd_bench, then times on the same device
 and data what a Python user would write by hand: the full-shard gradient, one
 full-shard Hessian-vector product by double backward, 100 HVPs (the cost of 100
 Hutchinson probes without graph reuse), and Lanczos for the top 5 eigenvalues to

@@ -1,4 +1,5 @@
-"""The reference workloads of issue 4 (W1-W3) and their export for curvd.
+"""The reference workloads of issue 4 (W1-W3), W1F (W1 on Fashion-MNIST after
+some training, for issue 5's trace estimators) and their export for curvd.
 
 Each workload is a model in eval mode, a data shard with fixed seeds, and the
 micro-batch size both sides use. `export` writes what curvd needs into a
@@ -10,8 +11,10 @@ Importable with PyTorch 1.13 (Debian's python3, CPU) and 2.x; W2 needs
 torchvision and is left out without it. The safetensors files are written by
 hand, so the safetensors package is not needed.
 """
+import gzip
 import json
 import math
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +121,51 @@ def w1(smoke: bool = False) -> Workload:
         torch.randint(0, widths[-1], (n,), generator=g), batch)
 
 
+FASHION_MNIST_DIR = Path(os.environ.get("CURVD_FASHION_MNIST_DIR",
+                                        "/usr/share/datasets/fashion-mnist"))
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file (gzip-compressed, unsigned bytes) as a uint8 tensor."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    if data[:2] != b"\0\0" or data[2] != 0x08:
+        raise ValueError(f"{path}: not an IDX file of unsigned bytes")
+    rank = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank)]
+    flat = torch.frombuffer(bytearray(data[4 + 4 * rank:]), dtype=torch.uint8)
+    return flat.reshape(dims)
+
+
+def w1f(smoke: bool = False) -> Optional[Workload]:
+    """W1's network on real data: the first 8192 Fashion-MNIST training images
+    (pixels / 255), after 300 steps of SGD (batch 128, lr 0.1) from W1's
+    initialisation, so the Hessian has the structure of real data and training
+    (the class outliers), which W1's Gaussian inputs lack."""
+    images = FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz"
+    labels = FASHION_MNIST_DIR / "train-labels-idx1-ubyte.gz"
+    if not images.exists() or not labels.exists():
+        return None
+    widths = [784, 32, 32, 10] if smoke else [784, 1024, 1024, 10]
+    n, batch, steps = (256, 64, 20) if smoke else (8192, 2048, 300)
+    inputs = read_idx(images)[:n].reshape(n, 784).to(torch.float32) / 255
+    targets = read_idx(labels)[:n].to(torch.int64)
+    torch.manual_seed(1)
+    model = mlp(widths)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    g = _generator(14)
+    for _ in range(steps):
+        take = torch.randint(0, n, (128,), generator=g)
+        optimizer.zero_grad()
+        F.cross_entropy(model(inputs[take]), targets[take]).backward()
+        optimizer.step()
+    return Workload(
+        "W1F", f"W1's MLP {'-'.join(map(str, widths))} on the first {n} "
+        f"Fashion-MNIST training images after {steps} SGD steps, CE, "
+        f"batches of {batch}", model.eval(), inputs, targets, batch,
+        [f"data from {FASHION_MNIST_DIR}"])
+
+
 def w2(smoke: bool = False) -> Optional[Workload]:
     try:
         import torchvision  # noqa: F401
@@ -156,13 +204,14 @@ def w3(smoke: bool = False) -> Workload:
 def all_workloads(smoke: bool = False,
                   names: Optional[List[str]] = None) -> List[Workload]:
     out = []
-    for make in (w1, w2, w3):
+    for make, needs in ((w1, ""), (w1f, f"Fashion-MNIST in {FASHION_MNIST_DIR}"),
+                        (w2, "torchvision"), (w3, "")):
         name = make.__name__.upper()
         if names and name not in names:
             continue
         workload = make(smoke)
         if workload is None:
-            print(f"[workloads] {name} skipped: torchvision is not importable")
+            print(f"[workloads] {name} skipped: it needs {needs}")
             continue
         out.append(workload)
     return out

@@ -86,6 +86,8 @@ std::vector<v1::Measurement> NewKinds() {
   ms[1].mutable_hutchpp()->set_trace(95);
   ms[1].mutable_hutchpp()->set_standard_error(0.5);
   ms[1].mutable_hutchpp()->set_sketch_size(100);
+  ms[1].mutable_hutchpp()->set_sketch_frobenius_fraction(0.125);
+  ms[1].mutable_hutchpp()->set_hutchinson_standard_error_same_hvps(2.5);
   ms[2].mutable_spec()->mutable_trace_h3();
   ms[2].mutable_trace_h3()->set_trace(7000);
   ms[2].mutable_trace_h3()->set_standard_error(70);
@@ -139,6 +141,8 @@ TEST(MeasurementsToCsvTest, EachKindFillsItsScalarColumns) {
   EXPECT_EQ(Column(csv, 1, "density_rank"), "40");
   EXPECT_EQ(Column(csv, 1, "density_sigma"), "0.25");
   EXPECT_EQ(Column(csv, 2, "hutchpp_trace"), "95");
+  EXPECT_EQ(Column(csv, 2, "sketch_frobenius_fraction"), "0.125");
+  EXPECT_EQ(Column(csv, 2, "hutchinson_standard_error_same_hvps"), "2.5");
   EXPECT_EQ(Column(csv, 2, "standard_error"), "0.5");
   EXPECT_EQ(Column(csv, 3, "trace_h3"), "7000");
   EXPECT_EQ(Column(csv, 3, "trace_h3_standard_error"), "70");

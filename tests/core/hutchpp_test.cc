@@ -49,6 +49,35 @@ TEST_P(HutchppTest, ExactWhenTheRankFitsInTheSketch) {
   EXPECT_NEAR(result->residual_trace, 0, 1e-12);
   EXPECT_NEAR(result->trace, 5.25, 1e-12);
   EXPECT_LT(result->standard_error, 1e-12);
+  // 3^2 + 2^2 + 1^2 + 0.25^2 + 1^2, all in the sketch.
+  EXPECT_NEAR(result->frobenius_norm_squared, 15.0625, 1e-10);
+  EXPECT_NEAR(result->sketch_frobenius_fraction, 1, 1e-12);
+  EXPECT_NEAR(result->hutchinson_standard_error_same_hvps,
+              std::sqrt(2 * 15.0625 / 30), 1e-10);
+}
+
+TEST_P(HutchppTest, ASketchOfAFlatSpectrumHoldsItsShareOfTheFrobeniusNorm) {
+  // A = I on 400 coordinates: |A|_F^2 = 400 and any 20-column sketch holds
+  // exactly 20 of it. The residual part, 400 - |Q^T z|^2 per probe, averages
+  // 380 with a spread of about 1.5 over 20 probes.
+  constexpr int64_t kSize = 400;
+  const torch::Tensor a = torch::eye(kSize, options());
+  for (ProbeDistribution distribution :
+       {ProbeDistribution::kRademacher, ProbeDistribution::kGaussian}) {
+    HutchppOptions hutchpp = Budget(60, 0, 9);
+    hutchpp.distribution = distribution;
+    auto result =
+        HutchPlusPlus(MatrixOperator(a), kSize, options(), hutchpp, Progress());
+    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_EQ(result->sketch_size, 20);
+    const double tolerance = distribution == ProbeDistribution::kRademacher
+                                 ? 8.0
+                                 : 25.0;  // Gaussian |z|^2 varies too
+    EXPECT_NEAR(result->frobenius_norm_squared, 400, tolerance);
+    EXPECT_NEAR(result->sketch_frobenius_fraction,
+                20 / result->frobenius_norm_squared, 1e-12);
+    EXPECT_NEAR(result->sketch_frobenius_fraction, 0.05, 0.006);
+  }
 }
 
 TEST_P(HutchppTest, BeatsHutchinsonAtEqualBudgetOnFastDecay) {
@@ -58,7 +87,9 @@ TEST_P(HutchppTest, BeatsHutchinsonAtEqualBudgetOnFastDecay) {
   for (int i = 0; i < kSize; ++i) spectrum.push_back(10 * std::pow(0.85, i));
   const torch::Tensor a = MatrixWithSpectrum(spectrum, 3).to(device());
   const double exact = a.trace().item<double>();
-  double hutchpp_squared = 0, hutchinson_squared = 0;
+  double frobenius_squared = 0;
+  for (double lambda : spectrum) frobenius_squared += lambda * lambda;
+  double hutchpp_squared = 0, hutchinson_squared = 0, estimated_frobenius = 0;
   constexpr int kSeeds = 10;
   for (uint64_t seed = 0; seed < kSeeds; ++seed) {
     auto plus = HutchPlusPlus(MatrixOperator(a), kSize, options(),
@@ -75,9 +106,15 @@ TEST_P(HutchppTest, BeatsHutchinsonAtEqualBudgetOnFastDecay) {
     ASSERT_TRUE(plain.ok()) << plain.status();
     hutchpp_squared += std::pow(plus->trace - exact, 2) / kSeeds;
     hutchinson_squared += std::pow(plain->trace - exact, 2) / kSeeds;
-    // The standard errors tell the same story.
+    // The standard errors tell the same story, and so does the result's own
+    // estimate of what Hutchinson would have given.
     EXPECT_LT(plus->standard_error, plain->standard_error);
+    EXPECT_LT(plus->standard_error,
+              plus->hutchinson_standard_error_same_hvps / 3);
+    EXPECT_GT(plus->sketch_frobenius_fraction, 0.95);
+    estimated_frobenius += plus->frobenius_norm_squared / kSeeds;
   }
+  EXPECT_NEAR(estimated_frobenius, frobenius_squared, 0.05 * frobenius_squared);
   // With k = 20 the sketch leaves 0.85^20 ~ 4% of the spectrum's scale; the
   // RMS error falls by far more than the factor 3 asked here.
   EXPECT_LT(std::sqrt(hutchpp_squared), std::sqrt(hutchinson_squared) / 3)

@@ -1180,6 +1180,10 @@ TEST_F(RealEngineServiceTest, EveryNewKindSucceedsOnTheCpuEngine) {
       EXPECT_EQ(m.spectral_density().grid_size(), 64);
     } else if (m.has_hutchpp()) {
       EXPECT_GT(m.hutchpp().sketch_size(), 0);
+      EXPECT_GT(m.hutchpp().frobenius_norm_squared(), 0);
+      EXPECT_GT(m.hutchpp().sketch_frobenius_fraction(), 0);
+      EXPECT_LE(m.hutchpp().sketch_frobenius_fraction(), 1 + 1e-12);
+      EXPECT_GT(m.hutchpp().hutchinson_standard_error_same_hvps(), 0);
     } else if (m.has_trace_h3()) {
       EXPECT_GE(m.trace_h3().probes(), 10);
     } else if (m.has_loss_expansion()) {
