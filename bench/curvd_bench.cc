@@ -74,6 +74,11 @@ ABSL_FLAG(bool, grpc, true, "Also time the measurements through gRPC.");
 ABSL_FLAG(bool, measurements, true,
           "Time Lanczos and Hutchinson (engine, gRPC) and run the float64 "
           "reference; false: gradient and HVP only (a quick check).");
+ABSL_FLAG(bool, estimators_only, false,
+          "Only Hutchinson and Hutch++ through the engine, once each without "
+          "warm-up: issue 5's comparison of their standard errors, which does "
+          "not depend on the device, on a machine without a GPU (where the "
+          "timed rows would take hours). The report then lacks PyTorch's side.");
 ABSL_FLAG(double, reference_budget_seconds, 45,
           "Skip a workload's float64 reference Lanczos when its estimated "
           "time exceeds this.");
@@ -406,52 +411,25 @@ absl::StatusOr<core::MeasurementResult> Measure(
   return ctx.engine.Measure(ModelSourceOf(w), shard, request, core::Progress{});
 }
 
-// Lanczos and Hutchinson through Engine::Measure, model and shard cached.
-absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
-  CURVD_RETURN_IF_ERROR(
-      Measure(ctx, w, TraceRequest(w, kWarmupProbes, core::Precision::kFloat32))
-          .status());
-
-  const core::MeasurementRequest lanczos = SharpnessRequest(
-      w, ctx.settings, core::Precision::kFloat32, ctx.settings.tolerance);
+// Hutchinson with the manifest's probes and Hutch++ with half as many HVPs,
+// through Engine::Measure: their times, estimates and standard errors, and
+// Hutch++'s account of whether its sketch paid off (issue 5).
+absl::Status BenchTraceEstimators(const Context& ctx, const WorkloadSpec& w,
+                                  json& out) {
   const core::MeasurementRequest trace =
       TraceRequest(w, ctx.settings.probes, core::Precision::kFloat32);
   core::MeasurementResult result;
-  auto run_lanczos = [&]() -> absl::Status {
-    CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, lanczos));
-    return absl::OkStatus();
-  };
   auto run_trace = [&]() -> absl::Status {
     CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, trace));
     return absl::OkStatus();
   };
-
-  CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run_lanczos, ctx.slow));
-  timing.update(SharpnessJson(result.sharpness, result.hvps));
-  timing["compute_seconds"] = result.compute_seconds;
-  out["lanczos_engine"] = timing;
-
-  CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_trace, ctx.slow));
+  CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run_trace, ctx.slow));
   timing["trace"] = result.trace.trace;
   timing["standard_error"] = result.trace.standard_error;
   timing["probes"] = result.trace.probes;
   timing["hvps"] = result.hvps;
   timing["compute_seconds"] = result.compute_seconds;
   out["hutchinson_engine"] = timing;
-
-  // Issue 5: one 100-step SLQ run against 100 plain HVPs, and Hutch++ at half
-  // Hutchinson's products, to compare their standard errors.
-  const core::MeasurementRequest slq = SlqRequest(w, ctx.settings.probes);
-  auto run_slq = [&]() -> absl::Status {
-    CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, slq));
-    return absl::OkStatus();
-  };
-  CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_slq, ctx.slow));
-  timing["hvps"] = result.hvps;
-  timing["steps"] = result.density.runs.empty() ? 0
-                                                : result.density.runs[0].steps;
-  timing["compute_seconds"] = result.compute_seconds;
-  out["slq_engine"] = timing;
 
   const core::MeasurementRequest hutchpp =
       HutchppRequest(w, ctx.settings.probes / 2);
@@ -469,6 +447,42 @@ absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
       result.hutchpp.hutchinson_standard_error_same_hvps;
   timing["compute_seconds"] = result.compute_seconds;
   out["hutchpp_engine"] = timing;
+  return absl::OkStatus();
+}
+
+// Lanczos, the trace estimators and SLQ through Engine::Measure, model and
+// shard cached.
+absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
+  CURVD_RETURN_IF_ERROR(
+      Measure(ctx, w, TraceRequest(w, kWarmupProbes, core::Precision::kFloat32))
+          .status());
+
+  const core::MeasurementRequest lanczos = SharpnessRequest(
+      w, ctx.settings, core::Precision::kFloat32, ctx.settings.tolerance);
+  core::MeasurementResult result;
+  auto run_lanczos = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, lanczos));
+    return absl::OkStatus();
+  };
+  CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run_lanczos, ctx.slow));
+  timing.update(SharpnessJson(result.sharpness, result.hvps));
+  timing["compute_seconds"] = result.compute_seconds;
+  out["lanczos_engine"] = timing;
+
+  CURVD_RETURN_IF_ERROR(BenchTraceEstimators(ctx, w, out));
+
+  // Issue 5: one 100-step SLQ run against 100 plain HVPs.
+  const core::MeasurementRequest slq = SlqRequest(w, ctx.settings.probes);
+  auto run_slq = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, slq));
+    return absl::OkStatus();
+  };
+  CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_slq, ctx.slow));
+  timing["hvps"] = result.hvps;
+  timing["steps"] = result.density.runs.empty() ? 0
+                                                : result.density.runs[0].steps;
+  timing["compute_seconds"] = result.compute_seconds;
+  out["slq_engine"] = timing;
   return absl::OkStatus();
 }
 
@@ -618,6 +632,13 @@ absl::Status RunWorkload(const Context& ctx, const WorkloadSpec& w, json& out) {
     }
   };
   out["description"] = w.description;
+  if (absl::GetFlag(FLAGS_estimators_only)) {
+    CURVD_RETURN_IF_ERROR(step("trace estimators", [&] {
+      return BenchTraceEstimators(ctx, w, out);
+    }));
+    out["wall_s"] = std::chrono::duration<double>(Clock::now() - start).count();
+    return absl::OkStatus();
+  }
   CURVD_RETURN_IF_ERROR(
       step("objective", [&] { return BenchObjective(ctx, w, out); }));
   if (absl::GetFlag(FLAGS_measurements)) {
@@ -669,7 +690,9 @@ absl::Status Main() {
 
   std::unique_ptr<curvd::server::CurvdServer> server;
   std::unique_ptr<curvd::client::Client> client;
-  if (absl::GetFlag(FLAGS_grpc) && absl::GetFlag(FLAGS_measurements)) {
+  const bool estimators_only = absl::GetFlag(FLAGS_estimators_only);
+  if (absl::GetFlag(FLAGS_grpc) && absl::GetFlag(FLAGS_measurements) &&
+      !estimators_only) {
     curvd::server::ServerOptions options;
     options.listen = "127.0.0.1:0";
     options.metrics_listen = "";
@@ -695,7 +718,8 @@ absl::Status Main() {
   Context ctx{settings,
               timer,
               smoke ? Plan{1, 2, 3, 0.2} : Plan{10, 20, 200, 3.0},
-              smoke ? Plan{0, 1, 1, 0.0} : Plan{1, 1, 15, 4.0},
+              smoke || estimators_only ? Plan{0, 1, 1, 0.0}
+                                       : Plan{1, 1, 15, 4.0},
               device,
               roots,
               export_dir,
@@ -710,6 +734,7 @@ absl::Status Main() {
   json results{{"device", device},
                {"torch_version", TORCH_VERSION},
                {"smoke", smoke},
+               {"estimators_only", estimators_only},
                {"precision", "float32, TF32 off (Engine::Create)"},
                {"method",
                 "steady_clock between torch::cuda::synchronize(); warm-up; "
