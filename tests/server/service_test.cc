@@ -120,7 +120,7 @@ class ServiceTest : public ::testing::Test {
     options.metrics_listen = serve_metrics ? "127.0.0.1:0" : "";
     options.service.state_dir = state_dir_;
     options.service.data_roots = {data_root_};
-    options.service.max_blob_bytes = kMaxBlobBytes;
+    options.service.max_blob_bytes = max_blob_bytes_;
     options.service.queue_capacity = queue_capacity;
     options.service.devices = {"cpu"};
     options.service.version = "test";
@@ -266,8 +266,9 @@ class ServiceTest : public ::testing::Test {
 
   // The CPU engine of core instead of the fake (RealEngineServiceTest).
   bool real_engine_ = false;
-  // The exact-Hessian caps of the next StartServer.
+  // The exact-Hessian caps and the blob limit of the next StartServer.
   RequestLimits limits_;
+  int64_t max_blob_bytes_ = kMaxBlobBytes;
   std::string state_dir_;
   std::string data_root_;
   std::shared_ptr<FakeEngineControl> control_;
@@ -1099,6 +1100,48 @@ TEST_F(RealEngineServiceTest, SafetensorsHeaderThatLiesFails) {
   ExpectFailed(Measure(good_parent_,
                        MseSharpness("blob://" + Upload(lying))),
                "safetensors");
+  ExpectStillServingAndStored();
+}
+
+// An archive's parameter count is known only once the worker loads it: an
+// exact Hessian over the cap ends FAILED with INVALID_ARGUMENT, and a block of
+// the same archive under the cap runs.
+TEST_F(RealEngineServiceTest, ArchiveExactHessianOverTheCapFailsAndABlockRuns) {
+  const std::filesystem::path fixtures(CURVD_CORE_FIXTURE_DIR);
+  if (!std::filesystem::exists(fixtures / "zoo_mlp.pt")) {
+    GTEST_SKIP() << "no TorchScript fixture: CMake found no python3 with torch";
+  }
+  auto read = [](const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  limits_.exact_hessian_max_parameters = 20;  // zoo_mlp.pt (5-8-3) has 75
+  max_blob_bytes_ = 1 << 20;                  // the archive is about 5 KB
+  RestartServer();
+  MeasureGoodCheckpoint();
+  v1::CreateRunRequest request;
+  request.set_run_id("archive");
+  const std::string archive = read(fixtures / "zoo_mlp.pt");
+  request.mutable_run()->mutable_model()->set_archive_digest(Upload(archive));
+  grpc::ClientContext context;
+  v1::Run run;
+  ASSERT_TRUE(stub_->CreateRun(&context, request, &run).ok());
+  // A whole archive per step, as torch.jit.save writes during training.
+  const std::string parent = AddCheckpoint("archive", 1, archive);
+
+  v1::MeasurementSpec spec;
+  spec.set_shard_uri("builtin://gaussian_regression?n=8&d=5&outputs=3");
+  spec.set_loss(v1::LOSS_FUNCTION_MSE);
+  spec.mutable_exact_hessian();
+  ExpectFailed(Measure(parent, spec),
+               "exact Hessian of 75 parameters exceeds the cap of 20");
+
+  spec.mutable_block()->add_names("fc1.bias");  // 3 parameters
+  const v1::Measurement block = Measure(parent, spec);
+  ASSERT_EQ(block.state(), v1::Measurement::SUCCEEDED) << block.error_message();
+  EXPECT_EQ(block.exact_hessian().eigenvalues_size(), 3);
+  EXPECT_THAT(block.diagnostics().block_parameters(),
+              ::testing::ElementsAre("fc1.bias"));
   ExpectStillServingAndStored();
 }
 
