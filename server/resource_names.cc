@@ -18,9 +18,14 @@ absl::Status Malformed(absl::string_view what, absl::string_view name,
                                                  name, "\": expected ", form));
 }
 
+// A step as CheckpointNameOf writes it: decimal digits only, no leading zero
+// (but "0" itself), so that each checkpoint has exactly one name.
 bool ValidStep(absl::string_view text, int64_t* step) {
-  return !text.empty() && absl::ascii_isdigit(text[0]) &&
-         absl::SimpleAtoi(text, step) && *step >= 0;
+  if (text.empty() || (text.size() > 1 && text[0] == '0')) return false;
+  for (char c : text) {
+    if (!absl::ascii_isdigit(c)) return false;
+  }
+  return absl::SimpleAtoi(text, step);
 }
 
 bool ValidMeasurementId(absl::string_view id) {

@@ -621,6 +621,13 @@ TEST_F(ServiceTest, UnknownNamesAreNotFoundAndMalformedOnesInvalid) {
   EXPECT_EQ(GetCode("runs/nope/checkpoints/1/measurements/1"),
             grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(GetCode("measurements/1"), grpc::StatusCode::INVALID_ARGUMENT);
+  // One name per checkpoint: "007" is not step 7, and neither is "7 " or "+7".
+  for (const char* step : {"01", "007", "7 ", "+7", "-1", "1e3"}) {
+    EXPECT_EQ(GetCode(absl::StrCat("runs/r/checkpoints/", step,
+                                   "/measurements/1")),
+              grpc::StatusCode::INVALID_ARGUMENT)
+        << step;
+  }
 
   v1::GetRunRequest run;
   run.set_name("runs/nope");
