@@ -1,8 +1,10 @@
 #include "core/measurement.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace curvd::core {
@@ -296,6 +298,15 @@ absl::Status ValidateBlock(const ParameterBlock& block) {
 }
 
 }  // namespace
+
+bool ParameterBlock::Selects(const std::string& name) const {
+  if (names.empty() && prefixes.empty()) return true;
+  return std::find(names.begin(), names.end(), name) != names.end() ||
+         std::any_of(prefixes.begin(), prefixes.end(),
+                     [&name](const std::string& prefix) {
+                       return absl::StartsWith(name, prefix);
+                     });
+}
 
 const char* MeasurementKindName(MeasurementKind kind) {
   switch (kind) {

@@ -44,6 +44,10 @@ enum class CurvatureOperator {
 struct ParameterBlock {
   std::vector<std::string> names;
   std::vector<std::string> prefixes;
+
+  // Whether the parameter `name` is in the block: named exactly, or starting
+  // with a prefix; every parameter is when both lists are empty.
+  bool Selects(const std::string& name) const;
 };
 
 // The second-order expansion of the loss change after one SGD-like step of

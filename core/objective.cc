@@ -8,7 +8,6 @@
 #include <string>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/status_macros.h"
@@ -87,17 +86,8 @@ absl::StatusOr<std::vector<size_t>> SelectBlock(
     const std::vector<std::string>& names, size_t num_parameters,
     const ParameterBlock& block) {
   std::vector<size_t> selected;
-  const bool all = block.names.empty() && block.prefixes.empty();
   for (size_t i = 0; i < num_parameters; ++i) {
-    const std::string name = NameOf(names, i);
-    const bool named = std::find(block.names.begin(), block.names.end(),
-                                 name) != block.names.end();
-    const bool prefixed =
-        std::any_of(block.prefixes.begin(), block.prefixes.end(),
-                    [&name](const std::string& prefix) {
-                      return absl::StartsWith(name, prefix);
-                    });
-    if (all || named || prefixed) selected.push_back(i);
+    if (block.Selects(NameOf(names, i))) selected.push_back(i);
   }
   for (const std::string& name : block.names) {
     if (std::find(names.begin(), names.end(), name) == names.end()) {

@@ -285,6 +285,20 @@ absl::Status ParseBuiltinShard(const std::string& uri, SplitUri split,
 
 }  // namespace
 
+std::string ZooLayerName(size_t layer) { return absl::StrCat("fc", layer); }
+
+std::vector<std::pair<std::string, int64_t>> ZooParameterSizes(
+    const ZooSpec& spec) {
+  std::vector<std::pair<std::string, int64_t>> sizes;
+  for (size_t i = 0; i + 1 < spec.layer_widths.size(); ++i) {
+    const int64_t in = spec.layer_widths[i];
+    const int64_t out = spec.layer_widths[i + 1];
+    sizes.emplace_back(ZooLayerName(i) + ".weight", in * out);
+    sizes.emplace_back(ZooLayerName(i) + ".bias", out);
+  }
+  return sizes;
+}
+
 absl::Status ValidateZooSpec(const ZooSpec& spec) {
   if (spec.architecture != "mlp") {
     return absl::InvalidArgumentError(

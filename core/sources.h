@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -23,6 +24,17 @@ struct ZooSpec {
 // known. Torch-free, so that the server refuses a bad spec when the run is
 // created instead of failing every measurement of it.
 absl::Status ValidateZooSpec(const ZooSpec& spec);
+
+// The module name of layer `layer` of the zoo MLP ("fc0", "fc1", ...); its
+// parameters are NAME.weight and NAME.bias. core/zoo_mlp registers its layers
+// under these names.
+std::string ZooLayerName(size_t layer);
+
+// Every parameter of the zoo MLP `spec` with its number of elements, in
+// registration order (fc0.weight, fc0.bias, fc1.weight, ...), computed without
+// building the model: the server sizes parameter blocks with it.
+std::vector<std::pair<std::string, int64_t>> ZooParameterSizes(
+    const ZooSpec& spec);
 
 // The model architecture and the weights to measure it at.
 struct ModelSource {

@@ -2,14 +2,13 @@
 
 #include <torch/nn/functional/activation.h>
 
-#include "absl/strings/str_cat.h"
 
 namespace curvd::core {
 
 ZooMlpImpl::ZooMlpImpl(const ZooSpec& spec) : activation_(spec.activation) {
   for (size_t i = 0; i + 1 < spec.layer_widths.size(); ++i) {
     layers_.push_back(register_module(
-        absl::StrCat("fc", i),
+        ZooLayerName(i),
         torch::nn::Linear(spec.layer_widths[i], spec.layer_widths[i + 1])));
   }
 }

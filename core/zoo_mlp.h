@@ -1,6 +1,7 @@
 // The zoo's MLP, shared by the engine and by LibTorch trainers so that a trainer's
 // state dict loads into the server's model by name: parameters are "fc{i}.weight"
-// and "fc{i}.bias" for i = 0 .. layers-1. Internal to core (includes torch).
+// and "fc{i}.bias" for i = 0 .. layers-1 (ZooLayerName and ZooParameterSizes in
+// core/sources.h). Internal to core (includes torch).
 #ifndef CURVD_CORE_ZOO_MLP_H_
 #define CURVD_CORE_ZOO_MLP_H_
 

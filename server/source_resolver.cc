@@ -1,6 +1,5 @@
 #include "server/source_resolver.h"
 
-#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -63,22 +62,9 @@ absl::Status SourceResolver::ValidateZoo(const v1::ZooModel& zoo) {
 
 int64_t SourceResolver::ZooBlockSize(const v1::ZooModel& zoo,
                                      const core::ParameterBlock& block) {
-  const bool everything = block.names.empty() && block.prefixes.empty();
-  auto in_block = [&](const std::string& name) {
-    return everything ||
-           std::find(block.names.begin(), block.names.end(), name) !=
-               block.names.end() ||
-           std::any_of(block.prefixes.begin(), block.prefixes.end(),
-                       [&](const std::string& prefix) {
-                         return absl::StartsWith(name, prefix);
-                       });
-  };
   int64_t size = 0;
-  for (int i = 0; i + 1 < zoo.layer_widths_size(); ++i) {
-    const int64_t in = zoo.layer_widths(i);
-    const int64_t out = zoo.layer_widths(i + 1);
-    if (in_block(absl::StrCat("fc", i, ".weight"))) size += in * out;
-    if (in_block(absl::StrCat("fc", i, ".bias"))) size += out;
+  for (const auto& [name, count] : core::ZooParameterSizes(ZooSpecOf(zoo))) {
+    if (block.Selects(name)) size += count;
   }
   return size;
 }

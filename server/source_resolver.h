@@ -47,8 +47,8 @@ class SourceResolver {
   static absl::Status ValidateZoo(const curvd::v1::ZooModel& zoo);
 
   // The number of parameters of a valid zoo MLP in `block` (all of them for
-  // an empty block), counted without building the model: its parameters are
-  // "fc{i}.weight" and "fc{i}.bias", as core/zoo_mlp.h names them.
+  // an empty block), counted without building the model
+  // (core::ZooParameterSizes).
   static int64_t ZooBlockSize(const curvd::v1::ZooModel& zoo,
                               const core::ParameterBlock& block);
 

@@ -142,6 +142,21 @@ TEST_F(ModelTest, ZooMlpHasNamedParametersInOrder) {
             (std::vector<int64_t>{2, 3}));
 }
 
+// The torch-free listing the server sizes blocks with is the built model's.
+TEST_F(ModelTest, ZooParameterSizesListTheBuiltModel) {
+  ModelSource source;
+  source.zoo = SmallMlp();
+  auto model = LoadModel(source);
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<std::pair<std::string, int64_t>> built;
+  const std::vector<std::string> names = (*model)->ParameterNames();
+  const std::vector<torch::Tensor> parameters = (*model)->Parameters();
+  for (size_t i = 0; i < names.size(); ++i) {
+    built.emplace_back(names[i], parameters[i].numel());
+  }
+  EXPECT_EQ(ZooParameterSizes(source.zoo), built);
+}
+
 TEST_F(ModelTest, ZooSpecValidation) {
   ZooSpec spec = SmallMlp();
   EXPECT_TRUE(ValidateZooSpec(spec).ok());

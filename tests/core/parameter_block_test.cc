@@ -169,5 +169,15 @@ TEST_P(ParameterBlockTest, OnlyTheBlockIsDifferentiated) {
 
 CURVD_INSTANTIATE_DEVICE_TEST(ParameterBlockTest);
 
+TEST(ParameterBlockSelectsTest, ExactNamesPrefixesAndEverythingWhenEmpty) {
+  EXPECT_TRUE(ParameterBlock{}.Selects("fc0.weight"));
+  const ParameterBlock block{{"fc0.bias"}, {"fc1."}};
+  EXPECT_TRUE(block.Selects("fc0.bias"));
+  EXPECT_FALSE(block.Selects("fc0.bias2"));  // a name is matched whole
+  EXPECT_FALSE(block.Selects("fc0.weight"));
+  EXPECT_TRUE(block.Selects("fc1.weight"));
+  EXPECT_FALSE(block.Selects("fc10.weight"));  // "fc1." is not a prefix of it
+}
+
 }  // namespace
 }  // namespace curvd::core
