@@ -9,8 +9,16 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "core/engine.h"
 #include "core/sources.h"
+#include "tests/core/toy_models.h"
 
 namespace curvd::core::testing {
 
@@ -40,6 +48,30 @@ inline ShardSpec GaussianRegression(int64_t d = 4) {
                    "&d=", d, "&outputs=2&seed=3");
   return spec;
 }
+
+// A test on one engine of the parameterised device (DeviceTest).
+class EngineDeviceTest : public DeviceTest {
+ protected:
+  void SetUp() override {
+    DeviceTest::SetUp();
+    if (IsSkipped()) return;
+    auto engine = Engine::Create(on_cuda() ? "cuda:0" : "cpu");
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = *std::move(engine);
+  }
+
+  // Measures `source` on GaussianRegression(), the model's weights drawn from
+  // torch seed `seed`; the engine keeps that model for later calls with the
+  // same source.
+  absl::StatusOr<MeasurementResult> Measure(
+      const MeasurementRequest& request, const ModelSource& source,
+      uint64_t seed, const Progress& progress = Progress()) {
+    torch::manual_seed(seed);
+    return engine_->Measure(source, GaussianRegression(), request, progress);
+  }
+
+  std::unique_ptr<Engine> engine_;
+};
 
 }  // namespace curvd::core::testing
 

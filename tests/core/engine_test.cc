@@ -28,7 +28,7 @@
 namespace curvd::core {
 namespace {
 
-using ::curvd::core::testing::DeviceTest;
+using ::curvd::core::testing::EngineDeviceTest;
 using ::curvd::core::testing::ExplicitMatrix;
 using ::curvd::core::testing::GaussianRegression;
 using ::testing::HasSubstr;
@@ -195,25 +195,15 @@ TEST(OomRetryTest, DropsRetainedGraphsBeforeHalving) {
                        {2, true}, {2, false}, {1, false}}));
 }
 
-class EngineTest : public DeviceTest {
+class EngineTest : public EngineDeviceTest {
  protected:
-  void SetUp() override {
-    DeviceTest::SetUp();
-    if (IsSkipped()) return;
-    auto engine = Engine::Create(on_cuda() ? "cuda:0" : "cpu");
-    ASSERT_TRUE(engine.ok()) << engine.status();
-    engine_ = *std::move(engine);
-  }
-
+  using EngineDeviceTest::Measure;
+  // Measures ZooModel() with weights from torch seed `seed`.
   absl::StatusOr<MeasurementResult> Measure(
       const MeasurementRequest& request, uint64_t seed,
       const Progress& progress = Progress()) {
-    torch::manual_seed(seed);
-    return engine_->Measure(ZooModel(), GaussianRegression(), request,
-                            progress);
+    return Measure(request, ZooModel(), seed, progress);
   }
-
-  std::unique_ptr<Engine> engine_;
 };
 
 TEST_P(EngineTest, SharpnessMatchesExplicitHessian) {

@@ -30,7 +30,7 @@
 namespace curvd::core {
 namespace {
 
-using ::curvd::core::testing::DeviceTest;
+using ::curvd::core::testing::EngineDeviceTest;
 using ::curvd::core::testing::ExplicitMatrix;
 using ::curvd::core::testing::GaussianRegression;
 using ::curvd::core::testing::ZooMlp;
@@ -126,27 +126,7 @@ const SpectralEstimate& Estimate(const SlqResult& result,
   return kNone;
 }
 
-class MeasurementPlanTest : public DeviceTest {
- protected:
-  void SetUp() override {
-    DeviceTest::SetUp();
-    if (IsSkipped()) return;
-    auto engine = Engine::Create(on_cuda() ? "cuda:0" : "cpu");
-    ASSERT_TRUE(engine.ok()) << engine.status();
-    engine_ = *std::move(engine);
-  }
-
-  // Measures `source` built from torch seed `seed`; the engine keeps that
-  // model for the test's later calls with the same source.
-  absl::StatusOr<MeasurementResult> Measure(
-      const MeasurementRequest& request, const ModelSource& source,
-      uint64_t seed, const Progress& progress = Progress()) {
-    torch::manual_seed(seed);
-    return engine_->Measure(source, GaussianRegression(), request, progress);
-  }
-
-  std::unique_ptr<Engine> engine_;
-};
+class MeasurementPlanTest : public EngineDeviceTest {};
 
 // Each kind alone equals its algorithm called directly on the reference
 // objective with the same options: the same probes and start vectors on every

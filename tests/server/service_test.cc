@@ -182,6 +182,17 @@ class ServiceTest : public ::testing::Test {
     return digest;
   }
 
+  // The measurements of `parent` in one page (the server's default size).
+  v1::ListMeasurementsResponse ListAll(const std::string& parent) {
+    v1::ListMeasurementsRequest request;
+    request.set_parent(parent);
+    grpc::ClientContext context;
+    v1::ListMeasurementsResponse response;
+    grpc::Status status = stub_->ListMeasurements(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+
   // A run of the zoo MLP 3-4-1, which kShard fits under MSE.
   v1::Run CreateRun(const std::string& run_id) {
     v1::CreateRunRequest request;
@@ -682,11 +693,7 @@ TEST_F(ServiceTest, SpecsOutOfRangeAreInvalidArgumentAndNotStored) {
   EXPECT_EQ(CreateMeasurement(parent, bad_device, &m).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
 
-  v1::ListMeasurementsRequest list;
-  list.set_parent(parent);
-  grpc::ClientContext context;
-  v1::ListMeasurementsResponse response;
-  ASSERT_TRUE(stub_->ListMeasurements(&context, list, &response).ok());
+  const v1::ListMeasurementsResponse response = ListAll(parent);
   EXPECT_EQ(response.measurements_size(), 0);
   EXPECT_EQ(control_->started(), 0);
 }
@@ -757,11 +764,7 @@ TEST_F(ServiceTest, NewKindSpecsOutOfRangeAreInvalidArgumentAndNotStored) {
                 .block_parameters(0),
             "fc1.weight");
 
-  v1::ListMeasurementsRequest list;
-  list.set_parent(parent);
-  grpc::ClientContext context;
-  v1::ListMeasurementsResponse response;
-  ASSERT_TRUE(stub_->ListMeasurements(&context, list, &response).ok());
+  const v1::ListMeasurementsResponse response = ListAll(parent);
   EXPECT_EQ(response.measurements_size(), 2);  // the good ones only
   EXPECT_EQ(control_->started(), 2);
   EXPECT_EQ(Get(done.name()).sharpness().sharpness(), 10.0);
@@ -787,11 +790,7 @@ TEST_F(ServiceTest, EveryNewKindReachesItsResultField) {
     EXPECT_EQ(ResultField(done), kind);
     EXPECT_EQ(ResultField(Get(m.name())), kind);  // as stored
   }
-  v1::ListMeasurementsRequest list;
-  list.set_parent(parent);
-  grpc::ClientContext context;
-  v1::ListMeasurementsResponse response;
-  ASSERT_TRUE(stub_->ListMeasurements(&context, list, &response).ok());
+  const v1::ListMeasurementsResponse response = ListAll(parent);
   ASSERT_EQ(response.measurements_size(), 8);
   const v1::Measurement& plan = response.measurements(7);
   EXPECT_TRUE(plan.plan().has_spectral_density());
@@ -851,11 +850,7 @@ TEST_F(ServiceTest, FullQueueIsResourceExhausted) {
   grpc::Status full = CreateMeasurement(parent, SharpnessSpec(), &m);
   EXPECT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
 
-  v1::ListMeasurementsRequest list;
-  list.set_parent(parent);
-  grpc::ClientContext context;
-  v1::ListMeasurementsResponse response;
-  ASSERT_TRUE(stub_->ListMeasurements(&context, list, &response).ok());
+  const v1::ListMeasurementsResponse response = ListAll(parent);
   EXPECT_EQ(response.measurements_size(),
             3);  // the refused one left nothing behind
 }
