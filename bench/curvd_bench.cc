@@ -56,6 +56,7 @@
 #include "nlohmann/json.hpp"
 #include "server/server.h"
 #include "server/server_config.h"
+#include "server/spec_conversion.h"
 
 ABSL_FLAG(std::string, export_dir, "",
           "Directory written by bench/python/baseline.py (manifest.json, "
@@ -221,12 +222,16 @@ json SharpnessJson(const core::SharpnessResult& s, int64_t hvps) {
               {"converged", s.converged}};
 }
 
+// The result of kind M, which the request of `r` asked for.
+template <typename M>
+const decltype(M::result)& Of(const core::MeasurementResult& r) {
+  return r.Find<M>()->result;
+}
+
 // The objective of every bench measurement: cross-entropy over the shard in
 // the workload's micro-batches.
-core::MeasurementRequest BaseRequest(const WorkloadSpec& w,
-                                     core::MeasurementKind kind) {
+core::MeasurementRequest BaseRequest(const WorkloadSpec& w) {
   core::MeasurementRequest r;
-  r.kind = kind;
   r.objective.loss = core::LossFunction::kCrossEntropy;
   r.objective.micro_batch_size = w.micro_batch_size;
   r.objective.precision = core::Precision::kFloat32;
@@ -237,75 +242,58 @@ core::MeasurementRequest SharpnessRequest(const WorkloadSpec& w,
                                           const Settings& s,
                                           core::Precision precision,
                                           double tolerance) {
-  core::MeasurementRequest r =
-      BaseRequest(w, core::MeasurementKind::kSharpness);
+  core::MeasurementRequest r = BaseRequest(w);
   r.objective.precision = precision;
-  r.lanczos.top_k = s.top_k;
-  r.lanczos.bottom_k = 0;
-  r.lanczos.max_iterations = s.max_iterations;
-  r.lanczos.relative_tolerance = tolerance;
-  r.lanczos.seed = kLanczosSeed;
+  core::LanczosOptions& lanczos = r.Add<core::SharpnessMethod>().options;
+  lanczos.top_k = s.top_k;
+  lanczos.bottom_k = 0;
+  lanczos.max_iterations = s.max_iterations;
+  lanczos.relative_tolerance = tolerance;
+  lanczos.seed = kLanczosSeed;
   return r;
 }
 
 core::MeasurementRequest TraceRequest(const WorkloadSpec& w, int probes,
                                       core::Precision precision) {
-  core::MeasurementRequest r =
-      BaseRequest(w, core::MeasurementKind::kHessianTrace);
+  core::MeasurementRequest r = BaseRequest(w);
   r.objective.precision = precision;
-  r.trace.distribution = core::ProbeDistribution::kRademacher;
-  r.trace.min_probes = probes;
-  r.trace.max_probes = probes;
-  r.trace.target_relative_error = 0;  // exactly `probes` probes
-  r.trace.seed = kTraceSeed;
+  core::TraceOptions& trace = r.Add<core::HessianTraceMethod>().options;
+  trace.distribution = core::ProbeDistribution::kRademacher;
+  trace.min_probes = probes;
+  trace.max_probes = probes;
+  trace.target_relative_error = 0;  // exactly `probes` probes
+  trace.seed = kTraceSeed;
   return r;
 }
 
 // One SLQ run of `steps` Lanczos steps (issue 5's speed row: against `steps`
 // plain-PyTorch HVPs).
 core::MeasurementRequest SlqRequest(const WorkloadSpec& w, int steps) {
-  core::MeasurementRequest r =
-      BaseRequest(w, core::MeasurementKind::kSpectralDensity);
-  r.density.runs = 1;
-  r.density.steps = steps;
-  r.density.seed = kTraceSeed;
+  core::MeasurementRequest r = BaseRequest(w);
+  core::SlqOptions& slq = r.Add<core::SpectralDensityMethod>().options;
+  slq.runs = 1;
+  slq.steps = steps;
+  slq.seed = kTraceSeed;
   return r;
 }
 
 // Hutch++ spending exactly `hvps` products.
 core::MeasurementRequest HutchppRequest(const WorkloadSpec& w, int hvps) {
-  core::MeasurementRequest r = BaseRequest(w, core::MeasurementKind::kHutchpp);
-  r.hutchpp.max_hvps = hvps;
-  r.hutchpp.target_relative_error = 0;
-  r.hutchpp.seed = kTraceSeed;
+  core::MeasurementRequest r = BaseRequest(w);
+  core::HutchppOptions& hutchpp = r.Add<core::HutchppMethod>().options;
+  hutchpp.max_hvps = hvps;
+  hutchpp.target_relative_error = 0;
+  hutchpp.seed = kTraceSeed;
   return r;
 }
 
+// The proto spec of `r` on the workload's shard: the server's effective spec
+// of it, so that the gRPC path runs exactly what the engine ran.
 v1::MeasurementSpec SpecOf(const WorkloadSpec& w,
                            const core::MeasurementRequest& r) {
   v1::MeasurementSpec spec;
   spec.set_shard_uri("file://" + w.shard);
-  spec.set_loss(v1::LOSS_FUNCTION_CROSS_ENTROPY);
-  spec.set_micro_batch_size(w.micro_batch_size);
-  spec.set_precision(r.objective.precision == core::Precision::kFloat64
-                         ? v1::PRECISION_FLOAT64
-                         : v1::PRECISION_FLOAT32);
-  if (r.kind == core::MeasurementKind::kSharpness) {
-    v1::SharpnessSpec* s = spec.mutable_sharpness();
-    s->set_top_k(r.lanczos.top_k);
-    s->set_bottom_k(r.lanczos.bottom_k);
-    s->set_max_iterations(r.lanczos.max_iterations);
-    s->set_relative_tolerance(r.lanczos.relative_tolerance);
-    s->set_seed(r.lanczos.seed);
-  } else {
-    v1::HessianTraceSpec* t = spec.mutable_hessian_trace();
-    t->set_distribution(v1::PROBE_DISTRIBUTION_RADEMACHER);
-    t->set_min_probes(r.trace.min_probes);
-    t->set_max_probes(r.trace.max_probes);
-    t->set_target_relative_error(r.trace.target_relative_error);
-    t->set_seed(r.trace.seed);
-  }
-  return spec;
+  return curvd::server::EffectiveSpec(spec, r);
 }
 
 // Everything a workload's benchmark needs.
@@ -424,9 +412,9 @@ absl::Status BenchTraceEstimators(const Context& ctx, const WorkloadSpec& w,
     return absl::OkStatus();
   };
   CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run_trace, ctx.slow));
-  timing["trace"] = result.trace.trace;
-  timing["standard_error"] = result.trace.standard_error;
-  timing["probes"] = result.trace.probes;
+  timing["trace"] = Of<core::HessianTraceMethod>(result).trace;
+  timing["standard_error"] = Of<core::HessianTraceMethod>(result).standard_error;
+  timing["probes"] = Of<core::HessianTraceMethod>(result).probes;
   timing["hvps"] = result.hvps;
   timing["compute_seconds"] = result.compute_seconds;
   out["hutchinson_engine"] = timing;
@@ -438,13 +426,13 @@ absl::Status BenchTraceEstimators(const Context& ctx, const WorkloadSpec& w,
     return absl::OkStatus();
   };
   CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_hutchpp, ctx.slow));
-  timing["trace"] = result.hutchpp.trace;
-  timing["standard_error"] = result.hutchpp.standard_error;
+  timing["trace"] = Of<core::HutchppMethod>(result).trace;
+  timing["standard_error"] = Of<core::HutchppMethod>(result).standard_error;
   timing["hvps"] = result.hvps;
-  timing["sketch_size"] = result.hutchpp.sketch_size;
-  timing["sketch_frobenius_fraction"] = result.hutchpp.sketch_frobenius_fraction;
+  timing["sketch_size"] = Of<core::HutchppMethod>(result).sketch_size;
+  timing["sketch_frobenius_fraction"] = Of<core::HutchppMethod>(result).sketch_frobenius_fraction;
   timing["hutchinson_standard_error_same_hvps"] =
-      result.hutchpp.hutchinson_standard_error_same_hvps;
+      Of<core::HutchppMethod>(result).hutchinson_standard_error_same_hvps;
   timing["compute_seconds"] = result.compute_seconds;
   out["hutchpp_engine"] = timing;
   return absl::OkStatus();
@@ -465,7 +453,7 @@ absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
     return absl::OkStatus();
   };
   CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run_lanczos, ctx.slow));
-  timing.update(SharpnessJson(result.sharpness, result.hvps));
+  timing.update(SharpnessJson(Of<core::SharpnessMethod>(result), result.hvps));
   timing["compute_seconds"] = result.compute_seconds;
   out["lanczos_engine"] = timing;
 
@@ -479,8 +467,8 @@ absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
   };
   CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_slq, ctx.slow));
   timing["hvps"] = result.hvps;
-  timing["steps"] = result.density.runs.empty() ? 0
-                                                : result.density.runs[0].steps;
+  timing["steps"] = Of<core::SpectralDensityMethod>(result).runs.empty() ? 0
+                                                : Of<core::SpectralDensityMethod>(result).runs[0].steps;
   timing["compute_seconds"] = result.compute_seconds;
   out["slq_engine"] = timing;
   return absl::OkStatus();
@@ -601,8 +589,8 @@ absl::Status BenchReference(const Context& ctx, const WorkloadSpec& w,
                                absl::GetFlag(FLAGS_reference_tolerance))));
   ctx.timer.Sync();
   ref["seconds"] = std::chrono::duration<double>(Clock::now() - t1).count();
-  ref.update(SharpnessJson(result.sharpness, result.hvps));
-  const std::vector<double> reference = Values(result.sharpness.top);
+  ref.update(SharpnessJson(Of<core::SharpnessMethod>(result), result.hvps));
+  const std::vector<double> reference = Values(Of<core::SharpnessMethod>(result).top);
   ref["engine_max_rel_diff"] = MaxRelativeDifference(
       out["lanczos_engine"]["values"].get<std::vector<double>>(), reference);
   if (out.contains("lanczos_grpc")) {

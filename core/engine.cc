@@ -243,7 +243,6 @@ class TorchEngine final : public Engine {
       objective.set_retain_graphs(retain_graphs);
       MeasurementResult result;
       CURVD_ASSIGN_OR_RETURN(result.loss, objective.Loss());
-      result.kind = request.kind;
       CURVD_RETURN_IF_ERROR(
           RunMeasurementPlan(objective, request, progress, &result));
       result.op = request.op;

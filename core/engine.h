@@ -47,7 +47,7 @@ class Engine {
 
   virtual ~Engine() = default;
 
-  // Runs one measurement: request.kind, or the kinds of request.plan on one
+  // Runs one measurement: the methods of request.methods on one
   // objective (measurement_plan.h says what they share), on the Hessian or
   // the GGN (request.op) of the parameters of request.block. The model and
   // shard stay on the device for later measurements (see EngineOptions). The

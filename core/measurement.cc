@@ -3,22 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <variant>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/option_limits.h"
+#include "core/status_macros.h"
 
 namespace curvd::core {
 namespace {
-
-constexpr int kMaxEigenpairs = 64;
-constexpr int kMaxLanczosIterations = 1000;
-constexpr int kMaxProbes = 100000;
-constexpr int kMaxSlqRuns = 1000;
-constexpr int kMaxSlqSteps = 1000;
-constexpr int kMaxGridPoints = 100000;
-constexpr int kMaxHutchppHvps = 100000;
-constexpr int kMaxPowerIterations = 100000;
-constexpr int kMaxSlicePoints = 10000;
 
 // Every message names the field as the proto spells it, under `prefix` (e.g.
 // "plan.spectral_density.").
@@ -50,19 +43,19 @@ absl::Status ValidateLanczos(const LanczosOptions& o, const std::string& field,
                              bool check_top_k) {
   if (check_top_k) {
     if (absl::Status s =
-            CheckIntRange(field + ".top_k", o.top_k, 1, kMaxEigenpairs);
+            CheckIntRange(field + ".top_k", o.top_k, 1, limits::kMaxEigenpairs);
         !s.ok()) {
       return s;
     }
     if (absl::Status s =
-            CheckIntRange(field + ".bottom_k", o.bottom_k, 0, kMaxEigenpairs);
+            CheckIntRange(field + ".bottom_k", o.bottom_k, 0, limits::kMaxEigenpairs);
         !s.ok()) {
       return s;
     }
   }
   if (absl::Status s =
           CheckIntRange(field + ".max_iterations", o.max_iterations, 1,
-                        kMaxLanczosIterations);
+                        limits::kMaxLanczosIterations);
       !s.ok()) {
     return s;
   }
@@ -70,17 +63,17 @@ absl::Status ValidateLanczos(const LanczosOptions& o, const std::string& field,
 }
 
 absl::Status ValidateTrace(const TraceOptions& o, const std::string& field) {
-  if (o.min_probes < 2 || o.min_probes > kMaxProbes) {
+  if (o.min_probes < limits::kMinProbes || o.min_probes > limits::kMaxProbes) {
     return OutOfRange(
         field + ".min_probes",
-        absl::StrCat("must be in [2, ", kMaxProbes,
+        absl::StrCat("must be in [", limits::kMinProbes, ", ", limits::kMaxProbes,
                      "] (a standard error needs two probes), got ",
                      o.min_probes));
   }
-  if (o.max_probes < o.min_probes || o.max_probes > kMaxProbes) {
+  if (o.max_probes < o.min_probes || o.max_probes > limits::kMaxProbes) {
     return OutOfRange(field + ".max_probes",
                       absl::StrCat("must be in [min_probes=", o.min_probes,
-                                   ", ", kMaxProbes, "], got ", o.max_probes));
+                                   ", ", limits::kMaxProbes, "], got ", o.max_probes));
   }
   if (!(o.target_relative_error >= 0 && o.target_relative_error < 1)) {
     return OutOfRange(
@@ -91,17 +84,17 @@ absl::Status ValidateTrace(const TraceOptions& o, const std::string& field) {
 }
 
 absl::Status ValidateDensity(const SlqOptions& o, const std::string& field) {
-  if (absl::Status s = CheckIntRange(field + ".runs", o.runs, 1, kMaxSlqRuns);
+  if (absl::Status s = CheckIntRange(field + ".runs", o.runs, 1, limits::kMaxSlqRuns);
       !s.ok()) {
     return s;
   }
   if (absl::Status s =
-          CheckIntRange(field + ".steps", o.steps, 1, kMaxSlqSteps);
+          CheckIntRange(field + ".steps", o.steps, 1, limits::kMaxSlqSteps);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckIntRange(field + ".grid_points", o.grid_points, 2,
-                                     kMaxGridPoints);
+  if (absl::Status s = CheckIntRange(field + ".grid_points", o.grid_points, limits::kMinGridPoints,
+                                     limits::kMaxGridPoints);
       !s.ok()) {
     return s;
   }
@@ -136,7 +129,7 @@ absl::Status ValidateDensity(const SlqOptions& o, const std::string& field) {
 absl::Status ValidateHutchpp(const HutchppOptions& o,
                              const std::string& field) {
   if (absl::Status s =
-          CheckIntRange(field + ".max_hvps", o.max_hvps, 3, kMaxHutchppHvps);
+          CheckIntRange(field + ".max_hvps", o.max_hvps, limits::kMinHutchppHvps, limits::kMaxHutchppHvps);
       !s.ok()) {
     return s;
   }
@@ -153,7 +146,7 @@ absl::Status ValidateHutchpp(const HutchppOptions& o,
         field + ".target_relative_error",
         absl::StrCat("must be in [0, 1), got ", o.target_relative_error));
   }
-  return CheckIntRange(field + ".min_residual_probes", o.min_residual_probes, 2,
+  return CheckIntRange(field + ".min_residual_probes", o.min_residual_probes, limits::kMinProbes,
                        o.max_hvps);
 }
 
@@ -195,12 +188,12 @@ absl::Status ValidateExactHessian(const ExactHessianOptions& o,
 absl::Status ValidatePowerIteration(const PowerIterationOptions& o,
                                     const std::string& field) {
   if (absl::Status s =
-          CheckIntRange(field + ".top_k", o.top_k, 1, kMaxEigenpairs);
+          CheckIntRange(field + ".top_k", o.top_k, 1, limits::kMaxEigenpairs);
       !s.ok()) {
     return s;
   }
   if (absl::Status s = CheckIntRange(field + ".max_iterations",
-                                     o.max_iterations, 1, kMaxPowerIterations);
+                                     o.max_iterations, 1, limits::kMaxPowerIterations);
       !s.ok()) {
     return s;
   }
@@ -210,7 +203,7 @@ absl::Status ValidatePowerIteration(const PowerIterationOptions& o,
 absl::Status ValidateLossSlice(const LossSliceOptions& o,
                                const std::string& field) {
   if (absl::Status s =
-          CheckIntRange(field + ".points", o.points, 1, kMaxSlicePoints);
+          CheckIntRange(field + ".points", o.points, 1, limits::kMaxSlicePoints);
       !s.ok()) {
     return s;
   }
@@ -229,53 +222,61 @@ absl::Status ValidateLossSlice(const LossSliceOptions& o,
   return absl::OkStatus();
 }
 
-// The options of one kind other than kPlan, its fields named under `prefix`.
-absl::Status ValidateKind(const MeasurementRequest& request,
-                          MeasurementKind kind, const std::string& prefix) {
-  const std::string field = absl::StrCat(prefix, MeasurementKindName(kind));
-  switch (kind) {
-    case MeasurementKind::kSharpness:
-      return ValidateLanczos(request.lanczos, field, /*check_top_k=*/true);
-    case MeasurementKind::kHessianTrace:
-      return ValidateTrace(request.trace, field);
-    case MeasurementKind::kSpectralDensity:
-      return ValidateDensity(request.density, field);
-    case MeasurementKind::kHutchpp:
-      return ValidateHutchpp(request.hutchpp, field);
-    case MeasurementKind::kTraceCubed:
-      return ValidateTrace(request.trace_cubed, field);
-    case MeasurementKind::kLossExpansion:
-      return ValidateLossExpansion(request.loss_expansion, field);
-    case MeasurementKind::kExactHessian:
-      return ValidateExactHessian(request.exact_hessian, field);
-    case MeasurementKind::kPowerIteration:
-      return ValidatePowerIteration(request.power_iteration, field);
-    case MeasurementKind::kLossSlice:
-      return ValidateLossSlice(request.loss_slice, field);
-    case MeasurementKind::kPlan:
-      break;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, " is not a measurement of its own"));
+// One overload per kind: a kind without one does not compile (ValidateRequest
+// visits every Method).
+absl::Status Validate(const SharpnessMethod& m, const std::string& field) {
+  return ValidateLanczos(m.options, field, /*check_top_k=*/true);
+}
+absl::Status Validate(const SpectralDensityMethod& m,
+                      const std::string& field) {
+  return ValidateDensity(m.options, field);
+}
+absl::Status Validate(const HessianTraceMethod& m, const std::string& field) {
+  return ValidateTrace(m.options, field);
+}
+absl::Status Validate(const HutchppMethod& m, const std::string& field) {
+  return ValidateHutchpp(m.options, field);
+}
+absl::Status Validate(const TraceCubedMethod& m, const std::string& field) {
+  return ValidateTrace(m.options, field);
+}
+absl::Status Validate(const LossExpansionMethod& m, const std::string& field) {
+  return ValidateLossExpansion(m.options, field);
+}
+absl::Status Validate(const ExactHessianMethod& m, const std::string& field) {
+  return ValidateExactHessian(m.options, field);
+}
+absl::Status Validate(const PowerIterationMethod& m,
+                      const std::string& field) {
+  return ValidatePowerIteration(m.options, field);
+}
+absl::Status Validate(const LossSliceMethod& m, const std::string& field) {
+  return ValidateLossSlice(m.options, field);
 }
 
-absl::Status ValidatePlan(const MeasurementRequest& request) {
-  if (request.plan.empty()) {
-    return absl::InvalidArgumentError(
-        "plan must set at least one measurement (sharpness, hessian_trace, "
-        "spectral_density, ...)");
+absl::Status ValidateMethods(const std::vector<Method>& methods,
+                             const std::string& methods_field) {
+  const std::string owner =
+      methods_field.empty() ? "the request" : methods_field;
+  if (methods.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        owner,
+        " must set at least one measurement (sharpness, hessian_trace, "
+        "spectral_density, ...)"));
   }
-  std::set<MeasurementKind> seen;
-  for (MeasurementKind kind : request.plan) {
-    if (kind == MeasurementKind::kPlan) {
-      return absl::InvalidArgumentError("plan must not contain a plan");
+  const std::string prefix =
+      methods_field.empty() ? "" : absl::StrCat(methods_field, ".");
+  std::set<size_t> seen;
+  for (const Method& method : methods) {
+    if (!seen.insert(method.index()).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          owner, " names ", MethodName(method), " more than once"));
     }
-    if (!seen.insert(kind).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("plan names ", MeasurementKindName(kind), " more than once"));
-    }
-    if (absl::Status s = ValidateKind(request, kind, "plan."); !s.ok())
-      return s;
+    CURVD_RETURN_IF_ERROR(std::visit(
+        [&prefix](const auto& m) {
+          return Validate(m, absl::StrCat(prefix, m.kName));
+        },
+        method));
   }
   return absl::OkStatus();
 }
@@ -308,41 +309,20 @@ bool ParameterBlock::Selects(const std::string& name) const {
                      });
 }
 
-const char* MeasurementKindName(MeasurementKind kind) {
-  switch (kind) {
-    case MeasurementKind::kSharpness:
-      return "sharpness";
-    case MeasurementKind::kHessianTrace:
-      return "hessian_trace";
-    case MeasurementKind::kSpectralDensity:
-      return "spectral_density";
-    case MeasurementKind::kHutchpp:
-      return "hutchpp";
-    case MeasurementKind::kTraceCubed:
-      return "trace_h3";
-    case MeasurementKind::kLossExpansion:
-      return "loss_expansion";
-    case MeasurementKind::kExactHessian:
-      return "exact_hessian";
-    case MeasurementKind::kPowerIteration:
-      return "power_iteration";
-    case MeasurementKind::kLossSlice:
-      return "loss_slice";
-    case MeasurementKind::kPlan:
-      return "plan";
-  }
-  return "unknown";
+const char* MethodName(const Method& method) {
+  return std::visit([](const auto& m) -> const char* { return m.kName; },
+                    method);
 }
 
-absl::Status ValidateRequest(const MeasurementRequest& request) {
+absl::Status ValidateRequest(const MeasurementRequest& request,
+                             const std::string& methods_field) {
   if (request.objective.micro_batch_size < 0) {
     return OutOfRange(
         "micro_batch_size",
         absl::StrCat("must be >= 0, got ", request.objective.micro_batch_size));
   }
-  if (absl::Status s = ValidateBlock(request.block); !s.ok()) return s;
-  if (request.kind == MeasurementKind::kPlan) return ValidatePlan(request);
-  return ValidateKind(request, request.kind, "");
+  CURVD_RETURN_IF_ERROR(ValidateBlock(request.block));
+  return ValidateMethods(request.methods, methods_field);
 }
 
 }  // namespace curvd::core

@@ -8,23 +8,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "core/method_types.h"
-#include "core/spectral_measurement.h"
+#include "core/measurement_methods.h"
 
 namespace curvd::core {
-
-enum class MeasurementKind {
-  kSharpness,        // Lanczos extreme eigenvalues: lanczos -> sharpness
-  kHessianTrace,     // Hutchinson tr: trace -> trace
-  kSpectralDensity,  // SLQ: density -> density
-  kHutchpp,          // Hutch++ tr: hutchpp -> hutchpp
-  kTraceCubed,       // Hutchinson tr(H^3): trace_cubed -> trace_cubed
-  kLossExpansion,    // loss_expansion -> loss_expansion
-  kExactHessian,     // exact_hessian -> exact_hessian
-  kPowerIteration,   // power_iteration -> power_iteration
-  kLossSlice,        // loss_slice -> loss_slice
-  kPlan,             // several of the above on one operator: plan
-};
 
 // The curvature operator every spectral method of a request runs on.
 enum class CurvatureOperator {
@@ -50,100 +36,49 @@ struct ParameterBlock {
   bool Selects(const std::string& name) const;
 };
 
-// The second-order expansion of the loss change after one SGD-like step of
-// size rho with gradient noise (the grokking "seed" of the issue):
-//   -rho ||g||^2 + rho^2/2 g^T H g + rho^2 sigma^2 / (2 N_s) tr(H^3),
-// sigma^2 = 1 / (h0 * ess). All four numbers must be > 0.
-struct LossExpansionOptions {
-  double rho = 0;
-  double h0 = 0;
-  double ess = 0;
-  double num_steps = 0;  // N_s
-  TraceOptions trace_cubed;  // how tr(H^3) is estimated
-};
-
-struct LossExpansionResult {
-  double gradient_norm_squared = 0;      // ||g||^2
-  double gradient_curvature = 0;         // g^T H g
-  TraceResult trace_cubed;               // tr(H^3) with its standard error
-  double sigma_squared = 0;              // 1 / (h0 * ess)
-  double first_order_term = 0;           // -rho ||g||^2
-  double second_order_term = 0;          // rho^2 / 2 g^T H g
-  double noise_term = 0;                 // rho^2 sigma^2 / (2 N_s) tr(H^3)
-  double noise_term_standard_error = 0;  // from tr(H^3)'s
-  double total = 0;                      // the three terms' sum
-  double total_standard_error = 0;       // = noise_term_standard_error
-};
-
-enum class SliceDirection {
-  kTopEigenvector,  // the unit top eigenvector of the operator (Lanczos)
-  kRandom,          // a Gaussian direction scaled to unit norm
-};
-
-// The loss at w + t v for `points` values of t evenly spaced on [t_min,
-// t_max] (one point: t_min), v a unit vector in the block's coordinates (zero
-// outside the block).
-struct LossSliceOptions {
-  SliceDirection direction = SliceDirection::kTopEigenvector;
-  int points = 41;
-  double t_min = -1;
-  double t_max = 1;
-  LanczosOptions lanczos;  // for kTopEigenvector (top_k 1 is enough)
-  uint64_t seed = 0;       // for kRandom
-};
-
-struct LossSliceResult {
-  std::vector<double> t;
-  std::vector<double> loss;
-  // How v was chosen, with its numbers ("top eigenvector of the Hessian,
-  // lambda = 12.3, residual 1e-7" / "random Gaussian, unit norm, seed 3").
-  std::string direction;
-  double eigenvalue = 0;         // with kTopEigenvector
-  double residual_norm = 0;      // ||H v - lambda v||, with kTopEigenvector
-  double direction_curvature = 0;  // v^T H v (the slice's second derivative at 0)
-};
-
 struct MeasurementRequest {
-  MeasurementKind kind = MeasurementKind::kSharpness;
   ObjectiveOptions objective;
   CurvatureOperator op = CurvatureOperator::kHessian;
   ParameterBlock block;
-  // The options of each kind, used when that kind runs (alone or in a plan).
-  LanczosOptions lanczos;         // kSharpness
-  TraceOptions trace;             // kHessianTrace
-  SlqOptions density;             // kSpectralDensity
-  HutchppOptions hutchpp;         // kHutchpp
-  TraceOptions trace_cubed;       // kTraceCubed
-  LossExpansionOptions loss_expansion;
-  ExactHessianOptions exact_hessian;
-  PowerIterationOptions power_iteration;
-  LossSliceOptions loss_slice;
-  // kPlan: the kinds to run on one objective, each at most once, none kPlan,
-  // at least one.
-  std::vector<MeasurementKind> plan;
+  // What to run on the one objective: a single kind, or several (a plan),
+  // each kind at most once, at least one.
+  std::vector<Method> methods;
+
+  // Appends a default-constructed method of kind M and returns it, so that
+  // its options can be set.
+  template <typename M>
+  M& Add() {
+    return std::get<M>(methods.emplace_back(std::in_place_type<M>));
+  }
+  // The method of kind M, or nullptr.
+  template <typename M>
+  const M* Find() const {
+    return FindMethod<M>(methods);
+  }
+  template <typename M>
+  M* Find() {
+    return FindMethod<M>(methods);
+  }
 };
 
-// The proto's field name of `kind` in MeasurementSpec and MeasurementPlanSpec
-// ("sharpness", "trace_h3", "plan", ...), for messages. Thread-safe.
-const char* MeasurementKindName(MeasurementKind kind);
-
-// Returns InvalidArgument naming the first field out of range (k = 0, probes = 0,
-// tolerance outside (0, 1), a grid of zero points, ...). Defaults are in range
-// except where a field has no sensible default (the loss expansion's numbers).
-absl::Status ValidateRequest(const MeasurementRequest& request);
+// Returns InvalidArgument naming the first field out of range (k = 0, probes =
+// 0, tolerance outside (0, 1), a grid of zero points, ...), no method, or a
+// kind named twice. Method fields are named "<kind>.<field>", after
+// `methods_field` and a dot when it is not empty (the server passes "plan" for
+// a MeasurementPlanSpec). Defaults are in range except where a field has no
+// sensible default (the loss expansion's numbers).
+absl::Status ValidateRequest(const MeasurementRequest& request,
+                             const std::string& methods_field = "");
 
 struct MeasurementResult {
-  MeasurementKind kind = MeasurementKind::kSharpness;
-  // Each is set when its kind ran (as `kind`, or in the plan).
-  SharpnessResult sharpness;
-  TraceResult trace;
-  SlqResult density;
-  HutchppResult hutchpp;
-  TraceResult trace_cubed;
-  LossExpansionResult loss_expansion;
-  ExactHessianResult exact_hessian;
-  PowerIterationResult power_iteration;
-  LossSliceResult loss_slice;
+  // The request's methods, each with its result, in the order they ran
+  // (Method's).
+  std::vector<Method> methods;
+  // The method of kind M, or nullptr when it did not run.
+  template <typename M>
+  const M* Find() const {
+    return FindMethod<M>(methods);
+  }
   // What the methods of a plan shared, one sentence each ("hessian_trace
   // reused the 10 SLQ start vectors as its first probes: 10 HVPs saved").
   std::vector<std::string> shared;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -30,16 +31,6 @@ namespace {
 // and products stay within about kProbeBlockBytes.
 constexpr int kMaxProbeBlock = 16;
 constexpr int64_t kProbeBlockBytes = int64_t{1} << 30;
-
-// Producers of what is shared run before their users; the loss slice, whose
-// LossAlong frees the retained graphs, runs last.
-constexpr MeasurementKind kRunOrder[] = {
-    MeasurementKind::kSharpness,    MeasurementKind::kSpectralDensity,
-    MeasurementKind::kHessianTrace, MeasurementKind::kHutchpp,
-    MeasurementKind::kTraceCubed,   MeasurementKind::kLossExpansion,
-    MeasurementKind::kExactHessian, MeasurementKind::kPowerIteration,
-    MeasurementKind::kLossSlice,
-};
 
 std::string OperatorName(CurvatureOperator op) {
   return op == CurvatureOperator::kGgn ? "the GGN" : "the Hessian";
@@ -93,19 +84,19 @@ std::vector<double> StartVectorTerms(const SlqResult& slq, int power) {
   return terms;
 }
 
-// Runs the methods of one plan in turn and keeps what they share.
+// Runs the methods of one plan in turn, in Method's order, and keeps what
+// they share. Each kind has one Run overload: a kind without one does not
+// compile.
 class PlanRunner {
  public:
-  PlanRunner(Objective& objective, const MeasurementRequest& request,
-             const std::vector<MeasurementKind>& kinds,
+  PlanRunner(Objective& objective, CurvatureOperator op,
              MeasurementResult* result)
       : objective_(objective),
-        request_(request),
-        kinds_(kinds),
+        op_kind_(op),
         result_(result),
         size_(objective.num_parameters()),
         options_(objective.vector_options()) {
-    if (request.op == CurvatureOperator::kGgn) {
+    if (op == CurvatureOperator::kGgn) {
       op_ = [&objective](const torch::Tensor& v) { return objective.Ggnvp(v); };
       block_op_ = [&objective](const torch::Tensor& v) {
         return objective.Ggnvps(v);
@@ -118,148 +109,102 @@ class PlanRunner {
     }
   }
 
-  // Runs `kind`, filling its field of the result.
-  absl::Status Run(MeasurementKind kind, const Progress& progress) {
-    const int64_t hvps_before = objective_.hvps();
-    switch (kind) {
-      case MeasurementKind::kSharpness: {
-        const bool slice_wants_vector =
-            Wants(MeasurementKind::kLossSlice) &&
-            request_.loss_slice.direction == SliceDirection::kTopEigenvector;
-        CURVD_ASSIGN_OR_RETURN(
-            result_->sharpness,
-            Lanczos(op_, size_, options_, request_.lanczos, progress,
-                    slice_wants_vector ? &top_eigenvectors_ : nullptr));
-        sharpness_hvps_ = objective_.hvps() - hvps_before;
-        break;
-      }
-      case MeasurementKind::kHessianTrace: {
-        const std::vector<double> known = SharedStartTerms(request_.trace, 1);
-        CURVD_ASSIGN_OR_RETURN(
-            result_->trace,
-            BlockHutchinson(block_op_, size_, options_, request_.trace,
-                            progress, ProbeBlock(objective_), known));
-        ShareStartVectors("hessian_trace", "z^T H z", known.size(),
-                          result_->trace.probes, 1);
-        break;
-      }
-      case MeasurementKind::kSpectralDensity: {
-        CURVD_ASSIGN_OR_RETURN(
-            result_->density,
-            StochasticLanczosQuadrature(op_, size_, options_, request_.density,
-                                        progress));
-        density_ran_ = true;
-        break;
-      }
-      case MeasurementKind::kHutchpp: {
-        CURVD_ASSIGN_OR_RETURN(
-            result_->hutchpp,
-            HutchPlusPlus(op_, size_, options_, request_.hutchpp, progress));
-        break;
-      }
-      case MeasurementKind::kTraceCubed: {
-        CURVD_ASSIGN_OR_RETURN(
-            result_->trace_cubed,
-            EstimateTraceCubed(request_.trace_cubed, "trace_h3", progress));
-        trace_cubed_hvps_ = objective_.hvps() - hvps_before;
-        break;
-      }
-      case MeasurementKind::kLossExpansion: {
-        const TraceOptions& wanted = request_.loss_expansion.trace_cubed;
-        TraceResult trace_cubed;
-        if (Wants(MeasurementKind::kTraceCubed) &&
-            SameTraceOptions(wanted, request_.trace_cubed)) {
-          trace_cubed = result_->trace_cubed;
-          result_->shared.push_back(absl::StrFormat(
-              "loss_expansion took tr(H^3) from trace_h3 (the same options): "
-              "%d HVPs saved",
-              trace_cubed_hvps_));
-        } else {
-          CURVD_ASSIGN_OR_RETURN(
-              trace_cubed,
-              EstimateTraceCubed(wanted, "loss_expansion's tr(H^3)", progress));
-        }
-        CURVD_ASSIGN_OR_RETURN(
-            result_->loss_expansion,
-            MeasureLossExpansion(objective_, op_, request_.loss_expansion,
-                                 trace_cubed));
-        break;
-      }
-      case MeasurementKind::kExactHessian: {
-        CURVD_ASSIGN_OR_RETURN(result_->exact_hessian,
-                               ExactHessian(op_, size_, options_,
-                                            request_.exact_hessian, progress));
-        break;
-      }
-      case MeasurementKind::kPowerIteration: {
-        CURVD_ASSIGN_OR_RETURN(
-            result_->power_iteration,
-            PowerIteration(op_, size_, options_, request_.power_iteration,
-                           progress));
-        break;
-      }
-      case MeasurementKind::kLossSlice:
-        return RunLossSlice(progress);
-      case MeasurementKind::kPlan:
-        return absl::InvalidArgumentError("a plan cannot contain a plan");
-    }
-    return absl::OkStatus();
-  }
-
-  bool Wants(MeasurementKind kind) const {
-    return std::find(kinds_.begin(), kinds_.end(), kind) != kinds_.end();
+  // Runs `method`, filling its result.
+  absl::Status Run(Method& method, const Progress& progress) {
+    return std::visit([&](auto& m) { return Run(m, progress); }, method);
   }
 
  private:
-  // The terms z^T A^power z of the SLQ start vectors, when an estimator with
-  // `trace` options draws the same probes first: SLQ ran with Rademacher
-  // probes (where the quadrature gives the terms of z itself, ||z||^2 = P),
-  // and the estimator has the same distribution and seed. Empty otherwise.
-  std::vector<double> SharedStartTerms(const TraceOptions& trace,
-                                       int power) const {
-    const SlqOptions& slq = request_.density;
-    if (!density_ran_ || slq.distribution != ProbeDistribution::kRademacher ||
-        trace.distribution != slq.distribution || trace.seed != slq.seed) {
-      return {};
-    }
-    return StartVectorTerms(result_->density, power);
-  }
-
-  // Says in `shared` that `who` took `available` start-vector terms ("what")
-  // of which the first min(available, probes) were used, each saving
-  // `products_per_probe` products.
-  void ShareStartVectors(const std::string& who, const std::string& what,
-                         size_t available, int probes, int products_per_probe) {
-    const int used = std::min(static_cast<int>(available), probes);
-    if (used == 0) return;
-    result_->shared.push_back(absl::StrFormat(
-        "%s reused %d of the %d spectral_density start vectors as its first "
-        "probes (%s from the Lanczos quadrature): %d HVPs saved",
-        who, used, static_cast<int>(result_->density.runs.size()), what,
-        used * products_per_probe));
-  }
-
-  absl::StatusOr<TraceResult> EstimateTraceCubed(const TraceOptions& trace,
-                                                 const std::string& who,
-                                                 const Progress& progress) {
-    const std::vector<double> known = SharedStartTerms(trace, 3);
+  absl::Status Run(SharpnessMethod& m, const Progress& progress) {
+    const int64_t hvps_before = objective_.hvps();
+    const LossSliceMethod* slice = result_->Find<LossSliceMethod>();
+    const bool slice_wants_vector =
+        slice != nullptr &&
+        slice->options.direction == SliceDirection::kTopEigenvector;
     CURVD_ASSIGN_OR_RETURN(
-        TraceResult result,
-        TraceCubed(op_, size_, options_, trace, progress, known));
-    ShareStartVectors(who, "z^T H^3 z", known.size(), result.probes, 2);
-    return result;
+        m.result,
+        Lanczos(op_, size_, options_, m.options, progress,
+                slice_wants_vector ? &top_eigenvectors_ : nullptr));
+    sharpness_hvps_ = objective_.hvps() - hvps_before;
+    return absl::OkStatus();
   }
 
-  absl::Status RunLossSlice(const Progress& progress) {
-    const LossSliceOptions& slice = request_.loss_slice;
+  absl::Status Run(SpectralDensityMethod& m, const Progress& progress) {
+    CURVD_ASSIGN_OR_RETURN(m.result,
+                           StochasticLanczosQuadrature(op_, size_, options_,
+                                                       m.options, progress));
+    density_ = &m;
+    return absl::OkStatus();
+  }
+
+  absl::Status Run(HessianTraceMethod& m, const Progress& progress) {
+    const std::vector<double> known = SharedStartTerms(m.options, 1);
+    CURVD_ASSIGN_OR_RETURN(
+        m.result, BlockHutchinson(block_op_, size_, options_, m.options,
+                                  progress, ProbeBlock(objective_), known));
+    ShareStartVectors(m.kName, "z^T H z", known.size(), m.result.probes, 1);
+    return absl::OkStatus();
+  }
+
+  absl::Status Run(HutchppMethod& m, const Progress& progress) {
+    CURVD_ASSIGN_OR_RETURN(
+        m.result, HutchPlusPlus(op_, size_, options_, m.options, progress));
+    return absl::OkStatus();
+  }
+
+  absl::Status Run(TraceCubedMethod& m, const Progress& progress) {
+    const int64_t hvps_before = objective_.hvps();
+    CURVD_ASSIGN_OR_RETURN(m.result,
+                           EstimateTraceCubed(m.options, m.kName, progress));
+    trace_cubed_ = &m;
+    trace_cubed_hvps_ = objective_.hvps() - hvps_before;
+    return absl::OkStatus();
+  }
+
+  absl::Status Run(LossExpansionMethod& m, const Progress& progress) {
+    const TraceOptions& wanted = m.options.trace_cubed;
+    TraceResult trace_cubed;
+    if (trace_cubed_ != nullptr &&
+        SameTraceOptions(wanted, trace_cubed_->options)) {
+      trace_cubed = trace_cubed_->result;
+      result_->shared.push_back(absl::StrFormat(
+          "loss_expansion took tr(H^3) from trace_h3 (the same options): "
+          "%d HVPs saved",
+          trace_cubed_hvps_));
+    } else {
+      CURVD_ASSIGN_OR_RETURN(
+          trace_cubed,
+          EstimateTraceCubed(wanted, "loss_expansion's tr(H^3)", progress));
+    }
+    CURVD_ASSIGN_OR_RETURN(
+        m.result,
+        MeasureLossExpansion(objective_, op_, m.options, trace_cubed));
+    return absl::OkStatus();
+  }
+
+  absl::Status Run(ExactHessianMethod& m, const Progress& progress) {
+    CURVD_ASSIGN_OR_RETURN(
+        m.result, ExactHessian(op_, size_, options_, m.options, progress));
+    return absl::OkStatus();
+  }
+
+  absl::Status Run(PowerIterationMethod& m, const Progress& progress) {
+    CURVD_ASSIGN_OR_RETURN(
+        m.result, PowerIteration(op_, size_, options_, m.options, progress));
+    return absl::OkStatus();
+  }
+
+  absl::Status Run(LossSliceMethod& m, const Progress& progress) {
+    const LossSliceOptions& slice = m.options;
+    const SharpnessMethod* sharpness = result_->Find<SharpnessMethod>();
     SliceDirectionVector direction;
     double slice_begin = 0;  // of progress: the share before is Lanczos'
     if (slice.direction == SliceDirection::kRandom) {
       direction = RandomDirection(size_, options_, slice.seed);
-    } else if (!top_eigenvectors_.empty()) {
+    } else if (!top_eigenvectors_.empty() && sharpness != nullptr) {
       direction = TopEigenvectorDirection(
-          top_eigenvectors_[0], result_->sharpness.top[0],
-          OperatorName(request_.op), "the sharpness Lanczos run");
+          top_eigenvectors_[0], sharpness->result.top[0],
+          OperatorName(op_kind_), "the sharpness Lanczos run");
       result_->shared.push_back(absl::StrFormat(
           "loss_slice took its direction, the top eigenvector, from the "
           "sharpness Lanczos run: one Lanczos run instead of two (that run "
@@ -280,25 +225,66 @@ class PlanRunner {
         return absl::InternalError("Lanczos returned no top eigenvector");
       }
       direction = TopEigenvectorDirection(vectors[0], top.top[0],
-                                          OperatorName(request_.op),
+                                          OperatorName(op_kind_),
                                           "a Lanczos run of the loss slice");
     }
     CURVD_ASSIGN_OR_RETURN(
-        result_->loss_slice,
-        SliceLoss(objective_, op_, slice, std::move(direction),
-                  Narrowed(progress, slice_begin, 1, "")));
+        m.result, SliceLoss(objective_, op_, slice, std::move(direction),
+                            Narrowed(progress, slice_begin, 1, "")));
     return absl::OkStatus();
   }
 
+  // The terms z^T A^power z of the SLQ start vectors, when an estimator with
+  // `trace` options draws the same probes first: SLQ ran with Rademacher
+  // probes (where the quadrature gives the terms of z itself, ||z||^2 = P),
+  // and the estimator has the same distribution and seed. Empty otherwise.
+  std::vector<double> SharedStartTerms(const TraceOptions& trace,
+                                       int power) const {
+    if (density_ == nullptr) return {};
+    const SlqOptions& slq = density_->options;
+    if (slq.distribution != ProbeDistribution::kRademacher ||
+        trace.distribution != slq.distribution || trace.seed != slq.seed) {
+      return {};
+    }
+    return StartVectorTerms(density_->result, power);
+  }
+
+  // Says in `shared` that `who` took `available` start-vector terms ("what")
+  // of which the first min(available, probes) were used, each saving
+  // `products_per_probe` products.
+  void ShareStartVectors(const std::string& who, const std::string& what,
+                         size_t available, int probes, int products_per_probe) {
+    const int used = std::min(static_cast<int>(available), probes);
+    if (used == 0) return;
+    result_->shared.push_back(absl::StrFormat(
+        "%s reused %d of the %d spectral_density start vectors as its first "
+        "probes (%s from the Lanczos quadrature): %d HVPs saved",
+        who, used, static_cast<int>(density_->result.runs.size()), what,
+        used * products_per_probe));
+  }
+
+  absl::StatusOr<TraceResult> EstimateTraceCubed(const TraceOptions& trace,
+                                                 const std::string& who,
+                                                 const Progress& progress) {
+    const std::vector<double> known = SharedStartTerms(trace, 3);
+    CURVD_ASSIGN_OR_RETURN(
+        TraceResult result,
+        TraceCubed(op_, size_, options_, trace, progress, known));
+    ShareStartVectors(who, "z^T H^3 z", known.size(), result.probes, 2);
+    return result;
+  }
+
   Objective& objective_;
-  const MeasurementRequest& request_;
-  const std::vector<MeasurementKind>& kinds_;
+  const CurvatureOperator op_kind_;
   MeasurementResult* result_;
   const int64_t size_;
   const torch::TensorOptions options_;
   LinearOperator op_;
   BlockOperator block_op_;
-  bool density_ran_ = false;
+  // What later methods share, set once the producer ran (pointers into
+  // result_->methods, which does not change size while the plan runs).
+  const SpectralDensityMethod* density_ = nullptr;
+  const TraceCubedMethod* trace_cubed_ = nullptr;
   int64_t sharpness_hvps_ = 0;
   int64_t trace_cubed_hvps_ = 0;
   // Of the sharpness run, when the loss slice wants its direction.
@@ -311,32 +297,33 @@ absl::Status RunMeasurementPlan(Objective& objective,
                                 const MeasurementRequest& request,
                                 const Progress& progress,
                                 MeasurementResult* result) {
-  const std::vector<MeasurementKind> kinds =
-      request.kind == MeasurementKind::kPlan
-          ? request.plan
-          : std::vector<MeasurementKind>{request.kind};
   CURVD_RETURN_IF_ERROR(ValidateRequest(request));
-  PlanRunner runner(objective, request, kinds, result);
-  const double count = static_cast<double>(kinds.size());
-  int index = 0;
-  for (MeasurementKind kind : kRunOrder) {
-    if (!runner.Wants(kind)) continue;
+  result->methods = request.methods;
+  std::stable_sort(result->methods.begin(), result->methods.end(),
+                   [](const Method& a, const Method& b) {
+                     return a.index() < b.index();
+                   });
+  PlanRunner runner(objective, request.op, result);
+  const size_t count = result->methods.size();
+  for (size_t i = 0; i < count; ++i) {
+    Method& method = result->methods[i];
     CURVD_RETURN_IF_ERROR(runner.Run(
-        kind, Narrowed(progress, index / count, (index + 1) / count,
-                       count > 1 ? absl::StrCat(MeasurementKindName(kind), ": ") : "")));
-    ++index;
+        method,
+        Narrowed(progress, static_cast<double>(i) / count,
+                 static_cast<double>(i + 1) / count,
+                 count > 1 ? absl::StrCat(MethodName(method), ": ") : "")));
   }
-  if (kinds.size() > 1) {
+  if (count > 1) {
     result->shared.push_back(
         objective.retain_graphs()
             ? absl::StrFormat(
                   "the %d methods shared one objective and its retained "
                   "micro-batch graphs, each built once for the whole plan",
-                  index)
+                  count)
             : absl::StrFormat(
                   "the %d methods shared one objective (its micro-batch "
                   "graphs were not retained: each product rebuilt them)",
-                  index));
+                  count));
   }
   return absl::OkStatus();
 }

@@ -12,14 +12,12 @@
 
 namespace curvd::core {
 
-// Runs request.plan (kPlan) or request.kind alone on `objective`, every method
-// on the operator of request.op (objective.Hvp(s) or Ggnvp(s)), and fills the
-// field of *result of each kind that ran, and result->shared. The kinds run in
-// a fixed order (sharpness, spectral_density, hessian_trace, hutchpp,
-// trace_h3, loss_expansion, exact_hessian, power_iteration, loss_slice), so
-// that what one method shares is ready for the next and the loss slice, whose
-// LossAlong frees the retained graphs, comes last. What is shared, each said
-// in result->shared with the products saved:
+// Runs request.methods on `objective`, every method on the operator of
+// request.op (objective.Hvp(s) or Ggnvp(s)), and sets result->methods to them
+// with their results, and result->shared. The methods run in Method's order
+// (measurement_methods.h), so that what one method shares is ready for the
+// next and the loss slice, whose LossAlong frees the retained graphs, comes
+// last. What is shared, each said in result->shared with the products saved:
 //  - spectral_density with Rademacher probes gives hessian_trace and trace_h3
 //    (or loss_expansion's own tr(H^3)) of the same seed and distribution the
 //    terms z^T H z and z^T H^3 z of its start vectors, exact from the

@@ -14,6 +14,11 @@
 #   CURVD_BENCH_REFERENCE_BUDGET seconds a float64 reference Lanczos may take
 #                                per workload (default 60; estimated first)
 #   CURVD_BENCH_DEVICE           device of both sides (default cuda:0)
+#   CURVD_BENCH_REUSE_EXPORT=1   keep the last run's export and PyTorch
+#                                timings in /tmp/curvd-bench and time only
+#                                curvd: with CURVD_BENCH_BUILD pointing at a
+#                                build of another commit, a before/after
+#                                comparison on the same data and baseline
 #   CURVD_BENCH_SMOKE=1          tiny sizes, few repeats (to try the script on
 #                                a CPU machine: CURVD_BENCH_DEVICE=cpu, a
 #                                python3 with torch first on PATH, CURVD_PFX
@@ -34,8 +39,14 @@ smoke=()
 [ "${CURVD_BENCH_SMOKE:-0}" = 1 ] && smoke=(--smoke)
 pfx=${CURVD_PFX:-/tmp/pfx}
 work=/tmp/curvd-bench
-rm -rf "$work"
-mkdir -p "$work"
+reuse=${CURVD_BENCH_REUSE_EXPORT:-0}
+if [ "$reuse" = 1 ]; then
+  [ -f "$work/export/baseline.json" ] || { echo "no export in $work to reuse"; exit 1; }
+  rm -rf "$work/state"
+else
+  rm -rf "$work"
+  mkdir -p "$work"
+fi
 start=$(date +%s)
 
 # gRPC, protobuf, Abseil, ... come from Debian packages unpacked into $pfx (the
@@ -71,12 +82,16 @@ ninja -C "$build" curvd_bench >"$out/build.log" 2>&1 ||
   { grep -B2 -A12 'error' "$out/build.log" | head -80; exit 1; }
 build_s=$(( $(date +%s) - start ))
 
-echo "== plain PyTorch: export and time ($workloads)"
 baseline_rc=0
-timeout 240 python3 bench/python/baseline.py --out "$work/export" --workloads "$workloads" \
-  --device "${device%%:*}" "${smoke[@]}" \
-  >"$out/baseline.log" 2>&1 || baseline_rc=$?
-grep '^\[baseline\]' "$out/baseline.log" || true
+if [ "$reuse" = 1 ]; then
+  echo "== plain PyTorch: the last run's export and timings ($work/export)"
+else
+  echo "== plain PyTorch: export and time ($workloads)"
+  timeout 240 python3 bench/python/baseline.py --out "$work/export" --workloads "$workloads" \
+    --device "${device%%:*}" "${smoke[@]}" \
+    >"$out/baseline.log" 2>&1 || baseline_rc=$?
+  grep '^\[baseline\]' "$out/baseline.log" || true
+fi
 cp "$work/export/manifest.json" "$work/export/baseline.json" "$out/" 2>/dev/null || true
 if [ ! -f "$work/export/manifest.json" ]; then
   tail -30 "$out/baseline.log"; exit 1

@@ -43,14 +43,12 @@ void ToProto(const BlobState& state, v1::BlobStatus* response) {
 // by the engine when it runs (the measurement FAILS with INVALID_ARGUMENT).
 absl::Status CheckExactHessianSize(const v1::Run& run,
                                    const core::MeasurementRequest& request) {
-  const bool exact =
-      request.kind == core::MeasurementKind::kExactHessian ||
-      std::find(request.plan.begin(), request.plan.end(),
-                core::MeasurementKind::kExactHessian) != request.plan.end();
-  if (!exact || !run.model().has_zoo()) return absl::OkStatus();
+  const core::ExactHessianMethod* exact =
+      request.Find<core::ExactHessianMethod>();
+  if (exact == nullptr || !run.model().has_zoo()) return absl::OkStatus();
   const int64_t size =
       SourceResolver::ZooBlockSize(run.model().zoo(), request.block);
-  const core::ExactHessianOptions& caps = request.exact_hessian;
+  const core::ExactHessianOptions& caps = exact->options;
   if (size > caps.max_parameters) {
     return absl::InvalidArgumentError(absl::StrCat(
         "an exact Hessian of ", size,
@@ -271,6 +269,7 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
   v1::Measurement m;
   m.set_name(MeasurementNameOf(request.parent(), core.NewId()));
   *m.mutable_spec() = spec;
+  *m.mutable_effective_spec() = EffectiveSpec(spec, measurement_request);
   m.set_state(v1::Measurement::QUEUED);
   *m.mutable_create_time() = TimeUtil::GetCurrentTime();
   absl::Status inserted =

@@ -233,6 +233,9 @@ absl::StatusOr<Measurement> ReadMeasurement(const Statement& row) {
 std::string ResultBlob(const Measurement& m) {
   Measurement result;
   if (m.has_diagnostics()) *result.mutable_diagnostics() = m.diagnostics();
+  if (m.has_effective_spec()) {
+    *result.mutable_effective_spec() = m.effective_spec();
+  }
   // Whichever case of the result oneof is set, so that no kind is forgotten.
   const google::protobuf::FieldDescriptor* kind =
       m.GetReflection()->GetOneofFieldDescriptor(

@@ -17,10 +17,13 @@
 #include "absl/status/statusor.h"
 #include "core/engine.h"
 #include "core/measurement.h"
+#include "tests/core/engine_sources.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core {
 namespace {
+
+using ::curvd::core::testing::Of;
 
 constexpr int64_t kMiB = int64_t{1} << 20;
 constexpr int64_t kSamples = 32768;
@@ -72,11 +75,11 @@ ShardSpec Regression() {
 
 MeasurementRequest TraceRequest(int64_t micro_batch_size) {
   MeasurementRequest request;
-  request.kind = MeasurementKind::kHessianTrace;
   request.objective.loss = LossFunction::kMse;
   request.objective.micro_batch_size = micro_batch_size;
-  request.trace.min_probes = 2;
-  request.trace.max_probes = 2;
+  TraceOptions& trace = request.Add<HessianTraceMethod>().options;
+  trace.min_probes = 2;
+  trace.max_probes = 2;
   return request;
 }
 
@@ -131,8 +134,8 @@ TEST_P(EngineOomSerialTest, RetainedGraphsAreDroppedWhenTheyDoNotFit) {
   EXPECT_FALSE(got.tight->graphs_retained);
   EXPECT_EQ(got.tight->micro_batch_size, kMicroBatch);
   EXPECT_TRUE(got.roomy->graphs_retained);
-  EXPECT_NEAR(got.tight->trace.trace, got.roomy->trace.trace,
-              1e-4 * std::abs(got.roomy->trace.trace));
+  EXPECT_NEAR(Of<HessianTraceMethod>(got.tight).trace, Of<HessianTraceMethod>(got.roomy).trace,
+              1e-4 * std::abs(Of<HessianTraceMethod>(got.roomy).trace));
 }
 
 TEST_P(EngineOomSerialTest, MicroBatchesAreHalvedUntilOneFits) {
@@ -144,8 +147,8 @@ TEST_P(EngineOomSerialTest, MicroBatchesAreHalvedUntilOneFits) {
   ASSERT_TRUE(got.roomy.ok()) << got.roomy.status();
   EXPECT_FALSE(got.tight->graphs_retained);
   EXPECT_LT(got.tight->micro_batch_size, kSamples);
-  EXPECT_NEAR(got.tight->trace.trace, got.roomy->trace.trace,
-              1e-4 * std::abs(got.roomy->trace.trace));
+  EXPECT_NEAR(Of<HessianTraceMethod>(got.tight).trace, Of<HessianTraceMethod>(got.roomy).trace,
+              1e-4 * std::abs(Of<HessianTraceMethod>(got.roomy).trace));
 }
 
 TEST_P(EngineOomSerialTest, NothingFitsIsResourceExhaustedAndTheEngineGoesOn) {

@@ -49,6 +49,19 @@ inline ShardSpec GaussianRegression(int64_t d = 4) {
   return spec;
 }
 
+// The result of kind M in `result`; a test failure (and an empty result)
+// when that kind did not run.
+template <typename M>
+const decltype(M::result)& Of(const absl::StatusOr<MeasurementResult>& result) {
+  static const decltype(M::result) kNone;
+  const M* method = result.ok() ? result->Find<M>() : nullptr;
+  if (method == nullptr) {
+    ADD_FAILURE() << "no " << M::kName << " result";
+    return kNone;
+  }
+  return method->result;
+}
+
 // A test on one engine of the parameterised device (DeviceTest).
 class EngineDeviceTest : public DeviceTest {
  protected:

@@ -28,6 +28,8 @@
 namespace curvd::core {
 namespace {
 
+using ::curvd::core::testing::Of;
+
 using ::curvd::core::testing::EngineDeviceTest;
 using ::curvd::core::testing::ExplicitMatrix;
 using ::curvd::core::testing::GaussianRegression;
@@ -42,19 +44,34 @@ ModelSource ZooModel(const std::string& cache_key = "zoo:mlp-4-16-2-tanh") {
   return testing::ZooMlp({4, 16, 2}, cache_key);
 }
 
-MeasurementRequest Request(MeasurementKind kind, Precision precision) {
+// The tests' Lanczos and Hutchinson options.
+void Configure(SharpnessMethod* m) {
+  m->options.top_k = 2;
+  m->options.bottom_k = 1;
+  m->options.max_iterations = kParameters;
+  m->options.relative_tolerance = 1e-10;
+}
+void Configure(HessianTraceMethod* m) {
+  m->options.min_probes = 100;
+  m->options.max_probes = 100;
+  m->options.target_relative_error = 0;
+}
+
+// An MSE request of the one method M at `precision`.
+template <typename M>
+MeasurementRequest Request(Precision precision) {
   MeasurementRequest request;
-  request.kind = kind;
   request.objective.loss = LossFunction::kMse;
   request.objective.precision = precision;
-  request.lanczos.top_k = 2;
-  request.lanczos.bottom_k = 1;
-  request.lanczos.max_iterations = kParameters;
-  request.lanczos.relative_tolerance = 1e-10;
-  request.trace.min_probes = 100;
-  request.trace.max_probes = 100;
-  request.trace.target_relative_error = 0;
+  Configure(&request.Add<M>());
   return request;
+}
+
+LanczosOptions& LanczosOf(MeasurementRequest& request) {
+  return request.Find<SharpnessMethod>()->options;
+}
+TraceOptions& TraceOf(MeasurementRequest& request) {
+  return request.Find<HessianTraceMethod>()->options;
 }
 
 // The loss and the explicit Hessian's spectrum of the model that torch seed
@@ -209,10 +226,10 @@ class EngineTest : public EngineDeviceTest {
 TEST_P(EngineTest, SharpnessMatchesExplicitHessian) {
   const Reference reference = ReferenceFor(1);
   auto result =
-      Measure(Request(MeasurementKind::kSharpness, Precision::kFloat64), 1);
+      Measure(Request<SharpnessMethod>(Precision::kFloat64), 1);
   ASSERT_TRUE(result.ok()) << result.status();
   const double top = reference.eigenvalues[-1].item<double>();
-  const SharpnessResult& sharpness = result->sharpness;
+  const SharpnessResult& sharpness = Of<SharpnessMethod>(result);
   EXPECT_TRUE(sharpness.converged);
   ASSERT_EQ(sharpness.top.size(), 2);
   ASSERT_EQ(sharpness.bottom.size(), 1);
@@ -222,7 +239,7 @@ TEST_P(EngineTest, SharpnessMatchesExplicitHessian) {
   EXPECT_NEAR(sharpness.bottom[0].value,
               reference.eigenvalues[0].item<double>(), 1e-8 * top);
 
-  EXPECT_EQ(result->kind, MeasurementKind::kSharpness);
+  EXPECT_EQ(result->methods.size(), 1u);
   EXPECT_NEAR(result->loss, reference.loss, 1e-12 * reference.loss);
   EXPECT_EQ(result->hvps, sharpness.iterations);
   EXPECT_EQ(result->num_samples, kSamples);
@@ -237,13 +254,13 @@ TEST_P(EngineTest, SharpnessMatchesExplicitHessian) {
 TEST_P(EngineTest, TraceWithinFourStandardErrors) {
   const Reference reference = ReferenceFor(2);
   auto result =
-      Measure(Request(MeasurementKind::kHessianTrace, Precision::kFloat64), 2);
+      Measure(Request<HessianTraceMethod>(Precision::kFloat64), 2);
   ASSERT_TRUE(result.ok()) << result.status();
   const double exact = reference.eigenvalues.sum().item<double>();
-  EXPECT_LE(std::abs(result->trace.trace - exact),
-            4 * result->trace.standard_error);
-  EXPECT_EQ(result->trace.probes, 100);
-  EXPECT_EQ(result->trace.stop_reason, "max_probes");
+  EXPECT_LE(std::abs(Of<HessianTraceMethod>(result).trace - exact),
+            4 * Of<HessianTraceMethod>(result).standard_error);
+  EXPECT_EQ(Of<HessianTraceMethod>(result).probes, 100);
+  EXPECT_EQ(Of<HessianTraceMethod>(result).stop_reason, "max_probes");
   EXPECT_EQ(result->hvps, 100);
 }
 
@@ -251,21 +268,21 @@ TEST_P(EngineTest, Float32AndMicroBatchesMatchFloat64Reference) {
   const Reference reference = ReferenceFor(3);
   const double top = reference.eigenvalues[-1].item<double>();
   MeasurementRequest request =
-      Request(MeasurementKind::kSharpness, Precision::kFloat32);
-  request.lanczos.relative_tolerance = 1e-5;
-  request.lanczos.bottom_k = 0;
+      Request<SharpnessMethod>(Precision::kFloat32);
+  LanczosOf(request).relative_tolerance = 1e-5;
+  LanczosOf(request).bottom_k = 0;
   request.objective.micro_batch_size = 10;
   auto result = Measure(request, 3);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->micro_batch_size, 10);
   EXPECT_EQ(result->precision, Precision::kFloat32);
   // float32 HVPs carry relative errors near 1e-6; the top eigenvalue to 1e-4.
-  EXPECT_NEAR(result->sharpness.top[0].value, top, 1e-4 * top);
+  EXPECT_NEAR(Of<SharpnessMethod>(result).top[0].value, top, 1e-4 * top);
 }
 
 TEST_P(EngineTest, ReusesTheCachedModelAndShard) {
   const MeasurementRequest request =
-      Request(MeasurementKind::kSharpness, Precision::kFloat64);
+      Request<SharpnessMethod>(Precision::kFloat64);
   auto first = Measure(request, 4);
   ASSERT_TRUE(first.ok()) << first.status();
   // Without reseeding, a reloaded zoo model would get new random weights: equal
@@ -273,11 +290,11 @@ TEST_P(EngineTest, ReusesTheCachedModelAndShard) {
   auto again =
       engine_->Measure(ZooModel(), GaussianRegression(), request, Progress());
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(again->sharpness.top[0].value, first->sharpness.top[0].value);
+  EXPECT_EQ(Of<SharpnessMethod>(again).top[0].value, Of<SharpnessMethod>(first).top[0].value);
   auto other = engine_->Measure(ZooModel("zoo:other-key"), GaussianRegression(),
                                 request, Progress());
   ASSERT_TRUE(other.ok()) << other.status();
-  EXPECT_NE(other->sharpness.top[0].value, first->sharpness.top[0].value);
+  EXPECT_NE(Of<SharpnessMethod>(other).top[0].value, Of<SharpnessMethod>(first).top[0].value);
 }
 
 // A state dict rewritten in place under the same name and cache key (a trainer
@@ -306,7 +323,7 @@ TEST_P(EngineTest, ReloadsAStateDictRewrittenInPlace) {
   ModelSource source = ZooModel("zoo:mlp-4-16-2-tanh+file://" + path);
   source.state_dict_path = path;
   const MeasurementRequest request =
-      Request(MeasurementKind::kSharpness, Precision::kFloat64);
+      Request<SharpnessMethod>(Precision::kFloat64);
 
   write_scaled(1.0);
   auto first =
@@ -318,13 +335,13 @@ TEST_P(EngineTest, ReloadsAStateDictRewrittenInPlace) {
   auto second =
       engine_->Measure(source, GaussianRegression(), request, Progress());
   ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_NE(second->sharpness.top[0].value, first->sharpness.top[0].value);
+  EXPECT_NE(Of<SharpnessMethod>(second).top[0].value, Of<SharpnessMethod>(first).top[0].value);
   EXPECT_NE(second->loss, first->loss);
 }
 
 TEST_P(EngineTest, RejectsBadInputsAndStopsWhenCancelled) {
   const MeasurementRequest request =
-      Request(MeasurementKind::kSharpness, Precision::kFloat32);
+      Request<SharpnessMethod>(Precision::kFloat32);
   const absl::Status misfit =
       engine_
           ->Measure(ZooModel(), GaussianRegression(/*d=*/5), request,
@@ -334,7 +351,7 @@ TEST_P(EngineTest, RejectsBadInputsAndStopsWhenCancelled) {
   EXPECT_THAT(misfit.message(), HasSubstr("[64, 5]"));
 
   MeasurementRequest no_eigenvalues = request;
-  no_eigenvalues.lanczos.top_k = 0;
+  LanczosOf(no_eigenvalues).top_k = 0;
   EXPECT_EQ(Measure(no_eigenvalues, 5).status().code(),
             absl::StatusCode::kInvalidArgument);
 
@@ -364,14 +381,14 @@ TEST_P(EngineTest, TraceEqualsSequentialHutchinson) {
                         0)
           .value();
   MeasurementRequest request =
-      Request(MeasurementKind::kHessianTrace, Precision::kFloat64);
-  request.trace.min_probes = 10;
-  request.trace.max_probes = 300;
-  request.trace.target_relative_error = 0.05;
-  request.trace.seed = 8;
+      Request<HessianTraceMethod>(Precision::kFloat64);
+  TraceOf(request).min_probes = 10;
+  TraceOf(request).max_probes = 300;
+  TraceOf(request).target_relative_error = 0.05;
+  TraceOf(request).seed = 8;
   auto sequential = Hutchinson(
       [&reference](const torch::Tensor& v) { return reference.Hvp(v); },
-      reference.num_parameters(), reference.vector_options(), request.trace,
+      reference.num_parameters(), reference.vector_options(), TraceOf(request),
       Progress());
   ASSERT_TRUE(sequential.ok()) << sequential.status();
   ASSERT_EQ(sequential->stop_reason, "target_relative_error");
@@ -381,14 +398,14 @@ TEST_P(EngineTest, TraceEqualsSequentialHutchinson) {
     request.objective.micro_batch_size = micro_batch;
     auto result = Measure(request, 7);
     ASSERT_TRUE(result.ok()) << result.status();
-    EXPECT_EQ(result->trace.probes, sequential->probes);
-    EXPECT_EQ(result->trace.stop_reason, sequential->stop_reason);
-    EXPECT_NEAR(result->trace.trace, sequential->trace,
+    EXPECT_EQ(Of<HessianTraceMethod>(result).probes, sequential->probes);
+    EXPECT_EQ(Of<HessianTraceMethod>(result).stop_reason, sequential->stop_reason);
+    EXPECT_NEAR(Of<HessianTraceMethod>(result).trace, sequential->trace,
                 1e-10 * std::abs(sequential->trace));
-    EXPECT_NEAR(result->trace.standard_error, sequential->standard_error,
+    EXPECT_NEAR(Of<HessianTraceMethod>(result).standard_error, sequential->standard_error,
                 1e-8 * sequential->standard_error);
     // Products of a block past the stopping point count as spent.
-    EXPECT_GE(result->hvps, result->trace.probes);
+    EXPECT_GE(result->hvps, Of<HessianTraceMethod>(result).probes);
     EXPECT_EQ(result->graphs_retained, micro_batch == 0 || on_cuda());
   }
 }
@@ -399,20 +416,20 @@ TEST_P(EngineTest, Tf32IsRecordedAndSwitchedOffAfterwards) {
   const Reference reference = ReferenceFor(9);
   const double top = reference.eigenvalues[-1].item<double>();
   MeasurementRequest request =
-      Request(MeasurementKind::kSharpness, Precision::kTf32);
-  request.lanczos.relative_tolerance = 1e-4;
-  request.lanczos.bottom_k = 0;
+      Request<SharpnessMethod>(Precision::kTf32);
+  LanczosOf(request).relative_tolerance = 1e-4;
+  LanczosOf(request).bottom_k = 0;
   auto result = Measure(request, 9);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->precision,
             on_cuda() ? Precision::kTf32 : Precision::kFloat32);
   // TF32 keeps 10 mantissa bits of matmul inputs: about 1e-3 relative.
-  EXPECT_NEAR(result->sharpness.top[0].value, top, 1e-2 * top);
+  EXPECT_NEAR(Of<SharpnessMethod>(result).top[0].value, top, 1e-2 * top);
   EXPECT_FALSE(at::globalContext().allowTF32CuBLAS());
   EXPECT_FALSE(at::globalContext().allowTF32CuDNN());
 
   auto float32 =
-      Measure(Request(MeasurementKind::kSharpness, Precision::kFloat32), 9);
+      Measure(Request<SharpnessMethod>(Precision::kFloat32), 9);
   ASSERT_TRUE(float32.ok()) << float32.status();
   EXPECT_EQ(float32->precision, Precision::kFloat32);
 }
@@ -426,7 +443,7 @@ TEST_P(EngineTest, CacheBudgetBoundsWhatStaysOnTheDevice) {
   auto small = Engine::CreateWithOptions(on_cuda() ? "cuda:0" : "cpu", options);
   ASSERT_TRUE(small.ok()) << small.status();
   const MeasurementRequest request =
-      Request(MeasurementKind::kSharpness, Precision::kFloat64);
+      Request<SharpnessMethod>(Precision::kFloat64);
   torch::manual_seed(10);
   auto first =
       (*small)->Measure(ZooModel(), GaussianRegression(), request, Progress());
@@ -434,7 +451,7 @@ TEST_P(EngineTest, CacheBudgetBoundsWhatStaysOnTheDevice) {
   auto second =
       (*small)->Measure(ZooModel(), GaussianRegression(), request, Progress());
   ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_NE(second->sharpness.top[0].value, first->sharpness.top[0].value);
+  EXPECT_NE(Of<SharpnessMethod>(second).top[0].value, Of<SharpnessMethod>(first).top[0].value);
 
   options.cache_budget_bytes = -1;
   EXPECT_EQ(Engine::CreateWithOptions("cpu", options).status().code(),

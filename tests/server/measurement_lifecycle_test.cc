@@ -55,8 +55,9 @@ TEST_F(MeasurementLifecycleTest, StartsRunsAndFinishes) {
   ASSERT_TRUE(running.ok()) << running.status();
   EXPECT_EQ(lifecycle.running(), 1u);
   core::MeasurementResult result;
-  result.kind = core::MeasurementKind::kSharpness;
-  result.sharpness.top.push_back({3.0, 0.0, true});
+  core::SharpnessMethod sharpness;
+  sharpness.result.top.push_back({3.0, 0.0, true});
+  result.methods.push_back(sharpness);
   auto finished = lifecycle.Finish(kName, result);
   ASSERT_TRUE(finished.ok()) << finished.status();
   EXPECT_EQ(finished->state(), v1::Measurement::SUCCEEDED);

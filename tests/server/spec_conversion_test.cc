@@ -17,15 +17,43 @@ namespace v1 = ::curvd::v1;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
+// The options of `request`'s method of kind M; a test failure (and core's
+// defaults) when it has none.
+template <typename M>
+decltype(M::options) Options(const core::MeasurementRequest& request) {
+  const M* method = request.Find<M>();
+  if (method == nullptr) {
+    ADD_FAILURE() << "the request has no " << M::kName;
+    return {};
+  }
+  return method->options;
+}
+
+// Whether `request` runs exactly one method, of kind M.
+template <typename M>
+bool IsSingle(const core::MeasurementRequest& request) {
+  return request.methods.size() == 1 && request.Find<M>() != nullptr;
+}
+
+// A result whose only method is of kind M, with `result`.
+template <typename M>
+core::MeasurementResult ResultOf(decltype(M::result) result) {
+  core::MeasurementResult r;
+  M method;
+  method.result = std::move(result);
+  r.methods.push_back(std::move(method));
+  return r;
+}
+
 TEST(SpecConversionTest, AppliesDocumentedDefaultsToUnsetFields) {
   v1::MeasurementSpec sharpness;
   sharpness.mutable_sharpness();
   auto request = ToCoreRequest(sharpness);
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_EQ(request->kind, core::MeasurementKind::kSharpness);
-  EXPECT_EQ(request->lanczos.top_k, 1);
-  EXPECT_EQ(request->lanczos.max_iterations, 100);
-  EXPECT_DOUBLE_EQ(request->lanczos.relative_tolerance, 1e-6);
+  EXPECT_TRUE(IsSingle<core::SharpnessMethod>(*request));
+  EXPECT_EQ(Options<core::SharpnessMethod>(*request).top_k, 1);
+  EXPECT_EQ(Options<core::SharpnessMethod>(*request).max_iterations, 100);
+  EXPECT_DOUBLE_EQ(Options<core::SharpnessMethod>(*request).relative_tolerance, 1e-6);
   EXPECT_EQ(request->objective.loss, core::LossFunction::kCrossEntropy);
 
   v1::MeasurementSpec trace;
@@ -33,9 +61,9 @@ TEST(SpecConversionTest, AppliesDocumentedDefaultsToUnsetFields) {
   trace.set_loss(v1::LOSS_FUNCTION_MSE);
   request = ToCoreRequest(trace);
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_EQ(request->trace.min_probes, 10);
-  EXPECT_EQ(request->trace.max_probes, 200);
-  EXPECT_DOUBLE_EQ(request->trace.target_relative_error, 0.01);
+  EXPECT_EQ(Options<core::HessianTraceMethod>(*request).min_probes, 10);
+  EXPECT_EQ(Options<core::HessianTraceMethod>(*request).max_probes, 200);
+  EXPECT_DOUBLE_EQ(Options<core::HessianTraceMethod>(*request).target_relative_error, 0.01);
   EXPECT_EQ(request->objective.loss, core::LossFunction::kMse);
 }
 
@@ -58,21 +86,23 @@ TEST(SpecConversionTest, ExplicitZerosAreOutOfRangeOrMeaningful) {
   // An explicit target of 0 means "run max_probes", not the default.
   v1::MeasurementSpec target0;
   target0.mutable_hessian_trace()->set_target_relative_error(0);
-  EXPECT_DOUBLE_EQ(ToCoreRequest(target0)->trace.target_relative_error, 0.0);
+  EXPECT_DOUBLE_EQ(Options<core::HessianTraceMethod>(*ToCoreRequest(target0)).target_relative_error, 0.0);
 
   EXPECT_EQ(ToCoreRequest(v1::MeasurementSpec()).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SpecConversionTest, ResultsFillDiagnosticsAndTheResultOneof) {
-  core::MeasurementResult result;
-  result.kind = core::MeasurementKind::kSharpness;
-  result.sharpness.top = {{5.0, 1e-7, true}, {3.0, 1e-5, false}};
-  result.sharpness.iterations = 20;
+  core::SharpnessResult sharpness;
+  sharpness.top = {{5.0, 1e-7, true}, {3.0, 1e-5, false}};
+  sharpness.iterations = 20;
+  core::MeasurementResult result =
+      ResultOf<core::SharpnessMethod>(std::move(sharpness));
   result.hvps = 40;
   result.compute_seconds = 1.5;
   result.device = "cpu";
   v1::Measurement m;
+  m.mutable_spec()->mutable_sharpness();
   ApplyResult(result, &m);
   EXPECT_DOUBLE_EQ(m.sharpness().sharpness(), 5.0);
   ASSERT_EQ(m.sharpness().top_size(), 2);
@@ -80,7 +110,7 @@ TEST(SpecConversionTest, ResultsFillDiagnosticsAndTheResultOneof) {
   EXPECT_EQ(m.diagnostics().hvps(), 40);
   EXPECT_EQ(m.diagnostics().compute_duration().seconds(), 1);
   EXPECT_EQ(m.diagnostics().compute_duration().nanos(), 500000000);
-  EXPECT_EQ(KindName(m.spec()), "unspecified");
+  EXPECT_EQ(KindName(v1::MeasurementSpec()), "unspecified");
 }
 
 TEST(SpecConversionTest, PrecisionTravelsBothWays) {
@@ -112,13 +142,13 @@ TEST(SpecConversionTest, NewKindsGetTheDocumentedDefaults) {
   density.mutable_spectral_density();
   auto request = ToCoreRequest(density);
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_EQ(request->kind, core::MeasurementKind::kSpectralDensity);
-  EXPECT_EQ(request->density.runs, 10);
-  EXPECT_EQ(request->density.steps, 100);
-  EXPECT_EQ(request->density.grid_points, 1000);
-  EXPECT_DOUBLE_EQ(request->density.sigma, 0);
-  EXPECT_DOUBLE_EQ(request->density.sigma_fraction, 0.01);
-  EXPECT_DOUBLE_EQ(request->density.log_threshold, 1e-6);
+  EXPECT_TRUE(IsSingle<core::SpectralDensityMethod>(*request));
+  EXPECT_EQ(Options<core::SpectralDensityMethod>(*request).runs, 10);
+  EXPECT_EQ(Options<core::SpectralDensityMethod>(*request).steps, 100);
+  EXPECT_EQ(Options<core::SpectralDensityMethod>(*request).grid_points, 1000);
+  EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).sigma, 0);
+  EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).sigma_fraction, 0.01);
+  EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).log_threshold, 1e-6);
   EXPECT_EQ(request->op, core::CurvatureOperator::kHessian);
   EXPECT_TRUE(request->block.names.empty());
 
@@ -126,49 +156,49 @@ TEST(SpecConversionTest, NewKindsGetTheDocumentedDefaults) {
   hutchpp.mutable_hutchpp();
   request = ToCoreRequest(hutchpp);
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_EQ(request->kind, core::MeasurementKind::kHutchpp);
-  EXPECT_EQ(request->hutchpp.max_hvps, 300);
-  EXPECT_EQ(request->hutchpp.sketch_size, 0);
-  EXPECT_DOUBLE_EQ(request->hutchpp.target_relative_error, 0.01);
-  EXPECT_EQ(request->hutchpp.min_residual_probes, 10);
+  EXPECT_TRUE(IsSingle<core::HutchppMethod>(*request));
+  EXPECT_EQ(Options<core::HutchppMethod>(*request).max_hvps, 300);
+  EXPECT_EQ(Options<core::HutchppMethod>(*request).sketch_size, 0);
+  EXPECT_DOUBLE_EQ(Options<core::HutchppMethod>(*request).target_relative_error, 0.01);
+  EXPECT_EQ(Options<core::HutchppMethod>(*request).min_residual_probes, 10);
 
   v1::MeasurementSpec cubed;
   cubed.mutable_trace_h3();
   request = ToCoreRequest(cubed);
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_EQ(request->kind, core::MeasurementKind::kTraceCubed);
-  EXPECT_EQ(request->trace_cubed.min_probes, 10);
-  EXPECT_EQ(request->trace_cubed.max_probes, 200);
-  EXPECT_DOUBLE_EQ(request->trace_cubed.target_relative_error, 0.01);
+  EXPECT_TRUE(IsSingle<core::TraceCubedMethod>(*request));
+  EXPECT_EQ(Options<core::TraceCubedMethod>(*request).min_probes, 10);
+  EXPECT_EQ(Options<core::TraceCubedMethod>(*request).max_probes, 200);
+  EXPECT_DOUBLE_EQ(Options<core::TraceCubedMethod>(*request).target_relative_error, 0.01);
 
   v1::MeasurementSpec exact;
   exact.mutable_exact_hessian();
   request = ToCoreRequest(exact);
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_EQ(request->kind, core::MeasurementKind::kExactHessian);
-  EXPECT_EQ(request->exact_hessian.max_parameters, 20000);
-  EXPECT_EQ(request->exact_hessian.max_matrix_parameters, 1000);
-  EXPECT_FALSE(request->exact_hessian.return_matrix);
+  EXPECT_TRUE(IsSingle<core::ExactHessianMethod>(*request));
+  EXPECT_EQ(Options<core::ExactHessianMethod>(*request).max_parameters, 20000);
+  EXPECT_EQ(Options<core::ExactHessianMethod>(*request).max_matrix_parameters, 1000);
+  EXPECT_FALSE(Options<core::ExactHessianMethod>(*request).return_matrix);
 
   v1::MeasurementSpec power;
   power.mutable_power_iteration();
   request = ToCoreRequest(power);
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_EQ(request->power_iteration.top_k, 1);
-  EXPECT_EQ(request->power_iteration.max_iterations, 1000);
-  EXPECT_DOUBLE_EQ(request->power_iteration.relative_tolerance, 1e-6);
+  EXPECT_EQ(Options<core::PowerIterationMethod>(*request).top_k, 1);
+  EXPECT_EQ(Options<core::PowerIterationMethod>(*request).max_iterations, 1000);
+  EXPECT_DOUBLE_EQ(Options<core::PowerIterationMethod>(*request).relative_tolerance, 1e-6);
 
   v1::MeasurementSpec slice;
   slice.mutable_loss_slice();
   request = ToCoreRequest(slice);
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_EQ(request->loss_slice.direction,
+  EXPECT_EQ(Options<core::LossSliceMethod>(*request).direction,
             core::SliceDirection::kTopEigenvector);
-  EXPECT_EQ(request->loss_slice.points, 41);
-  EXPECT_DOUBLE_EQ(request->loss_slice.t_min, -1);
-  EXPECT_DOUBLE_EQ(request->loss_slice.t_max, 1);
-  EXPECT_EQ(request->loss_slice.lanczos.top_k, 1);
-  EXPECT_EQ(request->loss_slice.lanczos.max_iterations, 100);
+  EXPECT_EQ(Options<core::LossSliceMethod>(*request).points, 41);
+  EXPECT_DOUBLE_EQ(Options<core::LossSliceMethod>(*request).t_min, -1);
+  EXPECT_DOUBLE_EQ(Options<core::LossSliceMethod>(*request).t_max, 1);
+  EXPECT_EQ(Options<core::LossSliceMethod>(*request).lanczos.top_k, 1);
+  EXPECT_EQ(Options<core::LossSliceMethod>(*request).lanczos.max_iterations, 100);
 
   // The loss expansion's four numbers have no default.
   v1::MeasurementSpec expansion;
@@ -198,16 +228,16 @@ TEST(SpecConversionTest, NewKindsCarryExplicitValues) {
   EXPECT_EQ(request->op, core::CurvatureOperator::kGgn);
   EXPECT_THAT(request->block.names, ElementsAre("fc0.weight"));
   EXPECT_THAT(request->block.prefixes, ElementsAre("fc1."));
-  EXPECT_EQ(request->density.runs, 3);
-  EXPECT_EQ(request->density.steps, 20);
-  EXPECT_EQ(request->density.distribution, core::ProbeDistribution::kGaussian);
-  EXPECT_EQ(request->density.seed, 9u);
-  EXPECT_EQ(request->density.grid_points, 50);
-  EXPECT_DOUBLE_EQ(request->density.grid_min, -2);
-  EXPECT_DOUBLE_EQ(request->density.grid_max, 5);
-  EXPECT_DOUBLE_EQ(request->density.sigma, 0.5);
-  EXPECT_DOUBLE_EQ(request->density.sigma_fraction, 0.2);
-  EXPECT_DOUBLE_EQ(request->density.log_threshold, 1e-3);
+  EXPECT_EQ(Options<core::SpectralDensityMethod>(*request).runs, 3);
+  EXPECT_EQ(Options<core::SpectralDensityMethod>(*request).steps, 20);
+  EXPECT_EQ(Options<core::SpectralDensityMethod>(*request).distribution, core::ProbeDistribution::kGaussian);
+  EXPECT_EQ(Options<core::SpectralDensityMethod>(*request).seed, 9u);
+  EXPECT_EQ(Options<core::SpectralDensityMethod>(*request).grid_points, 50);
+  EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).grid_min, -2);
+  EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).grid_max, 5);
+  EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).sigma, 0.5);
+  EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).sigma_fraction, 0.2);
+  EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).log_threshold, 1e-3);
 
   v1::MeasurementSpec hutchpp;
   v1::HutchppSpec* h = hutchpp.mutable_hutchpp();
@@ -218,11 +248,11 @@ TEST(SpecConversionTest, NewKindsCarryExplicitValues) {
   h->set_seed(4);
   request = ToCoreRequest(hutchpp);
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_EQ(request->hutchpp.max_hvps, 31);
-  EXPECT_EQ(request->hutchpp.sketch_size, 15);
-  EXPECT_DOUBLE_EQ(request->hutchpp.target_relative_error, 0);
-  EXPECT_EQ(request->hutchpp.min_residual_probes, 2);
-  EXPECT_EQ(request->hutchpp.seed, 4u);
+  EXPECT_EQ(Options<core::HutchppMethod>(*request).max_hvps, 31);
+  EXPECT_EQ(Options<core::HutchppMethod>(*request).sketch_size, 15);
+  EXPECT_DOUBLE_EQ(Options<core::HutchppMethod>(*request).target_relative_error, 0);
+  EXPECT_EQ(Options<core::HutchppMethod>(*request).min_residual_probes, 2);
+  EXPECT_EQ(Options<core::HutchppMethod>(*request).seed, 4u);
 
   v1::MeasurementSpec expansion;
   v1::LossExpansionSpec* e = expansion.mutable_loss_expansion();
@@ -233,20 +263,20 @@ TEST(SpecConversionTest, NewKindsCarryExplicitValues) {
   e->mutable_trace_h3()->set_max_probes(30);
   request = ToCoreRequest(expansion);
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_DOUBLE_EQ(request->loss_expansion.rho, 0.1);
-  EXPECT_DOUBLE_EQ(request->loss_expansion.h0, 2);
-  EXPECT_DOUBLE_EQ(request->loss_expansion.ess, 64);
-  EXPECT_DOUBLE_EQ(request->loss_expansion.num_steps, 1000);
-  EXPECT_EQ(request->loss_expansion.trace_cubed.max_probes, 30);
-  EXPECT_EQ(request->loss_expansion.trace_cubed.min_probes, 10);
+  EXPECT_DOUBLE_EQ(Options<core::LossExpansionMethod>(*request).rho, 0.1);
+  EXPECT_DOUBLE_EQ(Options<core::LossExpansionMethod>(*request).h0, 2);
+  EXPECT_DOUBLE_EQ(Options<core::LossExpansionMethod>(*request).ess, 64);
+  EXPECT_DOUBLE_EQ(Options<core::LossExpansionMethod>(*request).num_steps, 1000);
+  EXPECT_EQ(Options<core::LossExpansionMethod>(*request).trace_cubed.max_probes, 30);
+  EXPECT_EQ(Options<core::LossExpansionMethod>(*request).trace_cubed.min_probes, 10);
 
   v1::MeasurementSpec exact;
   exact.mutable_exact_hessian()->set_return_matrix(true);
   request = ToCoreRequest(exact, RequestLimits{500, 50});
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_TRUE(request->exact_hessian.return_matrix);
-  EXPECT_EQ(request->exact_hessian.max_parameters, 500);
-  EXPECT_EQ(request->exact_hessian.max_matrix_parameters, 50);
+  EXPECT_TRUE(Options<core::ExactHessianMethod>(*request).return_matrix);
+  EXPECT_EQ(Options<core::ExactHessianMethod>(*request).max_parameters, 500);
+  EXPECT_EQ(Options<core::ExactHessianMethod>(*request).max_matrix_parameters, 50);
 
   v1::MeasurementSpec power;
   power.mutable_power_iteration()->set_top_k(3);
@@ -254,9 +284,9 @@ TEST(SpecConversionTest, NewKindsCarryExplicitValues) {
   power.mutable_power_iteration()->set_relative_tolerance(1e-3);
   request = ToCoreRequest(power);
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_EQ(request->power_iteration.top_k, 3);
-  EXPECT_EQ(request->power_iteration.max_iterations, 50);
-  EXPECT_DOUBLE_EQ(request->power_iteration.relative_tolerance, 1e-3);
+  EXPECT_EQ(Options<core::PowerIterationMethod>(*request).top_k, 3);
+  EXPECT_EQ(Options<core::PowerIterationMethod>(*request).max_iterations, 50);
+  EXPECT_DOUBLE_EQ(Options<core::PowerIterationMethod>(*request).relative_tolerance, 1e-3);
 
   v1::MeasurementSpec slice;
   v1::LossSliceSpec* l = slice.mutable_loss_slice();
@@ -268,12 +298,12 @@ TEST(SpecConversionTest, NewKindsCarryExplicitValues) {
   l->mutable_lanczos()->set_top_k(7);  // ignored: one eigenvector is enough
   request = ToCoreRequest(slice);
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_EQ(request->loss_slice.direction, core::SliceDirection::kRandom);
-  EXPECT_EQ(request->loss_slice.points, 5);
-  EXPECT_DOUBLE_EQ(request->loss_slice.t_min, -0.5);
-  EXPECT_DOUBLE_EQ(request->loss_slice.t_max, 2);
-  EXPECT_EQ(request->loss_slice.seed, 3u);
-  EXPECT_EQ(request->loss_slice.lanczos.top_k, 1);
+  EXPECT_EQ(Options<core::LossSliceMethod>(*request).direction, core::SliceDirection::kRandom);
+  EXPECT_EQ(Options<core::LossSliceMethod>(*request).points, 5);
+  EXPECT_DOUBLE_EQ(Options<core::LossSliceMethod>(*request).t_min, -0.5);
+  EXPECT_DOUBLE_EQ(Options<core::LossSliceMethod>(*request).t_max, 2);
+  EXPECT_EQ(Options<core::LossSliceMethod>(*request).seed, 3u);
+  EXPECT_EQ(Options<core::LossSliceMethod>(*request).lanczos.top_k, 1);
 }
 
 TEST(SpecConversionTest, PlanListsItsKindsWithTheirOptions) {
@@ -285,17 +315,17 @@ TEST(SpecConversionTest, PlanListsItsKindsWithTheirOptions) {
   plan->mutable_exact_hessian();
   auto request = ToCoreRequest(spec, RequestLimits{100, 10});
   ASSERT_TRUE(request.ok()) << request.status();
-  EXPECT_EQ(request->kind, core::MeasurementKind::kPlan);
-  EXPECT_THAT(request->plan,
-              ElementsAre(core::MeasurementKind::kHessianTrace,
-                          core::MeasurementKind::kSpectralDensity,
-                          core::MeasurementKind::kTraceCubed,
-                          core::MeasurementKind::kExactHessian));
-  EXPECT_EQ(request->density.runs, 4);
-  EXPECT_EQ(request->density.grid_points, 1000);
-  EXPECT_EQ(request->trace.max_probes, 20);
-  EXPECT_EQ(request->trace_cubed.min_probes, 3);
-  EXPECT_EQ(request->exact_hessian.max_parameters, 100);
+  std::vector<std::string> kinds;
+  for (const core::Method& method : request->methods) {
+    kinds.push_back(core::MethodName(method));
+  }
+  EXPECT_THAT(kinds, ElementsAre("spectral_density", "hessian_trace",
+                                 "trace_h3", "exact_hessian"));
+  EXPECT_EQ(Options<core::SpectralDensityMethod>(*request).runs, 4);
+  EXPECT_EQ(Options<core::SpectralDensityMethod>(*request).grid_points, 1000);
+  EXPECT_EQ(Options<core::HessianTraceMethod>(*request).max_probes, 20);
+  EXPECT_EQ(Options<core::TraceCubedMethod>(*request).min_probes, 3);
+  EXPECT_EQ(Options<core::ExactHessianMethod>(*request).max_parameters, 100);
   EXPECT_EQ(KindName(spec), "plan");
 }
 
@@ -446,28 +476,23 @@ TEST(SpecConversionTest, OutOfRangeValuesNameTheField) {
   EXPECT_TRUE(ToCoreRequest(one_point).ok());
 }
 
-// Plans the proto cannot express (a kind twice, a nested plan) reach the
-// engine's API directly.
-TEST(ValidateRequestTest, PlansNameEachKindOnceAndNoPlan) {
+// Plans the proto cannot express (a kind twice) reach the engine's API
+// directly; a nested plan cannot be written (core::Method has no plan).
+TEST(ValidateRequestTest, PlansNameEachKindOnce) {
   core::MeasurementRequest request;
-  request.kind = core::MeasurementKind::kPlan;
-  request.plan = {core::MeasurementKind::kHessianTrace,
-                  core::MeasurementKind::kHessianTrace};
-  EXPECT_THAT(std::string(core::ValidateRequest(request).message()),
+  request.Add<core::HessianTraceMethod>();
+  request.Add<core::HessianTraceMethod>();
+  EXPECT_THAT(std::string(core::ValidateRequest(request, "plan").message()),
               HasSubstr("plan names hessian_trace more than once"));
-  request.plan = {core::MeasurementKind::kSharpness,
-                  core::MeasurementKind::kPlan};
-  EXPECT_THAT(std::string(core::ValidateRequest(request).message()),
-              HasSubstr("plan must not contain a plan"));
-  request.plan = {};
+  request.methods.clear();
   EXPECT_EQ(core::ValidateRequest(request).code(),
             absl::StatusCode::kInvalidArgument);
-  request.plan = {core::MeasurementKind::kSharpness,
-                  core::MeasurementKind::kSpectralDensity};
+  request.Add<core::SharpnessMethod>();
+  request.Add<core::SpectralDensityMethod>();
   EXPECT_TRUE(core::ValidateRequest(request).ok());
-  request.exact_hessian.max_parameters = 0;
-  request.plan = {core::MeasurementKind::kExactHessian};
-  EXPECT_THAT(std::string(core::ValidateRequest(request).message()),
+  request.methods.clear();
+  request.Add<core::ExactHessianMethod>().options.max_parameters = 0;
+  EXPECT_THAT(std::string(core::ValidateRequest(request, "plan").message()),
               HasSubstr("plan.exact_hessian.max_parameters"));
 }
 
@@ -494,44 +519,73 @@ TEST(SpecConversionTest, KindNamesAreTheFieldNames) {
   EXPECT_EQ(KindName(spec), "hessian_trace");
 }
 
-// A core result with every kind's fields set, as a plan of all kinds makes.
+// A core result with every kind's result set, as a plan of all kinds makes.
 core::MeasurementResult EveryResult() {
   core::MeasurementResult r;
-  r.sharpness.top = {{5.0, 1e-7, true}};
-  r.sharpness.iterations = 9;
-  r.trace = {42.0, 0.5, 12, "target_relative_error"};
-  r.density.runs = {{{-1.0, 2.0}, {0.25, 0.75}, 2, true}};
-  r.density.density.grid = {-1.0, 0.0, 2.0};
-  r.density.density.density = {0.1, 0.2, 0.3};
-  r.density.density.sigma = 0.03;
-  r.density.density.sigma_rule = "0.01 x spread 3";
-  r.density.estimates = {{"x", 1.25, 2.5, 0.1}};
-  r.density.log_threshold = 1e-6;
-  r.hutchpp = {41.0, 0.2, 40.0, 1.0, 5, 7, 17, "max_hvps"};
-  r.trace_cubed = {900.0, 9.0, 20, "max_probes"};
-  r.loss_expansion.gradient_norm_squared = 2;
-  r.loss_expansion.trace_cubed = {800.0, 8.0, 10, "max_probes"};
-  r.loss_expansion.noise_term = 0.5;
-  r.loss_expansion.total = -0.25;
-  r.loss_expansion.total_standard_error = 0.01;
-  r.exact_hessian.eigenvalues = {-1.0, 3.0};
-  r.exact_hessian.rank = 2;
-  r.exact_hessian.rank_rule = "eps rule";
-  r.exact_hessian.negative = 1;
-  r.exact_hessian.positive = 1;
-  r.exact_hessian.condition_number = 3;
-  r.exact_hessian.matrix = {-1, 0, 0, 3};
-  r.power_iteration.pairs = {{3.0, 1e-8, 25, true}};
-  r.power_iteration.converged = true;
-  r.loss_slice.t = {-1, 0, 1};
-  r.loss_slice.loss = {1.5, 0.5, 1.5};
-  r.loss_slice.direction = "top eigenvector";
-  r.loss_slice.eigenvalue = 2;
-  r.loss_slice.direction_curvature = 2;
+  core::SharpnessMethod sharpness;
+  sharpness.result.top = {{5.0, 1e-7, true}};
+  sharpness.result.iterations = 9;
+  r.methods.push_back(sharpness);
+  core::HessianTraceMethod trace;
+  trace.result = {42.0, 0.5, 12, "target_relative_error"};
+  r.methods.push_back(trace);
+  core::SpectralDensityMethod density;
+  density.result.runs = {{{-1.0, 2.0}, {0.25, 0.75}, 2, true}};
+  density.result.density.grid = {-1.0, 0.0, 2.0};
+  density.result.density.density = {0.1, 0.2, 0.3};
+  density.result.density.sigma = 0.03;
+  density.result.density.sigma_rule = "0.01 x spread 3";
+  density.result.estimates = {{"x", 1.25, 2.5, 0.1}};
+  density.result.log_threshold = 1e-6;
+  r.methods.push_back(density);
+  core::HutchppMethod hutchpp;
+  hutchpp.result = {41.0, 0.2, 40.0, 1.0, 5, 7, 17, "max_hvps"};
+  r.methods.push_back(hutchpp);
+  core::TraceCubedMethod cubed;
+  cubed.result = {900.0, 9.0, 20, "max_probes"};
+  r.methods.push_back(cubed);
+  core::LossExpansionMethod expansion;
+  expansion.result.gradient_norm_squared = 2;
+  expansion.result.trace_cubed = {800.0, 8.0, 10, "max_probes"};
+  expansion.result.noise_term = 0.5;
+  expansion.result.total = -0.25;
+  expansion.result.total_standard_error = 0.01;
+  r.methods.push_back(expansion);
+  core::ExactHessianMethod exact;
+  exact.result.eigenvalues = {-1.0, 3.0};
+  exact.result.rank = 2;
+  exact.result.rank_rule = "eps rule";
+  exact.result.negative = 1;
+  exact.result.positive = 1;
+  exact.result.condition_number = 3;
+  exact.result.matrix = {-1, 0, 0, 3};
+  r.methods.push_back(exact);
+  core::PowerIterationMethod power;
+  power.result.pairs = {{3.0, 1e-8, 25, true}};
+  power.result.converged = true;
+  r.methods.push_back(power);
+  core::LossSliceMethod slice;
+  slice.result.t = {-1, 0, 1};
+  slice.result.loss = {1.5, 0.5, 1.5};
+  slice.result.direction = "top eigenvector";
+  slice.result.eigenvalue = 2;
+  slice.result.direction_curvature = 2;
+  r.methods.push_back(slice);
   r.op = core::CurvatureOperator::kGgn;
   r.block_parameters = {"fc0.weight", "fc0.bias"};
   r.shared = {"hessian_trace reused the SLQ start vectors"};
   r.graphs_retained = true;
+  return r;
+}
+
+// The methods of EveryResult() of the one kind named `name`.
+core::MeasurementResult OnlyKind(const std::string& name) {
+  core::MeasurementResult r = EveryResult();
+  std::vector<core::Method> one;
+  for (const core::Method& method : r.methods) {
+    if (core::MethodName(method) == name) one.push_back(method);
+  }
+  r.methods = one;
   return r;
 }
 
@@ -562,30 +616,19 @@ void ExpectEveryResult(const Holder& h) {
 }
 
 TEST(SpecConversionTest, EveryKindsResultIsWrittenToItsField) {
-  const core::MeasurementResult result = EveryResult();
-  for (auto [set, kind] :
-       std::vector<std::pair<std::function<void(v1::MeasurementSpec*)>,
-                             core::MeasurementKind>>{
-           {[](v1::MeasurementSpec* s) { s->mutable_spectral_density(); },
-            core::MeasurementKind::kSpectralDensity},
-           {[](v1::MeasurementSpec* s) { s->mutable_hutchpp(); },
-            core::MeasurementKind::kHutchpp},
-           {[](v1::MeasurementSpec* s) { s->mutable_trace_h3(); },
-            core::MeasurementKind::kTraceCubed},
-           {[](v1::MeasurementSpec* s) { s->mutable_loss_expansion(); },
-            core::MeasurementKind::kLossExpansion},
-           {[](v1::MeasurementSpec* s) { s->mutable_exact_hessian(); },
-            core::MeasurementKind::kExactHessian},
-           {[](v1::MeasurementSpec* s) { s->mutable_power_iteration(); },
-            core::MeasurementKind::kPowerIteration},
-           {[](v1::MeasurementSpec* s) { s->mutable_loss_slice(); },
-            core::MeasurementKind::kLossSlice}}) {
+  for (const std::function<void(v1::MeasurementSpec*)>& set :
+       std::vector<std::function<void(v1::MeasurementSpec*)>>{
+           [](v1::MeasurementSpec* s) { s->mutable_spectral_density(); },
+           [](v1::MeasurementSpec* s) { s->mutable_hutchpp(); },
+           [](v1::MeasurementSpec* s) { s->mutable_trace_h3(); },
+           [](v1::MeasurementSpec* s) { s->mutable_loss_expansion(); },
+           [](v1::MeasurementSpec* s) { s->mutable_exact_hessian(); },
+           [](v1::MeasurementSpec* s) { s->mutable_power_iteration(); },
+           [](v1::MeasurementSpec* s) { s->mutable_loss_slice(); }}) {
     v1::Measurement m;
     set(m.mutable_spec());
     SCOPED_TRACE(KindName(m.spec()));
-    core::MeasurementResult one = result;
-    one.kind = kind;
-    ApplyResult(one, &m);
+    ApplyResult(OnlyKind(KindName(m.spec())), &m);
     // The result oneof holds the field named as the kind.
     const google::protobuf::FieldDescriptor* field =
         m.GetReflection()->GetOneofFieldDescriptor(
@@ -595,9 +638,7 @@ TEST(SpecConversionTest, EveryKindsResultIsWrittenToItsField) {
   }
   v1::Measurement m;
   m.mutable_spec()->mutable_exact_hessian();
-  core::MeasurementResult exact = result;
-  exact.kind = core::MeasurementKind::kExactHessian;
-  ApplyResult(exact, &m);
+  ApplyResult(OnlyKind("exact_hessian"), &m);
   EXPECT_THAT(m.exact_hessian().eigenvalues(), ElementsAre(-1.0, 3.0));
   EXPECT_EQ(m.exact_hessian().rank_rule(), "eps rule");
   EXPECT_DOUBLE_EQ(m.exact_hessian().condition_number(), 3);
@@ -620,7 +661,6 @@ TEST(SpecConversionTest, PlanResultHoldsWhatThePlanAskedFor) {
   plan->mutable_power_iteration();
   plan->mutable_loss_slice();
   core::MeasurementResult result = EveryResult();
-  result.kind = core::MeasurementKind::kPlan;
   ApplyResult(result, &m);
   ASSERT_TRUE(m.has_plan());
   ExpectEveryResult(m.plan());

@@ -1,0 +1,411 @@
+#include "server/kind_table.h"
+
+#include <cstddef>
+#include <utility>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "curvd/v1/resources.pb.h"
+
+namespace curvd::server {
+namespace {
+
+namespace v1 = ::curvd::v1;
+
+core::ProbeDistribution ToCore(v1::ProbeDistribution d) {
+  return d == v1::PROBE_DISTRIBUTION_GAUSSIAN
+             ? core::ProbeDistribution::kGaussian
+             : core::ProbeDistribution::kRademacher;
+}
+
+v1::ProbeDistribution ToProto(core::ProbeDistribution d) {
+  return d == core::ProbeDistribution::kGaussian
+             ? v1::PROBE_DISTRIBUTION_GAUSSIAN
+             : v1::PROBE_DISTRIBUTION_RADEMACHER;
+}
+
+// ---- Options shared by several kinds ----
+
+// A field the proto marks `optional`, or a plain one whose 0 means "the
+// default", overrides core's default only when the spec sets it.
+void ReadLanczos(const v1::SharpnessSpec& s, core::LanczosOptions* o) {
+  if (s.has_top_k()) o->top_k = s.top_k();
+  o->bottom_k = s.bottom_k();
+  if (s.max_iterations() != 0) o->max_iterations = s.max_iterations();
+  if (s.relative_tolerance() != 0) {
+    o->relative_tolerance = s.relative_tolerance();
+  }
+  o->seed = s.seed();
+}
+
+void WriteLanczos(const core::LanczosOptions& o, v1::SharpnessSpec* s) {
+  s->set_top_k(o.top_k);
+  s->set_bottom_k(o.bottom_k);
+  s->set_max_iterations(o.max_iterations);
+  s->set_relative_tolerance(o.relative_tolerance);
+  s->set_seed(o.seed);
+}
+
+void ReadTrace(const v1::HessianTraceSpec& t, core::TraceOptions* o) {
+  o->distribution = ToCore(t.distribution());
+  if (t.has_min_probes()) o->min_probes = t.min_probes();
+  if (t.has_max_probes()) o->max_probes = t.max_probes();
+  if (t.has_target_relative_error()) {
+    o->target_relative_error = t.target_relative_error();
+  }
+  o->seed = t.seed();
+}
+
+void WriteTrace(const core::TraceOptions& o, v1::HessianTraceSpec* t) {
+  t->set_distribution(ToProto(o.distribution));
+  t->set_min_probes(o.min_probes);
+  t->set_max_probes(o.max_probes);
+  t->set_target_relative_error(o.target_relative_error);
+  t->set_seed(o.seed);
+}
+
+void WriteTraceResult(const core::TraceResult& in,
+                      v1::HessianTraceResult* out) {
+  out->set_trace(in.trace);
+  out->set_standard_error(in.standard_error);
+  out->set_probes(in.probes);
+  out->set_stop_reason(in.stop_reason);
+}
+
+// ---- One codec per kind: its spec and result messages, and the three
+// conversions. A kind of core::Method without one does not compile. ----
+
+template <typename M>
+struct Codec;
+
+template <>
+struct Codec<core::SharpnessMethod> {
+  using Spec = v1::SharpnessSpec;
+  using Result = v1::SharpnessResult;
+  static void Read(const Spec& s, const RequestLimits&,
+                   core::LanczosOptions* o) {
+    ReadLanczos(s, o);
+  }
+  static void Write(const core::LanczosOptions& o, Spec* s) {
+    WriteLanczos(o, s);
+  }
+  static void WriteResult(const core::SharpnessResult& in, Result* out) {
+    for (const core::Eigenpair& e : in.top) WriteEigenpair(e, out->add_top());
+    for (const core::Eigenpair& e : in.bottom) {
+      WriteEigenpair(e, out->add_bottom());
+    }
+    if (!in.top.empty()) out->set_sharpness(in.top[0].value);
+    out->set_iterations(in.iterations);
+    out->set_converged(in.converged);
+  }
+  static void WriteEigenpair(const core::Eigenpair& in, v1::Eigenpair* out) {
+    out->set_value(in.value);
+    out->set_residual_norm(in.residual_norm);
+    out->set_converged(in.converged);
+  }
+};
+
+template <>
+struct Codec<core::SpectralDensityMethod> {
+  using Spec = v1::SpectralDensitySpec;
+  using Result = v1::SpectralDensityResult;
+  static void Read(const Spec& d, const RequestLimits&, core::SlqOptions* o) {
+    if (d.has_runs()) o->runs = d.runs();
+    if (d.has_steps()) o->steps = d.steps();
+    o->distribution = ToCore(d.distribution());
+    o->seed = d.seed();
+    if (d.has_grid_points()) o->grid_points = d.grid_points();
+    o->grid_min = d.grid_min();
+    o->grid_max = d.grid_max();
+    o->sigma = d.sigma();
+    if (d.has_sigma_fraction()) o->sigma_fraction = d.sigma_fraction();
+    if (d.has_log_threshold()) o->log_threshold = d.log_threshold();
+  }
+  static void Write(const core::SlqOptions& o, Spec* d) {
+    d->set_runs(o.runs);
+    d->set_steps(o.steps);
+    d->set_distribution(ToProto(o.distribution));
+    d->set_seed(o.seed);
+    d->set_grid_points(o.grid_points);
+    d->set_grid_min(o.grid_min);
+    d->set_grid_max(o.grid_max);
+    d->set_sigma(o.sigma);
+    d->set_sigma_fraction(o.sigma_fraction);
+    d->set_log_threshold(o.log_threshold);
+  }
+  static void WriteResult(const core::SlqResult& in, Result* out) {
+    for (const core::SlqRun& run : in.runs) {
+      v1::SlqRun* r = out->add_runs();
+      r->mutable_nodes()->Add(run.nodes.begin(), run.nodes.end());
+      r->mutable_weights()->Add(run.weights.begin(), run.weights.end());
+      r->set_steps(run.steps);
+      r->set_invariant(run.invariant);
+    }
+    out->mutable_grid()->Add(in.density.grid.begin(), in.density.grid.end());
+    out->mutable_density()->Add(in.density.density.begin(),
+                                in.density.density.end());
+    out->set_sigma(in.density.sigma);
+    out->set_sigma_rule(in.density.sigma_rule);
+    for (const core::SpectralEstimate& e : in.estimates) {
+      v1::SpectralEstimate* s = out->add_estimates();
+      s->set_function(e.function);
+      s->set_mean(e.mean);
+      s->set_trace(e.trace);
+      s->set_standard_error(e.standard_error);
+    }
+    out->set_log_threshold(in.log_threshold);
+  }
+};
+
+template <>
+struct Codec<core::HessianTraceMethod> {
+  using Spec = v1::HessianTraceSpec;
+  using Result = v1::HessianTraceResult;
+  static void Read(const Spec& t, const RequestLimits&,
+                   core::TraceOptions* o) {
+    ReadTrace(t, o);
+  }
+  static void Write(const core::TraceOptions& o, Spec* t) { WriteTrace(o, t); }
+  static void WriteResult(const core::TraceResult& in, Result* out) {
+    WriteTraceResult(in, out);
+  }
+};
+
+template <>
+struct Codec<core::HutchppMethod> {
+  using Spec = v1::HutchppSpec;
+  using Result = v1::HutchppResult;
+  static void Read(const Spec& h, const RequestLimits&,
+                   core::HutchppOptions* o) {
+    o->distribution = ToCore(h.distribution());
+    if (h.has_max_hvps()) o->max_hvps = h.max_hvps();
+    o->sketch_size = h.sketch_size();
+    if (h.has_target_relative_error()) {
+      o->target_relative_error = h.target_relative_error();
+    }
+    if (h.has_min_residual_probes()) {
+      o->min_residual_probes = h.min_residual_probes();
+    }
+    o->seed = h.seed();
+  }
+  static void Write(const core::HutchppOptions& o, Spec* h) {
+    h->set_distribution(ToProto(o.distribution));
+    h->set_max_hvps(o.max_hvps);
+    h->set_sketch_size(o.sketch_size);
+    h->set_target_relative_error(o.target_relative_error);
+    h->set_min_residual_probes(o.min_residual_probes);
+    h->set_seed(o.seed);
+  }
+  static void WriteResult(const core::HutchppResult& in, Result* out) {
+    out->set_trace(in.trace);
+    out->set_standard_error(in.standard_error);
+    out->set_low_rank_trace(in.low_rank_trace);
+    out->set_residual_trace(in.residual_trace);
+    out->set_sketch_size(in.sketch_size);
+    out->set_residual_probes(in.residual_probes);
+    out->set_stop_reason(in.stop_reason);
+    out->set_frobenius_norm_squared(in.frobenius_norm_squared);
+    out->set_sketch_frobenius_fraction(in.sketch_frobenius_fraction);
+    out->set_hutchinson_standard_error_same_hvps(
+        in.hutchinson_standard_error_same_hvps);
+  }
+};
+
+template <>
+struct Codec<core::TraceCubedMethod> : Codec<core::HessianTraceMethod> {};
+
+template <>
+struct Codec<core::LossExpansionMethod> {
+  using Spec = v1::LossExpansionSpec;
+  using Result = v1::LossExpansionResult;
+  static void Read(const Spec& e, const RequestLimits&,
+                   core::LossExpansionOptions* o) {
+    o->rho = e.rho();
+    o->h0 = e.h0();
+    o->ess = e.ess();
+    o->num_steps = e.num_steps();
+    ReadTrace(e.trace_h3(), &o->trace_cubed);
+  }
+  static void Write(const core::LossExpansionOptions& o, Spec* e) {
+    e->set_rho(o.rho);
+    e->set_h0(o.h0);
+    e->set_ess(o.ess);
+    e->set_num_steps(o.num_steps);
+    WriteTrace(o.trace_cubed, e->mutable_trace_h3());
+  }
+  static void WriteResult(const core::LossExpansionResult& in, Result* out) {
+    out->set_gradient_norm_squared(in.gradient_norm_squared);
+    out->set_gradient_curvature(in.gradient_curvature);
+    WriteTraceResult(in.trace_cubed, out->mutable_trace_h3());
+    out->set_sigma_squared(in.sigma_squared);
+    out->set_first_order_term(in.first_order_term);
+    out->set_second_order_term(in.second_order_term);
+    out->set_noise_term(in.noise_term);
+    out->set_noise_term_standard_error(in.noise_term_standard_error);
+    out->set_total(in.total);
+    out->set_total_standard_error(in.total_standard_error);
+  }
+};
+
+template <>
+struct Codec<core::ExactHessianMethod> {
+  using Spec = v1::ExactHessianSpec;
+  using Result = v1::ExactHessianResult;
+  // The caps are the server's, never the client's.
+  static void Read(const Spec& x, const RequestLimits& limits,
+                   core::ExactHessianOptions* o) {
+    o->max_parameters = limits.exact_hessian_max_parameters;
+    o->max_matrix_parameters = limits.exact_hessian_max_matrix_parameters;
+    o->return_matrix = x.return_matrix();
+  }
+  static void Write(const core::ExactHessianOptions& o, Spec* x) {
+    x->set_return_matrix(o.return_matrix);
+  }
+  static void WriteResult(const core::ExactHessianResult& in, Result* out) {
+    out->mutable_eigenvalues()->Add(in.eigenvalues.begin(),
+                                    in.eigenvalues.end());
+    out->set_rank(in.rank);
+    out->set_rank_tolerance(in.rank_tolerance);
+    out->set_rank_rule(in.rank_rule);
+    out->set_positive(in.positive);
+    out->set_negative(in.negative);
+    out->set_condition_number(in.condition_number);
+    out->set_log_determinant_positive(in.log_determinant_positive);
+    out->set_asymmetry(in.asymmetry);
+    out->mutable_matrix()->Add(in.matrix.begin(), in.matrix.end());
+  }
+};
+
+template <>
+struct Codec<core::PowerIterationMethod> {
+  using Spec = v1::PowerIterationSpec;
+  using Result = v1::PowerIterationResult;
+  static void Read(const Spec& p, const RequestLimits&,
+                   core::PowerIterationOptions* o) {
+    if (p.has_top_k()) o->top_k = p.top_k();
+    if (p.has_max_iterations()) o->max_iterations = p.max_iterations();
+    if (p.has_relative_tolerance()) {
+      o->relative_tolerance = p.relative_tolerance();
+    }
+    o->seed = p.seed();
+  }
+  static void Write(const core::PowerIterationOptions& o, Spec* p) {
+    p->set_top_k(o.top_k);
+    p->set_max_iterations(o.max_iterations);
+    p->set_relative_tolerance(o.relative_tolerance);
+    p->set_seed(o.seed);
+  }
+  static void WriteResult(const core::PowerIterationResult& in, Result* out) {
+    for (const core::PowerEigenpair& pair : in.pairs) {
+      v1::PowerEigenpair* p = out->add_pairs();
+      p->set_value(pair.value);
+      p->set_residual_norm(pair.residual_norm);
+      p->set_iterations(pair.iterations);
+      p->set_converged(pair.converged);
+    }
+    out->set_converged(in.converged);
+  }
+};
+
+template <>
+struct Codec<core::LossSliceMethod> {
+  using Spec = v1::LossSliceSpec;
+  using Result = v1::LossSliceResult;
+  static void Read(const Spec& s, const RequestLimits&,
+                   core::LossSliceOptions* o) {
+    o->direction = s.direction() == v1::LossSliceSpec::RANDOM
+                       ? core::SliceDirection::kRandom
+                       : core::SliceDirection::kTopEigenvector;
+    if (s.has_points()) o->points = s.points();
+    // Both 0 keeps core's default interval.
+    if (s.t_min() != 0 || s.t_max() != 0) {
+      o->t_min = s.t_min();
+      o->t_max = s.t_max();
+    }
+    o->seed = s.seed();
+    ReadLanczos(s.lanczos(), &o->lanczos);
+    // Only the top eigenvector is wanted, whatever the spec's top_k says.
+    o->lanczos.top_k = 1;
+    o->lanczos.bottom_k = 0;
+  }
+  static void Write(const core::LossSliceOptions& o, Spec* s) {
+    s->set_direction(o.direction == core::SliceDirection::kRandom
+                         ? v1::LossSliceSpec::RANDOM
+                         : v1::LossSliceSpec::TOP_EIGENVECTOR);
+    s->set_points(o.points);
+    s->set_t_min(o.t_min);
+    s->set_t_max(o.t_max);
+    s->set_seed(o.seed);
+    WriteLanczos(o.lanczos, s->mutable_lanczos());
+  }
+  static void WriteResult(const core::LossSliceResult& in, Result* out) {
+    out->mutable_t()->Add(in.t.begin(), in.t.end());
+    out->mutable_loss()->Add(in.loss.begin(), in.loss.end());
+    out->set_direction(in.direction);
+    out->set_eigenvalue(in.eigenvalue);
+    out->set_residual_norm(in.residual_norm);
+    out->set_direction_curvature(in.direction_curvature);
+  }
+};
+
+// `message` as the generated type T. Callers pass the message of the row's
+// field, whose type the table test checks is spec_type (result_type).
+template <typename T>
+T* As(google::protobuf::Message* message) {
+  return google::protobuf::DynamicCastToGenerated<T>(message);
+}
+
+template <typename M>
+KindRow MakeRow() {
+  using C = Codec<M>;
+  using Spec = typename C::Spec;
+  using Result = typename C::Result;
+  KindRow row;
+  row.name = M::kName;
+  row.spec_type = Spec::descriptor();
+  row.result_type = Result::descriptor();
+  row.read_spec = [](const google::protobuf::Message& spec,
+                     const RequestLimits& limits)
+      -> absl::StatusOr<core::Method> {
+    const Spec* typed = google::protobuf::DynamicCastToGenerated<Spec>(&spec);
+    if (typed == nullptr) {
+      return absl::InternalError(absl::StrCat(M::kName, " read a ",
+                                              spec.GetTypeName(), ", not a ",
+                                              Spec::descriptor()->full_name()));
+    }
+    M method;
+    C::Read(*typed, limits, &method.options);
+    return core::Method(std::move(method));
+  };
+  row.write_spec = [](const core::Method& method,
+                      google::protobuf::Message* spec) {
+    C::Write(std::get<M>(method).options, As<Spec>(spec));
+  };
+  row.write_result = [](const core::Method& method,
+                        google::protobuf::Message* result) {
+    C::WriteResult(std::get<M>(method).result, As<Result>(result));
+  };
+  return row;
+}
+
+template <size_t... I>
+std::vector<KindRow> MakeTable(std::index_sequence<I...>) {
+  return {MakeRow<std::variant_alternative_t<I, core::Method>>()...};
+}
+
+}  // namespace
+
+const std::vector<KindRow>& KindTable() {
+  static const std::vector<KindRow>* table = new std::vector<KindRow>(
+      MakeTable(std::make_index_sequence<std::variant_size_v<core::Method>>()));
+  return *table;
+}
+
+const KindRow* FindKindRow(absl::string_view name) {
+  for (const KindRow& row : KindTable()) {
+    if (row.name == name) return &row;
+  }
+  return nullptr;
+}
+
+}  // namespace curvd::server

@@ -1,0 +1,145 @@
+// The proto's comments cite core's defaults and bounds (the option structs and
+// core/option_limits.h), not copies that can drift: each documented number is
+// read here from core and looked for in the comment of its field in
+// resources.proto.
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "core/measurement.h"
+#include "core/option_limits.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/kind_table.h"
+
+namespace curvd::server {
+namespace {
+
+namespace limits = ::curvd::core::limits;
+using ::testing::HasSubstr;
+
+std::string ProtoText() {
+  std::ifstream in(std::string(CURVD_PROTO_DIR) + "/resources.proto");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The comment lines right above `field = N;` in `message` (and a comment on
+// that line), joined; empty when the field is not found.
+std::string FieldComment(const std::string& proto, const std::string& message,
+                         const std::string& field) {
+  const size_t begin = proto.find("message " + message + " {");
+  if (begin == std::string::npos) return "";
+  const size_t end = proto.find("\n}", begin);
+  std::istringstream body(proto.substr(begin, end - begin));
+  const std::regex declaration("\\b" + field + " = [0-9]+;");
+  std::string comment;
+  for (std::string line; std::getline(body, line);) {
+    const size_t slash = line.find("//");
+    const std::string code = line.substr(0, slash);
+    if (std::regex_search(code, declaration)) {
+      if (slash != std::string::npos) comment += line.substr(slash);
+      return comment;
+    }
+    const bool comment_only =
+        slash != std::string::npos &&
+        code.find_first_not_of(' ') == std::string::npos;
+    comment = comment_only ? comment + line.substr(slash) + " " : "";
+  }
+  return "";
+}
+
+// As the proto writes numbers: 1e-6, 0.01, 300.
+std::string Number(double value) {
+  return absl::StrReplaceAll(absl::StrFormat("%g", value),
+                             {{"e-0", "e-"}, {"e+0", "e"}});
+}
+std::string Default(double value) {
+  return absl::StrCat("default ", Number(value));
+}
+std::string Range(int low, int high) { return absl::StrCat(low, "..", high); }
+
+struct Documented {
+  std::string message;
+  std::string field;
+  std::vector<std::string> mentions;
+};
+
+TEST(DocumentedDefaultsTest, ProtoCommentsCiteCoresDefaultsAndBounds) {
+  const core::LanczosOptions lanczos;
+  const core::TraceOptions trace;
+  const core::SlqOptions slq;
+  const core::HutchppOptions hutchpp;
+  const core::PowerIterationOptions power;
+  const core::LossSliceOptions slice;
+  const RequestLimits caps;
+  const std::vector<Documented> documented = {
+      {"SharpnessSpec", "top_k",
+       {Range(1, limits::kMaxEigenpairs), Default(lanczos.top_k)}},
+      {"SharpnessSpec", "bottom_k",
+       {Range(0, limits::kMaxEigenpairs), Default(lanczos.bottom_k)}},
+      {"SharpnessSpec", "max_iterations",
+       {Default(lanczos.max_iterations),
+        absl::StrCat("at most ", limits::kMaxLanczosIterations)}},
+      {"SharpnessSpec", "relative_tolerance",
+       {Default(lanczos.relative_tolerance)}},
+      {"HessianTraceSpec", "min_probes",
+       {Default(trace.min_probes),
+        Range(limits::kMinProbes, limits::kMaxProbes)}},
+      {"HessianTraceSpec", "max_probes", {Default(trace.max_probes)}},
+      {"HessianTraceSpec", "target_relative_error",
+       {Default(trace.target_relative_error)}},
+      {"SpectralDensitySpec", "runs",
+       {Default(slq.runs), Range(1, limits::kMaxSlqRuns)}},
+      {"SpectralDensitySpec", "steps",
+       {Default(slq.steps), Range(1, limits::kMaxSlqSteps)}},
+      {"SpectralDensitySpec", "grid_points",
+       {Default(slq.grid_points),
+        Range(limits::kMinGridPoints, limits::kMaxGridPoints)}},
+      {"SpectralDensitySpec", "sigma_fraction",
+       {Default(slq.sigma_fraction)}},
+      {"SpectralDensitySpec", "log_threshold", {Default(slq.log_threshold)}},
+      {"HutchppSpec", "max_hvps",
+       {Default(hutchpp.max_hvps),
+        Range(limits::kMinHutchppHvps, limits::kMaxHutchppHvps)}},
+      {"HutchppSpec", "target_relative_error",
+       {Default(hutchpp.target_relative_error)}},
+      {"HutchppSpec", "min_residual_probes",
+       {Default(hutchpp.min_residual_probes),
+        absl::StrCat("at least ", limits::kMinProbes)}},
+      {"ExactHessianSpec", "return_matrix",
+       {Default(caps.exact_hessian_max_matrix_parameters)}},
+      {"PowerIterationSpec", "top_k",
+       {Default(power.top_k), Range(1, limits::kMaxEigenpairs)}},
+      {"PowerIterationSpec", "max_iterations",
+       {Default(power.max_iterations),
+        Range(1, limits::kMaxPowerIterations)}},
+      {"PowerIterationSpec", "relative_tolerance",
+       {Default(power.relative_tolerance)}},
+      {"LossSliceSpec", "points",
+       {Default(slice.points), Range(1, limits::kMaxSlicePoints)}},
+      {"LossSliceSpec", "t_min",
+       {absl::StrCat("[", Number(slice.t_min), ", ", Number(slice.t_max),
+                     "]")}},
+  };
+  const std::string proto = ProtoText();
+  ASSERT_FALSE(proto.empty()) << CURVD_PROTO_DIR;
+  for (const Documented& d : documented) {
+    const std::string comment = FieldComment(proto, d.message, d.field);
+    ASSERT_FALSE(comment.empty()) << d.message << "." << d.field;
+    for (const std::string& mention : d.mentions) {
+      EXPECT_THAT(absl::AsciiStrToLower(comment), HasSubstr(mention))
+          << d.message << "." << d.field;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace curvd::server
