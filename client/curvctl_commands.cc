@@ -90,7 +90,10 @@ std::vector<FlagDef> MeasureFlags(const FlagDef& model, const FlagDef& zoo) {
     flags.insert(flags.end(), kind.new_flags.begin(), kind.new_flags.end());
   }
   const std::vector<FlagDef> settings = {
-      {"precision", Type::kString, "float32", "float32 or float64."},
+      {"precision", Type::kString, "float32",
+       "float32, float64 or tf32 (float32 storage; on CUDA, matmuls and "
+       "convolutions may round their inputs to TF32, to about 1e-3 relative; "
+       "a CPU worker measures in float32 and its diagnostics say so)."},
       {"micro_batch", Type::kInt, "0",
        "Samples per micro-batch; 0 = the whole shard at once."},
       {"device", Type::kString, "", "cuda, cpu, or empty for any worker."},
@@ -607,9 +610,11 @@ absl::StatusOr<std::vector<v1::MeasurementSpec>> MeasurementSpecsFromFlags(
     common.set_precision(v1::PRECISION_FLOAT32);
   } else if (precision == "float64") {
     common.set_precision(v1::PRECISION_FLOAT64);
+  } else if (precision == "tf32") {
+    common.set_precision(v1::PRECISION_TF32);
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--precision '", precision, "' is not float32 or float64"));
+        "--precision '", precision, "' is not float32, float64 or tf32"));
   }
   const std::string& op = flags.String("operator");
   if (op == "hessian") {
