@@ -101,29 +101,26 @@ KindRow Row(std::string name, std::vector<FlagDef> new_flags,
             std::vector<std::string> csv_columns,
             absl::Status (*fill)(const ParsedFlags&, Spec*),
             KindSummary (*summarize)(const Result&)) {
-  KindRow row{std::move(name),
-              Spec::descriptor(),
-              Result::descriptor(),
-              std::move(new_flags),
-              std::move(flags),
-              std::move(csv_columns),
-              nullptr,
-              nullptr};
-  row.fill_spec = [fill](const ParsedFlags& parsed,
-                         google::protobuf::Message* spec) {
-    Spec* typed = google::protobuf::DynamicCastToGenerated<Spec>(spec);
-    if (typed == nullptr) {
-      return absl::InternalError(absl::StrCat(spec->GetTypeName(), " is not a ",
-                                              Spec::descriptor()->full_name()));
-    }
-    return fill(parsed, typed);
-  };
-  row.summarize = [summarize](const google::protobuf::Message& result) {
-    const Result* typed =
-        google::protobuf::DynamicCastToGenerated<Result>(&result);
-    return typed != nullptr ? summarize(*typed) : KindSummary{};
-  };
-  return row;
+  return {std::move(name),
+          Spec::descriptor(),
+          Result::descriptor(),
+          std::move(new_flags),
+          std::move(flags),
+          std::move(csv_columns),
+          [fill](const ParsedFlags& parsed, google::protobuf::Message* spec) {
+            Spec* typed = google::protobuf::DynamicCastToGenerated<Spec>(spec);
+            if (typed == nullptr) {
+              return absl::InternalError(
+                  absl::StrCat(spec->GetTypeName(), " is not a ",
+                               Spec::descriptor()->full_name()));
+            }
+            return fill(parsed, typed);
+          },
+          [summarize](const google::protobuf::Message& result) {
+            const Result* typed =
+                google::protobuf::DynamicCastToGenerated<Result>(&result);
+            return typed != nullptr ? summarize(*typed) : KindSummary{};
+          }};
 }
 
 // One block per kind: how its flags fill its spec, how its result reads, and

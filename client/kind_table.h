@@ -52,10 +52,12 @@ struct KindRow {
   // flags given on the command line set `optional` fields, so the server's
   // defaults apply to the rest and an explicit 0 reaches its range check.
   // InvalidArgument for a bad enum value (--distribution, --direction).
+  // Internal when `spec` is not a spec_type.
   std::function<absl::Status(const ParsedFlags& flags,
                              google::protobuf::Message* spec)>
       fill_spec;
-  // The summary of `result`, a message of result_type.
+  // The summary of `result`, a message of result_type (an empty summary for
+  // any other message).
   std::function<KindSummary(const google::protobuf::Message& result)> summarize;
 };
 
