@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "client/curvd_client.h"
+#include "client/kind_table.h"
 #include "client/measurement_format.h"
 #include "client/zoo_weights.h"
 
@@ -52,6 +53,63 @@ FlagDef RunFlag(const std::string& help) {
   return {"run", Type::kString, "", help};
 }
 
+// The flags of `measure`: what every kind shares, each kind's own in the kind
+// table's order, then the settings of the measurement and the command.
+std::vector<FlagDef> MeasureFlags(const FlagDef& model, const FlagDef& zoo) {
+  std::vector<FlagDef> flags = {
+      ServerFlag(),
+      RunFlag("Run id (required)."),
+      {"step", Type::kInt, "0", "Training step of the checkpoint."},
+      model,
+      zoo,
+      {"weights", Type::kString, "",
+       "Path of a safetensors state dict for the run's model at --step."},
+      {"shard", Type::kString, "",
+       "Data to measure on (required): file://PATH under the server's data "
+       "roots (safetensors with inputs/targets, or idx images with "
+       "?labels=FILE), blob://sha256:<hex>, or "
+       "builtin://gaussian_regression?n=..&d=..&outputs=..&seed=..; "
+       "limit=N and offset=N slice any shard."},
+      {"loss", Type::kString, "cross_entropy", "cross_entropy or mse."},
+      {"measure", Type::kString, "sharpness",
+       absl::StrCat("Comma-separated kinds, one measurement each: ",
+                    KindNameList(), ", plan.")},
+      {"plan", Type::kString, "",
+       "plan: the kinds one measurement runs together on one objective, "
+       "comma-separated, e.g. spectral_density,hessian_trace,trace_h3 "
+       "(with --measure=plan)."},
+      {"operator", Type::kString, "hessian",
+       "Curvature operator of every kind: hessian or ggn (Gauss-Newton)."},
+      {"block_names", Type::kString, "",
+       "Restrict the operator to these parameters (comma-separated names, "
+       "e.g. fc0.weight,fc0.bias); with --block_prefixes, either matches."},
+      {"block_prefixes", Type::kString, "",
+       "Restrict the operator to parameters whose names start with one of "
+       "these (comma-separated, e.g. fc1.)."}};
+  for (const KindRow& kind : CurvctlKinds()) {
+    flags.insert(flags.end(), kind.new_flags.begin(), kind.new_flags.end());
+  }
+  const std::vector<FlagDef> settings = {
+      {"precision", Type::kString, "float32",
+       "float32, float64 or tf32 (float32 storage; on CUDA, matmuls and "
+       "convolutions may round their inputs to TF32, to about 1e-3 relative; "
+       "a CPU worker measures in float32 and its diagnostics say so)."},
+      {"micro_batch", Type::kInt, "0",
+       "Samples per micro-batch; 0 = the whole shard at once."},
+      {"device", Type::kString, "", "cuda, cpu, or empty for any worker."},
+      {"train_mode", Type::kBool, "false",
+       "Measure in train mode (dropout on, BatchNorm batch statistics)."},
+      {"seed", Type::kInt, "0",
+       "Seed of the Lanczos start vectors, the probes, the random slice "
+       "direction and zoo initial weights."},
+      {"train_loss", Type::kDouble, "0",
+       "Training loss recorded with a new checkpoint."},
+      TimeoutFlag(),
+      JsonFlag()};
+  flags.insert(flags.end(), settings.begin(), settings.end());
+  return flags;
+}
+
 std::vector<CommandDef> BuildCommands() {
   const FlagDef model{
       "model", Type::kString, "",
@@ -82,8 +140,7 @@ std::vector<CommandDef> BuildCommands() {
        {ServerFlag()},
        1,
        1},
-      {"measure",
-       "--run ID --shard URI [flags]",
+      {"measure", "--run ID --shard URI [flags]",
        "Measures one checkpoint, creating what is missing: the run (from "
        "--model or --zoo) and the checkpoint at --step (from --weights; else "
        "an existing checkpoint; else the archive's own weights, or for a zoo "
@@ -93,103 +150,7 @@ std::vector<CommandDef> BuildCommands() {
        "server's defaults.\n"
        "Exit status: 0 when every measurement SUCCEEDED, 3 when one FAILED or "
        "was CANCELLED, 1 on other errors, 2 on a bad command line.",
-       {ServerFlag(),
-        RunFlag("Run id (required)."),
-        {"step", Type::kInt, "0", "Training step of the checkpoint."},
-        model,
-        zoo,
-        {"weights", Type::kString, "",
-         "Path of a safetensors state dict for the run's model at --step."},
-        {"shard", Type::kString, "",
-         "Data to measure on (required): file://PATH under the server's data "
-         "roots (safetensors with inputs/targets, or idx images with "
-         "?labels=FILE), blob://sha256:<hex>, or "
-         "builtin://gaussian_regression?n=..&d=..&outputs=..&seed=..; "
-         "limit=N and offset=N slice any shard."},
-        {"loss", Type::kString, "cross_entropy", "cross_entropy or mse."},
-        {"measure", Type::kString, "sharpness",
-         "Comma-separated kinds, one measurement each: sharpness, "
-         "hessian_trace, spectral_density, hutchpp, trace_h3, loss_expansion, "
-         "exact_hessian, power_iteration, loss_slice, plan."},
-        {"plan", Type::kString, "",
-         "plan: the kinds one measurement runs together on one objective, "
-         "comma-separated, e.g. spectral_density,hessian_trace,trace_h3 "
-         "(with --measure=plan)."},
-        {"operator", Type::kString, "hessian",
-         "Curvature operator of every kind: hessian or ggn (Gauss-Newton)."},
-        {"block_names", Type::kString, "",
-         "Restrict the operator to these parameters (comma-separated names, "
-         "e.g. fc0.weight,fc0.bias); with --block_prefixes, either matches."},
-        {"block_prefixes", Type::kString, "",
-         "Restrict the operator to parameters whose names start with one of "
-         "these (comma-separated, e.g. fc1.)."},
-        {"top_k", Type::kInt, "1",
-         "sharpness, power_iteration: largest eigenvalues wanted (1..64)."},
-        {"bottom_k", Type::kInt, "0",
-         "sharpness: most negative eigenvalues wanted (0..64)."},
-        {"max_iterations", Type::kInt, "0",
-         "sharpness, loss_slice: Lanczos steps at most; power_iteration: "
-         "iterations per eigenpair; 0 = server default (100; 1000)."},
-        {"tolerance", Type::kDouble, "0",
-         "sharpness, loss_slice, power_iteration: relative residual "
-         "tolerance; 0 = server default (1e-6)."},
-        {"probes", Type::kInt, "0",
-         "hessian_trace, trace_h3, loss_expansion: exactly this many "
-         "Hutchinson probes; 0 = adaptive (10..200, stop at 1% standard "
-         "error)."},
-        {"distribution", Type::kString, "rademacher",
-         "hessian_trace, trace_h3, loss_expansion, spectral_density, hutchpp: "
-         "probe distribution, rademacher or gaussian."},
-        {"runs", Type::kInt, "",
-         "spectral_density: SLQ start vectors (1..1000; server default 10)."},
-        {"steps", Type::kInt, "",
-         "spectral_density: Lanczos steps per run (1..1000; server default "
-         "100)."},
-        {"grid_points", Type::kInt, "",
-         "spectral_density: points of the density grid (2..100000; server "
-         "default 1000)."},
-        {"sigma", Type::kDouble, "0",
-         "spectral_density: Gaussian width; 0 = 1% of the Ritz values' "
-         "spread."},
-        {"max_hvps", Type::kInt, "",
-         "hutchpp: the HVP budget (>= 3; server default 300)."},
-        {"sketch_size", Type::kInt, "0",
-         "hutchpp: sketch columns; 0 = max_hvps / 3."},
-        {"rho", Type::kDouble, "",
-         "loss_expansion: step size (required, > 0)."},
-        {"h0", Type::kDouble, "",
-         "loss_expansion: h0 of sigma^2 = 1 / (h0 ess) (required, > 0)."},
-        {"ess", Type::kDouble, "",
-         "loss_expansion: effective sample size (required, > 0)."},
-        {"num_steps", Type::kDouble, "",
-         "loss_expansion: N_s, the steps the noise averages over (required, "
-         "> 0)."},
-        {"return_matrix", Type::kBool, "false",
-         "exact_hessian: also return the P x P matrix (only up to the "
-         "server's --exact_hessian_max_matrix_parameters)."},
-        {"points", Type::kInt, "",
-         "loss_slice: points of the t grid (1..10000; server default 41)."},
-        {"t_min", Type::kDouble, "0",
-         "loss_slice: first t; t_min = t_max = 0 means [-1, 1]."},
-        {"t_max", Type::kDouble, "0", "loss_slice: last t."},
-        {"direction", Type::kString, "top_eigenvector",
-         "loss_slice: top_eigenvector or random (a unit Gaussian direction "
-         "of --seed)."},
-        {"precision", Type::kString, "float32", "float32 or float64."},
-        {"micro_batch", Type::kInt, "0",
-         "Samples per micro-batch; 0 = the whole shard at once."},
-        {"device", Type::kString, "", "cuda, cpu, or empty for any worker."},
-        {"train_mode", Type::kBool, "false",
-         "Measure in train mode (dropout on, BatchNorm batch statistics)."},
-        {"seed", Type::kInt, "0",
-         "Seed of the Lanczos start vectors, the probes, the random slice "
-         "direction and zoo initial weights."},
-        {"train_loss", Type::kDouble, "0",
-         "Training loss recorded with a new checkpoint."},
-        TimeoutFlag(),
-        JsonFlag()},
-       0,
-       0},
+       MeasureFlags(model, zoo), 0, 0},
       {"watch",
        "NAME [flags]",
        "Follows measurement NAME (runs/R/checkpoints/S/measurements/ID) until "
@@ -591,11 +552,6 @@ int GetCommand(const ParsedFlags& flags, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
-// The kinds --measure and --plan accept (besides plan).
-constexpr char kKinds[] =
-    "sharpness, hessian_trace, spectral_density, hutchpp, trace_h3, "
-    "loss_expansion, exact_hessian, power_iteration, loss_slice";
-
 // The entries of a comma list, trimmed, empty ones dropped.
 std::vector<std::string> CommaList(const std::string& flag) {
   std::vector<std::string> entries;
@@ -606,126 +562,25 @@ std::vector<std::string> CommaList(const std::string& flag) {
   return entries;
 }
 
-absl::StatusOr<v1::ProbeDistribution> DistributionFromFlags(
-    const ParsedFlags& flags) {
-  const std::string& distribution = flags.String("distribution");
-  if (distribution == "rademacher") return v1::PROBE_DISTRIBUTION_RADEMACHER;
-  if (distribution == "gaussian") return v1::PROBE_DISTRIBUTION_GAUSSIAN;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--distribution '", distribution, "' is not rademacher or gaussian"));
-}
-
-// Lanczos settings of sharpness and of the loss slice's eigenvector.
-void SetLanczos(const ParsedFlags& flags, v1::SharpnessSpec* s) {
-  s->set_top_k(static_cast<int32_t>(flags.Int("top_k")));
-  s->set_bottom_k(static_cast<int32_t>(flags.Int("bottom_k")));
-  s->set_max_iterations(static_cast<int32_t>(flags.Int("max_iterations")));
-  s->set_relative_tolerance(flags.Double("tolerance"));
-  s->set_seed(static_cast<uint64_t>(flags.Int("seed")));
-}
-
-// Hutchinson settings of hessian_trace, trace_h3 and the loss expansion.
-absl::Status SetTrace(const ParsedFlags& flags, v1::HessianTraceSpec* t) {
-  absl::StatusOr<v1::ProbeDistribution> distribution =
-      DistributionFromFlags(flags);
-  if (!distribution.ok()) return distribution.status();
-  t->set_distribution(*distribution);
-  const int32_t probes = static_cast<int32_t>(flags.Int("probes"));
-  if (probes != 0) {
-    // Equal bounds and no target: exactly `probes` probes.
-    t->set_min_probes(probes);
-    t->set_max_probes(probes);
-    t->set_target_relative_error(0);
-  }
-  t->set_seed(static_cast<uint64_t>(flags.Int("seed")));
-  return absl::OkStatus();
-}
-
 // Sets the kind named `kind` in `holder`, a MeasurementSpec or a
-// MeasurementPlanSpec (their kind fields share names), from the flags. Only
-// flags given on the command line set `optional` fields, so the server's
-// defaults apply to the rest and an explicit 0 reaches its range check.
-// False for an unknown kind or one the holder already sets; InvalidArgument
-// for a bad enum value.
-template <typename Holder>
+// MeasurementPlanSpec (their kind fields share names), from the flags by its
+// row of the kind table. False for an unknown kind or one the holder already
+// sets; InvalidArgument for a bad enum value.
 absl::StatusOr<bool> SetKind(const std::string& kind, const ParsedFlags& flags,
-                             Holder* holder) {
-  const uint64_t seed = static_cast<uint64_t>(flags.Int("seed"));
-  auto optional_int = [&](const char* name, auto setter) {
-    if (flags.IsSet(name)) setter(static_cast<int32_t>(flags.Int(name)));
-  };
-  if (kind == "sharpness" && !holder->has_sharpness()) {
-    SetLanczos(flags, holder->mutable_sharpness());
-  } else if (kind == "hessian_trace" && !holder->has_hessian_trace()) {
-    if (absl::Status s = SetTrace(flags, holder->mutable_hessian_trace());
-        !s.ok()) {
-      return s;
-    }
-  } else if (kind == "trace_h3" && !holder->has_trace_h3()) {
-    if (absl::Status s = SetTrace(flags, holder->mutable_trace_h3()); !s.ok()) {
-      return s;
-    }
-  } else if (kind == "spectral_density" && !holder->has_spectral_density()) {
-    v1::SpectralDensitySpec* d = holder->mutable_spectral_density();
-    absl::StatusOr<v1::ProbeDistribution> distribution =
-        DistributionFromFlags(flags);
-    if (!distribution.ok()) return distribution.status();
-    d->set_distribution(*distribution);
-    d->set_seed(seed);
-    optional_int("runs", [d](int32_t v) { d->set_runs(v); });
-    optional_int("steps", [d](int32_t v) { d->set_steps(v); });
-    optional_int("grid_points", [d](int32_t v) { d->set_grid_points(v); });
-    d->set_sigma(flags.Double("sigma"));
-  } else if (kind == "hutchpp" && !holder->has_hutchpp()) {
-    v1::HutchppSpec* h = holder->mutable_hutchpp();
-    absl::StatusOr<v1::ProbeDistribution> distribution =
-        DistributionFromFlags(flags);
-    if (!distribution.ok()) return distribution.status();
-    h->set_distribution(*distribution);
-    h->set_seed(seed);
-    optional_int("max_hvps", [h](int32_t v) { h->set_max_hvps(v); });
-    h->set_sketch_size(static_cast<int32_t>(flags.Int("sketch_size")));
-  } else if (kind == "loss_expansion" && !holder->has_loss_expansion()) {
-    v1::LossExpansionSpec* e = holder->mutable_loss_expansion();
-    e->set_rho(flags.Double("rho"));
-    e->set_h0(flags.Double("h0"));
-    e->set_ess(flags.Double("ess"));
-    e->set_num_steps(flags.Double("num_steps"));
-    if (absl::Status s = SetTrace(flags, e->mutable_trace_h3()); !s.ok()) {
-      return s;
-    }
-  } else if (kind == "exact_hessian" && !holder->has_exact_hessian()) {
-    holder->mutable_exact_hessian()->set_return_matrix(
-        flags.Bool("return_matrix"));
-  } else if (kind == "power_iteration" && !holder->has_power_iteration()) {
-    v1::PowerIterationSpec* p = holder->mutable_power_iteration();
-    p->set_top_k(static_cast<int32_t>(flags.Int("top_k")));
-    if (flags.Int("max_iterations") != 0) {
-      p->set_max_iterations(static_cast<int32_t>(flags.Int("max_iterations")));
-    }
-    if (flags.Double("tolerance") != 0) {
-      p->set_relative_tolerance(flags.Double("tolerance"));
-    }
-    p->set_seed(seed);
-  } else if (kind == "loss_slice" && !holder->has_loss_slice()) {
-    v1::LossSliceSpec* l = holder->mutable_loss_slice();
-    const std::string& direction = flags.String("direction");
-    if (direction == "top_eigenvector") {
-      l->set_direction(v1::LossSliceSpec::TOP_EIGENVECTOR);
-    } else if (direction == "random") {
-      l->set_direction(v1::LossSliceSpec::RANDOM);
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--direction '", direction, "' is not top_eigenvector or random"));
-    }
-    optional_int("points", [l](int32_t v) { l->set_points(v); });
-    l->set_t_min(flags.Double("t_min"));
-    l->set_t_max(flags.Double("t_max"));
-    l->set_seed(seed);
-    SetLanczos(flags, l->mutable_lanczos());
-  } else {
-    return false;
+                             google::protobuf::Message* holder) {
+  const KindRow* row = FindKind(kind);
+  if (row == nullptr) return false;
+  const google::protobuf::FieldDescriptor* field =
+      holder->GetDescriptor()->FindFieldByName(kind);
+  if (field == nullptr) {
+    return absl::InternalError(
+        absl::StrCat(holder->GetTypeName(), " has no field ", kind));
   }
+  const google::protobuf::Reflection* reflection = holder->GetReflection();
+  if (reflection->HasField(*holder, field)) return false;
+  absl::Status filled =
+      row->fill_spec(flags, reflection->MutableMessage(holder, field));
+  if (!filled.ok()) return filled;
   return true;
 }
 
@@ -755,9 +610,11 @@ absl::StatusOr<std::vector<v1::MeasurementSpec>> MeasurementSpecsFromFlags(
     common.set_precision(v1::PRECISION_FLOAT32);
   } else if (precision == "float64") {
     common.set_precision(v1::PRECISION_FLOAT64);
+  } else if (precision == "tf32") {
+    common.set_precision(v1::PRECISION_TF32);
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--precision '", precision, "' is not float32 or float64"));
+        "--precision '", precision, "' is not float32, float64 or tf32"));
   }
   const std::string& op = flags.String("operator");
   if (op == "hessian") {
@@ -797,15 +654,16 @@ absl::StatusOr<std::vector<v1::MeasurementSpec>> MeasurementSpecsFromFlags(
         if (!*added) {
           return absl::InvalidArgumentError(
               absl::StrCat("--plan names '", planned_kind,
-                           "' twice or it is unknown (", kKinds, ")"));
+                           "' twice or it is unknown (", KindNameList(), ")"));
         }
       }
     } else {
       absl::StatusOr<bool> added = SetKind(kind, flags, &spec);
       if (!added.ok()) return added.status();
       if (!*added) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--measure kind '", kind, "' is unknown (", kKinds, ", plan)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--measure kind '", kind, "' is unknown (",
+                         KindNameList(), ", plan)"));
       }
     }
     specs.push_back(std::move(spec));

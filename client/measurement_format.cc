@@ -5,26 +5,19 @@
 
 #include <algorithm>
 #include <map>
-#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/curvd_client.h"
+#include "client/kind_table.h"
+#include "client/number_format.h"
 
 namespace curvd::client {
 namespace {
 
 namespace v1 = ::curvd::v1;
-
-// Shortest round-trip representation: CSV and JSON consumers get full
-// precision.
-std::string Number(double value) { return absl::StrFormat("%.17g", value); }
-
-// Enough digits for a person to compare values.
-std::string Short(double value) { return absl::StrFormat("%.6g", value); }
 
 std::string CsvField(const std::string& field) {
   if (field.find_first_of(",\"\n\r") == std::string::npos) return field;
@@ -38,21 +31,12 @@ std::string CsvField(const std::string& field) {
 }
 
 std::string Seconds(const google::protobuf::Duration& duration) {
-  return Short(duration.seconds() + duration.nanos() * 1e-9);
+  return ShortNumber(duration.seconds() + duration.nanos() * 1e-9);
 }
 
 std::string MeasurementId(const std::string& name) {
   std::vector<std::string> parts = absl::StrSplit(name, '/');
   return parts.empty() ? name : parts.back();
-}
-
-std::string TopEigenvalues(const v1::SharpnessResult& result,
-                           const std::string& separator, bool full) {
-  std::vector<std::string> values;
-  for (const v1::Eigenpair& pair : result.top()) {
-    values.push_back(full ? Number(pair.value()) : Short(pair.value()));
-  }
-  return absl::StrJoin(values, separator);
 }
 
 // Pads every column to its widest cell; the last column is left ragged.
@@ -79,227 +63,54 @@ std::string AlignedTable(const std::vector<std::vector<std::string>>& rows) {
   return text;
 }
 
-// What a person and a spreadsheet see of one result: its headline number
-// (with a standard error where it has one), a short detail, and its CSV
-// columns at full precision.
+// One result of a measurement: its kind's name and its summary.
 struct ResultSummary {
-  std::string kind;  // the result's field name: "sharpness", "trace_h3", ...
-  double value = 0;
-  std::optional<double> standard_error;
-  std::string detail;  // "top 12.5 0.1", "12 probes": never the ± part
-  std::map<std::string, std::string> columns;
+  std::string kind;
+  KindSummary summary;
 };
 
-// The per-kind CSV columns, after the common ones, in order.
-const std::vector<std::string>& KindColumns() {
-  static const auto* columns =
-      new std::vector<std::string>{"sharpness",
-                                   "trace",
-                                   "trace_standard_error",
-                                   "density_trace",
-                                   "density_trace_standard_error",
-                                   "density_rank",
-                                   "density_sigma",
-                                   "hutchpp_trace",
-                                   "hutchpp_standard_error",
-                                   "sketch_frobenius_fraction",
-                                   "hutchinson_standard_error_same_hvps",
-                                   "trace_h3",
-                                   "trace_h3_standard_error",
-                                   "first_order_term",
-                                   "second_order_term",
-                                   "noise_term",
-                                   "noise_term_standard_error",
-                                   "total",
-                                   "total_standard_error",
-                                   "rank",
-                                   "positive",
-                                   "negative",
-                                   "min_eigenvalue",
-                                   "max_eigenvalue",
-                                   "condition_number",
-                                   "power_eigenvalues",
-                                   "slice_eigenvalue",
-                                   "slice_curvature"};
-  return *columns;
+// The per-kind CSV columns, after the common ones: each kind's, in the
+// table's order.
+std::vector<std::string> KindColumns() {
+  std::vector<std::string> columns;
+  for (const KindRow& row : CurvctlKinds()) {
+    columns.insert(columns.end(), row.csv_columns.begin(),
+                   row.csv_columns.end());
+  }
+  return columns;
 }
 
 // "± 0.5 (12 probes)", or the detail alone without a standard error.
-std::string Detail(const ResultSummary& r) {
+std::string Detail(const KindSummary& r) {
   if (!r.standard_error) return r.detail;
-  return absl::StrCat("± ", Short(*r.standard_error), " (", r.detail, ")");
+  return absl::StrCat("± ", ShortNumber(*r.standard_error), " (", r.detail,
+                      ")");
 }
 
 // "hessian_trace 300 ± 4.5 (12 probes)": a result in one phrase.
-std::string Phrase(const ResultSummary& r) {
-  return absl::StrCat(
-      r.kind, " ", Short(r.value),
-      r.standard_error ? absl::StrCat(" ± ", Short(*r.standard_error)) : "",
-      " (", r.detail, ")");
+std::string Phrase(const ResultSummary& result) {
+  const KindSummary& r = result.summary;
+  return absl::StrCat(result.kind, " ", ShortNumber(r.value),
+                      r.standard_error
+                          ? absl::StrCat(" ± ", ShortNumber(*r.standard_error))
+                          : "",
+                      " (", r.detail, ")");
 }
 
-ResultSummary Summarize(const v1::SharpnessResult& r) {
-  return {"sharpness",
-          r.sharpness(),
-          std::nullopt,
-          absl::StrCat("top ", TopEigenvalues(r, " ", /*full=*/false)),
-          {{"sharpness", Number(r.sharpness())},
-           {"top_eigenvalues", TopEigenvalues(r, ";", /*full=*/true)},
-           {"iterations", absl::StrCat(r.iterations())}}};
-}
-
-// Hutchinson's tr(H) (`kind` "hessian_trace", columns "trace...") or tr(H^3)
-// ("trace_h3").
-ResultSummary SummarizeTrace(const std::string& kind, const std::string& column,
-                             const v1::HessianTraceResult& r) {
-  ResultSummary s{kind,
-                  r.trace(),
-                  r.standard_error(),
-                  absl::StrCat(r.probes(), " probes"),
-                  {}};
-  s.columns = {{column, Number(r.trace())},
-               {column + "_standard_error", Number(r.standard_error())}};
-  if (kind == "hessian_trace") s.columns["probes"] = absl::StrCat(r.probes());
-  return s;
-}
-
-// The estimate of tr(f(H)) for `function` ("x", "1{|x|>t}"), if present.
-const v1::SpectralEstimate* Estimate(const v1::SpectralDensityResult& r,
-                                     const std::string& function) {
-  for (const v1::SpectralEstimate& e : r.estimates()) {
-    if (e.function() == function) return &e;
+// Appends the summaries of the results `holder` sets, in the table's order:
+// `holder` is a Measurement (its one result) or a MeasurementPlanResult (the
+// same field names).
+void AddSummaries(const google::protobuf::Message& holder,
+                  std::vector<ResultSummary>* out) {
+  const google::protobuf::Reflection* reflection = holder.GetReflection();
+  for (const KindRow& row : CurvctlKinds()) {
+    const google::protobuf::FieldDescriptor* field =
+        holder.GetDescriptor()->FindFieldByName(row.name);
+    if (field != nullptr && reflection->HasField(holder, field)) {
+      out->push_back(
+          {row.name, row.summarize(reflection->GetMessage(holder, field))});
+    }
   }
-  return nullptr;
-}
-
-ResultSummary Summarize(const v1::SpectralDensityResult& r) {
-  ResultSummary s{"spectral_density", 0, std::nullopt, "", {}};
-  s.detail = absl::StrCat(r.runs_size(), " runs, ", r.grid_size(),
-                          " grid points, sigma ", Short(r.sigma()));
-  s.columns["density_sigma"] = Number(r.sigma());
-  if (const v1::SpectralEstimate* trace = Estimate(r, "x")) {
-    s.value = trace->trace();
-    s.standard_error = trace->standard_error();
-    s.detail = absl::StrCat("tr(H); ", s.detail);
-    s.columns["density_trace"] = Number(trace->trace());
-    s.columns["density_trace_standard_error"] = Number(trace->standard_error());
-  }
-  if (const v1::SpectralEstimate* rank = Estimate(r, "1{|x|>t}")) {
-    absl::StrAppend(&s.detail, ", rank ~", Short(rank->trace()));
-    s.columns["density_rank"] = Number(rank->trace());
-  }
-  return s;
-}
-
-ResultSummary Summarize(const v1::HutchppResult& r) {
-  ResultSummary s{"hutchpp",
-                  r.trace(),
-                  r.standard_error(),
-                  absl::StrCat("sketch ", r.sketch_size(), " + ",
-                               r.residual_probes(), " probes; sketch holds ",
-                               Short(100 * r.sketch_frobenius_fraction()),
-                               "% of |H|_F^2; Hutchinson, same HVPs: +/-",
-                               Short(r.hutchinson_standard_error_same_hvps())),
-                  {}};
-  s.columns = {
-      {"hutchpp_trace", Number(r.trace())},
-      {"hutchpp_standard_error", Number(r.standard_error())},
-      {"sketch_frobenius_fraction", Number(r.sketch_frobenius_fraction())},
-      {"hutchinson_standard_error_same_hvps",
-       Number(r.hutchinson_standard_error_same_hvps())}};
-  return s;
-}
-
-ResultSummary Summarize(const v1::LossExpansionResult& r) {
-  ResultSummary s{
-      "loss_expansion", r.total(), r.total_standard_error(), "", {}};
-  s.detail = absl::StrCat("total = ", Short(r.first_order_term()), " + ",
-                          Short(r.second_order_term()), " + noise ",
-                          Short(r.noise_term()));
-  s.columns = {
-      {"first_order_term", Number(r.first_order_term())},
-      {"second_order_term", Number(r.second_order_term())},
-      {"noise_term", Number(r.noise_term())},
-      {"noise_term_standard_error", Number(r.noise_term_standard_error())},
-      {"total", Number(r.total())},
-      {"total_standard_error", Number(r.total_standard_error())},
-      {"trace_h3", Number(r.trace_h3().trace())},
-      {"trace_h3_standard_error", Number(r.trace_h3().standard_error())}};
-  return s;
-}
-
-ResultSummary Summarize(const v1::ExactHessianResult& r) {
-  ResultSummary s{"exact_hessian", 0, std::nullopt, "", {}};
-  s.detail =
-      absl::StrCat("rank ", r.rank(), " of ", r.eigenvalues_size(), " (",
-                   r.positive(), " positive, ", r.negative(),
-                   " negative), condition ", Short(r.condition_number()));
-  s.columns = {{"rank", absl::StrCat(r.rank())},
-               {"positive", absl::StrCat(r.positive())},
-               {"negative", absl::StrCat(r.negative())},
-               {"condition_number", Number(r.condition_number())}};
-  if (!r.eigenvalues().empty()) {
-    // Ascending: the last is the top eigenvalue.
-    s.value = r.eigenvalues(r.eigenvalues_size() - 1);
-    s.detail = absl::StrCat("min ", Short(r.eigenvalues(0)), ", ", s.detail);
-    s.columns["min_eigenvalue"] = Number(r.eigenvalues(0));
-    s.columns["max_eigenvalue"] = Number(s.value);
-  }
-  return s;
-}
-
-ResultSummary Summarize(const v1::PowerIterationResult& r) {
-  std::vector<std::string> short_values, full_values;
-  for (const v1::PowerEigenpair& pair : r.pairs()) {
-    short_values.push_back(Short(pair.value()));
-    full_values.push_back(Number(pair.value()));
-  }
-  return {"power_iteration",
-          r.pairs().empty() ? 0 : r.pairs(0).value(),
-          std::nullopt,
-          absl::StrCat("top ", absl::StrJoin(short_values, " "),
-                       r.converged() ? "" : " (not converged)"),
-          {{"power_eigenvalues", absl::StrJoin(full_values, ";")}}};
-}
-
-ResultSummary Summarize(const v1::LossSliceResult& r) {
-  std::string range;
-  if (!r.t().empty()) {
-    range = absl::StrCat(" on [", Short(r.t(0)), ", ",
-                         Short(r.t(r.t_size() - 1)), "]");
-  }
-  const auto [low, high] =
-      std::minmax_element(r.loss().begin(), r.loss().end());
-  std::string losses;
-  if (low != r.loss().end()) {
-    losses = absl::StrCat(", loss ", Short(*low), "..", Short(*high));
-  }
-  return {"loss_slice",
-          r.direction_curvature(),
-          std::nullopt,
-          absl::StrCat("v^T H v; ", r.loss_size(), " points", range, losses,
-                       "; ", r.direction()),
-          {{"slice_eigenvalue", Number(r.eigenvalue())},
-           {"slice_curvature", Number(r.direction_curvature())}}};
-}
-
-// The summaries of the results `holder` sets: a Measurement's (its one
-// result) or a MeasurementPlanResult's (the same field names).
-template <typename Holder>
-void AddSummaries(const Holder& h, std::vector<ResultSummary>* out) {
-  if (h.has_sharpness()) out->push_back(Summarize(h.sharpness()));
-  if (h.has_hessian_trace()) {
-    out->push_back(SummarizeTrace("hessian_trace", "trace", h.hessian_trace()));
-  }
-  if (h.has_spectral_density()) out->push_back(Summarize(h.spectral_density()));
-  if (h.has_hutchpp()) out->push_back(Summarize(h.hutchpp()));
-  if (h.has_trace_h3()) {
-    out->push_back(SummarizeTrace("trace_h3", "trace_h3", h.trace_h3()));
-  }
-  if (h.has_loss_expansion()) out->push_back(Summarize(h.loss_expansion()));
-  if (h.has_exact_hessian()) out->push_back(Summarize(h.exact_hessian()));
-  if (h.has_power_iteration()) out->push_back(Summarize(h.power_iteration()));
-  if (h.has_loss_slice()) out->push_back(Summarize(h.loss_slice()));
 }
 
 // Every result of `m`: one, or a plan's several, in the proto's field order.
@@ -350,23 +161,26 @@ absl::StatusOr<std::string> MeasurementsToJson(
 
 std::string MeasurementsToCsv(
     const std::vector<v1::Measurement>& measurements) {
+  const std::vector<std::string> kind_columns = KindColumns();
   std::string csv = absl::StrCat(
       "name,step,kind,state,value,standard_error,top_eigenvalues,iterations,"
       "probes,loss,num_samples,num_parameters,hvps,device,compute_seconds,"
       "error_message,operator,",
-      absl::StrJoin(KindColumns(), ","), "\n");
+      absl::StrJoin(kind_columns, ","), "\n");
   for (const v1::Measurement& m : measurements) {
     const std::vector<ResultSummary> summaries = Summaries(m);
     std::map<std::string, std::string> columns;
     for (const ResultSummary& summary : summaries) {
-      columns.insert(summary.columns.begin(), summary.columns.end());
+      columns.insert(summary.summary.columns.begin(),
+                     summary.summary.columns.end());
     }
     // A plan has no one headline: its numbers are in the kinds' columns.
     std::string value, standard_error;
     if (summaries.size() == 1 && !m.has_plan()) {
-      value = Number(summaries[0].value);
-      if (summaries[0].standard_error) {
-        standard_error = Number(*summaries[0].standard_error);
+      const KindSummary& headline = summaries[0].summary;
+      value = RoundTripNumber(headline.value);
+      if (headline.standard_error) {
+        standard_error = RoundTripNumber(*headline.standard_error);
       }
     }
     const bool has_diagnostics = m.has_diagnostics();
@@ -381,20 +195,20 @@ std::string MeasurementsToCsv(
         columns["top_eigenvalues"],
         columns["iterations"],
         columns["probes"],
-        has_diagnostics ? Number(d.loss()) : "",
+        has_diagnostics ? RoundTripNumber(d.loss()) : "",
         has_diagnostics ? absl::StrCat(d.num_samples()) : "",
         has_diagnostics ? absl::StrCat(d.num_parameters()) : "",
         has_diagnostics ? absl::StrCat(d.hvps()) : "",
         d.device(),
-        has_diagnostics ? Number(d.compute_duration().seconds() +
-                                 d.compute_duration().nanos() * 1e-9)
+        has_diagnostics ? RoundTripNumber(d.compute_duration().seconds() +
+                                          d.compute_duration().nanos() * 1e-9)
                         : "",
         m.error_message(),
         has_diagnostics
             ? (d.operator_() == v1::OPERATOR_GGN ? "ggn" : "hessian")
             : "",
     };
-    for (const std::string& column : KindColumns()) {
+    for (const std::string& column : kind_columns) {
       fields.push_back(columns[column]);
     }
     std::vector<std::string> escaped;
@@ -417,7 +231,7 @@ std::string MeasurementsToTable(
         v1::Measurement::State_Name(m.state()),
         "",
         "",
-        has_diagnostics ? Short(m.diagnostics().loss()) : "",
+        has_diagnostics ? ShortNumber(m.diagnostics().loss()) : "",
         m.diagnostics().device(),
         has_diagnostics ? Seconds(m.diagnostics().compute_duration()) : "",
         MeasurementId(m.name())};
@@ -430,8 +244,8 @@ std::string MeasurementsToTable(
     const std::vector<ResultSummary> summaries = Summaries(m);
     if (!m.has_plan()) {
       if (!summaries.empty()) {
-        row[3] = Short(summaries[0].value);
-        row[4] = Detail(summaries[0]);
+        row[3] = ShortNumber(summaries[0].summary.value);
+        row[4] = Detail(summaries[0].summary);
       }
       rows.push_back(std::move(row));
       continue;
@@ -440,7 +254,8 @@ std::string MeasurementsToTable(
     rows.push_back(row);
     for (const ResultSummary& summary : summaries) {
       rows.push_back({"", absl::StrCat("  ", summary.kind), "",
-                      Short(summary.value), Detail(summary), "", "", "", ""});
+                      ShortNumber(summary.summary.value),
+                      Detail(summary.summary), "", "", "", ""});
     }
   }
   return AlignedTable(rows);

@@ -34,14 +34,8 @@ absl::StatusOr<std::string> MeasurementsToJson(
 // slice's v^T H v; empty for a plan), top_eigenvalues (';'-separated),
 // iterations, probes, loss, num_samples, num_parameters, hvps, device,
 // compute_seconds, error_message, operator (hessian or ggn), then each kind's
-// scalars
-// (sharpness, trace, trace_standard_error, density_trace,
-// density_trace_standard_error, density_rank, density_sigma, hutchpp_trace,
-// hutchpp_standard_error, sketch_frobenius_fraction,
-// hutchinson_standard_error_same_hvps, trace_h3, trace_h3_standard_error,
-// first_order_term, second_order_term, noise_term, noise_term_standard_error,
-// total, total_standard_error, rank, positive, negative, min_eigenvalue,
-// max_eigenvalue, condition_number, power_eigenvalues, slice_eigenvalue,
+// scalars in the kind table's order (KindRow::csv_columns: sharpness, trace,
+// trace_standard_error, density_trace, ..., slice_eigenvalue,
 // slice_curvature), filled for every result a plan holds. Arrays (densities,
 // eigenvalue lists, matrices, slices) are left to the JSON.
 std::string MeasurementsToCsv(

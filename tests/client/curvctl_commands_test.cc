@@ -2,6 +2,7 @@
 
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -153,6 +154,23 @@ TEST(MeasurementSpecsFromFlagsTest, RejectsUnknownEnums) {
         absl::IsInvalidArgument(MeasurementSpecsFromFlags(*flags).status()))
         << bad;
   }
+}
+
+TEST(MeasurementSpecsFromFlagsTest, PrecisionNamesEachProtoPrecision) {
+  for (const auto& [flag, precision] :
+       std::vector<std::pair<std::string, v1::Precision>>{
+           {"float32", v1::PRECISION_FLOAT32},
+           {"float64", v1::PRECISION_FLOAT64},
+           {"tf32", v1::PRECISION_TF32}}) {
+    auto flags = ParseFlags(Command("measure"),
+                            {"--measure=sharpness", "--precision=" + flag});
+    ASSERT_TRUE(flags.ok()) << flag;
+    auto specs = MeasurementSpecsFromFlags(*flags);
+    ASSERT_TRUE(specs.ok()) << flag << ": " << specs.status();
+    EXPECT_EQ((*specs)[0].precision(), precision) << flag;
+  }
+  EXPECT_THAT(RunCli({"measure", "--help"}).out,
+              HasSubstr("float32, float64 or tf32"));
 }
 
 // The specs of `args` (after "measure"), which must parse.

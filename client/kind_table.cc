@@ -1,0 +1,473 @@
+#include "client/kind_table.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/number_format.h"
+
+namespace curvd::client {
+namespace {
+
+namespace v1 = ::curvd::v1;
+using Type = FlagDef::Type;
+
+uint64_t Seed(const ParsedFlags& flags) {
+  return static_cast<uint64_t>(flags.Int("seed"));
+}
+
+int32_t Int32(const ParsedFlags& flags, const char* name) {
+  return static_cast<int32_t>(flags.Int(name));
+}
+
+// Calls `set` with an int flag only when the command line gives it.
+template <typename Setter>
+void SetIfGiven(const ParsedFlags& flags, const char* name, Setter set) {
+  if (flags.IsSet(name)) set(Int32(flags, name));
+}
+
+absl::StatusOr<v1::ProbeDistribution> Distribution(const ParsedFlags& flags) {
+  const std::string& distribution = flags.String("distribution");
+  if (distribution == "rademacher") return v1::PROBE_DISTRIBUTION_RADEMACHER;
+  if (distribution == "gaussian") return v1::PROBE_DISTRIBUTION_GAUSSIAN;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--distribution '", distribution, "' is not rademacher or gaussian"));
+}
+
+// Lanczos settings of sharpness and of the loss slice's eigenvector.
+absl::Status FillLanczos(const ParsedFlags& flags, v1::SharpnessSpec* s) {
+  s->set_top_k(Int32(flags, "top_k"));
+  s->set_bottom_k(Int32(flags, "bottom_k"));
+  s->set_max_iterations(Int32(flags, "max_iterations"));
+  s->set_relative_tolerance(flags.Double("tolerance"));
+  s->set_seed(Seed(flags));
+  return absl::OkStatus();
+}
+
+// Hutchinson settings of hessian_trace, trace_h3 and the loss expansion.
+absl::Status FillTrace(const ParsedFlags& flags, v1::HessianTraceSpec* t) {
+  absl::StatusOr<v1::ProbeDistribution> distribution = Distribution(flags);
+  if (!distribution.ok()) return distribution.status();
+  t->set_distribution(*distribution);
+  const int32_t probes = Int32(flags, "probes");
+  if (probes != 0) {
+    // Equal bounds and no target: exactly `probes` probes.
+    t->set_min_probes(probes);
+    t->set_max_probes(probes);
+    t->set_target_relative_error(0);
+  }
+  t->set_seed(Seed(flags));
+  return absl::OkStatus();
+}
+
+std::string TopEigenvalues(const v1::SharpnessResult& result,
+                           const std::string& separator, bool full) {
+  std::vector<std::string> values;
+  for (const v1::Eigenpair& pair : result.top()) {
+    values.push_back(full ? RoundTripNumber(pair.value())
+                          : ShortNumber(pair.value()));
+  }
+  return absl::StrJoin(values, separator);
+}
+
+// Hutchinson's tr(H) or tr(H^3) in columns `column` and
+// `column`_standard_error.
+KindSummary TraceSummary(const std::string& column,
+                         const v1::HessianTraceResult& r) {
+  return {r.trace(),
+          r.standard_error(),
+          absl::StrCat(r.probes(), " probes"),
+          {{column, RoundTripNumber(r.trace())},
+           {column + "_standard_error", RoundTripNumber(r.standard_error())}}};
+}
+
+// The estimate of tr(f(H)) for `function` ("x", "1{|x|>t}"), if present.
+const v1::SpectralEstimate* Estimate(const v1::SpectralDensityResult& r,
+                                     const std::string& function) {
+  for (const v1::SpectralEstimate& e : r.estimates()) {
+    if (e.function() == function) return &e;
+  }
+  return nullptr;
+}
+
+// A row of the table from its data and its typed functions, which the row
+// calls behind its message-typed ones.
+template <typename Spec, typename Result>
+KindRow Row(std::string name, std::vector<FlagDef> new_flags,
+            std::vector<std::string> flags,
+            std::vector<std::string> csv_columns,
+            absl::Status (*fill)(const ParsedFlags&, Spec*),
+            KindSummary (*summarize)(const Result&)) {
+  return {std::move(name),
+          Spec::descriptor(),
+          Result::descriptor(),
+          std::move(new_flags),
+          std::move(flags),
+          std::move(csv_columns),
+          [fill](const ParsedFlags& parsed, google::protobuf::Message* spec) {
+            Spec* typed = google::protobuf::DynamicCastToGenerated<Spec>(spec);
+            if (typed == nullptr) {
+              return absl::InternalError(
+                  absl::StrCat(spec->GetTypeName(), " is not a ",
+                               Spec::descriptor()->full_name()));
+            }
+            return fill(parsed, typed);
+          },
+          [summarize](const google::protobuf::Message& result) {
+            const Result* typed =
+                google::protobuf::DynamicCastToGenerated<Result>(&result);
+            return typed != nullptr ? summarize(*typed) : KindSummary{};
+          }};
+}
+
+// One block per kind: how its flags fill its spec, how its result reads, and
+// its row.
+
+KindSummary SummarizeSharpness(const v1::SharpnessResult& r) {
+  return {r.sharpness(),
+          std::nullopt,
+          absl::StrCat("top ", TopEigenvalues(r, " ", /*full=*/false)),
+          {{"sharpness", RoundTripNumber(r.sharpness())},
+           {"top_eigenvalues", TopEigenvalues(r, ";", /*full=*/true)},
+           {"iterations", absl::StrCat(r.iterations())}}};
+}
+
+KindRow SharpnessRow() {
+  return Row(
+      "sharpness",
+      {{"top_k", Type::kInt, "1",
+        "sharpness, power_iteration: largest eigenvalues wanted (1..64)."},
+       {"bottom_k", Type::kInt, "0",
+        "sharpness: most negative eigenvalues wanted (0..64)."},
+       {"max_iterations", Type::kInt, "0",
+        "sharpness, loss_slice: Lanczos steps at most; power_iteration: "
+        "iterations per eigenpair; 0 = server default (100; 1000)."},
+       {"tolerance", Type::kDouble, "0",
+        "sharpness, loss_slice, power_iteration: relative residual "
+        "tolerance; 0 = server default (1e-6)."}},
+      {"top_k", "bottom_k", "max_iterations", "tolerance", "seed"},
+      {"sharpness"}, FillLanczos, SummarizeSharpness);
+}
+
+KindSummary SummarizeHessianTrace(const v1::HessianTraceResult& r) {
+  KindSummary s = TraceSummary("trace", r);
+  s.columns["probes"] = absl::StrCat(r.probes());
+  return s;
+}
+
+KindRow HessianTraceRow() {
+  return Row("hessian_trace",
+             {{"probes", Type::kInt, "0",
+               "hessian_trace, trace_h3, loss_expansion: exactly this many "
+               "Hutchinson probes; 0 = adaptive (10..200, stop at 1% standard "
+               "error)."},
+              {"distribution", Type::kString, "rademacher",
+               "hessian_trace, trace_h3, loss_expansion, spectral_density, "
+               "hutchpp: probe distribution, rademacher or gaussian."}},
+             {"distribution", "probes", "seed"},
+             {"trace", "trace_standard_error"}, FillTrace,
+             SummarizeHessianTrace);
+}
+
+absl::Status FillSpectralDensity(const ParsedFlags& flags,
+                                 v1::SpectralDensitySpec* d) {
+  absl::StatusOr<v1::ProbeDistribution> distribution = Distribution(flags);
+  if (!distribution.ok()) return distribution.status();
+  d->set_distribution(*distribution);
+  d->set_seed(Seed(flags));
+  SetIfGiven(flags, "runs", [d](int32_t v) { d->set_runs(v); });
+  SetIfGiven(flags, "steps", [d](int32_t v) { d->set_steps(v); });
+  SetIfGiven(flags, "grid_points", [d](int32_t v) { d->set_grid_points(v); });
+  d->set_sigma(flags.Double("sigma"));
+  return absl::OkStatus();
+}
+
+KindSummary SummarizeSpectralDensity(const v1::SpectralDensityResult& r) {
+  KindSummary s;
+  s.detail = absl::StrCat(r.runs_size(), " runs, ", r.grid_size(),
+                          " grid points, sigma ", ShortNumber(r.sigma()));
+  s.columns["density_sigma"] = RoundTripNumber(r.sigma());
+  if (const v1::SpectralEstimate* trace = Estimate(r, "x")) {
+    s.value = trace->trace();
+    s.standard_error = trace->standard_error();
+    s.detail = absl::StrCat("tr(H); ", s.detail);
+    s.columns["density_trace"] = RoundTripNumber(trace->trace());
+    s.columns["density_trace_standard_error"] =
+        RoundTripNumber(trace->standard_error());
+  }
+  if (const v1::SpectralEstimate* rank = Estimate(r, "1{|x|>t}")) {
+    absl::StrAppend(&s.detail, ", rank ~", ShortNumber(rank->trace()));
+    s.columns["density_rank"] = RoundTripNumber(rank->trace());
+  }
+  return s;
+}
+
+KindRow SpectralDensityRow() {
+  return Row(
+      "spectral_density",
+      {{"runs", Type::kInt, "",
+        "spectral_density: SLQ start vectors (1..1000; server default 10)."},
+       {"steps", Type::kInt, "",
+        "spectral_density: Lanczos steps per run (1..1000; server default "
+        "100)."},
+       {"grid_points", Type::kInt, "",
+        "spectral_density: points of the density grid (2..100000; server "
+        "default 1000)."},
+       {"sigma", Type::kDouble, "0",
+        "spectral_density: Gaussian width; 0 = 1% of the Ritz values' "
+        "spread."}},
+      {"distribution", "seed", "runs", "steps", "grid_points", "sigma"},
+      {"density_trace", "density_trace_standard_error", "density_rank",
+       "density_sigma"},
+      FillSpectralDensity, SummarizeSpectralDensity);
+}
+
+absl::Status FillHutchpp(const ParsedFlags& flags, v1::HutchppSpec* h) {
+  absl::StatusOr<v1::ProbeDistribution> distribution = Distribution(flags);
+  if (!distribution.ok()) return distribution.status();
+  h->set_distribution(*distribution);
+  h->set_seed(Seed(flags));
+  SetIfGiven(flags, "max_hvps", [h](int32_t v) { h->set_max_hvps(v); });
+  h->set_sketch_size(Int32(flags, "sketch_size"));
+  return absl::OkStatus();
+}
+
+KindSummary SummarizeHutchpp(const v1::HutchppResult& r) {
+  return {r.trace(),
+          r.standard_error(),
+          absl::StrCat("sketch ", r.sketch_size(), " + ", r.residual_probes(),
+                       " probes; sketch holds ",
+                       ShortNumber(100 * r.sketch_frobenius_fraction()),
+                       "% of |H|_F^2; Hutchinson, same HVPs: +/-",
+                       ShortNumber(r.hutchinson_standard_error_same_hvps())),
+          {{"hutchpp_trace", RoundTripNumber(r.trace())},
+           {"hutchpp_standard_error", RoundTripNumber(r.standard_error())},
+           {"sketch_frobenius_fraction",
+            RoundTripNumber(r.sketch_frobenius_fraction())},
+           {"hutchinson_standard_error_same_hvps",
+            RoundTripNumber(r.hutchinson_standard_error_same_hvps())}}};
+}
+
+KindRow HutchppRow() {
+  return Row(
+      "hutchpp",
+      {{"max_hvps", Type::kInt, "",
+        "hutchpp: the HVP budget (>= 3; server default 300)."},
+       {"sketch_size", Type::kInt, "0",
+        "hutchpp: sketch columns; 0 = max_hvps / 3."}},
+      {"distribution", "seed", "max_hvps", "sketch_size"},
+      {"hutchpp_trace", "hutchpp_standard_error", "sketch_frobenius_fraction",
+       "hutchinson_standard_error_same_hvps"},
+      FillHutchpp, SummarizeHutchpp);
+}
+
+KindSummary SummarizeTraceH3(const v1::HessianTraceResult& r) {
+  return TraceSummary("trace_h3", r);
+}
+
+KindRow TraceH3Row() {
+  return Row("trace_h3", {}, {"distribution", "probes", "seed"},
+             {"trace_h3", "trace_h3_standard_error"}, FillTrace,
+             SummarizeTraceH3);
+}
+
+absl::Status FillLossExpansion(const ParsedFlags& flags,
+                               v1::LossExpansionSpec* e) {
+  e->set_rho(flags.Double("rho"));
+  e->set_h0(flags.Double("h0"));
+  e->set_ess(flags.Double("ess"));
+  e->set_num_steps(flags.Double("num_steps"));
+  return FillTrace(flags, e->mutable_trace_h3());
+}
+
+KindSummary SummarizeLossExpansion(const v1::LossExpansionResult& r) {
+  return {r.total(),
+          r.total_standard_error(),
+          absl::StrCat("total = ", ShortNumber(r.first_order_term()), " + ",
+                       ShortNumber(r.second_order_term()), " + noise ",
+                       ShortNumber(r.noise_term())),
+          {{"first_order_term", RoundTripNumber(r.first_order_term())},
+           {"second_order_term", RoundTripNumber(r.second_order_term())},
+           {"noise_term", RoundTripNumber(r.noise_term())},
+           {"noise_term_standard_error",
+            RoundTripNumber(r.noise_term_standard_error())},
+           {"total", RoundTripNumber(r.total())},
+           {"total_standard_error", RoundTripNumber(r.total_standard_error())},
+           {"trace_h3", RoundTripNumber(r.trace_h3().trace())},
+           {"trace_h3_standard_error",
+            RoundTripNumber(r.trace_h3().standard_error())}}};
+}
+
+KindRow LossExpansionRow() {
+  return Row(
+      "loss_expansion",
+      {{"rho", Type::kDouble, "", "loss_expansion: step size (required, > 0)."},
+       {"h0", Type::kDouble, "",
+        "loss_expansion: h0 of sigma^2 = 1 / (h0 ess) (required, > 0)."},
+       {"ess", Type::kDouble, "",
+        "loss_expansion: effective sample size (required, > 0)."},
+       {"num_steps", Type::kDouble, "",
+        "loss_expansion: N_s, the steps the noise averages over (required, "
+        "> 0)."}},
+      {"rho", "h0", "ess", "num_steps", "distribution", "probes", "seed"},
+      {"first_order_term", "second_order_term", "noise_term",
+       "noise_term_standard_error", "total", "total_standard_error"},
+      FillLossExpansion, SummarizeLossExpansion);
+}
+
+absl::Status FillExactHessian(const ParsedFlags& flags,
+                              v1::ExactHessianSpec* x) {
+  x->set_return_matrix(flags.Bool("return_matrix"));
+  return absl::OkStatus();
+}
+
+KindSummary SummarizeExactHessian(const v1::ExactHessianResult& r) {
+  KindSummary s;
+  s.detail =
+      absl::StrCat("rank ", r.rank(), " of ", r.eigenvalues_size(), " (",
+                   r.positive(), " positive, ", r.negative(),
+                   " negative), condition ", ShortNumber(r.condition_number()));
+  s.columns = {{"rank", absl::StrCat(r.rank())},
+               {"positive", absl::StrCat(r.positive())},
+               {"negative", absl::StrCat(r.negative())},
+               {"condition_number", RoundTripNumber(r.condition_number())}};
+  if (!r.eigenvalues().empty()) {
+    // Ascending: the last is the top eigenvalue.
+    s.value = r.eigenvalues(r.eigenvalues_size() - 1);
+    s.detail =
+        absl::StrCat("min ", ShortNumber(r.eigenvalues(0)), ", ", s.detail);
+    s.columns["min_eigenvalue"] = RoundTripNumber(r.eigenvalues(0));
+    s.columns["max_eigenvalue"] = RoundTripNumber(s.value);
+  }
+  return s;
+}
+
+KindRow ExactHessianRow() {
+  return Row("exact_hessian",
+             {{"return_matrix", Type::kBool, "false",
+               "exact_hessian: also return the P x P matrix (only up to the "
+               "server's --exact_hessian_max_matrix_parameters)."}},
+             {"return_matrix"},
+             {"rank", "positive", "negative", "min_eigenvalue",
+              "max_eigenvalue", "condition_number"},
+             FillExactHessian, SummarizeExactHessian);
+}
+
+absl::Status FillPowerIteration(const ParsedFlags& flags,
+                                v1::PowerIterationSpec* p) {
+  p->set_top_k(Int32(flags, "top_k"));
+  if (flags.Int("max_iterations") != 0) {
+    p->set_max_iterations(Int32(flags, "max_iterations"));
+  }
+  if (flags.Double("tolerance") != 0) {
+    p->set_relative_tolerance(flags.Double("tolerance"));
+  }
+  p->set_seed(Seed(flags));
+  return absl::OkStatus();
+}
+
+KindSummary SummarizePowerIteration(const v1::PowerIterationResult& r) {
+  std::vector<std::string> short_values, full_values;
+  for (const v1::PowerEigenpair& pair : r.pairs()) {
+    short_values.push_back(ShortNumber(pair.value()));
+    full_values.push_back(RoundTripNumber(pair.value()));
+  }
+  return {r.pairs().empty() ? 0 : r.pairs(0).value(),
+          std::nullopt,
+          absl::StrCat("top ", absl::StrJoin(short_values, " "),
+                       r.converged() ? "" : " (not converged)"),
+          {{"power_eigenvalues", absl::StrJoin(full_values, ";")}}};
+}
+
+KindRow PowerIterationRow() {
+  return Row(
+      "power_iteration", {}, {"top_k", "max_iterations", "tolerance", "seed"},
+      {"power_eigenvalues"}, FillPowerIteration, SummarizePowerIteration);
+}
+
+absl::Status FillLossSlice(const ParsedFlags& flags, v1::LossSliceSpec* l) {
+  const std::string& direction = flags.String("direction");
+  if (direction == "top_eigenvector") {
+    l->set_direction(v1::LossSliceSpec::TOP_EIGENVECTOR);
+  } else if (direction == "random") {
+    l->set_direction(v1::LossSliceSpec::RANDOM);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--direction '", direction, "' is not top_eigenvector or random"));
+  }
+  SetIfGiven(flags, "points", [l](int32_t v) { l->set_points(v); });
+  l->set_t_min(flags.Double("t_min"));
+  l->set_t_max(flags.Double("t_max"));
+  l->set_seed(Seed(flags));
+  return FillLanczos(flags, l->mutable_lanczos());
+}
+
+KindSummary SummarizeLossSlice(const v1::LossSliceResult& r) {
+  std::string range;
+  if (!r.t().empty()) {
+    range = absl::StrCat(" on [", ShortNumber(r.t(0)), ", ",
+                         ShortNumber(r.t(r.t_size() - 1)), "]");
+  }
+  const auto [low, high] =
+      std::minmax_element(r.loss().begin(), r.loss().end());
+  std::string losses;
+  if (low != r.loss().end()) {
+    losses =
+        absl::StrCat(", loss ", ShortNumber(*low), "..", ShortNumber(*high));
+  }
+  return {r.direction_curvature(),
+          std::nullopt,
+          absl::StrCat("v^T H v; ", r.loss_size(), " points", range, losses,
+                       "; ", r.direction()),
+          {{"slice_eigenvalue", RoundTripNumber(r.eigenvalue())},
+           {"slice_curvature", RoundTripNumber(r.direction_curvature())}}};
+}
+
+KindRow LossSliceRow() {
+  return Row(
+      "loss_slice",
+      {{"points", Type::kInt, "",
+        "loss_slice: points of the t grid (1..10000; server default 41)."},
+       {"t_min", Type::kDouble, "0",
+        "loss_slice: first t; t_min = t_max = 0 means [-1, 1]."},
+       {"t_max", Type::kDouble, "0", "loss_slice: last t."},
+       {"direction", Type::kString, "top_eigenvector",
+        "loss_slice: top_eigenvector or random (a unit Gaussian direction of "
+        "--seed)."}},
+      {"direction", "points", "t_min", "t_max", "seed", "top_k", "bottom_k",
+       "max_iterations", "tolerance"},
+      {"slice_eigenvalue", "slice_curvature"}, FillLossSlice,
+      SummarizeLossSlice);
+}
+
+std::vector<KindRow> BuildKinds() {
+  return {SharpnessRow(),    HessianTraceRow(),   SpectralDensityRow(),
+          HutchppRow(),      TraceH3Row(),        LossExpansionRow(),
+          ExactHessianRow(), PowerIterationRow(), LossSliceRow()};
+}
+
+}  // namespace
+
+const std::vector<KindRow>& CurvctlKinds() {
+  static const std::vector<KindRow>* kinds =
+      new std::vector<KindRow>(BuildKinds());
+  return *kinds;
+}
+
+const KindRow* FindKind(const std::string& name) {
+  for (const KindRow& row : CurvctlKinds()) {
+    if (row.name == name) return &row;
+  }
+  return nullptr;
+}
+
+std::string KindNameList() {
+  std::vector<std::string> names;
+  for (const KindRow& row : CurvctlKinds()) names.push_back(row.name);
+  return absl::StrJoin(names, ", ");
+}
+
+}  // namespace curvd::client
