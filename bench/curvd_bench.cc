@@ -54,9 +54,11 @@
 #include "core/sources.h"
 #include "core/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "server/disk_blob_store.h"
 #include "server/server.h"
 #include "server/server_config.h"
 #include "server/spec_conversion.h"
+#include "server/sqlite_store.h"
 
 ABSL_FLAG(std::string, export_dir, "",
           "Directory written by bench/python/baseline.py (manifest.json, "
@@ -685,6 +687,9 @@ absl::Status Main() {
     options.listen = "127.0.0.1:0";
     options.metrics_listen = "";
     options.service.state_dir = absl::GetFlag(FLAGS_state_dir);
+    options.service.store_factory = curvd::server::SqliteStore::Factory();
+    options.service.blob_store_factory =
+        curvd::server::DiskBlobStore::Factory();
     if (options.service.state_dir.empty()) {
       options.service.state_dir =
           std::filesystem::path(out_path).parent_path().string() +

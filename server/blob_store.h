@@ -1,20 +1,17 @@
-// Content-addressed blobs (checkpoints, archives, shards) on local disk:
-// <root>/sha256/<hex> once committed, <root>/partial/<hex> while uploading.
+// Content-addressed blobs (checkpoints, archives, shards), uploaded in chunks
+// and resumable, behind an interface so that the service can be tested against
+// any implementation (DiskBlobStore is the one curvd serves from).
 #ifndef CURVD_SERVER_BLOB_STORE_H_
 #define CURVD_SERVER_BLOB_STORE_H_
 
-#include <openssl/evp.h>
-
 #include <cstdint>
-#include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 
 namespace curvd::server {
 
@@ -24,96 +21,67 @@ struct BlobState {
   bool complete = false;
 };
 
-class BlobStore;
-
-// One upload of one blob, holding the exclusive right to append to its partial
-// file. Thread-compatible: one stream drives it. Destroying it keeps the
-// partial file, so that a later upload resumes where this one stopped.
+// One upload of one blob, holding the exclusive right to append to it.
+// Thread-compatible: one stream drives it. Destroying it keeps what was
+// appended, so that a later upload resumes where this one stopped.
 class BlobWriter {
  public:
-  ~BlobWriter();
-  BlobWriter(const BlobWriter&) = delete;
-  BlobWriter& operator=(const BlobWriter&) = delete;
+  virtual ~BlobWriter() = default;
 
-  // Bytes in the partial file.
-  int64_t committed_size() const { return committed_; }
+  // Bytes appended so far, by this upload and the ones it resumes.
+  virtual int64_t committed_size() const = 0;
 
   // Appends `data` at `offset`. FailedPrecondition (naming the committed size)
   // unless `offset` equals the committed size; InvalidArgument if the blob
   // would grow past its declared size; Internal on an I/O error.
-  absl::Status Append(int64_t offset, absl::string_view data);
+  virtual absl::Status Append(int64_t offset, absl::string_view data) = 0;
 
   // Checks the size and the SHA-256 of what was written and commits it
-  // atomically (rename). InvalidArgument if short (the partial file is kept for
-  // a resume) or "digest mismatch: expected X, got Y" (the partial file is
+  // atomically and durably. InvalidArgument if short (what was appended is
+  // kept for a resume) or "digest mismatch: expected X, got Y" (it is
   // discarded).
-  absl::StatusOr<BlobState> Finish();
-
- private:
-  friend class BlobStore;
-  BlobWriter(BlobStore* store, std::string digest, int64_t size);
-
-  absl::Status Open();
-
-  BlobStore* store_;
-  std::string digest_;
-  int64_t size_;
-  int64_t committed_ = 0;
-  std::FILE* file_ = nullptr;
-  EVP_MD_CTX* sha_ = nullptr;
-  bool finished_ = false;
+  virtual absl::StatusOr<BlobState> Finish() = 0;
 };
 
+// All methods are thread-safe.
 class BlobStore {
  public:
-  // A blob store rooted at `root` (created if missing) that accepts blobs of at
-  // most `max_blob_bytes`. Removes nothing at start: partial files stay
-  // resumable.
-  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(
-      const std::string& root, int64_t max_blob_bytes);
+  virtual ~BlobStore() = default;
 
   // InvalidArgument unless `digest` is "sha256:" followed by 64 lowercase hex.
   static absl::Status ValidateDigest(absl::string_view digest);
 
   // Committed size and completeness of `digest`: complete with the full size
-  // when committed, else the bytes of an upload in progress (0 if none).
-  // Thread-safe.
-  absl::StatusOr<BlobState> Status(const std::string& digest) const;
+  // when committed, else the bytes of an upload to resume (0 if none).
+  // InvalidArgument for a bad digest.
+  virtual absl::StatusOr<BlobState> Status(const std::string& digest) const = 0;
 
   // Starts or resumes the upload of `digest` of `size_bytes`. Returns nullptr
   // when the blob is already committed. RESOURCE_EXHAUSTED if `size_bytes`
-  // exceeds the limit (nothing is written), InvalidArgument for a bad digest or
-  // negative size, Aborted while another upload of the same blob is open.
-  // Thread-safe.
-  absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWriter(
-      const std::string& digest, int64_t size_bytes);
+  // exceeds max_blob_bytes() (nothing is written), InvalidArgument for a bad
+  // digest or negative size, Aborted while another upload of the same blob is
+  // open. Costs O(1) in the bytes an earlier upload appended.
+  virtual absl::StatusOr<std::unique_ptr<BlobWriter>> OpenWriter(
+      const std::string& digest, int64_t size_bytes) = 0;
 
-  // The path of a committed blob; FailedPrecondition if it is not (yet)
-  // committed. Thread-safe.
-  absl::StatusOr<std::string> PathOf(const std::string& digest) const;
+  // The local path of a committed blob; FailedPrecondition if it is not (yet)
+  // committed.
+  virtual absl::StatusOr<std::string> PathOf(
+      const std::string& digest) const = 0;
 
   // The directory holding committed blobs, for shard paths that must stay
   // inside it.
-  std::string committed_dir() const;
+  virtual std::string committed_dir() const = 0;
 
-  int64_t max_blob_bytes() const { return max_blob_bytes_; }
-
- private:
-  friend class BlobWriter;
-  BlobStore(std::string root, int64_t max_blob_bytes)
-      : root_(std::move(root)), max_blob_bytes_(max_blob_bytes) {}
-
-  std::string CommittedPath(absl::string_view digest) const;
-  std::string PartialPath(absl::string_view digest) const;
-  void Release(const std::string& digest);
-
-  const std::string root_;
-  const int64_t max_blob_bytes_;
-  absl::Mutex mu_;
-  // Digests with an open BlobWriter: one writer per blob, so appends never
-  // interleave.
-  absl::flat_hash_set<std::string> writing_ ABSL_GUARDED_BY(mu_);
+  // The largest blob an upload may declare.
+  virtual int64_t max_blob_bytes() const = 0;
 };
+
+// Opens the blob store kept under a state directory, accepting blobs of at
+// most `max_blob_bytes`.
+using BlobStoreFactory =
+    std::function<absl::StatusOr<std::unique_ptr<BlobStore>>(
+        const std::string& state_dir, int64_t max_blob_bytes)>;
 
 }  // namespace curvd::server
 

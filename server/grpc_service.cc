@@ -34,31 +34,49 @@ class RpcRecord {
   const absl::Time start_;
 };
 
+// Runs `impl` on the storage executor, which finishes the call: the gRPC
+// thread returns the reactor at once.
 template <typename Request, typename Response>
 grpc::ServerUnaryReactor* Unary(ServiceCore& core, RpcMethod method,
                                 absl::Status (*impl)(ServiceCore&,
                                                      const Request&, Response*),
                                 grpc::CallbackServerContext* context,
                                 const Request* request, Response* response) {
-  RpcRecord record(core.metrics(), method);
-  grpc::Status status = ToGrpcStatus(impl(core, *request, response));
-  record.Finish(status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(status);
+  RpcRecord record(core.metrics(), method);
+  core.storage().Schedule([&core, impl, request, response, reactor,
+                           record]() mutable {
+    grpc::Status status = ToGrpcStatus(impl(core, *request, response));
+    record.Finish(status);
+    reactor->Finish(status);
+  });
   return reactor;
 }
 
+// Each message is consumed on the storage executor, which then asks for the
+// next one or finishes the stream; only one read or task is outstanding at a
+// time, so the messages of a stream are handled in order.
 class WriteBlobReactor final
     : public grpc::ServerReadReactor<v1::WriteBlobRequest> {
  public:
   WriteBlobReactor(ServiceCore& core, v1::BlobStatus* response)
-      : record_(core.metrics(), RpcMethod::kWriteBlob),
+      : core_(core),
+        record_(core.metrics(), RpcMethod::kWriteBlob),
         upload_(core),
         response_(response) {
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
+    core_.storage().Schedule([this, ok] { Consume(ok); });
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // Nothing touches `this` after StartRead or Finish: the next reaction may
+  // already run (and OnDone delete it) on another thread.
+  void Consume(bool ok) {
     if (!ok) {  // the client half-closed (or went away) without finish_write
       End(upload_.OnClientDone(response_));
       return;
@@ -72,9 +90,6 @@ class WriteBlobReactor final
     StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }
-
- private:
   void End(const absl::Status& status) {
     upload_.Release();
     grpc::Status grpc_status = ToGrpcStatus(status);
@@ -82,6 +97,7 @@ class WriteBlobReactor final
     Finish(grpc_status);
   }
 
+  ServiceCore& core_;
   RpcRecord record_;
   BlobUpload upload_;
   v1::BlobStatus* const response_;
@@ -114,20 +130,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Measurement> {
       absl::MutexLock lock(&inbox_->mu);
       inbox_->reactor = this;
     }
-    Action action;
-    {
-      // Subscribing before reading the store, under mu_, means no change is
-      // missed and none is delivered ahead of the stored state.
-      absl::MutexLock lock(&mu_);
-      subscription_ = core.watchers().Subscribe(
-          request.name(),
-          [inbox = inbox_](const v1::Measurement& m) { inbox->Deliver(m); });
-      absl::StatusOr<v1::Measurement> current =
-          core.store().GetMeasurement(request.name());
-      action = current.ok() ? EnqueueLocked(*current)
-                            : FinishLocked(ToGrpcStatus(current.status()));
-    }
-    Act(action);
+    core.storage().Schedule(
+        [this, &core, name = request.name()] { Load(core, name); });
   }
 
   void OnWriteDone(bool ok) override {
@@ -152,7 +156,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Measurement> {
     {
       absl::MutexLock lock(&mu_);
       cancelled_ = true;
-      if (!writing_) {
+      if (loaded_ && !writing_) {
         action = FinishLocked(
             grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
       }
@@ -170,6 +174,31 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Measurement> {
   }
 
  private:
+  // The stored state, read on the storage executor. Subscribing before reading
+  // the store, under mu_, means no change is missed and none is delivered ahead
+  // of the stored state. Until this ran, a cancel only marks the watch
+  // cancelled, so that the reactor outlives the task.
+  void Load(ServiceCore& core, const std::string& name) {
+    Action action;
+    {
+      absl::MutexLock lock(&mu_);
+      loaded_ = true;
+      subscription_ = core.watchers().Subscribe(
+          name,
+          [inbox = inbox_](const v1::Measurement& m) { inbox->Deliver(m); });
+      absl::StatusOr<v1::Measurement> current =
+          core.store().GetMeasurement(name);
+      if (cancelled_) {
+        action = FinishLocked(
+            grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+      } else {
+        action = current.ok() ? EnqueueLocked(*current)
+                              : FinishLocked(ToGrpcStatus(current.status()));
+      }
+    }
+    Act(action);
+  }
+
   // Outlives the reactor in the subscription's callback; `reactor` is cleared
   // before the reactor is deleted.
   struct Inbox {
@@ -246,6 +275,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Measurement> {
   v1::Measurement in_flight_;
   int last_state_ ABSL_GUARDED_BY(mu_) = v1::Measurement::STATE_UNSPECIFIED;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool loaded_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -1,7 +1,9 @@
 // The gRPC face of the service: callback-API shims over service_impl.h that
-// translate statuses and record RPC metrics. No handler blocks: unary methods
-// do bounded local work and finish at once, WriteBlob handles one chunk per
-// read, and WatchMeasurement is fed by measurement publishes.
+// translate statuses and record RPC metrics. No reaction blocks or touches the
+// disk: unary methods and each WriteBlob chunk run on the core's storage
+// executor, which finishes the call (or asks for the next chunk), and
+// WatchMeasurement reads the stored state there and is then fed by
+// measurement publishes.
 #ifndef CURVD_SERVER_GRPC_SERVICE_H_
 #define CURVD_SERVER_GRPC_SERVICE_H_
 

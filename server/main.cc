@@ -15,8 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/engine.h"
+#include "server/disk_blob_store.h"
 #include "server/server.h"
 #include "server/server_config.h"
+#include "server/sqlite_store.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC address host:port (port 0 picks a free port).");
@@ -98,6 +100,8 @@ int main(int argc, char** argv) {
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.service.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.service.store_factory = curvd::server::SqliteStore::Factory();
+  options.service.blob_store_factory = curvd::server::DiskBlobStore::Factory();
   options.service.max_blob_bytes = absl::GetFlag(FLAGS_max_blob_bytes);
   options.service.version = CURVD_VERSION;
   const int64_t receive_limit = absl::GetFlag(FLAGS_max_receive_message_bytes);

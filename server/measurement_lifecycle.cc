@@ -15,7 +15,6 @@ using ::curvd::v1::Measurement;
 using ::google::protobuf::util::TimeUtil;
 
 constexpr absl::Duration kPublishInterval = absl::Milliseconds(100);
-constexpr absl::Duration kStoreInterval = absl::Seconds(1);
 
 bool IsTerminal(Measurement::State state) {
   return state == Measurement::SUCCEEDED || state == Measurement::FAILED ||
@@ -31,10 +30,14 @@ double SecondsBetween(const google::protobuf::Timestamp& start,
 
 }  // namespace
 
-MeasurementLifecycle::MeasurementLifecycle(Store* store, JobQueue* queue,
-                                           MeasurementWatchers* watchers,
-                                           Metrics* metrics)
-    : store_(store), queue_(queue), watchers_(watchers), metrics_(metrics) {}
+MeasurementLifecycle::MeasurementLifecycle(
+    Store* store, JobQueue* queue, MeasurementWatchers* watchers,
+    Metrics* metrics, absl::Duration progress_store_interval)
+    : store_(store),
+      queue_(queue),
+      watchers_(watchers),
+      metrics_(metrics),
+      progress_store_interval_(progress_store_interval) {}
 
 absl::Status MeasurementLifecycle::StoreAndPublish(const Measurement& m) {
   CURVD_RETURN_IF_ERROR(store_->UpdateMeasurement(m));
@@ -77,10 +80,7 @@ void MeasurementLifecycle::ReportProgress(const std::string& name,
   running.current.set_progress(std::clamp(fraction, 0.0, 1.0));
   running.current.set_progress_message(message);
   const absl::Time now = absl::Now();
-  if (now - running.last_store >= kStoreInterval) {
-    // Progress is advisory: a failed write here is retried by the next report
-    // and superseded by the terminal write, so it is not worth failing the job
-    // for.
+  if (now - running.last_store >= progress_store_interval_) {
     store_->UpdateMeasurement(running.current).IgnoreError();
     running.last_store = now;
   }
@@ -133,6 +133,15 @@ absl::StatusOr<Measurement> MeasurementLifecycle::Finish(
   metrics_->MeasurementFinished(KindName(m.spec()), device, outcome,
                                 SecondsBetween(m.start_time(), m.end_time()),
                                 hvps);
+  const absl::Status stored = StoreAndPublish(m);
+  if (stored.ok()) return m;
+  // A result that cannot be stored (a full disk, an oversized row) must not
+  // leave the measurement RUNNING for clients until the next start.
+  m.clear_result();
+  m.set_state(Measurement::FAILED);
+  m.set_error_code(static_cast<int32_t>(absl::StatusCode::kInternal));
+  m.set_error_message(
+      absl::StrCat("the result could not be stored: ", stored.message()));
   CURVD_RETURN_IF_ERROR(StoreAndPublish(m));
   return m;
 }

@@ -37,8 +37,11 @@ struct RunningMeasurement {
 // outlive this.
 class MeasurementLifecycle {
  public:
-  MeasurementLifecycle(Store* store, JobQueue* queue,
-                       MeasurementWatchers* watchers, Metrics* metrics);
+  // Progress is stored at most every `progress_store_interval`.
+  MeasurementLifecycle(
+      Store* store, JobQueue* queue, MeasurementWatchers* watchers,
+      Metrics* metrics,
+      absl::Duration progress_store_interval = absl::Seconds(1));
 
   // QUEUED -> RUNNING on `device`. FailedPrecondition if the measurement is no
   // longer QUEUED (it was cancelled while queued: the worker skips it);
@@ -47,14 +50,19 @@ class MeasurementLifecycle {
                                            const std::string& device);
 
   // Records progress of a RUNNING measurement: published at most every 100 ms
-  // and stored at most every second, so a chatty engine cannot flood the store.
+  // and stored at most every progress_store_interval, so a chatty engine
+  // cannot flood the store. A failed progress write is not the job's failure:
+  // the next one retries it and the terminal write supersedes it.
   void ReportProgress(const std::string& name, double fraction,
                       const std::string& message);
 
   // RUNNING -> SUCCEEDED with `result`, or -> FAILED with its error code and
   // message; a Cancelled error becomes CANCELLED after a user's cancel, or
   // FAILED (UNAVAILABLE) after a shutdown. Returns the stored terminal
-  // measurement.
+  // measurement. When that write fails, it records FAILED (INTERNAL, "the
+  // result could not be stored: ...") instead, so that clients see the end;
+  // if that fails too, the store's error is returned and the measurement
+  // stays RUNNING in the store until the next start fails it.
   absl::StatusOr<curvd::v1::Measurement> Finish(
       const std::string& name,
       const absl::StatusOr<core::MeasurementResult>& result);
@@ -93,6 +101,7 @@ class MeasurementLifecycle {
   JobQueue* const queue_;
   MeasurementWatchers* const watchers_;
   Metrics* const metrics_;
+  const absl::Duration progress_store_interval_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

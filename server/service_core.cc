@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/status_macros.h"
-#include "server/sqlite_store.h"
 
 namespace curvd::server {
 
@@ -22,14 +21,17 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
         absl::StrCat("cannot create --state_dir ", options.state_dir, ": ",
                      error.message()));
   }
+  if (!options.store_factory || !options.blob_store_factory) {
+    return absl::InvalidArgumentError(
+        "ServiceOptions needs a store_factory and a blob_store_factory");
+  }
   std::unique_ptr<ServiceCore> core(new ServiceCore(options));
-  CURVD_ASSIGN_OR_RETURN(
-      core->store_,
-      SqliteStore::Open((fs::path(options.state_dir) / "curvd.db").string()));
+  CURVD_ASSIGN_OR_RETURN(core->store_,
+                         options.store_factory(options.state_dir));
   CURVD_ASSIGN_OR_RETURN(
       core->blobs_,
-      BlobStore::Open((fs::path(options.state_dir) / "blobs").string(),
-                      options.max_blob_bytes));
+      options.blob_store_factory(options.state_dir, options.max_blob_bytes));
+  core->storage_ = std::make_unique<StorageExecutor>(options.storage_threads);
   core->metrics_ = std::make_unique<Metrics>(options.devices, options.version);
   Metrics* metrics = core->metrics_.get();
   core->queue_ = std::make_unique<JobQueue>(
@@ -40,8 +42,13 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
   core->resolver_ =
       std::make_unique<SourceResolver>(core->blobs_.get(), options.data_roots);
 
-  CURVD_ASSIGN_OR_RETURN(std::vector<curvd::v1::Measurement> queued,
-                         core->store_->RecoverInterrupted());
+  absl::StatusOr<std::vector<curvd::v1::Measurement>> queued =
+      core->store_->RecoverInterrupted();
+  if (!queued.ok()) {
+    return absl::Status(queued.status().code(),
+                        absl::StrCat("recovering interrupted measurements: ",
+                                     queued.status().message()));
+  }
   std::vector<std::unique_ptr<core::Engine>> engines;
   for (const std::string& device : options.devices) {
     absl::StatusOr<std::unique_ptr<core::Engine>> engine =
@@ -53,7 +60,7 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
     }
     engines.push_back(*std::move(engine));
   }
-  for (const curvd::v1::Measurement& m : queued) {
+  for (const curvd::v1::Measurement& m : *queued) {
     const std::string& device = m.spec().device();
     if (!device.empty() && !core->HasWorkerFor(device)) {
       CURVD_RETURN_IF_ERROR(
@@ -102,6 +109,7 @@ void ServiceCore::Drain(absl::Duration grace) {
 }
 
 void ServiceCore::CloseStore() {
+  if (storage_ != nullptr) storage_->Stop();
   if (store_ == nullptr) return;
   absl::Status closed = store_->Close();
   if (!closed.ok()) std::cerr << "curvd: closing the store: " << closed << "\n";

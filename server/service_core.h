@@ -1,5 +1,6 @@
 // Everything the RPC methods work on, owned in one place and built in
-// dependency order: store, blobs, metrics, queue, lifecycle, workers.
+// dependency order: store, blobs, storage executor, metrics, queue, lifecycle,
+// workers.
 #ifndef CURVD_SERVER_SERVICE_CORE_H_
 #define CURVD_SERVER_SERVICE_CORE_H_
 
@@ -20,13 +21,20 @@
 #include "server/metrics.h"
 #include "server/source_resolver.h"
 #include "server/spec_conversion.h"
+#include "server/storage_executor.h"
 #include "server/store.h"
 
 namespace curvd::server {
 
 struct ServiceOptions {
-  // Holds curvd.db and blobs/; created if missing.
+  // Holds the store and the blobs; created if missing.
   std::string state_dir;
+  // Open the store and the blob store of state_dir; the binary passes
+  // SqliteStore::Factory() and DiskBlobStore::Factory(), tests may wrap them.
+  StoreFactory store_factory;
+  BlobStoreFactory blob_store_factory;
+  // Threads of the storage executor that runs the RPCs' disk work.
+  int storage_threads = 4;
   // Directories that file:// URIs may name.
   std::vector<std::string> data_roots;
   int64_t max_blob_bytes = int64_t{1} << 30;
@@ -40,12 +48,13 @@ struct ServiceOptions {
 
 class ServiceCore {
  public:
-  // Opens the store and the blob store under options.state_dir, fails
-  // measurements left RUNNING by a dead process, makes one engine per device
-  // with `engine_factory` and starts its worker, and queues again the
-  // measurements left QUEUED. Errors from any step (bad state_dir, newer
-  // schema, an engine that cannot be made) are returned and nothing keeps
-  // running.
+  // Opens the store and the blob store under options.state_dir with their
+  // factories, fails measurements left RUNNING by a dead process, makes one
+  // engine per device with `engine_factory` and starts its worker, and queues
+  // again the measurements left QUEUED. Errors from any step (no factory, bad
+  // state_dir, newer schema, a store failing during recovery, an engine that
+  // cannot be made) are returned, naming the step, and nothing keeps running;
+  // what the store held stays for the next start.
   static absl::StatusOr<std::unique_ptr<ServiceCore>> Create(
       const ServiceOptions& options, const EngineFactory& engine_factory);
 
@@ -59,8 +68,9 @@ class ServiceCore {
   // Idempotent; blocks for up to `grace` plus one engine iteration.
   void Drain(absl::Duration grace);
 
-  // Closes the store (after Drain, once no RPC can reach it); store calls fail
-  // with FailedPrecondition afterwards. Idempotent.
+  // Runs the storage tasks still scheduled and closes the store (after Drain,
+  // once no RPC can reach it); store calls fail with FailedPrecondition
+  // afterwards. Idempotent.
   void CloseStore();
 
   // False once Drain began.
@@ -72,6 +82,7 @@ class ServiceCore {
   const ServiceOptions& options() const { return options_; }
   Store& store() { return *store_; }
   BlobStore& blobs() { return *blobs_; }
+  StorageExecutor& storage() { return *storage_; }
   Metrics& metrics() { return *metrics_; }
   JobQueue& queue() { return *queue_; }
   MeasurementWatchers& watchers() { return watchers_; }
@@ -88,6 +99,7 @@ class ServiceCore {
   std::atomic<bool> drained_{false};
   std::unique_ptr<Store> store_;
   std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<StorageExecutor> storage_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<JobQueue> queue_;
   MeasurementWatchers watchers_;

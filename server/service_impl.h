@@ -1,8 +1,8 @@
 // The service's methods as plain functions over a ServiceCore: what the gRPC
 // shims call, and what tests call without a network. Each returns the status of
 // the call; the response is only meaningful when it is OK. All are thread-safe
-// and bounded: they touch the store and the disk, and never wait for a
-// measurement.
+// and bounded: they touch the store and the disk (so the gRPC shims run them
+// on the storage executor), and never wait for a measurement.
 #ifndef CURVD_SERVER_SERVICE_IMPL_H_
 #define CURVD_SERVER_SERVICE_IMPL_H_
 

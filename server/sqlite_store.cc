@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -258,6 +259,13 @@ void BindTime(Statement& stmt, int index, bool present,
 }
 
 }  // namespace
+
+StoreFactory SqliteStore::Factory() {
+  return [](const std::string& state_dir)
+             -> absl::StatusOr<std::unique_ptr<Store>> {
+    return Open((std::filesystem::path(state_dir) / "curvd.db").string());
+  };
+}
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
     const std::string& path) {

@@ -28,6 +28,9 @@ class SqliteStore : public Store {
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(
       const std::string& path);
 
+  // Opens <state_dir>/curvd.db: what curvd serves from.
+  static StoreFactory Factory();
+
   ~SqliteStore() override;
 
   absl::Status InsertRun(const curvd::v1::Run& run) override;

@@ -3,6 +3,8 @@
 #ifndef CURVD_SERVER_STORE_H_
 #define CURVD_SERVER_STORE_H_
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -87,6 +89,10 @@ class Store {
   // FailedPrecondition. Idempotent.
   virtual absl::Status Close() = 0;
 };
+
+// Opens the store kept under a state directory.
+using StoreFactory = std::function<absl::StatusOr<std::unique_ptr<Store>>(
+    const std::string& state_dir)>;
 
 }  // namespace curvd::server
 

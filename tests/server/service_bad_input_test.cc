@@ -1,0 +1,201 @@
+// Requests the service refuses over the socket: unknown and malformed names,
+// specs out of range, shards outside the data roots. Nothing is stored or run.
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service_fixture.h"
+
+namespace curvd::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST_F(ServiceTest, UnknownNamesAreNotFoundAndMalformedOnesInvalid) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  EXPECT_EQ(GetCode(parent + "/measurements/ffff"),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(GetCode("runs/nope/checkpoints/1/measurements/1"),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(GetCode("measurements/1"), grpc::StatusCode::INVALID_ARGUMENT);
+  // One name per checkpoint: "007" is not step 7, and neither is "7 " or "+7".
+  for (const char* step : {"01", "007", "7 ", "+7", "-1", "1e3"}) {
+    EXPECT_EQ(GetCode(absl::StrCat("runs/r/checkpoints/", step,
+                                   "/measurements/1")),
+              grpc::StatusCode::INVALID_ARGUMENT)
+        << step;
+  }
+
+  v1::GetRunRequest run;
+  run.set_name("runs/nope");
+  grpc::ClientContext c1;
+  v1::Run r;
+  EXPECT_EQ(stub_->GetRun(&c1, run, &r).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::GetCheckpointRequest checkpoint;
+  checkpoint.set_name("runs/r/checkpoints/99");
+  grpc::ClientContext c2;
+  v1::Checkpoint c;
+  EXPECT_EQ(stub_->GetCheckpoint(&c2, checkpoint, &c).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::Measurement m;
+  EXPECT_EQ(CreateMeasurement("runs/r/checkpoints/99", SharpnessSpec(), &m)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::CancelMeasurementRequest cancel;
+  cancel.set_name(parent + "/measurements/ffff");
+  grpc::ClientContext c3;
+  EXPECT_EQ(stub_->CancelMeasurement(&c3, cancel, &m).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::WatchMeasurementRequest watch;
+  watch.set_name(parent + "/measurements/ffff");
+  grpc::ClientContext c4;
+  auto reader = stub_->WatchMeasurement(&c4, watch);
+  EXPECT_FALSE(reader->Read(&m));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServiceTest, SpecsOutOfRangeAreInvalidArgumentAndNotStored) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  v1::Measurement m;
+  grpc::Status k0 = CreateMeasurement(parent, SharpnessSpec(0), &m);
+  EXPECT_EQ(k0.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(k0.error_message(), HasSubstr("top_k"));
+  v1::MeasurementSpec probes0;
+  probes0.set_shard_uri(kShard);
+  probes0.mutable_hessian_trace()->set_min_probes(0);
+  EXPECT_EQ(CreateMeasurement(parent, probes0, &m).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  probes0.mutable_hessian_trace()->clear_min_probes();
+  probes0.mutable_hessian_trace()->set_max_probes(0);
+  EXPECT_EQ(CreateMeasurement(parent, probes0, &m).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::MeasurementSpec no_kind;
+  no_kind.set_shard_uri(kShard);
+  EXPECT_EQ(CreateMeasurement(parent, no_kind, &m).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::MeasurementSpec bad_device = SharpnessSpec();
+  bad_device.set_device("cuda");
+  EXPECT_EQ(CreateMeasurement(parent, bad_device, &m).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  const v1::ListMeasurementsResponse response = ListAll(parent);
+  EXPECT_EQ(response.measurements_size(), 0);
+  EXPECT_EQ(control_->started(), 0);
+}
+
+// The issue-5 kinds' bad specs are refused before anything is stored or run,
+// and the server keeps measuring.
+TEST_F(ServiceTest, NewKindSpecsOutOfRangeAreInvalidArgumentAndNotStored) {
+  limits_.exact_hessian_max_parameters = 20;  // the 3-4-1 MLP has 21
+  limits_.exact_hessian_max_matrix_parameters = 4;
+  RestartServer();
+  const std::string parent = CreateCheckpoint("r", 1);
+  v1::Measurement done;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &done).ok());
+  WaitForState(done.name(), v1::Measurement::SUCCEEDED);
+
+  v1::MeasurementSpec common;
+  common.set_shard_uri(kShard);
+  std::vector<std::pair<v1::MeasurementSpec, std::string>> bad;
+  v1::MeasurementSpec spec = common;
+  spec.mutable_spectral_density()->set_grid_points(0);
+  bad.push_back({spec, "spectral_density.grid_points must be in [2, 100000]"});
+  spec = common;
+  spec.mutable_trace_h3()->set_min_probes(-5);
+  bad.push_back({spec, "trace_h3.min_probes"});
+  spec = common;
+  spec.mutable_hutchpp()->set_min_residual_probes(-1);
+  bad.push_back({spec, "hutchpp.min_residual_probes"});
+  spec = common;
+  spec.mutable_plan();
+  bad.push_back({spec, "plan must set at least one measurement"});
+  spec = common;
+  SetLossExpansion(spec.mutable_loss_expansion());
+  spec.mutable_loss_expansion()->set_rho(0);
+  bad.push_back({spec, "loss_expansion.rho must be finite and > 0, got 0"});
+  spec = common;
+  spec.mutable_exact_hessian();
+  bad.push_back({spec,
+                 "exact Hessian of 21 parameters exceeds the server's "
+                 "cap of 20"});
+  spec = common;
+  spec.mutable_plan()->mutable_exact_hessian();
+  spec.mutable_plan()->mutable_hessian_trace();
+  bad.push_back({spec, "exact Hessian of 21 parameters"});
+  spec = common;
+  spec.mutable_exact_hessian()->set_return_matrix(true);
+  // fc1.* has 5 parameters: under the cap of 20, over the matrix cap of 4.
+  spec.mutable_block()->add_names("fc1.weight");
+  spec.mutable_block()->add_names("fc1.bias");
+  bad.push_back({spec,
+                 "Hessian matrix of 5 parameters exceeds the server's "
+                 "cap of 4"});
+  for (const auto& [bad_spec, message] : bad) {
+    SCOPED_TRACE(message);
+    v1::Measurement m;
+    grpc::Status status = CreateMeasurement(parent, bad_spec, &m);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr(message));
+  }
+
+  // Within the caps: a block of fc1.weight has 4 parameters.
+  spec = common;
+  spec.mutable_exact_hessian()->set_return_matrix(true);
+  spec.mutable_block()->add_names("fc1.weight");
+  v1::Measurement small;
+  ASSERT_TRUE(CreateMeasurement(parent, spec, &small).ok());
+  EXPECT_EQ(WaitForState(small.name(), v1::Measurement::SUCCEEDED)
+                .diagnostics()
+                .block_parameters(0),
+            "fc1.weight");
+
+  const v1::ListMeasurementsResponse response = ListAll(parent);
+  EXPECT_EQ(response.measurements_size(), 2);  // the good ones only
+  EXPECT_EQ(control_->started(), 2);
+  EXPECT_EQ(Get(done.name()).sharpness().sharpness(), 10.0);
+}
+
+
+// Shards outside the data roots are PERMISSION_DENIED; malformed paths (with
+// "..", relative, unknown scheme) are INVALID_ARGUMENT.
+TEST_F(ServiceTest, ShardsOutsideTheDataRootsAreRefused) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  const std::string outside_dir = testing::MakeTempDir();
+  std::ofstream(outside_dir + "/shard.safetensors") << "x";
+  std::ofstream(data_root_ + "/shard.safetensors") << "x";
+  v1::Measurement m;
+  v1::MeasurementSpec spec = SharpnessSpec();
+
+  spec.set_shard_uri("file://" + outside_dir + "/shard.safetensors");
+  EXPECT_EQ(CreateMeasurement(parent, spec, &m).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  spec.set_shard_uri("file://" + data_root_ + "/../" +
+                     std::filesystem::path(outside_dir).filename().string() +
+                     "/shard.safetensors");
+  EXPECT_EQ(CreateMeasurement(parent, spec, &m).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  spec.set_shard_uri("file://relative/shard.safetensors");
+  EXPECT_EQ(CreateMeasurement(parent, spec, &m).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  spec.set_shard_uri("http://example.com/shard");
+  EXPECT_EQ(CreateMeasurement(parent, spec, &m).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  spec.set_shard_uri("blob://" + Sha256("not uploaded"));
+  EXPECT_EQ(CreateMeasurement(parent, spec, &m).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  spec.set_shard_uri("file://" + data_root_ + "/shard.safetensors?limit=4");
+  EXPECT_TRUE(CreateMeasurement(parent, spec, &m).ok());
+  spec.set_shard_uri("blob://" + Upload("an uploaded shard") + "?limit=4");
+  grpc::Status blob = CreateMeasurement(parent, spec, &m);
+  EXPECT_TRUE(blob.ok()) << blob.error_message();
+}
+
+
+}  // namespace
+}  // namespace curvd::server

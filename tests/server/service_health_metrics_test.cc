@@ -1,0 +1,119 @@
+// grpc.health.v1 and the /metrics endpoint of a running server.
+#include <arpa/inet.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service_fixture.h"
+
+namespace curvd::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The raw grpc.health.v1 HealthCheckResponse bytes for `service` ("" = the
+// whole server), or the RPC's status when it fails.
+absl::StatusOr<std::string> HealthCheck(std::shared_ptr<grpc::Channel> channel,
+                                        const std::string& service) {
+  grpc::GenericStub generic(std::move(channel));
+  grpc::ClientContext context;
+  // HealthCheckRequest{service}: field 1, length-delimited.
+  std::string wire;
+  if (!service.empty()) {
+    wire = std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
+  }
+  grpc::Slice slice(wire);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  absl::Notification done;
+  grpc::Status status;
+  generic.UnaryCall(&context, "/grpc.health.v1.Health/Check",
+                    grpc::StubOptions(), &request, &response,
+                    [&](grpc::Status s) {
+                      status = std::move(s);
+                      done.Notify();
+                    });
+  done.WaitForNotification();
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        status.error_message());
+  }
+  std::vector<grpc::Slice> slices;
+  if (!response.Dump(&slices).ok()) return absl::InternalError("dump");
+  std::string bytes;
+  for (const auto& s : slices) bytes += std::string(s.begin(), s.end());
+  return bytes;
+}
+
+TEST_F(ServiceTest, HealthReportsServingForTheServerAndTheService) {
+  const std::string kServing("\x08\x01", 2);
+  auto whole = HealthCheck(channel_, "");
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_EQ(*whole, kServing);
+  auto service = HealthCheck(channel_, "curvd.v1.Curvd");
+  ASSERT_TRUE(service.ok()) << service.status();
+  EXPECT_EQ(*service, kServing);
+  EXPECT_EQ(HealthCheck(channel_, "no.such.Service").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
+      0) {
+    close(fd);
+    return "";
+  }
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: localhost\r\n\r\n");
+  if (write(fd, request.data(), request.size()) < 0) {
+    close(fd);
+    return "";
+  }
+  std::string response;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
+  close(fd);
+  return response;
+}
+
+TEST_F(ServiceTest, MetricsEndpointServesEveryFamily) {
+  RestartServer(256, /*serve_metrics=*/true);
+  const std::string parent = CreateCheckpoint("r", 1);
+  v1::Measurement m;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  WaitForState(m.name(), v1::Measurement::SUCCEEDED);
+  ASSERT_GT(server_->metrics_port(), 0);
+  const std::string body = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_THAT(body, HasSubstr("200 OK"));
+  for (const char* family :
+       {"grpc_server_started_total", "grpc_server_handled_total",
+        "grpc_server_handling_seconds_bucket", "curvd_queue_depth",
+        "curvd_measurements_total", "curvd_measurement_duration_seconds_bucket",
+        "curvd_hvps_total", "curvd_blob_bytes_received_total",
+        "curvd_build_info", "curvd_workers"}) {
+    EXPECT_THAT(body, HasSubstr(family));
+  }
+  EXPECT_THAT(body, HasSubstr("curvd_build_info{version=\"test\"} 1"));
+  EXPECT_THAT(body, HasSubstr("curvd_hvps_total{device=\"cpu\"} 7"));
+  EXPECT_THAT(body, HasSubstr("curvd_measurements_total{kind=\"sharpness\","
+                              "outcome=\"succeeded\"} 1"));
+  EXPECT_THAT(body, HasSubstr("grpc_code=\"OK\",grpc_method=\"CreateRun\""));
+}
+
+
+}  // namespace
+}  // namespace curvd::server

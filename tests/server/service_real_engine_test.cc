@@ -1,0 +1,333 @@
+// The bad inputs of a measurement through the whole server on the real CPU
+// engine, and every kind measured by it.
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/safetensors.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service_fixture.h"
+
+namespace curvd::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The bad inputs of a measurement through the whole server on the real CPU
+// engine: each ends as a FAILED measurement whose error says what is wrong,
+// results stored before survive, and the server goes on measuring.
+class RealEngineServiceTest : public ServiceTest {
+ protected:
+  void SetUp() override {
+    real_engine_ = true;
+    ServiceTest::SetUp();
+  }
+
+  // A safetensors state dict of the 3-4-1 MLP with every weight `value`, or
+  // with `name` replaced by `renamed` / its shape by `reshaped` when given.
+  static std::string StateDict(float value, const std::string& renamed = "",
+                               const std::vector<int64_t>& reshaped = {}) {
+    const std::vector<std::pair<std::string, std::vector<int64_t>>> layout = {
+        {"fc0.weight", {4, 3}},
+        {"fc0.bias", {4}},
+        {"fc1.weight", {1, 4}},
+        {"fc1.bias", {1}}};
+    std::vector<core::SafetensorsTensor> tensors;
+    for (size_t i = 0; i < layout.size(); ++i) {
+      core::SafetensorsTensor t;
+      t.name = (i == 0 && !renamed.empty()) ? renamed : layout[i].first;
+      t.dtype = "F32";
+      t.shape = (i == 0 && !reshaped.empty()) ? reshaped : layout[i].second;
+      int64_t count = 1;
+      for (int64_t d : t.shape) count *= d;
+      const std::vector<float> values(count, value);
+      t.data.assign(reinterpret_cast<const char*>(values.data()),
+                    values.size() * sizeof(float));
+      tensors.push_back(std::move(t));
+    }
+    return core::SerializeSafetensors(tensors).value();
+  }
+
+  static v1::MeasurementSpec MseSharpness(const std::string& shard = kShard) {
+    v1::MeasurementSpec spec = SharpnessSpec(1);
+    spec.set_shard_uri(shard);
+    spec.set_loss(v1::LOSS_FUNCTION_MSE);
+    return spec;
+  }
+
+  // Creates a measurement and waits for it to end.
+  v1::Measurement Measure(const std::string& parent,
+                          const v1::MeasurementSpec& spec) {
+    v1::Measurement m;
+    grpc::Status created = CreateMeasurement(parent, spec, &m);
+    EXPECT_TRUE(created.ok()) << created.error_message();
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (absl::Now() < deadline) {
+      m = Get(m.name());
+      if (m.state() == v1::Measurement::SUCCEEDED ||
+          m.state() == v1::Measurement::FAILED ||
+          m.state() == v1::Measurement::CANCELLED) {
+        return m;
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    ADD_FAILURE() << m.name() << " did not end";
+    return m;
+  }
+
+  void ExpectFailed(const v1::Measurement& m, const std::string& reason) {
+    EXPECT_EQ(m.state(), v1::Measurement::FAILED) << m.DebugString();
+    EXPECT_EQ(m.error_code(),
+              static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT))
+        << m.error_message();
+    EXPECT_THAT(m.error_message(), HasSubstr(reason));
+  }
+
+  // A measurement that succeeded before the bad inputs, and checks that it is
+  // still stored and that the server still measures.
+  void MeasureGoodCheckpoint() {
+    CreateRun("good");
+    good_parent_ = AddCheckpoint("good", 1, StateDict(0.1f));
+    good_ = Measure(good_parent_, MseSharpness());
+    ASSERT_EQ(good_.state(), v1::Measurement::SUCCEEDED)
+        << good_.error_message();
+  }
+  void ExpectStillServingAndStored() {
+    v1::Measurement kept = Get(good_.name());
+    EXPECT_EQ(kept.state(), v1::Measurement::SUCCEEDED);
+    EXPECT_EQ(kept.sharpness().sharpness(), good_.sharpness().sharpness());
+    v1::Measurement again = Measure(good_parent_, MseSharpness());
+    EXPECT_EQ(again.state(), v1::Measurement::SUCCEEDED)
+        << again.error_message();
+    EXPECT_EQ(again.sharpness().sharpness(), good_.sharpness().sharpness());
+  }
+
+  std::string good_parent_;
+  v1::Measurement good_;
+};
+
+TEST_F(RealEngineServiceTest, CorruptAndTruncatedTorchScriptArchivesFail) {
+  MeasureGoodCheckpoint();
+  // A run registered with an archive that is not one, and one cut short: a
+  // zip local-file header and nothing after it.
+  const std::pair<std::string, std::string> archives[] = {
+      {"corrupt", "this is not a TorchScript archive"},
+      {"truncated", std::string("PK\x03\x04\x14\x00\x00\x00", 8)}};
+  for (const auto& [run_id, bytes] : archives) {
+    v1::CreateRunRequest request;
+    request.set_run_id(run_id);
+    request.mutable_run()->mutable_model()->set_archive_digest(Upload(bytes));
+    grpc::ClientContext context;
+    v1::Run run;
+    ASSERT_TRUE(stub_->CreateRun(&context, request, &run).ok());
+    const std::string parent = AddCheckpoint(run_id, 1, bytes);
+    ExpectFailed(Measure(parent, MseSharpness()),
+                 "cannot load TorchScript archive");
+  }
+  ExpectStillServingAndStored();
+}
+
+TEST_F(RealEngineServiceTest, SafetensorsHeaderThatLiesFails) {
+  MeasureGoodCheckpoint();
+  // The header promises 400 bytes of fc0.bias; the file has 4.
+  const std::string header =
+      R"({"fc0.bias":{"dtype":"F32","shape":[100],"data_offsets":[0,400]}})";
+  std::string lying(8, '\0');
+  const uint64_t size = header.size();
+  std::memcpy(lying.data(), &size, 8);  // little-endian on every target
+  lying += header + std::string(4, '\0');
+  CreateRun("lying");
+  const std::string parent = AddCheckpoint("lying", 1, lying);
+  ExpectFailed(Measure(parent, MseSharpness()), "safetensors");
+  // The same file as a shard.
+  ExpectFailed(Measure(good_parent_,
+                       MseSharpness("blob://" + Upload(lying))),
+               "safetensors");
+  ExpectStillServingAndStored();
+}
+
+// An archive's parameter count is known only once the worker loads it: an
+// exact Hessian over the cap ends FAILED with INVALID_ARGUMENT, and a block of
+// the same archive under the cap runs.
+TEST_F(RealEngineServiceTest, ArchiveExactHessianOverTheCapFailsAndABlockRuns) {
+  const std::filesystem::path fixtures(CURVD_CORE_FIXTURE_DIR);
+  if (!std::filesystem::exists(fixtures / "zoo_mlp.pt")) {
+    GTEST_SKIP() << "no TorchScript fixture: CMake found no python3 with torch";
+  }
+  auto read = [](const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  limits_.exact_hessian_max_parameters = 20;  // zoo_mlp.pt (5-8-3) has 75
+  max_blob_bytes_ = 1 << 20;                  // the archive is about 5 KB
+  RestartServer();
+  MeasureGoodCheckpoint();
+  v1::CreateRunRequest request;
+  request.set_run_id("archive");
+  const std::string archive = read(fixtures / "zoo_mlp.pt");
+  request.mutable_run()->mutable_model()->set_archive_digest(Upload(archive));
+  grpc::ClientContext context;
+  v1::Run run;
+  ASSERT_TRUE(stub_->CreateRun(&context, request, &run).ok());
+  // A whole archive per step, as torch.jit.save writes during training.
+  const std::string parent = AddCheckpoint("archive", 1, archive);
+
+  v1::MeasurementSpec spec;
+  spec.set_shard_uri("builtin://gaussian_regression?n=8&d=5&outputs=3");
+  spec.set_loss(v1::LOSS_FUNCTION_MSE);
+  spec.mutable_exact_hessian();
+  ExpectFailed(Measure(parent, spec),
+               "exact Hessian of 75 parameters exceeds the cap of 20");
+
+  spec.mutable_block()->add_names("fc1.bias");  // 3 parameters
+  const v1::Measurement block = Measure(parent, spec);
+  ASSERT_EQ(block.state(), v1::Measurement::SUCCEEDED) << block.error_message();
+  EXPECT_EQ(block.exact_hessian().eigenvalues_size(), 3);
+  EXPECT_THAT(block.diagnostics().block_parameters(),
+              ::testing::ElementsAre("fc1.bias"));
+  ExpectStillServingAndStored();
+}
+
+TEST_F(RealEngineServiceTest, StateDictNameOrShapeMismatchFails) {
+  MeasureGoodCheckpoint();
+  CreateRun("mismatch");
+  ExpectFailed(Measure(AddCheckpoint("mismatch", 1, StateDict(0.1f, "fc9.weight")),
+                       MseSharpness()),
+               "fc0.weight");
+  ExpectFailed(Measure(AddCheckpoint("mismatch", 2,
+                                     StateDict(0.1f, "", {4, 2})),
+                       MseSharpness()),
+               "shape [4, 2]");
+  ExpectStillServingAndStored();
+}
+
+TEST_F(RealEngineServiceTest, ShardThatDoesNotFitTheModelFails) {
+  MeasureGoodCheckpoint();
+  ExpectFailed(
+      Measure(good_parent_,
+              MseSharpness("builtin://gaussian_regression?n=8&d=5")),
+      "do not fit the model");
+  ExpectStillServingAndStored();
+}
+
+TEST_F(RealEngineServiceTest, NanAndInfWeightsFail) {
+  MeasureGoodCheckpoint();
+  CreateRun("nonfinite");
+  ExpectFailed(
+      Measure(AddCheckpoint("nonfinite", 1,
+                            StateDict(std::numeric_limits<float>::quiet_NaN())),
+              MseSharpness()),
+      "NaN or Inf");
+  ExpectFailed(
+      Measure(AddCheckpoint("nonfinite", 2,
+                            StateDict(std::numeric_limits<float>::infinity())),
+              MseSharpness()),
+      "NaN or Inf");
+  ExpectStillServingAndStored();
+}
+
+// A zoo model beyond the engine's limits is refused when the run is created,
+// not stored to fail every measurement later.
+TEST_F(RealEngineServiceTest, ZooModelBeyondTheLimitsIsRefusedAtCreateRun) {
+  v1::CreateRunRequest request;
+  request.set_run_id("huge");
+  auto* zoo = request.mutable_run()->mutable_model()->mutable_zoo();
+  for (int64_t w : {int64_t{1} << 21, int64_t{1}}) zoo->add_layer_widths(w);
+  grpc::ClientContext context;
+  v1::Run run;
+  grpc::Status status = stub_->CreateRun(&context, request, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("layer_widths[0]"));
+  zoo->clear_layer_widths();  // too many layers, each small
+  for (int i = 0; i < 1025; ++i) zoo->add_layer_widths(1);
+  grpc::ClientContext deep_context;
+  status = stub_->CreateRun(&deep_context, request, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("2 to 1024 layer widths"));
+  v1::GetRunRequest get;
+  get.set_name("runs/huge");
+  grpc::ClientContext context2;
+  EXPECT_EQ(stub_->GetRun(&context2, get, &run).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+// Each issue-5 kind on the real CPU engine reaches SUCCEEDED with results
+// that fit the 3-4-1 MLP (21 parameters).
+TEST_F(RealEngineServiceTest, EveryNewKindSucceedsOnTheCpuEngine) {
+  MeasureGoodCheckpoint();
+  for (const v1::MeasurementSpec& spec : NewKindSpecs()) {
+    SCOPED_TRACE(spec.DebugString());
+    const v1::Measurement m = Measure(good_parent_, spec);
+    ASSERT_EQ(m.state(), v1::Measurement::SUCCEEDED) << m.error_message();
+    EXPECT_EQ(m.diagnostics().num_parameters(), 21);
+    EXPECT_GT(m.diagnostics().hvps(), 0);
+    if (m.has_spectral_density()) {
+      EXPECT_EQ(m.spectral_density().runs_size(), 3);
+      EXPECT_EQ(m.spectral_density().grid_size(), 64);
+    } else if (m.has_hutchpp()) {
+      EXPECT_GT(m.hutchpp().sketch_size(), 0);
+      EXPECT_GT(m.hutchpp().frobenius_norm_squared(), 0);
+      EXPECT_GT(m.hutchpp().sketch_frobenius_fraction(), 0);
+      EXPECT_LE(m.hutchpp().sketch_frobenius_fraction(), 1 + 1e-12);
+      EXPECT_GT(m.hutchpp().hutchinson_standard_error_same_hvps(), 0);
+    } else if (m.has_trace_h3()) {
+      EXPECT_GE(m.trace_h3().probes(), 10);
+    } else if (m.has_loss_expansion()) {
+      EXPECT_DOUBLE_EQ(m.loss_expansion().sigma_squared(), 1.0 / 8);
+      EXPECT_LE(m.loss_expansion().first_order_term(), 0);
+    } else if (m.has_exact_hessian()) {
+      EXPECT_EQ(m.exact_hessian().eigenvalues_size(), 21);
+      EXPECT_EQ(m.exact_hessian().matrix_size(), 21 * 21);
+      // The exact top eigenvalue is Lanczos's sharpness.
+      EXPECT_NEAR(m.exact_hessian().eigenvalues(20),
+                  good_.sharpness().sharpness(),
+                  1e-3 * std::abs(good_.sharpness().sharpness()));
+    } else if (m.has_power_iteration()) {
+      EXPECT_EQ(m.power_iteration().pairs_size(), 2);
+    } else if (m.has_loss_slice()) {
+      EXPECT_EQ(m.loss_slice().loss_size(), 5);
+      EXPECT_NEAR(m.loss_slice().loss(2), m.diagnostics().loss(),
+                  1e-5 * m.diagnostics().loss());  // t = 0
+    } else {
+      ASSERT_TRUE(m.has_plan());
+      EXPECT_EQ(m.plan().spectral_density().runs_size(), 3);
+      EXPECT_GT(m.plan().hessian_trace().probes(), 0);
+      EXPECT_GT(m.plan().trace_h3().probes(), 0);
+      EXPECT_EQ(m.plan().exact_hessian().eigenvalues_size(), 21);
+      EXPECT_FALSE(m.plan().has_sharpness());
+    }
+  }
+  ExpectStillServingAndStored();
+}
+
+// A block that names no parameter fails the measurement (not the RPC: the
+// names are the model's to judge), listing the model's parameter names.
+TEST_F(RealEngineServiceTest, BlockNamingNoParameterFails) {
+  MeasureGoodCheckpoint();
+  v1::MeasurementSpec spec = MseSharpness();
+  spec.mutable_block()->add_names("no.such.weight");
+  ExpectFailed(Measure(good_parent_, spec), "fc0.weight");
+  v1::MeasurementSpec exact = MseSharpness();
+  exact.mutable_exact_hessian();
+  exact.mutable_block()->add_prefixes("layers.");
+  ExpectFailed(Measure(good_parent_, exact), "fc0.weight");
+  // A block of fc1.* has the 5 parameters of the last layer.
+  exact.mutable_block()->set_prefixes(0, "fc1.");
+  const v1::Measurement block = Measure(good_parent_, exact);
+  ASSERT_EQ(block.state(), v1::Measurement::SUCCEEDED) << block.error_message();
+  EXPECT_EQ(block.exact_hessian().eigenvalues_size(), 5);
+  EXPECT_EQ(block.diagnostics().num_parameters(), 5);
+  EXPECT_THAT(block.diagnostics().block_parameters(),
+              ::testing::ElementsAre("fc1.weight", "fc1.bias"));
+  ExpectStillServingAndStored();
+}
+
+
+}  // namespace
+}  // namespace curvd::server
