@@ -154,8 +154,9 @@ TEST_F(StoreFaultsTest, FailingProgressWritesLeaveTheJobAndItsResult) {
   EXPECT_EQ(published, 1);
 
   core::MeasurementResult result;
-  result.kind = core::MeasurementKind::kSharpness;
-  result.sharpness.top.push_back({3.0, 0.0, true});
+  core::SharpnessMethod sharpness;
+  sharpness.result.top.push_back({3.0, 0.0, true});
+  result.methods.push_back(sharpness);
   auto finished = lifecycle.Finish(m.name(), result);
   ASSERT_TRUE(finished.ok()) << finished.status();
   const v1::Measurement stored = (*store)->GetMeasurement(m.name()).value();
