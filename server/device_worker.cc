@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
-#include "server/resource_names.h"
+#include "server/measurement_sources.h"
 #include "server/spec_conversion.h"
 
 namespace curvd::server {
@@ -48,16 +48,8 @@ void DeviceWorker::Loop() {
 absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
     const RunningMeasurement& running) {
   const curvd::v1::Measurement& m = running.measurement;
-  CURVD_ASSIGN_OR_RETURN(MeasurementName name, ParseMeasurementName(m.name()));
-  CURVD_ASSIGN_OR_RETURN(
-      curvd::v1::Checkpoint checkpoint,
-      store_->GetCheckpoint(CheckpointNameOf(name.run_id, name.step)));
-  CURVD_ASSIGN_OR_RETURN(curvd::v1::Run run,
-                         store_->GetRun(RunName(name.run_id)));
-  CURVD_ASSIGN_OR_RETURN(core::ModelSource model,
-                         resolver_->ResolveModel(run, checkpoint));
-  CURVD_ASSIGN_OR_RETURN(core::ShardSpec shard,
-                         resolver_->ResolveShard(m.spec().shard_uri()));
+  CURVD_ASSIGN_OR_RETURN(MeasurementSources sources,
+                         ResolveSources(m, *store_, *resolver_));
   CURVD_ASSIGN_OR_RETURN(core::MeasurementRequest request,
                          ToCoreRequest(m.spec(), limits_));
   core::Progress progress;
@@ -70,7 +62,7 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
     return stop->load() != StopReason::kNone;
   };
   try {
-    return engine_->Measure(model, shard, request, progress);
+    return engine_->Measure(sources.model, sources.shard, request, progress);
   } catch (const std::exception& e) {
     // The engine promises not to throw; this keeps a broken promise from taking
     // the whole server down with it.

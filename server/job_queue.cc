@@ -1,9 +1,11 @@
 #include "server/job_queue.h"
 
 #include <algorithm>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace curvd::server {
 namespace {
@@ -18,8 +20,11 @@ std::string DeviceClassOf(const std::string& device) {
   return device.substr(0, device.find(':'));
 }
 
-JobQueue::JobQueue(size_t capacity, std::function<void(size_t)> on_depth_change)
-    : capacity_(capacity), on_depth_change_(std::move(on_depth_change)) {}
+JobQueue::JobQueue(size_t capacity, std::function<void(size_t)> on_depth_change,
+                   absl::Duration affinity_wait)
+    : capacity_(capacity),
+      on_depth_change_(std::move(on_depth_change)),
+      affinity_wait_(affinity_wait) {}
 
 absl::Status JobQueue::Push(Job job, bool over_capacity_ok) {
   absl::MutexLock lock(&mu_);
@@ -28,58 +33,118 @@ absl::Status JobQueue::Push(Job job, bool over_capacity_ok) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the measurement queue is full (", capacity_, " queued); retry later"));
   }
-  std::deque<Job>& jobs = by_run_[job.run_name];
+  std::deque<Queued>& jobs = by_run_[job.run_name];
   if (jobs.empty()) turn_.push_back(job.run_name);
-  jobs.push_back(std::move(job));
+  jobs.push_back(Queued{std::move(job), absl::Now()});
   ++size_;
   NotifyDepth();
   return absl::OkStatus();
 }
 
-bool JobQueue::HasJobFor(const std::string& device_class) const {
-  for (const auto& [run, jobs] : by_run_) {
-    for (const Job& job : jobs) {
-      if (Accepts(device_class, job)) return true;
+bool JobQueue::Claimed(const std::string& device, const Job& job) const {
+  if (auto own = devices_.find(device);
+      own != devices_.end() && own->second.loads.HoldsModel(job.model_key)) {
+    return false;
+  }
+  for (const auto& [other, state] : devices_) {
+    if (other != device && Accepts(state.device_class, job) &&
+        state.loads.HoldsModel(job.model_key)) {
+      return true;
     }
   }
   return false;
 }
 
-std::optional<Job> JobQueue::Pop(const std::string& device) {
+std::optional<JobQueue::Place> JobQueue::Choose(
+    const std::string& device, absl::Time now, absl::Time* next_change) const {
   const std::string device_class = DeviceClassOf(device);
-  absl::MutexLock lock(&mu_);
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return closed_ || HasJobFor(device_class);
-  };
-  mu_.Await(absl::Condition(&ready));
-  if (closed_) return std::nullopt;
-  for (auto turn = turn_.begin(); turn != turn_.end(); ++turn) {
-    std::deque<Job>& jobs = by_run_[*turn];
-    auto it = std::find_if(jobs.begin(), jobs.end(), [&](const Job& job) {
-      return Accepts(device_class, job);
-    });
-    if (it == jobs.end()) continue;
-    Job job = std::move(*it);
-    jobs.erase(it);
-    std::string run = std::move(*turn);
-    turn_.erase(turn);
-    if (jobs.empty()) {
-      by_run_.erase(run);
-    } else {
-      turn_.push_back(std::move(run));  // served: to the back of the line
+  const auto own = devices_.find(device);
+  std::optional<Place> best;
+  // Smaller is better: claimed by another device, then colder.
+  std::tuple<bool, int> best_rank;
+  for (size_t t = 0; t < turn_.size(); ++t) {
+    const std::deque<Queued>& jobs = by_run_.at(turn_[t]);
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const Queued& queued = jobs[i];
+      if (!Accepts(device_class, queued.job)) continue;
+      if (queued.overtaken >= kMaxOvertakes) return Place{t, i};
+      const bool claimed = Claimed(device, queued.job);
+      if (claimed) {
+        const absl::Time released = queued.queued_time + affinity_wait_;
+        if (now < released) {
+          if (next_change != nullptr) {
+            *next_change = std::min(*next_change, released);
+          }
+          continue;
+        }
+      }
+      const int warmth =
+          own == devices_.end()
+              ? 0
+              : own->second.loads.Warmth(queued.job.model_key,
+                                         queued.job.shard_key);
+      const std::tuple<bool, int> rank{claimed, -warmth};
+      if (!best.has_value() || rank < best_rank) {
+        best = Place{t, i};
+        best_rank = rank;
+      }
     }
-    --size_;
-    NotifyDepth();
-    return job;
   }
-  return std::nullopt;  // unreachable: `ready` found a job under the same lock
+  return best;
+}
+
+Job JobQueue::Take(const std::string& device, Place place) {
+  const std::string device_class = DeviceClassOf(device);
+  for (size_t t = 0; t <= place.turn; ++t) {
+    std::deque<Queued>& jobs = by_run_[turn_[t]];
+    const size_t ahead = t == place.turn ? place.index : jobs.size();
+    for (size_t i = 0; i < ahead; ++i) {
+      if (Accepts(device_class, jobs[i].job)) ++jobs[i].overtaken;
+    }
+  }
+  auto turn = turn_.begin() + place.turn;
+  std::deque<Queued>& jobs = by_run_[*turn];
+  Job job = std::move(jobs[place.index].job);
+  jobs.erase(jobs.begin() + place.index);
+  std::string run = std::move(*turn);
+  turn_.erase(turn);
+  if (jobs.empty()) {
+    by_run_.erase(run);
+  } else {
+    turn_.push_back(std::move(run));  // served: to the back of the line
+  }
+  --size_;
+  devices_.try_emplace(device, Device{device_class})
+      .first->second.loads.Record(job.model_key, job.shard_key);
+  NotifyDepth();
+  return job;
+}
+
+std::optional<Job> JobQueue::Pop(const std::string& device) {
+  absl::MutexLock lock(&mu_);
+  while (!closed_) {
+    absl::Time next_change = absl::InfiniteFuture();
+    if (std::optional<Place> place = Choose(device, absl::Now(), &next_change)) {
+      return Take(device, *place);
+    }
+    // Conditions are evaluated whenever the lock is released; the deadline
+    // covers a held-back job that time alone releases, and a job pushed since,
+    // held back to an earlier time, ends the wait to take a new deadline.
+    auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      absl::Time earliest = absl::InfiniteFuture();
+      return closed_ || Choose(device, absl::Now(), &earliest).has_value() ||
+             earliest < next_change;
+    };
+    mu_.AwaitWithDeadline(absl::Condition(&ready), next_change);
+  }
+  return std::nullopt;
 }
 
 bool JobQueue::Remove(const std::string& measurement_name) {
   absl::MutexLock lock(&mu_);
   for (auto& [run, jobs] : by_run_) {
-    auto it = std::find_if(jobs.begin(), jobs.end(), [&](const Job& job) {
-      return job.measurement_name == measurement_name;
+    auto it = std::find_if(jobs.begin(), jobs.end(), [&](const Queued& queued) {
+      return queued.job.measurement_name == measurement_name;
     });
     if (it == jobs.end()) continue;
     jobs.erase(it);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/status_macros.h"
+#include "server/measurement_sources.h"
 
 namespace curvd::server {
 
@@ -76,8 +77,9 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
     const std::string run =
         checkpoint.substr(0, checkpoint.find("/checkpoints/"));
     // Work acknowledged before the restart is queued even beyond the capacity.
-    CURVD_RETURN_IF_ERROR(core->queue_->Push(
-        Job{m.name(), run, m.spec().device()}, /*over_capacity_ok=*/true));
+    CURVD_RETURN_IF_ERROR(
+        core->queue_->Push(JobOf(m, run, *core->store_, *core->resolver_),
+                           /*over_capacity_ok=*/true));
   }
   for (auto& engine : engines) {
     core->workers_.push_back(std::make_unique<DeviceWorker>(

@@ -249,11 +249,12 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
   const v1::MeasurementSpec& spec = request.spec();
   CURVD_ASSIGN_OR_RETURN(core::MeasurementRequest measurement_request,
                          ToCoreRequest(spec, core.options().request_limits));
-  CURVD_RETURN_IF_ERROR(
-      core.resolver().ResolveShard(spec.shard_uri()).status());
+  CURVD_ASSIGN_OR_RETURN(core::ShardSpec shard,
+                         core.resolver().ResolveShard(spec.shard_uri()));
   CURVD_ASSIGN_OR_RETURN(v1::Run run,
                          core.store().GetRun(RunName(parent.run_id)));
-  CURVD_RETURN_IF_ERROR(core.resolver().ResolveModel(run, checkpoint).status());
+  CURVD_ASSIGN_OR_RETURN(core::ModelSource model,
+                         core.resolver().ResolveModel(run, checkpoint));
   CURVD_RETURN_IF_ERROR(CheckExactHessianSize(run, measurement_request));
   if (!spec.device().empty() && spec.device() != "cpu" &&
       spec.device() != "cuda") {
@@ -282,8 +283,8 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
     return absl::OkStatus();
   }
   CURVD_RETURN_IF_ERROR(inserted);
-  absl::Status queued =
-      core.queue().Push(Job{m.name(), run.name(), spec.device()});
+  absl::Status queued = core.queue().Push(Job{
+      m.name(), run.name(), spec.device(), model.cache_key, shard.cache_key});
   if (!queued.ok()) {
     // Never acknowledged, so removing it loses nothing a client saw.
     core.store().DeleteMeasurement(m.name()).IgnoreError();

@@ -1,10 +1,13 @@
 #include "server/job_queue.h"
 
 #include <string>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 
 namespace curvd::server {
@@ -12,7 +15,12 @@ namespace {
 
 Job MakeJob(const std::string& run, int i,
             const std::string& device_class = "") {
-  return Job{run + "/m" + std::to_string(i), run, device_class};
+  return Job{run + "/m" + std::to_string(i), run, device_class, "", ""};
+}
+
+// Job `name` of run "runs/a" that loads model `model` and the shard "shard".
+Job ModelJob(const std::string& name, const std::string& model) {
+  return Job{name, "runs/a", "", model, "shard"};
 }
 
 TEST(JobQueueTest, ServesRunsRoundRobin) {
@@ -74,6 +82,120 @@ TEST(JobQueueTest, CloseWakesWaitingWorkersAndRefusesPushes) {
   EXPECT_FALSE(got_job);
   EXPECT_EQ(queue.Push(MakeJob("runs/a", 0)).code(),
             absl::StatusCode::kUnavailable);
+}
+
+// Two devices, each busy with the checkpoint it took first: the jobs of a
+// model go to the device that holds it, out of fair order, and are held back
+// from the other device (the affinity wait is long).
+TEST(JobQueueTest, TakesTheJobsOfTheModelItHolds) {
+  JobQueue queue(16, nullptr, absl::Hours(1));
+  ASSERT_TRUE(queue.Push(ModelJob("c1/sharpness", "m1")).ok());
+  EXPECT_EQ(queue.Pop("cuda:0")->measurement_name, "c1/sharpness");
+  ASSERT_TRUE(queue.Push(ModelJob("c2/sharpness", "m2")).ok());
+  EXPECT_EQ(queue.Pop("cuda:1")->measurement_name, "c2/sharpness");
+  for (const std::string kind : {"trace", "trace_h3", "hutchpp"}) {
+    ASSERT_TRUE(queue.Push(ModelJob("c2/" + kind, "m2")).ok());
+    ASSERT_TRUE(queue.Push(ModelJob("c1/" + kind, "m1")).ok());
+  }
+  std::vector<std::string> cuda0;
+  std::vector<std::string> cuda1;
+  for (int i = 0; i < 3; ++i) {
+    cuda0.push_back(queue.Pop("cuda:0")->measurement_name);
+    cuda1.push_back(queue.Pop("cuda:1")->measurement_name);
+  }
+  EXPECT_EQ(cuda0, (std::vector<std::string>{"c1/trace", "c1/trace_h3",
+                                             "c1/hutchpp"}));
+  EXPECT_EQ(cuda1, (std::vector<std::string>{"c2/trace", "c2/trace_h3",
+                                             "c2/hutchpp"}));
+}
+
+// No starvation: a job held back for its busy device goes to an idle one once
+// the affinity wait has passed since it was queued.
+TEST(JobQueueTest, AnIdleDeviceTakesAHeldBackJobAfterTheAffinityWait) {
+  const absl::Duration wait = absl::Milliseconds(200);
+  JobQueue queue(16, nullptr, wait);
+  ASSERT_TRUE(queue.Push(ModelJob("c1/sharpness", "m1")).ok());
+  ASSERT_TRUE(queue.Pop("cuda:0").has_value());  // cuda:0 stays busy
+  const absl::Time queued = absl::Now();
+  ASSERT_TRUE(queue.Push(ModelJob("c1/trace", "m1")).ok());
+  EXPECT_EQ(queue.Pop("cuda:1")->measurement_name, "c1/trace");
+  EXPECT_GE(absl::Now() - queued, wait);
+  EXPECT_LT(absl::Now() - queued, wait + absl::Seconds(5));
+}
+
+// The same for a device that was already waiting in Pop when the job came.
+TEST(JobQueueTest, AWaitingDeviceTakesAHeldBackJobAfterTheAffinityWait) {
+  const absl::Duration wait = absl::Milliseconds(200);
+  JobQueue queue(16, nullptr, wait);
+  ASSERT_TRUE(queue.Push(ModelJob("c1/sharpness", "m1")).ok());
+  ASSERT_TRUE(queue.Pop("cuda:0").has_value());  // cuda:0 stays busy
+  std::optional<Job> taken;
+  absl::Time taken_time;
+  std::thread idle([&] {
+    taken = queue.Pop("cuda:1");
+    taken_time = absl::Now();
+  });
+  absl::SleepFor(absl::Milliseconds(50));  // cuda:1 waits on an empty queue
+  const absl::Time queued = absl::Now();
+  ASSERT_TRUE(queue.Push(ModelJob("c1/trace", "m1")).ok());
+  idle.join();
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_EQ(taken->measurement_name, "c1/trace");
+  EXPECT_GE(taken_time - queued, wait);
+}
+
+// Released from its wait, a claimed job still goes after an unclaimed one,
+// though it is ahead in fair order; a shard alone claims nothing.
+TEST(JobQueueTest, AnUnclaimedJobGoesBeforeAReleasedClaimedOne) {
+  JobQueue queue(16, nullptr, absl::ZeroDuration());
+  ASSERT_TRUE(queue.Push(Job{"c1/sharpness", "runs/a", "", "m1", "s"}).ok());
+  ASSERT_TRUE(queue.Pop("cuda:0").has_value());  // holds m1 and s; busy
+  ASSERT_TRUE(queue.Push(Job{"c1/trace", "runs/a", "", "m1", "s"}).ok());
+  ASSERT_TRUE(queue.Push(Job{"c2/sharpness", "runs/a", "", "m2", "s"}).ok());
+  EXPECT_EQ(queue.Pop("cuda:1")->measurement_name, "c2/sharpness");
+  EXPECT_EQ(queue.Pop("cuda:1")->measurement_name, "c1/trace");
+}
+
+// No starvation by affinity alone: a cold job is overtaken by warm ones at
+// most kMaxOvertakes times.
+TEST(JobQueueTest, ServesAColdJobAfterMaxOvertakes) {
+  JobQueue queue(64);
+  ASSERT_TRUE(queue.Push(ModelJob("warm/0", "m1")).ok());
+  ASSERT_TRUE(queue.Pop("cpu").has_value());  // cpu holds m1
+  ASSERT_TRUE(queue.Push(Job{"cold", "runs/b", "", "m2", "s2"}).ok());
+  for (int i = 1; i <= JobQueue::kMaxOvertakes + 2; ++i) {
+    ASSERT_TRUE(queue.Push(ModelJob("warm/" + std::to_string(i), "m1")).ok());
+  }
+  std::vector<std::string> order;
+  for (int i = 0; i < JobQueue::kMaxOvertakes + 3; ++i) {
+    order.push_back(queue.Pop("cpu")->measurement_name);
+  }
+  std::vector<std::string> expected;
+  for (int i = 1; i <= JobQueue::kMaxOvertakes; ++i) {
+    expected.push_back("warm/" + std::to_string(i));
+  }
+  expected.push_back("cold");
+  for (int i = JobQueue::kMaxOvertakes + 1; i <= JobQueue::kMaxOvertakes + 2;
+       ++i) {
+    expected.push_back("warm/" + std::to_string(i));
+  }
+  EXPECT_EQ(order, expected);
+}
+
+// Warmth: the model counts more than the shard; among equally warm jobs the
+// fair order decides.
+TEST(JobQueueTest, PrefersTheHeldModelToTheHeldShard) {
+  JobQueue queue(16);
+  ASSERT_TRUE(queue.Push(Job{"first", "runs/a", "", "m1", "s1"}).ok());
+  ASSERT_TRUE(queue.Pop("cpu").has_value());
+  ASSERT_TRUE(queue.Push(Job{"cold", "runs/a", "", "m2", "s2"}).ok());
+  ASSERT_TRUE(queue.Push(Job{"shard", "runs/a", "", "m3", "s1"}).ok());
+  ASSERT_TRUE(queue.Push(Job{"model", "runs/a", "", "m1", "s3"}).ok());
+  ASSERT_TRUE(queue.Push(Job{"both", "runs/a", "", "m1", "s1"}).ok());
+  std::vector<std::string> order;
+  for (int i = 0; i < 4; ++i) order.push_back(queue.Pop("cpu")->measurement_name);
+  EXPECT_EQ(order,
+            (std::vector<std::string>{"both", "model", "shard", "cold"}));
 }
 
 TEST(JobQueueTest, DeviceClassOfStripsTheIndex) {
