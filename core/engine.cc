@@ -149,7 +149,7 @@ class TorchEngine final : public Engine {
                                             const MeasurementRequest& request,
                                             const Progress& progress) override {
     CURVD_RETURN_IF_ERROR(ValidateRequest(request));
-    try {
+    return CatchTorchExceptions([&]() -> absl::StatusOr<MeasurementResult> {
       const Precision precision = request.objective.precision;
       const torch::ScalarType dtype = DtypeOf(precision);
       CURVD_ASSIGN_OR_RETURN(DeviceCache::Handle<Model> model,
@@ -186,9 +186,7 @@ class TorchEngine final : public Engine {
                              ? Precision::kFloat32
                              : precision;
       return result;
-    } catch (...) {
-      return StatusFromException(std::current_exception());
-    }
+    });
   }
 
   std::string device() const override { return name_; }
@@ -233,7 +231,7 @@ class TorchEngine final : public Engine {
   absl::StatusOr<MeasurementResult> MeasureWithBatch(
       Model& model, const Shard& shard, const MeasurementRequest& request,
       int64_t micro_batch, bool retain_graphs, const Progress& progress) {
-    try {
+    return CatchTorchExceptions([&]() -> absl::StatusOr<MeasurementResult> {
       const absl::Time start = absl::Now();
       CURVD_ASSIGN_OR_RETURN(
           Objective objective,
@@ -256,9 +254,7 @@ class TorchEngine final : public Engine {
       result.micro_batch_size = objective.micro_batch_size();
       result.graphs_retained = retain_graphs;
       return result;
-    } catch (...) {
-      return StatusFromException(std::current_exception());
-    }
+    });
   }
 
   const torch::Device device_;

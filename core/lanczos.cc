@@ -4,13 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/lanczos_kernel.h"
 #include "core/status_macros.h"
 #include "core/tridiagonal_eigen.h"
 
@@ -20,85 +20,29 @@ namespace {
 // beta at or below this many rounding units of ||T|| is a breakdown: what is
 // left of A q after removing the basis is rounding noise.
 constexpr double kBreakdownUlps = 100;
-// Rows the Lanczos basis starts with; it doubles when full.
+// Rows the Lanczos basis starts with; it doubles when full (preallocating
+// max_iterations + 1 rows of a large model could take more memory than the run
+// needs).
 constexpr int64_t kInitialBasisRows = 16;
-
-double UnitRoundoff(const torch::TensorOptions& options) {
-  return options.dtype() == torch::kFloat64
-             ? std::numeric_limits<double>::epsilon()
-             : static_cast<double>(std::numeric_limits<float>::epsilon());
-}
-
-// The orthonormal Lanczos vectors, rows of a matrix that grows by doubling (up
-// to max_rows; preallocating max_iterations + 1 rows of a large model could
-// take more memory than the run needs), so that reorthogonalisation is two
-// matrix-vector products into reused buffers.
-class Basis {
- public:
-  Basis(int64_t max_rows, int64_t size, const torch::TensorOptions& options)
-      : max_rows_(max_rows),
-        rows_(torch::empty({std::min(kInitialBasisRows, max_rows), size},
-                           options)),
-        coefficients_(torch::empty({max_rows}, options)),
-        residual_(torch::empty({size}, options)) {}
-
-  int64_t size() const { return used_; }
-  torch::Tensor row(int64_t i) const { return rows_[i]; }
-  // The rows in use, [size(), vector size].
-  torch::Tensor rows() const { return rows_.narrow(0, 0, used_); }
-
-  // Appends w / norm.
-  void Append(const torch::Tensor& w, double norm) {
-    if (used_ == rows_.size(0)) {
-      const int64_t grown = std::min(2 * rows_.size(0), max_rows_);
-      rows_ = torch::cat(
-          {rows_, torch::empty({grown - rows_.size(0), rows_.size(1)},
-                               rows_.options())});
-    }
-    rows_[used_++].copy_(w).div_(norm);
-  }
-
-  // w minus its projection on the basis, by classical Gram-Schmidt twice: once
-  // is not enough in floating point ("twice is enough", Kahan and Parlett).
-  // Returns a buffer of the basis, valid until the next call.
-  const torch::Tensor& Orthogonalise(const torch::Tensor& w) {
-    const torch::Tensor q = rows_.narrow(0, 0, used_);
-    torch::Tensor c = coefficients_.narrow(0, 0, used_);
-    torch::mv_out(c, q, w);
-    torch::addmv_out(residual_, w, q.t(), c, /*beta=*/1, /*alpha=*/-1);
-    torch::mv_out(c, q, residual_);
-    residual_.addmv_(q.t(), c, /*beta=*/1, /*alpha=*/-1);
-    return residual_;
-  }
-
- private:
-  int64_t max_rows_;
-  torch::Tensor rows_;
-  torch::Tensor coefficients_;
-  torch::Tensor residual_;
-  int64_t used_ = 0;
-};
 
 // The unit Ritz vectors Q^T s_i of the `count` largest Ritz values, largest
 // first, from the eigenvectors s_i of T_m: the tridiagonal solver keeps only
 // their last components, so T_m (m x m, small) is solved again densely.
-std::vector<torch::Tensor> TopRitzVectors(const Basis& basis,
-                                          const std::vector<double>& alphas,
-                                          const std::vector<double>& betas,
+std::vector<torch::Tensor> TopRitzVectors(const torch::Tensor& basis,
+                                          const LanczosTridiagonal& t,
                                           int64_t count) {
-  const int64_t m = static_cast<int64_t>(alphas.size());
+  const int64_t m = static_cast<int64_t>(t.alphas.size());
   std::vector<torch::Tensor> vectors;
   if (count == 0) return vectors;
-  torch::Tensor t = torch::diag(torch::tensor(alphas, torch::kFloat64));
+  torch::Tensor dense = torch::diag(torch::tensor(t.alphas, torch::kFloat64));
   if (m > 1) {
-    const torch::Tensor off = torch::tensor(betas, torch::kFloat64);
-    t += torch::diag(off, 1) + torch::diag(off, -1);
+    const torch::Tensor off = torch::tensor(t.betas, torch::kFloat64);
+    dense += torch::diag(off, 1) + torch::diag(off, -1);
   }
-  const torch::Tensor s = std::get<1>(torch::linalg_eigh(t));  // ascending
-  const torch::Tensor q = basis.rows();
+  const torch::Tensor s = std::get<1>(torch::linalg_eigh(dense));  // ascending
   const torch::Tensor top =
-      s.narrow(1, m - count, count).flip({1}).t().to(q.options());
-  const torch::Tensor y = top.mm(q);
+      s.narrow(1, m - count, count).flip({1}).t().to(basis.options());
+  const torch::Tensor y = top.mm(basis);
   // Unit already to rounding; normalised so that callers can rely on it.
   const torch::Tensor unit = y / y.norm(2, {1}, /*keepdim=*/true);
   for (int64_t i = 0; i < count; ++i) vectors.push_back(unit[i]);
@@ -118,46 +62,31 @@ absl::StatusOr<SharpnessResult> Lanczos(
   const int64_t max_steps = std::min<int64_t>(lanczos.max_iterations, size);
   const double eps = UnitRoundoff(options);
   at::Generator generator = SeededGenerator(lanczos.seed);
-  Basis basis(max_steps + 1, size, options);
-  {
-    const torch::Tensor start =
-        RandomProbe(size, ProbeDistribution::kGaussian, generator, options);
-    basis.Append(start, start.norm().item<double>());
-  }
-  std::vector<double> alphas;
-  std::vector<double> betas;  // betas[j] couples steps j and j + 1
+  auto gaussian = [&] {
+    return RandomProbe(size, ProbeDistribution::kGaussian, generator, options);
+  };
   SharpnessResult result;
-  for (int64_t step = 0; step < max_steps; ++step) {
+  LanczosHooks hooks;
+  hooks.before_step = [&progress](int64_t step) -> absl::Status {
     if (progress.cancelled && progress.cancelled()) {
       return absl::CancelledError(
           absl::StrCat("cancelled at Lanczos step ", step));
     }
-    const torch::Tensor q = basis.row(step);
-    CURVD_ASSIGN_OR_RETURN(const torch::Tensor product, op(q));
-    const torch::Tensor alpha_on_device = q.dot(product);
-    const torch::Tensor& w = basis.Orthogonalise(product);
-    // alpha and beta are the step's only reads from the device: one wait. Any
-    // NaN or Inf in the product makes alpha non-finite (0 * Inf is NaN).
-    const torch::Tensor scalars = torch::stack({alpha_on_device, w.norm()})
-                                      .to(torch::kCPU, torch::kFloat64);
-    const double alpha = scalars[0].item<double>();
-    const double beta = scalars[1].item<double>();
-    if (!std::isfinite(alpha) || !std::isfinite(beta)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the operator product at Lanczos step ", step,
-                       " is not finite (alpha = q^T A q = ", alpha, ")"));
-    }
-    alphas.push_back(alpha);
-
+    return absl::OkStatus();
+  };
+  hooks.fresh_vector = gaussian;
+  hooks.after_step =
+      [&](const LanczosStep& step) -> absl::StatusOr<LanczosNext> {
     CURVD_ASSIGN_OR_RETURN(TridiagonalEigen eig,
-                           SolveTridiagonal(alphas, betas));
-    const int64_t m = step + 1;
+                           SolveTridiagonal(*step.alphas, *step.betas));
+    const int64_t m = step.index + 1;
     const double t_norm =
         std::max(std::abs(eig.values.front()), std::abs(eig.values.back()));
-    // Once the basis spans the whole space, or A maps its span into itself, the
-    // Ritz pairs are exact.
-    const bool breakdown = m == size || beta <= kBreakdownUlps * eps * t_norm;
-    const double residual_beta = breakdown ? 0.0 : beta;
+    // Once the basis spans the whole space, or A maps its span into itself,
+    // the Ritz pairs are exact.
+    const bool breakdown =
+        m == size || step.beta <= kBreakdownUlps * eps * t_norm;
+    const double residual_beta = breakdown ? 0.0 : step.beta;
     const double floor = std::pow(eps, 2.0 / 3.0) * t_norm;
     auto pair = [&](int64_t i) {
       Eigenpair p;
@@ -190,25 +119,14 @@ absl::StatusOr<SharpnessResult> Lanczos(
           absl::StrFormat("Lanczos step %d/%d, largest Ritz value %.6g", m,
                           max_steps, eig.values.back()));
     }
-    if (result.converged || m == max_steps) break;
-
-    if (breakdown) {
-      const torch::Tensor fresh =
-          RandomProbe(size, ProbeDistribution::kGaussian, generator, options);
-      const torch::Tensor& restart = basis.Orthogonalise(fresh);
-      const double norm = restart.norm().item<double>();
-      // Nothing of a random vector left but rounding noise: the basis already
-      // spans the space.
-      if (!(norm > std::sqrt(eps) * fresh.norm().item<double>())) break;
-      betas.push_back(0.0);
-      basis.Append(restart, norm);
-    } else {
-      betas.push_back(beta);
-      basis.Append(w, beta);
-    }
-  }
+    if (result.converged) return LanczosNext::kStop;
+    return breakdown ? LanczosNext::kRestart : LanczosNext::kExtend;
+  };
+  LanczosKernel kernel(max_steps, size, options, kInitialBasisRows, "Lanczos");
+  CURVD_ASSIGN_OR_RETURN(const LanczosTridiagonal t,
+                         kernel.Run(op, gaussian(), hooks));
   if (top_eigenvectors != nullptr) {
-    *top_eigenvectors = TopRitzVectors(basis, alphas, betas,
+    *top_eigenvectors = TopRitzVectors(kernel.basis(), t,
                                        static_cast<int64_t>(result.top.size()));
   }
   return result;

@@ -36,7 +36,8 @@ namespace curvd::core {
 // Cancelled if progress.cancelled() returns true. Errors of `op` are returned
 // as they are; InvalidArgument, naming the step, if a product is not finite.
 // Each step is one product and one wait for the device (to read alpha and
-// beta); the basis and the reorthogonalisation reuse their buffers.
+// beta), by LanczosKernel, whose basis and reorthogonalisation reuse their
+// buffers; a restart costs one more wait.
 //
 // When `top_eigenvectors` is not null it receives (replacing its contents) the
 // unit Ritz vectors, with `options`, of the returned top pairs in the same

@@ -196,18 +196,19 @@ absl::StatusOr<std::unique_ptr<TorchScriptModel>> LoadArchive(
     return absl::NotFoundError(
         absl::StrCat("TorchScript archive ", path, " not found"));
   }
-  try {
-    return std::make_unique<TorchScriptModel>(
-        torch::jit::load(path, torch::Device("cpu")));
-  } catch (...) {
-    // Whatever the loader threw, the archive is what is wrong with it; the
-    // conversion keeps torch's message, without its backtrace, and shortens it.
-    const absl::Status error = StatusFromException(std::current_exception());
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot load TorchScript archive ", path,
-                     " (corrupt, truncated or not written by torch.jit.save): ",
-                     error.message()));
-  }
+  absl::StatusOr<std::unique_ptr<TorchScriptModel>> model =
+      CatchTorchExceptions(
+          [&]() -> absl::StatusOr<std::unique_ptr<TorchScriptModel>> {
+            return std::make_unique<TorchScriptModel>(
+                torch::jit::load(path, torch::Device("cpu")));
+          });
+  if (model.ok()) return model;
+  // Whatever the loader threw, the archive is what is wrong with it; the
+  // conversion keeps torch's message, without its backtrace, and shortens it.
+  return absl::InvalidArgumentError(
+      absl::StrCat("cannot load TorchScript archive ", path,
+                   " (corrupt, truncated or not written by torch.jit.save): ",
+                   model.status().message()));
 }
 
 absl::Status CheckAllFinite(const std::vector<Slot>& slots) {
@@ -275,15 +276,10 @@ absl::StatusOr<torch::Tensor> TensorFromSafetensors(
 }
 
 absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelSource& source) {
-  try {
-    return LoadModelOrThrow(source);
-  } catch (...) {
-    // Anything torch throws past the archive loader (a copy into an exotic
-    // buffer, an allocation failure) still must not escape as an exception.
-    const absl::Status status = StatusFromException(std::current_exception());
-    return absl::Status(status.code(),
-                        absl::StrCat("cannot load model: ", status.message()));
-  }
+  // Anything torch throws past the archive loader (a copy into an exotic
+  // buffer, an allocation failure) still must not escape as an exception.
+  return CatchTorchExceptions([&] { return LoadModelOrThrow(source); },
+                              "cannot load model: ");
 }
 
 }  // namespace curvd::core

@@ -178,18 +178,19 @@ absl::StatusOr<Objective> Objective::Create(Model* model, torch::Tensor inputs,
 
   // A forward pass on a couple of samples tells whether the inputs fit, with a
   // message naming the shapes instead of a failure deep inside a measurement.
-  torch::Tensor outputs;
-  try {
-    torch::NoGradGuard no_grad;
-    outputs = model->Forward(inputs.narrow(0, 0, std::min<int64_t>(n, 2)));
-  } catch (...) {
-    absl::Status status = StatusFromException(std::current_exception());
-    if (IsOutOfMemory(status)) return status;
+  absl::StatusOr<torch::Tensor> forward =
+      CatchTorchExceptions([&]() -> absl::StatusOr<torch::Tensor> {
+        torch::NoGradGuard no_grad;
+        return model->Forward(inputs.narrow(0, 0, std::min<int64_t>(n, 2)));
+      });
+  if (!forward.ok()) {
+    if (IsOutOfMemory(forward.status())) return forward.status();
     return absl::InvalidArgumentError(
         absl::StrCat("shard inputs of shape ", ShapeOf(inputs), " (",
                      std::string(inputs.dtype().name()),
-                     ") do not fit the model: ", status.message()));
+                     ") do not fit the model: ", forward.status().message()));
   }
+  const torch::Tensor outputs = *std::move(forward);
   if (loss == LossFunction::kMse && targets.dim() == 1 && outputs.dim() == 2 &&
       outputs.size(1) == 1) {
     targets = targets.unsqueeze(1);

@@ -4,12 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/lanczos_kernel.h"
 #include "core/status_macros.h"
 
 namespace curvd::core {
@@ -53,10 +53,7 @@ absl::StatusOr<PowerIterationResult> PowerIteration(
 
   // As in Lanczos (and ARPACK), eps^(2/3) of the operator's scale is the
   // floor of the tolerance, so that an eigenvalue at 0 can converge.
-  const double eps = options.dtype() == torch::kFloat64
-                         ? std::numeric_limits<double>::epsilon()
-                         : std::numeric_limits<float>::epsilon();
-  const double floor_factor = std::pow(eps, 2.0 / 3.0);
+  const double floor_factor = std::pow(UnitRoundoff(options), 2.0 / 3.0);
   double largest = 0;  // the largest |value| seen, the operator's scale
   PowerIterationResult result;
   for (int64_t pair = 0; pair < k; ++pair) {

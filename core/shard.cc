@@ -311,15 +311,10 @@ absl::StatusOr<Shard> LoadShardOrThrow(const ShardSpec& spec) {
 }  // namespace
 
 absl::StatusOr<Shard> LoadShard(const ShardSpec& spec) {
-  try {
-    return LoadShardOrThrow(spec);
-  } catch (...) {
-    // Allocation failures for a large shard surface here rather than as a
-    // crash; StatusFromException tells them from other torch errors.
-    const absl::Status status = StatusFromException(std::current_exception());
-    return absl::Status(status.code(),
-                        absl::StrCat("cannot load shard: ", status.message()));
-  }
+  // Allocation failures for a large shard surface here rather than as a
+  // crash; StatusFromException tells them from other torch errors.
+  return CatchTorchExceptions([&] { return LoadShardOrThrow(spec); },
+                              "cannot load shard: ");
 }
 
 }  // namespace curvd::core

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/lanczos_kernel.h"
 #include "core/status_macros.h"
 #include "core/tridiagonal_eigen.h"
 
@@ -32,12 +33,6 @@ constexpr double kGridPaddingSigmas = 6;
 // More grid points than this would only cost memory.
 constexpr int kMaxGridPoints = 1000000;
 constexpr double kSqrtTwoPi = 2.5066282746310002;
-
-double UnitRoundoff(const torch::TensorOptions& options) {
-  return options.dtype() == torch::kFloat64
-             ? std::numeric_limits<double>::epsilon()
-             : static_cast<double>(std::numeric_limits<float>::epsilon());
-}
 
 absl::Status ValidateDensityOptions(const SlqOptions& slq) {
   if (slq.grid_points < 2 || slq.grid_points > kMaxGridPoints) {
@@ -79,62 +74,6 @@ absl::Status ValidateSlqOptions(const SlqOptions& slq) {
         "log_threshold must be finite and > 0, got ", slq.log_threshold));
   }
   return ValidateDensityOptions(slq);
-}
-
-// The Lanczos tridiagonalisation of `op` from the unit vector `start`: up to
-// `steps` products, with full reorthogonalisation so that T's quadrature stays
-// exact in floating point. `before_product` runs before each product (for
-// cancellation and progress) and ends the run with its error.
-struct Tridiagonal {
-  std::vector<double> alphas;
-  std::vector<double> betas;
-  bool invariant = false;
-};
-
-absl::StatusOr<Tridiagonal> Tridiagonalise(
-    const LinearOperator& op, const torch::Tensor& start, int64_t steps,
-    double eps, const std::function<absl::Status(int64_t)>& before_product) {
-  const int64_t size = start.size(0);
-  // Rows are the Lanczos vectors; orthogonalising against them is two
-  // matrix-vector products per Gram-Schmidt pass.
-  torch::Tensor basis = torch::empty({steps, size}, start.options());
-  basis[0].copy_(start);
-  Tridiagonal t;
-  double t_norm = 0;  // max_i |alpha_i| + beta_{i-1}, a scale for ||T||
-  for (int64_t j = 0; j < steps; ++j) {
-    CURVD_RETURN_IF_ERROR(before_product(j));
-    const torch::Tensor q = basis[j];
-    CURVD_ASSIGN_OR_RETURN(torch::Tensor w, op(q));
-    const double alpha = q.dot(w).item<double>();
-    if (!std::isfinite(alpha)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "operator product at SLQ Lanczos step ", j, " is not finite"));
-    }
-    t.alphas.push_back(alpha);
-    t_norm = std::max(
-        t_norm, std::abs(alpha) + (t.betas.empty() ? 0.0 : t.betas.back()));
-    if (j + 1 == size) {
-      t.invariant = true;  // the basis spans the whole space
-      break;
-    }
-    if (j + 1 == steps) break;  // the last beta is not needed
-    const torch::Tensor previous = basis.narrow(0, 0, j + 1);
-    for (int pass = 0; pass < 2; ++pass) {
-      w = w - previous.t().mv(previous.mv(w));
-    }
-    const double beta = w.norm().item<double>();
-    if (!std::isfinite(beta)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "operator product at SLQ Lanczos step ", j, " is not finite"));
-    }
-    if (beta <= std::sqrt(eps) * t_norm) {
-      t.invariant = true;
-      break;
-    }
-    t.betas.push_back(beta);
-    basis[j + 1].copy_(w / beta);
-  }
-  return t;
 }
 
 double Square(double x) { return x * x; }
@@ -303,15 +242,12 @@ absl::StatusOr<SlqResult> StochasticLanczosQuadrature(
   SlqResult result;
   result.num_parameters = size;
   result.log_threshold = slq.log_threshold;
+  // Every run fills its basis (unless it breaks down): one allocation for all.
+  LanczosKernel kernel(steps, size, options, /*initial_rows=*/steps,
+                       "SLQ Lanczos");
   for (int r = 0; r < slq.runs; ++r) {
-    const torch::Tensor z =
-        RandomProbe(size, slq.distribution, generator, options);
-    const double norm = z.norm().item<double>();
-    if (!(norm > 0)) {
-      return absl::InternalError(
-          absl::StrCat("SLQ start vector ", r, " is zero"));
-    }
-    auto before_product = [&](int64_t step) -> absl::Status {
+    LanczosHooks hooks;
+    hooks.before_step = [&](int64_t step) -> absl::Status {
       if (progress.cancelled && progress.cancelled()) {
         return absl::CancelledError(
             absl::StrCat("cancelled at SLQ run ", r, " step ", step));
@@ -323,10 +259,26 @@ absl::StatusOr<SlqResult> StochasticLanczosQuadrature(
       }
       return absl::OkStatus();
     };
-    CURVD_ASSIGN_OR_RETURN(Tridiagonal t, Tridiagonalise(op, z / norm, steps,
-                                                         eps, before_product));
+    bool invariant = false;
+    double t_norm = 0;  // max_i |alpha_i| + beta_{i-1}, a scale for ||T||
+    hooks.after_step =
+        [&](const LanczosStep& step) -> absl::StatusOr<LanczosNext> {
+      t_norm = std::max(t_norm,
+                        std::abs(step.alphas->back()) +
+                            (step.betas->empty() ? 0.0 : step.betas->back()));
+      const int64_t m = step.index + 1;
+      // The basis spans the whole space, or the Krylov space is invariant up
+      // to rounding (the last step's beta is not needed).
+      invariant =
+          m == size || (m < steps && step.beta <= std::sqrt(eps) * t_norm);
+      return invariant ? LanczosNext::kStop : LanczosNext::kExtend;
+    };
+    CURVD_ASSIGN_OR_RETURN(
+        const LanczosTridiagonal t,
+        kernel.Run(op, RandomProbe(size, slq.distribution, generator, options),
+                   hooks));
     CURVD_ASSIGN_OR_RETURN(SlqRun run, GaussQuadrature(t.alphas, t.betas));
-    run.invariant = t.invariant;
+    run.invariant = invariant;
     result.hvps += run.steps;
     result.runs.push_back(std::move(run));
   }

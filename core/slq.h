@@ -22,7 +22,8 @@ namespace curvd::core {
 // by RandomProbe from SeededGenerator(slq.seed) (one probe per run, nothing
 // else drawn), so Hutchinson or TraceCubed with the same seed and distribution
 // see the same z. Every Lanczos vector is orthogonalised against all previous
-// ones (classical Gram-Schmidt twice), which keeps the quadrature exact:
+// ones (classical Gram-Schmidt twice, by LanczosKernel: one wait for the device
+// per step, into a basis allocated once), which keeps the quadrature exact:
 // sum_j tau_j^2 theta_j^k = v^T H^k v for k <= 2 steps - 1. A run stops early
 // at a breakdown, beta_j <= sqrt(eps) ||T_j|| (eps of options' dtype), marked
 // SlqRun.invariant: the Krylov space is invariant up to a coupling whose effect

@@ -37,9 +37,7 @@ std::string Shorten(const std::string& message) {
   return absl::StrCat(message.substr(0, kMaxChars), " [...]");
 }
 
-}  // namespace
-
-absl::Status StatusFromException(std::exception_ptr exception) {
+absl::Status ConvertException(std::exception_ptr exception) {
   try {
     std::rethrow_exception(exception);
   } catch (const c10::OutOfMemoryError& e) {
@@ -60,6 +58,15 @@ absl::Status StatusFromException(std::exception_ptr exception) {
   } catch (...) {
     return absl::InternalError("unknown exception");
   }
+}
+
+}  // namespace
+
+absl::Status StatusFromException(std::exception_ptr exception,
+                                 absl::string_view context) {
+  const absl::Status status = ConvertException(exception);
+  if (context.empty()) return status;
+  return absl::Status(status.code(), absl::StrCat(context, status.message()));
 }
 
 bool IsOutOfMemory(const absl::Status& status) {
