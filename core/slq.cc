@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/lanczos_kernel.h"
+#include "core/option_limits.h"
 #include "core/status_macros.h"
 #include "core/tridiagonal_eigen.h"
 
@@ -30,15 +31,14 @@ namespace {
 // The automatic grid reaches this many sigmas beyond the extreme nodes: the
 // Gaussian mass left outside is below 1e-9.
 constexpr double kGridPaddingSigmas = 6;
-// More grid points than this would only cost memory.
-constexpr int kMaxGridPoints = 1000000;
 constexpr double kSqrtTwoPi = 2.5066282746310002;
 
 absl::Status ValidateDensityOptions(const SlqOptions& slq) {
-  if (slq.grid_points < 2 || slq.grid_points > kMaxGridPoints) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("grid_points must be in [2, ", kMaxGridPoints, "], got ",
-                     slq.grid_points));
+  if (slq.grid_points < limits::kMinGridPoints ||
+      slq.grid_points > limits::kMaxGridPoints) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "grid_points must be in [", limits::kMinGridPoints, ", ",
+        limits::kMaxGridPoints, "], got ", slq.grid_points));
   }
   if (!(slq.sigma >= 0) || !std::isfinite(slq.sigma)) {
     return absl::InvalidArgumentError(

@@ -178,14 +178,14 @@ class LossSliceReadsTest : public EngineDeviceTest {};
 // (its other product, v^T H v, is the slice's).
 TEST_P(LossSliceReadsTest, OneDeviceReadPerLanczosStep) {
   MeasurementRequest request;
-  request.kind = MeasurementKind::kLossSlice;
   request.objective.loss = LossFunction::kMse;
   request.objective.precision = Precision::kFloat64;
-  request.loss_slice.direction = SliceDirection::kTopEigenvector;
-  request.loss_slice.points = 5;
-  request.loss_slice.lanczos.top_k = 1;
-  request.loss_slice.lanczos.max_iterations = 100;
-  request.loss_slice.lanczos.relative_tolerance = 1e-8;
+  LossSliceOptions& slice = request.Add<LossSliceMethod>().options;
+  slice.direction = SliceDirection::kTopEigenvector;
+  slice.points = 5;
+  slice.lanczos.top_k = 1;
+  slice.lanczos.max_iterations = 100;
+  slice.lanczos.relative_tolerance = 1e-8;
   const int64_t reads = LanczosHostReadsOnThisThread();
   auto result = Measure(request, ZooMlp({4, 8, 2}, "zoo:mlp-4-8-2-tanh"), 13);
   ASSERT_TRUE(result.ok()) << result.status();
