@@ -7,6 +7,12 @@
 #
 # Usage (on the GPU machine, repository root): scripts/gpu_test.sh
 # Writes logs under $OUT (or ./gpu-out) and prints a summary table last.
+#   CURVD_GPU_BEFORE_TREE=DIR  also build DIR's curvd_bench (another commit,
+#                              e.g. a `git archive` carried to the machine)
+#                              into /tmp/build-before, beside this tree's
+#                              build, for scripts/bench.sh's before/after run
+#                              (CURVD_BENCH_BUILD=/tmp/build-before
+#                              CURVD_BENCH_REUSE_EXPORT=1)
 set -euo pipefail
 
 out=${OUT:-$PWD/gpu-out}
@@ -35,14 +41,25 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$pfx/usr;$torch_prefix" \
   -DProtobuf_PROTOC_EXECUTABLE="$pfx/usr/bin/protoc" >"$out/configure.log" 2>&1 ||
   { tail -40 "$out/configure.log"; exit 1; }
+before_pid=
+if [ -n "${CURVD_GPU_BEFORE_TREE:-}" ]; then
+  (cmake -S "$CURVD_GPU_BEFORE_TREE" -B /tmp/build-before -G Ninja -DCMAKE_BUILD_TYPE=Release \
+     -DCMAKE_PREFIX_PATH="$pfx/usr;$torch_prefix" \
+     -DProtobuf_PROTOC_EXECUTABLE="$pfx/usr/bin/protoc" &&
+   ninja -C /tmp/build-before curvd_bench) >"$out/build-before.log" 2>&1 &
+  before_pid=$!
+fi
 ninja -C "$build" >"$out/build.log" 2>&1 || { grep -B2 -A12 'error' "$out/build.log" | head -80; exit 1; }
+if [ -n "$before_pid" ]; then
+  wait "$before_pid" || { echo "before build failed:"; tail -30 "$out/build-before.log"; exit 1; }
+fi
 build_s=$(( $(date +%s) - start ))
 
 echo "== GPU-labelled tests"
 set +e
 ctest --test-dir "$build" -L gpu --output-on-failure -j4 >"$out/gpu-tests.log" 2>&1
 gpu_rc=$?
-ctest --test-dir "$build" -L unit -j8 >"$out/unit-tests.log" 2>&1
+ctest --test-dir "$build" -L 'unit|service' -LE gpu -j8 >"$out/unit-tests.log" 2>&1
 unit_rc=$?
 set -e
 tail -25 "$out/gpu-tests.log"
@@ -65,6 +82,6 @@ echo "| --- | --- |"
 echo "| gpu | $(cat "$out/gpu.txt") |"
 echo "| build | ${build_s} s |"
 echo "| ctest -L gpu | rc=$gpu_rc, $(grep -E 'tests passed' "$out/gpu-tests.log" || echo none) |"
-echo "| ctest -L unit | rc=$unit_rc, $(grep -E 'tests passed' "$out/unit-tests.log" || echo none) |"
+echo "| ctest -L 'unit|service' | rc=$unit_rc, $(grep -E 'tests passed' "$out/unit-tests.log" || echo none) |"
 echo "| demo | rc=$demo_rc |"
 [ "$gpu_rc" -eq 0 ]

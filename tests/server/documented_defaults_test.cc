@@ -10,18 +10,20 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_replace.h"
 #include "core/measurement.h"
 #include "core/option_limits.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/kind_table.h"
+#include "tests/documented_numbers.h"
 
 namespace curvd::server {
 namespace {
 
 namespace limits = ::curvd::core::limits;
+using ::curvd::testing::Default;
+using ::curvd::testing::Number;
+using ::curvd::testing::Range;
 using ::testing::HasSubstr;
 
 std::string ProtoText() {
@@ -55,16 +57,6 @@ std::string FieldComment(const std::string& proto, const std::string& message,
   }
   return "";
 }
-
-// As the proto writes numbers: 1e-6, 0.01, 300.
-std::string Number(double value) {
-  return absl::StrReplaceAll(absl::StrFormat("%g", value),
-                             {{"e-0", "e-"}, {"e+0", "e"}});
-}
-std::string Default(double value) {
-  return absl::StrCat("default ", Number(value));
-}
-std::string Range(int low, int high) { return absl::StrCat(low, "..", high); }
 
 struct Documented {
   std::string message;

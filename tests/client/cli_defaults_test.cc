@@ -1,0 +1,78 @@
+// curvctl's help cites core's defaults and bounds (the option structs and
+// core/api option_limits.h) rather than copies that can drift: each number is
+// read here from core and looked for in the help of its `measure` flag.
+#include <string>
+#include <vector>
+
+#include "client/curvctl_commands.h"
+#include "core/measurement.h"
+#include "core/option_limits.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/documented_numbers.h"
+
+namespace curvd::client {
+namespace {
+
+namespace limits = ::curvd::core::limits;
+using ::curvd::testing::Number;
+using ::curvd::testing::Percent;
+using ::curvd::testing::Range;
+using ::testing::HasSubstr;
+
+// The help of `measure`'s flag `name`; empty when there is no such flag.
+std::string MeasureHelp(const std::string& name) {
+  for (const CommandDef& command : CurvctlCommands()) {
+    if (command.name != "measure") continue;
+    for (const FlagDef& flag : command.flags) {
+      if (flag.name == name) return flag.help;
+    }
+  }
+  return "";
+}
+
+TEST(CliDefaultsTest, MeasureHelpCitesCoresDefaultsAndBounds) {
+  const core::LanczosOptions lanczos;
+  const core::TraceOptions trace;
+  const core::SlqOptions slq;
+  const core::HutchppOptions hutchpp;
+  const core::PowerIterationOptions power;
+  const core::LossSliceOptions slice;
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cited = {
+      {"top_k", {Range(1, limits::kMaxEigenpairs)}},
+      {"bottom_k", {Range(0, limits::kMaxEigenpairs)}},
+      {"max_iterations",
+       {absl::StrCat("(", lanczos.max_iterations, "; ", power.max_iterations,
+                     ")")}},
+      {"tolerance", {Number(lanczos.relative_tolerance)}},
+      {"probes",
+       {Range(trace.min_probes, trace.max_probes),
+        Percent(trace.target_relative_error)}},
+      {"runs", {Range(1, limits::kMaxSlqRuns), absl::StrCat("default ", slq.runs)}},
+      {"steps",
+       {Range(1, limits::kMaxSlqSteps), absl::StrCat("default ", slq.steps)}},
+      {"grid_points",
+       {Range(limits::kMinGridPoints, limits::kMaxGridPoints),
+        absl::StrCat("default ", slq.grid_points)}},
+      {"sigma", {Percent(slq.sigma_fraction)}},
+      {"max_hvps",
+       {absl::StrCat(">= ", limits::kMinHutchppHvps),
+        absl::StrCat("default ", hutchpp.max_hvps)}},
+      {"points",
+       {Range(1, limits::kMaxSlicePoints),
+        absl::StrCat("default ", slice.points)}},
+      {"t_min",
+       {absl::StrCat("[", Number(slice.t_min), ", ", Number(slice.t_max),
+                     "]")}},
+  };
+  for (const auto& [flag, mentions] : cited) {
+    const std::string help = MeasureHelp(flag);
+    ASSERT_FALSE(help.empty()) << "--" << flag;
+    for (const std::string& mention : mentions) {
+      EXPECT_THAT(help, HasSubstr(mention)) << "--" << flag;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace curvd::client
