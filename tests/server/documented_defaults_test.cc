@@ -10,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "core/measurement.h"
 #include "core/option_limits.h"
 #include "gmock/gmock.h"
@@ -47,13 +48,20 @@ std::string FieldComment(const std::string& proto, const std::string& message,
     const size_t slash = line.find("//");
     const std::string code = line.substr(0, slash);
     if (std::regex_search(code, declaration)) {
-      if (slash != std::string::npos) comment += line.substr(slash);
+      if (slash != std::string::npos) {
+        absl::StrAppend(&comment, line.substr(slash + 2));
+      }
       return comment;
     }
     const bool comment_only =
         slash != std::string::npos &&
         code.find_first_not_of(' ') == std::string::npos;
-    comment = comment_only ? comment + line.substr(slash) + " " : "";
+    // The comment's words, its lines joined without their "//".
+    comment = comment_only
+                  ? absl::StrCat(comment, absl::StripAsciiWhitespace(
+                                              line.substr(slash + 2)),
+                                 " ")
+                  : "";
   }
   return "";
 }

@@ -16,10 +16,12 @@
 #include "fake_engine.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
+#include "server/disk_blob_store.h"
 #include "server/job_queue.h"
 #include "server/measurement_sources.h"
 #include "server/service_core.h"
 #include "server/service_impl.h"
+#include "server/sqlite_store.h"
 #include "test_dirs.h"
 
 namespace curvd::server {
@@ -96,6 +98,8 @@ class SchedulerAffinityTest : public ::testing::Test {
     options.state_dir = testing::MakeTempDir();
     options.data_roots = {data_root_};
     options.devices = {"cuda:0", "cuda:1"};
+    options.store_factory = SqliteStore::Factory();
+    options.blob_store_factory = DiskBlobStore::Factory();
     EngineFactory factory = [this](const std::string& device) {
       return absl::StatusOr<std::unique_ptr<core::Engine>>(
           std::make_unique<LoggingEngine>(device, controls_.at(device), &log_));
