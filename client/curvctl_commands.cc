@@ -21,6 +21,7 @@
 #include "client/kind_table.h"
 #include "client/measurement_format.h"
 #include "client/zoo_weights.h"
+#include "common/resource_names.h"
 
 namespace curvd::client {
 namespace {
@@ -344,8 +345,8 @@ absl::StatusOr<v1::Checkpoint> EnsureCheckpoint(const ParsedFlags& flags,
     checkpoint.set_digest(*digest);
     return client.CreateCheckpoint(run_id, checkpoint);
   }
-  absl::StatusOr<v1::Checkpoint> existing = client.GetCheckpoint(
-      absl::StrCat(run.name(), "/checkpoints/", flags.Int("step")));
+  absl::StatusOr<v1::Checkpoint> existing =
+      client.GetCheckpoint(common::CheckpointNameOf(run_id, flags.Int("step")));
   if (existing.ok() || !absl::IsNotFound(existing.status())) return existing;
   switch (run.model().source_case()) {
     case v1::ModelSpec::kArchiveDigest:
@@ -394,7 +395,7 @@ int MeasureCommand(const ParsedFlags& flags, std::ostream& out,
   if (model.ok()) {
     run = client->CreateRun(run_id, *model);
   } else if (absl::IsNotFound(model.status()) && !flags.IsSet("model")) {
-    run = client->GetRun(absl::StrCat("runs/", run_id));
+    run = client->GetRun(common::RunName(run_id));
     if (absl::IsNotFound(run.status())) {
       err << "curvctl measure: run " << run_id
           << " does not exist; give --model or --zoo to create it\n";

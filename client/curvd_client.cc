@@ -12,6 +12,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/resource_names.h"
 
 namespace curvd::client {
 namespace {
@@ -75,20 +76,6 @@ std::string Sha256Digest(absl::string_view bytes) {
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       status.error_message());
-}
-
-bool IsTerminal(v1::Measurement::State state) {
-  return state == v1::Measurement::SUCCEEDED ||
-         state == v1::Measurement::FAILED ||
-         state == v1::Measurement::CANCELLED;
-}
-
-std::string KindName(const v1::MeasurementSpec& spec) {
-  // The kind fields are named as the kinds are.
-  const google::protobuf::FieldDescriptor* field =
-      spec.GetReflection()->GetOneofFieldDescriptor(
-          spec, v1::MeasurementSpec::descriptor()->FindOneofByName("kind"));
-  return field != nullptr ? field->name() : "unspecified";
 }
 
 Client::Client(ConnectionOptions options)
@@ -226,7 +213,7 @@ absl::StatusOr<std::string> Client::UploadBlob(absl::string_view bytes) {
 absl::StatusOr<v1::Checkpoint> Client::CreateCheckpoint(
     const std::string& run_id, const v1::Checkpoint& checkpoint) {
   v1::CreateCheckpointRequest request;
-  request.set_parent(absl::StrCat("runs/", run_id));
+  request.set_parent(common::RunName(run_id));
   *request.mutable_checkpoint() = checkpoint;
   v1::Checkpoint created;
   auto context = UnaryContext();

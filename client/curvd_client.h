@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/measurements.h"
 #include "curvd/v1/curvd_service.grpc.pb.h"
 
 namespace curvd::client {
@@ -59,13 +60,9 @@ std::string Sha256Digest(absl::string_view bytes);
 // The absl::Status with the same code and message as a grpc::Status.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
-// True for QUEUED/RUNNING's successors: SUCCEEDED, FAILED, CANCELLED.
-bool IsTerminal(curvd::v1::Measurement::State state);
-
-// The kind of a measurement as curvctl spells it, the name of the spec's kind
-// field ("sharpness", "hessian_trace", "spectral_density", "trace_h3", "plan",
-// ...), or "unspecified" when the spec sets none.
-std::string KindName(const curvd::v1::MeasurementSpec& spec);
+// IsTerminal and KindName, for trainers (common/measurements.h).
+using ::curvd::common::IsTerminal;
+using ::curvd::common::KindName;
 
 // A connection to one curvd server. Thread-safe: calls may come from several
 // threads at once (gRPC channels and stubs are).

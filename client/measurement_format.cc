@@ -123,17 +123,6 @@ std::vector<ResultSummary> Summaries(const v1::Measurement& m) {
 
 }  // namespace
 
-int64_t StepFromName(const std::string& name) {
-  std::vector<std::string> parts = absl::StrSplit(name, '/');
-  for (size_t i = 0; i + 1 < parts.size(); ++i) {
-    int64_t step;
-    if (parts[i] == "checkpoints" && absl::SimpleAtoi(parts[i + 1], &step)) {
-      return step;
-    }
-  }
-  return -1;
-}
-
 absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message,
                                    bool pretty) {
   google::protobuf::util::JsonPrintOptions options;

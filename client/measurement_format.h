@@ -10,13 +10,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/resource_names.h"
 #include "curvd/v1/curvd_service.pb.h"
 
 namespace curvd::client {
 
-// The checkpoint step encoded in a measurement or checkpoint name
-// ("runs/r/checkpoints/{step}/..."), or -1 when the name has none.
-int64_t StepFromName(const std::string& name);
+// The checkpoint step a name carries, or -1 (common/resource_names.h).
+using ::curvd::common::StepFromName;
 
 // The proto JSON mapping of any message, one line or indented.
 absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message,

@@ -8,7 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/safetensors.h"
+#include "core/api/safetensors.h"
 
 namespace curvd::client {
 

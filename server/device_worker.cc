@@ -1,11 +1,11 @@
 #include "server/device_worker.h"
 
 #include <exception>
-#include <iostream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
+#include "common/log.h"
+#include "common/status_macros.h"
 #include "server/measurement_sources.h"
 #include "server/spec_conversion.h"
 
@@ -39,8 +39,8 @@ void DeviceWorker::Loop() {
     if (!finished.ok()) {
       // Only a store failure lands here; the measurement stays RUNNING in the
       // store and becomes FAILED at the next start.
-      std::cerr << "curvd: cannot record the end of " << job->measurement_name
-                << ": " << finished.status() << "\n";
+      CURVD_LOG(ERROR) << "curvd: cannot record the end of "
+                       << job->measurement_name << ": " << finished.status();
     }
   }
 }

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "core/engine.h"
+#include "core/api/engine.h"
 #include "server/job_queue.h"
 #include "server/measurement_lifecycle.h"
 #include "server/source_resolver.h"

@@ -7,12 +7,16 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/measurements.h"
+#include "common/resource_names.h"
 #include "server/grpc_status.h"
 #include "server/metrics.h"
-#include "server/resource_names.h"
 #include "server/service_impl.h"
 
 namespace curvd::server {
+
+using ::curvd::common::ParseMeasurementName;
+
 namespace {
 
 namespace v1 = ::curvd::v1;
@@ -104,11 +108,7 @@ class WriteBlobReactor final
   v1::WriteBlobRequest request_;
 };
 
-bool IsTerminal(v1::Measurement::State state) {
-  return state == v1::Measurement::SUCCEEDED ||
-         state == v1::Measurement::FAILED ||
-         state == v1::Measurement::CANCELLED;
-}
+using ::curvd::common::IsTerminal;
 
 // Streams one measurement: its stored state first, then every published change,
 // ending after a terminal state. At most one write is outstanding; changes that

@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "core/measurement_methods.h"
+#include "core/api/measurement_methods.h"
 #include "google/protobuf/message.h"
 
 namespace curvd::server {

@@ -4,7 +4,6 @@
 
 #include <climits>
 #include <cstdint>
-#include <iostream>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -14,7 +13,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/engine.h"
+#include "common/log.h"
+#include "core/api/engine.h"
 #include "server/disk_blob_store.h"
 #include "server/server.h"
 #include "server/server_config.h"
@@ -65,7 +65,7 @@ namespace {
 constexpr absl::Duration kRpcShutdownDeadline = absl::Seconds(5);
 
 int Fail(const std::string& message) {
-  std::cerr << "curvd: " << message << "\n";
+  CURVD_LOG(ERROR) << "curvd: " << message;
   return 2;
 }
 
@@ -138,17 +138,17 @@ int main(int argc, char** argv) {
       curvd::server::CurvdServer::Start(options, &curvd::core::Engine::Create);
   if (!server.ok())
     return Fail(absl::StrCat("cannot start: ", server.status().ToString()));
-  std::cerr << "curvd " << CURVD_VERSION << ": serving gRPC on port "
-            << (*server)->port() << ", metrics on port "
-            << (*server)->metrics_port() << ", devices "
-            << absl::StrJoin(options.service.devices, ",") << ", state in "
-            << options.service.state_dir << "\n";
+  CURVD_LOG(INFO) << "curvd " << CURVD_VERSION << ": serving gRPC on port "
+                  << (*server)->port() << ", metrics on port "
+                  << (*server)->metrics_port() << ", devices "
+                  << absl::StrJoin(options.service.devices, ",")
+                  << ", state in " << options.service.state_dir;
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  std::cerr << "curvd: signal " << signal_number << ", shutting down (grace "
-            << grace_seconds << " s)\n";
+  CURVD_LOG(INFO) << "curvd: signal " << signal_number
+                  << ", shutting down (grace " << grace_seconds << " s)";
   (*server)->Shutdown(absl::Seconds(grace_seconds), kRpcShutdownDeadline);
-  std::cerr << "curvd: stopped\n";
+  CURVD_LOG(INFO) << "curvd: stopped";
   return 0;
 }

@@ -4,7 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
+#include "common/measurements.h"
+#include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/spec_conversion.h"
 
@@ -16,10 +17,7 @@ using ::google::protobuf::util::TimeUtil;
 
 constexpr absl::Duration kPublishInterval = absl::Milliseconds(100);
 
-bool IsTerminal(Measurement::State state) {
-  return state == Measurement::SUCCEEDED || state == Measurement::FAILED ||
-         state == Measurement::CANCELLED;
-}
+using ::curvd::common::IsTerminal;
 
 double SecondsBetween(const google::protobuf::Timestamp& start,
                       const google::protobuf::Timestamp& end) {

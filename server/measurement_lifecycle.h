@@ -13,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "core/measurement.h"
+#include "core/api/measurement.h"
 #include "curvd/v1/resources.pb.h"
 #include "server/job_queue.h"
 #include "server/measurement_watchers.h"

@@ -1,9 +1,14 @@
 #include "server/measurement_sources.h"
 
-#include "core/status_macros.h"
-#include "server/resource_names.h"
+#include "common/resource_names.h"
+#include "common/status_macros.h"
 
 namespace curvd::server {
+
+using ::curvd::common::CheckpointNameOf;
+using ::curvd::common::MeasurementName;
+using ::curvd::common::ParseMeasurementName;
+using ::curvd::common::RunName;
 
 absl::StatusOr<MeasurementSources> ResolveSources(
     const curvd::v1::Measurement& measurement, Store& store,

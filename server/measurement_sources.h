@@ -6,7 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "core/sources.h"
+#include "core/api/sources.h"
 #include "curvd/v1/resources.pb.h"
 #include "server/job_queue.h"
 #include "server/source_resolver.h"

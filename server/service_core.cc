@@ -1,13 +1,13 @@
 #include "server/service_core.h"
 
 #include <filesystem>
-#include <iostream>
 #include <system_error>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "core/status_macros.h"
+#include "common/log.h"
+#include "common/status_macros.h"
 #include "server/measurement_sources.h"
 
 namespace curvd::server {
@@ -114,7 +114,7 @@ void ServiceCore::CloseStore() {
   if (storage_ != nullptr) storage_->Stop();
   if (store_ == nullptr) return;
   absl::Status closed = store_->Close();
-  if (!closed.ok()) std::cerr << "curvd: closing the store: " << closed << "\n";
+  if (!closed.ok()) CURVD_LOG(ERROR) << "curvd: closing the store: " << closed;
 }
 
 std::string ServiceCore::NewId() {

@@ -8,13 +8,23 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
+#include "common/resource_names.h"
+#include "common/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
-#include "server/resource_names.h"
 #include "server/spec_conversion.h"
 
 namespace curvd::server {
+
+using ::curvd::common::CheckpointName;
+using ::curvd::common::CheckpointNameOf;
+using ::curvd::common::MeasurementNameOf;
+using ::curvd::common::ParseCheckpointName;
+using ::curvd::common::ParseMeasurementName;
+using ::curvd::common::ParseRunName;
+using ::curvd::common::RunName;
+using ::curvd::common::ValidateRunId;
+
 namespace {
 
 namespace v1 = ::curvd::v1;

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/measurement.h"
-#include "core/sources.h"
+#include "core/api/measurement.h"
+#include "core/api/sources.h"
 #include "curvd/v1/resources.pb.h"
 #include "server/blob_store.h"
 

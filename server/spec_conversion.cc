@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/status_macros.h"
+#include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace curvd::server {
@@ -171,13 +171,6 @@ void ApplyResult(const core::MeasurementResult& result,
       row->write_result(method, MutableSubMessage(measurement, row->name));
     }
   }
-}
-
-std::string KindName(const v1::MeasurementSpec& spec) {
-  // The kind fields are named as the kinds are.
-  const FieldDescriptor* field = spec.GetReflection()->GetOneofFieldDescriptor(
-      spec, v1::MeasurementSpec::descriptor()->FindOneofByName("kind"));
-  return field != nullptr ? field->name() : "unspecified";
 }
 
 }  // namespace curvd::server

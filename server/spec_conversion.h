@@ -6,7 +6,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "core/measurement.h"
+#include "common/measurements.h"
+#include "core/api/measurement.h"
 #include "curvd/v1/resources.pb.h"
 #include "server/kind_table.h"
 
@@ -40,10 +41,8 @@ curvd::v1::MeasurementSpec EffectiveSpec(
 void ApplyResult(const core::MeasurementResult& result,
                  curvd::v1::Measurement* measurement);
 
-// The name of the spec's kind field ("sharpness", "hessian_trace", ...,
-// "plan") or "unspecified": the `kind` label of metrics and the store's kind
-// column.
-std::string KindName(const curvd::v1::MeasurementSpec& spec);
+// The kind's name, for metrics and the store (common/measurements.h).
+using ::curvd::common::KindName;
 
 }  // namespace curvd::server
 

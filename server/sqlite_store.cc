@@ -10,7 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/status_macros.h"
+#include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/spec_conversion.h"
 

@@ -30,9 +30,9 @@
 #include "absl/time/time.h"
 #include "client/background_uploader.h"
 #include "client/curvd_client.h"
-#include "core/safetensors.h"
-#include "core/shard.h"
-#include "core/zoo_mlp.h"
+#include "core/api/safetensors.h"
+#include "core/data/shard.h"
+#include "core/data/zoo_mlp.h"
 
 ABSL_FLAG(std::string, server, "localhost:50051", "curvd address (host:port).");
 ABSL_FLAG(std::string, run, "",

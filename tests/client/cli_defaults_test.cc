@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "client/curvctl_commands.h"
-#include "core/measurement.h"
-#include "core/option_limits.h"
+#include "core/api/measurement.h"
+#include "core/api/option_limits.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/documented_numbers.h"

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "core/safetensors.h"
+#include "core/api/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -1,4 +1,4 @@
-#include "core/device_cache.h"
+#include "core/data/device_cache.h"
 
 #include <gtest/gtest.h>
 

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/engine.h"
-#include "core/measurement.h"
+#include "core/api/engine.h"
+#include "core/api/measurement.h"
 #include "tests/core/engine_sources.h"
 #include "tests/core/toy_models.h"
 

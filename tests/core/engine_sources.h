@@ -4,20 +4,19 @@
 #ifndef CURVD_TESTS_CORE_ENGINE_SOURCES_H_
 #define CURVD_TESTS_CORE_ENGINE_SOURCES_H_
 
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
-#include <memory>
-
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "core/engine.h"
-#include "core/sources.h"
+#include "core/api/engine.h"
+#include "core/api/sources.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core::testing {

@@ -1,4 +1,4 @@
-#include "core/engine.h"
+#include "core/api/engine.h"
 
 #include <ATen/Context.h>
 #include <gmock/gmock.h>
@@ -15,13 +15,13 @@
 #include <utility>
 #include <vector>
 
-#include "core/hutchinson.h"
-#include "core/model.h"
-#include "core/objective.h"
-#include "core/oom_retry.h"
-#include "core/safetensors.h"
-#include "core/shard.h"
-#include "core/torch_status.h"
+#include "core/api/safetensors.h"
+#include "core/data/model.h"
+#include "core/data/shard.h"
+#include "core/engine/oom_retry.h"
+#include "core/engine/torch_status.h"
+#include "core/estimators/hutchinson.h"
+#include "core/objective/objective.h"
 #include "tests/core/engine_sources.h"
 #include "tests/core/toy_models.h"
 

@@ -1,4 +1,4 @@
-#include "core/exact_hessian.h"
+#include "core/measurements/exact_hessian.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/objective.h"
+#include "core/objective/objective.h"
 #include "tests/core/test_matrices.h"
 #include "tests/core/toy_models.h"
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/objective.h"
+#include "core/objective/objective.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core {

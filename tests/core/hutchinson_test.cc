@@ -1,4 +1,4 @@
-#include "core/hutchinson.h"
+#include "core/estimators/hutchinson.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/objective.h"
+#include "core/objective/objective.h"
 #include "tests/core/test_matrices.h"
 #include "tests/core/toy_models.h"
 

@@ -1,4 +1,4 @@
-#include "core/hutchpp.h"
+#include "core/estimators/hutchpp.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/hutchinson.h"
+#include "core/estimators/hutchinson.h"
 #include "tests/core/test_matrices.h"
 #include "tests/core/toy_models.h"
 

@@ -9,10 +9,10 @@
 #include <memory>
 #include <vector>
 
-#include "core/hutchinson.h"
-#include "core/linear_operator.h"
-#include "core/trace_cubed.h"
-#include "core/trace_estimate.h"
+#include "core/estimators/hutchinson.h"
+#include "core/estimators/trace_cubed.h"
+#include "core/estimators/trace_estimate.h"
+#include "core/objective/linear_operator.h"
 #include "tests/core/test_matrices.h"
 #include "tests/core/toy_models.h"
 

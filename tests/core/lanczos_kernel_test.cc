@@ -1,7 +1,7 @@
 // The one Lanczos recurrence: its basis and tridiagonal matrix against their
 // definitions, and one read from the device per step for every method that
 // drives it (sharpness, SLQ, the loss slice's eigenvector).
-#include "core/lanczos_kernel.h"
+#include "core/linalg/lanczos_kernel.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,9 +10,9 @@
 #include <cmath>
 #include <vector>
 
-#include "core/engine.h"
-#include "core/lanczos.h"
-#include "core/slq.h"
+#include "core/api/engine.h"
+#include "core/estimators/slq.h"
+#include "core/linalg/lanczos.h"
 #include "tests/core/engine_sources.h"
 #include "tests/core/host_reads.h"
 #include "tests/core/test_matrices.h"

@@ -1,4 +1,4 @@
-#include "core/lanczos.h"
+#include "core/linalg/lanczos.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "core/objective.h"
-#include "core/tridiagonal_eigen.h"
+#include "core/linalg/tridiagonal_eigen.h"
+#include "core/objective/objective.h"
 #include "tests/core/test_matrices.h"
 #include "tests/core/toy_models.h"
 

@@ -1,7 +1,7 @@
 // The engine running every measurement kind, alone and as a plan, on the
 // Hessian or the GGN of a parameter block: each checked against the algorithm
 // called directly on a float64 CPU reference objective, or a closed form.
-#include "core/measurement_plan.h"
+#include "core/measurements/measurement_plan.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -12,18 +12,18 @@
 #include <string>
 #include <vector>
 
-#include "core/engine.h"
-#include "core/exact_hessian.h"
-#include "core/hutchinson.h"
-#include "core/hutchpp.h"
-#include "core/loss_expansion.h"
-#include "core/loss_slice.h"
-#include "core/model.h"
-#include "core/objective.h"
-#include "core/power_iteration.h"
-#include "core/shard.h"
-#include "core/slq.h"
-#include "core/trace_cubed.h"
+#include "core/api/engine.h"
+#include "core/data/model.h"
+#include "core/data/shard.h"
+#include "core/estimators/hutchinson.h"
+#include "core/estimators/hutchpp.h"
+#include "core/estimators/power_iteration.h"
+#include "core/estimators/slq.h"
+#include "core/estimators/trace_cubed.h"
+#include "core/measurements/exact_hessian.h"
+#include "core/measurements/loss_expansion.h"
+#include "core/measurements/loss_slice.h"
+#include "core/objective/objective.h"
 #include "tests/core/engine_sources.h"
 #include "tests/core/toy_models.h"
 

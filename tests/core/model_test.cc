@@ -1,4 +1,4 @@
-#include "core/model.h"
+#include "core/data/model.h"
 
 #include <stdlib.h>
 #include <torch/script.h>
@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "core/safetensors.h"
-#include "core/zoo_mlp.h"
+#include "core/api/safetensors.h"
+#include "core/data/zoo_mlp.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

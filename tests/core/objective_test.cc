@@ -1,4 +1,4 @@
-#include "core/objective.h"
+#include "core/objective/objective.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/sources.h"
+#include "core/api/sources.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core {

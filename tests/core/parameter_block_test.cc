@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/objective.h"
+#include "core/objective/objective.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core {

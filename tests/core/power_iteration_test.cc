@@ -1,4 +1,4 @@
-#include "core/power_iteration.h"
+#include "core/estimators/power_iteration.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

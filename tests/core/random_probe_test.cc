@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/linear_operator.h"
+#include "core/objective/linear_operator.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core {

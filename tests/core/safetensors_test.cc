@@ -1,4 +1,4 @@
-#include "core/safetensors.h"
+#include "core/api/safetensors.h"
 
 #include <cstring>
 #include <string>

@@ -1,4 +1,4 @@
-#include "core/shard.h"
+#include "core/data/shard.h"
 
 #include <stdlib.h>
 #include <torch/torch.h>
@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "core/safetensors.h"
-#include "core/sources.h"
+#include "core/api/safetensors.h"
+#include "core/api/sources.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

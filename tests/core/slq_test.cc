@@ -1,4 +1,4 @@
-#include "core/slq.h"
+#include "core/estimators/slq.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "core/hutchinson.h"
-#include "core/trace_cubed.h"
+#include "core/estimators/hutchinson.h"
+#include "core/estimators/trace_cubed.h"
 #include "tests/core/test_matrices.h"
 #include "tests/core/toy_models.h"
 

@@ -1,4 +1,4 @@
-#include "core/sources.h"
+#include "core/api/sources.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>

@@ -11,7 +11,7 @@
 #include <tuple>
 #include <vector>
 
-#include "core/linear_operator.h"
+#include "core/objective/linear_operator.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core::testing {

@@ -1,6 +1,6 @@
 // CatchTorchExceptions, the one wrapper between LibTorch's exceptions and
 // core's statuses (StatusFromException's conversions are in engine_test.cc).
-#include "core/torch_status.h"
+#include "core/engine/torch_status.h"
 
 #include <c10/util/Exception.h>
 #include <gmock/gmock.h>

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/linear_operator.h"
-#include "core/model.h"
+#include "core/data/model.h"
+#include "core/objective/linear_operator.h"
 
 namespace curvd::core::testing {
 

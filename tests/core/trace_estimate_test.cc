@@ -1,7 +1,7 @@
 // The one loop of the stochastic trace estimators (Hutchinson, tr(H^3)): the
 // probes and the stopping rule do not depend on the block size, and the host
 // reads each block's terms once.
-#include "core/trace_estimate.h"
+#include "core/estimators/trace_estimate.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "core/linear_operator.h"
+#include "core/objective/linear_operator.h"
 #include "tests/core/host_reads.h"
 #include "tests/core/toy_models.h"
 

@@ -1,6 +1,6 @@
 // The proto's comments cite core's defaults and bounds (the option structs and
-// core/option_limits.h), not copies that can drift: each documented number is
-// read here from core and looked for in the comment of its field in
+// core/api/option_limits.h), not copies that can drift: each documented number
+// is read here from core and looked for in the comment of its field in
 // resources.proto.
 #include <fstream>
 #include <regex>
@@ -11,8 +11,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "core/measurement.h"
-#include "core/option_limits.h"
+#include "core/api/measurement.h"
+#include "core/api/option_limits.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/kind_table.h"

@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "core/engine.h"
+#include "core/api/engine.h"
 
 namespace curvd::server::testing {
 
@@ -164,7 +164,7 @@ class FakeEngine : public core::Engine {
       : device_(std::move(device)), control_(std::move(control)) {}
 
   absl::StatusOr<core::MeasurementResult> Measure(
-      const core::ModelSource& model, const core::ShardSpec& shard,
+      const core::ModelSource& /*model*/, const core::ShardSpec& /*shard*/,
       const core::MeasurementRequest& request,
       const core::Progress& progress) override {
     {

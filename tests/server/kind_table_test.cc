@@ -8,7 +8,7 @@
 #include <variant>
 #include <vector>
 
-#include "core/measurement.h"
+#include "core/api/measurement.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"

@@ -15,7 +15,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/engine.h"
+#include "core/api/engine.h"
 #include "curvd/v1/curvd_service.grpc.pb.h"
 #include "fake_engine.h"
 #include "gtest/gtest.h"

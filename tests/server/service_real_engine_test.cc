@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/safetensors.h"
+#include "core/api/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service_fixture.h"

@@ -1,0 +1,80 @@
+// The measurement engine: loads a model at a checkpoint and a shard onto one
+// device and runs a measurement. The only public entry point of core that
+// touches torch, and this header does not include it.
+#ifndef CURVD_CORE_API_ENGINE_H_
+#define CURVD_CORE_API_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/api/measurement.h"
+#include "core/api/sources.h"
+
+namespace curvd::core {
+
+// Callbacks a long measurement uses to report and to stop early. Both may be
+// empty.
+struct Progress {
+  // fraction in [0, 1]; called from the measuring thread between iterations.
+  std::function<void(double fraction, const std::string& message)> report;
+  // Polled between iterations (Lanczos steps, probes); true stops the
+  // measurement with absl::CancelledError.
+  std::function<bool()> cancelled;
+};
+
+struct EngineOptions {
+  // Bytes of models and shards kept on the device between measurements (least
+  // recently used out first; those of a running measurement stay). 0 picks the
+  // default: 40% of the device's memory on CUDA (8 GiB when the CUDA runtime
+  // cannot be asked), 4 GiB on the CPU.
+  int64_t cache_budget_bytes = 0;
+};
+
+class Engine {
+ public:
+  // Number of CUDA devices visible to this process (0 without CUDA).
+  static int CudaDeviceCount();
+
+  // An engine bound to `device` ("cpu", "cuda:0", ...) with default options.
+  // InvalidArgument for an unknown or unavailable device.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(
+      const std::string& device);
+  // The same with `options`; InvalidArgument also for a negative budget. (Not
+  // an overload of Create, whose address the server takes.)
+  static absl::StatusOr<std::unique_ptr<Engine>> CreateWithOptions(
+      const std::string& device, const EngineOptions& options);
+
+  virtual ~Engine() = default;
+
+  // Runs one measurement: the methods of request.methods on one
+  // objective (measurement_plan.h says what they share), on the Hessian or
+  // the GGN (request.op) of the parameters of request.block. The model and
+  // shard stay on the device for later measurements (see EngineOptions). The
+  // curvature products of a run share each micro-batch's graph (its forward
+  // pass and first derivatives), kept for the whole run when the shard is one
+  // micro-batch or the device is CUDA (where running out of memory is
+  // recoverable: the measurement is retried without them, then with halved
+  // micro-batches); Hutchinson applies its probes in blocks. Float32 and
+  // float64 measurements never use TF32; a kTf32 one allows it on CUDA for its
+  // own duration, while measurements of other engines of the process wait (the
+  // switch is process-wide). Thread-compatible: one thread per engine. Errors:
+  // InvalidArgument for inputs that cannot be measured (corrupt archive,
+  // weights that do not match the model, NaN/Inf weights, a shard that does not
+  // fit the model, a request out of range, a block that selects no parameter,
+  // an exact Hessian over its cap), NotFound for missing files, Cancelled when
+  // progress.cancelled() said so, ResourceExhausted when the device ran out of
+  // memory even at the smallest micro-batch. Never throws.
+  virtual absl::StatusOr<MeasurementResult> Measure(
+      const ModelSource& model, const ShardSpec& shard,
+      const MeasurementRequest& request, const Progress& progress) = 0;
+
+  // The device this engine runs on, e.g. "cuda:0".
+  virtual std::string device() const = 0;
+};
+
+}  // namespace curvd::core
+
+#endif  // CURVD_CORE_API_ENGINE_H_

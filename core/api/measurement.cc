@@ -1,0 +1,332 @@
+#include "core/api/measurement.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <variant>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "core/api/option_limits.h"
+
+namespace curvd::core {
+namespace {
+
+// Every message names the field as the proto spells it, under `prefix` (e.g.
+// "plan.spectral_density.").
+absl::Status OutOfRange(const std::string& field, const std::string& rule) {
+  return absl::InvalidArgumentError(absl::StrCat(field, " ", rule));
+}
+
+absl::Status CheckIntRange(const std::string& field, int64_t value, int64_t low,
+                           int64_t high) {
+  if (value >= low && value <= high) return absl::OkStatus();
+  return OutOfRange(
+      field, absl::StrCat("must be in [", low, ", ", high, "], got ", value));
+}
+
+// (0, 1), the range of every relative tolerance.
+absl::Status CheckOpenUnit(const std::string& field, double value) {
+  if (value > 0 && value < 1) return absl::OkStatus();
+  return OutOfRange(field, absl::StrCat("must be in (0, 1), got ", value));
+}
+
+absl::Status CheckPositiveFinite(const std::string& field, double value) {
+  if (value > 0 && std::isfinite(value)) return absl::OkStatus();
+  return OutOfRange(field, absl::StrCat("must be finite and > 0, got ", value));
+}
+
+// `field` is "sharpness" or "loss_slice.lanczos"; `check_top_k` is false for
+// the loss slice, which ignores top_k.
+absl::Status ValidateLanczos(const LanczosOptions& o, const std::string& field,
+                             bool check_top_k) {
+  if (check_top_k) {
+    if (absl::Status s =
+            CheckIntRange(field + ".top_k", o.top_k, 1, limits::kMaxEigenpairs);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = CheckIntRange(field + ".bottom_k", o.bottom_k, 0,
+                                       limits::kMaxEigenpairs);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s =
+          CheckIntRange(field + ".max_iterations", o.max_iterations, 1,
+                        limits::kMaxLanczosIterations);
+      !s.ok()) {
+    return s;
+  }
+  return CheckOpenUnit(field + ".relative_tolerance", o.relative_tolerance);
+}
+
+absl::Status ValidateTrace(const TraceOptions& o, const std::string& field) {
+  if (o.min_probes < limits::kMinProbes || o.min_probes > limits::kMaxProbes) {
+    return OutOfRange(
+        field + ".min_probes",
+        absl::StrCat(
+            "must be in [", limits::kMinProbes, ", ", limits::kMaxProbes,
+            "] (a standard error needs two probes), got ", o.min_probes));
+  }
+  if (o.max_probes < o.min_probes || o.max_probes > limits::kMaxProbes) {
+    return OutOfRange(
+        field + ".max_probes",
+        absl::StrCat("must be in [min_probes=", o.min_probes, ", ",
+                     limits::kMaxProbes, "], got ", o.max_probes));
+  }
+  if (!(o.target_relative_error >= 0 && o.target_relative_error < 1)) {
+    return OutOfRange(
+        field + ".target_relative_error",
+        absl::StrCat("must be in [0, 1), got ", o.target_relative_error));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateDensity(const SlqOptions& o, const std::string& field) {
+  if (absl::Status s =
+          CheckIntRange(field + ".runs", o.runs, 1, limits::kMaxSlqRuns);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          CheckIntRange(field + ".steps", o.steps, 1, limits::kMaxSlqSteps);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          CheckIntRange(field + ".grid_points", o.grid_points,
+                        limits::kMinGridPoints, limits::kMaxGridPoints);
+      !s.ok()) {
+    return s;
+  }
+  if (!(o.sigma >= 0 && std::isfinite(o.sigma))) {
+    return OutOfRange(field + ".sigma",
+                      absl::StrCat("must be finite and >= 0, got ", o.sigma));
+  }
+  if (absl::Status s =
+          CheckOpenUnit(field + ".sigma_fraction", o.sigma_fraction);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          CheckPositiveFinite(field + ".log_threshold", o.log_threshold);
+      !s.ok()) {
+    return s;
+  }
+  const bool automatic_grid = o.grid_min == 0 && o.grid_max == 0;
+  if (!automatic_grid &&
+      !(std::isfinite(o.grid_min) && std::isfinite(o.grid_max) &&
+        o.grid_min < o.grid_max)) {
+    return OutOfRange(
+        field + ".grid_min",
+        absl::StrCat("must be finite and below grid_max (or both 0 "
+                     "for an automatic grid), got [",
+                     o.grid_min, ", ", o.grid_max, "]"));
+  }
+  return absl::OkStatus();
+}
+
+// As hutchpp.cc checks them, with the proto's bounds on top.
+absl::Status ValidateHutchpp(const HutchppOptions& o,
+                             const std::string& field) {
+  if (absl::Status s =
+          CheckIntRange(field + ".max_hvps", o.max_hvps,
+                        limits::kMinHutchppHvps, limits::kMaxHutchppHvps);
+      !s.ok()) {
+    return s;
+  }
+  // Each sketch column costs two HVPs and at least one residual probe must fit.
+  if (o.sketch_size < 0 ||
+      2 * static_cast<int64_t>(o.sketch_size) >= o.max_hvps) {
+    return OutOfRange(
+        field + ".sketch_size",
+        absl::StrCat("must be >= 0 with 2 * sketch_size < max_hvps=",
+                     o.max_hvps, ", got ", o.sketch_size));
+  }
+  if (!(o.target_relative_error >= 0 && o.target_relative_error < 1)) {
+    return OutOfRange(
+        field + ".target_relative_error",
+        absl::StrCat("must be in [0, 1), got ", o.target_relative_error));
+  }
+  return CheckIntRange(field + ".min_residual_probes", o.min_residual_probes,
+                       limits::kMinProbes, o.max_hvps);
+}
+
+absl::Status ValidateLossExpansion(const LossExpansionOptions& o,
+                                   const std::string& field) {
+  for (const auto& [name, value] :
+       {std::pair<const char*, double>{"rho", o.rho},
+        {"h0", o.h0},
+        {"ess", o.ess},
+        {"num_steps", o.num_steps}}) {
+    if (absl::Status s =
+            CheckPositiveFinite(absl::StrCat(field, ".", name), value);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return ValidateTrace(o.trace_cubed, field + ".trace_h3");
+}
+
+absl::Status ValidateExactHessian(const ExactHessianOptions& o,
+                                  const std::string& field) {
+  if (o.max_parameters < 1) {
+    return OutOfRange(field + ".max_parameters",
+                      absl::StrCat("(the server's cap) must be >= 1, got ",
+                                   o.max_parameters));
+  }
+  if (o.max_matrix_parameters < 1) {
+    return OutOfRange(field + ".max_matrix_parameters",
+                      absl::StrCat("(the server's cap) must be >= 1, got ",
+                                   o.max_matrix_parameters));
+  }
+  if (o.block_size < 1) {
+    return OutOfRange(field + ".block_size",
+                      absl::StrCat("must be >= 1, got ", o.block_size));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePowerIteration(const PowerIterationOptions& o,
+                                    const std::string& field) {
+  if (absl::Status s =
+          CheckIntRange(field + ".top_k", o.top_k, 1, limits::kMaxEigenpairs);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          CheckIntRange(field + ".max_iterations", o.max_iterations, 1,
+                        limits::kMaxPowerIterations);
+      !s.ok()) {
+    return s;
+  }
+  return CheckOpenUnit(field + ".relative_tolerance", o.relative_tolerance);
+}
+
+absl::Status ValidateLossSlice(const LossSliceOptions& o,
+                               const std::string& field) {
+  if (absl::Status s = CheckIntRange(field + ".points", o.points, 1,
+                                     limits::kMaxSlicePoints);
+      !s.ok()) {
+    return s;
+  }
+  if (!std::isfinite(o.t_min) || !std::isfinite(o.t_max) ||
+      (o.points > 1 && !(o.t_min < o.t_max))) {
+    return OutOfRange(
+        field + ".t_min",
+        absl::StrCat("must be finite and below t_max unless points "
+                     "is 1, got [",
+                     o.t_min, ", ", o.t_max, "] with ", o.points, " points"));
+  }
+  if (o.direction == SliceDirection::kTopEigenvector) {
+    return ValidateLanczos(o.lanczos, field + ".lanczos",
+                           /*check_top_k=*/false);
+  }
+  return absl::OkStatus();
+}
+
+// One overload per kind: a kind without one does not compile (ValidateRequest
+// visits every Method).
+absl::Status Validate(const SharpnessMethod& m, const std::string& field) {
+  return ValidateLanczos(m.options, field, /*check_top_k=*/true);
+}
+absl::Status Validate(const SpectralDensityMethod& m,
+                      const std::string& field) {
+  return ValidateDensity(m.options, field);
+}
+absl::Status Validate(const HessianTraceMethod& m, const std::string& field) {
+  return ValidateTrace(m.options, field);
+}
+absl::Status Validate(const HutchppMethod& m, const std::string& field) {
+  return ValidateHutchpp(m.options, field);
+}
+absl::Status Validate(const TraceCubedMethod& m, const std::string& field) {
+  return ValidateTrace(m.options, field);
+}
+absl::Status Validate(const LossExpansionMethod& m, const std::string& field) {
+  return ValidateLossExpansion(m.options, field);
+}
+absl::Status Validate(const ExactHessianMethod& m, const std::string& field) {
+  return ValidateExactHessian(m.options, field);
+}
+absl::Status Validate(const PowerIterationMethod& m, const std::string& field) {
+  return ValidatePowerIteration(m.options, field);
+}
+absl::Status Validate(const LossSliceMethod& m, const std::string& field) {
+  return ValidateLossSlice(m.options, field);
+}
+
+absl::Status ValidateMethods(const std::vector<Method>& methods,
+                             const std::string& methods_field) {
+  const std::string owner =
+      methods_field.empty() ? "the request" : methods_field;
+  if (methods.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        owner,
+        " must set at least one measurement (sharpness, hessian_trace, "
+        "spectral_density, ...)"));
+  }
+  const std::string prefix =
+      methods_field.empty() ? "" : absl::StrCat(methods_field, ".");
+  std::set<size_t> seen;
+  for (const Method& method : methods) {
+    if (!seen.insert(method.index()).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          owner, " names ", MethodName(method), " more than once"));
+    }
+    CURVD_RETURN_IF_ERROR(std::visit(
+        [&prefix](const auto& m) {
+          return Validate(m, absl::StrCat(prefix, m.kName));
+        },
+        method));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateBlock(const ParameterBlock& block) {
+  for (size_t i = 0; i < block.names.size(); ++i) {
+    if (block.names[i].empty()) {
+      return OutOfRange(absl::StrCat("block.names[", i, "]"),
+                        "must not be empty");
+    }
+  }
+  for (size_t i = 0; i < block.prefixes.size(); ++i) {
+    // An empty prefix would select every parameter, which is no block.
+    if (block.prefixes[i].empty()) {
+      return OutOfRange(absl::StrCat("block.prefixes[", i, "]"),
+                        "must not be empty");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool ParameterBlock::Selects(const std::string& name) const {
+  if (names.empty() && prefixes.empty()) return true;
+  return std::find(names.begin(), names.end(), name) != names.end() ||
+         std::any_of(prefixes.begin(), prefixes.end(),
+                     [&name](const std::string& prefix) {
+                       return absl::StartsWith(name, prefix);
+                     });
+}
+
+const char* MethodName(const Method& method) {
+  return std::visit([](const auto& m) -> const char* { return m.kName; },
+                    method);
+}
+
+absl::Status ValidateRequest(const MeasurementRequest& request,
+                             const std::string& methods_field) {
+  if (request.objective.micro_batch_size < 0) {
+    return OutOfRange(
+        "micro_batch_size",
+        absl::StrCat("must be >= 0, got ", request.objective.micro_batch_size));
+  }
+  CURVD_RETURN_IF_ERROR(ValidateBlock(request.block));
+  return ValidateMethods(request.methods, methods_field);
+}
+
+}  // namespace curvd::core

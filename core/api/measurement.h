@@ -1,0 +1,108 @@
+// What the engine is asked to measure and what it returns. Plain structs, no
+// torch: the server translates them to and from the proto.
+#ifndef CURVD_CORE_API_MEASUREMENT_H_
+#define CURVD_CORE_API_MEASUREMENT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/api/measurement_methods.h"
+
+namespace curvd::core {
+
+// The curvature operator every spectral method of a request runs on.
+enum class CurvatureOperator {
+  kHessian,
+  // The generalised Gauss-Newton matrix J^T H_out J: J the Jacobian of the
+  // model's outputs with respect to the parameters, H_out the Hessian of the
+  // loss with respect to the outputs. Equal to the Hessian for a model linear
+  // in its parameters; positive semi-definite for a convex loss.
+  kGgn,
+};
+
+// A block of the parameters: the operator becomes its restriction H_BB to
+// them, and flat vectors have the block's size (its parameters in
+// Model::Parameters() order, each flattened). A parameter is in the block when
+// its name equals one of `names` or starts with one of `prefixes`. Both empty:
+// every parameter.
+struct ParameterBlock {
+  std::vector<std::string> names;
+  std::vector<std::string> prefixes;
+
+  // Whether the parameter `name` is in the block: named exactly, or starting
+  // with a prefix; every parameter is when both lists are empty.
+  bool Selects(const std::string& name) const;
+};
+
+struct MeasurementRequest {
+  ObjectiveOptions objective;
+  CurvatureOperator op = CurvatureOperator::kHessian;
+  ParameterBlock block;
+  // What to run on the one objective: a single kind, or several (a plan),
+  // each kind at most once, at least one.
+  std::vector<Method> methods;
+
+  // Appends a default-constructed method of kind M and returns it, so that
+  // its options can be set.
+  template <typename M>
+  M& Add() {
+    return std::get<M>(methods.emplace_back(std::in_place_type<M>));
+  }
+  // The method of kind M, or nullptr.
+  template <typename M>
+  const M* Find() const {
+    return FindMethod<M>(methods);
+  }
+  template <typename M>
+  M* Find() {
+    return FindMethod<M>(methods);
+  }
+};
+
+// Returns InvalidArgument naming the first field out of range (k = 0, probes =
+// 0, tolerance outside (0, 1), a grid of zero points, ...), no method, or a
+// kind named twice. Method fields are named "<kind>.<field>", after
+// `methods_field` and a dot when it is not empty (the server passes "plan" for
+// a MeasurementPlanSpec). Defaults are in range except where a field has no
+// sensible default (the loss expansion's numbers).
+absl::Status ValidateRequest(const MeasurementRequest& request,
+                             const std::string& methods_field = "");
+
+struct MeasurementResult {
+  // The request's methods, each with its result, in the order they ran
+  // (Method's).
+  std::vector<Method> methods;
+  // The method of kind M, or nullptr when it did not run.
+  template <typename M>
+  const M* Find() const {
+    return FindMethod<M>(methods);
+  }
+  // What the methods of a plan shared, one sentence each ("hessian_trace
+  // reused the 10 SLQ start vectors as its first probes: 10 HVPs saved").
+  std::vector<std::string> shared;
+  CurvatureOperator op = CurvatureOperator::kHessian;
+  // The parameters of the block, in order; empty when the request named no
+  // block (every parameter).
+  std::vector<std::string> block_parameters;
+  int64_t hvps = 0;
+  double loss = 0;
+  int64_t num_samples = 0;
+  // The operator's dimension: the block's size when a block was named.
+  int64_t num_parameters = 0;
+  double compute_seconds = 0;
+  std::string device;  // "cpu", "cuda:0"
+  // The one used: kTf32 only on CUDA (a TF32 request on the CPU runs, and is
+  // recorded, as kFloat32).
+  Precision precision = Precision::kFloat32;
+  bool train_mode = false;
+  int64_t micro_batch_size = 0;  // the one used, after any OOM retry
+  // Whether the micro-batches' autograd graphs were kept for the whole run
+  // (false after an out-of-memory retry dropped them).
+  bool graphs_retained = false;
+};
+
+}  // namespace curvd::core
+
+#endif  // CURVD_CORE_API_MEASUREMENT_H_

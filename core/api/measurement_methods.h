@@ -1,0 +1,107 @@
+// One struct per measurement kind: its name, its options and its result. A
+// request is a list of them (Method), so a kind is added by writing its struct
+// here and naming it in Method; the compiler then lists every place that must
+// handle it (validation, the plan runner, the server's table, the fake engine).
+// docs/adr/0007-one-table-per-kind.md counts those places. Plain structs, no
+// torch.
+#ifndef CURVD_CORE_API_MEASUREMENT_METHODS_H_
+#define CURVD_CORE_API_MEASUREMENT_METHODS_H_
+
+#include <variant>
+
+#include "core/api/loss_measurement_types.h"
+#include "core/api/method_types.h"
+#include "core/api/spectral_measurement.h"
+
+namespace curvd::core {
+
+// kName is the proto's field name of the kind, the same in MeasurementSpec's
+// `kind` oneof, MeasurementPlanSpec, Measurement's `result` oneof and
+// MeasurementPlanResult. `options` are read before the method runs; `result`
+// is filled when it ran.
+
+struct SharpnessMethod {  // Lanczos extreme eigenvalues
+  static constexpr char kName[] = "sharpness";
+  LanczosOptions options;
+  SharpnessResult result;
+};
+
+struct SpectralDensityMethod {  // stochastic Lanczos quadrature
+  static constexpr char kName[] = "spectral_density";
+  SlqOptions options;
+  SlqResult result;
+};
+
+struct HessianTraceMethod {  // Hutchinson tr(H)
+  static constexpr char kName[] = "hessian_trace";
+  TraceOptions options;
+  TraceResult result;
+};
+
+struct HutchppMethod {  // Hutch++ tr(H)
+  static constexpr char kName[] = "hutchpp";
+  HutchppOptions options;
+  HutchppResult result;
+};
+
+struct TraceCubedMethod {  // Hutchinson tr(H^3)
+  static constexpr char kName[] = "trace_h3";
+  TraceOptions options;
+  TraceResult result;
+};
+
+struct LossExpansionMethod {
+  static constexpr char kName[] = "loss_expansion";
+  LossExpansionOptions options;
+  LossExpansionResult result;
+};
+
+struct ExactHessianMethod {
+  static constexpr char kName[] = "exact_hessian";
+  ExactHessianOptions options;
+  ExactHessianResult result;
+};
+
+struct PowerIterationMethod {
+  static constexpr char kName[] = "power_iteration";
+  PowerIterationOptions options;
+  PowerIterationResult result;
+};
+
+struct LossSliceMethod {
+  static constexpr char kName[] = "loss_slice";
+  LossSliceOptions options;
+  LossSliceResult result;
+};
+
+// Every kind, in the order a plan runs them: the producers of what methods
+// share (sharpness's eigenvectors, the SLQ start vectors, trace_h3's tr(H^3))
+// before their users, and the loss slice, which frees the retained graphs,
+// last (measurement_plan.h).
+using Method =
+    std::variant<SharpnessMethod, SpectralDensityMethod, HessianTraceMethod,
+                 HutchppMethod, TraceCubedMethod, LossExpansionMethod,
+                 ExactHessianMethod, PowerIterationMethod, LossSliceMethod>;
+
+// The kName of `method`'s kind. Thread-safe.
+const char* MethodName(const Method& method);
+
+// The method of kind M in `methods`, or nullptr when there is none.
+template <typename M>
+const M* FindMethod(const std::vector<Method>& methods) {
+  for (const Method& method : methods) {
+    if (const M* found = std::get_if<M>(&method)) return found;
+  }
+  return nullptr;
+}
+template <typename M>
+M* FindMethod(std::vector<Method>& methods) {
+  for (Method& method : methods) {
+    if (M* found = std::get_if<M>(&method)) return found;
+  }
+  return nullptr;
+}
+
+}  // namespace curvd::core
+
+#endif  // CURVD_CORE_API_MEASUREMENT_METHODS_H_

@@ -1,0 +1,46 @@
+// The safetensors file format (8-byte little-endian header length, a JSON
+// header of tensor names to dtype/shape/data_offsets, then the raw data), read
+// and written without torch so that trainers and the server share one
+// implementation.
+#ifndef CURVD_CORE_API_SAFETENSORS_H_
+#define CURVD_CORE_API_SAFETENSORS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace curvd::core {
+
+// dtype names as in the format: "F64", "F32", "F16", "BF16", "I64", "I32",
+// "I16", "I8", "U8", "BOOL".
+struct SafetensorsTensor {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;
+  std::string data;  // raw little-endian bytes, element count * dtype size
+};
+
+// Bytes per element of a safetensors dtype, or 0 for an unknown dtype.
+int SafetensorsDtypeSize(const std::string& dtype);
+
+// Parses a whole file's bytes. InvalidArgument when the header is not valid
+// JSON of the expected form, names a dtype it does not know, or its offsets or
+// shapes do not agree with the data (a header that lies about sizes). Tensors
+// come back sorted by name; "__metadata__" is skipped.
+absl::StatusOr<std::vector<SafetensorsTensor>> ParseSafetensors(
+    const std::string& bytes);
+
+// Reads and parses a file; NotFound if it cannot be opened.
+absl::StatusOr<std::vector<SafetensorsTensor>> ReadSafetensorsFile(
+    const std::string& path);
+
+// Serialises tensors (data sizes must match dtype and shape, else
+// InvalidArgument).
+absl::StatusOr<std::string> SerializeSafetensors(
+    const std::vector<SafetensorsTensor>& tensors);
+
+}  // namespace curvd::core
+
+#endif  // CURVD_CORE_API_SAFETENSORS_H_

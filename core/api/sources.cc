@@ -1,0 +1,368 @@
+#include "core/api/sources.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "common/status_macros.h"
+
+namespace curvd::core {
+namespace {
+
+constexpr absl::string_view kFileScheme = "file://";
+constexpr absl::string_view kBuiltinScheme = "builtin://";
+constexpr absl::string_view kGaussianRegression = "gaussian_regression";
+
+// Bounds on generated shards: enough for any test or demo, small enough that a
+// request cannot make the server allocate more than about a GiB per tensor.
+constexpr int64_t kMaxGeneratedSamples = 10'000'000;
+constexpr int64_t kMaxGeneratedFeatures = 100'000;
+constexpr int64_t kMaxGeneratedElements = int64_t{1} << 28;
+
+// Zoo MLP bounds. A width beyond kMaxZooWidth would make a single layer larger
+// than any model the service is meant for; widths each in range can still
+// multiply to terabytes of weights, hence kMaxZooParameters; and every layer is
+// a module to build, hence kMaxZooLayers.
+constexpr int64_t kMaxZooWidth = int64_t{1} << 20;
+constexpr int64_t kMaxZooParameters = int64_t{1} << 31;
+constexpr size_t kMaxZooWidths = 1024;
+
+using Query = std::map<std::string, std::string>;
+
+struct SplitUri {
+  std::string scheme;  // "file://" or "builtin://"
+  std::string rest;    // between the scheme and '?'
+  Query query;
+};
+
+absl::StatusOr<SplitUri> Split(const std::string& uri) {
+  SplitUri out;
+  absl::string_view view = uri;
+  if (absl::StartsWith(view, kFileScheme)) {
+    out.scheme = std::string(kFileScheme);
+  } else if (absl::StartsWith(view, kBuiltinScheme)) {
+    out.scheme = std::string(kBuiltinScheme);
+  } else if (absl::StartsWith(view, "blob://")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "blob:// URIs must be resolved to an uploaded blob by the server: '",
+        uri, "'"));
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unsupported URI '", uri, "': expected file:// or builtin://"));
+  }
+  view.remove_prefix(out.scheme.size());
+  const size_t question = view.find('?');
+  out.rest = std::string(view.substr(0, question));
+  if (question == absl::string_view::npos) return out;
+  for (absl::string_view pair :
+       absl::StrSplit(view.substr(question + 1), '&')) {
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    if (eq == absl::string_view::npos || eq == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "query parameter '", pair, "' in '", uri, "' is not key=value"));
+    }
+    std::string key(pair.substr(0, eq));
+    if (!out.query.emplace(key, std::string(pair.substr(eq + 1))).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("query parameter '", key, "' repeated in '", uri, "'"));
+    }
+  }
+  return out;
+}
+
+// Removes `key` from `query` and parses it as an integer in [min, max];
+// `fallback` when absent.
+absl::StatusOr<int64_t> TakeInt(Query& query, const std::string& key,
+                                int64_t min, int64_t max, int64_t fallback) {
+  auto it = query.find(key);
+  if (it == query.end()) return fallback;
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(it->second, &value) || value < min || value > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("parameter ", key, "='", it->second,
+                     "' must be an integer in [", min, ", ", max, "]"));
+  }
+  query.erase(it);
+  return value;
+}
+
+// Normalises an absolute path lexically: collapses "//" and "." components.
+// ".." is refused rather than collapsed, because it would change meaning once
+// symlinks are followed and has no legitimate use in a data reference.
+absl::StatusOr<std::string> NormalizeAbsolute(const std::string& path) {
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("path '", path, "' must be absolute (file:///abs/path)"));
+  }
+  std::vector<absl::string_view> parts;
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("path '", path, "' must not contain '..'"));
+    }
+    if (part != ".") parts.push_back(part);
+  }
+  return absl::StrCat("/", absl::StrJoin(parts, "/"));
+}
+
+bool IsUnder(const std::string& path, const std::string& root) {
+  if (root == "/") return true;
+  return path == root ||
+         (absl::StartsWith(path, root) && path[root.size()] == '/');
+}
+
+// The roots as given (normalised) and as resolved: a path that does not exist
+// can only be compared lexically, an existing one after symlinks are followed.
+struct Roots {
+  std::vector<std::string> lexical;
+  std::vector<std::string> resolved;
+};
+
+Roots MakeRoots(const std::vector<std::string>& data_roots) {
+  Roots roots;
+  for (const std::string& root : data_roots) {
+    auto normal = NormalizeAbsolute(root);
+    if (!normal.ok()) continue;
+    roots.lexical.push_back(*normal);
+    char buffer[PATH_MAX];
+    if (realpath(normal->c_str(), buffer) != nullptr)
+      roots.resolved.emplace_back(buffer);
+  }
+  return roots;
+}
+
+// Resolves an absolute path to the canonical path of an existing regular file
+// inside the roots.
+absl::StatusOr<std::string> ResolveInRoots(const std::string& path,
+                                           const Roots& roots) {
+  CURVD_ASSIGN_OR_RETURN(std::string normal, NormalizeAbsolute(path));
+  char buffer[PATH_MAX];
+  if (realpath(normal.c_str(), buffer) == nullptr) {
+    const int error = errno;
+    bool lexically_inside = false;
+    for (const std::string& root : roots.lexical)
+      lexically_inside |= IsUnder(normal, root);
+    if (!lexically_inside) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("path '", normal, "' is outside the data roots"));
+    }
+    if (error == ENOENT || error == ENOTDIR) {
+      return absl::NotFoundError(absl::StrCat("no such file: '", normal, "'"));
+    }
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot resolve '", normal, "': ", std::strerror(error)));
+  }
+  std::string resolved(buffer);
+  bool inside = false;
+  for (const std::string& root : roots.resolved)
+    inside |= IsUnder(resolved, root);
+  if (!inside) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("path '", normal, "' (resolved to '", resolved,
+                     "') is outside the data roots"));
+  }
+  struct stat info;
+  if (stat(resolved.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("path '", normal, "' is not a regular file"));
+  }
+  return resolved;
+}
+
+bool IsIdxImages(absl::string_view path) {
+  return absl::EndsWith(path, "idx3-ubyte") ||
+         absl::EndsWith(path, "idx3-ubyte.gz");
+}
+
+absl::Status RejectUnknown(const Query& query, const std::string& uri) {
+  if (query.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown query parameter '", query.begin()->first, "' in '", uri, "'"));
+}
+
+absl::Status ParseFileShard(const std::string& uri, SplitUri split,
+                            const Roots& roots, ShardSpec& spec) {
+  CURVD_ASSIGN_OR_RETURN(spec.path, ResolveInRoots(split.rest, roots));
+  std::vector<std::string> key_params;
+  if (IsIdxImages(split.rest)) {
+    spec.kind = ShardSpec::Kind::kIdx;
+    auto labels = split.query.find("labels");
+    if (labels == split.query.end() || labels->second.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "idx images '", uri, "' need their labels file: add ?labels=FILE"));
+    }
+    std::string labels_path = labels->second;
+    if (labels_path[0] != '/') {
+      // Relative to the directory the images were named in, before symlinks are
+      // followed, so that a labels file beside a linked images file is found.
+      CURVD_ASSIGN_OR_RETURN(std::string images, NormalizeAbsolute(split.rest));
+      labels_path =
+          absl::StrCat(images.substr(0, images.rfind('/') + 1), labels_path);
+    }
+    CURVD_ASSIGN_OR_RETURN(spec.labels_path,
+                           ResolveInRoots(labels_path, roots));
+    split.query.erase(labels);
+    key_params.push_back(absl::StrCat("labels=", spec.labels_path));
+  } else {
+    spec.kind = ShardSpec::Kind::kSafetensors;
+  }
+  CURVD_ASSIGN_OR_RETURN(spec.offset,
+                         TakeInt(split.query, "offset", 0, INT64_MAX, 0));
+  CURVD_ASSIGN_OR_RETURN(spec.limit,
+                         TakeInt(split.query, "limit", 1, INT64_MAX, 0));
+  CURVD_RETURN_IF_ERROR(RejectUnknown(split.query, uri));
+  if (spec.limit > 0) key_params.push_back(absl::StrCat("limit=", spec.limit));
+  if (spec.offset > 0)
+    key_params.push_back(absl::StrCat("offset=", spec.offset));
+  spec.cache_key = absl::StrCat(kFileScheme, spec.path);
+  if (!key_params.empty())
+    absl::StrAppend(&spec.cache_key, "?", absl::StrJoin(key_params, "&"));
+  return absl::OkStatus();
+}
+
+absl::Status ParseBuiltinShard(const std::string& uri, SplitUri split,
+                               ShardSpec& spec) {
+  spec.kind = ShardSpec::Kind::kBuiltin;
+  spec.generator = split.rest;
+  if (spec.generator != kGaussianRegression) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown builtin generator '", spec.generator, "' in '",
+                     uri, "': known generators are ", kGaussianRegression));
+  }
+  CURVD_ASSIGN_OR_RETURN(
+      const int64_t n, TakeInt(split.query, "n", 1, kMaxGeneratedSamples, -1));
+  CURVD_ASSIGN_OR_RETURN(
+      const int64_t d, TakeInt(split.query, "d", 1, kMaxGeneratedFeatures, -1));
+  CURVD_ASSIGN_OR_RETURN(
+      const int64_t outputs,
+      TakeInt(split.query, "outputs", 1, kMaxGeneratedFeatures, 1));
+  if (n < 0 || d < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "builtin gaussian_regression needs n= and d= in '", uri, "'"));
+  }
+  if (n * d > kMaxGeneratedElements || n * outputs > kMaxGeneratedElements) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "builtin gaussian_regression with n=", n, ", d=", d, ", outputs=",
+        outputs, " exceeds ", kMaxGeneratedElements, " elements per tensor"));
+  }
+  uint64_t seed = 0;
+  if (auto it = split.query.find("seed"); it != split.query.end()) {
+    if (!absl::SimpleAtoi(it->second, &seed)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("parameter seed='", it->second,
+                       "' must be an unsigned 64-bit integer"));
+    }
+    split.query.erase(it);
+  }
+  CURVD_ASSIGN_OR_RETURN(spec.offset,
+                         TakeInt(split.query, "offset", 0, n - 1, 0));
+  CURVD_ASSIGN_OR_RETURN(spec.limit,
+                         TakeInt(split.query, "limit", 1, INT64_MAX, 0));
+  CURVD_RETURN_IF_ERROR(RejectUnknown(split.query, uri));
+  spec.params = {{"n", absl::StrCat(n)},
+                 {"d", absl::StrCat(d)},
+                 {"outputs", absl::StrCat(outputs)},
+                 {"seed", absl::StrCat(seed)}};
+  std::map<std::string, std::string> key_params = spec.params;
+  if (spec.limit > 0) key_params["limit"] = absl::StrCat(spec.limit);
+  if (spec.offset > 0) key_params["offset"] = absl::StrCat(spec.offset);
+  spec.cache_key =
+      absl::StrCat(kBuiltinScheme, spec.generator, "?",
+                   absl::StrJoin(key_params, "&", absl::PairFormatter("=")));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string ZooLayerName(size_t layer) { return absl::StrCat("fc", layer); }
+
+std::vector<std::pair<std::string, int64_t>> ZooParameterSizes(
+    const ZooSpec& spec) {
+  std::vector<std::pair<std::string, int64_t>> sizes;
+  for (size_t i = 0; i + 1 < spec.layer_widths.size(); ++i) {
+    const int64_t in = spec.layer_widths[i];
+    const int64_t out = spec.layer_widths[i + 1];
+    sizes.emplace_back(ZooLayerName(i) + ".weight", in * out);
+    sizes.emplace_back(ZooLayerName(i) + ".bias", out);
+  }
+  return sizes;
+}
+
+absl::Status ValidateZooSpec(const ZooSpec& spec) {
+  if (spec.architecture != "mlp") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown zoo architecture '", spec.architecture,
+                     "': only \"mlp\" is available"));
+  }
+  if (spec.layer_widths.size() < 2 ||
+      spec.layer_widths.size() > kMaxZooWidths) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("zoo mlp needs 2 to ", kMaxZooWidths,
+                     " layer widths (input first, output last), got ",
+                     spec.layer_widths.size()));
+  }
+  for (size_t i = 0; i < spec.layer_widths.size(); ++i) {
+    const int64_t width = spec.layer_widths[i];
+    if (width < 1 || width > kMaxZooWidth) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("zoo mlp layer_widths[", i, "] = ", width,
+                       " must be in [1, ", kMaxZooWidth, "]"));
+    }
+  }
+  int64_t parameters = 0;
+  for (size_t i = 0; i + 1 < spec.layer_widths.size(); ++i) {
+    parameters += (spec.layer_widths[i] + 1) * spec.layer_widths[i + 1];
+    if (parameters > kMaxZooParameters) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("zoo mlp has more than the limit of ", kMaxZooParameters,
+                       " parameters"));
+    }
+  }
+  if (spec.activation != "tanh" && spec.activation != "relu" &&
+      spec.activation != "gelu") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown zoo activation '", spec.activation,
+                     "': expected tanh, relu or gelu"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ShardSpec> ParseShardUri(
+    const std::string& uri, const std::vector<std::string>& data_roots) {
+  CURVD_ASSIGN_OR_RETURN(SplitUri split, Split(uri));
+  ShardSpec spec;
+  if (split.scheme == kFileScheme) {
+    CURVD_RETURN_IF_ERROR(
+        ParseFileShard(uri, std::move(split), MakeRoots(data_roots), spec));
+  } else {
+    CURVD_RETURN_IF_ERROR(ParseBuiltinShard(uri, std::move(split), spec));
+  }
+  return spec;
+}
+
+absl::StatusOr<std::string> ResolveDataPath(
+    const std::string& uri, const std::vector<std::string>& data_roots) {
+  CURVD_ASSIGN_OR_RETURN(SplitUri split, Split(uri));
+  if (split.scheme != kFileScheme) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected a file:// URI, got '", uri, "'"));
+  }
+  if (uri.find('?') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("file URI '", uri, "' must not have a query"));
+  }
+  return ResolveInRoots(split.rest, MakeRoots(data_roots));
+}
+
+}  // namespace curvd::core

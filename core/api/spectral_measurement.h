@@ -1,0 +1,165 @@
+// Options and results of the spectral measurements of issue 5 (SLQ density,
+// Hutch++, tr(H^3), exact small Hessians, power iteration). Plain structs, no
+// torch, like measurement.h: the server translates them to and from the proto.
+// The algorithms validate their own options (InvalidArgument naming the
+// field), so a request can be checked by the engine before any work is done.
+#ifndef CURVD_CORE_API_SPECTRAL_MEASUREMENT_H_
+#define CURVD_CORE_API_SPECTRAL_MEASUREMENT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/api/method_types.h"
+
+namespace curvd::core {
+
+// ---- Stochastic Lanczos quadrature (slq.h) ----
+
+struct SlqOptions {
+  int runs = 10;    // independent start vectors
+  int steps = 100;  // Lanczos steps per run (capped at the operator's size)
+  ProbeDistribution distribution = ProbeDistribution::kRademacher;
+  uint64_t seed = 0;
+  // The broadened density: grid_points >= 2 points on [grid_min, grid_max];
+  // both 0 means automatic, [min Ritz value - 6 sigma, max Ritz value + 6
+  // sigma].
+  int grid_points = 1000;
+  double grid_min = 0;
+  double grid_max = 0;
+  // Gaussian width: sigma > 0 is used as given; sigma = 0 means
+  // sigma_fraction * the spread of the Ritz values (see SlqDensity.sigma_rule).
+  double sigma = 0;
+  double sigma_fraction = 0.01;
+  // log|x| counts only nodes with |x| > log_threshold (absolute, > 0); the
+  // indicator estimate counts the same nodes (an estimate of the rank).
+  double log_threshold = 1e-6;
+};
+
+// One Lanczos run: the Gauss quadrature of the spectral measure of its unit
+// start vector v, sum_j weights[j] f(nodes[j]) ~ v^T f(H) v.
+struct SlqRun {
+  std::vector<double> nodes;    // Ritz values, ascending
+  std::vector<double> weights;  // tau_j^2, first eigenvector components squared
+  int steps = 0;           // Lanczos steps taken (< requested at breakdown)
+  bool invariant = false;  // broke down: the quadrature is exact for all f
+};
+
+// f's average over the spectrum and P times it, the trace of f(H).
+struct SpectralEstimate {
+  std::string function;       // "x", "x^2", "x^3", "log|x|", "1{|x|>t}"
+  double mean = 0;            // mean over runs of sum_j tau_j^2 f(theta_j)
+  double trace = 0;           // P * mean, the estimate of tr(f(H))
+  double standard_error = 0;  // of trace, over runs (0 with one run)
+};
+
+struct SlqDensity {
+  std::vector<double> grid;     // ascending, grid_points entries
+  std::vector<double> density;  // mean over runs of sum_j tau_j^2 N(x; theta_j,
+                                // sigma^2)
+  double sigma = 0;
+  std::string sigma_rule;  // how sigma was chosen, with the numbers
+};
+
+struct SlqResult {
+  std::vector<SlqRun> runs;
+  SlqDensity density;
+  std::vector<SpectralEstimate> estimates;  // in the order of .function above
+  double log_threshold = 0;
+  int64_t num_parameters = 0;  // P
+  int64_t hvps = 0;
+};
+
+// ---- Hutch++ (hutchpp.h) ----
+
+struct HutchppOptions {
+  ProbeDistribution distribution = ProbeDistribution::kRademacher;
+  int max_hvps = 300;   // the budget, >= 3
+  int sketch_size = 0;  // k; 0 means max_hvps / 3
+  // After min_residual_probes, stop once standard_error <= target * |trace|;
+  // 0 = spend the whole budget.
+  double target_relative_error = 0.01;
+  int min_residual_probes = 10;
+  uint64_t seed = 0;
+};
+
+struct HutchppResult {
+  double trace = 0;           // low_rank_trace + residual_trace
+  double standard_error = 0;  // of the residual Hutchinson part, given Q
+  double low_rank_trace = 0;  // tr(Q^T H Q), exact given the sketch
+  double residual_trace = 0;  // Hutchinson on (I - QQ^T) H (I - QQ^T)
+  int sketch_size = 0;        // columns of Q
+  int residual_probes = 0;
+  int64_t hvps = 0;         // 2 * sketch_size + residual_probes
+  std::string stop_reason;  // as TraceResult's
+  // Whether the sketch paid off, from products already computed:
+  // |A|_F^2 = |A Q|_F^2 + |A (I - QQ^T)|_F^2, the second part estimated by the
+  // mean of |A g|^2 over the residual probes g (exact when there are none).
+  double frobenius_norm_squared = 0;
+  // |A Q|_F^2 / frobenius_norm_squared: near 1 when a few directions hold the
+  // operator (Hutch++ wins), near sketch_size / size when the spectrum is flat.
+  double sketch_frobenius_fraction = 0;
+  // sqrt(2 frobenius_norm_squared / hvps): the standard error Hutchinson with
+  // Gaussian probes would have with the same products (an upper bound for
+  // Rademacher probes, whose variance drops the diagonal's share).
+  double hutchinson_standard_error_same_hvps = 0;
+};
+
+// ---- tr(H^3) (trace_cubed.h): TraceOptions in, TraceResult out ----
+
+// ---- Exact Hessian (exact_hessian.h) ----
+
+struct ExactHessianOptions {
+  int64_t max_parameters = 20000;  // the cap on P; larger is InvalidArgument
+  int block_size = 256;            // columns assembled per device transfer
+  // Copy the symmetrised matrix into ExactHessianResult.matrix; allowed only
+  // when P <= max_matrix_parameters.
+  bool return_matrix = false;
+  int64_t max_matrix_parameters = 1000;
+};
+
+struct ExactHessianResult {
+  std::vector<double> eigenvalues;  // ascending, float64 eigvalsh
+  int64_t rank = 0;                 // |lambda| > rank_tolerance
+  double rank_tolerance = 0;
+  std::string rank_rule;  // the rule and its numbers
+  int64_t positive = 0;   // lambda > rank_tolerance
+  int64_t negative = 0;   // lambda < -rank_tolerance
+  // max |lambda| / min |lambda| over the rank eigenvalues counted; NaN when
+  // rank is 0.
+  double condition_number = 0;
+  // sum of log lambda over lambda > rank_tolerance (0 when none).
+  double log_determinant_positive = 0;
+  // max |H_ij - H_ji| / max |H_ij| of the assembled matrix, before
+  // symmetrising.
+  double asymmetry = 0;
+  std::vector<double> matrix;  // P x P row-major, only if return_matrix
+  int64_t num_parameters = 0;
+  int64_t hvps = 0;  // P
+};
+
+// ---- Power iteration with deflation (power_iteration.h) ----
+
+struct PowerIterationOptions {
+  int top_k = 1;
+  int max_iterations = 1000;  // per eigenpair
+  double relative_tolerance = 1e-6;
+  uint64_t seed = 0;
+};
+
+struct PowerEigenpair {
+  double value = 0;          // Rayleigh quotient v^T H v
+  double residual_norm = 0;  // ||H v - value v||, H itself (not deflated)
+  int iterations = 0;
+  bool converged = false;
+};
+
+struct PowerIterationResult {
+  std::vector<PowerEigenpair> pairs;  // in the order found: descending |value|
+  int64_t hvps = 0;
+  bool converged = false;  // every pair converged
+};
+
+}  // namespace curvd::core
+
+#endif  // CURVD_CORE_API_SPECTRAL_MEASUREMENT_H_

@@ -1,0 +1,285 @@
+#include "core/data/model.h"
+
+#include <sys/stat.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "core/api/safetensors.h"
+#include "core/data/zoo_mlp.h"
+#include "core/engine/torch_status.h"
+
+namespace curvd::core {
+namespace {
+
+std::string ShapeString(c10::IntArrayRef shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+bool IsFloatingDtype(const std::string& dtype) {
+  return dtype == "F64" || dtype == "F32" || dtype == "F16" || dtype == "BF16";
+}
+
+// A parameter or buffer of a model that a state dict may overwrite.
+struct Slot {
+  std::string name;
+  torch::Tensor tensor;
+  bool required;  // parameters must be in the state dict; buffers may be absent
+};
+
+absl::Status CheckFinite(const std::string& name, const torch::Tensor& tensor) {
+  if (tensor.is_floating_point() &&
+      !torch::isfinite(tensor).all().item<bool>()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", name, "' contains NaN or Inf values"));
+  }
+  return absl::OkStatus();
+}
+
+// Loads the state dict at `path` into `slots` by name. Everything is checked
+// before anything is written, so a rejected file leaves the model as it was.
+absl::Status LoadStateDict(const std::string& path,
+                           const std::vector<Slot>& slots) {
+  CURVD_ASSIGN_OR_RETURN(std::vector<SafetensorsTensor> file,
+                         ReadSafetensorsFile(path));
+  std::map<std::string, const SafetensorsTensor*> by_name;
+  for (const SafetensorsTensor& t : file) by_name[t.name] = &t;
+
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;
+  for (const Slot& slot : slots) {
+    auto it = by_name.find(slot.name);
+    if (it == by_name.end()) {
+      if (!slot.required) continue;
+      return absl::InvalidArgumentError(absl::StrCat(
+          "state dict ", path, " is missing parameter '", slot.name,
+          "' of shape ", ShapeString(slot.tensor.sizes())));
+    }
+    const SafetensorsTensor& stored = *it->second;
+    by_name.erase(it);
+    if (slot.tensor.is_floating_point() != IsFloatingDtype(stored.dtype)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "state dict tensor '", slot.name, "' has dtype ", stored.dtype,
+          " but the model's is ", c10::toString(slot.tensor.scalar_type())));
+    }
+    if (c10::IntArrayRef(stored.shape) != slot.tensor.sizes()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("state dict tensor '", slot.name, "' has shape ",
+                       ShapeString(stored.shape), " but the model expects ",
+                       ShapeString(slot.tensor.sizes())));
+    }
+    CURVD_ASSIGN_OR_RETURN(torch::Tensor value, TensorFromSafetensors(stored));
+    value = value.to(slot.tensor.scalar_type());
+    // Checked after conversion: an F64 value too large for float32 becomes Inf.
+    CURVD_RETURN_IF_ERROR(CheckFinite(slot.name, value));
+    copies.emplace_back(slot.tensor, std::move(value));
+  }
+  if (!by_name.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "state dict ", path, " has unexpected tensor '", by_name.begin()->first,
+        "': the model has no parameter or buffer of that name"));
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [target, value] : copies) target.copy_(value);
+  return absl::OkStatus();
+}
+
+// Moves every tensor to `device`, converting floating ones to `dtype`. set_data
+// keeps each tensor's identity, so the module keeps seeing its own parameters.
+void ConvertInPlace(const std::vector<torch::Tensor>& tensors,
+                    const torch::Device& device, torch::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  for (torch::Tensor t : tensors) {
+    t.set_data(t.to(device, t.is_floating_point() ? dtype : t.scalar_type()));
+  }
+}
+
+class ZooModel : public Model {
+ public:
+  explicit ZooModel(const ZooSpec& spec) : module_(spec) { module_->eval(); }
+
+  std::vector<Slot> Slots() {
+    std::vector<Slot> slots;
+    for (const auto& item : module_->named_parameters()) {
+      slots.push_back({item.key(), item.value(), true});
+    }
+    for (const auto& item : module_->named_buffers()) {
+      slots.push_back({item.key(), item.value(), false});
+    }
+    return slots;
+  }
+
+  torch::Tensor Forward(const torch::Tensor& inputs) override {
+    return module_->forward(inputs);
+  }
+  std::vector<torch::Tensor> Parameters() override {
+    return module_->parameters();
+  }
+  std::vector<std::string> ParameterNames() override {
+    return module_->named_parameters().keys();
+  }
+  void SetTrainMode(bool train) override { module_->train(train); }
+  void To(const torch::Device& device, torch::ScalarType dtype) override {
+    std::vector<torch::Tensor> tensors = module_->parameters();
+    for (const torch::Tensor& b : module_->buffers()) tensors.push_back(b);
+    ConvertInPlace(tensors, device, dtype);
+  }
+
+ private:
+  ZooMlp module_;
+};
+
+class TorchScriptModel : public Model {
+ public:
+  explicit TorchScriptModel(torch::jit::Module module)
+      : module_(std::move(module)) {
+    module_.eval();
+    // Archives saved from a frozen or inference-only model may carry parameters
+    // without requires_grad; the objective differentiates through all of them.
+    for (torch::Tensor p : module_.parameters()) {
+      if (p.is_floating_point()) p.requires_grad_(true);
+    }
+  }
+
+  std::vector<Slot> Slots() {
+    std::vector<Slot> slots;
+    for (const auto& item : module_.named_parameters()) {
+      slots.push_back({item.name, item.value, true});
+    }
+    for (const auto& item : module_.named_buffers()) {
+      slots.push_back({item.name, item.value, false});
+    }
+    return slots;
+  }
+
+  // Runs the module unoptimised: the profiling executor's fused and
+  // differentiable subgraphs may not support double backward (HVPs), and the
+  // plain interpreter records ordinary autograd ops that do. The switch is
+  // per thread, hence set around each call.
+  torch::Tensor Forward(const torch::Tensor& inputs) override {
+    const torch::jit::GraphOptimizerEnabledGuard unoptimised(false);
+    return module_.forward({inputs}).toTensor();
+  }
+  std::vector<torch::Tensor> Parameters() override {
+    std::vector<torch::Tensor> out;
+    for (const auto& item : module_.named_parameters())
+      out.push_back(item.value);
+    return out;
+  }
+  std::vector<std::string> ParameterNames() override {
+    std::vector<std::string> out;
+    for (const auto& item : module_.named_parameters())
+      out.push_back(item.name);
+    return out;
+  }
+  void SetTrainMode(bool train) override { module_.train(train); }
+  void To(const torch::Device& device, torch::ScalarType dtype) override {
+    std::vector<torch::Tensor> tensors;
+    for (const auto& p : module_.parameters()) tensors.push_back(p);
+    for (const auto& b : module_.buffers()) tensors.push_back(b);
+    ConvertInPlace(tensors, device, dtype);
+  }
+
+ private:
+  torch::jit::Module module_;
+};
+
+absl::StatusOr<std::unique_ptr<TorchScriptModel>> LoadArchive(
+    const std::string& path) {
+  struct stat info;
+  if (stat(path.c_str(), &info) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("TorchScript archive ", path, " not found"));
+  }
+  absl::StatusOr<std::unique_ptr<TorchScriptModel>> model =
+      CatchTorchExceptions(
+          [&]() -> absl::StatusOr<std::unique_ptr<TorchScriptModel>> {
+            return std::make_unique<TorchScriptModel>(
+                torch::jit::load(path, torch::Device("cpu")));
+          });
+  if (model.ok()) return model;
+  // Whatever the loader threw, the archive is what is wrong with it; the
+  // conversion keeps torch's message, without its backtrace, and shortens it.
+  return absl::InvalidArgumentError(
+      absl::StrCat("cannot load TorchScript archive ", path,
+                   " (corrupt, truncated or not written by torch.jit.save): ",
+                   model.status().message()));
+}
+
+absl::Status CheckAllFinite(const std::vector<Slot>& slots) {
+  for (const Slot& slot : slots)
+    CURVD_RETURN_IF_ERROR(CheckFinite(slot.name, slot.tensor));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Model>> LoadModelOrThrow(
+    const ModelSource& source) {
+  if (source.kind == ModelSource::Kind::kZoo) {
+    CURVD_RETURN_IF_ERROR(ValidateZooSpec(source.zoo));
+    auto model = std::make_unique<ZooModel>(source.zoo);
+    if (!source.state_dict_path.empty()) {
+      CURVD_RETURN_IF_ERROR(
+          LoadStateDict(source.state_dict_path, model->Slots()));
+    }
+    return model;
+  }
+  CURVD_ASSIGN_OR_RETURN(auto model, LoadArchive(source.archive_path));
+  if (source.state_dict_path.empty()) {
+    CURVD_RETURN_IF_ERROR(CheckAllFinite(model->Slots()));
+  } else {
+    // Buffers not in the state dict keep the archive's values, so check them
+    // too.
+    CURVD_RETURN_IF_ERROR(
+        LoadStateDict(source.state_dict_path, model->Slots()));
+    CURVD_RETURN_IF_ERROR(CheckAllFinite(model->Slots()));
+  }
+  return model;
+}
+
+}  // namespace
+
+absl::StatusOr<torch::Tensor> TensorFromSafetensors(
+    const SafetensorsTensor& tensor) {
+  static const std::map<std::string, torch::ScalarType> kDtypes = {
+      {"F64", torch::kFloat64}, {"F32", torch::kFloat32},
+      {"F16", torch::kFloat16}, {"BF16", torch::kBFloat16},
+      {"I64", torch::kInt64},   {"I32", torch::kInt32},
+      {"I16", torch::kInt16},   {"I8", torch::kInt8},
+      {"U8", torch::kUInt8},    {"BOOL", torch::kBool}};
+  auto dtype = kDtypes.find(tensor.dtype);
+  if (dtype == kDtypes.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", tensor.name, "' has dtype ", tensor.dtype,
+                     ", which torch cannot hold"));
+  }
+  // Overflow-safe: the struct may come from a caller rather than
+  // ParseSafetensors.
+  int64_t bytes = SafetensorsDtypeSize(tensor.dtype);
+  bool bad_shape = false;
+  for (int64_t dim : tensor.shape) {
+    bad_shape |= dim < 0 || __builtin_mul_overflow(bytes, dim, &bytes);
+  }
+  if (bad_shape || bytes != static_cast<int64_t>(tensor.data.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor '", tensor.name, "' has ", tensor.data.size(),
+        " bytes for shape ", ShapeString(tensor.shape), " of ", tensor.dtype));
+  }
+  // from_blob does not own the bytes, hence the clone.
+  return torch::from_blob(const_cast<char*>(tensor.data.data()), tensor.shape,
+                          torch::TensorOptions().dtype(dtype->second))
+      .clone();
+}
+
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelSource& source) {
+  // Anything torch throws past the archive loader (a copy into an exotic
+  // buffer, an allocation failure) still must not escape as an exception.
+  return CatchTorchExceptions([&] { return LoadModelOrThrow(source); },
+                              "cannot load model: ");
+}
+
+}  // namespace curvd::core

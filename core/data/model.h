@@ -1,0 +1,56 @@
+// A model at a checkpoint, as the objective sees it: a forward function and an
+// ordered list of parameters. Internal to core (includes torch).
+#ifndef CURVD_CORE_DATA_MODEL_H_
+#define CURVD_CORE_DATA_MODEL_H_
+
+#include <torch/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/api/safetensors.h"
+#include "core/api/sources.h"
+
+namespace curvd::core {
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // Outputs for a batch of inputs (first dimension = samples). May throw
+  // c10::Error on shape mismatch; callers catch at the engine boundary.
+  virtual torch::Tensor Forward(const torch::Tensor& inputs) = 0;
+
+  // The trainable parameters in a fixed order (the order of named_parameters);
+  // the flat parameter vector is their concatenation. The tensors are the
+  // model's own: writing into them changes the model.
+  virtual std::vector<torch::Tensor> Parameters() = 0;
+  virtual std::vector<std::string> ParameterNames() = 0;
+
+  // Eval mode (default) or train mode, for dropout and BatchNorm.
+  virtual void SetTrainMode(bool train) = 0;
+
+  // Moves parameters and buffers to `device` and converts floating ones to
+  // `dtype`.
+  virtual void To(const torch::Device& device, torch::ScalarType dtype) = 0;
+};
+
+// Builds the architecture and loads the weights of `source` (on the CPU, dtype
+// as stored). InvalidArgument for a corrupt or truncated archive, a state dict
+// whose names or shapes do not match the model (the message names the first
+// offender), or NaN/Inf weights; NotFound for a missing file. A zoo source
+// without a state dict keeps LibTorch's default initialisation (reproducible
+// via torch::manual_seed).
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelSource& source);
+
+// A tensor of a safetensors file as a CPU torch tensor of the same dtype and
+// shape (a copy). InvalidArgument for dtypes torch lacks (U16/U32/U64) or a
+// data size that does not match the shape.
+absl::StatusOr<torch::Tensor> TensorFromSafetensors(
+    const SafetensorsTensor& tensor);
+
+}  // namespace curvd::core
+
+#endif  // CURVD_CORE_DATA_MODEL_H_

@@ -1,0 +1,28 @@
+// A data shard in memory: inputs and targets with the same first dimension.
+// Internal to core (includes torch).
+#ifndef CURVD_CORE_DATA_SHARD_H_
+#define CURVD_CORE_DATA_SHARD_H_
+
+#include <torch/types.h>
+
+#include "absl/status/statusor.h"
+#include "core/api/sources.h"
+
+namespace curvd::core {
+
+struct Shard {
+  torch::Tensor inputs;   // [N, ...] floating point
+  torch::Tensor targets;  // [N] int64 class indices, or [N, ...] floating point
+  int64_t size() const { return inputs.size(0); }
+};
+
+// Loads the shard on the CPU, offset/limit applied. idx images become float32
+// in [0, 1] with shape [N, rows*cols]; idx labels int64. InvalidArgument for a
+// corrupt or inconsistent file (wrong magic, truncated, counts that disagree,
+// missing "inputs"/"targets", empty after the slice), NotFound for a missing
+// file.
+absl::StatusOr<Shard> LoadShard(const ShardSpec& spec);
+
+}  // namespace curvd::core
+
+#endif  // CURVD_CORE_DATA_SHARD_H_

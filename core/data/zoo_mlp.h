@@ -1,0 +1,36 @@
+// The zoo's MLP, shared by the engine and by LibTorch trainers so that a
+// trainer's state dict loads into the server's model by name: parameters are
+// "fc{i}.weight" and "fc{i}.bias" for i = 0 .. layers-1 (ZooLayerName and
+// ZooParameterSizes in core/api/sources.h). Internal to core (includes torch).
+#ifndef CURVD_CORE_DATA_ZOO_MLP_H_
+#define CURVD_CORE_DATA_ZOO_MLP_H_
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/api/sources.h"
+
+namespace curvd::core {
+
+class ZooMlpImpl : public torch::nn::Module {
+ public:
+  // `spec` must be valid (see ValidateZooSpec).
+  explicit ZooMlpImpl(const ZooSpec& spec);
+  // Flattens all but the first dimension, then linear layers with the
+  // activation between them (none after the last).
+  torch::Tensor forward(torch::Tensor x);
+
+ private:
+  std::vector<torch::nn::Linear> layers_;
+  std::string activation_;
+};
+TORCH_MODULE(ZooMlp);
+
+}  // namespace curvd::core
+
+#endif  // CURVD_CORE_DATA_ZOO_MLP_H_

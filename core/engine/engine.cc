@@ -1,0 +1,327 @@
+// Engine on LibTorch: keeps models and shards on the device in a cache, builds
+// the objective, runs the request's measurements on it (measurement_plan.h)
+// and retries on running out of memory. Every torch exception stops here.
+#include "core/api/engine.h"
+
+#include <ATen/Context.h>
+#include <c10/core/DeviceGuard.h>
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <exception>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/status_macros.h"
+#include "core/data/device_cache.h"
+#include "core/data/model.h"
+#include "core/data/shard.h"
+#include "core/engine/oom_retry.h"
+#include "core/engine/torch_status.h"
+#include "core/measurements/measurement_plan.h"
+#include "core/objective/objective.h"
+
+namespace curvd::core {
+namespace {
+
+constexpr int64_t kGiB = int64_t{1} << 30;
+constexpr int64_t kCpuCacheBudget = 4 * kGiB;
+// When the CUDA runtime cannot say how much memory the device has.
+constexpr int64_t kCudaFallbackCacheBudget = 8 * kGiB;
+constexpr double kCudaCacheFraction = 0.4;
+
+torch::ScalarType DtypeOf(Precision precision) {
+  return precision == Precision::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+}
+
+// Floating tensors take the measurement's dtype; class indices stay int64.
+torch::Tensor ToDevice(const torch::Tensor& t, const torch::Device& device,
+                       torch::ScalarType dtype) {
+  return t.is_floating_point() ? t.to(device, dtype) : t.to(device);
+}
+
+// The key of a model or shard copy on the device: the source's cache key, the
+// dtype (converting a cached copy between precisions would lose digits on the
+// way down), and the size and modification time of each file it is read from,
+// so that a file rewritten in place under the same URI (a trainer overwriting
+// "latest.safetensors") is loaded again rather than served from the old copy.
+// Empty, meaning "do not reuse", when `cache_key` is.
+std::string DeviceKey(const std::string& cache_key, torch::ScalarType dtype,
+                      std::initializer_list<std::string> files) {
+  if (cache_key.empty()) return "";
+  std::string key = absl::StrCat(cache_key, "@", c10::toString(dtype));
+  for (const std::string& file : files) {
+    struct stat info;
+    if (file.empty() || stat(file.c_str(), &info) != 0) continue;
+    absl::StrAppend(&key, "|", file, ":", info.st_size, ":",
+                    info.st_mtim.tv_sec, ".", info.st_mtim.tv_nsec);
+  }
+  return key;
+}
+
+// Total memory of a CUDA device, or 0 when it cannot be read. LibTorch's CUDA
+// build has loaded the CUDA runtime; looking its function up there keeps the
+// CPU build free of CUDA headers and libraries.
+int64_t CudaMemoryBytes(const torch::Device& device) {
+  using MemGetInfo = int (*)(size_t * free_bytes, size_t * total_bytes);
+  const auto mem_get_info =
+      reinterpret_cast<MemGetInfo>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
+  if (mem_get_info == nullptr) return 0;
+  const c10::DeviceGuard guard(device);  // the runtime asks the current device
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+  if (mem_get_info(&free_bytes, &total_bytes) != 0) return 0;
+  return static_cast<int64_t>(total_bytes);
+}
+
+int64_t DefaultCacheBudget(const torch::Device& device) {
+  if (!device.is_cuda()) return kCpuCacheBudget;
+  const int64_t total = CudaMemoryBytes(device);
+  return total > 0 ? static_cast<int64_t>(kCudaCacheFraction * total)
+                   : kCudaFallbackCacheBudget;
+}
+
+int64_t ParameterBytes(Model& model) {
+  int64_t bytes = 0;
+  for (const torch::Tensor& p : model.Parameters()) bytes += p.nbytes();
+  return bytes;
+}
+
+// LibTorch's TF32 switches are process-wide, so every CUDA measurement holds
+// this: shared by those that must not use TF32, exclusively by one that may.
+ABSL_CONST_INIT absl::Mutex tf32_mutex(absl::kConstInit);
+
+// For the lifetime of a CUDA measurement: holds tf32_mutex and, for a kTf32
+// one, allows TF32 in cuBLAS and cuDNN, switching it off again at the end.
+class Tf32Scope {
+ public:
+  Tf32Scope(bool cuda, bool allow_tf32) : cuda_(cuda), tf32_(allow_tf32) {
+    if (!cuda_) return;
+    if (!tf32_) {
+      tf32_mutex.ReaderLock();
+      return;
+    }
+    tf32_mutex.WriterLock();
+    SetTf32(true);
+  }
+  ~Tf32Scope() {
+    if (!cuda_) return;
+    if (!tf32_) {
+      tf32_mutex.ReaderUnlock();
+      return;
+    }
+    SetTf32(false);
+    tf32_mutex.WriterUnlock();
+  }
+  Tf32Scope(const Tf32Scope&) = delete;
+  Tf32Scope& operator=(const Tf32Scope&) = delete;
+
+  static void SetTf32(bool allow) {
+    at::globalContext().setAllowTF32CuBLAS(allow);
+    at::globalContext().setAllowTF32CuDNN(allow);
+  }
+
+ private:
+  const bool cuda_;
+  const bool tf32_;
+};
+
+class TorchEngine final : public Engine {
+ public:
+  TorchEngine(torch::Device device, std::string name, int64_t cache_budget)
+      : device_(device), name_(std::move(name)), cache_(cache_budget) {}
+
+  absl::StatusOr<MeasurementResult> Measure(const ModelSource& model_source,
+                                            const ShardSpec& shard_spec,
+                                            const MeasurementRequest& request,
+                                            const Progress& progress) override {
+    CURVD_RETURN_IF_ERROR(ValidateRequest(request));
+    return CatchTorchExceptions([&]() -> absl::StatusOr<MeasurementResult> {
+      const Precision precision = request.objective.precision;
+      const torch::ScalarType dtype = DtypeOf(precision);
+      CURVD_ASSIGN_OR_RETURN(DeviceCache::Handle<Model> model,
+                             DeviceModel(model_source, dtype));
+      CURVD_ASSIGN_OR_RETURN(DeviceCache::Handle<Shard> shard,
+                             DeviceShard(shard_spec, dtype));
+      model->SetTrainMode(request.objective.train_mode);
+      // Forward passes in train mode update BatchNorm running statistics: that
+      // copy no longer holds the checkpoint's buffers and must not be reused.
+      if (request.objective.train_mode) model.Invalidate();
+      const bool tf32 = device_.is_cuda() && precision == Precision::kTf32;
+      const Tf32Scope tf32_scope(device_.is_cuda(), tf32);
+      const int64_t n = shard->size();
+      const int64_t batch =
+          request.objective.micro_batch_size == 0
+              ? n
+              : std::min(request.objective.micro_batch_size, n);
+      // The graphs of the whole shard are kept where that costs no more
+      // memory than one product needs anyway (one micro-batch), or where
+      // running out of memory is an error the retry recovers from (CUDA; on
+      // the host the kernel may kill the process instead).
+      const bool retain_graphs = batch == n || device_.is_cuda();
+      CURVD_ASSIGN_OR_RETURN(MeasurementResult result,
+                             RetryOnOutOfMemory(
+                                 batch, retain_graphs,
+                                 [&](int64_t micro_batch, bool retain) {
+                                   return MeasureWithBatch(*model, *shard,
+                                                           request, micro_batch,
+                                                           retain, progress);
+                                 },
+                                 name_));
+      // What was used: TF32 exists only on CUDA.
+      result.precision = precision == Precision::kTf32 && !tf32
+                             ? Precision::kFloat32
+                             : precision;
+      return result;
+    });
+  }
+
+  std::string device() const override { return name_; }
+
+ private:
+  // The model of `source` on the device in `dtype`, from the cache when its
+  // key matches.
+  absl::StatusOr<DeviceCache::Handle<Model>> DeviceModel(
+      const ModelSource& source, torch::ScalarType dtype) {
+    return cache_.GetOrLoad<Model>(
+        DeviceKey(source.cache_key, dtype,
+                  {source.archive_path, source.state_dict_path}),
+        [&]() -> absl::StatusOr<DeviceCache::Loaded<Model>> {
+          CURVD_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                                 LoadModel(source));
+          model->To(device_, dtype);
+          const int64_t bytes = ParameterBytes(*model);
+          return DeviceCache::Loaded<Model>{std::move(model), bytes};
+        });
+  }
+
+  // The shard of `spec` on the device, floating tensors in `dtype`, from the
+  // cache when its key matches.
+  absl::StatusOr<DeviceCache::Handle<Shard>> DeviceShard(
+      const ShardSpec& spec, torch::ScalarType dtype) {
+    return cache_.GetOrLoad<Shard>(
+        DeviceKey(spec.cache_key, dtype, {spec.path, spec.labels_path}),
+        [&]() -> absl::StatusOr<DeviceCache::Loaded<Shard>> {
+          CURVD_ASSIGN_OR_RETURN(Shard loaded, LoadShard(spec));
+          auto shard = std::make_unique<Shard>();
+          shard->inputs = ToDevice(loaded.inputs, device_, dtype);
+          shard->targets = ToDevice(loaded.targets, device_, dtype);
+          const int64_t bytes =
+              shard->inputs.nbytes() + shard->targets.nbytes();
+          return DeviceCache::Loaded<Shard>{std::move(shard), bytes};
+        });
+  }
+
+  // One attempt at `micro_batch` samples per batch, keeping the graphs of all
+  // batches for the run if `retain_graphs`. compute_seconds covers this
+  // attempt (objective, loss, the iterative method), not loading.
+  absl::StatusOr<MeasurementResult> MeasureWithBatch(
+      Model& model, const Shard& shard, const MeasurementRequest& request,
+      int64_t micro_batch, bool retain_graphs, const Progress& progress) {
+    return CatchTorchExceptions([&]() -> absl::StatusOr<MeasurementResult> {
+      const absl::Time start = absl::Now();
+      CURVD_ASSIGN_OR_RETURN(
+          Objective objective,
+          Objective::Create(&model, shard.inputs, shard.targets,
+                            request.objective.loss, micro_batch,
+                            request.block));
+      objective.set_retain_graphs(retain_graphs);
+      MeasurementResult result;
+      CURVD_ASSIGN_OR_RETURN(result.loss, objective.Loss());
+      CURVD_RETURN_IF_ERROR(
+          RunMeasurementPlan(objective, request, progress, &result));
+      result.op = request.op;
+      result.block_parameters = objective.block_parameter_names();
+      result.hvps = objective.hvps();
+      result.num_samples = objective.num_samples();
+      result.num_parameters = objective.num_parameters();
+      result.compute_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      result.device = name_;
+      result.train_mode = request.objective.train_mode;
+      result.micro_batch_size = objective.micro_batch_size();
+      result.graphs_retained = retain_graphs;
+      return result;
+    });
+  }
+
+  const torch::Device device_;
+  const std::string name_;
+  DeviceCache cache_;
+};
+
+// "cuda" or "cuda:N" to N; -1 if `device` is neither.
+int CudaIndex(const std::string& device) {
+  if (device == "cuda") return 0;
+  int index = -1;
+  if (!absl::StartsWith(device, "cuda:") ||
+      !absl::SimpleAtoi(device.substr(5), &index) || index < 0) {
+    return -1;
+  }
+  return index;
+}
+
+}  // namespace
+
+int Engine::CudaDeviceCount() {
+  return torch::cuda::is_available()
+             ? static_cast<int>(torch::cuda::device_count())
+             : 0;
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(
+    const std::string& device) {
+  return CreateWithOptions(device, EngineOptions());
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::CreateWithOptions(
+    const std::string& device, const EngineOptions& options) {
+  if (options.cache_budget_bytes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cache_budget_bytes must be >= 0, got ", options.cache_budget_bytes));
+  }
+  // Measurements in float32 must be float32: TF32 would cut matmul inputs to 10
+  // mantissa bits and make GPU results disagree with the CPU reference. Only a
+  // kTf32 measurement switches it on, for its own duration.
+  {
+    const absl::ReaderMutexLock lock(&tf32_mutex);
+    Tf32Scope::SetTf32(false);
+  }
+  torch::Device torch_device(torch::kCPU);
+  std::string name = "cpu";
+  if (device != "cpu") {
+    const int index = CudaIndex(device);
+    if (index < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown device \"", device, "\": want cpu or cuda:N"));
+    }
+    const int count = CudaDeviceCount();
+    if (index >= count) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "device ", device, " is not available: this process sees ", count,
+          " CUDA device(s)"));
+    }
+    torch_device =
+        torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+    name = absl::StrCat("cuda:", index);
+  }
+  const int64_t budget = options.cache_budget_bytes > 0
+                             ? options.cache_budget_bytes
+                             : DefaultCacheBudget(torch_device);
+  return std::unique_ptr<Engine>(
+      new TorchEngine(torch_device, std::move(name), budget));
+}
+
+}  // namespace curvd::core

@@ -1,0 +1,513 @@
+#include "core/objective/objective.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "core/engine/torch_status.h"
+
+namespace curvd::core {
+namespace {
+
+std::string ShapeOf(const torch::Tensor& t) {
+  return absl::StrCat("[", absl::StrJoin(t.sizes(), ", "), "]");
+}
+
+bool AllFinite(const torch::Tensor& t) {
+  return torch::isfinite(t).all().item<bool>();
+}
+
+absl::Status CheckTargets(const torch::Tensor& outputs,
+                          const torch::Tensor& targets, LossFunction loss) {
+  if (!outputs.is_floating_point() || outputs.dim() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the model's outputs must be floating point [N, ...], got ",
+        ShapeOf(outputs), " of ", std::string(outputs.dtype().name())));
+  }
+  if (loss == LossFunction::kCrossEntropy) {
+    if (targets.scalar_type() != torch::kInt64 || targets.dim() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cross-entropy needs int64 class-index targets of shape [N], got ",
+          std::string(targets.dtype().name()), " ", ShapeOf(targets)));
+    }
+    if (outputs.dim() != 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cross-entropy needs model outputs of shape [N, classes], got ",
+          ShapeOf(outputs)));
+    }
+    const int64_t classes = outputs.size(1);
+    const int64_t lo = targets.min().item<int64_t>();
+    const int64_t hi = targets.max().item<int64_t>();
+    if (lo < 0 || hi >= classes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("class indices in the targets span [", lo, ", ", hi,
+                       "] but the model has ", classes, " outputs"));
+    }
+    return absl::OkStatus();
+  }
+  if (!targets.is_floating_point()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "MSE needs floating-point targets, got ",
+        std::string(targets.dtype().name()), " ", ShapeOf(targets)));
+  }
+  if (!outputs.sizes().slice(1).equals(targets.sizes().slice(1))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("targets of shape ", ShapeOf(targets),
+                     " do not match model outputs of shape ", ShapeOf(outputs),
+                     " (per sample)"));
+  }
+  return absl::OkStatus();
+}
+
+// Parameter names for messages: the model's, or "#i" where it names fewer.
+std::string NameOf(const std::vector<std::string>& names, size_t i) {
+  return i < names.size() ? names[i] : absl::StrCat("#", i);
+}
+
+// For a message about a block that selected the wrong thing: enough names to
+// spell the right one, not a whole large model's.
+std::string SomeNames(const std::vector<std::string>& names) {
+  constexpr size_t kListed = 20;
+  if (names.size() <= kListed) return absl::StrJoin(names, ", ");
+  return absl::StrCat(
+      absl::StrJoin(names.begin(), names.begin() + kListed, ", "), ", ... (",
+      names.size(), " in all)");
+}
+
+// The indices of the parameters in `block` (all when it is empty).
+absl::StatusOr<std::vector<size_t>> SelectBlock(
+    const std::vector<std::string>& names, size_t num_parameters,
+    const ParameterBlock& block) {
+  std::vector<size_t> selected;
+  for (size_t i = 0; i < num_parameters; ++i) {
+    if (block.Selects(NameOf(names, i))) selected.push_back(i);
+  }
+  for (const std::string& name : block.names) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the parameter block names \"", name,
+                       "\", which is not a parameter of the model; it has ",
+                       SomeNames(names)));
+    }
+  }
+  if (selected.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the parameter block (prefixes \"",
+        absl::StrJoin(block.prefixes, "\", \""),
+        "\") selects no parameter of the model; it has ", SomeNames(names)));
+  }
+  return selected;
+}
+
+// Restores parameters from copies taken at construction when it goes out of
+// scope, so that a torch exception in between leaves the model as it was.
+class ParameterRestorer {
+ public:
+  explicit ParameterRestorer(const std::vector<torch::Tensor>& parameters)
+      : parameters_(parameters) {
+    for (const torch::Tensor& p : parameters_) {
+      saved_.push_back(p.detach().clone());
+    }
+  }
+  ~ParameterRestorer() {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      parameters_[i].copy_(saved_[i]);
+    }
+  }
+  ParameterRestorer(const ParameterRestorer&) = delete;
+  ParameterRestorer& operator=(const ParameterRestorer&) = delete;
+
+  const torch::Tensor& saved(size_t i) const { return saved_[i]; }
+
+ private:
+  const std::vector<torch::Tensor>& parameters_;
+  std::vector<torch::Tensor> saved_;
+};
+
+}  // namespace
+
+absl::StatusOr<Objective> Objective::Create(Model* model, torch::Tensor inputs,
+                                            torch::Tensor targets,
+                                            LossFunction loss,
+                                            int64_t micro_batch_size,
+                                            const ParameterBlock& block) {
+  if (inputs.dim() < 1 || inputs.size(0) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the shard is empty: inputs of shape ", ShapeOf(inputs)));
+  }
+  const int64_t n = inputs.size(0);
+  if (targets.dim() < 1 || targets.size(0) != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard inputs ", ShapeOf(inputs), " and targets ",
+                     ShapeOf(targets), " disagree on the number of samples"));
+  }
+  if (micro_batch_size < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("micro_batch_size must be >= 0, got ", micro_batch_size));
+  }
+  std::vector<torch::Tensor> parameters = model->Parameters();
+  if (parameters.empty()) {
+    return absl::InvalidArgumentError("the model has no trainable parameters");
+  }
+  const std::vector<std::string> names = model->ParameterNames();
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    const std::string name = NameOf(names, i);
+    if (!parameters[i].is_floating_point()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("parameter ", name, " is not floating point"));
+    }
+    if (!AllFinite(parameters[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("parameter ", name, " contains NaN or Inf"));
+    }
+  }
+  if (inputs.is_floating_point() && !AllFinite(inputs)) {
+    return absl::InvalidArgumentError("shard inputs contain NaN or Inf");
+  }
+  if (targets.is_floating_point() && !AllFinite(targets)) {
+    return absl::InvalidArgumentError("shard targets contain NaN or Inf");
+  }
+
+  // A forward pass on a couple of samples tells whether the inputs fit, with a
+  // message naming the shapes instead of a failure deep inside a measurement.
+  absl::StatusOr<torch::Tensor> forward =
+      CatchTorchExceptions([&]() -> absl::StatusOr<torch::Tensor> {
+        torch::NoGradGuard no_grad;
+        return model->Forward(inputs.narrow(0, 0, std::min<int64_t>(n, 2)));
+      });
+  if (!forward.ok()) {
+    if (IsOutOfMemory(forward.status())) return forward.status();
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard inputs of shape ", ShapeOf(inputs), " (",
+                     std::string(inputs.dtype().name()),
+                     ") do not fit the model: ", forward.status().message()));
+  }
+  const torch::Tensor outputs = *std::move(forward);
+  if (loss == LossFunction::kMse && targets.dim() == 1 && outputs.dim() == 2 &&
+      outputs.size(1) == 1) {
+    targets = targets.unsqueeze(1);
+  }
+  absl::Status fits = CheckTargets(outputs, targets, loss);
+  if (!fits.ok()) return fits;
+  if (outputs.size(0) != std::min<int64_t>(n, 2)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model returned outputs of shape ", ShapeOf(outputs),
+                     " for ", std::min<int64_t>(n, 2), " samples"));
+  }
+
+  CURVD_ASSIGN_OR_RETURN(const std::vector<size_t> selected,
+                         SelectBlock(names, parameters.size(), block));
+  std::vector<torch::Tensor> block_parameters;
+  std::vector<std::string> block_names;
+  for (size_t i : selected) {
+    block_parameters.push_back(parameters[i]);
+    if (!block.names.empty() || !block.prefixes.empty()) {
+      block_names.push_back(NameOf(names, i));
+    }
+  }
+
+  const int64_t batch =
+      micro_batch_size == 0 ? n : std::min(micro_batch_size, n);
+  return Objective(model, std::move(block_parameters), std::move(block_names),
+                   std::move(inputs), std::move(targets), loss, batch);
+}
+
+Objective::Objective(Model* model, std::vector<torch::Tensor> parameters,
+                     std::vector<std::string> block_parameter_names,
+                     torch::Tensor inputs, torch::Tensor targets,
+                     LossFunction loss, int64_t micro_batch_size)
+    : model_(model),
+      parameters_(std::move(parameters)),
+      block_parameter_names_(std::move(block_parameter_names)),
+      inputs_(std::move(inputs)),
+      targets_(std::move(targets)),
+      loss_(loss),
+      micro_batch_size_(micro_batch_size) {
+  for (torch::Tensor& p : parameters_) {
+    p.requires_grad_(true);
+    numels_.push_back(p.numel());
+    num_parameters_ += p.numel();
+  }
+  zero_parts_.resize(parameters_.size());
+  vector_options_ = torch::TensorOptions()
+                        .dtype(parameters_[0].scalar_type())
+                        .device(parameters_[0].device());
+}
+
+void Objective::set_retain_graphs(bool retain) {
+  retain_graphs_ = retain;
+  if (!retain) {
+    for (std::vector<Graph>& graphs : retained_) graphs.clear();
+  }
+}
+
+void Objective::ForEachBatch(
+    absl::FunctionRef<void(int64_t index, const Batch&)> body) {
+  const int64_t n = num_samples();
+  int64_t index = 0;
+  for (int64_t start = 0; start < n; start += micro_batch_size_) {
+    const int64_t count = std::min(micro_batch_size_, n - start);
+    body(index++, Batch{start, count, static_cast<double>(count) / n});
+  }
+}
+
+torch::Tensor Objective::BatchOutputs(const Batch& batch) {
+  return model_->Forward(inputs_.narrow(0, batch.start, batch.count));
+}
+
+torch::Tensor Objective::BatchLossOf(const Batch& batch,
+                                     const torch::Tensor& outputs) {
+  torch::Tensor targets = targets_.narrow(0, batch.start, batch.count);
+  if (loss_ == LossFunction::kCrossEntropy) {
+    return torch::nn::functional::cross_entropy(outputs, targets);
+  }
+  return torch::mse_loss(outputs, targets.to(outputs.scalar_type()));
+}
+
+torch::Tensor Objective::BatchLoss(const Batch& batch) {
+  return BatchLossOf(batch, BatchOutputs(batch));
+}
+
+Objective::Graph Objective::BuildGraph(const Batch& batch,
+                                       Curvature curvature) {
+  Graph graph;
+  std::vector<torch::Tensor> gradients;
+  if (curvature == Curvature::kHessian) {
+    gradients = torch::autograd::grad(
+        {BatchLoss(batch)}, parameters_, /*grad_outputs=*/{},
+        /*retain_graph=*/true, /*create_graph=*/true, /*allow_unused=*/true);
+  } else {
+    graph.outputs = BatchOutputs(batch);
+    graph.cotangent = torch::zeros_like(graph.outputs).requires_grad_(true);
+    gradients = torch::autograd::grad(
+        {graph.outputs}, parameters_, {graph.cotangent},
+        /*retain_graph=*/true, /*create_graph=*/true, /*allow_unused=*/true);
+    graph.output_leaf = graph.outputs.detach().requires_grad_(true);
+    graph.output_gradient = torch::autograd::grad(
+        {BatchLossOf(batch, graph.output_leaf)}, {graph.output_leaf},
+        /*grad_outputs=*/{}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+  }
+  for (size_t i = 0; i < gradients.size(); ++i) {
+    if (gradients[i].defined() && gradients[i].requires_grad()) {
+      graph.gradients.push_back(std::move(gradients[i]));
+      graph.parameter_indices.push_back(i);
+    }
+  }
+  return graph;
+}
+
+std::vector<torch::Tensor> Objective::Apply(
+    const Graph& graph, Curvature curvature,
+    const std::vector<torch::Tensor>& parts, bool keep) {
+  std::vector<torch::Tensor> grad_outputs(graph.gradients.size());
+  for (size_t g = 0; g < graph.gradients.size(); ++g) {
+    grad_outputs[g] = parts[graph.parameter_indices[g]];
+  }
+  if (curvature == Curvature::kHessian) {
+    return torch::autograd::grad(graph.gradients, parameters_, grad_outputs,
+                                 /*retain_graph=*/keep, /*create_graph=*/false,
+                                 /*allow_unused=*/true);
+  }
+  // J v, then H_out J v through the loss alone, then J^T of that through the
+  // outputs' graph; only the last may free the graph, which the first two
+  // share with it.
+  const torch::Tensor jv = torch::autograd::grad(
+      graph.gradients, {graph.cotangent}, grad_outputs, /*retain_graph=*/true,
+      /*create_graph=*/false, /*allow_unused=*/true)[0];
+  if (!jv.defined()) return std::vector<torch::Tensor>(parameters_.size());
+  const torch::Tensor hjv =
+      torch::autograd::grad({graph.output_gradient}, {graph.output_leaf}, {jv},
+                            /*retain_graph=*/true)[0];
+  return torch::autograd::grad({graph.outputs}, parameters_, {hjv},
+                               /*retain_graph=*/keep, /*create_graph=*/false,
+                               /*allow_unused=*/true);
+}
+
+void Objective::Accumulate(const std::vector<torch::Tensor>& per_parameter,
+                           double weight, bool first, torch::Tensor out) {
+  std::vector<torch::Tensor> flat;
+  flat.reserve(per_parameter.size());
+  for (size_t i = 0; i < per_parameter.size(); ++i) {
+    if (per_parameter[i].defined()) {
+      flat.push_back(per_parameter[i].reshape({-1}));
+      continue;
+    }
+    if (!zero_parts_[i].defined()) {
+      zero_parts_[i] = torch::zeros({numels_[i]}, vector_options_);
+    }
+    flat.push_back(zero_parts_[i]);
+  }
+  if (first) {
+    torch::cat_out(out, flat);
+    if (weight != 1.0) out.mul_(weight);
+    return;
+  }
+  if (!scratch_.defined()) {
+    scratch_ = torch::empty({num_parameters_}, vector_options_);
+  }
+  torch::cat_out(scratch_, flat);
+  out.add_(scratch_, weight);
+}
+
+torch::Tensor Objective::LossOnDevice() {
+  torch::NoGradGuard no_grad;
+  // Summed on the device in float64, for the caller to read once.
+  torch::Tensor total =
+      torch::zeros({}, vector_options_.dtype(torch::kFloat64));
+  ForEachBatch([&](int64_t, const Batch& batch) {
+    total.add_(BatchLoss(batch).to(torch::kFloat64), batch.weight);
+  });
+  return total;
+}
+
+absl::StatusOr<double> Objective::Loss() {
+  const double loss = LossOnDevice().item<double>();
+  if (!std::isfinite(loss)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the loss on the shard is not finite (", loss, ")"));
+  }
+  return loss;
+}
+
+absl::StatusOr<torch::Tensor> Objective::Gradient() {
+  torch::Tensor total = torch::empty({num_parameters_}, vector_options_);
+  ForEachBatch([&](int64_t index, const Batch& batch) {
+    const std::vector<torch::Tensor> gradients = torch::autograd::grad(
+        {BatchLoss(batch)}, parameters_, /*grad_outputs=*/{},
+        /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+    Accumulate(gradients, batch.weight, index == 0, total);
+  });
+  if (!AllFinite(total)) {
+    return absl::InvalidArgumentError(
+        "the gradient on the shard is not finite");
+  }
+  return total;
+}
+
+absl::StatusOr<torch::Tensor> Objective::Hvp(const torch::Tensor& v) {
+  return Product(v, Curvature::kHessian);
+}
+
+absl::StatusOr<torch::Tensor> Objective::Hvps(const torch::Tensor& vectors) {
+  return Products(vectors, Curvature::kHessian);
+}
+
+absl::StatusOr<torch::Tensor> Objective::Ggnvp(const torch::Tensor& v) {
+  return Product(v, Curvature::kGgn);
+}
+
+absl::StatusOr<torch::Tensor> Objective::Ggnvps(const torch::Tensor& vectors) {
+  return Products(vectors, Curvature::kGgn);
+}
+
+absl::StatusOr<torch::Tensor> Objective::Product(const torch::Tensor& v,
+                                                 Curvature curvature) {
+  if (v.dim() != 1 || v.size(0) != num_parameters_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        curvature == Curvature::kHessian ? "HVP" : "GGN-vector",
+        " vector has shape ", ShapeOf(v), ", want [", num_parameters_, "]"));
+  }
+  CURVD_ASSIGN_OR_RETURN(torch::Tensor products,
+                         Products(v.unsqueeze(0), curvature));
+  return products.squeeze(0);
+}
+
+absl::StatusOr<torch::Tensor> Objective::Products(const torch::Tensor& vectors,
+                                                  Curvature curvature) {
+  if (vectors.dim() != 2 || vectors.size(1) != num_parameters_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(curvature == Curvature::kHessian ? "HVP" : "GGN-vector",
+                     " block has shape ", ShapeOf(vectors), ", want [k, ",
+                     num_parameters_, "]"));
+  }
+  const torch::Tensor block = vectors.to(vector_options_).detach();
+  const int64_t k = block.size(0);
+  torch::Tensor products = torch::empty({k, num_parameters_}, vector_options_);
+  if (k == 0) return products;
+  // Each vector's per-parameter parts, as views shaped like the parameters:
+  // the grad_outputs of the backward pass through a batch's gradients.
+  std::vector<std::vector<torch::Tensor>> parts(k);
+  for (int64_t i = 0; i < k; ++i) {
+    parts[i] = block[i].split_with_sizes(numels_);
+    for (size_t j = 0; j < parts[i].size(); ++j) {
+      parts[i][j] = parts[i][j].view(parameters_[j].sizes());
+    }
+  }
+  std::vector<Graph>& retained = retained_[static_cast<int>(curvature)];
+  ForEachBatch([&](int64_t index, const Batch& batch) {
+    Graph built;
+    if (!retain_graphs_) {
+      built = BuildGraph(batch, curvature);
+    } else if (index == static_cast<int64_t>(retained.size())) {
+      retained.push_back(BuildGraph(batch, curvature));
+    }
+    const Graph& graph = retain_graphs_ ? retained[index] : built;
+    for (int64_t i = 0; i < k; ++i) {
+      if (graph.gradients.empty()) {
+        // A loss linear in every parameter, or outputs that depend on none of
+        // the block's: this batch's matrix is 0.
+        if (index == 0) products[i].zero_();
+        continue;
+      }
+      // The last vector through a graph that is not kept lets autograd free
+      // it on the way, as a single product would.
+      const bool keep = retain_graphs_ || i + 1 < k;
+      Accumulate(Apply(graph, curvature, parts[i], keep), batch.weight,
+                 index == 0, products[i]);
+    }
+  });
+  hvps_ += k;
+  return products;
+}
+
+absl::StatusOr<std::vector<double>> Objective::LossAlong(
+    const torch::Tensor& direction, const std::vector<double>& t) {
+  if (direction.dim() != 1 || direction.size(0) != num_parameters_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("loss direction has shape ", ShapeOf(direction),
+                     ", want [", num_parameters_, "]"));
+  }
+  if (t.empty()) return std::vector<double>();
+  // Graphs hold the parameters' values (and version counters) of the point
+  // they were built at.
+  for (std::vector<Graph>& graphs : retained_) graphs.clear();
+  const std::vector<torch::Tensor> parts =
+      direction.to(vector_options_).detach().split_with_sizes(numels_);
+  torch::Tensor losses;
+  {
+    const ParameterRestorer restorer(parameters_);
+    std::vector<torch::Tensor> on_device;
+    for (double step : t) {
+      {
+        torch::NoGradGuard no_grad;
+        for (size_t j = 0; j < parameters_.size(); ++j) {
+          parameters_[j]
+              .copy_(restorer.saved(j))
+              .add_(parts[j].view(parameters_[j].sizes()), step);
+        }
+      }
+      on_device.push_back(LossOnDevice());
+    }
+    losses = torch::stack(on_device).cpu();
+  }
+  std::vector<double> values(losses.data_ptr<double>(),
+                             losses.data_ptr<double>() + losses.numel());
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the loss on the shard at t = ", t[i],
+                       " along the direction is not finite (", values[i], ")"));
+    }
+  }
+  return values;
+}
+
+}  // namespace curvd::core

@@ -1,0 +1,216 @@
+// The loss of a model over a data shard on one device, and its derivatives with
+// respect to the flat parameter vector of a block of the parameters (the
+// concatenation of the block's Model::Parameters() in order, each flattened
+// row-major; by default the block is every parameter). Internal to core
+// (includes torch).
+#ifndef CURVD_CORE_OBJECTIVE_OBJECTIVE_H_
+#define CURVD_CORE_OBJECTIVE_OBJECTIVE_H_
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "core/api/measurement.h"
+#include "core/data/model.h"
+
+namespace curvd::core {
+
+// L(w) = mean over the N samples of the shard of the per-sample loss
+// (cross-entropy with int64 class targets, or squared error averaged over all
+// output elements). The shard is processed in micro-batches; batch b
+// contributes with weight |b|/N, so every quantity is that of the whole shard,
+// exactly, also when the last batch is short. Torch errors (CUDA out of memory,
+// a model that throws) propagate as exceptions for the engine boundary to
+// convert. Not thread-safe: it runs autograd through the model it was given.
+//
+// Hessian-vector products reuse work between vectors at the same point: the
+// forward pass and first backward (with create_graph) of a micro-batch, its
+// "graph", is built once and applied to every vector of an Hvps call by one
+// more backward pass each. With retain_graphs set, the graphs outlive the call
+// and every later product is one backward pass per micro-batch; they hold the
+// activations of the whole shard on the device until set_retain_graphs(false).
+// Gauss-Newton products (Ggnvps) work the same way with graphs of their own,
+// at three backward passes per vector and micro-batch (J v, H_out J v and
+// J^T H_out J v), two of them through the model. The parameters must not
+// change while graphs are retained (autograd refuses a graph whose saved
+// tensors were modified in place); LossAlong, which moves them, frees them.
+class Objective {
+ public:
+  // Checks that the shard fits `model` and wraps them. `model` must outlive the
+  // objective; its parameters are made to require gradients. `inputs` [N, ...]
+  // and `targets` must already be on the parameters' device, floating inputs in
+  // their dtype. `micro_batch_size` 0 means all N samples at once.
+  // InvalidArgument, with the shapes in the message, when N = 0, inputs and
+  // targets disagree on N, the model cannot evaluate the inputs, targets do not
+  // match the outputs (MSE: same shape, or [N] for outputs [N, 1];
+  // cross-entropy: int64 [N] class indices in [0, C) for outputs [N, C]), or a
+  // parameter or input is NaN/Inf. Graphs are not retained.
+  //
+  // `block` restricts the flat vectors to some parameters: a parameter (in
+  // Model::Parameters() order) is in it when its name (Model::ParameterNames())
+  // equals one of block.names or starts with one of block.prefixes; an empty
+  // block is every parameter. Only the block's parameters are made to require
+  // gradients and differentiated: Hvp gives H_BB v, Gradient the block's
+  // gradient. InvalidArgument, listing (some of) the model's parameter names,
+  // when the block selects no parameter or a name in block.names matches none.
+  static absl::StatusOr<Objective> Create(Model* model, torch::Tensor inputs,
+                                          torch::Tensor targets,
+                                          LossFunction loss,
+                                          int64_t micro_batch_size,
+                                          const ParameterBlock& block = {});
+
+  // The size of the flat vectors: the block's number of parameters.
+  int64_t num_parameters() const { return num_parameters_; }
+  // Names of the block's parameters in model order; empty when the block was
+  // empty (every parameter).
+  const std::vector<std::string>& block_parameter_names() const {
+    return block_parameter_names_;
+  }
+  int64_t num_samples() const { return inputs_.size(0); }
+  // Samples per micro-batch actually used (N when the request said 0).
+  int64_t micro_batch_size() const { return micro_batch_size_; }
+  // Device and dtype of flat parameter vectors (those of the parameters).
+  torch::TensorOptions vector_options() const { return vector_options_; }
+  // Curvature-matrix-vector products computed so far, Hessian and GGN (an
+  // Hvps or Ggnvps call of k vectors counts k).
+  int64_t hvps() const { return hvps_; }
+
+  // Keep (true) or free after each call (false, the default) the graphs of the
+  // micro-batches (of the Hessian and of the GGN, each built when first
+  // needed); false also frees those kept so far.
+  void set_retain_graphs(bool retain);
+  bool retain_graphs() const { return retain_graphs_; }
+
+  // The loss at the model's current parameters. InvalidArgument if it is not
+  // finite.
+  absl::StatusOr<double> Loss();
+
+  // The gradient as a flat vector [num_parameters]. InvalidArgument if not
+  // finite.
+  absl::StatusOr<torch::Tensor> Gradient();
+
+  // H v by double backward, H the Hessian of the loss, v a flat vector of
+  // num_parameters elements with vector_options(). InvalidArgument for a vector
+  // of the wrong size. The product is not checked for NaN/Inf, which would cost
+  // a device synchronisation: callers check the scalars they read from it.
+  absl::StatusOr<torch::Tensor> Hvp(const torch::Tensor& v);
+
+  // H V for a block V [k, num_parameters] of k vectors as rows, returned as
+  // [k, num_parameters]: each micro-batch's graph is built (or taken from the
+  // retained ones) once for all k. Equal to k calls of Hvp, to rounding.
+  // InvalidArgument for a block of the wrong shape; not checked for NaN/Inf.
+  absl::StatusOr<torch::Tensor> Hvps(const torch::Tensor& vectors);
+
+  // G v for the generalised Gauss-Newton matrix
+  //   G = sum_b (|b|/N) J_b^T H_out,b J_b,
+  // J_b the Jacobian of micro-batch b's model outputs with respect to the
+  // block's parameters, H_out,b the Hessian of b's mean loss with respect to
+  // those outputs. Same contract as Hvp: InvalidArgument for a vector of the
+  // wrong size, not checked for NaN/Inf, counted in hvps(). Parameters the
+  // outputs do not depend on have zero rows and columns.
+  absl::StatusOr<torch::Tensor> Ggnvp(const torch::Tensor& v);
+
+  // G V for a block V [k, num_parameters] of k vectors as rows, as Hvps does
+  // for H: each micro-batch's GGN graph is built (or taken from the retained
+  // ones) once for all k. Equal to k calls of Ggnvp, to rounding.
+  absl::StatusOr<torch::Tensor> Ggnvps(const torch::Tensor& vectors);
+
+  // The loss at w + t * direction for each entry t of `t`, w the block's
+  // current parameters and `direction` a flat vector [num_parameters] with
+  // vector_options(); parameters outside the block stay as they are. The
+  // parameters are restored bit for bit afterwards, also when torch throws.
+  // Moving them invalidates retained graphs, so this frees them
+  // (retain_graphs() is unchanged: they are rebuilt by the next product).
+  // InvalidArgument for a direction of the wrong size, or naming the first t
+  // whose loss is not finite. One device synchronisation for all t.
+  absl::StatusOr<std::vector<double>> LossAlong(const torch::Tensor& direction,
+                                                const std::vector<double>& t);
+
+ private:
+  // The matrix a product is with.
+  enum class Curvature { kHessian, kGgn };
+  struct Batch {
+    int64_t start;
+    int64_t count;
+    double weight;  // count / N
+  };
+  // A micro-batch's first derivatives, built with create_graph, and which
+  // parameter each is of. kHessian: the loss's gradients that depend on the
+  // parameters (a loss linear in a parameter has a constant gradient, which
+  // contributes nothing to H v). kGgn: J^T u for a zero cotangent u of the
+  // outputs that requires grad, so that J v is one more backward pass (the
+  // "double-backward trick": J^T u is linear in u, its gradient in u along v
+  // is J v); only those that depend on u (the outputs depend on their
+  // parameter).
+  struct Graph {
+    std::vector<torch::Tensor> gradients;
+    std::vector<size_t> parameter_indices;
+    // kGgn only. The batch's outputs z, with their graph to the parameters.
+    torch::Tensor outputs;
+    torch::Tensor cotangent;  // u
+    // A detached copy of z as a leaf, and the gradient of the batch's mean
+    // loss in it built with create_graph: H_out x is one backward pass
+    // through the loss alone, not through the model.
+    torch::Tensor output_leaf;
+    torch::Tensor output_gradient;
+  };
+
+  Objective(Model* model, std::vector<torch::Tensor> parameters,
+            std::vector<std::string> block_parameter_names,
+            torch::Tensor inputs, torch::Tensor targets, LossFunction loss,
+            int64_t micro_batch_size);
+
+  // Calls `body` for each micro-batch, in order.
+  void ForEachBatch(absl::FunctionRef<void(int64_t index, const Batch&)> body);
+  torch::Tensor BatchOutputs(const Batch& batch);
+  // Mean loss of `batch` for its `outputs`, differentiable in them.
+  torch::Tensor BatchLossOf(const Batch& batch, const torch::Tensor& outputs);
+  // Mean loss of `batch`, differentiable in the parameters.
+  torch::Tensor BatchLoss(const Batch& batch);
+  // The whole shard's loss as a float64 scalar on the device.
+  torch::Tensor LossOnDevice();
+  Graph BuildGraph(const Batch& batch, Curvature curvature);
+  // The product of `batch`'s matrix (unweighted) with one vector, given as
+  // its per-parameter parts, through `graph`; per parameter, undefined where
+  // zero. `keep` retains the graph for more products.
+  std::vector<torch::Tensor> Apply(const Graph& graph, Curvature curvature,
+                                   const std::vector<torch::Tensor>& parts,
+                                   bool keep);
+  // The shared body of Hvp/Ggnvp and Hvps/Ggnvps.
+  absl::StatusOr<torch::Tensor> Product(const torch::Tensor& v,
+                                        Curvature curvature);
+  absl::StatusOr<torch::Tensor> Products(const torch::Tensor& vectors,
+                                         Curvature curvature);
+  // Writes (first batch) or adds weight * (the per-parameter tensors
+  // flattened) to `out` [num_parameters]; undefined entries (a parameter the
+  // loss does not depend on) count as zeros.
+  void Accumulate(const std::vector<torch::Tensor>& per_parameter,
+                  double weight, bool first, torch::Tensor out);
+
+  Model* model_;
+  std::vector<torch::Tensor> parameters_;  // the block's
+  std::vector<std::string> block_parameter_names_;
+  std::vector<int64_t> numels_;
+  torch::Tensor inputs_;
+  torch::Tensor targets_;
+  LossFunction loss_;
+  int64_t micro_batch_size_;
+  int64_t num_parameters_ = 0;
+  torch::TensorOptions vector_options_;
+  int64_t hvps_ = 0;
+  bool retain_graphs_ = false;
+  // Indexed by Curvature: one per micro-batch once built.
+  std::vector<Graph> retained_[2];
+  // Reused flat buffer for one batch's contribution when there are several.
+  torch::Tensor scratch_;
+  // Zeros for parameters the loss does not depend on, made when first needed.
+  std::vector<torch::Tensor> zero_parts_;
+};
+
+}  // namespace curvd::core
+
+#endif  // CURVD_CORE_OBJECTIVE_OBJECTIVE_H_
