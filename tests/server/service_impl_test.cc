@@ -318,6 +318,26 @@ TEST_F(ServiceImplTest, BadUploadStreamsAreRefused) {
   });
 }
 
+// The stored measurement says which values it ran with: its effective spec
+// has core's defaults written out, before and after the worker finished it.
+TEST_F(ServiceImplTest, AMeasurementStoresItsEffectiveSpec) {
+  v1::Measurement created;
+  ASSERT_TRUE(Create(parent_, &created).ok());
+  EXPECT_EQ(created.spec().sharpness().relative_tolerance(), 0);  // unset
+  const v1::Measurement done =
+      WaitFor(created.name(), v1::Measurement::SUCCEEDED);
+  const v1::MeasurementSpec& effective = done.effective_spec();
+  const core::LanczosOptions defaults;
+  EXPECT_EQ(effective.sharpness().top_k(), 1);
+  EXPECT_EQ(effective.sharpness().max_iterations(), defaults.max_iterations);
+  EXPECT_EQ(effective.sharpness().relative_tolerance(),
+            defaults.relative_tolerance);
+  EXPECT_EQ(effective.loss(), v1::LOSS_FUNCTION_CROSS_ENTROPY);
+  EXPECT_EQ(effective.precision(), v1::PRECISION_FLOAT32);
+  EXPECT_EQ(effective.shard_uri(), created.spec().shard_uri());
+  EXPECT_TRUE(done.has_sharpness());
+}
+
 TEST_F(ServiceImplTest, CreatesAreIdempotent) {
   v1::Run run;
   ASSERT_TRUE(CreateRunImpl(*core_, ZooRun("r"), &run).ok());
