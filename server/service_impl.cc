@@ -12,6 +12,7 @@
 #include "common/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/checkpoint_content.h"
 #include "server/spec_conversion.h"
 
 namespace curvd::server {
@@ -49,30 +50,17 @@ void ToProto(const BlobState& state, v1::BlobStatus* response) {
 }
 
 // An exact Hessian of a zoo model, whose size is known before it is loaded,
-// is refused here when it exceeds the server's caps; an archive's is refused
-// by the engine when it runs (the measurement FAILS with INVALID_ARGUMENT).
+// is refused here when it exceeds the server's caps; an archive's, whose size
+// is known only once the worker has loaded it, is refused by the engine then
+// (the measurement FAILS with INVALID_ARGUMENT and the same message).
 absl::Status CheckExactHessianSize(const v1::Run& run,
                                    const core::MeasurementRequest& request) {
   const core::ExactHessianMethod* exact =
       request.Find<core::ExactHessianMethod>();
   if (exact == nullptr || !run.model().has_zoo()) return absl::OkStatus();
-  const int64_t size =
-      SourceResolver::ZooBlockSize(run.model().zoo(), request.block);
-  const core::ExactHessianOptions& caps = exact->options;
-  if (size > caps.max_parameters) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "an exact Hessian of ", size,
-        " parameters exceeds the server's cap of ", caps.max_parameters,
-        " (--exact_hessian_max_parameters); name a smaller "
-        "block"));
-  }
-  if (caps.return_matrix && size > caps.max_matrix_parameters) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "returning the Hessian matrix of ", size,
-        " parameters exceeds the server's cap of ", caps.max_matrix_parameters,
-        " (--exact_hessian_max_matrix_parameters)"));
-  }
-  return absl::OkStatus();
+  return core::CheckExactHessianSize(
+      SourceResolver::ZooBlockSize(run.model().zoo(), request.block),
+      exact->options);
 }
 
 absl::Status ValidateModel(ServiceCore& core, const v1::ModelSpec& model) {
@@ -168,7 +156,8 @@ absl::Status CreateCheckpointImpl(ServiceCore& core,
   checkpoint.set_name(CheckpointNameOf(run_id, in.step()));
   checkpoint.set_step(in.step());
   checkpoint.set_format(in.format());
-  if (in.format() == v1::CHECKPOINT_FORMAT_UNSPECIFIED) {
+  const bool defaulted = in.format() == v1::CHECKPOINT_FORMAT_UNSPECIFIED;
+  if (defaulted) {
     checkpoint.set_format(run.model().has_zoo()
                               ? v1::CHECKPOINT_FORMAT_SAFETENSORS
                               : v1::CHECKPOINT_FORMAT_TORCHSCRIPT);
@@ -192,6 +181,8 @@ absl::Status CreateCheckpointImpl(ServiceCore& core,
     return absl::NotFoundError(
         absl::StrCat("cannot read ", path, ": ", error.message()));
   }
+  CURVD_RETURN_IF_ERROR(
+      CheckCheckpointContent(checkpoint.format(), defaulted, path));
   checkpoint.set_train_loss(in.train_loss());
   *checkpoint.mutable_create_time() = TimeUtil::GetCurrentTime();
   absl::Status inserted =

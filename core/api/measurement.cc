@@ -318,6 +318,30 @@ const char* MethodName(const Method& method) {
                     method);
 }
 
+absl::Status CheckExactHessianSize(int64_t size,
+                                   const ExactHessianOptions& caps) {
+  if (size > caps.max_parameters) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "an exact Hessian of ", size,
+        " parameters exceeds the server's cap of ", caps.max_parameters,
+        " (--exact_hessian_max_parameters): restrict the operator to a "
+        "parameter block with spec.block (names or prefixes of at most ",
+        caps.max_parameters,
+        " parameters in all), or start the server with a larger "
+        "--exact_hessian_max_parameters"));
+  }
+  if (caps.return_matrix && size > caps.max_matrix_parameters) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "returning the Hessian matrix of ", size,
+        " parameters exceeds the server's cap of ", caps.max_matrix_parameters,
+        " (--exact_hessian_max_matrix_parameters): ask for the spectrum only "
+        "(exact_hessian.return_matrix false), restrict the operator with "
+        "spec.block, or start the server with a larger "
+        "--exact_hessian_max_matrix_parameters"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateRequest(const MeasurementRequest& request,
                              const std::string& methods_field) {
   if (request.objective.micro_batch_size < 0) {

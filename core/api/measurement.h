@@ -70,6 +70,17 @@ struct MeasurementRequest {
 absl::Status ValidateRequest(const MeasurementRequest& request,
                              const std::string& methods_field = "");
 
+// OK when an exact Hessian of `size` parameters (the block's, if any) fits
+// `caps`: size <= max_parameters, and size <= max_matrix_parameters when the
+// matrix is returned. Otherwise InvalidArgument "an exact Hessian of P
+// parameters exceeds the server's cap of C (--exact_hessian_max_parameters)"
+// (or the matrix cap's), naming the remedies: a parameter block
+// (spec.block), the spectrum without the matrix, the server flag. The one
+// message for both places that refuse: the server at CreateMeasurement when
+// it knows P (zoo models), the engine when the model is loaded (archives).
+absl::Status CheckExactHessianSize(int64_t size,
+                                   const ExactHessianOptions& caps);
+
 struct MeasurementResult {
   // The request's methods, each with its result, in the order they ran
   // (Method's).

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "core/api/measurement.h"
 
 namespace curvd::core {
 namespace {
@@ -116,16 +117,7 @@ ExactHessianResult SummariseSpectrum(std::vector<double> eigenvalues,
 absl::StatusOr<ExactHessianResult> ExactHessian(
     const LinearOperator& op, int64_t size, const torch::TensorOptions& options,
     const ExactHessianOptions& exact, const Progress& progress) {
-  if (size > exact.max_parameters) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("an exact Hessian of ", size,
-                     " parameters exceeds the cap of ", exact.max_parameters));
-  }
-  if (exact.return_matrix && size > exact.max_matrix_parameters) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "returning the Hessian matrix of ", size,
-        " parameters exceeds the cap of ", exact.max_matrix_parameters));
-  }
+  CURVD_RETURN_IF_ERROR(CheckExactHessianSize(size, exact));
   double asymmetry = 0;
   CURVD_ASSIGN_OR_RETURN(
       torch::Tensor matrix,

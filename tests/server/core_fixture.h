@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
+#include "checkpoint_bytes.h"
 #include "fake_engine.h"
 #include "fault_injecting_store.h"
 #include "gtest/gtest.h"
@@ -29,7 +30,7 @@ class CoreTest : public ::testing::Test {
   void SetUp() override {
     state_dir_ = MakeTempDir();
     data_root_ = MakeTempDir();
-    std::ofstream(data_root_ + "/weights") << "weights";
+    std::ofstream(data_root_ + "/weights") << SafetensorsNote("weights");
     control_ = std::make_shared<FakeEngineControl>();
     faults_ = std::make_shared<StoreFaults>();
   }

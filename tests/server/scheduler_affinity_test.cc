@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "checkpoint_bytes.h"
 #include "fake_engine.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
@@ -124,7 +125,8 @@ class SchedulerAffinityTest : public ::testing::Test {
   // Checkpoint `step` of run "r", weights in a file under the data root.
   std::string AddCheckpoint(int step) {
     const std::string path = absl::StrCat(data_root_, "/c", step, ".st");
-    std::ofstream(path) << "weights of step " << step;
+    std::ofstream(path) << testing::SafetensorsNote(
+        absl::StrCat("weights of step ", step));
     v1::CreateCheckpointRequest request;
     request.set_parent("runs/r");
     request.mutable_checkpoint()->set_step(step);

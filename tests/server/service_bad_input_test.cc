@@ -160,6 +160,134 @@ TEST_F(ServiceTest, NewKindSpecsOutOfRangeAreInvalidArgumentAndNotStored) {
   EXPECT_EQ(Get(done.name()).sharpness().sharpness(), 10.0);
 }
 
+// A checkpoint whose first bytes do not match its format, given or the run's
+// default, is refused at create, naming checkpoint.format and what the bytes
+// are; nothing is stored and the server keeps measuring.
+TEST_F(ServiceTest, CheckpointWhoseBytesDoNotMatchItsFormatIsRefused) {
+  const std::string parent = CreateCheckpoint("zoo", 1);
+  v1::CreateRunRequest archive_run;
+  archive_run.set_run_id("archive");
+  archive_run.mutable_run()->mutable_model()->set_archive_digest(
+      Upload(std::string("PK\x03\x04 an archive", 15)));
+  grpc::ClientContext run_context;
+  v1::Run run;
+  ASSERT_TRUE(stub_->CreateRun(&run_context, archive_run, &run).ok());
+
+  const std::string zip("PK\x03\x04\x14\x00\x00\x00", 8);
+  std::string too_long = testing::SafetensorsNote("x");
+  too_long[0] = '\x7f';  // a header length beyond the file
+  struct Case {
+    std::string run_id;
+    v1::CheckpointFormat format;
+    std::string bytes;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"zoo", v1::CHECKPOINT_FORMAT_UNSPECIFIED, zip,
+       "checkpoint.format is CHECKPOINT_FORMAT_SAFETENSORS (the default for "
+       "this run) but the content is a zip archive"},
+      {"archive", v1::CHECKPOINT_FORMAT_UNSPECIFIED,
+       testing::SafetensorsNote("a state dict"),
+       "checkpoint.format is CHECKPOINT_FORMAT_TORCHSCRIPT (the default for "
+       "this run) but the content is a safetensors file (an 8-byte header "
+       "length, then '{'); set checkpoint.format to "
+       "CHECKPOINT_FORMAT_SAFETENSORS"},
+      {"archive", v1::CHECKPOINT_FORMAT_SAFETENSORS, "weights as text",
+       "checkpoint.format is CHECKPOINT_FORMAT_SAFETENSORS but the content is "
+       "neither a zip archive"},
+      {"archive", v1::CHECKPOINT_FORMAT_TORCHSCRIPT, "weights as text",
+       "its first bytes are \"weights a\""},
+      {"zoo", v1::CHECKPOINT_FORMAT_SAFETENSORS, too_long,
+       "checkpoint.format is CHECKPOINT_FORMAT_SAFETENSORS but the content is "
+       "neither"},
+      {"zoo", v1::CHECKPOINT_FORMAT_SAFETENSORS, "",
+       "but the content is empty"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.message);
+    v1::CreateCheckpointRequest request;
+    request.set_parent("runs/" + c.run_id);
+    request.mutable_checkpoint()->set_step(7);
+    request.mutable_checkpoint()->set_format(c.format);
+    request.mutable_checkpoint()->set_digest(Upload(c.bytes));
+    grpc::ClientContext context;
+    v1::Checkpoint checkpoint;
+    grpc::Status status =
+        stub_->CreateCheckpoint(&context, request, &checkpoint);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr(c.message));
+    v1::GetCheckpointRequest get;
+    get.set_name("runs/" + c.run_id + "/checkpoints/7");
+    grpc::ClientContext get_context;
+    EXPECT_EQ(stub_->GetCheckpoint(&get_context, get, &checkpoint).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+
+  // The default is recorded on the stored checkpoint; the server still
+  // measures.
+  const std::string state_dict =
+      AddCheckpoint("archive", 2, testing::SafetensorsNote("weights"),
+                    v1::CHECKPOINT_FORMAT_SAFETENSORS);
+  v1::GetCheckpointRequest get;
+  get.set_name(parent);
+  grpc::ClientContext get_context;
+  v1::Checkpoint stored;
+  ASSERT_TRUE(stub_->GetCheckpoint(&get_context, get, &stored).ok());
+  EXPECT_EQ(stored.format(), v1::CHECKPOINT_FORMAT_SAFETENSORS);
+  v1::Measurement m;
+  ASSERT_TRUE(CreateMeasurement(state_dict, SharpnessSpec(), &m).ok());
+  EXPECT_EQ(WaitForState(m.name(), v1::Measurement::SUCCEEDED)
+                .sharpness()
+                .sharpness(),
+            10.0);
+}
+
+// An exact Hessian over the server's caps is refused at CreateMeasurement,
+// alone or in a plan, with a message that names the remedies: a parameter
+// block (spec.block), the spectrum without the matrix, the server flags.
+TEST_F(ServiceTest, ExactHessianOverTheCapNamesTheRemediesAtCreate) {
+  limits_.exact_hessian_max_parameters = 20;  // the 3-4-1 MLP has 21
+  limits_.exact_hessian_max_matrix_parameters = 4;
+  RestartServer();
+  const std::string parent = CreateCheckpoint("r", 1);
+  v1::MeasurementSpec single;
+  single.set_shard_uri(kShard);
+  single.mutable_exact_hessian();
+  v1::MeasurementSpec plan;
+  plan.set_shard_uri(kShard);
+  plan.mutable_plan()->mutable_exact_hessian();
+  plan.mutable_plan()->mutable_hessian_trace();
+  v1::MeasurementSpec matrix;
+  matrix.set_shard_uri(kShard);
+  matrix.mutable_exact_hessian()->set_return_matrix(true);
+  matrix.mutable_block()->add_prefixes("fc1.");  // 5 parameters
+  const std::vector<std::pair<v1::MeasurementSpec, std::vector<std::string>>>
+      cases = {
+          {single,
+           {"21 parameters exceeds the server's cap of 20", "spec.block",
+            "--exact_hessian_max_parameters"}},
+          {plan,
+           {"21 parameters", "spec.block", "--exact_hessian_max_parameters"}},
+          {matrix,
+           {"matrix of 5 parameters exceeds the server's cap of 4",
+            "return_matrix false", "spec.block",
+            "--exact_hessian_max_matrix_parameters"}},
+      };
+  for (const auto& [spec, mentions] : cases) {
+    SCOPED_TRACE(mentions[0]);
+    v1::Measurement m;
+    grpc::Status status = CreateMeasurement(parent, spec, &m);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    for (const std::string& mention : mentions) {
+      EXPECT_THAT(status.error_message(), HasSubstr(mention));
+    }
+  }
+  EXPECT_EQ(ListAll(parent).measurements_size(), 0);
+  EXPECT_EQ(control_->started(), 0);
+  v1::Measurement m;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  WaitForState(m.name(), v1::Measurement::SUCCEEDED);
+}
 
 // Shards outside the data roots are PERMISSION_DENIED; malformed paths (with
 // "..", relative, unknown scheme) are INVALID_ARGUMENT.

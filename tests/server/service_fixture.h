@@ -15,6 +15,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "checkpoint_bytes.h"
 #include "core/api/engine.h"
 #include "curvd/v1/curvd_service.grpc.pb.h"
 #include "fake_engine.h"
@@ -203,17 +204,21 @@ class ServiceTest : public ::testing::Test {
   // A run with one checkpoint at `step`; returns the checkpoint's name.
   std::string CreateCheckpoint(const std::string& run_id, int64_t step) {
     CreateRun(run_id);
-    return AddCheckpoint(run_id, step,
-                         "weights of step " + std::to_string(step));
+    return AddCheckpoint(
+        run_id, step,
+        testing::SafetensorsNote("weights of step " + std::to_string(step)));
   }
 
   // Records `bytes` (uploaded) as checkpoint `step` of the existing run
-  // `run_id`; returns the checkpoint's name.
-  std::string AddCheckpoint(const std::string& run_id, int64_t step,
-                            const std::string& bytes) {
+  // `run_id` in `format` (unset: the run's default); returns the checkpoint's
+  // name.
+  std::string AddCheckpoint(
+      const std::string& run_id, int64_t step, const std::string& bytes,
+      v1::CheckpointFormat format = v1::CHECKPOINT_FORMAT_UNSPECIFIED) {
     v1::CreateCheckpointRequest request;
     request.set_parent("runs/" + run_id);
     request.mutable_checkpoint()->set_step(step);
+    request.mutable_checkpoint()->set_format(format);
     request.mutable_checkpoint()->set_digest(Upload(bytes));
     grpc::ClientContext context;
     v1::Checkpoint checkpoint;

@@ -358,7 +358,7 @@ TEST_F(ServiceImplTest, CreatesAreIdempotent) {
   v1::Checkpoint checkpoint;
   ASSERT_TRUE(CreateCheckpointImpl(*core_, again, &checkpoint).ok());
   EXPECT_EQ(checkpoint.name(), parent_);
-  std::ofstream(data_root_ + "/other") << "other weights";
+  std::ofstream(data_root_ + "/other") << SafetensorsNote("other weights");
   again.mutable_checkpoint()->set_uri("file://" + data_root_ + "/other");
   EXPECT_EQ(CreateCheckpointImpl(*core_, again, &checkpoint).code(),
             absl::StatusCode::kAlreadyExists);

@@ -114,8 +114,10 @@ class RealEngineServiceTest : public ServiceTest {
 
 TEST_F(RealEngineServiceTest, CorruptAndTruncatedTorchScriptArchivesFail) {
   MeasureGoodCheckpoint();
-  // A run registered with an archive that is not one, and one cut short: a
-  // zip local-file header and nothing after it.
+  // A run registered with an archive that is not one, measured at a state
+  // dict (a checkpoint that is not a zip file is refused at create), and one
+  // cut short: a zip local-file header and nothing after it, its own
+  // checkpoint.
   const std::pair<std::string, std::string> archives[] = {
       {"corrupt", "this is not a TorchScript archive"},
       {"truncated", std::string("PK\x03\x04\x14\x00\x00\x00", 8)}};
@@ -126,7 +128,11 @@ TEST_F(RealEngineServiceTest, CorruptAndTruncatedTorchScriptArchivesFail) {
     grpc::ClientContext context;
     v1::Run run;
     ASSERT_TRUE(stub_->CreateRun(&context, request, &run).ok());
-    const std::string parent = AddCheckpoint(run_id, 1, bytes);
+    const bool corrupt = run_id == "corrupt";
+    const std::string parent =
+        AddCheckpoint(run_id, 1, corrupt ? StateDict(0.1f) : bytes,
+                      corrupt ? v1::CHECKPOINT_FORMAT_SAFETENSORS
+                              : v1::CHECKPOINT_FORMAT_UNSPECIFIED);
     ExpectFailed(Measure(parent, MseSharpness()),
                  "cannot load TorchScript archive");
   }
@@ -183,7 +189,9 @@ TEST_F(RealEngineServiceTest, ArchiveExactHessianOverTheCapFailsAndABlockRuns) {
   spec.set_loss(v1::LOSS_FUNCTION_MSE);
   spec.mutable_exact_hessian();
   ExpectFailed(Measure(parent, spec),
-               "exact Hessian of 75 parameters exceeds the cap of 20");
+               "exact Hessian of 75 parameters exceeds the server's cap of 20 "
+               "(--exact_hessian_max_parameters): restrict the operator to a "
+               "parameter block with spec.block");
 
   spec.mutable_block()->add_names("fc1.bias");  // 3 parameters
   const v1::Measurement block = Measure(parent, spec);
