@@ -42,6 +42,47 @@ absl::Status CheckFinite(const std::string& name, const torch::Tensor& tensor) {
   return absl::OkStatus();
 }
 
+// The dtype as PyTorch users write it ("float32"), for messages.
+std::string DtypeName(torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kFloat64:
+      return "float64";
+    case torch::kFloat32:
+      return "float32";
+    case torch::kFloat16:
+      return "float16";
+    case torch::kBFloat16:
+      return "bfloat16";
+    default:
+      return c10::toString(dtype);
+  }
+}
+
+// OK when `converted` (`original` in the measurement's dtype) holds the same
+// values: rounding float64 weights to float32 is refused rather than done
+// silently. `what` names the tensor and its stored dtype.
+absl::Status CheckLossless(const std::string& what,
+                           const torch::Tensor& original,
+                           const torch::Tensor& converted) {
+  if (!original.is_floating_point() ||
+      original.scalar_type() == converted.scalar_type() ||
+      converted.to(original.scalar_type()).equal(original)) {
+    return absl::OkStatus();
+  }
+  const double change =
+      (converted.to(torch::kFloat64) - original.to(torch::kFloat64))
+          .abs()
+          .max()
+          .item<double>();
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, " has values that ", DtypeName(converted.scalar_type()),
+      ", the dtype this measurement runs in, cannot hold (rounding would "
+      "change them by up to ",
+      change,
+      "): measure with spec.precision PRECISION_FLOAT64, or save the weights "
+      "in float32"));
+}
+
 // Loads the state dict at `path` into `slots` by name. Everything is checked
 // before anything is written, so a rejected file leaves the model as it was.
 absl::Status LoadStateDict(const std::string& path,
@@ -73,11 +114,16 @@ absl::Status LoadStateDict(const std::string& path,
                        ShapeString(stored.shape), " but the model expects ",
                        ShapeString(slot.tensor.sizes())));
     }
-    CURVD_ASSIGN_OR_RETURN(torch::Tensor value, TensorFromSafetensors(stored));
-    value = value.to(slot.tensor.scalar_type());
+    CURVD_ASSIGN_OR_RETURN(const torch::Tensor stored_value,
+                           TensorFromSafetensors(stored));
+    const torch::Tensor value = stored_value.to(slot.tensor.scalar_type());
     // Checked after conversion: an F64 value too large for float32 becomes Inf.
     CURVD_RETURN_IF_ERROR(CheckFinite(slot.name, value));
-    copies.emplace_back(slot.tensor, std::move(value));
+    CURVD_RETURN_IF_ERROR(
+        CheckLossless(absl::StrCat("state dict tensor '", slot.name, "' (",
+                                   stored.dtype, ")"),
+                      stored_value, value));
+    copies.emplace_back(slot.tensor, value);
   }
   if (!by_name.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -217,11 +263,26 @@ absl::Status CheckAllFinite(const std::vector<Slot>& slots) {
   return absl::OkStatus();
 }
 
+// The archive's own floating tensors in `dtype`, each checked by
+// CheckLossless first.
+absl::Status ConvertArchiveWeights(TorchScriptModel& model,
+                                   torch::ScalarType dtype) {
+  for (const Slot& slot : model.Slots()) {
+    CURVD_RETURN_IF_ERROR(
+        CheckLossless(absl::StrCat("archive tensor '", slot.name, "' (",
+                                   DtypeName(slot.tensor.scalar_type()), ")"),
+                      slot.tensor, slot.tensor.to(dtype)));
+  }
+  model.To(torch::Device("cpu"), dtype);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Model>> LoadModelOrThrow(
-    const ModelSource& source) {
+    const ModelSource& source, torch::ScalarType dtype) {
   if (source.kind == ModelSource::Kind::kZoo) {
     CURVD_RETURN_IF_ERROR(ValidateZooSpec(source.zoo));
     auto model = std::make_unique<ZooModel>(source.zoo);
+    model->To(torch::Device("cpu"), dtype);
     if (!source.state_dict_path.empty()) {
       CURVD_RETURN_IF_ERROR(
           LoadStateDict(source.state_dict_path, model->Slots()));
@@ -231,9 +292,11 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModelOrThrow(
   CURVD_ASSIGN_OR_RETURN(auto model, LoadArchive(source.archive_path));
   if (source.state_dict_path.empty()) {
     CURVD_RETURN_IF_ERROR(CheckAllFinite(model->Slots()));
+    CURVD_RETURN_IF_ERROR(ConvertArchiveWeights(*model, dtype));
   } else {
-    // Buffers not in the state dict keep the archive's values, so check them
-    // too.
+    // The state dict replaces the parameters, so the archive's own are not
+    // checked; buffers it leaves keep the archive's values, checked after.
+    model->To(torch::Device("cpu"), dtype);
     CURVD_RETURN_IF_ERROR(
         LoadStateDict(source.state_dict_path, model->Slots()));
     CURVD_RETURN_IF_ERROR(CheckAllFinite(model->Slots()));
@@ -275,10 +338,11 @@ absl::StatusOr<torch::Tensor> TensorFromSafetensors(
       .clone();
 }
 
-absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelSource& source) {
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelSource& source,
+                                                 torch::ScalarType dtype) {
   // Anything torch throws past the archive loader (a copy into an exotic
   // buffer, an allocation failure) still must not escape as an exception.
-  return CatchTorchExceptions([&] { return LoadModelOrThrow(source); },
+  return CatchTorchExceptions([&] { return LoadModelOrThrow(source, dtype); },
                               "cannot load model: ");
 }
 

@@ -37,13 +37,20 @@ class Model {
   virtual void To(const torch::Device& device, torch::ScalarType dtype) = 0;
 };
 
-// Builds the architecture and loads the weights of `source` (on the CPU, dtype
-// as stored). InvalidArgument for a corrupt or truncated archive, a state dict
-// whose names or shapes do not match the model (the message names the first
+// Builds the architecture and loads the weights of `source` on the CPU, every
+// floating parameter and buffer in `dtype` (the measurement's: float64 for
+// PRECISION_FLOAT64, else float32). Weights are converted only when no value
+// changes: F16, BF16 and F32 always, F64 into float32 only when every value
+// is a float32 (else InvalidArgument naming the tensor, its dtype, float32
+// and the remedies, precision float64 or float32 weights), so float64 weights
+// load losslessly into a float64 measurement and are never rounded silently.
+// InvalidArgument too for a corrupt or truncated archive, a state dict whose
+// names or shapes do not match the model (the message names the first
 // offender), or NaN/Inf weights; NotFound for a missing file. A zoo source
 // without a state dict keeps LibTorch's default initialisation (reproducible
 // via torch::manual_seed).
-absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelSource& source);
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(
+    const ModelSource& source, torch::ScalarType dtype = torch::kFloat32);
 
 // A tensor of a safetensors file as a CPU torch tensor of the same dtype and
 // shape (a copy). InvalidArgument for dtypes torch lacks (U16/U32/U64) or a

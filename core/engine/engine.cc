@@ -201,7 +201,7 @@ class TorchEngine final : public Engine {
                   {source.archive_path, source.state_dict_path}),
         [&]() -> absl::StatusOr<DeviceCache::Loaded<Model>> {
           CURVD_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                                 LoadModel(source));
+                                 LoadModel(source, dtype));
           model->To(device_, dtype);
           const int64_t bytes = ParameterBytes(*model);
           return DeviceCache::Loaded<Model>{std::move(model), bytes};

@@ -267,6 +267,45 @@ TEST_F(ModelTest, F64WeightTooLargeForFloat32IsRejectedAsInf) {
               HasSubstr("'fc0.bias' contains NaN or Inf"));
 }
 
+// float64 weights are never rounded silently: refused for a float32
+// measurement when float32 cannot hold them, loaded exactly for a float64 one.
+TEST_F(ModelTest,
+       F64WeightsFloat32CannotHoldAreRefusedAndLoadExactlyInFloat64) {
+  auto tensors = SmallMlpStateDict("F32");
+  tensors[1] =
+      ToSafetensors("fc0.bias", torch::full({5}, 0.1, torch::kFloat64), "F64");
+  const ModelSource source = ZooWithStateDict(tensors);
+  auto rounded = LoadModel(source);
+  ASSERT_FALSE(rounded.ok());
+  EXPECT_EQ(rounded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(rounded.status().message()),
+              HasSubstr("state dict tensor 'fc0.bias' (F64) has values that "
+                        "float32, the dtype this measurement runs in, cannot "
+                        "hold"));
+  EXPECT_THAT(std::string(rounded.status().message()),
+              HasSubstr("spec.precision PRECISION_FLOAT64"));
+  auto exact = LoadModel(source, torch::kFloat64);
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  const torch::Tensor bias = (*exact)->Parameters()[1];
+  EXPECT_EQ(bias.scalar_type(), torch::kFloat64);
+  EXPECT_EQ(bias[0].item<double>(), 0.1);
+  EXPECT_EQ((*exact)->Parameters()[0].scalar_type(), torch::kFloat64);
+}
+
+TEST_F(ModelTest, Float64ArchiveWeightsAreNotRoundedSilently) {
+  const std::string path =
+      SaveCppArchive(torch::full({4, 3}, 0.1, torch::kFloat64));
+  auto rounded = LoadModel(Archive(path));
+  ASSERT_FALSE(rounded.ok());
+  EXPECT_EQ(rounded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(rounded.status().message()),
+              HasSubstr("archive tensor 'inner.weight' (float64) has values "
+                        "that float32"));
+  auto exact = LoadModel(Archive(path), torch::kFloat64);
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  EXPECT_EQ((*exact)->Parameters()[0][0][0].item<double>(), 0.1);
+}
+
 TEST_F(ModelTest, StateDictWhoseHeaderLiesIsRejected) {
   const std::string path = dir_ + "/lying.safetensors";
   const std::string header =

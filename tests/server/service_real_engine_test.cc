@@ -215,6 +215,44 @@ TEST_F(RealEngineServiceTest, StateDictNameOrShapeMismatchFails) {
   ExpectStillServingAndStored();
 }
 
+// float64 weights that float32 cannot hold: a float32 measurement FAILS
+// naming the tensor, its dtype, the measurement's and the remedy; a float64
+// one loads them exactly (its loss differs from that of the same weights
+// rounded to float32).
+TEST_F(RealEngineServiceTest,
+       Float64WeightsAreRefusedInFloat32AndExactInFloat64) {
+  MeasureGoodCheckpoint();
+  std::vector<core::SafetensorsTensor> tensors =
+      core::ParseSafetensors(StateDict(0.1f)).value();
+  for (core::SafetensorsTensor& t : tensors) {
+    const std::vector<double> values(t.data.size() / sizeof(float), 0.1);
+    t.dtype = "F64";
+    t.data.assign(reinterpret_cast<const char*>(values.data()),
+                  values.size() * sizeof(double));
+  }
+  CreateRun("double");
+  const std::string parent =
+      AddCheckpoint("double", 1, core::SerializeSafetensors(tensors).value());
+  const v1::Measurement rounded = Measure(parent, MseSharpness());
+  ExpectFailed(rounded,
+               "state dict tensor 'fc0.weight' (F64) has values that float32, "
+               "the dtype this measurement runs in, cannot hold");
+  EXPECT_THAT(rounded.error_message(),
+              HasSubstr("spec.precision PRECISION_FLOAT64"));
+
+  v1::MeasurementSpec float64 = MseSharpness();
+  float64.set_precision(v1::PRECISION_FLOAT64);
+  const v1::Measurement exact = Measure(parent, float64);
+  ASSERT_EQ(exact.state(), v1::Measurement::SUCCEEDED) << exact.error_message();
+  EXPECT_EQ(exact.diagnostics().precision(), v1::PRECISION_FLOAT64);
+  const v1::Measurement widened = Measure(good_parent_, float64);
+  ASSERT_EQ(widened.state(), v1::Measurement::SUCCEEDED);
+  EXPECT_NE(exact.diagnostics().loss(), widened.diagnostics().loss());
+  EXPECT_NEAR(exact.diagnostics().loss(), widened.diagnostics().loss(),
+              1e-6 * std::abs(widened.diagnostics().loss()));
+  ExpectStillServingAndStored();
+}
+
 TEST_F(RealEngineServiceTest, ShardThatDoesNotFitTheModelFails) {
   MeasureGoodCheckpoint();
   ExpectFailed(
