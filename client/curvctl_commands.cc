@@ -170,7 +170,17 @@ std::vector<CommandDef> BuildCommands() {
          "Only this checkpoint's measurements; -1 = every checkpoint."},
         JsonFlag(),
         {"csv", Type::kBool, "false",
-         "Print CSV (one row per measurement) instead of a table."}},
+         "Print CSV (one row per measurement) instead of a table; the last "
+         "column, train_loss, is the trainer's Checkpoint.train_loss (0 when "
+         "it sent none)."},
+        {"wide", Type::kBool, "false",
+         "Print wide CSV: one row per checkpoint (and per shard, operator and "
+         "parameter block measured there), columns step, shard, operator, "
+         "block, train_loss, loss and one per scalar measured (sharpness, "
+         "trace, trace_standard_error, ...). Only SUCCEEDED measurements "
+         "count; of several of one kind at a checkpoint, the latest created "
+         "gives that kind's columns. A checkpoint without one has its step "
+         "and train_loss alone."}},
        0,
        0},
       {"get",
@@ -499,8 +509,10 @@ int ResultsCommand(const ParsedFlags& flags, std::ostream& out,
            "--help)\n";
     return kExitUsage;
   }
-  if (flags.Bool("json") && flags.Bool("csv")) {
-    err << "curvctl results: give --json or --csv, not both\n";
+  if (int{flags.Bool("json")} + int{flags.Bool("csv")} +
+          int{flags.Bool("wide")} >
+      1) {
+    err << "curvctl results: give one of --json, --csv and --wide\n";
     return kExitUsage;
   }
   const int64_t step = flags.Int("step");
@@ -520,8 +532,20 @@ int ResultsCommand(const ParsedFlags& flags, std::ostream& out,
     absl::StatusOr<std::string> json = MeasurementsToJson(*measurements);
     if (!json.ok()) return ExitFor(json.status(), err);
     out << *json << "\n";
-  } else if (flags.Bool("csv")) {
-    out << MeasurementsToCsv(*measurements);
+  } else if (flags.Bool("csv") || flags.Bool("wide")) {
+    absl::StatusOr<std::vector<v1::Checkpoint>> checkpoints =
+        client->ListCheckpoints(absl::StrCat("runs/", flags.String("run")));
+    if (!checkpoints.ok()) return ExitFor(checkpoints.status(), err);
+    if (step >= 0) {
+      checkpoints->erase(
+          std::remove_if(
+              checkpoints->begin(), checkpoints->end(),
+              [step](const v1::Checkpoint& c) { return c.step() != step; }),
+          checkpoints->end());
+    }
+    out << (flags.Bool("wide")
+                ? MeasurementsToWideCsv(*measurements, *checkpoints)
+                : MeasurementsToCsv(*measurements, *checkpoints));
   } else {
     out << MeasurementsToTable(*measurements);
   }

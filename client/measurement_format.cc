@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
+#include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -121,6 +124,81 @@ std::vector<ResultSummary> Summaries(const v1::Measurement& m) {
   return summaries;
 }
 
+// The trainer's loss of the checkpoint at `step` as a CSV field: empty when
+// `checkpoints` does not hold that step.
+std::string TrainLoss(const std::vector<v1::Checkpoint>& checkpoints,
+                      int64_t step) {
+  for (const v1::Checkpoint& checkpoint : checkpoints) {
+    if (checkpoint.step() == step) {
+      return RoundTripNumber(checkpoint.train_loss());
+    }
+  }
+  return "";
+}
+
+std::string CsvLine(const std::vector<std::string>& fields) {
+  std::vector<std::string> escaped;
+  for (const std::string& field : fields) escaped.push_back(CsvField(field));
+  return absl::StrCat(absl::StrJoin(escaped, ","), "\n");
+}
+
+std::string OperatorName(const v1::Diagnostics& d) {
+  return d.operator_() == v1::OPERATOR_GGN ? "ggn" : "hessian";
+}
+
+// A parameter block as text: its names, then its prefixes with a trailing
+// '*', ';'-separated; empty for every parameter.
+std::string BlockText(const v1::ParameterBlock& block) {
+  std::vector<std::string> parts(block.names().begin(), block.names().end());
+  for (const std::string& prefix : block.prefixes()) {
+    parts.push_back(absl::StrCat(prefix, "*"));
+  }
+  return absl::StrJoin(parts, ";");
+}
+
+// What one row of the wide CSV holds apart from its step: measurements of a
+// checkpoint on different data, operators or blocks are different numbers.
+struct WideKey {
+  int64_t step = 0;
+  std::string shard, op, block;
+  bool operator<(const WideKey& o) const {
+    return std::tie(step, shard, op, block) <
+           std::tie(o.step, o.shard, o.op, o.block);
+  }
+};
+
+// The latest SUCCEEDED result of one kind in a row: by create_time, and for
+// equal times the one later in the list.
+struct Latest {
+  std::pair<int64_t, int32_t> time;
+  KindSummary summary;
+};
+
+std::pair<int64_t, int32_t> CreateTime(const v1::Measurement& m) {
+  return {m.create_time().seconds(), m.create_time().nanos()};
+}
+
+// The scalar columns of one wide row: each kind's own columns from its latest
+// result, then the columns a result fills for another kind (loss_expansion's
+// trace_h3) where that kind has none.
+std::map<std::string, std::string> WideColumns(
+    const std::map<std::string, Latest>& latest_by_kind) {
+  std::map<std::string, std::string> columns;
+  for (const auto& [kind, latest] : latest_by_kind) {
+    const KindRow* row = FindKind(kind);
+    for (const auto& [column, value] : latest.summary.columns) {
+      if (row != nullptr && absl::c_linear_search(row->csv_columns, column)) {
+        columns[column] = value;
+      }
+    }
+  }
+  for (const auto& [kind, latest] : latest_by_kind) {
+    columns.insert(latest.summary.columns.begin(),
+                   latest.summary.columns.end());
+  }
+  return columns;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message,
@@ -148,14 +226,14 @@ absl::StatusOr<std::string> MeasurementsToJson(
   return ToJson(response, /*pretty=*/true);
 }
 
-std::string MeasurementsToCsv(
-    const std::vector<v1::Measurement>& measurements) {
+std::string MeasurementsToCsv(const std::vector<v1::Measurement>& measurements,
+                              const std::vector<v1::Checkpoint>& checkpoints) {
   const std::vector<std::string> kind_columns = KindColumns();
   std::string csv = absl::StrCat(
       "name,step,kind,state,value,standard_error,top_eigenvalues,iterations,"
       "probes,loss,num_samples,num_parameters,hvps,device,compute_seconds,"
       "error_message,operator,",
-      absl::StrJoin(kind_columns, ","), "\n");
+      absl::StrJoin(kind_columns, ","), ",train_loss\n");
   for (const v1::Measurement& m : measurements) {
     const std::vector<ResultSummary> summaries = Summaries(m);
     std::map<std::string, std::string> columns;
@@ -193,16 +271,78 @@ std::string MeasurementsToCsv(
                                           d.compute_duration().nanos() * 1e-9)
                         : "",
         m.error_message(),
-        has_diagnostics
-            ? (d.operator_() == v1::OPERATOR_GGN ? "ggn" : "hessian")
-            : "",
+        has_diagnostics ? OperatorName(d) : "",
     };
     for (const std::string& column : kind_columns) {
       fields.push_back(columns[column]);
     }
-    std::vector<std::string> escaped;
-    for (const std::string& field : fields) escaped.push_back(CsvField(field));
-    absl::StrAppend(&csv, absl::StrJoin(escaped, ","), "\n");
+    fields.push_back(TrainLoss(checkpoints, StepFromName(m.name())));
+    absl::StrAppend(&csv, CsvLine(fields));
+  }
+  return csv;
+}
+
+std::string MeasurementsToWideCsv(
+    const std::vector<v1::Measurement>& measurements,
+    const std::vector<v1::Checkpoint>& checkpoints) {
+  struct Row {
+    std::pair<int64_t, int32_t> loss_time;
+    std::string loss;
+    std::map<std::string, Latest> latest_by_kind;
+  };
+  std::map<WideKey, Row> rows;
+  for (const v1::Measurement& m : measurements) {
+    if (m.state() != v1::Measurement::SUCCEEDED) continue;
+    Row& row =
+        rows[{StepFromName(m.name()), m.spec().shard_uri(),
+              OperatorName(m.diagnostics()), BlockText(m.spec().block())}];
+    const auto time = CreateTime(m);
+    if (row.loss.empty() || time >= row.loss_time) {
+      row.loss_time = time;
+      row.loss = RoundTripNumber(m.diagnostics().loss());
+    }
+    for (ResultSummary& result : Summaries(m)) {
+      auto [it, inserted] = row.latest_by_kind.try_emplace(result.kind);
+      if (inserted || time >= it->second.time) {
+        it->second = {time, std::move(result.summary)};
+      }
+    }
+  }
+  // A checkpoint without a SUCCEEDED measurement keeps its train_loss.
+  for (const v1::Checkpoint& checkpoint : checkpoints) {
+    const int64_t step = checkpoint.step();
+    const bool measured = absl::c_any_of(
+        rows, [step](const auto& entry) { return entry.first.step == step; });
+    if (!measured) rows[{step, "", "", ""}];
+  }
+
+  std::vector<std::map<std::string, std::string>> scalars;
+  for (const auto& [key, row] : rows) {
+    scalars.push_back(WideColumns(row.latest_by_kind));
+  }
+  // Only the scalars some row has, in the kind table's order.
+  std::vector<std::string> columns;
+  for (const std::string& column : KindColumns()) {
+    if (absl::c_any_of(scalars, [&column](const auto& row) {
+          return row.count(column) > 0;
+        })) {
+      columns.push_back(column);
+    }
+  }
+  std::vector<std::string> header = {"step",  "shard",      "operator",
+                                     "block", "train_loss", "loss"};
+  header.insert(header.end(), columns.begin(), columns.end());
+  std::string csv = CsvLine(header);
+  size_t i = 0;
+  for (const auto& [key, row] : rows) {
+    std::map<std::string, std::string>& values = scalars[i++];
+    std::vector<std::string> fields = {
+        absl::StrCat(key.step),           key.shard, key.op, key.block,
+        TrainLoss(checkpoints, key.step), row.loss};
+    for (const std::string& column : columns) {
+      fields.push_back(values[column]);
+    }
+    absl::StrAppend(&csv, CsvLine(fields));
   }
   return csv;
 }

@@ -36,10 +36,32 @@ absl::StatusOr<std::string> MeasurementsToJson(
 // compute_seconds, error_message, operator (hessian or ggn), then each kind's
 // scalars in the kind table's order (KindRow::csv_columns: sharpness, trace,
 // trace_standard_error, density_trace, ..., slice_eigenvalue,
-// slice_curvature), filled for every result a plan holds. Arrays (densities,
+// slice_curvature), filled for every result a plan holds, and last
+// train_loss: the trainer's Checkpoint.train_loss of the measurement's step
+// from `checkpoints` (0 when the trainer sent none: proto3 cannot tell them
+// apart), empty when `checkpoints` has no such step. Arrays (densities,
 // eigenvalue lists, matrices, slices) are left to the JSON.
 std::string MeasurementsToCsv(
-    const std::vector<curvd::v1::Measurement>& measurements);
+    const std::vector<curvd::v1::Measurement>& measurements,
+    const std::vector<curvd::v1::Checkpoint>& checkpoints = {});
+
+// The wide form: a header, then one RFC 4180 line per checkpoint step and
+// objective (shard URI, operator, parameter block: numbers of different data
+// or operators never share a row), in step order. Columns: step, shard,
+// operator (hessian or ggn), block (names, then prefixes with a trailing '*',
+// ';'-separated; empty for all parameters), train_loss (as in
+// MeasurementsToCsv), loss (of the row's latest SUCCEEDED measurement), then
+// the kinds' scalars (KindRow::csv_columns, the kind table's order) that at
+// least one row has. Only SUCCEEDED measurements count, a plan's results as
+// measurements of their kinds; of several results of one kind in a row, the
+// latest by create_time (for equal times, the later in `measurements`) gives
+// all of that kind's columns, and a column a result fills for another kind
+// (loss_expansion's trace_h3) only when that kind has no result there. A
+// checkpoint of `checkpoints` without a SUCCEEDED measurement gets a row of
+// its step and train_loss alone.
+std::string MeasurementsToWideCsv(
+    const std::vector<curvd::v1::Measurement>& measurements,
+    const std::vector<curvd::v1::Checkpoint>& checkpoints);
 
 // An aligned table: step, kind, state, value (the headline, as in the CSV),
 // detail (± standard error and what the result adds, or the error), loss,

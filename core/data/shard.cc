@@ -198,6 +198,30 @@ absl::StatusOr<torch::Tensor> ShardTensor(
                               "' (it needs \"inputs\" and \"targets\")"));
 }
 
+// Half precision is widened: the objective works in float32 or float64, and
+// CPU kernels for half are incomplete in LibTorch 1.13.
+torch::Tensor WidenHalf(torch::Tensor t) {
+  return t.scalar_type() == torch::kFloat16 ||
+                 t.scalar_type() == torch::kBFloat16
+             ? t.to(torch::kFloat32)
+             : t;
+}
+
+// Floating inputs as they are (half widened); integer inputs are token ids
+// for an embedding, widened losslessly to the int64 that torch's embedding
+// takes and never cast to float, whatever the measurement's precision. BOOL is
+// refused: it is neither features nor ids.
+absl::StatusOr<torch::Tensor> ShardInputs(const ShardSpec& spec,
+                                          torch::Tensor inputs) {
+  if (inputs.is_floating_point()) return WidenHalf(std::move(inputs));
+  if (inputs.scalar_type() == torch::kBool) {
+    return Invalid(spec.path,
+                   "inputs must be floating point (F16, BF16, F32, F64) or "
+                   "integer token ids (I64, I32, I16, I8, U8), not BOOL");
+  }
+  return inputs.to(torch::kInt64);
+}
+
 absl::StatusOr<Shard> LoadSafetensorsShard(const ShardSpec& spec) {
   CURVD_ASSIGN_OR_RETURN(std::vector<SafetensorsTensor> file,
                          ReadSafetensorsFile(spec.path));
@@ -205,23 +229,9 @@ absl::StatusOr<Shard> LoadSafetensorsShard(const ShardSpec& spec) {
   CURVD_ASSIGN_OR_RETURN(shard.inputs, ShardTensor(spec, file, "inputs"));
   CURVD_ASSIGN_OR_RETURN(shard.targets, ShardTensor(spec, file, "targets"));
   file.clear();
-  if (!shard.inputs.is_floating_point()) {
-    return Invalid(spec.path,
-                   absl::StrCat("inputs must be floating point (F16, BF16, F32 "
-                                "or F64), not ",
-                                c10::toString(shard.inputs.scalar_type())));
-  }
-  // Half precision is widened: the objective works in float32 or float64, and
-  // CPU kernels for half are incomplete in LibTorch 1.13.
-  auto widen = [](torch::Tensor t) {
-    return t.scalar_type() == torch::kFloat16 ||
-                   t.scalar_type() == torch::kBFloat16
-               ? t.to(torch::kFloat32)
-               : t;
-  };
-  shard.inputs = widen(shard.inputs);
+  CURVD_ASSIGN_OR_RETURN(shard.inputs, ShardInputs(spec, shard.inputs));
   if (shard.targets.is_floating_point()) {
-    shard.targets = widen(shard.targets);
+    shard.targets = WidenHalf(shard.targets);
   } else if (shard.targets.scalar_type() == torch::kBool ||
              shard.targets.dim() != 1) {
     return Invalid(

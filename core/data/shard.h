@@ -11,16 +11,19 @@
 namespace curvd::core {
 
 struct Shard {
-  torch::Tensor inputs;   // [N, ...] floating point
+  // [N, ...] floating point, or int64 token ids for an embedding model.
+  torch::Tensor inputs;
   torch::Tensor targets;  // [N] int64 class indices, or [N, ...] floating point
   int64_t size() const { return inputs.size(0); }
 };
 
 // Loads the shard on the CPU, offset/limit applied. idx images become float32
-// in [0, 1] with shape [N, rows*cols]; idx labels int64. InvalidArgument for a
-// corrupt or inconsistent file (wrong magic, truncated, counts that disagree,
-// missing "inputs"/"targets", empty after the slice), NotFound for a missing
-// file.
+// in [0, 1] with shape [N, rows*cols]; idx labels int64. Safetensors inputs
+// keep a floating dtype (F16 and BF16 widened to float32) or, when integer
+// (I64, I32, I16, I8, U8), are token ids widened to int64; integer targets are
+// int64 class indices. InvalidArgument for a corrupt or inconsistent file
+// (wrong magic, truncated, counts that disagree, missing "inputs"/"targets",
+// BOOL inputs, empty after the slice), NotFound for a missing file.
 absl::StatusOr<Shard> LoadShard(const ShardSpec& spec);
 
 }  // namespace curvd::core

@@ -47,7 +47,8 @@ torch::ScalarType DtypeOf(Precision precision) {
   return precision == Precision::kFloat64 ? torch::kFloat64 : torch::kFloat32;
 }
 
-// Floating tensors take the measurement's dtype; class indices stay int64.
+// Floating tensors take the measurement's dtype; class indices and token ids
+// stay int64.
 torch::Tensor ToDevice(const torch::Tensor& t, const torch::Device& device,
                        torch::ScalarType dtype) {
   return t.is_floating_point() ? t.to(device, dtype) : t.to(device);

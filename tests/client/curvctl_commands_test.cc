@@ -91,6 +91,20 @@ TEST(CurvctlCommandsTest, BadKindIsAUsageErrorBeforeAnyConnection) {
   EXPECT_THAT(outcome.err, HasSubstr("'curvature' is unknown"));
 }
 
+// --wide is the per-checkpoint CSV: one output form at a time, and its help
+// says which measurement fills a row when a kind ran several times.
+TEST(CurvctlCommandsTest, ResultsTakesOneOfJsonCsvAndWide) {
+  for (const char* other : {"--csv", "--json"}) {
+    Outcome both = RunCli({"results", "--run=r", "--wide", other});
+    EXPECT_EQ(both.code, kExitUsage) << other;
+    EXPECT_THAT(both.err, HasSubstr("give one of --json, --csv and --wide"));
+  }
+  Outcome help = RunCli({"results", "--help"});
+  EXPECT_THAT(help.out, HasSubstr("--wide ("));
+  EXPECT_THAT(help.out, HasSubstr("the latest created gives that kind's"));
+  EXPECT_THAT(help.out, HasSubstr("train_loss"));
+}
+
 TEST(CurvctlCommandsTest, UnreachableServerIsAnError) {
   // Port 1 on loopback refuses at once: the first call fails UNAVAILABLE.
   Outcome outcome =

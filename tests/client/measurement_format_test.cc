@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/message_differencer.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -294,6 +295,123 @@ TEST(RunsToTableTest, ListsModelAndCount) {
   EXPECT_THAT(table, HasSubstr("runs/fmnist"));
   EXPECT_THAT(table, HasSubstr("mlp:784,10:tanh"));
   EXPECT_THAT(table, HasSubstr("  4"));
+}
+
+v1::Checkpoint CheckpointAt(int64_t step, double train_loss) {
+  v1::Checkpoint checkpoint;
+  checkpoint.set_name("runs/r/checkpoints/" + std::to_string(step));
+  checkpoint.set_step(step);
+  checkpoint.set_train_loss(train_loss);
+  return checkpoint;
+}
+
+TEST(MeasurementsToCsvTest, LastColumnIsTheTrainersLossOfTheCheckpoint) {
+  const std::string csv = MeasurementsToCsv({Sharpness(), FailedTrace()},
+                                            {CheckpointAt(200, 0.75)});
+  std::vector<std::string> lines = absl::StrSplit(csv, '\n');
+  EXPECT_EQ(Fields(lines[0]).back(), "train_loss");
+  EXPECT_EQ(Column(csv, 1, "train_loss"), "0.75");
+  EXPECT_EQ(Column(csv, 2, "train_loss"), "");  // step 7 is not listed
+  EXPECT_EQ(Fields(lines[1]).size(), Fields(lines[0]).size());
+}
+
+// A SUCCEEDED measurement `id` of checkpoint `step`, of no kind yet, created
+// at `seconds`, with loss `loss` on `shard`.
+v1::Measurement At(int64_t step, const std::string& id, int64_t seconds,
+                   double loss, const std::string& shard = "builtin://a") {
+  v1::Measurement m;
+  m.set_name(absl::StrCat("runs/r/checkpoints/", step, "/measurements/", id));
+  m.set_state(v1::Measurement::SUCCEEDED);
+  m.mutable_spec()->set_shard_uri(shard);
+  m.mutable_create_time()->set_seconds(seconds);
+  m.mutable_diagnostics()->set_loss(loss);
+  return m;
+}
+
+v1::Measurement SharpnessAt(int64_t step, const std::string& id,
+                            int64_t seconds, double sharpness) {
+  v1::Measurement m = At(step, id, seconds, 0.5);
+  m.mutable_spec()->mutable_sharpness();
+  m.mutable_sharpness()->set_sharpness(sharpness);
+  return m;
+}
+
+TEST(MeasurementsToWideCsvTest, OneRowPerCheckpointOneColumnPerScalar) {
+  std::vector<v1::Measurement> ms;
+  // Step 5: the latest sharpness wins whatever the list order; a FAILED one
+  // created later is left out.
+  ms.push_back(SharpnessAt(5, "late", 30, 13));
+  ms.push_back(SharpnessAt(5, "early", 10, 12));
+  v1::Measurement failed = SharpnessAt(5, "failed", 40, 99);
+  failed.set_state(v1::Measurement::FAILED);
+  ms.push_back(failed);
+  // A plan at step 5: its trace counts as a hessian_trace measurement, and
+  // the loss is the latest measurement's.
+  v1::Measurement plan = At(5, "plan", 20, 0.25);
+  plan.mutable_spec()->mutable_plan();
+  plan.mutable_plan()->mutable_hessian_trace()->set_trace(42);
+  plan.mutable_plan()->mutable_hessian_trace()->set_standard_error(0.5);
+  ms.push_back(plan);
+  // A loss expansion fills trace_h3 only where no trace_h3 was measured.
+  v1::Measurement expansion = At(5, "expansion", 50, 0.375);
+  expansion.mutable_spec()->mutable_loss_expansion();
+  expansion.mutable_loss_expansion()->set_total(-0.125);
+  expansion.mutable_loss_expansion()->mutable_trace_h3()->set_trace(900);
+  ms.push_back(expansion);
+  v1::Measurement h3 = At(5, "h3", 5, 0.5);
+  h3.mutable_spec()->mutable_trace_h3();
+  h3.mutable_trace_h3()->set_trace(7000);
+  ms.push_back(h3);
+  // Step 3 on two shards: two rows, never mixed.
+  ms.push_back(SharpnessAt(3, "train", 1, 2));
+  v1::Measurement test_shard = At(3, "test", 2, 0.875, "builtin://b");
+  test_shard.mutable_spec()->mutable_sharpness();
+  test_shard.mutable_sharpness()->set_sharpness(3);
+  ms.push_back(test_shard);
+
+  const std::string csv = MeasurementsToWideCsv(
+      ms,
+      {CheckpointAt(3, 1.5), CheckpointAt(5, 1.25), CheckpointAt(9, 0.125)});
+  std::vector<std::string> lines = absl::StrSplit(csv, '\n');
+  ASSERT_EQ(lines.size(), 6u) << csv;  // header, 4 rows, the empty tail
+  // Only the scalars measured, in the kind table's order.
+  EXPECT_EQ(lines[0],
+            "step,shard,operator,block,train_loss,loss,sharpness,trace,"
+            "trace_standard_error,trace_h3,trace_h3_standard_error,"
+            "first_order_term,second_order_term,noise_term,"
+            "noise_term_standard_error,total,total_standard_error");
+  EXPECT_EQ(Column(csv, 1, "step"), "3");
+  EXPECT_EQ(Column(csv, 1, "shard"), "builtin://a");
+  EXPECT_EQ(Column(csv, 1, "sharpness"), "2");
+  EXPECT_EQ(Column(csv, 1, "train_loss"), "1.5");
+  EXPECT_EQ(Column(csv, 2, "shard"), "builtin://b");
+  EXPECT_EQ(Column(csv, 2, "sharpness"), "3");
+  EXPECT_EQ(Column(csv, 2, "loss"), "0.875");
+  EXPECT_EQ(Column(csv, 3, "step"), "5");
+  EXPECT_EQ(Column(csv, 3, "operator"), "hessian");
+  EXPECT_EQ(Column(csv, 3, "train_loss"), "1.25");
+  EXPECT_EQ(Column(csv, 3, "loss"), "0.375");
+  EXPECT_EQ(Column(csv, 3, "sharpness"), "13");
+  EXPECT_EQ(Column(csv, 3, "trace"), "42");
+  EXPECT_EQ(Column(csv, 3, "trace_standard_error"), "0.5");
+  EXPECT_EQ(Column(csv, 3, "trace_h3"), "7000");
+  EXPECT_EQ(Column(csv, 3, "total"), "-0.125");
+  EXPECT_EQ(lines[4], "9,,,,0.125,,,,,,,,,,,,");
+}
+
+TEST(MeasurementsToWideCsvTest, OperatorsAndBlocksGetRowsOfTheirOwn) {
+  v1::Measurement ggn = SharpnessAt(1, "ggn", 1, 4);
+  ggn.mutable_diagnostics()->set_operator_(v1::OPERATOR_GGN);
+  v1::Measurement block = SharpnessAt(1, "block", 2, 5);
+  block.mutable_spec()->mutable_block()->add_names("fc1.bias");
+  block.mutable_spec()->mutable_block()->add_prefixes("fc0.");
+  const std::string csv =
+      MeasurementsToWideCsv({SharpnessAt(1, "all", 0, 6), ggn, block}, {});
+  std::vector<std::string> lines = absl::StrSplit(csv, '\n');
+  ASSERT_EQ(lines.size(), 5u) << csv;
+  EXPECT_EQ(lines[1], "1,builtin://a,ggn,,,0.5,4");
+  EXPECT_EQ(lines[2], "1,builtin://a,hessian,,,0.5,6");
+  EXPECT_EQ(lines[3], "1,builtin://a,hessian,fc1.bias;fc0.*,,0.5,5");
 }
 
 }  // namespace

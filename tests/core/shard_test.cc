@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/api/safetensors.h"
@@ -233,6 +234,31 @@ TEST_F(ShardTest, LoadsSafetensorsShardWithSlice) {
   EXPECT_TRUE(torch::equal(shard->targets, torch::arange(2, 5, torch::kInt64)));
 }
 
+// Integer inputs are token ids for an embedding: I64 stays int64, narrower
+// integers widen to it losslessly, and none becomes floating point.
+TEST_F(ShardTest, IntegerInputsLoadAsInt64TokenIds) {
+  const torch::Tensor tokens =
+      torch::tensor({0, 4, 3, 255, 7, 1}, torch::kInt64).reshape({3, 2});
+  const torch::Tensor targets = torch::arange(3, torch::kInt64);
+  for (const auto& [dtype, name] :
+       std::vector<std::pair<torch::ScalarType, std::string>>{
+           {torch::kInt64, "I64"},
+           {torch::kInt32, "I32"},
+           {torch::kUInt8, "U8"}}) {
+    SCOPED_TRACE(name);
+    auto bytes = SerializeSafetensors({Raw("inputs", tokens.to(dtype), name),
+                                       Raw("targets", targets, "I64")});
+    ASSERT_TRUE(bytes.ok());
+    ShardSpec spec;
+    spec.path = Write("tokens.safetensors", *bytes);
+    spec.offset = 1;
+    auto shard = LoadShard(spec);
+    ASSERT_TRUE(shard.ok()) << shard.status();
+    EXPECT_EQ(shard->inputs.scalar_type(), torch::kInt64);
+    EXPECT_TRUE(torch::equal(shard->inputs, tokens.narrow(0, 1, 2)));
+  }
+}
+
 TEST_F(ShardTest, SafetensorsShardErrors) {
   ShardSpec spec;
   auto only_inputs =
@@ -246,11 +272,12 @@ TEST_F(ShardTest, SafetensorsShardErrors) {
   spec.path = Write("b.safetensors", *mismatch);
   ExpectInvalid(LoadShard(spec), "inputs have 3 samples but targets have 4");
 
-  auto integer_inputs = SerializeSafetensors(
-      {Raw("inputs", torch::ones({3, 2}, torch::kInt64), "I64"),
+  auto bool_inputs = SerializeSafetensors(
+      {Raw("inputs", torch::ones({3, 2}, torch::kBool), "BOOL"),
        Raw("targets", torch::ones({3}), "F32")});
-  spec.path = Write("c.safetensors", *integer_inputs);
-  ExpectInvalid(LoadShard(spec), "inputs must be floating point");
+  spec.path = Write("c.safetensors", *bool_inputs);
+  ExpectInvalid(LoadShard(spec),
+                "or integer token ids (I64, I32, I16, I8, U8), not BOOL");
 
   spec.path = Write("d.safetensors", "garbage");
   ExpectInvalid(LoadShard(spec), "safetensors");

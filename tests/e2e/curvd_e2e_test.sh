@@ -69,7 +69,7 @@ echo "== curvctl measure: sharpness and hessian_trace of a zoo MLP"
 shard='builtin://gaussian_regression?n=128&d=8&outputs=2&seed=1'
 timeout 300 "$curvctl" measure --server="$server" --run=e2e --step=0 \
   --zoo=mlp:8,16,2:tanh --shard="$shard" --loss=mse \
-  --measure=sharpness,hessian_trace --top_k=3 --precision=float64 \
+  --measure=sharpness,hessian_trace --top_k=3 --precision=float64 --train_loss=0.75 \
   --timeout=240 --json >"$tmp/measure.json" 2>"$tmp/measure.err" \
   || { status=$?; cat "$tmp/measure.err" >&2; fail "curvctl measure exited with status $status"; }
 
@@ -100,7 +100,7 @@ assert t["trace"] <= params * top[0] + 4 * t["standardError"], (t, top[0])
 print(f"ok: sharpness {top[0]:.6g}, top {top}, trace {t['trace']:.6g} ± {t['standardError']:.2g}")
 PY
 
-echo "== curvctl results (csv, json) list what measure stored"
+echo "== curvctl results (csv, wide, json) list what measure stored"
 timeout 30 "$curvctl" results --server="$server" --run=e2e --csv >"$tmp/results.csv" \
   || fail "curvctl results --csv failed"
 rows=$(wc -l <"$tmp/results.csv")
@@ -108,6 +108,18 @@ rows=$(wc -l <"$tmp/results.csv")
 head -n 1 "$tmp/results.csv" | grep -q '^name,step,kind,state,value,' \
   || fail "results --csv header: $(head -n 1 "$tmp/results.csv")"
 [ "$(grep -c ',SUCCEEDED,' "$tmp/results.csv")" -eq 2 ] || fail "results --csv rows are not both SUCCEEDED"
+head -n 1 "$tmp/results.csv" | grep -q ',train_loss$' \
+  || fail "results --csv does not end with train_loss: $(head -n 1 "$tmp/results.csv")"
+timeout 30 "$curvctl" results --server="$server" --run=e2e --wide >"$tmp/wide.csv" \
+  || fail "curvctl results --wide failed"
+python3 - "$tmp/wide.csv" <<'PY' || fail "results --wide is not one row of step 0 with both kinds"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 1, rows
+row = rows[0]
+assert row["step"] == "0" and float(row["train_loss"]) == 0.75, row
+assert float(row["sharpness"]) > 0 and row["trace"] and row["trace_standard_error"], row
+PY
 timeout 30 "$curvctl" results --server="$server" --run=e2e --json \
   | python3 -c 'import json,sys; assert len(json.load(sys.stdin)["measurements"]) == 2' \
   || fail "curvctl results --json does not list 2 measurements"

@@ -374,6 +374,54 @@ TEST_F(RealEngineServiceTest, BlockNamingNoParameterFails) {
   ExpectStillServingAndStored();
 }
 
+// A trainer's embedding model on integer token ids, the shard uploaded as a
+// blob with int64 inputs: the exact Hessian in float32 succeeds and matches
+// the float64 spectrum Python computed for the same model and data.
+TEST_F(RealEngineServiceTest, TokenIdShardThroughABlobMatchesPythonReference) {
+  const std::filesystem::path fixtures(CURVD_CORE_FIXTURE_DIR);
+  if (!std::filesystem::exists(fixtures / "token_mlp.pt")) {
+    GTEST_SKIP() << "no TorchScript fixture: CMake found no python3 with torch";
+  }
+  auto reference = core::ReadSafetensorsFile(
+      (fixtures / "token_reference.safetensors").string());
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  std::vector<double> eigenvalues;
+  for (const core::SafetensorsTensor& t : *reference) {
+    if (t.name != "eigenvalues") continue;
+    eigenvalues.resize(t.data.size() / sizeof(double));
+    std::memcpy(eigenvalues.data(), t.data.data(), t.data.size());
+  }
+  ASSERT_EQ(eigenvalues.size(), 68u);
+  auto read = [&](const char* name) {
+    std::ifstream in(fixtures / name, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  max_blob_bytes_ = 1 << 20;  // the archive is about 10 KB
+  RestartServer();
+  v1::CreateRunRequest request;
+  request.set_run_id("tokens");
+  const std::string archive = read("token_mlp.pt");
+  request.mutable_run()->mutable_model()->set_archive_digest(Upload(archive));
+  grpc::ClientContext context;
+  v1::Run run;
+  ASSERT_TRUE(stub_->CreateRun(&context, request, &run).ok());
+  const std::string parent = AddCheckpoint("tokens", 1, archive);
+
+  v1::MeasurementSpec spec;
+  spec.set_shard_uri("blob://" + Upload(read("token_shard.safetensors")));
+  spec.set_loss(v1::LOSS_FUNCTION_CROSS_ENTROPY);
+  spec.set_precision(v1::PRECISION_FLOAT32);
+  spec.mutable_exact_hessian();
+  const v1::Measurement m = Measure(parent, spec);
+  ASSERT_EQ(m.state(), v1::Measurement::SUCCEEDED) << m.error_message();
+  EXPECT_EQ(m.diagnostics().num_samples(), 25);
+  ASSERT_EQ(m.exact_hessian().eigenvalues_size(), 68);
+  const double scale = std::abs(eigenvalues.back());
+  for (int i = 0; i < 68; ++i) {
+    EXPECT_NEAR(m.exact_hessian().eigenvalues(i), eigenvalues[i], 1e-4 * scale)
+        << "eigenvalue " << i;
+  }
+}
 
 }  // namespace
 }  // namespace curvd::server
