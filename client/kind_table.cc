@@ -324,16 +324,34 @@ absl::Status FillExactHessian(const ParsedFlags& flags,
   return absl::OkStatus();
 }
 
+// ", clear (gap 3.2 decades)" or ", NOT clear-cut (gap 0.05 decades, rank
+// 212..187 over a decade of tolerance either side)"; empty for a result
+// stored before the server judged the cut.
+std::string RankClarity(const v1::ExactHessianResult& r) {
+  if (!r.has_rank_clear_cut()) return "";
+  const std::string gap =
+      absl::StrCat("gap ", ShortNumber(r.rank_gap_decades()), " decades");
+  if (r.rank_clear_cut()) return absl::StrCat(", clear (", gap, ")");
+  return absl::StrCat(", NOT clear-cut (", gap, ", rank ",
+                      r.rank_at_tenth_tolerance(), "..",
+                      r.rank_at_tenfold_tolerance(),
+                      " over a decade of tolerance either side)");
+}
+
 KindSummary SummarizeExactHessian(const v1::ExactHessianResult& r) {
   KindSummary s;
-  s.detail =
-      absl::StrCat("rank ", r.rank(), " of ", r.eigenvalues_size(), " (",
-                   r.positive(), " positive, ", r.negative(),
-                   " negative), condition ", ShortNumber(r.condition_number()));
+  s.detail = absl::StrCat("rank ", r.rank(), " of ", r.eigenvalues_size(), " (",
+                          r.positive(), " positive, ", r.negative(),
+                          " negative)", RankClarity(r), ", condition ",
+                          ShortNumber(r.condition_number()));
   s.columns = {{"rank", absl::StrCat(r.rank())},
                {"positive", absl::StrCat(r.positive())},
                {"negative", absl::StrCat(r.negative())},
                {"condition_number", RoundTripNumber(r.condition_number())}};
+  if (r.has_rank_clear_cut()) {
+    s.columns["rank_clear_cut"] = r.rank_clear_cut() ? "true" : "false";
+    s.columns["rank_gap_decades"] = RoundTripNumber(r.rank_gap_decades());
+  }
   if (!r.eigenvalues().empty()) {
     // Ascending: the last is the top eigenvalue.
     s.value = r.eigenvalues(r.eigenvalues_size() - 1);
@@ -352,7 +370,8 @@ KindRow ExactHessianRow() {
                "server's --exact_hessian_max_matrix_parameters)."}},
              {"return_matrix"},
              {"rank", "positive", "negative", "min_eigenvalue",
-              "max_eigenvalue", "condition_number"},
+              "max_eigenvalue", "condition_number", "rank_clear_cut",
+              "rank_gap_decades"},
              FillExactHessian, SummarizeExactHessian);
 }
 

@@ -273,6 +273,14 @@ struct Codec<core::ExactHessianMethod> {
     out->set_log_determinant_positive(in.log_determinant_positive);
     out->set_asymmetry(in.asymmetry);
     out->mutable_matrix()->Add(in.matrix.begin(), in.matrix.end());
+    out->set_noise_scale(in.noise_scale);
+    out->set_worst_case_tolerance(in.worst_case_tolerance);
+    out->set_worst_case_rank(in.worst_case_rank);
+    out->set_rank_gap_decades(in.rank_gap_decades);
+    out->set_rank_at_tenth_tolerance(in.rank_at_tenth_tolerance);
+    out->set_rank_at_tenfold_tolerance(in.rank_at_tenfold_tolerance);
+    out->set_rank_clear_cut(in.rank_clear_cut);
+    out->set_rank_warning(in.rank_warning);
   }
 };
 

@@ -121,6 +121,8 @@ struct ExactHessianOptions {
 struct ExactHessianResult {
   std::vector<double> eigenvalues;  // ascending, float64 eigvalsh
   int64_t rank = 0;                 // |lambda| > rank_tolerance
+  // max(10 noise_scale, max|lambda| P eps_float64): from the rounding measured
+  // in the matrix, not a worst-case bound (exact_hessian.h, README).
   double rank_tolerance = 0;
   std::string rank_rule;  // the rule and its numbers
   int64_t positive = 0;   // lambda > rank_tolerance
@@ -133,6 +135,22 @@ struct ExactHessianResult {
   // max |H_ij - H_ji| / max |H_ij| of the assembled matrix, before
   // symmetrising.
   double asymmetry = 0;
+  // Estimate of ||E||_2, E the rounding of the assembled matrix: the larger
+  // of ||(H - H^T)/2||_2 before symmetrising and eps(dtype) ||H||_F.
+  double noise_scale = 0;
+  // The worst-case rule max|lambda| P eps(dtype) and its rank, for comparison.
+  double worst_case_tolerance = 0;
+  int64_t worst_case_rank = 0;
+  // log10(smallest counted |lambda| / largest uncounted |lambda|): the gap
+  // across the cut (rank_tolerance for an empty side; +inf over exact zeros).
+  double rank_gap_decades = 0;
+  // The rank at rank_tolerance / 10 and at rank_tolerance * 10.
+  int64_t rank_at_tenth_tolerance = 0;
+  int64_t rank_at_tenfold_tolerance = 0;
+  // Those two ranks agree, or the gap spans >= 2 decades; else rank_warning
+  // says why the rank is not clear-cut (empty when it is).
+  bool rank_clear_cut = true;
+  std::string rank_warning;
   std::vector<double> matrix;  // P x P row-major, only if return_matrix
   int64_t num_parameters = 0;
   int64_t hvps = 0;  // P

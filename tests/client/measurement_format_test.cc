@@ -108,6 +108,10 @@ std::vector<v1::Measurement> NewKinds() {
   exact->set_positive(1);
   exact->set_negative(1);
   exact->set_condition_number(10);
+  exact->set_rank_clear_cut(false);
+  exact->set_rank_gap_decades(0.125);
+  exact->set_rank_at_tenth_tolerance(3);
+  exact->set_rank_at_tenfold_tolerance(1);
   ms[5].mutable_spec()->mutable_power_iteration();
   ms[5].mutable_power_iteration()->add_pairs()->set_value(10);
   ms[5].mutable_power_iteration()->add_pairs()->set_value(-4);
@@ -154,6 +158,10 @@ TEST(MeasurementsToCsvTest, EachKindFillsItsScalarColumns) {
   EXPECT_EQ(Column(csv, 5, "max_eigenvalue"), "10");
   EXPECT_EQ(Column(csv, 5, "min_eigenvalue"), "-1");
   EXPECT_EQ(Column(csv, 5, "condition_number"), "10");
+  EXPECT_EQ(Column(csv, 5, "rank_clear_cut"), "false");
+  EXPECT_EQ(Column(csv, 5, "rank_gap_decades"), "0.125");
+  // A result stored before the cut was judged leaves both empty.
+  EXPECT_EQ(Column(csv, 8, "rank_clear_cut"), "");
   EXPECT_EQ(Column(csv, 6, "power_eigenvalues"), "10;-4");
   EXPECT_EQ(Column(csv, 7, "slice_curvature"), "9.5");
   EXPECT_EQ(Column(csv, 7, "slice_eigenvalue"), "10");
@@ -182,6 +190,9 @@ TEST(MeasurementsToTableTest, ShowsEachKindAndAPlansResults) {
   EXPECT_THAT(lines[4], HasSubstr("-0.125"));
   EXPECT_THAT(lines[4], HasSubstr("noise 0.125"));
   EXPECT_THAT(lines[5], HasSubstr("rank 2 of 3 (1 positive, 1 negative)"));
+  EXPECT_THAT(lines[5],
+              HasSubstr("NOT clear-cut (gap 0.125 decades, rank 3..1 over a "
+                        "decade of tolerance either side)"));
   EXPECT_THAT(lines[6], HasSubstr("top 10 -4"));
   EXPECT_THAT(lines[7], HasSubstr("3 points on [-1, 1], loss 0.5..1.5"));
   EXPECT_THAT(lines[8], HasSubstr("plan"));
@@ -198,6 +209,26 @@ TEST(MeasurementSummaryTest, NamesEachKindAndEachResultOfAPlan) {
   EXPECT_THAT(MeasurementSummary(ms[7]),
               StartsWith("plan: hessian_trace 42 ± 0.5 (0 probes); trace_h3 "
                          "900"));
+}
+
+TEST(MeasurementSummaryTest, ExactHessianRankSaysHowClearItsCutIs) {
+  v1::Measurement m;
+  m.mutable_spec()->mutable_exact_hessian();
+  m.set_state(v1::Measurement::SUCCEEDED);
+  auto* exact = m.mutable_exact_hessian();
+  for (double v : {0.0, 2.0}) exact->add_eigenvalues(v);
+  exact->set_rank(1);
+  exact->set_positive(1);
+  exact->set_condition_number(1);
+  // Stored before the cut was judged: nothing said about it.
+  EXPECT_EQ(MeasurementSummary(m),
+            "exact_hessian 2 (min 0, rank 1 of 2 (1 positive, 0 negative), "
+            "condition 1)");
+  exact->set_rank_clear_cut(true);
+  exact->set_rank_gap_decades(3.5);
+  EXPECT_EQ(MeasurementSummary(m),
+            "exact_hessian 2 (min 0, rank 1 of 2 (1 positive, 0 negative), "
+            "clear (gap 3.5 decades), condition 1)");
 }
 
 TEST(MeasurementsToJsonTest, KeepsTheArrays) {

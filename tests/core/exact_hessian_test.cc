@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <limits>
 #include <memory>
 #include <string>
@@ -37,6 +39,36 @@ std::vector<double> RankSeventeen() {
     spectrum[i] = (i % 4 == 0 ? -1 : 1) * std::pow(10.0, -1.0 + i / 8.0);
   }
   return spectrum;
+}
+
+// P = size, rank = nonzero: the non-zero eigenvalues log-spaced from 1 down to
+// 10^-decades, every fifth negative, the rest exactly 0.
+std::vector<double> LogSpacedSpectrum(int size, int nonzero, double decades) {
+  std::vector<double> spectrum(size, 0.0);
+  for (int i = 0; i < nonzero; ++i) {
+    spectrum[i] =
+        (i % 5 == 4 ? -1 : 1) * std::pow(10.0, -decades * i / (nonzero - 1));
+  }
+  return spectrum;
+}
+
+// op(v) = Q (lambda * (Q^T v)) in the dtype and on the device of `options`,
+// with Q a seeded random orthogonal matrix: two products that round as a
+// model's Hessian-vector products do, and not symmetrically.
+LinearOperator FactoredOperator(const torch::Tensor& q,
+                                const std::vector<double>& spectrum,
+                                const torch::TensorOptions& options) {
+  const torch::Tensor q_here = q.to(options);
+  const torch::Tensor lambda =
+      torch::tensor(spectrum, torch::kFloat64).to(options);
+  return [q_here,
+          lambda](const torch::Tensor& v) -> absl::StatusOr<torch::Tensor> {
+    return q_here.mv(lambda * q_here.t().mv(v));
+  };
+}
+
+torch::Tensor RandomOrthogonal(int64_t size, uint64_t seed) {
+  return std::get<0>(torch::linalg_qr(SeededRandn({size, size}, seed)));
 }
 
 class ExactHessianTest : public DeviceTest {};
@@ -75,6 +107,76 @@ TEST_P(ExactHessianTest, RankOfAMatrixBuiltToHaveRankR) {
   ASSERT_TRUE(single.ok()) << single.status();
   EXPECT_EQ(single->rank, 17);
   EXPECT_NE(single->rank_rule.find("float32"), std::string::npos);
+}
+
+TEST_P(ExactHessianTest, Float32RankOverDecadesFollowsTheMeasuredNoise) {
+  // 100 non-zero eigenvalues from 1 down to 3e-5 in P = 1000. The worst-case
+  // rule's float32 tolerance, 1000 * 1.2e-7 = 1.2e-4, drops those below it;
+  // the rounding actually present is some 1e-7, far below 3e-5.
+  constexpr int kSize = 1000, kRank = 100;
+  const std::vector<double> spectrum = LogSpacedSpectrum(kSize, kRank, 4.5);
+  const torch::Tensor exact =
+      std::get<0>(torch::sort(torch::tensor(spectrum, torch::kFloat64)));
+  const torch::Tensor q = RandomOrthogonal(kSize, 8);
+  for (const torch::ScalarType dtype : {torch::kFloat64, torch::kFloat32}) {
+    SCOPED_TRACE(dtype == torch::kFloat64 ? "float64" : "float32");
+    auto result =
+        ExactHessian(FactoredOperator(q, spectrum, options(dtype)), kSize,
+                     options(dtype), Cap(kSize, 256), Progress());
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->rank, kRank) << result->rank_rule;
+    EXPECT_EQ(result->negative, kRank / 5);
+    EXPECT_TRUE(result->rank_clear_cut) << result->rank_warning;
+    EXPECT_TRUE(result->rank_warning.empty());
+    EXPECT_GE(result->rank_gap_decades, kClearGapDecades);
+    double error = 0;
+    for (int i = 0; i < kSize; ++i) {
+      error = std::max(
+          error, std::abs(result->eigenvalues[i] - exact[i].item<double>()));
+    }
+    // The tolerance bounds the eigenvalues' actual error, and the noise
+    // estimate is not a worst case far above it.
+    EXPECT_LE(error, result->rank_tolerance);
+    EXPECT_GE(error, result->noise_scale / 100);
+    std::cout << "noise " << result->noise_scale << " error " << error << "\n"
+              << result->rank_rule << "\n";
+    if (dtype == torch::kFloat32) {
+      // The worst-case rule, today's before this one, undercounts.
+      EXPECT_LT(result->worst_case_rank, kRank - 5);
+      EXPECT_GT(result->worst_case_tolerance, 1e-4);
+      EXPECT_LT(result->rank_tolerance, 1e-5);
+      EXPECT_GT(result->asymmetry, 0);
+    } else {
+      EXPECT_EQ(result->worst_case_rank, kRank);
+    }
+  }
+}
+
+TEST_P(ExactHessianTest, EigenvaluesAtTheNoiseLevelAreNotClearCut) {
+  // Non-zero eigenvalues from 1 down to 1e-10: in float32 they run through
+  // the rounding noise, so no tolerance separates them from it; in float64
+  // the noise lies far below the smallest.
+  constexpr int kSize = 400, kRank = 200;
+  const std::vector<double> spectrum = LogSpacedSpectrum(kSize, kRank, 10);
+  const torch::Tensor q = RandomOrthogonal(kSize, 9);
+  auto single =
+      ExactHessian(FactoredOperator(q, spectrum, options(torch::kFloat32)),
+                   kSize, options(torch::kFloat32), Cap(kSize, 64), Progress());
+  ASSERT_TRUE(single.ok()) << single.status();
+  EXPECT_FALSE(single->rank_clear_cut);
+  EXPECT_LT(single->rank, kRank);
+  EXPECT_GT(single->rank_at_tenth_tolerance, single->rank);
+  EXPECT_LT(single->rank_at_tenfold_tolerance, single->rank);
+  EXPECT_LT(single->rank_gap_decades, 0.5);
+  EXPECT_NE(single->rank_warning.find("not clear-cut"), std::string::npos)
+      << single->rank_warning;
+  std::cout << single->rank_warning << "\n";
+
+  auto full = ExactHessian(FactoredOperator(q, spectrum, options()), kSize,
+                           options(), Cap(kSize, 64), Progress());
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(full->rank, kRank);
+  EXPECT_TRUE(full->rank_clear_cut) << full->rank_warning;
 }
 
 TEST_P(ExactHessianTest, ConditionNumberAndLogDeterminantInClosedForm) {
@@ -234,6 +336,68 @@ TEST_P(ExactHessianTest, ProgressCancellationAndOperatorErrors) {
                 .status()
                 .code(),
             absl::StatusCode::kResourceExhausted);
+}
+
+TEST(SummariseSpectrumTest, NoiseToleranceGapAndDecade) {
+  // Noise: max(asymmetry 1e-8, eps 1e-7 * ||H||_F) with ||H||_F = sqrt(1.25 +
+  // 1e-6 + ...) = 1.1180344; tolerance 10 times that.
+  SpectrumNoise noise;
+  noise.epsilon = 1e-7;
+  noise.dtype_name = "float32";
+  noise.asymmetry_norm = 1e-8;
+  const std::vector<double> values = {-0.5, -3e-9, 0,    1e-12,
+                                      2e-8, 5e-7,  1e-3, 1};
+  double squares = 0;
+  for (double value : values) squares += value * value;
+  ExactHessianResult r = SummariseSpectrum(values, noise);
+  EXPECT_DOUBLE_EQ(r.noise_scale, 1e-7 * std::sqrt(squares));
+  EXPECT_DOUBLE_EQ(r.rank_tolerance, 10 * r.noise_scale);
+  EXPECT_EQ(r.rank, 3);
+  EXPECT_EQ(r.positive, 2);
+  EXPECT_EQ(r.negative, 1);
+  EXPECT_DOUBLE_EQ(r.condition_number, 1000);
+  EXPECT_NEAR(r.log_determinant_positive, std::log(1e-3), 1e-15);
+  // Across the cut: 1e-3 counted, 5e-7 not.
+  EXPECT_DOUBLE_EQ(r.rank_gap_decades, std::log10(1e-3 / 5e-7));
+  EXPECT_EQ(r.rank_at_tenth_tolerance, 4);  // 5e-7 > 1.1e-7
+  EXPECT_EQ(r.rank_at_tenfold_tolerance, 3);
+  // The rank moves within the decade below, but the gap spans 3.3 decades.
+  EXPECT_TRUE(r.rank_clear_cut);
+  EXPECT_TRUE(r.rank_warning.empty());
+  EXPECT_DOUBLE_EQ(r.worst_case_tolerance, 1.0 * 8 * 1e-7);
+  EXPECT_EQ(r.worst_case_rank, 3);
+  EXPECT_NE(r.rank_rule.find("eps_float32"), std::string::npos) << r.rank_rule;
+
+  // The asymmetry dominates, and eigenvalues crowd the cut: 1.5e-6 counted,
+  // 8e-7 not, 0.27 decades apart; rank 5 at 1e-7, 4 at 1e-6, 2 at 1e-5.
+  noise.epsilon = 1e-9;
+  noise.asymmetry_norm = 1e-7;
+  r = SummariseSpectrum({0, 8e-7, 1.5e-6, 3e-6, 0.1, 1}, noise);
+  EXPECT_DOUBLE_EQ(r.noise_scale, 1e-7);
+  EXPECT_EQ(r.rank, 4);
+  EXPECT_NEAR(r.rank_gap_decades, std::log10(1.5e-6 / 8e-7), 1e-12);
+  EXPECT_EQ(r.rank_at_tenth_tolerance, 5);
+  EXPECT_EQ(r.rank_at_tenfold_tolerance, 2);
+  EXPECT_FALSE(r.rank_clear_cut);
+  EXPECT_NE(r.rank_warning.find("rank 4 is not clear-cut"), std::string::npos)
+      << r.rank_warning;
+
+  // No noise measured: eigvalsh's float64 floor, max|lambda| P eps; every
+  // eigenvalue counted, so the tolerance stands in below the cut.
+  noise.epsilon = 0;
+  noise.asymmetry_norm = 0;
+  r = SummariseSpectrum({1, 2, 3}, noise);
+  const double floor = 3 * 3 * std::numeric_limits<double>::epsilon();
+  EXPECT_DOUBLE_EQ(r.rank_tolerance, floor);
+  EXPECT_EQ(r.rank, 3);
+  EXPECT_DOUBLE_EQ(r.rank_gap_decades, std::log10(1 / floor));
+  EXPECT_TRUE(r.rank_clear_cut);
+
+  // Exact zeros below the cut: an infinite gap.
+  r = SummariseSpectrum({0, 0, 2}, noise);
+  EXPECT_EQ(r.rank, 1);
+  EXPECT_TRUE(std::isinf(r.rank_gap_decades));
+  EXPECT_TRUE(r.rank_clear_cut);
 }
 
 CURVD_INSTANTIATE_DEVICE_TEST(ExactHessianTest);

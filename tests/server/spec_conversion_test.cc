@@ -559,6 +559,14 @@ core::MeasurementResult EveryResult() {
   exact.result.positive = 1;
   exact.result.condition_number = 3;
   exact.result.matrix = {-1, 0, 0, 3};
+  exact.result.noise_scale = 2e-7;
+  exact.result.worst_case_tolerance = 4e-4;
+  exact.result.worst_case_rank = 1;
+  exact.result.rank_gap_decades = 0.25;
+  exact.result.rank_at_tenth_tolerance = 3;
+  exact.result.rank_at_tenfold_tolerance = 1;
+  exact.result.rank_clear_cut = false;
+  exact.result.rank_warning = "rank 2 is not clear-cut";
   r.methods.push_back(exact);
   core::PowerIterationMethod power;
   power.result.pairs = {{3.0, 1e-8, 25, true}};
@@ -641,6 +649,16 @@ TEST(SpecConversionTest, EveryKindsResultIsWrittenToItsField) {
   ApplyResult(OnlyKind("exact_hessian"), &m);
   EXPECT_THAT(m.exact_hessian().eigenvalues(), ElementsAre(-1.0, 3.0));
   EXPECT_EQ(m.exact_hessian().rank_rule(), "eps rule");
+  // The rank's noise, the worst-case rule and the cut's clarity.
+  EXPECT_DOUBLE_EQ(m.exact_hessian().noise_scale(), 2e-7);
+  EXPECT_DOUBLE_EQ(m.exact_hessian().worst_case_tolerance(), 4e-4);
+  EXPECT_EQ(m.exact_hessian().worst_case_rank(), 1);
+  EXPECT_DOUBLE_EQ(m.exact_hessian().rank_gap_decades(), 0.25);
+  EXPECT_EQ(m.exact_hessian().rank_at_tenth_tolerance(), 3);
+  EXPECT_EQ(m.exact_hessian().rank_at_tenfold_tolerance(), 1);
+  ASSERT_TRUE(m.exact_hessian().has_rank_clear_cut());
+  EXPECT_FALSE(m.exact_hessian().rank_clear_cut());
+  EXPECT_EQ(m.exact_hessian().rank_warning(), "rank 2 is not clear-cut");
   EXPECT_DOUBLE_EQ(m.exact_hessian().condition_number(), 3);
   EXPECT_EQ(m.diagnostics().operator_(), v1::OPERATOR_GGN);
   EXPECT_THAT(m.diagnostics().block_parameters(),
