@@ -80,7 +80,11 @@ TEST(DocumentedDefaultsTest, ProtoCommentsCiteCoresDefaultsAndBounds) {
   const core::PowerIterationOptions power;
   const core::LossSliceOptions slice;
   const RequestLimits caps;
+  const core::ObjectiveOptions objective;
   const std::vector<Documented> documented = {
+      {"MeasurementSpec", "forward_seed",
+       {Default(static_cast<double>(objective.forward_seed)), "sqrt(eps)",
+        "failed_precondition"}},
       {"SharpnessSpec", "top_k",
        {Range(1, limits::kMaxEigenpairs), Default(lanczos.top_k)}},
       {"SharpnessSpec", "bottom_k",
