@@ -100,6 +100,10 @@ std::vector<FlagDef> MeasureFlags(const FlagDef& model, const FlagDef& zoo) {
       {"device", Type::kString, "", "cuda, cpu, or empty for any worker."},
       {"train_mode", Type::kBool, "false",
        "Measure in train mode (dropout on, BatchNorm batch statistics)."},
+      {"forward_seed", Type::kInt, "0",
+       "Seed of the randomness in the model's forward passes (dropout in "
+       "train mode): one set of masks per micro-batch for the whole "
+       "measurement; the same seed gives the same masks."},
       {"seed", Type::kInt, "0",
        "Seed of the Lanczos start vectors, the probes, the random slice "
        "direction and zoo initial weights."},
@@ -659,6 +663,7 @@ absl::StatusOr<std::vector<v1::MeasurementSpec>> MeasurementSpecsFromFlags(
   common.set_micro_batch_size(flags.Int("micro_batch"));
   common.set_device(flags.String("device"));
   common.set_train_mode(flags.Bool("train_mode"));
+  common.set_forward_seed(static_cast<uint64_t>(flags.Int("forward_seed")));
 
   std::vector<v1::MeasurementSpec> specs;
   bool planned = false;

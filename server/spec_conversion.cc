@@ -88,6 +88,7 @@ absl::StatusOr<core::MeasurementRequest> ToCoreRequest(
   request.objective.micro_batch_size = spec.micro_batch_size();
   request.objective.precision = ToCore(spec.precision());
   request.objective.train_mode = spec.train_mode();
+  request.objective.forward_seed = spec.forward_seed();
   request.op = spec.operator_() == v1::OPERATOR_GGN
                    ? core::CurvatureOperator::kGgn
                    : core::CurvatureOperator::kHessian;
@@ -126,6 +127,7 @@ v1::MeasurementSpec EffectiveSpec(const v1::MeasurementSpec& spec,
   effective.set_micro_batch_size(request.objective.micro_batch_size);
   effective.set_precision(ToProto(request.objective.precision));
   effective.set_train_mode(request.objective.train_mode);
+  effective.set_forward_seed(request.objective.forward_seed);
   effective.set_operator_(ToProto(request.op));
   *effective.mutable_block() = spec.block();
   Message* holder =
@@ -157,6 +159,11 @@ void ApplyResult(const core::MeasurementResult& result,
                                         result.block_parameters.end());
   d->mutable_shared()->Assign(result.shared.begin(), result.shared.end());
   d->set_graphs_retained(result.graphs_retained);
+  d->set_forward_seed(result.forward_seed);
+  d->set_forward_randomness_fixed(true);  // the engine always seeds (objective.h)
+  if (result.operator_check_difference.has_value()) {
+    d->set_operator_check_difference(*result.operator_check_difference);
+  }
   const v1::MeasurementSpec& spec = measurement->spec();
   for (const core::Method& method : result.methods) {
     const KindRow* row = FindKindRow(core::MethodName(method));

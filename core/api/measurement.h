@@ -4,6 +4,7 @@
 #define CURVD_CORE_API_MEASUREMENT_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,12 @@ struct MeasurementResult {
   // recorded, as kFloat32).
   Precision precision = Precision::kFloat32;
   bool train_mode = false;
+  // The seed the forward passes' randomness was fixed with (ObjectiveOptions).
+  uint64_t forward_seed = 0;
+  // In train mode, the relative difference of two products with one vector
+  // (operator_check.h), at most sqrt(eps) or the measurement failed; unset in
+  // eval mode, where it is not checked.
+  std::optional<double> operator_check_difference;
   int64_t micro_batch_size = 0;  // the one used, after any OOM retry
   // Whether the micro-batches' autograd graphs were kept for the whole run
   // (false after an out-of-memory retry dropped them).

@@ -25,6 +25,12 @@ struct ObjectiveOptions {
   int64_t micro_batch_size = 0;
   Precision precision = Precision::kFloat32;
   bool train_mode = false;
+  // Seeds the randomness of the model's forward passes (dropout in train
+  // mode): before each forward pass of micro-batch b the device's default
+  // torch generator is seeded from (forward_seed, b), so every product of one
+  // measurement is with the Hessian of one sampled loss. 0 is a seed like any
+  // other.
+  uint64_t forward_seed = 0;
 };
 
 struct LanczosOptions {

@@ -239,6 +239,7 @@ class TorchEngine final : public Engine {
           Objective::Create(&model, shard.inputs, shard.targets,
                             request.objective.loss, micro_batch,
                             request.block));
+      objective.set_forward_seed(request.objective.forward_seed);
       objective.set_retain_graphs(retain_graphs);
       MeasurementResult result;
       CURVD_ASSIGN_OR_RETURN(result.loss, objective.Loss());
@@ -252,6 +253,7 @@ class TorchEngine final : public Engine {
       result.compute_seconds = absl::ToDoubleSeconds(absl::Now() - start);
       result.device = name_;
       result.train_mode = request.objective.train_mode;
+      result.forward_seed = objective.forward_seed();
       result.micro_batch_size = objective.micro_batch_size();
       result.graphs_retained = retain_graphs;
       return result;

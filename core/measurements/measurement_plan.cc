@@ -22,6 +22,7 @@
 #include "core/measurements/exact_hessian.h"
 #include "core/measurements/loss_expansion.h"
 #include "core/measurements/loss_slice.h"
+#include "core/measurements/operator_check.h"
 #include "core/objective/linear_operator.h"
 
 namespace curvd::core {
@@ -112,6 +113,11 @@ class PlanRunner {
   // Runs `method`, filling its result.
   absl::Status Run(Method& method, const Progress& progress) {
     return std::visit([&](auto& m) { return Run(m, progress); }, method);
+  }
+
+  // CheckOperatorIsFixed on the plan's operator.
+  absl::StatusOr<double> CheckOperatorIsFixed(uint64_t seed) const {
+    return core::CheckOperatorIsFixed(op_, size_, options_, seed);
   }
 
  private:
@@ -302,6 +308,17 @@ absl::Status RunMeasurementPlan(Objective& objective,
       result->methods.begin(), result->methods.end(),
       [](const Method& a, const Method& b) { return a.index() < b.index(); });
   PlanRunner runner(objective, request.op, result);
+  if (request.objective.train_mode) {
+    // Graphs rebuilt for both products, as a product without retained graphs
+    // rebuilds them: a mask drawn anew at each build shows.
+    const bool retain = objective.retain_graphs();
+    objective.set_retain_graphs(false);
+    absl::StatusOr<double> difference =
+        runner.CheckOperatorIsFixed(objective.forward_seed());
+    objective.set_retain_graphs(retain);
+    if (!difference.ok()) return difference.status();
+    result->operator_check_difference = *difference;
+  }
   const size_t count = result->methods.size();
   for (size_t i = 0; i < count; ++i) {
     Method& method = result->methods[i];

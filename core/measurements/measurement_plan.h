@@ -25,6 +25,11 @@ namespace curvd::core {
 //  - loss_expansion takes tr(H^3) from trace_h3 when their options are equal;
 //  - loss_slice takes the top eigenvector of the sharpness Lanczos run;
 //  - all methods share the objective and its retained graphs.
+// In train mode (request.objective.train_mode) the plan first checks that
+// the operator is one fixed matrix (CheckOperatorIsFixed, operator_check.h:
+// two products with one vector, graphs rebuilt for each, 2 of objective.hvps())
+// and sets result->operator_check_difference; FailedPrecondition when it is
+// not, before any method runs.
 // Progress: each method reports into an equal share of [0, 1]; cancellation
 // is polled by every method. Errors: those of the methods (InvalidArgument for
 // options out of range, an exact Hessian over its cap, non-finite products;

@@ -1,10 +1,12 @@
 #include "core/objective/objective.h"
 
+#include <ATen/Context.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -12,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "core/engine/torch_status.h"
+#include "core/objective/linear_operator.h"
 
 namespace curvd::core {
 namespace {
@@ -132,7 +135,19 @@ class ParameterRestorer {
   std::vector<torch::Tensor> saved_;
 };
 
+// The first `count` words of the splitmix64 stream of `key`.
+std::vector<uint64_t> StreamWords(uint64_t key, int64_t count) {
+  const torch::Tensor words =
+      SplitMix64Words(key, count, torch::kCPU).contiguous();
+  const int64_t* data = words.data_ptr<int64_t>();
+  return std::vector<uint64_t>(data, data + count);
+}
+
 }  // namespace
+
+uint64_t Objective::ForwardSeed(uint64_t forward_seed, int64_t batch) {
+  return StreamWords(forward_seed, batch + 1).back();
+}
 
 absl::StatusOr<Objective> Objective::Create(Model* model, torch::Tensor inputs,
                                             torch::Tensor targets,
@@ -240,6 +255,17 @@ Objective::Objective(Model* model, std::vector<torch::Tensor> parameters,
   vector_options_ = torch::TensorOptions()
                         .dtype(parameters_[0].scalar_type())
                         .device(parameters_[0].device());
+  forward_generator_ =
+      at::globalContext().defaultGenerator(vector_options_.device());
+  set_forward_seed(0);
+}
+
+void Objective::set_forward_seed(uint64_t seed) {
+  forward_seed_ = seed;
+  const int64_t n = num_samples();
+  batch_seeds_ =
+      StreamWords(seed, (n + micro_batch_size_ - 1) / micro_batch_size_);
+  for (std::vector<Graph>& graphs : retained_) graphs.clear();
 }
 
 void Objective::set_retain_graphs(bool retain) {
@@ -255,11 +281,18 @@ void Objective::ForEachBatch(
   int64_t index = 0;
   for (int64_t start = 0; start < n; start += micro_batch_size_) {
     const int64_t count = std::min(micro_batch_size_, n - start);
-    body(index++, Batch{start, count, static_cast<double>(count) / n});
+    body(index, Batch{index, start, count, static_cast<double>(count) / n});
+    ++index;
   }
 }
 
 torch::Tensor Objective::BatchOutputs(const Batch& batch) {
+  // Seeding is host-side work on either device (CUDA's Philox generator takes
+  // seed and offset at each kernel launch): no synchronisation.
+  {
+    const std::lock_guard<std::mutex> lock(forward_generator_.mutex());
+    forward_generator_.set_current_seed(batch_seeds_[batch.index]);
+  }
   return model_->Forward(inputs_.narrow(0, batch.start, batch.count));
 }
 

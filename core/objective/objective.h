@@ -6,6 +6,7 @@
 #ifndef CURVD_CORE_OBJECTIVE_OBJECTIVE_H_
 #define CURVD_CORE_OBJECTIVE_OBJECTIVE_H_
 
+#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 #include <cstdint>
@@ -38,8 +39,25 @@ namespace curvd::core {
 // J^T H_out J v), two of them through the model. The parameters must not
 // change while graphs are retained (autograd refuses a graph whose saved
 // tensors were modified in place); LossAlong, which moves them, frees them.
+//
+// Randomness in the forward pass (dropout in train mode, any torch.rand in
+// forward) is fixed per objective: every forward pass of micro-batch b, in
+// Loss, Gradient, the products and LossAlong alike, first seeds the default
+// torch generator of the parameters' device with ForwardSeed(forward_seed(),
+// b). So the loss and every operator are those of one sampled loss (one set of
+// dropout masks per micro-batch), whichever products rebuild their graphs. The
+// stream is reproducible while no other thread draws from that generator
+// during a forward pass (curvd runs one measurement per device at a time);
+// randomness from any other source (a generator of the model's own) is not
+// fixed, which the measurement plan detects (operator_check.h).
 class Objective {
  public:
+  // The seed of micro-batch `batch`'s forward stream for `forward_seed`: word
+  // `batch` of the splitmix64 stream of key `forward_seed` (SplitMix64Words,
+  // linear_operator.h), so that neighbouring batches and seeds get unrelated
+  // streams. Thread-safe.
+  static uint64_t ForwardSeed(uint64_t forward_seed, int64_t batch);
+
   // Checks that the shard fits `model` and wraps them. `model` must outlive the
   // objective; its parameters are made to require gradients. `inputs` [N, ...]
   // and `targets` must already be on the parameters' device, floating inputs in
@@ -78,6 +96,11 @@ class Objective {
   // Curvature-matrix-vector products computed so far, Hessian and GGN (an
   // Hvps or Ggnvps call of k vectors counts k).
   int64_t hvps() const { return hvps_; }
+
+  // The seed of the forward passes' randomness (above); 0 until set. Setting
+  // it frees retained graphs, which hold the masks of the old seed.
+  void set_forward_seed(uint64_t seed);
+  uint64_t forward_seed() const { return forward_seed_; }
 
   // Keep (true) or free after each call (false, the default) the graphs of the
   // micro-batches (of the Hessian and of the GGN, each built when first
@@ -134,6 +157,7 @@ class Objective {
   // The matrix a product is with.
   enum class Curvature { kHessian, kGgn };
   struct Batch {
+    int64_t index;
     int64_t start;
     int64_t count;
     double weight;  // count / N
@@ -166,6 +190,7 @@ class Objective {
 
   // Calls `body` for each micro-batch, in order.
   void ForEachBatch(absl::FunctionRef<void(int64_t index, const Batch&)> body);
+  // The model's outputs on `batch`, its randomness seeded for the batch.
   torch::Tensor BatchOutputs(const Batch& batch);
   // Mean loss of `batch` for its `outputs`, differentiable in them.
   torch::Tensor BatchLossOf(const Batch& batch, const torch::Tensor& outputs);
@@ -203,6 +228,11 @@ class Objective {
   torch::TensorOptions vector_options_;
   int64_t hvps_ = 0;
   bool retain_graphs_ = false;
+  uint64_t forward_seed_ = 0;
+  // ForwardSeed(forward_seed_, b) for each micro-batch b.
+  std::vector<uint64_t> batch_seeds_;
+  // The default generator of the parameters' device.
+  at::Generator forward_generator_;
   // Indexed by Curvature: one per micro-batch once built.
   std::vector<Graph> retained_[2];
   // Reused flat buffer for one batch's contribution when there are several.

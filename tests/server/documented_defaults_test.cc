@@ -80,9 +80,12 @@ TEST(DocumentedDefaultsTest, ProtoCommentsCiteCoresDefaultsAndBounds) {
   const core::PowerIterationOptions power;
   const core::LossSliceOptions slice;
   const RequestLimits caps;
+  const core::ObjectiveOptions objective;
   const std::vector<Documented> documented = {
-      {"SharpnessSpec",
-       "top_k",
+      {"MeasurementSpec", "forward_seed",
+       {Default(static_cast<double>(objective.forward_seed)), "sqrt(eps)",
+        "failed_precondition"}},
+      {"SharpnessSpec", "top_k",
        {Range(1, limits::kMaxEigenpairs), Default(lanczos.top_k)}},
       {"SharpnessSpec",
        "bottom_k",

@@ -352,6 +352,31 @@ TEST_F(RealEngineServiceTest, EveryNewKindSucceedsOnTheCpuEngine) {
   ExpectStillServingAndStored();
 }
 
+// A train-mode measurement stores the seed its forward randomness was fixed
+// with, in the effective spec and the diagnostics, and the operator check's
+// difference; an eval-mode one is not checked.
+TEST_F(RealEngineServiceTest, TrainModeRecordsTheFixedForwardRandomness) {
+  MeasureGoodCheckpoint();
+  v1::MeasurementSpec spec = MseSharpness();
+  spec.set_train_mode(true);
+  spec.set_forward_seed(42);
+  spec.set_micro_batch_size(3);
+  const v1::Measurement train = Measure(good_parent_, spec);
+  ASSERT_EQ(train.state(), v1::Measurement::SUCCEEDED) << train.error_message();
+  EXPECT_EQ(train.effective_spec().forward_seed(), 42u);
+  EXPECT_EQ(train.diagnostics().forward_seed(), 42u);
+  EXPECT_TRUE(train.diagnostics().forward_randomness_fixed());
+  ASSERT_TRUE(train.diagnostics().has_operator_check_difference());
+  EXPECT_LE(train.diagnostics().operator_check_difference(),
+            std::sqrt(std::numeric_limits<float>::epsilon()));
+  const v1::Measurement eval = Measure(good_parent_, MseSharpness());
+  ASSERT_EQ(eval.state(), v1::Measurement::SUCCEEDED) << eval.error_message();
+  EXPECT_EQ(eval.effective_spec().forward_seed(), 0u);
+  EXPECT_TRUE(eval.diagnostics().forward_randomness_fixed());
+  EXPECT_FALSE(eval.diagnostics().has_operator_check_difference());
+  ExpectStillServingAndStored();
+}
+
 // A block that names no parameter fails the measurement (not the RPC: the
 // names are the model's to judge), listing the model's parameter names.
 TEST_F(RealEngineServiceTest, BlockNamingNoParameterFails) {
