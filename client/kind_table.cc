@@ -185,6 +185,37 @@ absl::Status FillSpectralDensity(const ParsedFlags& flags,
   return absl::OkStatus();
 }
 
+// The rank estimate with its spread over runs and its systematic bounds; an
+// unreliable one shows only its bounds, and its density_rank is empty so that
+// no number stands for it. Results from before the bounds (no threshold_rule)
+// read as they did.
+void SummarizeDensityRank(const v1::SpectralDensityResult& r,
+                          const v1::SpectralEstimate& rank, KindSummary* s) {
+  if (r.threshold_rule().empty()) {
+    absl::StrAppend(&s->detail, ", rank ~", ShortNumber(rank.trace()));
+    s->columns["density_rank"] = RoundTripNumber(rank.trace());
+    return;
+  }
+  const std::string bounds = absl::StrCat(ShortNumber(r.rank_lower()), "..",
+                                          ShortNumber(r.rank_upper()));
+  if (r.rank_unreliable()) {
+    absl::StrAppend(&s->detail, ", rank UNRELIABLE: anywhere in ", bounds,
+                    " (the cut lies in an unresolved cluster)");
+    s->columns["density_rank"] = "";
+  } else {
+    absl::StrAppend(&s->detail, ", rank ~", ShortNumber(rank.trace()), " ± ",
+                    ShortNumber(rank.standard_error()), " (systematic ",
+                    bounds, ")");
+    s->columns["density_rank"] = RoundTripNumber(rank.trace());
+  }
+  s->columns["density_rank_standard_error"] =
+      RoundTripNumber(rank.standard_error());
+  s->columns["density_rank_lower"] = RoundTripNumber(r.rank_lower());
+  s->columns["density_rank_upper"] = RoundTripNumber(r.rank_upper());
+  s->columns["density_rank_unreliable"] =
+      r.rank_unreliable() ? "true" : "false";
+}
+
 KindSummary SummarizeSpectralDensity(const v1::SpectralDensityResult& r) {
   KindSummary s;
   s.detail = absl::StrCat(r.runs_size(), " runs, ", r.grid_size(),
@@ -199,8 +230,7 @@ KindSummary SummarizeSpectralDensity(const v1::SpectralDensityResult& r) {
         RoundTripNumber(trace->standard_error());
   }
   if (const v1::SpectralEstimate* rank = Estimate(r, "1{|x|>t}")) {
-    absl::StrAppend(&s.detail, ", rank ~", ShortNumber(rank->trace()));
-    s.columns["density_rank"] = RoundTripNumber(rank->trace());
+    SummarizeDensityRank(r, *rank, &s);
   }
   return s;
 }
@@ -221,7 +251,8 @@ KindRow SpectralDensityRow() {
         "spread."}},
       {"distribution", "seed", "runs", "steps", "grid_points", "sigma"},
       {"density_trace", "density_trace_standard_error", "density_rank",
-       "density_sigma"},
+       "density_rank_standard_error", "density_rank_lower",
+       "density_rank_upper", "density_rank_unreliable", "density_sigma"},
       FillSpectralDensity, SummarizeSpectralDensity);
 }
 

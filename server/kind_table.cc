@@ -131,7 +131,7 @@ struct Codec<core::SpectralDensityMethod> {
     d->set_grid_max(o.grid_max);
     d->set_sigma(o.sigma);
     d->set_sigma_fraction(o.sigma_fraction);
-    d->set_log_threshold(o.log_threshold);
+    if (o.log_threshold.has_value()) d->set_log_threshold(*o.log_threshold);
   }
   static void WriteResult(const core::SlqResult& in, Result* out) {
     for (const core::SlqRun& run : in.runs) {
@@ -140,6 +140,8 @@ struct Codec<core::SpectralDensityMethod> {
       r->mutable_weights()->Add(run.weights.begin(), run.weights.end());
       r->set_steps(run.steps);
       r->set_invariant(run.invariant);
+      r->mutable_alphas()->Add(run.alphas.begin(), run.alphas.end());
+      r->mutable_betas()->Add(run.betas.begin(), run.betas.end());
     }
     out->mutable_grid()->Add(in.density.grid.begin(), in.density.grid.end());
     out->mutable_density()->Add(in.density.density.begin(),
@@ -154,6 +156,11 @@ struct Codec<core::SpectralDensityMethod> {
       s->set_standard_error(e.standard_error);
     }
     out->set_log_threshold(in.log_threshold);
+    out->set_threshold_rule(in.threshold_rule);
+    out->set_rank_lower(in.rank_lower);
+    out->set_rank_upper(in.rank_upper);
+    out->set_rank_unreliable(in.rank_unreliable);
+    out->set_rank_warning(in.rank_warning);
   }
 };
 

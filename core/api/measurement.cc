@@ -110,10 +110,12 @@ absl::Status ValidateDensity(const SlqOptions& o, const std::string& field) {
       !s.ok()) {
     return s;
   }
-  if (absl::Status s =
-          CheckPositiveFinite(field + ".log_threshold", o.log_threshold);
-      !s.ok()) {
-    return s;
+  if (o.log_threshold.has_value()) {
+    if (absl::Status s =
+            CheckPositiveFinite(field + ".log_threshold", *o.log_threshold);
+        !s.ok()) {
+      return s;
+    }
   }
   const bool automatic_grid = o.grid_min == 0 && o.grid_max == 0;
   if (!automatic_grid &&

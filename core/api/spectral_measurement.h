@@ -7,6 +7,7 @@
 #define CURVD_CORE_API_SPECTRAL_MEASUREMENT_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,10 +32,19 @@ struct SlqOptions {
   // sigma_fraction * the spread of the Ritz values (see SlqDensity.sigma_rule).
   double sigma = 0;
   double sigma_fraction = 0.01;
-  // log|x| counts only nodes with |x| > log_threshold (absolute, > 0); the
-  // indicator estimate counts the same nodes (an estimate of the rank).
-  double log_threshold = 1e-6;
+  // log|x| and the indicator 1{|x| > t}, the estimate of the rank, count only
+  // nodes with |x| > t, t = max(log_threshold, sqrt(eps) * max |Ritz value|)
+  // (eps the unit roundoff of the products' dtype; slq_rank.h says why). Unset:
+  // the relative rule alone; set (> 0): an absolute floor on t.
+  std::optional<double> log_threshold;
 };
+
+// The rank estimate's systematic bounds let the cut t move by this factor
+// either way (SlqResult.rank_lower, rank_upper).
+inline constexpr double kSlqRankCutFactor = 10;
+// The rank estimate is flagged unreliable when rank_upper - rank_lower exceeds
+// this fraction of it (and one eigenvalue).
+inline constexpr double kSlqRankTolerance = 0.01;
 
 // One Lanczos run: the Gauss quadrature of the spectral measure of its unit
 // start vector v, sum_j weights[j] f(nodes[j]) ~ v^T f(H) v.
@@ -43,6 +53,12 @@ struct SlqRun {
   std::vector<double> weights;  // tau_j^2, first eigenvector components squared
   int steps = 0;           // Lanczos steps taken (< requested at breakdown)
   bool invariant = false;  // broke down: the quadrature is exact for all f
+  // The tridiagonal T of the run: its diagonal (steps entries) and couplings
+  // (steps entries, the last one beta_m, the coupling the next step would have
+  // had: about 0 when invariant). They fix v's moments up to degree 2 steps,
+  // which bound the rank (slq_rank.h).
+  std::vector<double> alphas;
+  std::vector<double> betas;
 };
 
 // f's average over the spectrum and P times it, the trace of f(H).
@@ -65,7 +81,19 @@ struct SlqResult {
   std::vector<SlqRun> runs;
   SlqDensity density;
   std::vector<SpectralEstimate> estimates;  // in the order of .function above
-  double log_threshold = 0;
+  double log_threshold = 0;    // t, the cut of log|x| and of 1{|x|>t}
+  std::string threshold_rule;  // how t was chosen, with its numbers
+  // Systematic bounds of the rank estimate tr 1{|x|>t} (its "1{|x|>t}"
+  // trace), beyond the spread over runs: P times the mean over runs of the
+  // least and the most v^T 1{|H| > s} v can be, given the moments each run
+  // measured, for any cut s within kSlqRankCutFactor of t. They contain the
+  // estimate.
+  double rank_lower = 0;
+  double rank_upper = 0;
+  // rank_upper - rank_lower > max(1, kSlqRankTolerance * estimate): the cut
+  // lies where the runs do not resolve the spectrum; rank_warning says so.
+  bool rank_unreliable = false;
+  std::string rank_warning;    // empty unless rank_unreliable
   int64_t num_parameters = 0;  // P
   int64_t hvps = 0;
 };

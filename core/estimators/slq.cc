@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "core/api/option_limits.h"
+#include "core/estimators/slq_rank.h"
 #include "core/linalg/lanczos_kernel.h"
 #include "core/linalg/tridiagonal_eigen.h"
 
@@ -69,9 +70,11 @@ absl::Status ValidateSlqOptions(const SlqOptions& slq) {
     return absl::InvalidArgumentError(
         absl::StrCat("SLQ steps must be >= 1, got ", slq.steps));
   }
-  if (!(slq.log_threshold > 0) || !std::isfinite(slq.log_threshold)) {
+  if (slq.log_threshold.has_value() &&
+      (!(*slq.log_threshold > 0) || !std::isfinite(*slq.log_threshold))) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "log_threshold must be finite and > 0, got ", slq.log_threshold));
+        "log_threshold must be finite and > 0 when set, got ",
+        *slq.log_threshold));
   }
   return ValidateDensityOptions(slq);
 }
@@ -241,7 +244,6 @@ absl::StatusOr<SlqResult> StochasticLanczosQuadrature(
 
   SlqResult result;
   result.num_parameters = size;
-  result.log_threshold = slq.log_threshold;
   // Every run fills its basis (unless it breaks down): one allocation for all.
   LanczosKernel kernel(steps, size, options, /*initial_rows=*/steps,
                        "SLQ Lanczos");
@@ -261,8 +263,10 @@ absl::StatusOr<SlqResult> StochasticLanczosQuadrature(
     };
     bool invariant = false;
     double t_norm = 0;  // max_i |alpha_i| + beta_{i-1}, a scale for ||T||
+    double next_beta = 0;
     hooks.after_step =
         [&](const LanczosStep& step) -> absl::StatusOr<LanczosNext> {
+      next_beta = step.beta;
       t_norm = std::max(t_norm,
                         std::abs(step.alphas->back()) +
                             (step.betas->empty() ? 0.0 : step.betas->back()));
@@ -279,11 +283,18 @@ absl::StatusOr<SlqResult> StochasticLanczosQuadrature(
                    hooks));
     CURVD_ASSIGN_OR_RETURN(SlqRun run, GaussQuadrature(t.alphas, t.betas));
     run.invariant = invariant;
+    run.alphas = t.alphas;
+    run.betas = t.betas;
+    run.betas.push_back(next_beta);
     result.hvps += run.steps;
     result.runs.push_back(std::move(run));
   }
   CURVD_ASSIGN_OR_RETURN(result.density, BroadenedDensity(result.runs, slq));
-  result.estimates = QuadratureEstimates(result.runs, size, slq.log_threshold);
+  RankCut cut = RankThreshold(result.runs, eps, slq.log_threshold);
+  result.log_threshold = cut.threshold;
+  result.threshold_rule = std::move(cut.rule);
+  result.estimates = QuadratureEstimates(result.runs, size, cut.threshold);
+  CURVD_RETURN_IF_ERROR(BoundRank(&result));
   return result;
 }
 

@@ -30,9 +30,12 @@ namespace curvd::core {
 // on every moment is of relative size eps, so the quadrature is exact for
 // every f to rounding.
 //
-// Returns per run the Ritz nodes and weights, the Gaussian-broadened density
-// (BroadenedDensity) and SpectralEstimates (QuadratureEstimates) of x, x^2,
-// x^3, log|x| and 1{|x|>t}, t = slq.log_threshold; each trace is P times the
+// Returns per run the Ritz nodes and weights and the tridiagonal T (with
+// beta_m), the Gaussian-broadened density (BroadenedDensity) and
+// SpectralEstimates (QuadratureEstimates) of x, x^2, x^3, log|x| and
+// 1{|x|>t}, t = max(slq.log_threshold, sqrt(eps) * max |Ritz value|) with its
+// rule (RankThreshold), and the rank's systematic bounds and reliability
+// (BoundRank; slq_rank.h gives the reasoning); each trace is P times the
 // mean over runs of v^T f(H) v, P = size. For Rademacher z (||z||^2 = P) the
 // traces of x and x^3 are exactly the Hutchinson means of z^T H z and
 // z^T H^3 z. hvps counts the products taken (runs * steps, less at
@@ -41,8 +44,9 @@ namespace curvd::core {
 // Cancellation is polled and progress reported before every product:
 // Cancelled if progress.cancelled() returns true. InvalidArgument for a size
 // < 1 or an option out of range (runs or steps < 1, grid_points < 2, sigma <
-// 0, grid_min >= grid_max when set, log_threshold <= 0) or a product that is
-// not finite; errors of `op` are returned as they are. Thread-compatible.
+// 0, grid_min >= grid_max when set, log_threshold <= 0 when set) or a product
+// that is not finite; errors of `op` are returned as they are.
+// Thread-compatible.
 absl::StatusOr<SlqResult> StochasticLanczosQuadrature(
     const LinearOperator& op, int64_t size, const torch::TensorOptions& options,
     const SlqOptions& slq, const Progress& progress);

@@ -177,6 +177,43 @@ TEST(MeasurementsToCsvTest, EachKindFillsItsScalarColumns) {
   EXPECT_EQ(Column(csv, 8, "sharpness"), "");
 }
 
+// A spectral density whose rank estimate has systematic bounds.
+v1::Measurement DensityWithRank(bool unreliable) {
+  v1::Measurement m;
+  m.set_name("runs/r/checkpoints/5/measurements/d");
+  m.set_state(v1::Measurement::SUCCEEDED);
+  m.mutable_spec()->mutable_spectral_density();
+  auto* density = m.mutable_spectral_density();
+  auto* rank = density->add_estimates();
+  rank->set_function("1{|x|>t}");
+  rank->set_trace(unreliable ? 2000 : 101.5);
+  rank->set_standard_error(4.5);
+  density->set_threshold_rule("t = sqrt(eps) * max |Ritz value| = ...");
+  density->set_rank_lower(unreliable ? 98 : 101);
+  density->set_rank_upper(unreliable ? 2000 : 102);
+  density->set_rank_unreliable(unreliable);
+  return m;
+}
+
+TEST(MeasurementsToCsvTest, DensityRankShowsItsBoundsOrNoNumber) {
+  const std::string csv =
+      MeasurementsToCsv({DensityWithRank(false), DensityWithRank(true)});
+  EXPECT_EQ(Column(csv, 1, "density_rank"), "101.5");
+  EXPECT_EQ(Column(csv, 1, "density_rank_standard_error"), "4.5");
+  EXPECT_EQ(Column(csv, 1, "density_rank_lower"), "101");
+  EXPECT_EQ(Column(csv, 1, "density_rank_upper"), "102");
+  EXPECT_EQ(Column(csv, 1, "density_rank_unreliable"), "false");
+  // Unreliable: no number stands for the rank, only its bounds.
+  EXPECT_EQ(Column(csv, 2, "density_rank"), "");
+  EXPECT_EQ(Column(csv, 2, "density_rank_lower"), "98");
+  EXPECT_EQ(Column(csv, 2, "density_rank_upper"), "2000");
+  EXPECT_EQ(Column(csv, 2, "density_rank_unreliable"), "true");
+  EXPECT_THAT(MeasurementSummary(DensityWithRank(false)),
+              HasSubstr("rank ~101.5 ± 4.5 (systematic 101..102)"));
+  EXPECT_THAT(MeasurementSummary(DensityWithRank(true)),
+              HasSubstr("rank UNRELIABLE: anywhere in 98..2000"));
+}
+
 TEST(MeasurementsToTableTest, ShowsEachKindAndAPlansResults) {
   const std::string table = MeasurementsToTable(NewKinds());
   std::vector<std::string> lines =

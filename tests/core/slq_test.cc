@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "core/estimators/hutchinson.h"
+#include "core/estimators/slq_rank.h"
 #include "core/estimators/trace_cubed.h"
 #include "tests/core/test_matrices.h"
 #include "tests/core/toy_models.h"
@@ -285,7 +287,9 @@ TEST_P(SlqTest, InvariantKrylovSpaceIsExactForEveryFunction) {
   EXPECT_NEAR(Estimate(*result, "log|x|").mean, log_mean, 1e-12);
   EXPECT_NEAR(Estimate(*result, "1{|x|>t}").mean, indicator_mean, 1e-12);
   EXPECT_NEAR(Estimate(*result, "1{|x|>t}").trace, 100 * indicator_mean, 1e-10);
-  EXPECT_EQ(result->log_threshold, 1e-6);
+  // t = sqrt(eps) * max |Ritz value|, the largest node 7 to rounding.
+  EXPECT_NEAR(result->log_threshold,
+              std::sqrt(std::numeric_limits<double>::epsilon()) * 7, 1e-18);
 }
 
 TEST_P(SlqTest, StepsCappedAtOperatorSize) {
@@ -415,6 +419,164 @@ TEST_P(SlqTest, Float32MatchesFloat64) {
   }
   EXPECT_NEAR(reference->runs[0].nodes.back(), single->runs[0].nodes.back(),
               1e-4 * std::abs(reference->runs[0].nodes.back()));
+}
+
+// The dense U diag(eigenvalues) U^T on `size` elements, U a seeded random
+// orthonormal size x rank matrix: rank `eigenvalues.size()`, a null space of
+// the rest, and products that round like a Hessian's.
+LinearOperator LowRankOperator(int64_t size,
+                               const std::vector<double>& eigenvalues,
+                               uint64_t seed,
+                               const torch::TensorOptions& options) {
+  const int64_t rank = static_cast<int64_t>(eigenvalues.size());
+  const torch::Tensor u =
+      std::get<0>(torch::linalg_qr(SeededRandn({size, rank}, seed)));
+  const torch::Tensor a =
+      (u * torch::tensor(eigenvalues, torch::kFloat64)).mm(u.t());
+  return MatrixOperator(((a + a.t()) / 2).to(options));
+}
+
+// 100 eigenvalues in [1e12, 1e13]: a summed loss's scale.
+std::vector<double> HundredLargeEigenvalues() {
+  std::vector<double> eigenvalues;
+  for (int i = 0; i < 100; ++i) eigenvalues.push_back(1e12 * (1 + 0.09 * i));
+  return eigenvalues;
+}
+
+const SpectralEstimate& Rank(const SlqResult& result) {
+  return Estimate(result, "1{|x|>t}");
+}
+
+TEST_P(SlqTest, RankOfALowRankOperatorIsItsRankInBothDtypes) {
+  constexpr int64_t kSize = 2000;
+  for (torch::ScalarType dtype : {torch::kFloat64, torch::kFloat32}) {
+    SCOPED_TRACE(dtype == torch::kFloat64 ? "float64" : "float32");
+    const LinearOperator op =
+        LowRankOperator(kSize, HundredLargeEigenvalues(), 21, options(dtype));
+    // The default 100 steps, no more than the rank: the spectrum's gap down
+    // to 0 lets the moments fix the null space's weight all the same.
+    auto result = StochasticLanczosQuadrature(
+        op, kSize, options(dtype),
+        Runs(10, 100, ProbeDistribution::kRademacher, 22), Progress());
+    ASSERT_TRUE(result.ok()) << result.status();
+    // The absolute cut of before counts the null space's Ritz node.
+    const SpectralEstimate absolute =
+        QuadratureEstimates(result->runs, kSize, 1e-6)[4];
+    ASSERT_EQ(absolute.function, "1{|x|>t}");
+    EXPECT_GT(absolute.trace, 1990);
+    const SpectralEstimate& rank = Rank(*result);
+    // Within 4 standard errors of 100, the systematic bounds tight.
+    EXPECT_GT(rank.standard_error, 0);
+    EXPECT_LE(std::abs(rank.trace - 100), 4 * rank.standard_error)
+        << rank.trace << " +- " << rank.standard_error;
+    EXPECT_FALSE(result->rank_unreliable) << result->rank_warning;
+    EXPECT_TRUE(result->rank_warning.empty());
+    EXPECT_LE(result->rank_lower, rank.trace);
+    EXPECT_GE(result->rank_upper, rank.trace);
+    EXPECT_LT(result->rank_upper - result->rank_lower, 1);
+    // t = sqrt(eps) * max |Ritz value|, eps of the dtype, stated.
+    const double eps = dtype == torch::kFloat64
+                           ? std::numeric_limits<double>::epsilon()
+                           : std::numeric_limits<float>::epsilon();
+    double largest = 0;
+    for (const SlqRun& run : result->runs) {
+      largest = std::max(largest, run.nodes.back());
+    }
+    EXPECT_DOUBLE_EQ(result->log_threshold, std::sqrt(eps) * largest);
+    EXPECT_NE(result->threshold_rule.find("sqrt(eps) * max |Ritz value|"),
+              std::string::npos)
+        << result->threshold_rule;
+    EXPECT_NE(result->threshold_rule.find("no log_threshold floor"),
+              std::string::npos);
+  }
+}
+
+TEST_P(SlqTest, RankIsScaleFree) {
+  // The same operator at three scales: the absolute cut of before read 0 at
+  // 1e-8, the relative one reads the same at every scale.
+  constexpr int64_t kSize = 500;
+  std::vector<double> count;
+  for (double scale : {1e-8, 1.0, 1e8}) {
+    std::vector<double> eigenvalues;
+    for (int i = 0; i < 40; ++i) eigenvalues.push_back(scale * (1 + i));
+    auto result = StochasticLanczosQuadrature(
+        LowRankOperator(kSize, eigenvalues, 23, options()), kSize, options(),
+        Runs(5, 60, ProbeDistribution::kRademacher, 24), Progress());
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_FALSE(result->rank_unreliable) << result->rank_warning;
+    count.push_back(Rank(*result).trace);
+    if (scale == 1e-8) {
+      EXPECT_LT(QuadratureEstimates(result->runs, kSize, 1e-6)[4].trace, 1);
+    }
+  }
+  EXPECT_NEAR(count[0], count[1], 1e-6);
+  EXPECT_NEAR(count[2], count[1], 1e-6);
+}
+
+TEST_P(SlqTest, CutInsideAClusterIsFlagged) {
+  // Eigenvalues spread evenly in log over [1e-14, 1]: t (1.5e-8 in float64,
+  // 3.5e-4 in float32) lies among them, and no cut there is resolved by 100
+  // steps; the bounds contain the count above t.
+  constexpr int64_t kSize = 1000;
+  std::vector<double> spectrum;
+  for (int i = 0; i < kSize; ++i) {
+    spectrum.push_back(std::pow(10.0, -14.0 * i / (kSize - 1)));
+  }
+  const torch::Tensor a = MatrixWithSpectrum(spectrum, 25);
+  for (torch::ScalarType dtype : {torch::kFloat64, torch::kFloat32}) {
+    SCOPED_TRACE(dtype == torch::kFloat64 ? "float64" : "float32");
+    auto result = StochasticLanczosQuadrature(
+        MatrixOperator(a.to(device(), dtype)), kSize, options(dtype),
+        Runs(5, 100, ProbeDistribution::kRademacher, 26), Progress());
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_TRUE(result->rank_unreliable);
+    EXPECT_NE(result->rank_warning.find("not resolved"), std::string::npos)
+        << result->rank_warning;
+    const double above = static_cast<double>(
+        std::count_if(spectrum.begin(), spectrum.end(), [&](double x) {
+          return x > result->log_threshold;
+        }));
+    EXPECT_LT(result->rank_lower, above);
+    EXPECT_GT(result->rank_upper, above);
+  }
+}
+
+TEST_P(SlqTest, CleanFullRankSpectrumIsReliable) {
+  // Eigenvalues in [1, 10]: nothing near the cut, and the moments exclude any
+  // weight there.
+  constexpr int64_t kSize = 1000;
+  std::vector<double> clean;
+  for (int i = 0; i < kSize; ++i) clean.push_back(1 + 9.0 * i / (kSize - 1));
+  auto full = StochasticLanczosQuadrature(
+      MatrixOperator(MatrixWithSpectrum(clean, 27).to(device())), kSize,
+      options(), Runs(5, 100, ProbeDistribution::kRademacher, 26), Progress());
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_FALSE(full->rank_unreliable) << full->rank_warning;
+  EXPECT_NEAR(Rank(*full).trace, kSize, 1e-9 * kSize);
+  EXPECT_LT(full->rank_upper - full->rank_lower, 1e-6);
+}
+
+TEST_P(SlqTest, LogThresholdIsAFloor) {
+  const torch::Tensor a = MatrixWithSpectrum({0.0, 1e-3, 0.5, 2.0}, 28);
+  SlqOptions slq = Runs(3, 4, ProbeDistribution::kGaussian, 29);
+  slq.log_threshold = 1e-2;
+  auto raised = StochasticLanczosQuadrature(MatrixOperator(a.to(device())), 4,
+                                            options(), slq, Progress());
+  ASSERT_TRUE(raised.ok()) << raised.status();
+  EXPECT_EQ(raised->log_threshold, 1e-2);
+  EXPECT_NE(raised->threshold_rule.find("raised to log_threshold"),
+            std::string::npos)
+      << raised->threshold_rule;
+  slq.log_threshold = 1e-300;
+  auto kept = StochasticLanczosQuadrature(MatrixOperator(a.to(device())), 4,
+                                          options(), slq, Progress());
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_GT(kept->log_threshold, 1e-300);
+  EXPECT_NE(kept->threshold_rule.find("above log_threshold"),
+            std::string::npos);
+  // Invariant runs: the counts are exact, 3 of 4 above 1e-3 ... and 2 above
+  // the raised cut of 1e-2, up to the probes' weights.
+  EXPECT_LT(Rank(*raised).trace, Rank(*kept).trace);
 }
 
 CURVD_INSTANTIATE_DEVICE_TEST(SlqTest);

@@ -24,6 +24,7 @@ namespace {
 namespace limits = ::curvd::core::limits;
 using ::curvd::testing::Default;
 using ::curvd::testing::Number;
+using ::curvd::testing::Percent;
 using ::curvd::testing::Range;
 using ::testing::HasSubstr;
 
@@ -115,10 +116,18 @@ TEST(DocumentedDefaultsTest, ProtoCommentsCiteCoresDefaultsAndBounds) {
        "grid_points",
        {Default(slq.grid_points),
         Range(limits::kMinGridPoints, limits::kMaxGridPoints)}},
-      {"SpectralDensitySpec", "sigma_fraction", {Default(slq.sigma_fraction)}},
-      {"SpectralDensitySpec", "log_threshold", {Default(slq.log_threshold)}},
-      {"HutchppSpec",
-       "max_hvps",
+      {"SpectralDensitySpec", "sigma_fraction",
+       {Default(slq.sigma_fraction)}},
+      {"SpectralDensitySpec", "log_threshold",
+       {"unset (the default): the relative rule alone",
+        "sqrt(eps) * max |ritz value|"}},
+      {"SpectralDensityResult", "rank_lower",
+       {absl::StrCat("within a factor ", Number(core::kSlqRankCutFactor),
+                     " of t")}},
+      {"SpectralDensityResult", "rank_unreliable",
+       {absl::StrCat("max(1, ", Percent(core::kSlqRankTolerance),
+                     " of the estimate)")}},
+      {"HutchppSpec", "max_hvps",
        {Default(hutchpp.max_hvps),
         Range(limits::kMinHutchppHvps, limits::kMaxHutchppHvps)}},
       {"HutchppSpec",

@@ -78,14 +78,16 @@ inline void FakeResult(core::HessianTraceMethod& m) {
 
 inline void FakeResult(core::SpectralDensityMethod& m) {
   for (int r = 0; r < 2; ++r) {
-    m.result.runs.push_back({{-1.0, 10.0}, {0.5, 0.5}, 2, true});
+    // T = [[4.5, 5.5], [5.5, 4.5]], whose eigenvalues are the nodes.
+    m.result.runs.push_back(
+        {{-1.0, 10.0}, {0.5, 0.5}, 2, true, {4.5, 4.5}, {5.5, 0.0}});
   }
   m.result.density.grid = {-1.0, 5.0, 11.0};
   m.result.density.density = {0.1, 0.0, 0.1};
   m.result.density.sigma = 0.11;
   m.result.density.sigma_rule = "0.01 x spread 11";
   m.result.estimates = {{"x", 4.5, 94.5, 0.0}, {"1{|x|>t}", 1.0, 21.0, 0.0}};
-  m.result.log_threshold = m.options.log_threshold;
+  m.result.log_threshold = m.options.log_threshold.value_or(0.0);
 }
 
 inline void FakeResult(core::HutchppMethod& m) {

@@ -148,7 +148,8 @@ TEST(SpecConversionTest, NewKindsGetTheDocumentedDefaults) {
   EXPECT_EQ(Options<core::SpectralDensityMethod>(*request).grid_points, 1000);
   EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).sigma, 0);
   EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).sigma_fraction, 0.01);
-  EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).log_threshold, 1e-6);
+  // No absolute floor: the cut follows the relative rule alone.
+  EXPECT_FALSE(Options<core::SpectralDensityMethod>(*request).log_threshold.has_value());
   EXPECT_EQ(request->op, core::CurvatureOperator::kHessian);
   EXPECT_TRUE(request->block.names.empty());
 
@@ -237,7 +238,7 @@ TEST(SpecConversionTest, NewKindsCarryExplicitValues) {
   EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).grid_max, 5);
   EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).sigma, 0.5);
   EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).sigma_fraction, 0.2);
-  EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).log_threshold, 1e-3);
+  EXPECT_DOUBLE_EQ(Options<core::SpectralDensityMethod>(*request).log_threshold.value(), 1e-3);
 
   v1::MeasurementSpec hutchpp;
   v1::HutchppSpec* h = hutchpp.mutable_hutchpp();
@@ -530,13 +531,19 @@ core::MeasurementResult EveryResult() {
   trace.result = {42.0, 0.5, 12, "target_relative_error"};
   r.methods.push_back(trace);
   core::SpectralDensityMethod density;
-  density.result.runs = {{{-1.0, 2.0}, {0.25, 0.75}, 2, true}};
+  density.result.runs = {{{-1.0, 2.0}, {0.25, 0.75}, 2, true, {0.5, 0.5},
+                          {1.5, 1e-9}}};
   density.result.density.grid = {-1.0, 0.0, 2.0};
   density.result.density.density = {0.1, 0.2, 0.3};
   density.result.density.sigma = 0.03;
   density.result.density.sigma_rule = "0.01 x spread 3";
   density.result.estimates = {{"x", 1.25, 2.5, 0.1}};
   density.result.log_threshold = 1e-6;
+  density.result.threshold_rule = "t = sqrt(eps) * 2";
+  density.result.rank_lower = 1.5;
+  density.result.rank_upper = 2;
+  density.result.rank_unreliable = true;
+  density.result.rank_warning = "not resolved";
   r.methods.push_back(density);
   core::HutchppMethod hutchpp;
   hutchpp.result = {41.0, 0.2, 40.0, 1.0, 5, 7, 17, "max_hvps"};
@@ -608,6 +615,13 @@ void ExpectEveryResult(const Holder& h) {
   EXPECT_THAT(h.spectral_density().density(), ElementsAre(0.1, 0.2, 0.3));
   EXPECT_EQ(h.spectral_density().sigma_rule(), "0.01 x spread 3");
   EXPECT_DOUBLE_EQ(h.spectral_density().estimates(0).trace(), 2.5);
+  EXPECT_THAT(h.spectral_density().runs(0).alphas(), ElementsAre(0.5, 0.5));
+  EXPECT_THAT(h.spectral_density().runs(0).betas(), ElementsAre(1.5, 1e-9));
+  EXPECT_EQ(h.spectral_density().threshold_rule(), "t = sqrt(eps) * 2");
+  EXPECT_DOUBLE_EQ(h.spectral_density().rank_lower(), 1.5);
+  EXPECT_DOUBLE_EQ(h.spectral_density().rank_upper(), 2);
+  EXPECT_TRUE(h.spectral_density().rank_unreliable());
+  EXPECT_EQ(h.spectral_density().rank_warning(), "not resolved");
   EXPECT_DOUBLE_EQ(h.hutchpp().low_rank_trace(), 40.0);
   EXPECT_EQ(h.hutchpp().sketch_size(), 5);
   EXPECT_EQ(h.hutchpp().stop_reason(), "max_hvps");
