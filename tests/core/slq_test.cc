@@ -459,11 +459,13 @@ TEST_P(SlqTest, RankOfALowRankOperatorIsItsRankInBothDtypes) {
         op, kSize, options(dtype),
         Runs(10, 100, ProbeDistribution::kRademacher, 22), Progress());
     ASSERT_TRUE(result.ok()) << result.status();
-    // The absolute cut of before counts the null space's Ritz node.
+    // The absolute cut of before counts the null space's Ritz node in
+    // float32 (in float64 the node lands at 0 or above 1e-6 from run to run
+    // and device to device: 1048 to 2000).
     const SpectralEstimate absolute =
         QuadratureEstimates(result->runs, kSize, 1e-6)[4];
     ASSERT_EQ(absolute.function, "1{|x|>t}");
-    EXPECT_GT(absolute.trace, 1990);
+    if (dtype == torch::kFloat32) EXPECT_GT(absolute.trace, 1990);
     const SpectralEstimate& rank = Rank(*result);
     // Within 4 standard errors of 100, the systematic bounds tight.
     EXPECT_GT(rank.standard_error, 0);
