@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
   options.service.blob_store_factory = curvd::server::DiskBlobStore::Factory();
   options.service.max_blob_bytes = absl::GetFlag(FLAGS_max_blob_bytes);
   options.service.version = CURVD_VERSION;
+  options.service.count_parameters = &curvd::core::Engine::CountParameters;
   const int64_t receive_limit = absl::GetFlag(FLAGS_max_receive_message_bytes);
   if (receive_limit > INT_MAX) {
     return Fail(

@@ -7,12 +7,15 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/api/measurement.h"
+#include "core/api/sources.h"
 #include "server/blob_store.h"
 #include "server/device_worker.h"
 #include "server/job_queue.h"
@@ -44,6 +47,13 @@ struct ServiceOptions {
   std::string version;
   // Caps that every measurement request gets from the configuration.
   RequestLimits request_limits;
+  // Counts the parameters of a model source in a block (the binary passes
+  // core::Engine::CountParameters), so that CreateMeasurement refuses an
+  // archive run's exact Hessian over the cap before it queues. Empty: only a
+  // zoo run's is refused at create; an archive run's fails when it runs.
+  std::function<absl::StatusOr<int64_t>(const core::ModelSource&,
+                                        const core::ParameterBlock&)>
+      count_parameters;
 };
 
 class ServiceCore {

@@ -49,18 +49,27 @@ void ToProto(const BlobState& state, v1::BlobStatus* response) {
   response->set_complete(state.complete);
 }
 
-// An exact Hessian of a zoo model, whose size is known before it is loaded,
-// is refused here when it exceeds the server's caps; an archive's, whose size
-// is known only once the worker has loaded it, is refused by the engine then
-// (the measurement FAILS with INVALID_ARGUMENT and the same message).
-absl::Status CheckExactHessianSize(const v1::Run& run,
+// An exact Hessian over the server's caps is refused here, before it queues:
+// a zoo model's size follows from its widths, an archive's is counted with
+// options.count_parameters (one load of the archive). Without a counter an
+// archive's is refused by the engine when it runs (the measurement FAILS with
+// INVALID_ARGUMENT and the same message).
+absl::Status CheckExactHessianSize(const ServiceOptions& options,
+                                   const v1::Run& run,
+                                   const core::ModelSource& model,
                                    const core::MeasurementRequest& request) {
   const core::ExactHessianMethod* exact =
       request.Find<core::ExactHessianMethod>();
-  if (exact == nullptr || !run.model().has_zoo()) return absl::OkStatus();
-  return core::CheckExactHessianSize(
-      SourceResolver::ZooBlockSize(run.model().zoo(), request.block),
-      exact->options);
+  if (exact == nullptr) return absl::OkStatus();
+  if (run.model().has_zoo()) {
+    return core::CheckExactHessianSize(
+        SourceResolver::ZooBlockSize(run.model().zoo(), request.block),
+        exact->options);
+  }
+  if (!options.count_parameters) return absl::OkStatus();
+  CURVD_ASSIGN_OR_RETURN(const int64_t size,
+                         options.count_parameters(model, request.block));
+  return core::CheckExactHessianSize(size, exact->options);
 }
 
 absl::Status ValidateModel(ServiceCore& core, const v1::ModelSpec& model) {
@@ -256,7 +265,8 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
                          core.store().GetRun(RunName(parent.run_id)));
   CURVD_ASSIGN_OR_RETURN(core::ModelSource model,
                          core.resolver().ResolveModel(run, checkpoint));
-  CURVD_RETURN_IF_ERROR(CheckExactHessianSize(run, measurement_request));
+  CURVD_RETURN_IF_ERROR(CheckExactHessianSize(core.options(), run, model,
+                                              measurement_request));
   if (!spec.device().empty() && spec.device() != "cpu" &&
       spec.device() != "cuda") {
     return absl::InvalidArgumentError(

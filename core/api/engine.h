@@ -47,6 +47,17 @@ class Engine {
   static absl::StatusOr<std::unique_ptr<Engine>> CreateWithOptions(
       const std::string& device, const EngineOptions& options);
 
+  // The number of parameters of `source`'s architecture that `block` selects
+  // (every parameter for an empty block), so that a request too large for the
+  // server's caps is refused before it queues. Loads the architecture alone
+  // on the CPU (the archive's own weights, in float64 so that no value is
+  // refused for rounding; source.state_dict_path is not read): one archive
+  // load per call, also for a zoo source. Errors as LoadModel's for the
+  // architecture (InvalidArgument for a corrupt archive, NotFound for a
+  // missing file); never throws. Thread-safe.
+  static absl::StatusOr<int64_t> CountParameters(const ModelSource& source,
+                                                 const ParameterBlock& block);
+
   virtual ~Engine() = default;
 
   // Runs one measurement: the methods of request.methods on one

@@ -284,6 +284,25 @@ int Engine::CudaDeviceCount() {
              : 0;
 }
 
+absl::StatusOr<int64_t> Engine::CountParameters(const ModelSource& source,
+                                                const ParameterBlock& block) {
+  return CatchTorchExceptions(
+      [&]() -> absl::StatusOr<int64_t> {
+        ModelSource architecture = source;
+        architecture.state_dict_path.clear();
+        CURVD_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                               LoadModel(architecture, torch::kFloat64));
+        const std::vector<torch::Tensor> parameters = model->Parameters();
+        const std::vector<std::string> names = model->ParameterNames();
+        int64_t count = 0;
+        for (size_t i = 0; i < parameters.size(); ++i) {
+          if (block.Selects(names[i])) count += parameters[i].numel();
+        }
+        return count;
+      },
+      "cannot count the model's parameters: ");
+}
+
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(
     const std::string& device) {
   return CreateWithOptions(device, EngineOptions());

@@ -113,6 +113,26 @@ TEST(EngineCreateTest, AcceptsCpuAndRejectsUnavailableDevices) {
   }
 }
 
+TEST(EngineCountParametersTest, CountsAnArchivesBlockWithoutItsWeights) {
+  ModelSource source;
+  source.kind = ModelSource::Kind::kTorchScript;
+  source.archive_path = std::string(CURVD_CORE_FIXTURE_DIR) + "/zoo_mlp.pt";
+  if (!std::ifstream(source.archive_path)) {
+    GTEST_SKIP() << "no Python TorchScript fixture at " << source.archive_path;
+  }
+  source.state_dict_path = "/nonexistent/weights.safetensors";  // not read
+  // 5-8-3: fc0 5 * 8 + 8, fc1 8 * 3 + 3.
+  EXPECT_EQ(Engine::CountParameters(source, ParameterBlock()).value(), 75);
+  ParameterBlock block;
+  block.names = {"fc1.bias"};
+  block.prefixes = {"fc0."};
+  EXPECT_EQ(Engine::CountParameters(source, block).value(), 3 + 48);
+
+  source.archive_path = "/nonexistent/archive.pt";
+  EXPECT_EQ(Engine::CountParameters(source, ParameterBlock()).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST(TorchStatusTest, ConvertsExceptionsByKind) {
   const absl::Status oom =
       StatusFromException(std::make_exception_ptr(c10::OutOfMemoryError(

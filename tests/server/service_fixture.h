@@ -119,6 +119,9 @@ class ServiceTest : public ::testing::Test {
     options.service.devices = {"cpu"};
     options.service.version = "test";
     options.service.request_limits = limits_;
+    if (real_engine_) {
+      options.service.count_parameters = &core::Engine::CountParameters;
+    }
     auto control = control_;
     EngineFactory fake = [control](const std::string& device) {
       return absl::StatusOr<std::unique_ptr<core::Engine>>(

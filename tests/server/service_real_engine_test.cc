@@ -161,7 +161,7 @@ TEST_F(RealEngineServiceTest, SafetensorsHeaderThatLiesFails) {
 // An archive's parameter count is known only once the worker loads it: an
 // exact Hessian over the cap ends FAILED with INVALID_ARGUMENT, and a block of
 // the same archive under the cap runs.
-TEST_F(RealEngineServiceTest, ArchiveExactHessianOverTheCapFailsAndABlockRuns) {
+TEST_F(RealEngineServiceTest, ArchiveExactHessianOverTheCapIsRefusedAtCreateAndABlockRuns) {
   const std::filesystem::path fixtures(CURVD_CORE_FIXTURE_DIR);
   if (!std::filesystem::exists(fixtures / "zoo_mlp.pt")) {
     GTEST_SKIP() << "no TorchScript fixture: CMake found no python3 with torch";
@@ -188,10 +188,20 @@ TEST_F(RealEngineServiceTest, ArchiveExactHessianOverTheCapFailsAndABlockRuns) {
   spec.set_shard_uri("builtin://gaussian_regression?n=8&d=5&outputs=3");
   spec.set_loss(v1::LOSS_FUNCTION_MSE);
   spec.mutable_exact_hessian();
-  ExpectFailed(Measure(parent, spec),
-               "exact Hessian of 75 parameters exceeds the server's cap of 20 "
-               "(--exact_hessian_max_parameters): restrict the operator to a "
-               "parameter block with spec.block");
+  // Refused at create, the archive's parameters counted: nothing queues.
+  v1::CreateMeasurementRequest create;
+  create.set_parent(parent);
+  *create.mutable_spec() = spec;
+  grpc::ClientContext create_context;
+  v1::Measurement refused;
+  const grpc::Status status =
+      stub_->CreateMeasurement(&create_context, create, &refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              ::testing::HasSubstr(
+                  "exact Hessian of 75 parameters exceeds the server's cap of "
+                  "20 (--exact_hessian_max_parameters): restrict the operator "
+                  "to a parameter block with spec.block"));
 
   spec.mutable_block()->add_names("fc1.bias");  // 3 parameters
   const v1::Measurement block = Measure(parent, spec);
