@@ -161,6 +161,12 @@ absl::Status CreateCheckpointImpl(ServiceCore& core,
   if (in.content_case() == v1::Checkpoint::CONTENT_NOT_SET) {
     return absl::InvalidArgumentError("checkpoint must set a digest or a uri");
   }
+  if (!v1::CheckpointFormat_IsValid(in.format())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint.format ", in.format(),
+        " is not a CheckpointFormat (CHECKPOINT_FORMAT_TORCHSCRIPT = 1, "
+        "CHECKPOINT_FORMAT_SAFETENSORS = 2, or unset)"));
+  }
   v1::Checkpoint checkpoint;
   checkpoint.set_name(CheckpointNameOf(run_id, in.step()));
   checkpoint.set_step(in.step());

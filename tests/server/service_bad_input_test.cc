@@ -202,6 +202,9 @@ TEST_F(ServiceTest, CheckpointWhoseBytesDoNotMatchItsFormatIsRefused) {
        "neither"},
       {"zoo", v1::CHECKPOINT_FORMAT_SAFETENSORS, "",
        "but the content is empty"},
+      // An enum value this server does not know (a newer client's).
+      {"archive", static_cast<v1::CheckpointFormat>(7), zip,
+       "checkpoint.format 7 is not a CheckpointFormat"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.message);
