@@ -276,13 +276,12 @@ void Objective::set_retain_graphs(bool retain) {
 }
 
 void Objective::ForEachBatch(
-    absl::FunctionRef<void(int64_t index, const Batch&)> body) {
+    absl::FunctionRef<void(const Batch&)> body) {
   const int64_t n = num_samples();
   int64_t index = 0;
   for (int64_t start = 0; start < n; start += micro_batch_size_) {
     const int64_t count = std::min(micro_batch_size_, n - start);
-    body(index, Batch{index, start, count, static_cast<double>(count) / n});
-    ++index;
+    body(Batch{index++, start, count, static_cast<double>(count) / n});
   }
 }
 
@@ -395,7 +394,7 @@ torch::Tensor Objective::LossOnDevice() {
   // Summed on the device in float64, for the caller to read once.
   torch::Tensor total =
       torch::zeros({}, vector_options_.dtype(torch::kFloat64));
-  ForEachBatch([&](int64_t, const Batch& batch) {
+  ForEachBatch([&](const Batch& batch) {
     total.add_(BatchLoss(batch).to(torch::kFloat64), batch.weight);
   });
   return total;
@@ -412,11 +411,11 @@ absl::StatusOr<double> Objective::Loss() {
 
 absl::StatusOr<torch::Tensor> Objective::Gradient() {
   torch::Tensor total = torch::empty({num_parameters_}, vector_options_);
-  ForEachBatch([&](int64_t index, const Batch& batch) {
+  ForEachBatch([&](const Batch& batch) {
     const std::vector<torch::Tensor> gradients = torch::autograd::grad(
         {BatchLoss(batch)}, parameters_, /*grad_outputs=*/{},
         /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
-    Accumulate(gradients, batch.weight, index == 0, total);
+    Accumulate(gradients, batch.weight, batch.index == 0, total);
   });
   if (!AllFinite(total)) {
     return absl::InvalidArgumentError(
@@ -475,7 +474,8 @@ absl::StatusOr<torch::Tensor> Objective::Products(const torch::Tensor& vectors,
     }
   }
   std::vector<Graph>& retained = retained_[static_cast<int>(curvature)];
-  ForEachBatch([&](int64_t index, const Batch& batch) {
+  ForEachBatch([&](const Batch& batch) {
+    const int64_t index = batch.index;
     Graph built;
     if (!retain_graphs_) {
       built = BuildGraph(batch, curvature);

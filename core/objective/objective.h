@@ -157,7 +157,7 @@ class Objective {
   // The matrix a product is with.
   enum class Curvature { kHessian, kGgn };
   struct Batch {
-    int64_t index;
+    int64_t index;  // 0, 1, ... in shard order
     int64_t start;
     int64_t count;
     double weight;  // count / N
@@ -189,7 +189,7 @@ class Objective {
             int64_t micro_batch_size);
 
   // Calls `body` for each micro-batch, in order.
-  void ForEachBatch(absl::FunctionRef<void(int64_t index, const Batch&)> body);
+  void ForEachBatch(absl::FunctionRef<void(const Batch&)> body);
   // The model's outputs on `batch`, its randomness seeded for the batch.
   torch::Tensor BatchOutputs(const Batch& batch);
   // Mean loss of `batch` for its `outputs`, differentiable in them.
