@@ -25,10 +25,9 @@ absl::StatusOr<double> CheckOperatorIsFixed(const LinearOperator& op,
   CURVD_ASSIGN_OR_RETURN(const torch::Tensor first, op(v));
   CURVD_ASSIGN_OR_RETURN(const torch::Tensor second, op(v));
   // Both norms in float64, read at once.
+  const torch::Tensor first64 = first.to(torch::kFloat64);
   const torch::Tensor norms =
-      torch::stack(
-          {first.to(torch::kFloat64).norm(),
-           (first.to(torch::kFloat64) - second.to(torch::kFloat64)).norm()})
+      torch::stack({first64.norm(), (first64 - second.to(torch::kFloat64)).norm()})
           .cpu();
   const double norm = norms[0].item<double>();
   const double difference = norms[1].item<double>();
