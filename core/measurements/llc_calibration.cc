@@ -1,0 +1,16 @@
+#include "core/measurements/llc_calibration.h"
+
+namespace curvd::core {
+
+// Placeholder while the LLC is built (issue 12); replaced in the same session.
+absl::StatusOr<LlcCalibrationResult> MeasureLlcCalibration(
+    Objective&, const LlcCalibrationOptions&, const Progress&) {
+  return absl::UnimplementedError(
+      "the llc_calibration kind is being built (issue 12)");
+}
+
+void RecommendCalibrationCell(LlcCalibrationResult& result) {
+  result.recommended = -1;
+}
+
+}  // namespace curvd::core
