@@ -12,6 +12,17 @@ at::Generator SeededGenerator(uint64_t seed) {
   return at::detail::createCPUGenerator(seed);
 }
 
+at::Generator DeviceGenerator(const torch::Device& device, uint64_t seed) {
+  at::Generator source = at::globalContext().defaultGenerator(device);
+  at::Generator generator;
+  {
+    const std::lock_guard<std::mutex> lock(source.mutex());
+    generator = source.clone();
+  }
+  generator.set_current_seed(seed);
+  return generator;
+}
+
 namespace {
 
 constexpr uint64_t kGamma = 0x9E3779B97F4A7C15ULL;

@@ -33,6 +33,12 @@ using BlockOperator =
 // and of test data.
 at::Generator SeededGenerator(uint64_t seed);
 
+// A generator of `device` (CPU or CUDA) of its own, seeded with `seed`: a
+// copy of the device's default generator, so that drawing from it leaves the
+// default (which seeds the forward passes, objective.h) untouched. Same seed,
+// same device: the same stream.
+at::Generator DeviceGenerator(const torch::Device& device, uint64_t seed);
+
 // A random vector of `size` elements with `options`: +-1 with equal
 // probability (kRademacher) or independent N(0, 1) entries (kGaussian). Only
 // one 64-bit key per probe is drawn from `generator` (on the CPU); the entries

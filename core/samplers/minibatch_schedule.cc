@@ -1,0 +1,37 @@
+#include "core/samplers/minibatch_schedule.h"
+
+#include <torch/torch.h>
+
+#include <utility>
+
+namespace curvd::core {
+
+MinibatchSchedule::MinibatchSchedule(int64_t chains, int64_t num_samples,
+                                     int64_t batch_size,
+                                     const torch::Device& device,
+                                     at::Generator generator)
+    : chains_(chains),
+      num_samples_(num_samples),
+      batch_size_(batch_size),
+      device_(device),
+      generator_(std::move(generator)) {
+  Shuffle();
+}
+
+void MinibatchSchedule::Shuffle() {
+  // A permutation per chain in one kernel: the ranks of i.i.d. uniforms.
+  const torch::Tensor keys = at::rand(
+      {chains_, num_samples_}, generator_,
+      torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  permutations_ = keys.argsort(/*dim=*/1, /*descending=*/false);
+  position_ = 0;
+}
+
+torch::Tensor MinibatchSchedule::Next() {
+  if (position_ + batch_size_ > num_samples_) Shuffle();
+  torch::Tensor batch = permutations_.narrow(1, position_, batch_size_);
+  position_ += batch_size_;
+  return batch;
+}
+
+}  // namespace curvd::core
