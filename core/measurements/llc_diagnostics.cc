@@ -69,10 +69,9 @@ std::optional<double> EssOfSequences(const std::vector<const double*>& seqs,
     means[j] = Mean(seqs[j], h);
     mean_var += Variance(seqs[j], h, means[j]) / static_cast<double>(m);
   }
-  double var_plus = mean_var * static_cast<double>(h - 1) / h;
-  if (m > 1) {
-    var_plus += Variance(means.data(), m, Mean(means.data(), m));
-  }
+  // m >= 2: every chain gave two halves.
+  const double var_plus = mean_var * static_cast<double>(h - 1) / h +
+                          Variance(means.data(), m, Mean(means.data(), m));
   if (!(var_plus > 0)) return std::nullopt;
   auto rho = [&](size_t lag) {
     double acov = 0;
@@ -234,9 +233,9 @@ std::vector<std::string> LlcWarnings(const LlcResult& result) {
   std::vector<std::string> warnings;
   if (result.llc_mean < 0) {
     warnings.push_back(absl::StrFormat(
-        "lambda_hat is negative (%.4g): the chains found losses below "
-        "L(w*) = %.6g, so w* is not a local minimum of the localised "
-        "posterior (train longer, or raise the localization).",
+        "lambda_hat is negative (%.4g): the chains' mean loss is below "
+        "L(w*) = %.6g, so w* is not a local minimum of the loss (train "
+        "further, or raise the localization to keep the chains near w*).",
         result.llc_mean, result.initial_loss));
   }
   std::vector<std::string> diverged;
@@ -263,13 +262,13 @@ std::vector<std::string> LlcWarnings(const LlcResult& result) {
   if (result.r_hat && *result.r_hat > kLlcMaxRHat) {
     warnings.push_back(absl::StrFormat(
         "split-R-hat of the loss traces is %.3f > %.2f: the chains have not "
-        "mixed (run more draws or a larger step size).",
+        "mixed (run more draws, or calibrate the step size).",
         *result.r_hat, kLlcMaxRHat));
   }
   if (!rising.empty()) {
     warnings.push_back(absl::StrFormat(
         "chain%s %s still rise%s over the last half of the trace (z = %s > "
-        "%g): the burn-in is too short for this step size.",
+        "%g): lambda_hat is not at equilibrium yet (lengthen the burn-in).",
         rising.size() > 1 ? "s" : "", absl::StrJoin(rising, ", "),
         rising.size() > 1 ? "" : "s", absl::StrJoin(rise_z, ", "),
         kLlcRiseZThreshold));

@@ -89,6 +89,17 @@ TEST(EffectiveSampleSizeTest, MatchesTheNumpyReference) {
   EXPECT_NEAR(*EffectiveSampleSize({kSmall[0]}), 9.05050505050505, 1e-11);
 }
 
+TEST(EffectiveSampleSizeTest, MonotoneAndEndOfChainCasesMatchTheReference) {
+  // Two chains of 20 integers (numpy's default_rng(1), searched for): Geyer's
+  // positive sequence runs to Stan's last lag (n - 5 for halves of 10) and
+  // the monotone correction lowers a pair.
+  const ChainTraces traces = {
+      {2, 5, 4, 8, 6, 7, 5, 3, 2, 4, 5, 3, 1, 1, 0, 2, 4, 2, 1, 3},
+      {7, 3, 9, 5, 1, 9, 8, 7, 1, 7, 7, 7, 7, 5, 3, 9, 9, 6, 3, 5}};
+  EXPECT_NEAR(*EffectiveSampleSize(traces), 11.601644008852354, 1e-11);
+  EXPECT_NEAR(*SplitRHat(traces), 1.2263500422919666, 1e-13);
+}
+
 TEST(EffectiveSampleSizeTest, IndependentDrawsGiveAboutTheirNumber) {
   // 4 x 5000 iid normal draws; over seeds 1..20 the ratio to 20000 was 0.949
   // to 1.018, so the tolerance is 7%.
