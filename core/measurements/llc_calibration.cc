@@ -9,8 +9,4 @@ absl::StatusOr<LlcCalibrationResult> MeasureLlcCalibration(
       "the llc_calibration kind is being built (issue 12)");
 }
 
-void RecommendCalibrationCell(LlcCalibrationResult& result) {
-  result.recommended = -1;
-}
-
 }  // namespace curvd::core

@@ -21,15 +21,23 @@ absl::StatusOr<LlcCalibrationResult> MeasureLlcCalibration(
     Objective& objective, const LlcCalibrationOptions& options,
     const Progress& progress);
 
-// The rule, on cells already measured (pure, for its own test): a cell passes
-// when no chain diverged, lambda_hat > 0, R-hat (when known) <= kLlcMaxRHat
-// and no chain is still rising; among the passing cells of one
-// (localization, n_beta) line, a cell is on the plateau when its lambda_hat
-// agrees with the passing cell at the next smaller step size within 2
-// combined standard errors. The recommendation is the largest step size on a
-// plateau, the smallest localization among ties; `cells[i].rejection` says
-// why each other cell lost, and the returned reason states the rule with the
-// numbers. recommended = -1 when no cell is on a plateau.
+// The rule, on cells already measured (pure, for its own test;
+// llc_calibration_rule.cc). A cell passes when no chain diverged,
+// lambda_hat > 0, R-hat (when known) <= kLlcMaxRHat and no chain is still
+// rising (a cell whose chains all diverged is judged on that alone). Two
+// cells agree when their lambda_hat differ by at most 2 sqrt(se_a^2 +
+// se_b^2), se the llc_standard_error. On each (localization, n_beta) line, in
+// step size order, the plateau is the first run of two or more consecutive
+// passing cells, each agreeing with the one at the next smaller step size: a
+// rejected cell or a disagreement ends it, and a later run (above a jump) is
+// not the plateau; a line with one passing cell, or one step size, has none.
+// The recommendation is the largest step size on a plateau, then the
+// smallest localization, then the smallest n_beta. `cells[i].rejection` is
+// set for every cell but the recommended one (why it failed, or why it lost)
+// and `reason` states the rule with the recommended cell's numbers;
+// recommended = -1, with a reason that counts the passing cells, when no cell
+// is on a plateau. Reads only each cell's grid values and result, not the
+// cells' order or earlier rejections, so a second call gives the same answer.
 void RecommendCalibrationCell(LlcCalibrationResult& result);
 
 }  // namespace curvd::core
