@@ -169,6 +169,12 @@ class ZooModel : public Model {
   std::vector<std::string> ParameterNames() override {
     return module_->named_parameters().keys();
   }
+  bool SupportsChains() const override { return true; }
+  torch::Tensor ForwardChains(
+      const std::vector<torch::Tensor>& chain_parameters,
+      const torch::Tensor& inputs) override {
+    return module_->forward_chains(chain_parameters, inputs);
+  }
   void SetTrainMode(bool train) override { module_->train(train); }
   void To(const torch::Device& device, torch::ScalarType dtype) override {
     std::vector<torch::Tensor> tensors = module_->parameters();
@@ -305,6 +311,12 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModelOrThrow(
 }
 
 }  // namespace
+
+torch::Tensor Model::ForwardChains(const std::vector<torch::Tensor>&,
+                                   const torch::Tensor&) {
+  TORCH_CHECK(false,
+              "this model cannot evaluate several parameter sets in one pass");
+}
 
 absl::StatusOr<torch::Tensor> TensorFromSafetensors(
     const SafetensorsTensor& tensor) {

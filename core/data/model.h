@@ -35,6 +35,21 @@ class Model {
   // Moves parameters and buffers to `device` and converts floating ones to
   // `dtype`.
   virtual void To(const torch::Device& device, torch::ScalarType dtype) = 0;
+
+  // Whether ForwardChains evaluates several parameter sets in one pass.
+  virtual bool SupportsChains() const { return false; }
+
+  // The outputs [C, B, ...] of C parameter sets at once, chain c's
+  // outputs[c] being what Forward(inputs[c]) gives with the parameters set to
+  // chain c's: `chain_parameters` holds, per parameter in Parameters() order,
+  // a [C, ...shape] tensor (any strides, e.g. views of one [C, P] tensor or a
+  // parameter expanded over C), `inputs` is [C, B, ...]. Differentiable in
+  // the chain parameters; the model's own parameters are not used. Only where
+  // SupportsChains(); the default throws c10::Error, as do shapes that do not
+  // fit.
+  virtual torch::Tensor ForwardChains(
+      const std::vector<torch::Tensor>& chain_parameters,
+      const torch::Tensor& inputs);
 };
 
 // Builds the architecture and loads the weights of `source` on the CPU, every

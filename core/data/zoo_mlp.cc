@@ -16,16 +16,30 @@ torch::Tensor ZooMlpImpl::forward(torch::Tensor x) {
   x = x.flatten(1);
   for (size_t i = 0; i < layers_.size(); ++i) {
     x = layers_[i]->forward(x);
-    if (i + 1 == layers_.size()) break;
-    if (activation_ == "tanh") {
-      x = torch::tanh(x);
-    } else if (activation_ == "relu") {
-      x = torch::relu(x);
-    } else {
-      x = torch::gelu(x);
-    }
+    if (i + 1 < layers_.size()) x = activate(x);
   }
   return x;
+}
+
+torch::Tensor ZooMlpImpl::forward_chains(
+    const std::vector<torch::Tensor>& parameters, torch::Tensor x) {
+  TORCH_CHECK(parameters.size() == 2 * layers_.size(), "the zoo MLP has ",
+              2 * layers_.size(), " parameters, got ", parameters.size());
+  x = x.flatten(2);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    // x W^T + b per chain: weight [C, out, in], bias [C, out] broadcast over
+    // the batch.
+    x = torch::baddbmm(parameters[2 * i + 1].unsqueeze(1), x,
+                       parameters[2 * i].transpose(1, 2));
+    if (i + 1 < layers_.size()) x = activate(x);
+  }
+  return x;
+}
+
+torch::Tensor ZooMlpImpl::activate(const torch::Tensor& x) const {
+  if (activation_ == "tanh") return torch::tanh(x);
+  if (activation_ == "relu") return torch::relu(x);
+  return torch::gelu(x);
 }
 
 }  // namespace curvd::core

@@ -24,8 +24,16 @@ class ZooMlpImpl : public torch::nn::Module {
   // Flattens all but the first dimension, then linear layers with the
   // activation between them (none after the last).
   torch::Tensor forward(torch::Tensor x);
+  // The same function of C parameter sets at once (Model::ForwardChains):
+  // `parameters` in parameters() order, each [C, ...shape], `x` [C, B, ...],
+  // outputs [C, B, widths.back()]; one batched matmul per layer.
+  torch::Tensor forward_chains(const std::vector<torch::Tensor>& parameters,
+                               torch::Tensor x);
 
  private:
+  // The activation between layers.
+  torch::Tensor activate(const torch::Tensor& x) const;
+
   std::vector<torch::nn::Linear> layers_;
   std::string activation_;
 };

@@ -6,47 +6,85 @@
 
 #include <torch/types.h>
 
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "core/objective/objective.h"
 
 namespace curvd::core {
 
 // Per chain: the mean loss [C] (float64) and its gradient [C, P] in the
-// block's flat coordinates (vector_options()).
+// block's flat coordinates (vector_options()), both on the parameters'
+// device.
 struct ChainEvaluation {
   torch::Tensor losses;
   torch::Tensor gradients;
 };
 
 // C points w_1..w_C of an objective's block, evaluated together: the rows of
-// a [C, P] tensor, P = objective.num_parameters(); parameters outside the
-// block keep the model's values. A model that can evaluate several parameter
-// sets in one pass (Model::ForwardChains) runs every chain in one batched
-// forward and backward; any other model runs the chains in turn through its
-// own parameters, which are restored bit for bit afterwards (also when torch
-// throws). Forward randomness (dropout in train mode) is drawn from the
-// device's default generator as it stands: the caller seeds it. Not
-// thread-safe; the objective and its model must outlive it, and no retained
-// graphs may be held (it frees them).
+// a [C, P] tensor, P = objective.num_parameters(), converted to
+// vector_options(); parameters outside the block keep the model's values and
+// get no gradient. A model that can evaluate several parameter sets in one
+// pass (Model::SupportsChains) runs every chain in one batched forward and
+// backward, on C times the activations of one chain; any other model runs the
+// chains in turn through its own block parameters, which are restored bit for
+// bit afterwards (also when torch throws). Either way the model's parameters
+// are unchanged after every call.
+//
+// Forward randomness (dropout in train mode) is drawn from the device's
+// default generator as it stands, never reseeded (unlike Objective's fixed
+// per-micro-batch streams): the caller seeds it. Torch errors (out of memory,
+// a model that throws) propagate as exceptions, as Objective's do. Not
+// thread-safe; the objective and its model must outlive it. The objective's
+// retained graphs are freed at construction, and must not be retained while
+// this is used (running chains in turn moves the parameters).
 class ChainObjective {
  public:
   explicit ChainObjective(Objective& objective);
 
   // Whether the chains run in one batched pass (true) or in turn.
-  bool batched() const;
+  bool batched() const { return batched_; }
 
   // For each chain c, the mean loss over the samples `batch_indices`[c]
-  // (int64 [C, B] on the parameters' device) at w_c and its gradient.
-  // InvalidArgument for shapes that disagree or an index outside [0, N).
-  // Losses may be NaN/Inf (a diverged chain is the caller's to detect).
+  // (int64 [C, B], B >= 1, moved to the parameters' device) at w_c and its
+  // gradient: those of an objective over just those samples. InvalidArgument
+  // for shapes that disagree or an index outside [0, N) (checked with one
+  // device synchronisation). Losses may be NaN/Inf (a diverged chain is the
+  // caller's to detect).
   absl::StatusOr<ChainEvaluation> Minibatch(const torch::Tensor& chains,
                                             const torch::Tensor& batch_indices);
 
   // The same over the whole shard, in the objective's micro-batches, each
-  // weighted by its size: exactly Objective::Loss and ::Gradient at w_c.
-  // `with_gradients` false leaves ChainEvaluation::gradients undefined.
+  // weighted by its size: Objective::Loss and ::Gradient at w_c (to rounding;
+  // exactly the same function where the forward draws no randomness).
+  // `with_gradients` false leaves ChainEvaluation::gradients undefined and
+  // builds no graph. InvalidArgument for chains of the wrong shape.
   absl::StatusOr<ChainEvaluation> FullShard(const torch::Tensor& chains,
                                             bool with_gradients);
+
+ private:
+  // `chains` as a [C, P] tensor with vector_options(), or InvalidArgument.
+  absl::StatusOr<torch::Tensor> CheckChains(const torch::Tensor& chains) const;
+  // Batched: the losses [C] and (with_gradients) gradients [C, P] of every
+  // chain on its samples, inputs [C, B, ...] and targets [C, B, ...].
+  ChainEvaluation EvaluateBatched(const torch::Tensor& chains,
+                                  const torch::Tensor& inputs,
+                                  const torch::Tensor& targets,
+                                  bool with_gradients);
+  // In turn: writes w (a row of chains) into the block's parameters.
+  void SetBlock(const torch::Tensor& w);
+  // In turn: the loss (float64 scalar) and (with_gradients) flat gradient [P]
+  // at the block's current parameters, inputs [B, ...] and targets [B, ...].
+  ChainEvaluation EvaluateCurrent(const torch::Tensor& inputs,
+                                  const torch::Tensor& targets,
+                                  bool with_gradients);
+
+  Objective& objective_;
+  bool batched_;
+  // The model's parameters, and for each the index of its part of a flat
+  // vector in the block (-1 outside the block).
+  std::vector<torch::Tensor> model_parameters_;
+  std::vector<int> block_part_;
 };
 
 }  // namespace curvd::core

@@ -15,6 +15,7 @@
 #include "common/status_macros.h"
 #include "core/engine/torch_status.h"
 #include "core/objective/linear_operator.h"
+#include "core/objective/parameter_restorer.h"
 
 namespace curvd::core {
 namespace {
@@ -109,32 +110,6 @@ absl::StatusOr<std::vector<size_t>> SelectBlock(
   return selected;
 }
 
-// Restores parameters from copies taken at construction when it goes out of
-// scope, so that a torch exception in between leaves the model as it was.
-class ParameterRestorer {
- public:
-  explicit ParameterRestorer(const std::vector<torch::Tensor>& parameters)
-      : parameters_(parameters) {
-    for (const torch::Tensor& p : parameters_) {
-      saved_.push_back(p.detach().clone());
-    }
-  }
-  ~ParameterRestorer() {
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < parameters_.size(); ++i) {
-      parameters_[i].copy_(saved_[i]);
-    }
-  }
-  ParameterRestorer(const ParameterRestorer&) = delete;
-  ParameterRestorer& operator=(const ParameterRestorer&) = delete;
-
-  const torch::Tensor& saved(size_t i) const { return saved_[i]; }
-
- private:
-  const std::vector<torch::Tensor>& parameters_;
-  std::vector<torch::Tensor> saved_;
-};
-
 // The first `count` words of the splitmix64 stream of `key`.
 std::vector<uint64_t> StreamWords(uint64_t key, int64_t count) {
   const torch::Tensor words =
@@ -144,6 +119,31 @@ std::vector<uint64_t> StreamWords(uint64_t key, int64_t count) {
 }
 
 }  // namespace
+
+torch::Tensor MeanLoss(const torch::Tensor& outputs,
+                       const torch::Tensor& targets, LossFunction loss,
+                       bool per_chain) {
+  namespace F = torch::nn::functional;
+  if (!per_chain) {
+    if (loss == LossFunction::kCrossEntropy) {
+      return F::cross_entropy(outputs, targets);
+    }
+    return torch::mse_loss(outputs, targets.to(outputs.scalar_type()));
+  }
+  // Per-sample losses of all chains' samples as one batch, then the mean of
+  // each chain's.
+  const int64_t chains = outputs.size(0);
+  if (loss == LossFunction::kCrossEntropy) {
+    return F::cross_entropy(outputs.flatten(0, 1), targets.flatten(),
+                            F::CrossEntropyFuncOptions().reduction(torch::kNone))
+        .reshape({chains, -1})
+        .mean(1);
+  }
+  return torch::mse_loss(outputs, targets.to(outputs.scalar_type()),
+                         at::Reduction::None)
+      .reshape({chains, -1})
+      .mean(1);
+}
 
 uint64_t Objective::ForwardSeed(uint64_t forward_seed, int64_t batch) {
   return StreamWords(forward_seed, batch + 1).back();
@@ -297,11 +297,7 @@ torch::Tensor Objective::BatchOutputs(const Batch& batch) {
 
 torch::Tensor Objective::BatchLossOf(const Batch& batch,
                                      const torch::Tensor& outputs) {
-  torch::Tensor targets = targets_.narrow(0, batch.start, batch.count);
-  if (loss_ == LossFunction::kCrossEntropy) {
-    return torch::nn::functional::cross_entropy(outputs, targets);
-  }
-  return torch::mse_loss(outputs, targets.to(outputs.scalar_type()));
+  return MeanLoss(outputs, targets_.narrow(0, batch.start, batch.count), loss_);
 }
 
 torch::Tensor Objective::BatchLoss(const Batch& batch) {

@@ -20,6 +20,16 @@
 
 namespace curvd::core {
 
+// The mean per-sample loss of a batch (cross-entropy with int64 class
+// targets, or squared error averaged over all output elements), differentiable
+// in `outputs`: a scalar for outputs [B, ...] and targets as
+// Objective::targets() holds them ([B] class indices, or the outputs' shape);
+// with `per_chain`, the mean of each chain [C] for outputs [C, B, ...] and
+// targets [C, B, ...]. Throws c10::Error for shapes that do not fit.
+torch::Tensor MeanLoss(const torch::Tensor& outputs,
+                       const torch::Tensor& targets, LossFunction loss,
+                       bool per_chain = false);
+
 // L(w) = mean over the N samples of the shard of the per-sample loss
 // (cross-entropy with int64 class targets, or squared error averaged over all
 // output elements). The shard is processed in micro-batches; batch b
@@ -91,6 +101,20 @@ class Objective {
   int64_t num_samples() const { return inputs_.size(0); }
   // Samples per micro-batch actually used (N when the request said 0).
   int64_t micro_batch_size() const { return micro_batch_size_; }
+  // The model, the shard (inputs [N, ...] and targets [N, ...] on the
+  // parameters' device; MSE targets [N] of a model with outputs [N, 1] are
+  // held as [N, 1]) and the loss, as Create was given them. The model's
+  // parameters are its own: writing into them changes the objective's point.
+  Model* model() const { return model_; }
+  const torch::Tensor& inputs() const { return inputs_; }
+  const torch::Tensor& targets() const { return targets_; }
+  LossFunction loss() const { return loss_; }
+  // The block's parameters (the model's own tensors, in model order) and
+  // their numbers of elements: the parts of a flat vector, in order.
+  const std::vector<torch::Tensor>& block_parameters() const {
+    return parameters_;
+  }
+  const std::vector<int64_t>& block_numels() const { return numels_; }
   // Device and dtype of flat parameter vectors (those of the parameters).
   torch::TensorOptions vector_options() const { return vector_options_; }
   // Curvature-matrix-vector products computed so far, Hessian and GGN (an
@@ -153,15 +177,19 @@ class Objective {
   absl::StatusOr<std::vector<double>> LossAlong(const torch::Tensor& direction,
                                                 const std::vector<double>& t);
 
- private:
-  // The matrix a product is with.
-  enum class Curvature { kHessian, kGgn };
+  // A micro-batch: samples [start, start + count) of the shard.
   struct Batch {
     int64_t index;  // 0, 1, ... in shard order
     int64_t start;
     int64_t count;
     double weight;  // count / N
   };
+  // Calls `body` for each micro-batch, in shard order; their weights sum to 1.
+  void ForEachBatch(absl::FunctionRef<void(const Batch&)> body);
+
+ private:
+  // The matrix a product is with.
+  enum class Curvature { kHessian, kGgn };
   // A micro-batch's first derivatives, built with create_graph, and which
   // parameter each is of. kHessian: the loss's gradients that depend on the
   // parameters (a loss linear in a parameter has a constant gradient, which
@@ -188,8 +216,6 @@ class Objective {
             torch::Tensor inputs, torch::Tensor targets, LossFunction loss,
             int64_t micro_batch_size);
 
-  // Calls `body` for each micro-batch, in order.
-  void ForEachBatch(absl::FunctionRef<void(const Batch&)> body);
   // The model's outputs on `batch`, its randomness seeded for the batch.
   torch::Tensor BatchOutputs(const Batch& batch);
   // Mean loss of `batch` for its `outputs`, differentiable in them.
