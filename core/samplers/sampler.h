@@ -3,15 +3,21 @@
 // for the tempered, localised posterior
 //   p(w) ~ exp(-U(w)),  U(w) = n_beta L(w) + (gamma/2) ||w - w*||^2
 //                              + (precision/2) ||w||^2
-// (core/api/llc_types.h). Internal to core (includes torch).
+// (core/api/llc_types.h), whose gradient is the drift
+//   d(w) = n_beta g + gamma (w - w*) + precision w.
+// Chains are independent: a NaN in one row never reaches another. Each step
+// draws its noise for all chains at once on the chains' device and makes no
+// host synchronisation. Internal to core (includes torch).
 #ifndef CURVD_CORE_SAMPLERS_SAMPLER_H_
 #define CURVD_CORE_SAMPLERS_SAMPLER_H_
 
 #include <ATen/core/Generator.h>
 #include <torch/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
@@ -25,37 +31,51 @@ namespace curvd::core {
 using ChainEvaluator =
     absl::FunctionRef<absl::StatusOr<ChainEvaluation>(const torch::Tensor&)>;
 
+// Not thread-safe. A sampler keeps per-chain state (a preconditioner, a
+// momentum, a cached evaluation), so one sampler serves one chains tensor of
+// a fixed number of rows for its whole life.
 class Sampler {
  public:
   virtual ~Sampler() = default;
 
-  // Advances every row of `chains` one step in place, evaluating the loss
-  // through `evaluate`. Returns the losses [C] (float64) of the point each
-  // chain was at when the step began (the draw's loss, as devinterp records
-  // it). Errors of `evaluate` propagate; chains are unchanged then.
+  // Advances every row of `chains` [C, P] (the center's dtype and device) one
+  // step in place, evaluating the loss through `evaluate`. Returns the losses
+  // [C] (float64) of the point each chain was at when the step began (the
+  // draw's loss, as devinterp records it). InvalidArgument for chains of
+  // another shape, dtype or device (or another C than the earlier steps');
+  // Internal for an evaluation of the wrong shape. Errors of `evaluate`
+  // propagate; chains and the sampler's state are unchanged then.
   virtual absl::StatusOr<torch::Tensor> Step(ChainEvaluator evaluate,
                                              torch::Tensor& chains) = 0;
 
-  // MALA: accepted proposals over proposals, per chain [C] on the host;
-  // nullopt for the other samplers.
+  // MALA: accepted proposals over proposals made, per chain [C] on the host
+  // (empty before the first step); nullopt for the other samplers.
   virtual std::optional<std::vector<double>> AcceptanceRates() const {
     return std::nullopt;
   }
-  // SGNHT: the kinetic temperature p^T p / P after the last step, per chain;
-  // nullopt for the other samplers.
+  // SGNHT: the kinetic temperature p^T p / P after the last step, per chain
+  // (empty before the first step); nullopt for the other samplers.
   virtual std::optional<std::vector<double>> KineticTemperatures() const {
     return std::nullopt;
   }
 };
 
-// The sampler `options.sampler` for chains about `center` [P], with
-// `n_beta` (resolved, > 0) and the noise drawn from `generator` (of the
-// chains' device; it must outlive the sampler). InvalidArgument naming the
-// option for values out of range (step_size <= 0, rmsprop_alpha outside
-// [0, 1), ...).
+// The sampler `options.sampler` for chains about `center` [P] (a floating
+// dtype: the chains'), with `n_beta` (resolved, > 0) and the noise drawn from
+// `generator` (of the center's device; shared, not copied). InvalidArgument
+// naming the option for a value out of range, whichever sampler is chosen:
+// step_size <= 0, n_beta <= 0, a negative localization or prior_precision,
+// rmsprop_alpha outside [0, 1), rmsprop_epsilon <= 0, a negative
+// sgnht_diffusion, NaN or infinity anywhere; and for a center that is not a
+// floating vector or a generator of another device.
 absl::StatusOr<std::unique_ptr<Sampler>> MakeSampler(
     const LlcOptions& options, double n_beta, const torch::Tensor& center,
     at::Generator generator);
+
+// A new generator of `device` seeded with `seed`, independent of the device's
+// default one: the samplers' noise source. The same seed on the same device
+// gives the same chains.
+at::Generator SamplerGenerator(uint64_t seed, const torch::Device& device);
 
 }  // namespace curvd::core
 

@@ -11,26 +11,37 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <limits>
+#include <memory>
 
-#include "core/objective/linear_operator.h"
+#include "core/samplers/sampler.h"
+#include "tests/core/sampler_testing.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core {
 namespace {
 
 using ::curvd::core::testing::DeviceTest;
+using ::curvd::core::testing::MeanOverChains;
+using ::curvd::core::testing::Quadratic;
+using ::curvd::core::testing::SamplerOptions;
 
 class SgldTest : public DeviceTest {};
 
+struct Setting {
+  double step_size;
+  double n_beta;
+  double localization;
+  double prior_precision;
+};
+
 // The exact expectation of n_beta * mean over steps 1..steps of L(w_t).
-double ExactLlcEstimate(const SgldStepOptions& o, int rank, int steps) {
-  const double a = 2 * o.n_beta + o.localization + o.prior_precision;
-  const double variance = 1 / (a * (1 - o.step_size * a / 4));
-  const double c = 1 - o.step_size * a / 2;
+double ExactLlcEstimate(const Setting& s, int rank, int steps) {
+  const double a = 2 * s.n_beta + s.localization + s.prior_precision;
+  const double variance = 1 / (a * (1 - s.step_size * a / 4));
+  const double c = 1 - s.step_size * a / 2;
   double transient = 0;
   for (int t = 1; t <= steps; ++t) transient += 1 - std::pow(c, 2 * t);
-  return o.n_beta * rank * variance * transient / steps;
+  return s.n_beta * rank * variance * transient / steps;
 }
 
 TEST_P(SgldTest, QuadraticMatchesTheExactExpectationWithinThreeStandardErrors) {
@@ -40,29 +51,28 @@ TEST_P(SgldTest, QuadraticMatchesTheExactExpectationWithinThreeStandardErrors) {
   constexpr int kSteps = 400;
   // Settings with epsilon a from 0.02 to 0.3: the transient spans 3 to 50
   // steps, and the epsilon bias 1 / (1 - epsilon a / 4) from 0.5% to 8%.
-  const SgldStepOptions cases[] = {
+  const Setting cases[] = {
       {1e-3, 10, 1, 0}, {1e-2, 5, 5, 0}, {1e-3, 100, 0, 50}};
-  at::Generator generator = SeededGenerator(11);
-  for (const SgldStepOptions& o : cases) {
-    SCOPED_TRACE(::testing::Message() << "epsilon " << o.step_size << " n_beta "
-                                      << o.n_beta << " gamma "
-                                      << o.localization << " precision "
-                                      << o.prior_precision);
+  const Quadratic quadratic{kRank};
+  for (const Setting& s : cases) {
+    SCOPED_TRACE(::testing::Message() << "epsilon " << s.step_size << " n_beta "
+                                      << s.n_beta << " gamma " << s.localization
+                                      << " precision " << s.prior_precision);
     const torch::Tensor center = torch::zeros({kSize}, options());
+    absl::StatusOr<std::unique_ptr<Sampler>> sampler =
+        MakeSampler(SamplerOptions(LlcSampler::kSgld, s.step_size,
+                                   s.localization, s.prior_precision),
+                    s.n_beta, center, SamplerGenerator(11, device()));
+    ASSERT_TRUE(sampler.ok()) << sampler.status();
     torch::Tensor chains = torch::zeros({kChains, kSize}, options());
-    const torch::Tensor constrained =
-        (torch::arange(kSize, options()) < kRank).to(options().dtype());
     torch::Tensor loss_sum = torch::zeros({kChains}, options());
     for (int t = 0; t < kSteps; ++t) {
-      const torch::Tensor gradients = 2 * chains * constrained;
-      ASSERT_TRUE(SgldStep(o, gradients, center, generator, chains).ok());
-      loss_sum += (chains * chains * constrained).sum(1);
+      ASSERT_TRUE((*sampler)->Step(quadratic, chains).ok());
+      loss_sum += quadratic(chains).losses;
     }
-    const torch::Tensor per_chain = (loss_sum * (o.n_beta / kSteps)).cpu();
-    const double mean = per_chain.mean().item<double>();
-    const double standard_error =
-        per_chain.std().item<double>() / std::sqrt(double{kChains});
-    const double exact = ExactLlcEstimate(o, kRank, kSteps);
+    const auto [mean, standard_error] =
+        MeanOverChains(loss_sum * (s.n_beta / kSteps));
+    const double exact = ExactLlcEstimate(s, kRank, kSteps);
     EXPECT_LE(std::abs(mean - exact), 3 * standard_error)
         << mean << " +- " << standard_error << " vs exact " << exact;
     // The test can tell the answer apart: the no-bias, stationary r / 2 is
@@ -71,29 +81,20 @@ TEST_P(SgldTest, QuadraticMatchesTheExactExpectationWithinThreeStandardErrors) {
   }
 }
 
-TEST_P(SgldTest, BadOptionsAndShapesAreRefusedNamingThemAndChangeNothing) {
-  at::Generator generator = SeededGenerator(1);
-  const torch::Tensor center = torch::zeros({3}, options());
-  torch::Tensor chains = torch::ones({2, 3}, options());
-  const torch::Tensor gradients = torch::zeros({2, 3}, options());
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  const struct {
-    SgldStepOptions options;
-    const char* name;
-  } bad[] = {{{0, 1, 0, 0}, "step_size"},   {{1e-3, -1, 0, 0}, "n_beta"},
-             {{1e-3, 1, nan, 0}, "localization"},
-             {{1e-3, 1, 0, -1}, "prior_precision"}};
-  for (const auto& b : bad) {
-    const absl::Status status =
-        SgldStep(b.options, gradients, center, generator, chains);
-    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << b.name;
-    EXPECT_NE(status.message().find(b.name), std::string::npos) << status;
-  }
-  const absl::Status shapes = SgldStep({1e-3, 1, 0, 0}, gradients.t(), center,
-                                       generator, chains);
-  EXPECT_EQ(shapes.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(shapes.message().find("[3, 2]"), std::string::npos) << shapes;
-  EXPECT_TRUE(torch::equal(chains, torch::ones({2, 3}, options())));
+TEST_P(SgldTest, ReturnsTheLossesAtTheStartOfTheStep) {
+  const Quadratic quadratic{2};
+  absl::StatusOr<std::unique_ptr<Sampler>> sampler =
+      MakeSampler(SamplerOptions(LlcSampler::kSgld, 1e-2, 1), 1,
+                  torch::zeros({3}, options()), SamplerGenerator(2, device()));
+  ASSERT_TRUE(sampler.ok()) << sampler.status();
+  torch::Tensor chains = torch::ones({4, 3}, options());
+  const torch::Tensor before = quadratic(chains).losses;
+  absl::StatusOr<torch::Tensor> losses = (*sampler)->Step(quadratic, chains);
+  ASSERT_TRUE(losses.ok()) << losses.status();
+  EXPECT_TRUE(torch::equal(*losses, before));
+  EXPECT_FALSE(torch::equal(quadratic(chains).losses, before));
+  EXPECT_FALSE((*sampler)->AcceptanceRates().has_value());
+  EXPECT_FALSE((*sampler)->KineticTemperatures().has_value());
 }
 
 CURVD_INSTANTIATE_DEVICE_TEST(SgldTest);
