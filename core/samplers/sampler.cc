@@ -1,10 +1,8 @@
 #include "core/samplers/sampler.h"
 
-#include <ATen/Context.h>
 #include <torch/torch.h>
 
 #include <cmath>
-#include <mutex>
 #include <optional>
 #include <utility>
 
@@ -88,20 +86,6 @@ absl::StatusOr<std::unique_ptr<Sampler>> MakeSampler(
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "sampler ", static_cast<int>(options.sampler), " is not a sampler"));
-}
-
-at::Generator SamplerGenerator(uint64_t seed, const torch::Device& device) {
-  // A clone of the device's default generator is a fresh one of the same
-  // kind (CPU or CUDA, this build's): no CUDA header is needed here.
-  at::Generator base = at::globalContext().defaultGenerator(device);
-  at::Generator generator;
-  {
-    std::lock_guard<std::mutex> lock(base.mutex());
-    generator = base.clone();
-  }
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_current_seed(seed);
-  return generator;
 }
 
 }  // namespace curvd::core

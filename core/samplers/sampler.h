@@ -72,11 +72,6 @@ absl::StatusOr<std::unique_ptr<Sampler>> MakeSampler(
     const LlcOptions& options, double n_beta, const torch::Tensor& center,
     at::Generator generator);
 
-// A new generator of `device` seeded with `seed`, independent of the device's
-// default one: the samplers' noise source. The same seed on the same device
-// gives the same chains.
-at::Generator SamplerGenerator(uint64_t seed, const torch::Device& device);
-
 }  // namespace curvd::core
 
 #endif  // CURVD_CORE_SAMPLERS_SAMPLER_H_

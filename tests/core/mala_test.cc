@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/objective/linear_operator.h"
 #include "core/samplers/sampler.h"
 #include "tests/core/sampler_testing.h"
 #include "tests/core/toy_models.h"
@@ -31,7 +32,7 @@ class MalaTest : public DeviceTest {
                                     double n_beta, int64_t size) {
     absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(
         SamplerOptions(LlcSampler::kMala, step_size, localization), n_beta,
-        torch::zeros({size}, options()), SamplerGenerator(5, device()));
+        torch::zeros({size}, options()), DeviceGenerator(device(), 5));
     EXPECT_TRUE(sampler.ok()) << sampler.status();
     return std::move(sampler).value();
   }

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <memory>
 
+#include "core/objective/linear_operator.h"
 #include "core/samplers/sampler.h"
 #include "tests/core/sampler_testing.h"
 #include "tests/core/toy_models.h"
@@ -31,14 +32,14 @@ TEST_P(RmspropSgldTest, StepsFollowTheDefiningEquationsWithTheSameNoise) {
   o.rmsprop_alpha = 0.9;
   o.rmsprop_epsilon = 1e-3;
   const torch::Tensor center =
-      torch::randn({6}, SamplerGenerator(7, device()), options());
+      torch::randn({6}, DeviceGenerator(device(), 7), options());
   absl::StatusOr<std::unique_ptr<Sampler>> sampler =
-      MakeSampler(o, kNBeta, center, SamplerGenerator(8, device()));
+      MakeSampler(o, kNBeta, center, DeviceGenerator(device(), 8));
   ASSERT_TRUE(sampler.ok()) << sampler.status();
-  at::Generator same_noise = SamplerGenerator(8, device());
+  at::Generator same_noise = DeviceGenerator(device(), 8);
   const Quadratic quadratic{4};
   torch::Tensor chains =
-      torch::randn({3, 6}, SamplerGenerator(9, device()), options());
+      torch::randn({3, 6}, DeviceGenerator(device(), 9), options());
   torch::Tensor w = chains.clone();
   torch::Tensor v;
   for (int t = 0; t < 3; ++t) {
@@ -84,11 +85,11 @@ TEST_P(RmspropSgldTest, QuadraticStationaryMeanIsTheExactOneForSmallSteps) {
       torch::full({kSize}, 1 / std::sqrt(a), options()),
       torch::full({kSize}, 1 / std::sqrt(o.localization), options()));
   torch::Tensor chains =
-      torch::randn({kChains, kSize}, SamplerGenerator(3, device()), options()) *
+      torch::randn({kChains, kSize}, DeviceGenerator(device(), 3), options()) *
       scale;
   absl::StatusOr<std::unique_ptr<Sampler>> sampler =
       MakeSampler(o, kNBeta, torch::zeros({kSize}, options()),
-                  SamplerGenerator(4, device()));
+                  DeviceGenerator(device(), 4));
   ASSERT_TRUE(sampler.ok()) << sampler.status();
   const Quadratic quadratic{kRank};
   torch::Tensor loss_sum = torch::zeros({kChains}, options());

@@ -1,5 +1,6 @@
 // MakeSampler's checks and what every sampler shares: refused options and
 // chains, errors that change nothing, and chains fixed by the seed.
+#include "core/objective/linear_operator.h"
 #include "core/samplers/sampler.h"
 
 #include <gtest/gtest.h>
@@ -59,7 +60,7 @@ TEST_P(SamplerTest, BadOptionsAreRefusedNamingThem) {
       double n_beta = 1;
       b.spoil(o, n_beta);
       const absl::Status status =
-          MakeSampler(o, n_beta, center, SamplerGenerator(1, device()))
+          MakeSampler(o, n_beta, center, DeviceGenerator(device(), 1))
               .status();
       EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << b.name;
       EXPECT_NE(status.message().find(b.name), std::string::npos) << status;
@@ -69,17 +70,17 @@ TEST_P(SamplerTest, BadOptionsAreRefusedNamingThem) {
     edges.rmsprop_alpha = 0;
     edges.sgnht_diffusion = 0;
     EXPECT_TRUE(
-        MakeSampler(edges, 1, center, SamplerGenerator(1, device())).ok());
+        MakeSampler(edges, 1, center, DeviceGenerator(device(), 1)).ok());
   }
   const absl::Status matrix =
       MakeSampler(LlcOptions(), 1, torch::zeros({2, 2}, options()),
-                  SamplerGenerator(1, device()))
+                  DeviceGenerator(device(), 1))
           .status();
   EXPECT_EQ(matrix.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(matrix.message().find("center"), std::string::npos) << matrix;
   if (on_cuda()) {
     const absl::Status generator =
-        MakeSampler(LlcOptions(), 1, center, SamplerGenerator(1, torch::kCPU))
+        MakeSampler(LlcOptions(), 1, center, DeviceGenerator(torch::kCPU, 1))
             .status();
     EXPECT_EQ(generator.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(generator.message().find("generator"), std::string::npos);
@@ -93,7 +94,7 @@ TEST_P(SamplerTest, BadChainsAndFailedEvaluationsChangeNothing) {
     SCOPED_TRACE(static_cast<int>(kind));
     absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(
         SamplerOptions(kind, 1e-3, 1), 1, torch::zeros({3}, options()),
-        SamplerGenerator(1, device()));
+        DeviceGenerator(device(), 1));
     ASSERT_TRUE(sampler.ok()) << sampler.status();
     torch::Tensor chains = start.clone();
     torch::Tensor transposed = chains.t();
@@ -134,7 +135,7 @@ TEST_P(SamplerTest, TheSeedFixesTheChains) {
     const auto run = [&](uint64_t seed) {
       std::unique_ptr<Sampler> sampler = *MakeSampler(
           SamplerOptions(kind, 1e-2, 1), 1, torch::zeros({5}, options()),
-          SamplerGenerator(seed, device()));
+          DeviceGenerator(device(), seed));
       torch::Tensor chains = torch::full({4, 5}, 0.5, options());
       for (int t = 0; t < 5; ++t)
         EXPECT_TRUE(sampler->Step(quadratic, chains).ok());

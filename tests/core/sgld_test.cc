@@ -13,6 +13,7 @@
 #include <cmath>
 #include <memory>
 
+#include "core/objective/linear_operator.h"
 #include "core/samplers/sampler.h"
 #include "tests/core/sampler_testing.h"
 #include "tests/core/toy_models.h"
@@ -62,7 +63,7 @@ TEST_P(SgldTest, QuadraticMatchesTheExactExpectationWithinThreeStandardErrors) {
     absl::StatusOr<std::unique_ptr<Sampler>> sampler =
         MakeSampler(SamplerOptions(LlcSampler::kSgld, s.step_size,
                                    s.localization, s.prior_precision),
-                    s.n_beta, center, SamplerGenerator(11, device()));
+                    s.n_beta, center, DeviceGenerator(device(), 11));
     ASSERT_TRUE(sampler.ok()) << sampler.status();
     torch::Tensor chains = torch::zeros({kChains, kSize}, options());
     torch::Tensor loss_sum = torch::zeros({kChains}, options());
@@ -85,7 +86,7 @@ TEST_P(SgldTest, ReturnsTheLossesAtTheStartOfTheStep) {
   const Quadratic quadratic{2};
   absl::StatusOr<std::unique_ptr<Sampler>> sampler =
       MakeSampler(SamplerOptions(LlcSampler::kSgld, 1e-2, 1), 1,
-                  torch::zeros({3}, options()), SamplerGenerator(2, device()));
+                  torch::zeros({3}, options()), DeviceGenerator(device(), 2));
   ASSERT_TRUE(sampler.ok()) << sampler.status();
   torch::Tensor chains = torch::ones({4, 3}, options());
   const torch::Tensor before = quadratic(chains).losses;

@@ -1,0 +1,263 @@
+// MeasureLlc end to end on a model whose loss is exactly quadratic: a linear
+// model y = x W^T with MSE and targets it fits at w*, so L(w) - L(w*) =
+// (1/2) u^T H u, u = w - w*, H = (2 / (N C)) (I_C (x) X^T X). With the full
+// shard as the batch, SGLD's gradient is exact, and each eigen-coordinate of H
+// (eigenvalue h) is the AR(1) process of ../shared/VALIDATION.md with
+// a = n_beta h + gamma: from w*, Var(u_t) = V (1 - c^{2t}), c = 1 - epsilon
+// a / 2, V = 1 / (a (1 - epsilon a / 4)). MALA samples the posterior itself,
+// Var(u) = 1 / a with no epsilon bias.
+#include "core/measurements/llc.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cmath>
+#include <vector>
+
+#include "tests/core/toy_models.h"
+
+namespace curvd::core {
+namespace {
+
+using ::curvd::core::testing::DeviceTest;
+using ::curvd::core::testing::LinearModel;
+using ::curvd::core::testing::SeededRandn;
+
+constexpr int64_t kSamples = 40;
+constexpr int64_t kInputs = 6;
+constexpr int64_t kOutputs = 1;
+
+class LlcTest : public DeviceTest {
+ protected:
+  void SetUp() override {
+    DeviceTest::SetUp();
+    if (IsSkipped()) return;
+    model_ = std::make_unique<LinearModel>(kInputs, kOutputs, 3);
+    model_->To(device(), torch::kFloat64);
+    // Inputs of unequal scales, so that H has a spread of eigenvalues.
+    inputs_ = (SeededRandn({kSamples, kInputs}, 4) *
+               torch::linspace(0.3, 1.5, kInputs, torch::kFloat64))
+                  .to(options());
+    targets_ = model_->Forward(inputs_).detach();  // L(w*) = 0
+  }
+
+  Objective MakeObjective() {
+    return Objective::Create(model_.get(), inputs_, targets_,
+                             LossFunction::kMse, /*micro_batch_size=*/16)
+        .value();
+  }
+
+  // The eigenvalues of H, float64 on the CPU.
+  std::vector<double> HessianEigenvalues() const {
+    const torch::Tensor x = inputs_.cpu();
+    const torch::Tensor h =
+        2 * x.t().mm(x) / static_cast<double>(kSamples * kOutputs);
+    const torch::Tensor values = torch::linalg_eigvalsh(h);
+    return std::vector<double>(values.data_ptr<double>(),
+                               values.data_ptr<double>() + values.numel());
+  }
+
+  std::unique_ptr<LinearModel> model_;
+  torch::Tensor inputs_;
+  torch::Tensor targets_;
+};
+
+LlcOptions FullBatch(LlcSampler sampler, double step_size, double n_beta,
+                     double gamma) {
+  LlcOptions o;
+  o.sampler = sampler;
+  o.step_size = step_size;
+  o.n_beta_convention = NBetaConvention::kGiven;
+  o.n_beta = n_beta;
+  o.localization = gamma;
+  o.chains = 64;
+  o.batch_size = kSamples;
+  o.seed = 21;
+  return o;
+}
+
+// The mean over the chains' lambda_hat and its standard error across them.
+struct Spread {
+  double mean = 0;
+  double standard_error = 0;
+};
+Spread AcrossChains(const LlcResult& result) {
+  double sum = 0;
+  double squares = 0;
+  for (const LlcChain& chain : result.chains) sum += chain.llc;
+  const double n = static_cast<double>(result.chains.size());
+  const double mean = sum / n;
+  for (const LlcChain& chain : result.chains) {
+    squares += (chain.llc - mean) * (chain.llc - mean);
+  }
+  return {mean, std::sqrt(squares / (n - 1) / n)};
+}
+
+TEST_P(LlcTest, FullBatchSgldMatchesTheExactExpectationWithItsTransient) {
+  Objective objective = MakeObjective();
+  LlcOptions o = FullBatch(LlcSampler::kSgld, 2e-3, 30, 2);
+  o.burn_in = 20;  // shorter than the slowest mode's 1 / (epsilon a): the
+  o.draws = 300;   // transient is part of the expectation
+  o.steps_between_draws = 2;
+  const absl::StatusOr<LlcResult> result = MeasureLlc(objective, o, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  double expected = 0;
+  for (int d = 0; d < o.draws; ++d) {
+    const int t = o.burn_in + d * o.steps_between_draws;
+    for (double h : HessianEigenvalues()) {
+      const double a = o.n_beta * h + o.localization;
+      const double v = 1 / (a * (1 - o.step_size * a / 4));
+      const double c = 1 - o.step_size * a / 2;
+      expected += o.n_beta * 0.5 * h * v * (1 - std::pow(c, 2 * t));
+    }
+  }
+  expected /= o.draws;
+  const Spread spread = AcrossChains(*result);
+  EXPECT_NEAR(spread.mean, expected, 3 * spread.standard_error)
+      << "standard error " << spread.standard_error;
+  EXPECT_NEAR(result->llc_mean, spread.mean, 1e-12 * std::abs(spread.mean));
+  EXPECT_EQ(result->n_beta, 30);
+  EXPECT_EQ(result->batch_size, kSamples);
+  EXPECT_EQ(result->steps, o.burn_in + o.draws * o.steps_between_draws);
+  EXPECT_NEAR(result->initial_loss, 0, 1e-20);
+  EXPECT_EQ(result->chains_diverged, 0);
+}
+
+TEST_P(LlcTest, MalaSamplesThePosteriorWithNoStepSizeBias) {
+  Objective objective = MakeObjective();
+  // epsilon a up to 1 for the stiffest mode: SGLD's variance there would be
+  // 1 / (1 - 1/4) = 1.33 times the posterior's.
+  const std::vector<double> h = HessianEigenvalues();
+  const double n_beta = 30;
+  const double gamma = 2;
+  const double stiffest = n_beta * h.back() + gamma;
+  LlcOptions o = FullBatch(LlcSampler::kMala, 1.0 / stiffest, n_beta, gamma);
+  o.burn_in = 400;
+  o.draws = 400;
+  const absl::StatusOr<LlcResult> result = MeasureLlc(objective, o, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  double expected = 0;
+  double sgld = 0;
+  for (double value : h) {
+    const double a = n_beta * value + gamma;
+    expected += n_beta * 0.5 * value / a;
+    sgld += n_beta * 0.5 * value / (a * (1 - o.step_size * a / 4));
+  }
+  const Spread spread = AcrossChains(*result);
+  EXPECT_NEAR(spread.mean, expected, 3 * spread.standard_error);
+  EXPECT_GT(std::abs(sgld - expected), 5 * spread.standard_error)
+      << "the setting must separate MALA from SGLD's epsilon bias";
+  ASSERT_TRUE(result->acceptance_rate.has_value());
+  EXPECT_GT(*result->acceptance_rate, 0.3);
+  EXPECT_LT(*result->acceptance_rate, 1.0);
+  EXPECT_EQ(result->batch_size, kSamples);
+}
+
+TEST_P(LlcTest, NBetaConventionsAreResolvedAndRecorded) {
+  Objective objective = MakeObjective();
+  LlcOptions o = FullBatch(LlcSampler::kSgld, 1e-4, 1, 1);
+  o.chains = 2;
+  o.draws = 4;
+  o.burn_in = 0;
+  o.batch_size = 10;
+  o.n_beta_convention = NBetaConvention::kDataset;
+  EXPECT_DOUBLE_EQ(MeasureLlc(objective, o, {})->n_beta,
+                   kSamples / std::log(double{kSamples}));
+  o.n_beta_convention = NBetaConvention::kBatch;
+  const absl::StatusOr<LlcResult> batch = MeasureLlc(objective, o, {});
+  EXPECT_DOUBLE_EQ(batch->n_beta, 10 / std::log(10.0));
+  EXPECT_EQ(batch->batch_size, 10);
+  o.batch_size = 1000;  // more than the shard: the shard
+  EXPECT_EQ(MeasureLlc(objective, o, {})->batch_size, kSamples);
+  o.n_beta_convention = NBetaConvention::kGiven;
+  o.n_beta = 0;
+  EXPECT_EQ(MeasureLlc(objective, o, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(LlcTest, TracesAreDownsampledPastTheCapAndFullShardLossesKept) {
+  Objective objective = MakeObjective();
+  LlcOptions o = FullBatch(LlcSampler::kSgld, 1e-3, 10, 1);
+  o.chains = 3;
+  o.draws = 25;
+  o.burn_in = 5;
+  o.batch_size = 8;
+  o.trace_cap = 10;  // stride ceil(25 / 10) = 3: draws 0, 3, ..., 24
+  o.full_loss_every = 5;
+  const absl::StatusOr<LlcResult> result = MeasureLlc(objective, o, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->trace_stride, 3);
+  ASSERT_EQ(result->chains.size(), 3u);
+  for (const LlcChain& chain : result->chains) {
+    EXPECT_EQ(chain.loss_trace.size(), 9u);
+    EXPECT_EQ(chain.llc_running_mean.size(), 9u);
+    EXPECT_EQ(chain.distance_trace.size(), 9u);
+    ASSERT_EQ(chain.full_loss_trace.size(), 5u);
+    // lambda_hat comes from the full-shard losses when they are kept.
+    double mean = 0;
+    for (double loss : chain.full_loss_trace) mean += loss / 5;
+    EXPECT_NEAR(chain.llc, o.n_beta * (mean - result->initial_loss),
+                1e-9 * std::abs(chain.llc) + 1e-15);
+    EXPECT_GT(chain.distance_trace.back(), 0);
+  }
+}
+
+TEST_P(LlcTest, DivergenceFailsNamingTheChainOrWhenEveryChainDiverged) {
+  Objective objective = MakeObjective();
+  const std::vector<double> h = HessianEigenvalues();
+  // epsilon a = 8 for the stiffest mode: |c| = 3, the chains explode.
+  LlcOptions o = FullBatch(LlcSampler::kSgld, 0, 30, 0);
+  o.step_size = 8 / (30 * h.back());
+  o.chains = 4;
+  o.draws = 200;
+  o.on_divergence = DivergencePolicy::kFail;
+  const absl::Status fail = MeasureLlc(objective, o, {}).status();
+  EXPECT_EQ(fail.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(fail.message().find("diverged at step"), std::string::npos)
+      << fail;
+  o.on_divergence = DivergencePolicy::kDropChain;
+  const absl::Status all = MeasureLlc(objective, o, {}).status();
+  EXPECT_EQ(all.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(all.message().find("every llc chain diverged"), std::string::npos)
+      << all;
+}
+
+TEST_P(LlcTest, CancellingStopsWithinAStepAndTheParametersAreUnchanged) {
+  Objective objective = MakeObjective();
+  const torch::Tensor before = model_->Parameters()[0].clone();
+  LlcOptions o = FullBatch(LlcSampler::kSgld, 1e-3, 10, 1);
+  o.chains = 2;
+  o.draws = 1000;
+  std::atomic<int> polls{0};
+  Progress progress;
+  progress.cancelled = [&polls] { return ++polls > 7; };
+  const absl::Status status = MeasureLlc(objective, o, progress).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(polls.load(), 8);
+  EXPECT_TRUE(torch::equal(model_->Parameters()[0], before));
+  // A whole run leaves them as they were too.
+  o.draws = 5;
+  ASSERT_TRUE(MeasureLlc(objective, o, {}).ok());
+  EXPECT_TRUE(torch::equal(model_->Parameters()[0], before));
+}
+
+TEST_P(LlcTest, ASeedRepeatsItsChainsAndAnotherDoesNot) {
+  Objective objective = MakeObjective();
+  LlcOptions o = FullBatch(LlcSampler::kSgld, 1e-3, 10, 1);
+  o.chains = 2;
+  o.draws = 20;
+  o.batch_size = 8;
+  const LlcResult a = MeasureLlc(objective, o, {}).value();
+  const LlcResult b = MeasureLlc(objective, o, {}).value();
+  o.seed += 1;
+  const LlcResult c = MeasureLlc(objective, o, {}).value();
+  EXPECT_EQ(a.chains[0].loss_trace, b.chains[0].loss_trace);
+  EXPECT_NE(a.chains[0].loss_trace, c.chains[0].loss_trace);
+  EXPECT_NE(a.chains[0].loss_trace, a.chains[1].loss_trace);
+}
+
+CURVD_INSTANTIATE_DEVICE_TEST(LlcTest);
+
+}  // namespace
+}  // namespace curvd::core
