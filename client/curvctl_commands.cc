@@ -50,6 +50,21 @@ FlagDef JsonFlag() {
           "Print the proto JSON mapping instead of a table."};
 }
 
+FlagDef CsvFlag() {
+  return {"csv", Type::kBool, "false",
+          "Print CSV (one row per measurement) instead of a table; the last "
+          "column, train_loss, is the trainer's Checkpoint.train_loss (0 when "
+          "it sent none)."};
+}
+
+FlagDef TracesFlag() {
+  return {"traces", Type::kBool, "false",
+          "With --csv: the per-chain traces of llc and llc_calibration "
+          "results instead, one row per measurement, chain and stored draw "
+          "(name, step, kind, cell, chain, draw, loss, llc_running_mean, "
+          "distance, chain_diverged); --json carries them in full."};
+}
+
 FlagDef RunFlag(const std::string& help) {
   return {"run", Type::kString, "", help};
 }
@@ -106,11 +121,13 @@ std::vector<FlagDef> MeasureFlags(const FlagDef& model, const FlagDef& zoo) {
        "measurement; the same seed gives the same masks."},
       {"seed", Type::kInt, "0",
        "Seed of the Lanczos start vectors, the probes, the random slice "
-       "direction and zoo initial weights."},
+       "direction, the LLC chains and zoo initial weights."},
       {"train_loss", Type::kDouble, "0",
        "Training loss recorded with a new checkpoint."},
       TimeoutFlag(),
-      JsonFlag()};
+      JsonFlag(),
+      CsvFlag(),
+      TracesFlag()};
   flags.insert(flags.end(), settings.begin(), settings.end());
   return flags;
 }
@@ -173,10 +190,8 @@ std::vector<CommandDef> BuildCommands() {
         {"step", Type::kInt, "-1",
          "Only this checkpoint's measurements; -1 = every checkpoint."},
         JsonFlag(),
-        {"csv", Type::kBool, "false",
-         "Print CSV (one row per measurement) instead of a table; the last "
-         "column, train_loss, is the trainer's Checkpoint.train_loss (0 when "
-         "it sent none)."},
+        CsvFlag(),
+        TracesFlag(),
         {"wide", Type::kBool, "false",
          "Print wide CSV: one row per checkpoint (and per shard, operator and "
          "parameter block measured there), columns step, shard, operator, "
@@ -388,6 +403,24 @@ absl::StatusOr<v1::Checkpoint> EnsureCheckpoint(const ParsedFlags& flags,
   return client.CreateCheckpoint(run_id, checkpoint);
 }
 
+// At most one of --json, --csv and --wide (where `command` has it), and
+// --traces only with --csv; says why not on `err`.
+bool OutputFlagsAgree(const ParsedFlags& flags, const std::string& command,
+                      std::ostream& err) {
+  const bool wide = command == "results" && flags.Bool("wide");
+  if (int{flags.Bool("json")} + int{flags.Bool("csv")} + int{wide} > 1) {
+    err << "curvctl " << command << ": give one of --json, --csv"
+        << (command == "results" ? " and --wide" : "") << "\n";
+    return false;
+  }
+  if (flags.Bool("traces") && !flags.Bool("csv")) {
+    err << "curvctl " << command
+        << ": --traces is a form of --csv (--json carries the traces)\n";
+    return false;
+  }
+  return true;
+}
+
 int MeasureCommand(const ParsedFlags& flags, std::ostream& out,
                    std::ostream& err) {
   if (flags.String("run").empty() || flags.String("shard").empty()) {
@@ -395,6 +428,7 @@ int MeasureCommand(const ParsedFlags& flags, std::ostream& out,
            "measure --help)\n";
     return kExitUsage;
   }
+  if (!OutputFlagsAgree(flags, "measure", err)) return kExitUsage;
   absl::StatusOr<std::vector<v1::MeasurementSpec>> specs =
       MeasurementSpecsFromFlags(flags);
   if (!specs.ok()) {
@@ -452,6 +486,9 @@ int MeasureCommand(const ParsedFlags& flags, std::ostream& out,
     absl::StatusOr<std::string> json = MeasurementsToJson(results);
     if (!json.ok()) return ExitFor(json.status(), err);
     out << *json << "\n";
+  } else if (flags.Bool("csv")) {
+    out << (flags.Bool("traces") ? LlcTracesToCsv(results)
+                                 : MeasurementsToCsv(results));
   } else {
     out << MeasurementsToTable(results);
   }
@@ -513,12 +550,7 @@ int ResultsCommand(const ParsedFlags& flags, std::ostream& out,
            "--help)\n";
     return kExitUsage;
   }
-  if (int{flags.Bool("json")} + int{flags.Bool("csv")} +
-          int{flags.Bool("wide")} >
-      1) {
-    err << "curvctl results: give one of --json, --csv and --wide\n";
-    return kExitUsage;
-  }
+  if (!OutputFlagsAgree(flags, "results", err)) return kExitUsage;
   const int64_t step = flags.Int("step");
   const std::string parent =
       absl::StrCat("runs/", flags.String("run"), "/checkpoints/",
@@ -536,6 +568,8 @@ int ResultsCommand(const ParsedFlags& flags, std::ostream& out,
     absl::StatusOr<std::string> json = MeasurementsToJson(*measurements);
     if (!json.ok()) return ExitFor(json.status(), err);
     out << *json << "\n";
+  } else if (flags.Bool("csv") && flags.Bool("traces")) {
+    out << LlcTracesToCsv(*measurements);
   } else if (flags.Bool("csv") || flags.Bool("wide")) {
     absl::StatusOr<std::vector<v1::Checkpoint>> checkpoints =
         client->ListCheckpoints(absl::StrCat("runs/", flags.String("run")));

@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "client/number_format.h"
 
 namespace curvd::client {
@@ -93,14 +97,24 @@ const v1::SpectralEstimate* Estimate(const v1::SpectralDensityResult& r,
   return nullptr;
 }
 
+// The first parameter's type of a function pointer.
+template <typename F>
+struct FirstArgument;
+template <typename R, typename A, typename... Rest>
+struct FirstArgument<R (*)(A, Rest...)> {
+  using type = A;
+};
+
 // A row of the table from its data and its typed functions, which the row
-// calls behind its message-typed ones.
-template <typename Spec, typename Result>
+// calls behind its message-typed ones. `summarize` takes the result, or the
+// result and the spec it ran with.
+template <typename Spec, typename Summarize>
 KindRow Row(std::string name, std::vector<FlagDef> new_flags,
             std::vector<std::string> flags,
             std::vector<std::string> csv_columns,
             absl::Status (*fill)(const ParsedFlags&, Spec*),
-            KindSummary (*summarize)(const Result&)) {
+            Summarize summarize) {
+  using Result = std::decay_t<typename FirstArgument<Summarize>::type>;
   return {std::move(name),
           Spec::descriptor(),
           Result::descriptor(),
@@ -116,10 +130,21 @@ KindRow Row(std::string name, std::vector<FlagDef> new_flags,
             }
             return fill(parsed, typed);
           },
-          [summarize](const google::protobuf::Message& result) {
+          [summarize](const google::protobuf::Message& result,
+                      const google::protobuf::Message& spec) {
             const Result* typed =
                 google::protobuf::DynamicCastToGenerated<Result>(&result);
-            return typed != nullptr ? summarize(*typed) : KindSummary{};
+            if (typed == nullptr) return KindSummary{};
+            if constexpr (std::is_invocable_v<Summarize, const Result&,
+                                              const Spec&>) {
+              const Spec* typed_spec =
+                  google::protobuf::DynamicCastToGenerated<Spec>(&spec);
+              return summarize(*typed, typed_spec != nullptr
+                                           ? *typed_spec
+                                           : Spec::default_instance());
+            } else {
+              return summarize(*typed);
+            }
           }};
 }
 
@@ -493,10 +518,333 @@ KindRow LossSliceRow() {
       SummarizeLossSlice);
 }
 
+// ---- The LLC: llc and llc_calibration share the chains' settings ----
+
+// The name of `value` among `names` (lower case, as the flags spell them),
+// or InvalidArgument naming --`flag`.
+template <typename Enum>
+absl::StatusOr<Enum> EnumFlag(
+    const ParsedFlags& flags, const char* flag,
+    const std::vector<std::pair<std::string, Enum>>& names) {
+  const std::string& value = flags.String(flag);
+  std::vector<std::string> known;
+  for (const auto& [name, e] : names) {
+    if (name == value) return e;
+    known.push_back(name);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--", flag, " '", value, "' is not ", absl::StrJoin(known, ", ")));
+}
+
+const std::vector<std::pair<std::string, v1::LlcSpec::Sampler>>& Samplers() {
+  static const auto* samplers =
+      new std::vector<std::pair<std::string, v1::LlcSpec::Sampler>>{
+          {"sgld", v1::LlcSpec::SGLD},
+          {"rmsprop_sgld", v1::LlcSpec::RMSPROP_SGLD},
+          {"sgnht", v1::LlcSpec::SGNHT},
+          {"mala", v1::LlcSpec::MALA}};
+  return *samplers;
+}
+
+// Calls `set` with a double flag only when the command line gives it.
+template <typename Setter>
+void SetDoubleIfGiven(const ParsedFlags& flags, const char* name,
+                      Setter set) {
+  if (flags.IsSet(name)) set(flags.Double(name));
+}
+
+// The chains' settings of llc and of llc_calibration's base; the step size,
+// localization and n_beta are llc's alone (a calibration's are its grid's).
+absl::Status FillLlcChains(const ParsedFlags& flags, v1::LlcSpec* l) {
+  absl::StatusOr<v1::LlcSpec::Sampler> sampler =
+      EnumFlag(flags, "llc_sampler", Samplers());
+  if (!sampler.ok()) return sampler.status();
+  l->set_sampler(*sampler);
+  absl::StatusOr<v1::LlcSpec::NBetaConvention> convention =
+      EnumFlag<v1::LlcSpec::NBetaConvention>(
+          flags, "llc_n_beta_convention",
+          {{"dataset", v1::LlcSpec::DATASET}, {"batch", v1::LlcSpec::BATCH}});
+  if (!convention.ok()) return convention.status();
+  l->set_n_beta_convention(*convention);
+  absl::StatusOr<v1::LlcSpec::OnDivergence> on_divergence =
+      EnumFlag<v1::LlcSpec::OnDivergence>(
+          flags, "llc_on_divergence",
+          {{"drop_chain", v1::LlcSpec::DROP_CHAIN},
+           {"fail", v1::LlcSpec::FAIL}});
+  if (!on_divergence.ok()) return on_divergence.status();
+  l->set_on_divergence(*on_divergence);
+  l->set_prior_precision(flags.Double("llc_prior_precision"));
+  SetIfGiven(flags, "llc_chains", [l](int32_t v) { l->set_chains(v); });
+  SetIfGiven(flags, "llc_draws", [l](int32_t v) { l->set_draws(v); });
+  SetIfGiven(flags, "llc_burn_in", [l](int32_t v) { l->set_burn_in(v); });
+  SetIfGiven(flags, "llc_steps_between_draws",
+             [l](int32_t v) { l->set_steps_between_draws(v); });
+  if (flags.IsSet("llc_batch_size")) {
+    l->set_batch_size(flags.Int("llc_batch_size"));
+  }
+  l->set_seed(Seed(flags));
+  l->set_full_loss_every(Int32(flags, "llc_full_loss_every"));
+  SetDoubleIfGiven(flags, "llc_divergence_factor",
+                   [l](double v) { l->set_divergence_factor(v); });
+  SetDoubleIfGiven(flags, "llc_rmsprop_alpha",
+                   [l](double v) { l->set_rmsprop_alpha(v); });
+  SetDoubleIfGiven(flags, "llc_rmsprop_epsilon",
+                   [l](double v) { l->set_rmsprop_epsilon(v); });
+  SetDoubleIfGiven(flags, "llc_sgnht_diffusion",
+                   [l](double v) { l->set_sgnht_diffusion(v); });
+  SetIfGiven(flags, "llc_trace_cap", [l](int32_t v) { l->set_trace_cap(v); });
+  return absl::OkStatus();
+}
+
+absl::Status FillLlc(const ParsedFlags& flags, v1::LlcSpec* l) {
+  SetDoubleIfGiven(flags, "llc_step_size",
+                   [l](double v) { l->set_step_size(v); });
+  SetDoubleIfGiven(flags, "llc_localization",
+                   [l](double v) { l->set_localization(v); });
+  SetDoubleIfGiven(flags, "llc_n_beta", [l](double v) { l->set_n_beta(v); });
+  l->set_use_latest_calibration(flags.Bool("llc_use_latest_calibration"));
+  return FillLlcChains(flags, l);
+}
+
+// A comma-separated list of numbers of flag `name` into `axis`.
+absl::Status FillAxis(const ParsedFlags& flags, const char* name,
+                      google::protobuf::RepeatedField<double>* axis) {
+  for (absl::string_view item :
+       absl::StrSplit(flags.String(name), ',', absl::SkipWhitespace())) {
+    double value = 0;
+    if (!absl::SimpleAtod(item, &value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, ": '", item, "' is not a number"));
+    }
+    axis->Add(value);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FillLlcCalibration(const ParsedFlags& flags,
+                                v1::LlcCalibrationSpec* c) {
+  for (const auto& [name, axis] :
+       {std::pair<const char*, google::protobuf::RepeatedField<double>*>{
+            "llc_step_sizes", c->mutable_step_sizes()},
+        {"llc_localizations", c->mutable_localizations()},
+        {"llc_n_betas", c->mutable_n_betas()}}) {
+    if (absl::Status s = FillAxis(flags, name, axis); !s.ok()) return s;
+  }
+  return FillLlcChains(flags, c->mutable_base());
+}
+
+std::string SamplerName(v1::LlcSpec::Sampler sampler) {
+  for (const auto& [name, value] : Samplers()) {
+    if (value == sampler) return name;
+  }
+  return "sgld";  // unset
+}
+
+// "R-hat 1.01, ESS 400, 1 of 4 chains diverged, acceptance 0.6".
+std::string LlcDiagnostics(const v1::LlcResult& r) {
+  std::vector<std::string> parts;
+  if (r.has_r_hat()) parts.push_back(absl::StrCat("R-hat ", ShortNumber(r.r_hat())));
+  if (r.has_effective_sample_size()) {
+    parts.push_back(
+        absl::StrCat("ESS ", ShortNumber(r.effective_sample_size())));
+  }
+  parts.push_back(absl::StrCat(r.chains_diverged(), " of ", r.chains_size(),
+                               " chains diverged"));
+  if (r.has_acceptance_rate()) {
+    parts.push_back(
+        absl::StrCat("acceptance ", ShortNumber(r.acceptance_rate())));
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
+// The "WARNING: ..." lines of `r`'s warnings.
+std::vector<std::string> LlcWarnings(const v1::LlcResult& r) {
+  std::vector<std::string> lines;
+  for (const std::string& warning : r.warnings()) {
+    lines.push_back(absl::StrCat("WARNING: ", warning));
+  }
+  return lines;
+}
+
+KindSummary SummarizeLlc(const v1::LlcResult& r, const v1::LlcSpec& spec) {
+  KindSummary s;
+  s.value = r.llc_mean();
+  s.standard_error = r.llc_standard_error();
+  const std::string settings = absl::StrCat(
+      r.chains_size(), " chains, ", spec.draws(), " draws, ",
+      SamplerName(spec.sampler()), ", eps ", ShortNumber(spec.step_size()),
+      ", gamma ", ShortNumber(spec.localization()), ", n_beta ",
+      ShortNumber(r.n_beta()));
+  s.detail = absl::StrCat(settings, "; ", LlcDiagnostics(r),
+                          r.warnings().empty() ? "" : "; WARNINGS below");
+  s.notes = {absl::StrCat("lambda_hat = ", ShortNumber(r.llc_mean()), " ± ",
+                          ShortNumber(r.llc_standard_error()), " (", settings,
+                          ")"),
+             absl::StrCat("diagnostics: ", LlcDiagnostics(r))};
+  for (std::string& line : LlcWarnings(r)) s.notes.push_back(std::move(line));
+  s.columns = {{"llc", RoundTripNumber(r.llc_mean())},
+               {"llc_standard_error", RoundTripNumber(r.llc_standard_error())},
+               {"llc_std", RoundTripNumber(r.llc_std())},
+               {"llc_n_beta", RoundTripNumber(r.n_beta())},
+               {"llc_chains_diverged", absl::StrCat(r.chains_diverged())},
+               {"llc_r_hat", r.has_r_hat() ? RoundTripNumber(r.r_hat()) : ""},
+               {"llc_ess", r.has_effective_sample_size()
+                               ? RoundTripNumber(r.effective_sample_size())
+                               : ""},
+               {"llc_warnings", absl::StrCat(r.warnings_size())}};
+  return s;
+}
+
+// The chains' flags, shared by llc and llc_calibration (llc's row holds them).
+std::vector<std::string> LlcChainFlags() {
+  return {"llc_sampler",         "llc_prior_precision",
+          "llc_n_beta_convention", "llc_chains",
+          "llc_draws",           "llc_burn_in",
+          "llc_steps_between_draws", "llc_batch_size",
+          "seed",                "llc_full_loss_every",
+          "llc_divergence_factor", "llc_on_divergence",
+          "llc_rmsprop_alpha",   "llc_rmsprop_epsilon",
+          "llc_sgnht_diffusion", "llc_trace_cap"};
+}
+
+KindRow LlcRow() {
+  std::vector<std::string> flags = {"llc_step_size", "llc_localization",
+                                    "llc_n_beta", "llc_use_latest_calibration"};
+  for (std::string& flag : LlcChainFlags()) flags.push_back(std::move(flag));
+  return Row(
+      "llc",
+      {{"llc_sampler", Type::kString, "sgld",
+        "llc, llc_calibration: the sampler, sgld, rmsprop_sgld, sgnht or mala "
+        "(full-batch Metropolis-adjusted Langevin, for small models)."},
+       {"llc_step_size", Type::kDouble, "",
+        "llc: eps, the step size (> 0; server default 0.0001)."},
+       {"llc_localization", Type::kDouble, "",
+        "llc: gamma, the pull towards the checkpoint (>= 0; server default "
+        "100)."},
+       {"llc_prior_precision", Type::kDouble, "0",
+        "llc, llc_calibration: precision of a Gaussian prior (weight decay); "
+        "0 = none."},
+       {"llc_n_beta", Type::kDouble, "",
+        "llc: n_beta given directly (> 0); unset = --llc_n_beta_convention."},
+       {"llc_n_beta_convention", Type::kString, "dataset",
+        "llc, llc_calibration: n_beta when not given: dataset (n / ln n, n "
+        "the shard's size) or batch (B / ln B, devinterp's)."},
+       {"llc_chains", Type::kInt, "",
+        "llc, llc_calibration: chains, run concurrently (1..64; server "
+        "default 4)."},
+       {"llc_draws", Type::kInt, "",
+        "llc, llc_calibration: draws kept per chain (1..100000; server "
+        "default 200, 100 for a calibration)."},
+       {"llc_burn_in", Type::kInt, "",
+        "llc, llc_calibration: steps discarded first (0..1000000; server "
+        "default 100, 50 for a calibration)."},
+       {"llc_steps_between_draws", Type::kInt, "",
+        "llc, llc_calibration: sampler steps per draw (1..10000; server "
+        "default 1)."},
+       {"llc_batch_size", Type::kInt, "",
+        "llc, llc_calibration: samples per step (>= 1; server default 512)."},
+       {"llc_full_loss_every", Type::kInt, "0",
+        "llc, llc_calibration: also evaluate the whole shard's loss every "
+        "k-th draw; 0 = never (minibatch losses)."},
+       {"llc_divergence_factor", Type::kDouble, "",
+        "llc, llc_calibration: a loss above this factor of max(L(w*), 0.01) "
+        "is a divergence (> 1; server default 100)."},
+       {"llc_on_divergence", Type::kString, "drop_chain",
+        "llc, llc_calibration: drop_chain (lambda_hat without it) or fail."},
+       {"llc_rmsprop_alpha", Type::kDouble, "",
+        "llc, llc_calibration: rmsprop_sgld's second-moment decay (0..1; "
+        "server default 0.99)."},
+       {"llc_rmsprop_epsilon", Type::kDouble, "",
+        "llc, llc_calibration: rmsprop_sgld's stabiliser (> 0; server default "
+        "1e-8)."},
+       {"llc_sgnht_diffusion", Type::kDouble, "",
+        "llc, llc_calibration: sgnht's diffusion A (> 0; server default "
+        "0.01)."},
+       {"llc_trace_cap", Type::kInt, "",
+        "llc, llc_calibration: stored trace points per chain, past which "
+        "every k-th draw is kept (10..100000; server default 1000)."},
+       {"llc_use_latest_calibration", Type::kBool, "false",
+        "llc: take eps, gamma and n_beta from the recommended cell of the "
+        "run's latest succeeded llc_calibration."}},
+      std::move(flags),
+      {"llc", "llc_standard_error", "llc_std", "llc_n_beta",
+       "llc_chains_diverged", "llc_r_hat", "llc_ess", "llc_warnings"},
+      FillLlc, SummarizeLlc);
+}
+
+// The grid, one row per cell, the recommended one marked "*".
+std::vector<std::string> CalibrationGrid(const v1::LlcCalibrationResult& r) {
+  std::vector<std::string> lines = {
+      "   eps         gamma       n_beta      lambda_hat ± SE      R-hat  "
+      "diverged  rejection"};
+  for (int i = 0; i < r.cells_size(); ++i) {
+    const v1::LlcCalibrationCell& c = r.cells(i);
+    const v1::LlcResult& l = c.result();
+    lines.push_back(absl::StrFormat(
+        "%s %-11s %-11s %-11s %-20s %-6s %-9s %s",
+        i == r.recommended() ? "*" : " ", ShortNumber(c.step_size()),
+        ShortNumber(c.localization()), ShortNumber(c.n_beta()),
+        absl::StrCat(ShortNumber(l.llc_mean()), " ± ",
+                     ShortNumber(l.llc_standard_error())),
+        l.has_r_hat() ? ShortNumber(l.r_hat()) : "-",
+        absl::StrCat(l.chains_diverged(), "/", l.chains_size()),
+        c.rejection()));
+  }
+  return lines;
+}
+
+KindSummary SummarizeLlcCalibration(const v1::LlcCalibrationResult& r) {
+  KindSummary s;
+  const bool recommends =
+      r.recommended() >= 0 && r.recommended() < r.cells_size();
+  s.columns["llc_calibration_cells"] = absl::StrCat(r.cells_size());
+  if (recommends) {
+    const v1::LlcCalibrationCell& best = r.cells(r.recommended());
+    s.value = best.result().llc_mean();
+    s.standard_error = best.result().llc_standard_error();
+    s.detail = absl::StrCat("recommended eps ", ShortNumber(best.step_size()),
+                            ", gamma ", ShortNumber(best.localization()),
+                            ", n_beta ", ShortNumber(best.n_beta()), " of ",
+                            r.cells_size(), " cells");
+    s.columns["llc_calibration_step_size"] = RoundTripNumber(best.step_size());
+    s.columns["llc_calibration_localization"] =
+        RoundTripNumber(best.localization());
+    s.columns["llc_calibration_n_beta"] = RoundTripNumber(best.n_beta());
+  } else {
+    s.detail = absl::StrCat("no cell recommended of ", r.cells_size());
+  }
+  s.notes = CalibrationGrid(r);
+  s.notes.push_back(absl::StrCat(recommends ? "* recommended: " : "WARNING: ",
+                                 r.reason()));
+  return s;
+}
+
+KindRow LlcCalibrationRow() {
+  std::vector<std::string> flags = {"llc_step_sizes", "llc_localizations",
+                                    "llc_n_betas"};
+  for (std::string& flag : LlcChainFlags()) flags.push_back(std::move(flag));
+  return Row(
+      "llc_calibration",
+      {{"llc_step_sizes", Type::kString, "",
+        "llc_calibration: the eps axis, comma-separated (server default "
+        "1e-6,1e-5,0.0001,0.001)."},
+       {"llc_localizations", Type::kString, "",
+        "llc_calibration: the gamma axis, comma-separated (server default "
+        "1,10,100)."},
+       {"llc_n_betas", Type::kString, "",
+        "llc_calibration: an n_beta axis, comma-separated; empty = "
+        "--llc_n_beta_convention in every cell; at most 64 cells in all."}},
+      std::move(flags),
+      {"llc_calibration_cells", "llc_calibration_step_size",
+       "llc_calibration_localization", "llc_calibration_n_beta"},
+      FillLlcCalibration, SummarizeLlcCalibration);
+}
+
 std::vector<KindRow> BuildKinds() {
   return {SharpnessRow(),    HessianTraceRow(),   SpectralDensityRow(),
           HutchppRow(),      TraceH3Row(),        LossExpansionRow(),
-          ExactHessianRow(), PowerIterationRow(), LossSliceRow()};
+          ExactHessianRow(), PowerIterationRow(), LossSliceRow(),
+          LlcRow(),          LlcCalibrationRow()};
 }
 
 }  // namespace

@@ -26,6 +26,9 @@ struct KindSummary {
   std::optional<double> standard_error;
   std::string detail;  // "top 12.5 0.1", "12 probes": never the ± part
   std::map<std::string, std::string> columns;  // CSV column -> value
+  // Lines a person reads below the table: an estimate's own summary line,
+  // "WARNING: ..." when a diagnostic says it is not to be trusted, a grid.
+  std::vector<std::string> notes = {};
 };
 
 // One measurement kind, as curvctl handles it.
@@ -57,8 +60,11 @@ struct KindRow {
                              google::protobuf::Message* spec)>
       fill_spec;
   // The summary of `result`, a message of result_type (an empty summary for
-  // any other message).
-  std::function<KindSummary(const google::protobuf::Message& result)> summarize;
+  // any other message), measured with `spec`, a message of spec_type (the
+  // measurement's effective_spec; its default instance when unknown).
+  std::function<KindSummary(const google::protobuf::Message& result,
+                            const google::protobuf::Message& spec)>
+      summarize;
 };
 
 // Every kind except "plan" (which runs several of them), in the proto's field

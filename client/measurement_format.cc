@@ -103,25 +103,53 @@ std::string Phrase(const ResultSummary& result) {
 // Appends the summaries of the results `holder` sets, in the table's order:
 // `holder` is a Measurement (its one result) or a MeasurementPlanResult (the
 // same field names).
+// `specs` is the MeasurementSpec or MeasurementPlanSpec that holds the kinds'
+// specs under the same names.
 void AddSummaries(const google::protobuf::Message& holder,
+                  const google::protobuf::Message& specs,
                   std::vector<ResultSummary>* out) {
   const google::protobuf::Reflection* reflection = holder.GetReflection();
   for (const KindRow& row : CurvctlKinds()) {
     const google::protobuf::FieldDescriptor* field =
         holder.GetDescriptor()->FindFieldByName(row.name);
-    if (field != nullptr && reflection->HasField(holder, field)) {
+    const google::protobuf::FieldDescriptor* spec_field =
+        specs.GetDescriptor()->FindFieldByName(row.name);
+    if (field != nullptr && spec_field != nullptr &&
+        reflection->HasField(holder, field)) {
       out->push_back(
-          {row.name, row.summarize(reflection->GetMessage(holder, field))});
+          {row.name,
+           row.summarize(reflection->GetMessage(holder, field),
+                         specs.GetReflection()->GetMessage(specs, spec_field))});
     }
   }
+}
+
+// The spec `m` ran with: its effective spec, or its spec before those were
+// stored.
+const v1::MeasurementSpec& RanWith(const v1::Measurement& m) {
+  return m.has_effective_spec() ? m.effective_spec() : m.spec();
 }
 
 // Every result of `m`: one, or a plan's several, in the proto's field order.
 std::vector<ResultSummary> Summaries(const v1::Measurement& m) {
   std::vector<ResultSummary> summaries;
-  AddSummaries(m, &summaries);
-  if (m.has_plan()) AddSummaries(m.plan(), &summaries);
+  AddSummaries(m, RanWith(m), &summaries);
+  if (m.has_plan()) AddSummaries(m.plan(), RanWith(m).plan(), &summaries);
   return summaries;
+}
+
+// The notes of `m`'s results, under a line naming the measurement and kind.
+std::string Notes(const v1::Measurement& m) {
+  std::string text;
+  for (const ResultSummary& summary : Summaries(m)) {
+    if (summary.summary.notes.empty()) continue;
+    absl::StrAppend(&text, "\n", MeasurementId(m.name()), " ", summary.kind,
+                    ":\n");
+    for (const std::string& line : summary.summary.notes) {
+      absl::StrAppend(&text, "  ", line, "\n");
+    }
+  }
+  return text;
 }
 
 // The trainer's loss of the checkpoint at `step` as a CSV field: empty when
@@ -387,7 +415,13 @@ std::string MeasurementsToTable(
                       Detail(summary.summary), "", "", "", ""});
     }
   }
-  return AlignedTable(rows);
+  std::string table = AlignedTable(rows);
+  for (const v1::Measurement& m : measurements) {
+    if (m.state() == v1::Measurement::SUCCEEDED) {
+      absl::StrAppend(&table, Notes(m));
+    }
+  }
+  return table;
 }
 
 std::string ModelSummary(const v1::ModelSpec& model) {
@@ -442,6 +476,57 @@ std::string MeasurementSummary(const v1::Measurement& m) {
   }
   return absl::StrCat(m.has_plan() ? "plan: " : "",
                       absl::StrJoin(phrases, "; "));
+}
+
+namespace {
+
+// Appends the trace rows of one LLC result: `cell` is the calibration cell's
+// index, or empty for an llc result.
+void AppendTraceRows(const v1::Measurement& m, const std::string& kind,
+                     const std::string& cell, const v1::LlcResult& r,
+                     std::string* csv) {
+  const int stride = std::max(1, r.trace_stride());
+  for (int c = 0; c < r.chains_size(); ++c) {
+    const v1::LlcChain& chain = r.chains(c);
+    for (int i = 0; i < chain.loss_trace_size(); ++i) {
+      const auto at = [i](const google::protobuf::RepeatedField<double>& t) {
+        return i < t.size() ? RoundTripNumber(t[i]) : std::string();
+      };
+      absl::StrAppend(
+          csv, CsvLine({m.name(), absl::StrCat(StepFromName(m.name())), kind,
+                        cell, absl::StrCat(c), absl::StrCat(i * stride),
+                        RoundTripNumber(chain.loss_trace(i)),
+                        at(chain.llc_running_mean()),
+                        at(chain.distance_trace()),
+                        chain.diverged() ? "true" : "false"}));
+    }
+  }
+}
+
+}  // namespace
+
+std::string LlcTracesToCsv(const std::vector<v1::Measurement>& measurements) {
+  std::string csv =
+      CsvLine({"name", "step", "kind", "cell", "chain", "draw", "loss",
+               "llc_running_mean", "distance", "chain_diverged"});
+  for (const v1::Measurement& m : measurements) {
+    const v1::MeasurementPlanResult& plan = m.plan();
+    for (const v1::LlcResult* llc :
+         {m.has_llc() ? &m.llc() : nullptr,
+          plan.has_llc() ? &plan.llc() : nullptr}) {
+      if (llc != nullptr) AppendTraceRows(m, "llc", "", *llc, &csv);
+    }
+    for (const v1::LlcCalibrationResult* calibration :
+         {m.has_llc_calibration() ? &m.llc_calibration() : nullptr,
+          plan.has_llc_calibration() ? &plan.llc_calibration() : nullptr}) {
+      if (calibration == nullptr) continue;
+      for (int i = 0; i < calibration->cells_size(); ++i) {
+        AppendTraceRows(m, "llc_calibration", absl::StrCat(i),
+                        calibration->cells(i).result(), &csv);
+      }
+    }
+  }
+  return csv;
 }
 
 }  // namespace curvd::client

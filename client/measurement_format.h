@@ -63,10 +63,23 @@ std::string MeasurementsToWideCsv(
     const std::vector<curvd::v1::Measurement>& measurements,
     const std::vector<curvd::v1::Checkpoint>& checkpoints);
 
+// The per-chain traces of the llc and llc_calibration results (alone or in a
+// plan) of `measurements`: a header, then one RFC 4180 line per measurement,
+// chain and stored draw. Columns: name, step, kind, cell (the calibration
+// cell's index; empty for llc), chain (from 0), draw (the draw's index, the
+// stored point times trace_stride), loss, llc_running_mean, distance
+// (||w - w*||) and chain_diverged. The full-shard losses are left to the
+// JSON.
+std::string LlcTracesToCsv(
+    const std::vector<curvd::v1::Measurement>& measurements);
+
 // An aligned table: step, kind, state, value (the headline, as in the CSV),
 // detail (± standard error and what the result adds, or the error), loss,
 // device, seconds, id. A plan's row is followed by one indented row per
-// result.
+// result. Below the table, each SUCCEEDED result with notes (KindSummary:
+// the LLC's summary line and WARNING lines, a calibration's grid with the
+// recommended cell marked "*") gets a line "ID KIND:" and its notes,
+// indented.
 std::string MeasurementsToTable(
     const std::vector<curvd::v1::Measurement>& measurements);
 

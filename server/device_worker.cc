@@ -50,8 +50,12 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
   const curvd::v1::Measurement& m = running.measurement;
   CURVD_ASSIGN_OR_RETURN(MeasurementSources sources,
                          ResolveSources(m, *store_, *resolver_));
-  CURVD_ASSIGN_OR_RETURN(core::MeasurementRequest request,
-                         ToCoreRequest(m.spec(), limits_));
+  // The effective spec holds what CreateMeasurement resolved (llc's
+  // use_latest_calibration); measurements stored before it have none.
+  CURVD_ASSIGN_OR_RETURN(
+      core::MeasurementRequest request,
+      ToCoreRequest(m.has_effective_spec() ? m.effective_spec() : m.spec(),
+                    limits_));
   core::Progress progress;
   const std::string measurement_name = m.name();
   progress.report = [this, measurement_name](double fraction,

@@ -13,6 +13,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/checkpoint_content.h"
+#include "server/latest_calibration.h"
 #include "server/spec_conversion.h"
 
 namespace curvd::server {
@@ -263,8 +264,14 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
     if (!absl::IsNotFound(first.status())) return first.status();
   }
   const v1::MeasurementSpec& spec = request.spec();
-  CURVD_ASSIGN_OR_RETURN(core::MeasurementRequest measurement_request,
-                         ToCoreRequest(spec, core.options().request_limits));
+  // The values a calibration gives are fixed now, in the effective spec that
+  // the worker runs.
+  v1::MeasurementSpec resolved = spec;
+  CURVD_RETURN_IF_ERROR(ApplyLatestCalibration(
+      core.store(), RunName(parent.run_id), &resolved));
+  CURVD_ASSIGN_OR_RETURN(
+      core::MeasurementRequest measurement_request,
+      ToCoreRequest(resolved, core.options().request_limits));
   CURVD_ASSIGN_OR_RETURN(core::ShardSpec shard,
                          core.resolver().ResolveShard(spec.shard_uri()));
   CURVD_ASSIGN_OR_RETURN(v1::Run run,
@@ -287,7 +294,7 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
   v1::Measurement m;
   m.set_name(MeasurementNameOf(request.parent(), core.NewId()));
   *m.mutable_spec() = spec;
-  *m.mutable_effective_spec() = EffectiveSpec(spec, measurement_request);
+  *m.mutable_effective_spec() = EffectiveSpec(resolved, measurement_request);
   m.set_state(v1::Measurement::QUEUED);
   *m.mutable_create_time() = TimeUtil::GetCurrentTime();
   absl::Status inserted =

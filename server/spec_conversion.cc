@@ -167,6 +167,19 @@ void ApplyResult(const core::MeasurementResult& result,
   const v1::MeasurementSpec& spec = measurement->spec();
   for (const core::Method& method : result.methods) {
     const KindRow* row = FindKindRow(core::MethodName(method));
+    // The options the method ran with, which state what the run resolved
+    // (llc's n_beta of its convention); the same as before for the others.
+    if (measurement->has_effective_spec()) {
+      v1::MeasurementSpec* effective = measurement->mutable_effective_spec();
+      Message* holder =
+          effective->has_plan() ? static_cast<Message*>(effective->mutable_plan())
+                                : static_cast<Message*>(effective);
+      if (holder->GetReflection()->HasField(*holder, Field(*holder, row->name))) {
+        Message* options = MutableSubMessage(holder, row->name);
+        options->Clear();
+        row->write_spec(method, options);
+      }
+    }
     if (spec.has_plan()) {
       if (!spec.plan().GetReflection()->HasField(spec.plan(),
                                                  Field(spec.plan(), row->name))) {

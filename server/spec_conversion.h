@@ -37,7 +37,9 @@ curvd::v1::MeasurementSpec EffectiveSpec(
 
 // Writes `result` into `measurement`'s diagnostics and result oneof: the
 // result of each method that measurement->spec() asks for into the field of
-// its kind, in the MeasurementPlanResult when the spec is a plan. Pure.
+// its kind, in the MeasurementPlanResult when the spec is a plan; and, where
+// measurement->effective_spec() has the kind, the options the method ran
+// with into it (what the run resolved: llc's n_beta of its convention). Pure.
 void ApplyResult(const core::MeasurementResult& result,
                  curvd::v1::Measurement* measurement);
 

@@ -86,6 +86,11 @@ struct LlcOptions {
   // Loss traces are stored at most this long per chain: past it, every k-th
   // draw is kept (k = ceil(draws / trace_cap), LlcResult::trace_stride).
   int trace_cap = 1000;
+  // The llc_calibration measurement whose recommended cell gave step_size,
+  // localization and n_beta (the request's use_latest_calibration); empty
+  // when the request gave them. A record of provenance: MeasureLlc does not
+  // read it.
+  std::string calibration;
 };
 
 // One chain's record.

@@ -229,6 +229,92 @@ absl::Status ValidateLossSlice(const LossSliceOptions& o,
   return absl::OkStatus();
 }
 
+absl::Status CheckNonNegativeFinite(const std::string& field, double value) {
+  if (value >= 0 && std::isfinite(value)) return absl::OkStatus();
+  return OutOfRange(field,
+                    absl::StrCat("must be finite and >= 0, got ", value));
+}
+
+// `field` is "llc" or "llc_calibration.base".
+absl::Status ValidateLlc(const LlcOptions& o, const std::string& field) {
+  CURVD_RETURN_IF_ERROR(
+      CheckPositiveFinite(field + ".step_size", o.step_size));
+  CURVD_RETURN_IF_ERROR(
+      CheckNonNegativeFinite(field + ".localization", o.localization));
+  CURVD_RETURN_IF_ERROR(
+      CheckNonNegativeFinite(field + ".prior_precision", o.prior_precision));
+  if (o.n_beta_convention == NBetaConvention::kGiven) {
+    CURVD_RETURN_IF_ERROR(CheckPositiveFinite(field + ".n_beta", o.n_beta));
+  }
+  CURVD_RETURN_IF_ERROR(CheckIntRange(field + ".chains", o.chains, 1,
+                                      limits::kMaxLlcChains));
+  CURVD_RETURN_IF_ERROR(
+      CheckIntRange(field + ".draws", o.draws, 1, limits::kMaxLlcDraws));
+  CURVD_RETURN_IF_ERROR(
+      CheckIntRange(field + ".burn_in", o.burn_in, 0, limits::kMaxLlcBurnIn));
+  CURVD_RETURN_IF_ERROR(CheckIntRange(field + ".steps_between_draws",
+                                      o.steps_between_draws, 1,
+                                      limits::kMaxLlcStepsBetweenDraws));
+  if (o.batch_size < 1) {
+    return OutOfRange(field + ".batch_size",
+                      absl::StrCat("must be >= 1, got ", o.batch_size));
+  }
+  CURVD_RETURN_IF_ERROR(CheckIntRange(field + ".full_loss_every",
+                                      o.full_loss_every, 0, o.draws));
+  if (!(o.divergence_factor > 1 && std::isfinite(o.divergence_factor))) {
+    return OutOfRange(field + ".divergence_factor",
+                      absl::StrCat("must be finite and > 1, got ",
+                                   o.divergence_factor));
+  }
+  CURVD_RETURN_IF_ERROR(
+      CheckOpenUnit(field + ".rmsprop_alpha", o.rmsprop_alpha));
+  CURVD_RETURN_IF_ERROR(
+      CheckPositiveFinite(field + ".rmsprop_epsilon", o.rmsprop_epsilon));
+  CURVD_RETURN_IF_ERROR(
+      CheckPositiveFinite(field + ".sgnht_diffusion", o.sgnht_diffusion));
+  return CheckIntRange(field + ".trace_cap", o.trace_cap,
+                       limits::kMinLlcTraceCap, limits::kMaxLlcTraceCap);
+}
+
+// Each value of the axis `field` passes `check`; `required` axes must not be
+// empty.
+absl::Status ValidateAxis(const std::vector<double>& axis,
+                          const std::string& field, bool required,
+                          absl::Status (*check)(const std::string&, double)) {
+  if (required && axis.empty()) {
+    return OutOfRange(field, "must not be empty");
+  }
+  for (size_t i = 0; i < axis.size(); ++i) {
+    CURVD_RETURN_IF_ERROR(check(absl::StrCat(field, "[", i, "]"), axis[i]));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateLlcCalibration(const LlcCalibrationOptions& o,
+                                    const std::string& field) {
+  CURVD_RETURN_IF_ERROR(ValidateLlc(o.base, field + ".base"));
+  CURVD_RETURN_IF_ERROR(ValidateAxis(o.step_sizes, field + ".step_sizes",
+                                     /*required=*/true, CheckPositiveFinite));
+  CURVD_RETURN_IF_ERROR(ValidateAxis(o.localizations,
+                                     field + ".localizations",
+                                     /*required=*/true,
+                                     CheckNonNegativeFinite));
+  CURVD_RETURN_IF_ERROR(ValidateAxis(o.n_betas, field + ".n_betas",
+                                     /*required=*/false, CheckPositiveFinite));
+  const int64_t cells = static_cast<int64_t>(o.step_sizes.size()) *
+                        static_cast<int64_t>(o.localizations.size()) *
+                        std::max<int64_t>(1, o.n_betas.size());
+  if (cells > limits::kMaxLlcCalibrationCells) {
+    return OutOfRange(
+        field + ".step_sizes",
+        absl::StrCat("x localizations x n_betas must be at most ",
+                     limits::kMaxLlcCalibrationCells, " cells, got ", cells,
+                     " (", o.step_sizes.size(), " x ", o.localizations.size(),
+                     " x ", std::max<size_t>(1, o.n_betas.size()), ")"));
+  }
+  return absl::OkStatus();
+}
+
 // One overload per kind: a kind without one does not compile (ValidateRequest
 // visits every Method).
 absl::Status Validate(const SharpnessMethod& m, const std::string& field) {
@@ -258,6 +344,13 @@ absl::Status Validate(const PowerIterationMethod& m, const std::string& field) {
 }
 absl::Status Validate(const LossSliceMethod& m, const std::string& field) {
   return ValidateLossSlice(m.options, field);
+}
+absl::Status Validate(const LlcMethod& m, const std::string& field) {
+  return ValidateLlc(m.options, field);
+}
+absl::Status Validate(const LlcCalibrationMethod& m,
+                      const std::string& field) {
+  return ValidateLlcCalibration(m.options, field);
 }
 
 absl::Status ValidateMethods(const std::vector<Method>& methods,

@@ -9,6 +9,7 @@
 
 #include <variant>
 
+#include "core/api/llc_types.h"
 #include "core/api/loss_measurement_types.h"
 #include "core/api/method_types.h"
 #include "core/api/spectral_measurement.h"
@@ -74,14 +75,28 @@ struct LossSliceMethod {
   LossSliceResult result;
 };
 
+struct LlcMethod {  // the local learning coefficient (llc_types.h)
+  static constexpr char kName[] = "llc";
+  LlcOptions options;
+  LlcResult result;
+};
+
+struct LlcCalibrationMethod {  // a grid of short LLC runs
+  static constexpr char kName[] = "llc_calibration";
+  LlcCalibrationOptions options;
+  LlcCalibrationResult result;
+};
+
 // Every kind, in the order a plan runs them: the producers of what methods
 // share (sharpness's eigenvectors, the SLQ start vectors, trace_h3's tr(H^3))
-// before their users, and the loss slice, which frees the retained graphs,
-// last (measurement_plan.h).
+// before their users, then the loss slice, which frees the retained graphs,
+// and last the LLC kinds, which move the parameters (and restore them) and
+// also run without retained graphs (measurement_plan.h).
 using Method =
     std::variant<SharpnessMethod, SpectralDensityMethod, HessianTraceMethod,
                  HutchppMethod, TraceCubedMethod, LossExpansionMethod,
-                 ExactHessianMethod, PowerIterationMethod, LossSliceMethod>;
+                 ExactHessianMethod, PowerIterationMethod, LossSliceMethod,
+                 LlcMethod, LlcCalibrationMethod>;
 
 // The kName of `method`'s kind. Thread-safe.
 const char* MethodName(const Method& method);

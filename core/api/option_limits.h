@@ -23,6 +23,15 @@ inline constexpr int kMinHutchppHvps = 3;
 inline constexpr int kMaxHutchppHvps = 100000;
 inline constexpr int kMaxPowerIterations = 100000;
 inline constexpr int kMaxSlicePoints = 10000;
+// llc (and llc_calibration.base): chains run concurrently on one device.
+inline constexpr int kMaxLlcChains = 64;
+inline constexpr int kMaxLlcDraws = 100000;
+inline constexpr int kMaxLlcBurnIn = 1000000;
+inline constexpr int kMaxLlcStepsBetweenDraws = 10000;
+inline constexpr int kMinLlcTraceCap = 10;
+inline constexpr int kMaxLlcTraceCap = 100000;
+// llc_calibration: step sizes x localizations x n_betas.
+inline constexpr int kMaxLlcCalibrationCells = 64;
 
 }  // namespace curvd::core::limits
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -20,6 +21,8 @@
 #include "core/estimators/trace_cubed.h"
 #include "core/linalg/lanczos.h"
 #include "core/measurements/exact_hessian.h"
+#include "core/measurements/llc.h"
+#include "core/measurements/llc_calibration.h"
 #include "core/measurements/loss_expansion.h"
 #include "core/measurements/loss_slice.h"
 #include "core/measurements/operator_check.h"
@@ -237,6 +240,39 @@ class PlanRunner {
         m.result, SliceLoss(objective_, op_, slice, std::move(direction),
                             Narrowed(progress, slice_begin, 1, "")));
     return absl::OkStatus();
+  }
+
+  // The LLC kinds move the parameters, which retained graphs do not allow:
+  // they free them (the chains build their own; retain_graphs() is restored,
+  // as LossAlong leaves it), share nothing and come last. The n_beta used is
+  // written into the options, so that the result states it beside its
+  // convention.
+  absl::Status Run(LlcMethod& m, const Progress& progress) {
+    CURVD_ASSIGN_OR_RETURN(m.result,
+                           WithoutRetainedGraphs([&] {
+                             return MeasureLlc(objective_, m.options, progress);
+                           }));
+    m.options.n_beta = m.result.n_beta;
+    return absl::OkStatus();
+  }
+
+  absl::Status Run(LlcCalibrationMethod& m, const Progress& progress) {
+    CURVD_ASSIGN_OR_RETURN(m.result, WithoutRetainedGraphs([&] {
+                             return MeasureLlcCalibration(objective_, m.options,
+                                                          progress);
+                           }));
+    return absl::OkStatus();
+  }
+
+  // Calls `measure` with the objective's retained graphs freed, then restores
+  // retain_graphs().
+  template <typename F>
+  std::invoke_result_t<F> WithoutRetainedGraphs(F measure) {
+    const bool retain = objective_.retain_graphs();
+    objective_.set_retain_graphs(false);
+    auto result = measure();
+    objective_.set_retain_graphs(retain);
+    return result;
   }
 
   // The terms z^T A^power z of the SLQ start vectors, when an estimator with

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "client/curvctl_commands.h"
 #include "core/api/measurement.h"
 #include "core/api/option_limits.h"
@@ -38,6 +39,13 @@ TEST(CliDefaultsTest, MeasureHelpCitesCoresDefaultsAndBounds) {
   const core::HutchppOptions hutchpp;
   const core::PowerIterationOptions power;
   const core::LossSliceOptions slice;
+  const core::LlcOptions llc;
+  const core::LlcCalibrationOptions calibration;
+  const auto list = [](const std::vector<double>& axis) {
+    std::vector<std::string> numbers;
+    for (double x : axis) numbers.push_back(Number(x));
+    return absl::StrJoin(numbers, ",");
+  };
   const std::vector<std::pair<std::string, std::vector<std::string>>> cited = {
       {"top_k", {Range(1, limits::kMaxEigenpairs)}},
       {"bottom_k", {Range(0, limits::kMaxEigenpairs)}},
@@ -64,6 +72,39 @@ TEST(CliDefaultsTest, MeasureHelpCitesCoresDefaultsAndBounds) {
       {"t_min",
        {absl::StrCat("[", Number(slice.t_min), ", ", Number(slice.t_max),
                      "]")}},
+      {"llc_step_size", {absl::StrCat("default ", Number(llc.step_size))}},
+      {"llc_localization",
+       {absl::StrCat("default ", Number(llc.localization))}},
+      {"llc_chains",
+       {Range(1, limits::kMaxLlcChains),
+        absl::StrCat("default ", llc.chains)}},
+      {"llc_draws",
+       {Range(1, limits::kMaxLlcDraws), absl::StrCat("default ", llc.draws),
+        absl::StrCat(calibration.base.draws, " for a calibration")}},
+      {"llc_burn_in",
+       {Range(0, limits::kMaxLlcBurnIn), absl::StrCat("default ", llc.burn_in),
+        absl::StrCat(calibration.base.burn_in, " for a calibration")}},
+      {"llc_steps_between_draws",
+       {Range(1, limits::kMaxLlcStepsBetweenDraws),
+        absl::StrCat("default ", llc.steps_between_draws)}},
+      {"llc_batch_size", {absl::StrCat("default ", llc.batch_size)}},
+      {"llc_divergence_factor",
+       {absl::StrCat("default ", Number(llc.divergence_factor)),
+        Number(core::kLlcDivergenceFloor)}},
+      {"llc_rmsprop_alpha",
+       {absl::StrCat("default ", Number(llc.rmsprop_alpha))}},
+      {"llc_rmsprop_epsilon",
+       {absl::StrCat("default ", Number(llc.rmsprop_epsilon))}},
+      {"llc_sgnht_diffusion",
+       {absl::StrCat("default ", Number(llc.sgnht_diffusion))}},
+      {"llc_trace_cap",
+       {Range(limits::kMinLlcTraceCap, limits::kMaxLlcTraceCap),
+        absl::StrCat("default ", llc.trace_cap)}},
+      {"llc_step_sizes", {list(calibration.step_sizes)}},
+      {"llc_localizations", {list(calibration.localizations)}},
+      {"llc_n_betas",
+       {absl::StrCat("at most ", limits::kMaxLlcCalibrationCells,
+                     " cells")}},
   };
   for (const auto& [flag, mentions] : cited) {
     const std::string help = MeasureHelp(flag);

@@ -91,6 +91,25 @@ TEST(CurvctlCommandsTest, BadKindIsAUsageErrorBeforeAnyConnection) {
   EXPECT_THAT(outcome.err, HasSubstr("'curvature' is unknown"));
 }
 
+// --traces is a form of --csv, on measure and results; measure takes one of
+// --json and --csv.
+TEST(CurvctlCommandsTest, TracesNeedCsv) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"measure", "--server=127.0.0.1:1", "--run=r",
+                                 "--shard=builtin://gaussian_regression",
+                                 "--measure=llc", "--traces"},
+        std::vector<std::string>{"results", "--run=r", "--traces"}}) {
+    Outcome alone = RunCli(args);
+    EXPECT_EQ(alone.code, kExitUsage) << args[0];
+    EXPECT_THAT(alone.err, HasSubstr("--traces is a form of --csv"));
+  }
+  Outcome both = RunCli({"measure", "--server=127.0.0.1:1", "--run=r",
+                         "--shard=builtin://gaussian_regression",
+                         "--measure=llc", "--csv", "--json"});
+  EXPECT_EQ(both.code, kExitUsage);
+  EXPECT_THAT(both.err, HasSubstr("give one of --json, --csv\n"));
+}
+
 // --wide is the per-checkpoint CSV: one output form at a time, and its help
 // says which measurement fills a row when a kind ran several times.
 TEST(CurvctlCommandsTest, ResultsTakesOneOfJsonCsvAndWide) {
@@ -160,7 +179,7 @@ TEST(MeasurementSpecsFromFlagsTest, AdaptiveTraceLeavesServerDefaults) {
 TEST(MeasurementSpecsFromFlagsTest, RejectsUnknownEnums) {
   for (const char* bad :
        {"--loss=hinge", "--precision=float16", "--distribution=cauchy",
-        "--measure=", "--measure=llc"}) {
+        "--measure=", "--measure=lcc"}) {
     auto flags =
         ParseFlags(Command("measure"), {"--measure=hessian_trace", bad});
     ASSERT_TRUE(flags.ok()) << bad;
@@ -168,6 +187,94 @@ TEST(MeasurementSpecsFromFlagsTest, RejectsUnknownEnums) {
         absl::IsInvalidArgument(MeasurementSpecsFromFlags(*flags).status()))
         << bad;
   }
+}
+
+TEST(MeasurementSpecsFromFlagsTest, RejectsUnknownLlcEnums) {
+  for (const char* bad :
+       {"--llc_sampler=hmc", "--llc_n_beta_convention=given",
+        "--llc_on_divergence=retry"}) {
+    for (const char* kind : {"--measure=llc", "--measure=llc_calibration"}) {
+      auto flags = ParseFlags(Command("measure"), {kind, bad});
+      ASSERT_TRUE(flags.ok()) << bad;
+      const absl::Status status = MeasurementSpecsFromFlags(*flags).status();
+      EXPECT_TRUE(absl::IsInvalidArgument(status)) << kind << " " << bad;
+      EXPECT_THAT(std::string(status.message()),
+                  ::testing::HasSubstr(std::string(bad).substr(
+                      0, std::string(bad).find('='))))
+          << status;
+    }
+  }
+  auto axis = ParseFlags(Command("measure"), {"--measure=llc_calibration",
+                                              "--llc_step_sizes=1e-5,big"});
+  ASSERT_TRUE(axis.ok());
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(MeasurementSpecsFromFlags(*axis).status()));
+}
+
+// Every llc flag reaches its field; unset numbers stay unset (the server's
+// defaults); a calibration takes the chains' flags into its base and its
+// axes as lists.
+TEST(MeasurementSpecsFromFlagsTest, LlcFlagsFillTheLlcSpecs) {
+  auto flags = ParseFlags(
+      Command("measure"),
+      {"--measure=llc,llc_calibration", "--llc_sampler=rmsprop_sgld",
+       "--llc_step_size=1e-5", "--llc_localization=30", "--llc_n_beta=12",
+       "--llc_chains=8", "--llc_draws=50", "--llc_burn_in=5",
+       "--llc_steps_between_draws=2", "--llc_batch_size=64",
+       "--llc_full_loss_every=10", "--llc_divergence_factor=50",
+       "--llc_on_divergence=fail", "--llc_rmsprop_alpha=0.9",
+       "--llc_rmsprop_epsilon=1e-6", "--llc_sgnht_diffusion=0.1",
+       "--llc_trace_cap=20", "--llc_prior_precision=0.5", "--seed=7",
+       "--llc_step_sizes=1e-6, 1e-5", "--llc_localizations=10,100",
+       "--llc_n_betas=3"});
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  auto specs = MeasurementSpecsFromFlags(*flags);
+  ASSERT_TRUE(specs.ok()) << specs.status();
+  ASSERT_EQ(specs->size(), 2u);
+  const v1::LlcSpec& l = (*specs)[0].llc();
+  EXPECT_EQ(l.sampler(), v1::LlcSpec::RMSPROP_SGLD);
+  EXPECT_EQ(l.step_size(), 1e-5);
+  EXPECT_EQ(l.localization(), 30);
+  EXPECT_EQ(l.n_beta(), 12);
+  EXPECT_EQ(l.chains(), 8);
+  EXPECT_EQ(l.draws(), 50);
+  EXPECT_EQ(l.burn_in(), 5);
+  EXPECT_EQ(l.steps_between_draws(), 2);
+  EXPECT_EQ(l.batch_size(), 64);
+  EXPECT_EQ(l.full_loss_every(), 10);
+  EXPECT_EQ(l.divergence_factor(), 50);
+  EXPECT_EQ(l.on_divergence(), v1::LlcSpec::FAIL);
+  EXPECT_EQ(l.rmsprop_alpha(), 0.9);
+  EXPECT_EQ(l.rmsprop_epsilon(), 1e-6);
+  EXPECT_EQ(l.sgnht_diffusion(), 0.1);
+  EXPECT_EQ(l.trace_cap(), 20);
+  EXPECT_EQ(l.prior_precision(), 0.5);
+  EXPECT_EQ(l.seed(), 7u);
+  EXPECT_FALSE(l.use_latest_calibration());
+  const v1::LlcCalibrationSpec& c = (*specs)[1].llc_calibration();
+  EXPECT_THAT(c.step_sizes(), ::testing::ElementsAre(1e-6, 1e-5));
+  EXPECT_THAT(c.localizations(), ::testing::ElementsAre(10, 100));
+  EXPECT_THAT(c.n_betas(), ::testing::ElementsAre(3));
+  EXPECT_EQ(c.base().chains(), 8);
+  EXPECT_EQ(c.base().sampler(), v1::LlcSpec::RMSPROP_SGLD);
+  // The grid's values are not the base's.
+  EXPECT_FALSE(c.base().has_step_size());
+  EXPECT_FALSE(c.base().has_n_beta());
+
+  auto defaults = ParseFlags(Command("measure"),
+                             {"--measure=llc", "--llc_use_latest_calibration"});
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  auto unset = MeasurementSpecsFromFlags(*defaults);
+  ASSERT_TRUE(unset.ok()) << unset.status();
+  const v1::LlcSpec& u = (*unset)[0].llc();
+  EXPECT_TRUE(u.use_latest_calibration());
+  EXPECT_FALSE(u.has_step_size());
+  EXPECT_FALSE(u.has_localization());
+  EXPECT_FALSE(u.has_n_beta());
+  EXPECT_FALSE(u.has_chains());
+  EXPECT_FALSE(u.has_draws());
+  EXPECT_FALSE(u.has_trace_cap());
+  EXPECT_EQ(u.n_beta_convention(), v1::LlcSpec::DATASET);
 }
 
 TEST(MeasurementSpecsFromFlagsTest, PrecisionNamesEachProtoPrecision) {

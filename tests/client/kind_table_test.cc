@@ -96,7 +96,8 @@ TEST(KindTableTest, FindsKindsByName) {
   EXPECT_EQ(FindKind("curvature"), nullptr);
   EXPECT_EQ(KindNameList(),
             "sharpness, hessian_trace, spectral_density, hutchpp, trace_h3, "
-            "loss_expansion, exact_hessian, power_iteration, loss_slice");
+            "loss_expansion, exact_hessian, power_iteration, loss_slice, llc, "
+            "llc_calibration");
 }
 
 TEST(KindTableTest, EveryFlagARowReadsIsAMeasureFlag) {
@@ -185,10 +186,13 @@ TEST(KindTableTest, SummariesFillOnlyColumnsOfTheCsv) {
     const google::protobuf::Message* empty =
         google::protobuf::MessageFactory::generated_factory()->GetPrototype(
             row.result_type);
-    for (const auto& [column, value] : row.summarize(*empty).columns) {
+    const google::protobuf::Message* spec =
+        google::protobuf::MessageFactory::generated_factory()->GetPrototype(
+            row.spec_type);
+    for (const auto& [column, value] : row.summarize(*empty, *spec).columns) {
       EXPECT_TRUE(columns.count(column)) << row.name << " fills " << column;
     }
-    EXPECT_FALSE(row.summarize(*empty).detail.empty()) << row.name;
+    EXPECT_FALSE(row.summarize(*empty, *spec).detail.empty()) << row.name;
   }
 }
 

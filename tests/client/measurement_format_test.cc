@@ -482,5 +482,114 @@ TEST(MeasurementsToWideCsvTest, OperatorsAndBlocksGetRowsOfTheirOwn) {
   EXPECT_EQ(lines[3], "1,builtin://a,hessian,fc1.bias;fc0.*,,0.5,5");
 }
 
+// An llc measurement of two chains with three stored points each (stride 2),
+// whose effective spec states the settings, and a warning.
+v1::Measurement Llc() {
+  v1::Measurement m;
+  m.set_name("runs/r/checkpoints/300/measurements/l1");
+  m.mutable_spec()->mutable_llc();
+  v1::LlcSpec* spec = m.mutable_effective_spec()->mutable_llc();
+  spec->set_sampler(v1::LlcSpec::SGLD);
+  spec->set_step_size(1e-4);
+  spec->set_localization(100);
+  spec->set_draws(6);
+  m.set_state(v1::Measurement::SUCCEEDED);
+  v1::LlcResult* r = m.mutable_llc();
+  r->set_llc_mean(12.5);
+  r->set_llc_standard_error(0.75);
+  r->set_n_beta(3.5);
+  r->set_trace_stride(2);
+  r->set_r_hat(1.02);
+  r->set_effective_sample_size(40);
+  for (int c = 0; c < 2; ++c) {
+    v1::LlcChain* chain = r->add_chains();
+    for (int i = 0; i < 3; ++i) {
+      chain->add_loss_trace(0.5 + c + 0.125 * i);
+      chain->add_llc_running_mean(12 + c);
+      chain->add_distance_trace(0.25 * i);
+    }
+  }
+  r->set_chains_diverged(1);
+  r->mutable_chains(1)->set_diverged(true);
+  r->add_warnings("chain 1 diverged at step 40");
+  return m;
+}
+
+TEST(LlcFormatTest, TheTableSaysLambdaHatWithItsSettingsDiagnosticsAndWarnings) {
+  const std::string table = MeasurementsToTable({Llc()});
+  EXPECT_THAT(table, HasSubstr("l1 llc:"));
+  EXPECT_THAT(table,
+              HasSubstr("  lambda_hat = 12.5 ± 0.75 (2 chains, 6 draws, sgld, "
+                        "eps 0.0001, gamma 100, n_beta 3.5)\n"));
+  EXPECT_THAT(table, HasSubstr("R-hat 1.02, ESS 40, 1 of 2 chains diverged"));
+  EXPECT_THAT(table, HasSubstr("\n  WARNING: chain 1 diverged at step 40\n"));
+  v1::Measurement quiet = Llc();
+  quiet.mutable_llc()->clear_warnings();
+  EXPECT_THAT(MeasurementsToTable({quiet}),
+              ::testing::Not(HasSubstr("WARNING")));
+  EXPECT_THAT(MeasurementSummary(Llc()), StartsWith("llc 12.5 ± 0.75 ("));
+  const std::string csv = MeasurementsToCsv({Llc()});
+  EXPECT_EQ(Column(csv, 1, "llc"), "12.5");
+  EXPECT_EQ(Column(csv, 1, "llc_r_hat"), "1.02");
+  EXPECT_EQ(Column(csv, 1, "llc_warnings"), "1");
+}
+
+TEST(LlcFormatTest, TracesCsvHasARowPerChainAndStoredDraw) {
+  const std::string csv = LlcTracesToCsv({Llc(), Sharpness()});
+  std::vector<std::string> lines =
+      absl::StrSplit(csv, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 1u + 2 * 3);
+  EXPECT_EQ(lines[0],
+            "name,step,kind,cell,chain,draw,loss,llc_running_mean,distance,"
+            "chain_diverged");
+  EXPECT_EQ(lines[1],
+            "runs/r/checkpoints/300/measurements/l1,300,llc,,0,0,0.5,12,0,"
+            "false");
+  // The stride turns the third stored point into draw 4.
+  EXPECT_EQ(lines[6],
+            "runs/r/checkpoints/300/measurements/l1,300,llc,,1,4,1.75,13,0.5,"
+            "true");
+}
+
+TEST(LlcFormatTest, TheCalibrationGridMarksTheRecommendedCell) {
+  v1::Measurement m;
+  m.set_name("runs/r/checkpoints/300/measurements/c1");
+  m.mutable_spec()->mutable_llc_calibration();
+  m.set_state(v1::Measurement::SUCCEEDED);
+  v1::LlcCalibrationResult* r = m.mutable_llc_calibration();
+  for (double eps : {1e-5, 1e-4}) {
+    v1::LlcCalibrationCell* cell = r->add_cells();
+    cell->set_step_size(eps);
+    cell->set_localization(100);
+    cell->set_n_beta(3.5);
+    cell->mutable_result()->set_llc_mean(eps == 1e-4 ? 9 : 8.5);
+    cell->mutable_result()->add_chains();
+    v1::LlcChain* traced = cell->mutable_result()->mutable_chains(0);
+    traced->add_loss_trace(0.5);
+  }
+  r->mutable_cells(0)->set_rejection("a larger step size is on the plateau");
+  r->set_recommended(1);
+  r->set_reason("the largest step size on the plateau");
+  const std::string table = MeasurementsToTable({m});
+  std::vector<std::string> lines = absl::StrSplit(table, '\n');
+  const auto line_of = [&lines](const std::string& text) {
+    for (const std::string& line : lines) {
+      if (line.find(text) != std::string::npos) return line;
+    }
+    return std::string();
+  };
+  EXPECT_THAT(line_of("8.5 ±"), StartsWith("    1e-05"));
+  EXPECT_THAT(line_of("8.5 ±"), HasSubstr("a larger step size"));
+  EXPECT_THAT(line_of("9 ±"), StartsWith("  * 0.0001"));
+  EXPECT_THAT(table,
+              HasSubstr("* recommended: the largest step size on the plateau"));
+  EXPECT_THAT(table, HasSubstr("recommended eps 0.0001, gamma 100"));
+  r->set_recommended(-1);
+  EXPECT_THAT(MeasurementsToTable({m}), HasSubstr("WARNING: the largest"));
+  // Each cell's traces, with the cell's index.
+  EXPECT_THAT(LlcTracesToCsv({m}),
+              HasSubstr("c1,300,llc_calibration,1,0,0,0.5,,,false"));
+}
+
 }  // namespace
 }  // namespace curvd::client

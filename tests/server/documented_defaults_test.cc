@@ -10,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "core/api/measurement.h"
 #include "core/api/option_limits.h"
@@ -80,6 +81,13 @@ TEST(DocumentedDefaultsTest, ProtoCommentsCiteCoresDefaultsAndBounds) {
   const core::HutchppOptions hutchpp;
   const core::PowerIterationOptions power;
   const core::LossSliceOptions slice;
+  const core::LlcOptions llc;
+  const core::LlcCalibrationOptions calibration;
+  const auto axis = [](const std::vector<double>& values) {
+    std::vector<std::string> numbers;
+    for (double x : values) numbers.push_back(Number(x));
+    return absl::StrCat("default ", absl::StrJoin(numbers, ", "));
+  };
   const RequestLimits caps;
   const core::ObjectiveOptions objective;
   const std::vector<Documented> documented = {
@@ -161,6 +169,40 @@ TEST(DocumentedDefaultsTest, ProtoCommentsCiteCoresDefaultsAndBounds) {
       {"LossSliceSpec",
        "points",
        {Default(slice.points), Range(1, limits::kMaxSlicePoints)}},
+      {"LlcSpec", "step_size", {Default(llc.step_size)}},
+      {"LlcSpec", "localization", {Default(llc.localization)}},
+      {"LlcSpec", "prior_precision", {Default(llc.prior_precision)}},
+      {"LlcSpec", "n_beta_convention", {"unset: dataset"}},
+      {"LlcSpec", "chains",
+       {Default(llc.chains), Range(1, limits::kMaxLlcChains)}},
+      {"LlcSpec", "draws",
+       {Default(llc.draws), Range(1, limits::kMaxLlcDraws)}},
+      {"LlcSpec", "burn_in",
+       {Default(llc.burn_in), Range(0, limits::kMaxLlcBurnIn)}},
+      {"LlcSpec", "steps_between_draws",
+       {Default(llc.steps_between_draws),
+        Range(1, limits::kMaxLlcStepsBetweenDraws)}},
+      {"LlcSpec", "batch_size", {Default(static_cast<double>(llc.batch_size))}},
+      {"LlcSpec", "full_loss_every", {Default(llc.full_loss_every)}},
+      {"LlcSpec", "divergence_factor",
+       {Default(llc.divergence_factor),
+        absl::StrCat("max(l(w*), ", Number(core::kLlcDivergenceFloor), ")")}},
+      {"LlcSpec", "rmsprop_alpha", {Default(llc.rmsprop_alpha)}},
+      {"LlcSpec", "rmsprop_epsilon", {Default(llc.rmsprop_epsilon)}},
+      {"LlcSpec", "sgnht_diffusion", {Default(llc.sgnht_diffusion)}},
+      {"LlcSpec", "trace_cap",
+       {Default(llc.trace_cap),
+        Range(limits::kMinLlcTraceCap, limits::kMaxLlcTraceCap)}},
+      {"LlcCalibrationSpec", "base",
+       {absl::StrCat("draws ", Default(calibration.base.draws)),
+        absl::StrCat("burn_in ", Default(calibration.base.burn_in))}},
+      {"LlcCalibrationSpec", "step_sizes", {axis(calibration.step_sizes)}},
+      {"LlcCalibrationSpec", "localizations",
+       {axis(calibration.localizations)}},
+      {"LlcCalibrationSpec", "n_betas",
+       {absl::StrCat("at most ", limits::kMaxLlcCalibrationCells, " cells")}},
+      {"LlcResult", "warnings",
+       {absl::StrCat("r-hat above ", Number(core::kLlcMaxRHat))}},
       {"LossSliceSpec",
        "t_min",
        {absl::StrCat("[", Number(slice.t_min), ", ", Number(slice.t_max),

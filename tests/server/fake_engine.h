@@ -3,7 +3,9 @@
 #ifndef CURVD_TESTS_SERVER_FAKE_ENGINE_H_
 #define CURVD_TESTS_SERVER_FAKE_ENGINE_H_
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -60,7 +62,10 @@ class FakeEngineControl {
 // 0.5 over min_probes probes; Hutch++ 42 +- 0.25; tr(H^3) 1000 +- 5; a
 // two-run density on [-1, 11]; an exact Hessian with eigenvalues -1, 0, 10;
 // power iteration 10 - i; a loss slice of 0.25 + t^2 over the requested
-// points.
+// points; an LLC of 5 +- 0.5 (chain i at 4.5 + i / (chains - 1)) with
+// n_beta resolved for n = kFakeSamples and a loss trace per chain; a
+// calibration grid whose cells have lambda_hat 5 and recommend the largest
+// step size at the first localization (none for a single step size).
 inline void FakeResult(core::SharpnessMethod& m) {
   for (int i = 0; i < m.options.top_k; ++i) {
     m.result.top.push_back({10.0 - i, 1e-9, true});
@@ -149,6 +154,83 @@ inline void FakeResult(core::LossSliceMethod& m) {
   m.result.direction_curvature = 10;
 }
 
+// The shard's size the fake engine reports (MeasurementResult::num_samples).
+inline constexpr int64_t kFakeSamples = 8;
+
+inline core::LlcResult FakeLlc(const core::LlcOptions& o) {
+  core::LlcResult r;
+  r.num_samples = kFakeSamples;
+  r.batch_size = std::min<int64_t>(o.batch_size, kFakeSamples);
+  const double n = o.n_beta_convention == core::NBetaConvention::kBatch
+                       ? static_cast<double>(r.batch_size)
+                       : static_cast<double>(kFakeSamples);
+  r.n_beta = o.n_beta_convention == core::NBetaConvention::kGiven
+                 ? o.n_beta
+                 : n / std::log(n);
+  r.initial_loss = 0.25;
+  const int draws = std::min(o.draws, o.trace_cap);
+  for (int i = 0; i < o.chains; ++i) {
+    core::LlcChain chain;
+    chain.llc = o.chains == 1 ? 5.0 : 4.5 + static_cast<double>(i) / (o.chains - 1);
+    for (int d = 0; d < draws; ++d) {
+      chain.loss_trace.push_back(r.initial_loss + chain.llc / r.n_beta);
+      chain.llc_running_mean.push_back(chain.llc);
+      chain.distance_trace.push_back(0.1);
+    }
+    if (o.sampler == core::LlcSampler::kMala) chain.acceptance_rate = 0.6;
+    if (o.sampler == core::LlcSampler::kSgnht) chain.kinetic_temperature = 1;
+    r.chains.push_back(std::move(chain));
+  }
+  r.llc_mean = 5;
+  r.llc_std = o.chains == 1 ? 0 : 0.5;
+  r.llc_standard_error = r.llc_std / std::sqrt(static_cast<double>(o.chains));
+  r.trace_stride = 1;
+  if (o.chains >= 2 && draws >= 4) {
+    r.r_hat = 1.01;
+    r.effective_sample_size = 0.5 * o.chains * draws;
+  }
+  if (o.n_beta_convention == core::NBetaConvention::kDataset) {
+    r.wbic = kFakeSamples * (r.initial_loss + r.llc_mean / r.n_beta);
+  }
+  if (o.sampler == core::LlcSampler::kMala) r.acceptance_rate = 0.6;
+  r.divergence_threshold = o.divergence_factor * 0.25;
+  r.steps = o.burn_in + static_cast<int64_t>(o.draws) * o.steps_between_draws;
+  return r;
+}
+
+inline void FakeResult(core::LlcMethod& m) {
+  m.result = FakeLlc(m.options);
+  m.options.n_beta = m.result.n_beta;  // as the engine's plan runner does
+}
+
+inline void FakeResult(core::LlcCalibrationMethod& m) {
+  const core::LlcCalibrationOptions& o = m.options;
+  for (double localization : o.localizations) {
+    for (double step_size : o.step_sizes) {
+      core::LlcCalibrationCell cell;
+      cell.step_size = step_size;
+      cell.localization = localization;
+      cell.result = FakeLlc(o.base);
+      cell.n_beta = cell.result.n_beta;
+      m.result.cells.push_back(std::move(cell));
+    }
+  }
+  // The largest step size of the first localization; none on a grid of one
+  // step size, where no cell has a smaller neighbour to form a plateau with.
+  m.result.recommended = static_cast<int>(o.step_sizes.size()) - 1;
+  if (o.step_sizes.size() < 2) {
+    m.result.recommended = -1;
+    m.result.reason = "no plateau: one step size";
+    return;
+  }
+  for (size_t i = 0; i < m.result.cells.size(); ++i) {
+    if (static_cast<int>(i) != m.result.recommended) {
+      m.result.cells[i].rejection = "a larger step size is on the plateau";
+    }
+  }
+  m.result.reason = "the largest step size on the plateau";
+}
+
 // The request's methods with FakeResult's results.
 inline std::vector<core::Method> FakeResults(
     const core::MeasurementRequest& request) {
@@ -199,7 +281,7 @@ class FakeEngine : public core::Engine {
     result.block_parameters = request.block.names;
     result.hvps = 7;
     result.loss = 0.25;
-    result.num_samples = 8;
+    result.num_samples = kFakeSamples;
     result.num_parameters = 21;
     result.compute_seconds = 0.001;
     result.device = device_;
