@@ -8,7 +8,10 @@
 //            top-k to the manifest's relative residual and Hutchinson with a
 //            fixed number of probes through core::Engine::Measure (what a
 //            device worker runs, model and shard already cached on the device);
-//   gRPC     the same two measurements through a curvd server started in this
+//            where the manifest gives the workload an LLC run, SGLD llc
+//            measurements with one chain and with the run's chains;
+//   gRPC     the same two measurements (and the multi-chain llc one) through
+//            a curvd server started in this
 //            process on a loopback port, created and awaited with the C++
 //            client (file:// URIs under the export directory, nothing
 //            uploaded), timed from CreateMeasurement to the terminal state;
@@ -30,6 +33,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -115,6 +119,20 @@ struct Settings {
   double tolerance = 1e-4;
   int max_iterations = 300;
   int probes = 100;
+  // The LLC rows' SGLD (n_beta: the batch convention, B / ln B).
+  double llc_step_size = 1e-5;
+  double llc_localization = 100;
+  uint64_t llc_seed = 9;
+};
+
+// A workload's LLC run (manifest.json's "llc"); n_beta is Python's B / ln B,
+// which curvd's batch convention must reproduce.
+struct LlcRun {
+  int chains = 0;
+  int draws = 0;
+  int burn_in = 0;
+  int64_t batch_size = 0;
+  double n_beta = 0;
 };
 
 struct WorkloadSpec {
@@ -123,6 +141,7 @@ struct WorkloadSpec {
   std::string archive;
   std::string shard;
   int64_t micro_batch_size = 0;
+  std::optional<LlcRun> llc;  // none: no LLC rows
 };
 
 class Timer {
@@ -289,6 +308,25 @@ core::MeasurementRequest HutchppRequest(const WorkloadSpec& w, int hvps) {
   return r;
 }
 
+// An SGLD llc measurement of the workload's LLC run with `chains` chains, at
+// the manifest's step size, localization and seed, n_beta by the batch
+// convention.
+core::MeasurementRequest LlcRequest(const WorkloadSpec& w, const Settings& s,
+                                    int chains) {
+  core::MeasurementRequest r = BaseRequest(w);
+  core::LlcOptions& llc = r.Add<core::LlcMethod>().options;
+  llc.sampler = core::LlcSampler::kSgld;
+  llc.step_size = s.llc_step_size;
+  llc.localization = s.llc_localization;
+  llc.n_beta_convention = core::NBetaConvention::kBatch;
+  llc.chains = chains;
+  llc.draws = w.llc->draws;
+  llc.burn_in = w.llc->burn_in;
+  llc.batch_size = w.llc->batch_size;
+  llc.seed = s.llc_seed;
+  return r;
+}
+
 // The proto spec of `r` on the workload's shard: the server's effective spec
 // of it, so that the gRPC path runs exactly what the engine ran.
 v1::MeasurementSpec SpecOf(const WorkloadSpec& w,
@@ -440,6 +478,91 @@ absl::Status BenchTraceEstimators(const Context& ctx, const WorkloadSpec& w,
   return absl::OkStatus();
 }
 
+// What the LLC rows keep of an llc result, engine's or gRPC's.
+struct LlcSummary {
+  int chains = 0;
+  int64_t steps = 0;  // per chain
+  double llc_mean = 0;
+  double llc_standard_error = 0;
+  double n_beta = 0;
+  int64_t batch_size = 0;
+  int chains_diverged = 0;
+};
+
+LlcSummary SummaryOf(const core::LlcResult& r) {
+  return {static_cast<int>(r.chains.size()), r.steps, r.llc_mean,
+          r.llc_standard_error, r.n_beta, r.batch_size, r.chains_diverged};
+}
+
+LlcSummary SummaryOf(const v1::LlcResult& r) {
+  return {r.chains_size(),          r.steps(),      r.llc_mean(),
+          r.llc_standard_error(),   r.n_beta(),     r.batch_size(),
+          r.chains_diverged()};
+}
+
+// `timing` (a Timer record of the whole measurement) with the summary and the
+// rates: one chain's step time (median / steps) and the steps per second of
+// all chains together (chains x steps / median).
+json LlcJson(json timing, const LlcSummary& s, double compute_seconds) {
+  const double seconds = timing["median_ms"].get<double>() / 1e3;
+  timing["chains"] = s.chains;
+  timing["steps"] = s.steps;
+  timing["step_ms"] = 1e3 * seconds / static_cast<double>(s.steps);
+  timing["steps_per_second"] =
+      static_cast<double>(s.chains * s.steps) / seconds;
+  timing["llc"] = s.llc_mean;
+  timing["llc_standard_error"] = s.llc_standard_error;
+  timing["n_beta"] = s.n_beta;
+  timing["batch_size"] = s.batch_size;
+  timing["chains_diverged"] = s.chains_diverged;
+  timing["compute_seconds"] = compute_seconds;
+  return timing;
+}
+
+// The workload's LLC run through Engine::Measure, model and shard cached:
+// with one chain (llc_engine_one_chain) and with the run's chains
+// (llc_engine).
+absl::Status BenchLlcEngine(const Context& ctx, const WorkloadSpec& w,
+                            json& out) {
+  for (const auto& [key, chains] :
+       {std::pair<const char*, int>{"llc_engine_one_chain", 1},
+        std::pair<const char*, int>{"llc_engine", w.llc->chains}}) {
+    const core::MeasurementRequest request =
+        LlcRequest(w, ctx.settings, chains);
+    core::MeasurementResult result;
+    auto run = [&]() -> absl::Status {
+      CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, request));
+      return absl::OkStatus();
+    };
+    CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run, ctx.slow));
+    out[key] = LlcJson(std::move(timing), SummaryOf(Of<core::LlcMethod>(result)),
+                       result.compute_seconds);
+  }
+  return absl::OkStatus();
+}
+
+// Whether every llc row's estimate and standard error are finite (NaN turns
+// into null in the JSON), and whether the engine, gRPC and Python (the
+// manifest) agree on n_beta to 1e-12.
+json LlcCheck(const WorkloadSpec& w, const json& out) {
+  bool finite = true;
+  bool agree = true;
+  json n_betas{{"manifest", w.llc->n_beta}};
+  for (const char* key : {"llc_engine_one_chain", "llc_engine", "llc_grpc"}) {
+    if (!out.contains(key)) continue;
+    const json& row = out[key];
+    finite = finite && row["llc"].is_number() &&
+             std::isfinite(row["llc"].get<double>()) &&
+             row["llc_standard_error"].is_number() &&
+             std::isfinite(row["llc_standard_error"].get<double>());
+    const double n_beta = row["n_beta"].get<double>();
+    n_betas[key] = n_beta;
+    agree = agree &&
+            std::abs(n_beta - w.llc->n_beta) <= 1e-12 * std::abs(w.llc->n_beta);
+  }
+  return json{{"finite", finite}, {"n_beta", n_betas}, {"n_beta_agree", agree}};
+}
+
 // Lanczos, the trace estimators and SLQ through Engine::Measure, model and
 // shard cached.
 absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
@@ -473,6 +596,7 @@ absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
                                                 : Of<core::SpectralDensityMethod>(result).runs[0].steps;
   timing["compute_seconds"] = result.compute_seconds;
   out["slq_engine"] = timing;
+  if (w.llc) CURVD_RETURN_IF_ERROR(BenchLlcEngine(ctx, w, out));
   return absl::OkStatus();
 }
 
@@ -551,6 +675,18 @@ absl::Status BenchGrpc(const Context& ctx, const WorkloadSpec& w, json& out) {
   timing["hvps"] = m.diagnostics().hvps();
   timing["compute_seconds"] = ComputeSeconds(m);
   out["hutchinson_grpc"] = timing;
+
+  if (!w.llc) return absl::OkStatus();
+  // The engine's multi-chain llc request (llc_engine) as a measurement.
+  const v1::MeasurementSpec llc =
+      SpecOf(w, LlcRequest(w, ctx.settings, w.llc->chains));
+  auto run_llc = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(m, MeasureOverGrpc(client, created.name(), llc));
+    return absl::OkStatus();
+  };
+  CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_llc, ctx.slow));
+  out["llc_grpc"] = LlcJson(std::move(timing), SummaryOf(m.llc()),
+                            ComputeSeconds(m));
   return absl::OkStatus();
 }
 
@@ -638,6 +774,7 @@ absl::Status RunWorkload(const Context& ctx, const WorkloadSpec& w, json& out) {
       CURVD_RETURN_IF_ERROR(
           step("gRPC", [&] { return BenchGrpc(ctx, w, out); }));
     }
+    if (w.llc) out["llc_check"] = LlcCheck(w, out);
     CURVD_RETURN_IF_ERROR(
         step("float64 reference", [&] { return BenchReference(ctx, w, out); }));
   }
@@ -664,6 +801,10 @@ absl::Status Main() {
   settings.max_iterations =
       s.value("lanczos_max_iterations", settings.max_iterations);
   settings.probes = s.value("hutchinson_probes", settings.probes);
+  settings.llc_step_size = s.value("llc_step_size", settings.llc_step_size);
+  settings.llc_localization =
+      s.value("llc_localization", settings.llc_localization);
+  settings.llc_seed = s.value("llc_seed", settings.llc_seed);
 
   std::string device = absl::GetFlag(FLAGS_device);
   if (device == "auto") {
@@ -736,7 +877,11 @@ absl::Status Main() {
                 {{"lanczos_top_k", settings.top_k},
                  {"lanczos_relative_tolerance", settings.tolerance},
                  {"lanczos_max_iterations", settings.max_iterations},
-                 {"hutchinson_probes", settings.probes}}},
+                 {"hutchinson_probes", settings.probes},
+                 {"llc_step_size", settings.llc_step_size},
+                 {"llc_localization", settings.llc_localization},
+                 {"llc_n_beta_convention", "batch"},
+                 {"llc_seed", settings.llc_seed}}},
                {"workloads", json::object()}};
   absl::Status first_error;
   for (const json& entry : manifest["workloads"]) {
@@ -750,6 +895,13 @@ absl::Status Main() {
     w.archive = entry.at("archive").get<std::string>();
     w.shard = entry.at("shard").get<std::string>();
     w.micro_batch_size = entry.value("micro_batch_size", int64_t{0});
+    if (entry.contains("llc") && entry["llc"].is_object()) {
+      const json& l = entry["llc"];
+      w.llc = LlcRun{l.at("chains").get<int>(), l.at("draws").get<int>(),
+                     l.at("burn_in").get<int>(),
+                     l.at("batch_size").get<int64_t>(),
+                     l.at("n_beta").get<double>()};
+    }
     json out;
     absl::Status status = RunWorkload(ctx, w, out);
     if (!status.ok()) {

@@ -7,7 +7,10 @@ full-shard Hessian-vector product by double backward, 100 HVPs (the cost of 100
 Hutchinson probes without graph reuse), and Lanczos for the top 5 eigenvalues to
 relative residual 1e-4 with full reorthogonalisation (the same algorithm and
 stopping rule as curvd's). Micro-batches are weighted by their size, so every
-quantity is that of the whole shard.
+quantity is that of the whole shard. For the LLC (issue 12), on the workloads
+with an LLC run in the manifest: one forward and backward of a sampler batch,
+and one chain of SGLD as a Python loop (devinterp's update, per parameter
+tensor, loss.item() every step) for as many steps as curvd's chains take.
 
 Method: CUDA synchronisation around every timed region (perf_counter between
 two torch.cuda.synchronize()), warm-up runs first, the median of repeats. TF32
@@ -94,10 +97,10 @@ class Problem:
         self.numels = [p.numel() for p in self.params]
         self.n = sum(self.numels)
         self.device = device
-        inputs = w.inputs.to(device)
-        targets = w.targets.to(device)
+        self.inputs = w.inputs.to(device)
+        self.targets = w.targets.to(device)
         total = w.num_samples
-        self.batches = [(inputs[s:s + c], targets[s:s + c], c / total)
+        self.batches = [(self.inputs[s:s + c], self.targets[s:s + c], c / total)
                         for s, c in w.batches()]
 
     def _flat(self, parts) -> torch.Tensor:
@@ -137,6 +140,87 @@ def hutchinson_hvps(problem: Problem, probes: int, seed: int) -> float:
                           device=problem.device).to(torch.float32) * 2 - 1
         acc += torch.dot(v, problem.hvp(v))
     return acc.item() / probes
+
+
+def forward_backward(problem: Problem, inputs: torch.Tensor,
+                     targets: torch.Tensor):
+    """One plain forward and backward of a batch: the gradients of its mean
+    loss by torch.autograd.grad (what one chain's sampler step computes)."""
+    return torch.autograd.grad(
+        F.cross_entropy(problem.model(inputs), targets), problem.params)
+
+
+def sgld_chain(problem: Problem, run: Dict, step_size: float,
+               localization: float, seed: int) -> List[float]:
+    """One chain of SGLD from the model's parameters w*, as a Python loop the
+    way researchers write it (devinterp's SGLD): per step the next batch of a
+    shuffled epoch (drop_last, data already on the device), loss.backward(),
+    then per parameter tensor w <- w - (eps/2)(n_beta g + gamma (w - w*))
+    + N(0, eps I), and loss.item() recorded. burn_in + draws steps; the
+    parameters are w* again on return. Returns the step losses."""
+    device = problem.device
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    params = problem.params
+    center = [p.detach().clone() for p in params]
+    n, batch = problem.inputs.shape[0], run["batch_size"]
+    n_beta, noise_scale = run["n_beta"], step_size ** 0.5
+    order, position = torch.randperm(n, generator=g, device=device), 0
+    losses: List[float] = []
+    try:
+        for _ in range(run["burn_in"] + run["draws"]):
+            if position + batch > n:
+                order, position = torch.randperm(n, generator=g, device=device), 0
+            take = order[position:position + batch]
+            position += batch
+            for p in params:
+                p.grad = None
+            loss = F.cross_entropy(problem.model(problem.inputs[take]),
+                                   problem.targets[take])
+            loss.backward()
+            with torch.no_grad():
+                for p, c in zip(params, center):
+                    dw = p.grad * n_beta
+                    dw.add_(p - c, alpha=localization)
+                    p.add_(dw, alpha=-0.5 * step_size)
+                    p.add_(torch.randn(p.shape, generator=g, device=device),
+                           alpha=noise_scale)
+            losses.append(loss.item())
+    finally:
+        with torch.no_grad():
+            for p, c in zip(params, center):
+                p.copy_(c)
+                p.grad = None
+    return losses
+
+
+def time_llc(problem: Problem, run: Dict, settings: Dict, timer: Timer,
+             quick: Dict, slow: Dict) -> Dict:
+    """The PyTorch side of the LLC rows: one forward and backward of a batch
+    of run["batch_size"] samples, and one SGLD chain (sgld_chain) of curvd's
+    steps, with its steps per second and its estimate n_beta (mean of the
+    step losses - L(w*)); `run` (the manifest's) recorded beside them."""
+    g = torch.Generator()
+    g.manual_seed(settings["llc_seed"])
+    take = torch.randperm(problem.inputs.shape[0], generator=g)[:run["batch_size"]]
+    take = take.to(problem.device)
+    x, y = problem.inputs[take], problem.targets[take]
+    fwd_bwd = timer(lambda: forward_backward(problem, x, y), **quick)
+    fwd_bwd.pop("result")
+    chain = timer(lambda: sgld_chain(problem, run, settings["llc_step_size"],
+                                     settings["llc_localization"],
+                                     settings["llc_seed"]), **slow)
+    losses = chain.pop("result")
+    steps = run["burn_in"] + run["draws"]
+    draws = losses[run["burn_in"]:]
+    chain.update({
+        "chains": 1, "steps": steps, "burn_in": run["burn_in"],
+        "batch_size": run["batch_size"], "n_beta": run["n_beta"],
+        "step_ms": chain["median_ms"] / steps,
+        "steps_per_second": steps / (chain["median_ms"] / 1e3),
+        "llc": run["n_beta"] * (sum(draws) / len(draws) - problem.loss()),
+    })
+    return {"run": run, "forward_backward": fwd_bwd, "sgld": chain}
 
 
 def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], n: int,
@@ -272,6 +356,10 @@ def main() -> int:
         r["lanczos"] = lz
         for key in ("gradient", "hvp"):
             r[key].pop("result")
+        llc_run = next(e["llc"] for e in manifest["workloads"]
+                       if e["name"] == w.name)
+        if llc_run:
+            r["llc"] = time_llc(problem, llc_run, settings, timer, quick, slow)
         r["wall_s"] = time.perf_counter() - t_start
         results["workloads"][w.name] = r
         # Written after every workload, so that a timeout keeps what ran.
@@ -283,6 +371,13 @@ def main() -> int:
               f"{settings['lanczos_top_k']} {lz['median_ms']:.1f} ms in "
               f"{lz['hvps']} HVPs (converged={lz['converged']}), "
               f"top {lz['values'][:1]}; {r['wall_s']:.1f} s", flush=True)
+        if "llc" in r:
+            fb, chain = r["llc"]["forward_backward"], r["llc"]["sgld"]
+            print(f"[baseline] {w.name}: LLC batch {chain['batch_size']}: "
+                  f"forward+backward {fb['median_ms']:.2f} ms, SGLD chain "
+                  f"{chain['steps']} steps {chain['median_ms']:.1f} ms "
+                  f"({chain['steps_per_second']:.0f} steps/s), llc "
+                  f"{chain['llc']:.4g}", flush=True)
         del problem
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Prints the benchmark table of issue 4 from baseline.json (plain PyTorch) and
-curvd.json (curvd_bench), and checks the issue's targets.
+curvd.json (curvd_bench), and checks the issue's targets (issues 4, 5 and 12's
+LLC speed).
 
 Usage: report.py --baseline DIR/baseline.json --curvd DIR/curvd.json
                  [--markdown OUT.md] [--summary OUT.json] [--smoke]
@@ -25,6 +26,12 @@ GRPC_RATIO, GRPC_EXTRA_MS = 1.05, 20.0
 # the same network on Fashion-MNIST after some training).
 SLQ_RATIO, SLQ_WORKLOADS = 1.15, ("W1", "W2")
 HUTCHPP_WORKLOADS = ("W1", "W1F")
+# Issue 12: one chain's sampler step against one plain forward+backward of the
+# same batch; steps per second of the multi-chain run (4 chains) against the
+# plain-PyTorch single-chain loop on these workloads; gRPC against the engine.
+LLC_STEP_RATIO = 1.15
+LLC_CHAINS_RATIO, LLC_CHAINS_WORKLOADS = 3.0, ("W1", "W3")
+LLC_GRPC_RATIO = 1.05
 # Correctness: float32 against float64 and against Python's float32.
 EIGEN_TOLERANCE = 1e-3
 VECTOR_TOLERANCE = 1e-4  # TF32 on one side shows as ~1e-3
@@ -61,6 +68,100 @@ def max_rel_diff(x: List[float], ref: List[float]) -> Optional[float]:
     return max(abs(a - b) / max(abs(b), floor) for a, b in zip(x, ref))
 
 
+def llc_row(name: str, p: Dict, c: Dict, targets: List, checks: List) -> Dict:
+    """The LLC numbers of workload `name` (p: baseline.json's, c: curvd.json's
+    record of it); appends the LLC targets to `targets` and the LLC checks to
+    `checks`."""
+    fb, loop = get(p, "llc", "forward_backward"), get(p, "llc", "sgld")
+    one, multi, grpc = (get(c, "llc_engine_one_chain"), get(c, "llc_engine"),
+                        get(c, "llc_grpc"))
+    r = {"workload": name,
+         "chains": get(multi, "chains", default=get(p, "llc", "run", "chains")),
+         "steps": get(multi, "steps", default=get(loop, "steps")),
+         "batch_size": get(multi, "batch_size", default=get(loop, "batch_size")),
+         "forward_backward_ms": get(fb, "median_ms"),
+         "pytorch_loop_ms": get(loop, "median_ms"),
+         "pytorch_steps_per_second": get(loop, "steps_per_second"),
+         "pytorch_llc": get(loop, "llc"),
+         "engine_one_chain_ms": get(one, "median_ms"),
+         "engine_step_ms": get(one, "step_ms"),
+         "engine_ms": get(multi, "median_ms"),
+         "engine_steps_per_second": get(multi, "steps_per_second"),
+         "engine_llc": get(multi, "llc"),
+         "grpc_ms": get(grpc, "median_ms"),
+         "grpc_compute_ms": None if get(grpc, "compute_seconds") is None
+         else 1e3 * get(grpc, "compute_seconds"),
+         "grpc_llc": get(grpc, "llc")}
+    r["step_over_forward_backward"] = ratio(r["engine_step_ms"],
+                                            r["forward_backward_ms"])
+    r["chains_over_pytorch"] = ratio(r["engine_steps_per_second"],
+                                     r["pytorch_steps_per_second"])
+    r["grpc_over_engine"] = ratio(r["grpc_ms"], r["engine_ms"])
+
+    x = r["step_over_forward_backward"]
+    targets.append((f"LLC one chain's step ≤ {LLC_STEP_RATIO}× one plain "
+                    "forward+backward", name,
+                    "—" if x is None else f"{r['engine_step_ms']:.3g} ms against "
+                    f"{r['forward_backward_ms']:.3g} ms: {fmt_ratio(x)}",
+                    None if x is None else x <= LLC_STEP_RATIO))
+    if name in LLC_CHAINS_WORKLOADS:
+        x = r["chains_over_pytorch"]
+        floor = (None if r["pytorch_steps_per_second"] is None
+                 else LLC_CHAINS_RATIO * r["pytorch_steps_per_second"])
+        targets.append((f"LLC {r['chains']} chains' steps/s ≥ "
+                        f"{LLC_CHAINS_RATIO:g}× PyTorch's single-chain loop",
+                        name, "—" if x is None else
+                        f"{r['engine_steps_per_second']:.0f} steps/s, floor "
+                        f"{floor:.0f}: {fmt_ratio(x)}",
+                        None if x is None else x >= LLC_CHAINS_RATIO))
+    x = r["grpc_over_engine"]
+    targets.append((f"LLC gRPC ≤ {LLC_GRPC_RATIO}× engine", name,
+                    "—" if x is None else f"{r['grpc_ms']:.1f} ms against "
+                    f"{r['engine_ms']:.1f} ms: {fmt_ratio(x)}",
+                    None if x is None else x <= LLC_GRPC_RATIO))
+
+    check = get(c, "llc_check")
+    diverged = sum(get(row, "chains_diverged", default=0) or 0
+                   for row in (one, multi, grpc))
+    ok = None if check is None else bool(check.get("finite")) and diverged == 0
+    checks.append(("LLC λ̂ and SE finite (engine 1 and C chains, gRPC), no "
+                   "chain diverged", name,
+                   "—" if check is None else
+                   f"finite: {check.get('finite')}, chains diverged: {diverged}",
+                   ok))
+    n_betas = get(check, "n_beta", default={})
+    checks.append(("LLC n_beta: engine, gRPC = PyTorch's B / ln B", name,
+                   ", ".join(f"{k} {v:.10g}" for k, v in n_betas.items()) or "—",
+                   None if check is None else bool(check.get("n_beta_agree"))))
+    return r
+
+
+def llc_line(r: Dict) -> str:
+    """One line of the LLC table."""
+    def paired(t, detail):
+        if t is None:
+            return "—"
+        return ms(t) if detail is None else f"{ms(t)} ({detail})"
+
+    def rate(x):
+        return None if x is None else f"{x:.0f}"
+
+    def sub(x):
+        return None if x is None else ms(x)
+
+    llcs = " / ".join("—" if v is None else f"{v:.4g}" for v in
+                      (r["engine_llc"], r["grpc_llc"], r["pytorch_llc"]))
+    return (f"| {r['workload']} | {r['chains']} × {r['steps']}, "
+            f"{r['batch_size']} | {ms(r['forward_backward_ms'])} | "
+            f"{paired(r['pytorch_loop_ms'], rate(r['pytorch_steps_per_second']))} | "
+            f"{paired(r['engine_one_chain_ms'], sub(r['engine_step_ms']))} | "
+            f"{fmt_ratio(r['step_over_forward_backward'])} | "
+            f"{paired(r['engine_ms'], rate(r['engine_steps_per_second']))} | "
+            f"{fmt_ratio(r['chains_over_pytorch'])} | "
+            f"{paired(r['grpc_ms'], sub(r['grpc_compute_ms']))} | "
+            f"{fmt_ratio(r['grpc_over_engine'])} | {llcs} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--baseline", required=True)
@@ -79,6 +180,7 @@ def main() -> int:
     targets = []  # (target, workload, value text, pass: True/False/None)
     checks = []
     estimators = []  # one row per workload: the trace estimators side by side
+    llc_rows = []  # one per workload with an LLC run
     broken = []
     probes = get(cv, "settings", "hutchinson_probes", default=100)
     top_k = get(cv, "settings", "lanczos_top_k", default=5)
@@ -164,6 +266,8 @@ def main() -> int:
                             f"± {se_h:.3g} ({n_h} HVPs); the sketch holds "
                             f"{100 * get(hpp, 'sketch_frobenius_fraction', default=0):.1f}%"
                             " of ‖H‖_F²", ok))
+        if get(p, "llc") or get(c, "llc_engine"):
+            llc_rows.append(llc_row(name, p, c, targets, checks))
         for kind in ("lanczos", "hutchinson"):
             e = get(c, f"{kind}_engine", "median_ms")
             g = get(c, f"{kind}_grpc", "median_ms")
@@ -241,6 +345,22 @@ def main() -> int:
                 f"{'—' if share is None else f'{100 * share:.1f}%'} | "
                 f"{'—' if same is None else f'{same:.3g}'} |")
 
+    if llc_rows:
+        lines += ["", "LLC (issue 12), SGLD, burn-in 0: curvd's llc measurements "
+                  "(engine: Engine::Measure; gRPC: create to terminal state) "
+                  "against one plain forward+backward of a batch (the floor of "
+                  "a step) and a plain-PyTorch single-chain Python loop of the "
+                  "same steps. Steps/s = chains × steps / median time.", "",
+                  "| workload | chains × steps, batch | plain fwd+bwd ms "
+                  "| PyTorch loop, 1 chain: ms (steps/s) "
+                  "| engine 1 chain: ms (step ms) | step / fwd+bwd "
+                  "| engine C chains: ms (steps/s) | C-chain steps/s / PyTorch "
+                  "| gRPC C chains: ms (server compute ms) | gRPC/engine "
+                  "| λ̂ engine C / gRPC / PyTorch 1 |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+                  "| ---: | --- |"]
+        lines += [llc_line(r) for r in llc_rows]
+
     def verdict(ok):
         return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
@@ -270,8 +390,8 @@ def main() -> int:
     failed_checks = [c for c in checks if c[3] is False]
     if args.summary:
         with open(args.summary, "w") as f:
-            json.dump({"rows": rows, "targets": targets, "checks": checks,
-                       "errors": broken}, f, indent=2)
+            json.dump({"rows": rows, "llc_rows": llc_rows, "targets": targets,
+                       "checks": checks, "errors": broken}, f, indent=2)
     return 2 if broken or failed_checks else 0
 
 

@@ -28,6 +28,15 @@ LANCZOS_TOP_K = 5
 LANCZOS_TOLERANCE = 1e-4
 LANCZOS_MAX_ITERATIONS = 300
 HUTCHINSON_PROBES = 100
+# The LLC rows (issue 12): SGLD with these settings on both sides, burn-in 0,
+# n_beta = B / ln B (devinterp's convention, B the sampler's batch), and per
+# workload (chains, draws, batch size). Smoke: LLC_SMOKE_DRAWS draws and
+# batches of at most LLC_SMOKE_BATCH, the same chains.
+LLC_STEP_SIZE = 1e-5
+LLC_LOCALIZATION = 100.0
+LLC_SEED = 9
+LLC_RUNS = {"W1": (4, 200, 512), "W2": (2, 100, 256), "W3": (4, 200, 512)}
+LLC_SMOKE_DRAWS, LLC_SMOKE_BATCH = 20, 32
 
 
 @dataclass
@@ -201,6 +210,19 @@ def w3(smoke: bool = False) -> Workload:
         ["token ids are float32 inputs cast to int64 inside the model"])
 
 
+def llc_run(name: str, num_samples: int, smoke: bool) -> Optional[dict]:
+    """The LLC run of workload `name` (None without one): chains, draws,
+    burn-in, the batch min(B, n) and n_beta = B / ln B of that batch."""
+    if name not in LLC_RUNS:
+        return None
+    chains, draws, batch = LLC_RUNS[name]
+    if smoke:
+        draws, batch = LLC_SMOKE_DRAWS, min(batch, LLC_SMOKE_BATCH)
+    batch = min(batch, num_samples)
+    return {"chains": chains, "draws": draws, "burn_in": 0,
+            "batch_size": batch, "n_beta": batch / math.log(batch)}
+
+
 def all_workloads(smoke: bool = False,
                   names: Optional[List[str]] = None) -> List[Workload]:
     out = []
@@ -256,7 +278,8 @@ def to_torchscript(model: torch.nn.Module,
 def export(workloads: List[Workload], out_dir: Path, smoke: bool,
            lanczos_max_iterations: int = LANCZOS_MAX_ITERATIONS,
            probes: int = HUTCHINSON_PROBES) -> dict:
-    """Writes NAME.pt, NAME.safetensors per workload and manifest.json."""
+    """Writes NAME.pt, NAME.safetensors per workload and manifest.json (with
+    each workload's LLC run, null for one without)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = {
         "smoke": smoke,
@@ -266,6 +289,10 @@ def export(workloads: List[Workload], out_dir: Path, smoke: bool,
             "lanczos_relative_tolerance": LANCZOS_TOLERANCE,
             "lanczos_max_iterations": lanczos_max_iterations,
             "hutchinson_probes": probes,
+            "llc_step_size": LLC_STEP_SIZE,
+            "llc_localization": LLC_LOCALIZATION,
+            "llc_n_beta_convention": "batch",
+            "llc_seed": LLC_SEED,
         },
         "workloads": [],
     }
@@ -286,6 +313,7 @@ def export(workloads: List[Workload], out_dir: Path, smoke: bool,
             "num_samples": w.num_samples,
             "num_parameters": w.num_parameters,
             "notes": w.notes,
+            "llc": llc_run(w.name, w.num_samples, smoke),
         })
     with open(out_dir / "manifest.json", "w") as f:
         json.dump(manifest, f, indent=2)
