@@ -490,13 +490,18 @@ struct LlcSummary {
 };
 
 LlcSummary SummaryOf(const core::LlcResult& r) {
-  return {static_cast<int>(r.chains.size()), r.steps, r.llc_mean,
-          r.llc_standard_error, r.n_beta, r.batch_size, r.chains_diverged};
+  return {static_cast<int>(r.chains.size()),
+          r.steps,
+          r.llc_mean,
+          r.llc_standard_error,
+          r.n_beta,
+          r.batch_size,
+          r.chains_diverged};
 }
 
 LlcSummary SummaryOf(const v1::LlcResult& r) {
-  return {r.chains_size(),          r.steps(),      r.llc_mean(),
-          r.llc_standard_error(),   r.n_beta(),     r.batch_size(),
+  return {r.chains_size(),        r.steps(),  r.llc_mean(),
+          r.llc_standard_error(), r.n_beta(), r.batch_size(),
           r.chains_diverged()};
 }
 
@@ -535,8 +540,9 @@ absl::Status BenchLlcEngine(const Context& ctx, const WorkloadSpec& w,
       return absl::OkStatus();
     };
     CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run, ctx.slow));
-    out[key] = LlcJson(std::move(timing), SummaryOf(Of<core::LlcMethod>(result)),
-                       result.compute_seconds);
+    out[key] =
+        LlcJson(std::move(timing), SummaryOf(Of<core::LlcMethod>(result)),
+                result.compute_seconds);
   }
   return absl::OkStatus();
 }
@@ -685,8 +691,8 @@ absl::Status BenchGrpc(const Context& ctx, const WorkloadSpec& w, json& out) {
     return absl::OkStatus();
   };
   CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_llc, ctx.slow));
-  out["llc_grpc"] = LlcJson(std::move(timing), SummaryOf(m.llc()),
-                            ComputeSeconds(m));
+  out["llc_grpc"] =
+      LlcJson(std::move(timing), SummaryOf(m.llc()), ComputeSeconds(m));
   return absl::OkStatus();
 }
 
@@ -897,10 +903,10 @@ absl::Status Main() {
     w.micro_batch_size = entry.value("micro_batch_size", int64_t{0});
     if (entry.contains("llc") && entry["llc"].is_object()) {
       const json& l = entry["llc"];
-      w.llc = LlcRun{l.at("chains").get<int>(), l.at("draws").get<int>(),
-                     l.at("burn_in").get<int>(),
-                     l.at("batch_size").get<int64_t>(),
-                     l.at("n_beta").get<double>()};
+      w.llc =
+          LlcRun{l.at("chains").get<int>(), l.at("draws").get<int>(),
+                 l.at("burn_in").get<int>(), l.at("batch_size").get<int64_t>(),
+                 l.at("n_beta").get<double>()};
     }
     json out;
     absl::Status status = RunWorkload(ctx, w, out);
