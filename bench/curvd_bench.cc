@@ -9,8 +9,10 @@
 //            fixed number of probes through core::Engine::Measure (what a
 //            device worker runs, model and shard already cached on the device);
 //            where the manifest gives the workload an LLC run, SGLD llc
-//            measurements with one chain and with the run's chains;
-//   gRPC     the same two measurements (and the multi-chain llc one) through
+//            measurements with one chain and with the run's chains, and the
+//            same two on the workload's zoo MLP state dict where it has one
+//            (the chains in one batched pass instead of in turn);
+//   gRPC     the same two measurements (and the multi-chain llc ones) through
 //            a curvd server started in this
 //            process on a loopback port, created and awaited with the C++
 //            client (file:// URIs under the export directory, nothing
@@ -142,6 +144,9 @@ struct WorkloadSpec {
   std::string shard;
   int64_t micro_batch_size = 0;
   std::optional<LlcRun> llc;  // none: no LLC rows
+  // The same network as a zoo MLP with its exported state dict (manifest's
+  // "zoo"); none: no zoo LLC rows.
+  std::optional<core::ModelSource> zoo;
 };
 
 class Timer {
@@ -429,14 +434,22 @@ absl::Status BenchObjective(const Context& ctx, const WorkloadSpec& w,
   return absl::OkStatus();
 }
 
+// `request` on `model` and the workload's shard through Engine::Measure.
 absl::StatusOr<core::MeasurementResult> Measure(
-    const Context& ctx, const WorkloadSpec& w,
+    const Context& ctx, const core::ModelSource& model, const WorkloadSpec& w,
     const core::MeasurementRequest& request) {
   // Resolved again for each call, as a device worker resolves each job.
   CURVD_ASSIGN_OR_RETURN(
       core::ShardSpec shard,
       core::ParseShardUri("file://" + w.shard, ctx.data_roots));
-  return ctx.engine.Measure(ModelSourceOf(w), shard, request, core::Progress{});
+  return ctx.engine.Measure(model, shard, request, core::Progress{});
+}
+
+// `request` on the workload's TorchScript archive.
+absl::StatusOr<core::MeasurementResult> Measure(
+    const Context& ctx, const WorkloadSpec& w,
+    const core::MeasurementRequest& request) {
+  return Measure(ctx, ModelSourceOf(w), w, request);
 }
 
 // Hutchinson with the manifest's probes and Hutch++ with half as many HVPs,
@@ -524,37 +537,63 @@ json LlcJson(json timing, const LlcSummary& s, double compute_seconds) {
   return timing;
 }
 
-// The workload's LLC run through Engine::Measure, model and shard cached:
-// with one chain (llc_engine_one_chain) and with the run's chains
-// (llc_engine).
+// The workload's LLC run on `model` through Engine::Measure, model and shard
+// cached (one untimed measurement loads them first): with one chain
+// (PREFIX_engine_one_chain) and with the run's chains (PREFIX_engine), each
+// with the loss at w* on the whole shard.
 absl::Status BenchLlcEngine(const Context& ctx, const WorkloadSpec& w,
-                            json& out) {
-  for (const auto& [key, chains] :
-       {std::pair<const char*, int>{"llc_engine_one_chain", 1},
-        std::pair<const char*, int>{"llc_engine", w.llc->chains}}) {
+                            const core::ModelSource& model,
+                            const std::string& prefix, json& out) {
+  CURVD_RETURN_IF_ERROR(
+      Measure(ctx, model, w,
+              TraceRequest(w, kWarmupProbes, core::Precision::kFloat32))
+          .status());
+  for (const auto& [suffix, chains] :
+       {std::pair<const char*, int>{"_engine_one_chain", 1},
+        std::pair<const char*, int>{"_engine", w.llc->chains}}) {
     const core::MeasurementRequest request =
         LlcRequest(w, ctx.settings, chains);
     core::MeasurementResult result;
     auto run = [&]() -> absl::Status {
-      CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, request));
+      CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, model, w, request));
       return absl::OkStatus();
     };
     CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run, ctx.slow));
-    out[key] =
-        LlcJson(std::move(timing), SummaryOf(Of<core::LlcMethod>(result)),
-                result.compute_seconds);
+    json& row = out[prefix + suffix];
+    row = LlcJson(std::move(timing), SummaryOf(Of<core::LlcMethod>(result)),
+                  result.compute_seconds);
+    row["loss"] = result.loss;
   }
   return absl::OkStatus();
 }
 
-// Whether every llc row's estimate and standard error are finite (NaN turns
-// into null in the JSON), and whether the engine, gRPC and Python (the
+// The zoo model's loss at w* against the TorchScript archive's (the same
+// weights, so the same function): relative difference of the C-chain rows'
+// losses, agreeing within kZooLossTolerance.
+constexpr double kZooLossTolerance = 1e-6;
+
+json ZooLossCheck(const json& out) {
+  const double archive = out["llc_engine"]["loss"].get<double>();
+  const double zoo = out["llc_zoo_engine"]["loss"].get<double>();
+  const double rel_diff = std::abs(zoo - archive) / std::abs(archive);
+  return json{{"torchscript", archive},
+              {"zoo", zoo},
+              {"rel_diff", rel_diff},
+              {"tolerance", kZooLossTolerance},
+              {"agree", rel_diff <= kZooLossTolerance}};
+}
+
+// Whether every llc row of PREFIX (PREFIX_engine_one_chain, PREFIX_engine,
+// PREFIX_grpc; those present) has a finite estimate and standard error (NaN
+// turns into null in the JSON), and whether the engine, gRPC and Python (the
 // manifest) agree on n_beta to 1e-12.
-json LlcCheck(const WorkloadSpec& w, const json& out) {
+json LlcCheck(const WorkloadSpec& w, const json& out,
+              const std::string& prefix) {
   bool finite = true;
   bool agree = true;
   json n_betas{{"manifest", w.llc->n_beta}};
-  for (const char* key : {"llc_engine_one_chain", "llc_engine", "llc_grpc"}) {
+  for (const std::string& key :
+       {prefix + "_engine_one_chain", prefix + "_engine", prefix + "_grpc"}) {
     if (!out.contains(key)) continue;
     const json& row = out[key];
     finite = finite && row["llc"].is_number() &&
@@ -602,7 +641,12 @@ absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
                                                 : Of<core::SpectralDensityMethod>(result).runs[0].steps;
   timing["compute_seconds"] = result.compute_seconds;
   out["slq_engine"] = timing;
-  if (w.llc) CURVD_RETURN_IF_ERROR(BenchLlcEngine(ctx, w, out));
+  if (w.llc) {
+    CURVD_RETURN_IF_ERROR(BenchLlcEngine(ctx, w, ModelSourceOf(w), "llc", out));
+    if (w.zoo) {
+      CURVD_RETURN_IF_ERROR(BenchLlcEngine(ctx, w, *w.zoo, "llc_zoo", out));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -628,25 +672,77 @@ double ComputeSeconds(const v1::Measurement& m) {
   return static_cast<double>(d.seconds()) + 1e-9 * d.nanos();
 }
 
-absl::Status BenchGrpc(const Context& ctx, const WorkloadSpec& w, json& out) {
-  curvd::client::Client& client = *ctx.client;
-  std::string run_id = absl::AsciiStrToLower(absl::StrCat("bench-", w.name));
-  v1::ModelSpec model;
-  model.set_archive_uri("file://" + w.archive);
+// A run RUN_ID of `model` on the server with one checkpoint (step 0) of
+// `format` at file://PATH, and one small Hutchinson measurement of it that
+// loads model and shard into the server's engine, as the engine's warm-up;
+// returns the checkpoint's name.
+absl::StatusOr<std::string> GrpcCheckpoint(const WorkloadSpec& w,
+                                           curvd::client::Client& client,
+                                           const std::string& run_id,
+                                           const v1::ModelSpec& model,
+                                           v1::CheckpointFormat format,
+                                           const std::string& path) {
   CURVD_RETURN_IF_ERROR(client.CreateRun(run_id, model, w.name).status());
   v1::Checkpoint checkpoint;
   checkpoint.set_step(0);
-  checkpoint.set_format(v1::CHECKPOINT_FORMAT_TORCHSCRIPT);
-  checkpoint.set_uri("file://" + w.archive);
+  checkpoint.set_format(format);
+  checkpoint.set_uri("file://" + path);
   CURVD_ASSIGN_OR_RETURN(v1::Checkpoint created,
                          client.CreateCheckpoint(run_id, checkpoint));
-
-  // Loads model and shard into the server's engine, as the engine's warm-up.
   CURVD_RETURN_IF_ERROR(
       MeasureOverGrpc(
           client, created.name(),
           SpecOf(w, TraceRequest(w, kWarmupProbes, core::Precision::kFloat32)))
           .status());
+  return created.name();
+}
+
+// The engine's multi-chain llc request (PREFIX_engine) as a measurement of
+// `checkpoint`: PREFIX_grpc.
+absl::Status BenchLlcGrpc(const Context& ctx, const WorkloadSpec& w,
+                          const std::string& checkpoint,
+                          const std::string& prefix, json& out) {
+  const v1::MeasurementSpec llc =
+      SpecOf(w, LlcRequest(w, ctx.settings, w.llc->chains));
+  v1::Measurement m;
+  auto run_llc = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(m, MeasureOverGrpc(*ctx.client, checkpoint, llc));
+    return absl::OkStatus();
+  };
+  CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run_llc, ctx.slow));
+  out[prefix + "_grpc"] =
+      LlcJson(std::move(timing), SummaryOf(m.llc()), ComputeSeconds(m));
+  return absl::OkStatus();
+}
+
+// The zoo model of `w` through gRPC: a run with the zoo spec, the exported
+// state dict as its safetensors checkpoint, and the C-chain llc measurement
+// (llc_zoo_grpc).
+absl::Status BenchZooGrpc(const Context& ctx, const WorkloadSpec& w,
+                          json& out) {
+  v1::ModelSpec model;
+  v1::ZooModel& zoo = *model.mutable_zoo();
+  zoo.set_architecture(w.zoo->zoo.architecture);
+  for (int64_t width : w.zoo->zoo.layer_widths) zoo.add_layer_widths(width);
+  zoo.set_activation(w.zoo->zoo.activation);
+  CURVD_ASSIGN_OR_RETURN(
+      std::string checkpoint,
+      GrpcCheckpoint(
+          w, *ctx.client,
+          absl::AsciiStrToLower(absl::StrCat("bench-", w.name, "-zoo")), model,
+          v1::CHECKPOINT_FORMAT_SAFETENSORS, w.zoo->state_dict_path));
+  return BenchLlcGrpc(ctx, w, checkpoint, "llc_zoo", out);
+}
+
+absl::Status BenchGrpc(const Context& ctx, const WorkloadSpec& w, json& out) {
+  curvd::client::Client& client = *ctx.client;
+  v1::ModelSpec model;
+  model.set_archive_uri("file://" + w.archive);
+  CURVD_ASSIGN_OR_RETURN(
+      std::string checkpoint,
+      GrpcCheckpoint(w, client,
+                     absl::AsciiStrToLower(absl::StrCat("bench-", w.name)),
+                     model, v1::CHECKPOINT_FORMAT_TORCHSCRIPT, w.archive));
 
   const v1::MeasurementSpec lanczos =
       SpecOf(w, SharpnessRequest(w, ctx.settings, core::Precision::kFloat32,
@@ -655,11 +751,11 @@ absl::Status BenchGrpc(const Context& ctx, const WorkloadSpec& w, json& out) {
       w, TraceRequest(w, ctx.settings.probes, core::Precision::kFloat32));
   v1::Measurement m;
   auto run_lanczos = [&]() -> absl::Status {
-    CURVD_ASSIGN_OR_RETURN(m, MeasureOverGrpc(client, created.name(), lanczos));
+    CURVD_ASSIGN_OR_RETURN(m, MeasureOverGrpc(client, checkpoint, lanczos));
     return absl::OkStatus();
   };
   auto run_trace = [&]() -> absl::Status {
-    CURVD_ASSIGN_OR_RETURN(m, MeasureOverGrpc(client, created.name(), trace));
+    CURVD_ASSIGN_OR_RETURN(m, MeasureOverGrpc(client, checkpoint, trace));
     return absl::OkStatus();
   };
 
@@ -683,17 +779,8 @@ absl::Status BenchGrpc(const Context& ctx, const WorkloadSpec& w, json& out) {
   out["hutchinson_grpc"] = timing;
 
   if (!w.llc) return absl::OkStatus();
-  // The engine's multi-chain llc request (llc_engine) as a measurement.
-  const v1::MeasurementSpec llc =
-      SpecOf(w, LlcRequest(w, ctx.settings, w.llc->chains));
-  auto run_llc = [&]() -> absl::Status {
-    CURVD_ASSIGN_OR_RETURN(m, MeasureOverGrpc(client, created.name(), llc));
-    return absl::OkStatus();
-  };
-  CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_llc, ctx.slow));
-  out["llc_grpc"] =
-      LlcJson(std::move(timing), SummaryOf(m.llc()), ComputeSeconds(m));
-  return absl::OkStatus();
+  CURVD_RETURN_IF_ERROR(BenchLlcGrpc(ctx, w, checkpoint, "llc", out));
+  return w.zoo ? BenchZooGrpc(ctx, w, out) : absl::OkStatus();
 }
 
 // The top-k eigenvalues by a float64 Lanczos of the engine to a tighter
@@ -780,7 +867,11 @@ absl::Status RunWorkload(const Context& ctx, const WorkloadSpec& w, json& out) {
       CURVD_RETURN_IF_ERROR(
           step("gRPC", [&] { return BenchGrpc(ctx, w, out); }));
     }
-    if (w.llc) out["llc_check"] = LlcCheck(w, out);
+    if (w.llc) out["llc_check"] = LlcCheck(w, out, "llc");
+    if (w.llc && w.zoo) {
+      out["llc_zoo_check"] = LlcCheck(w, out, "llc_zoo");
+      out["llc_zoo_check"]["loss"] = ZooLossCheck(out);
+    }
     CURVD_RETURN_IF_ERROR(
         step("float64 reference", [&] { return BenchReference(ctx, w, out); }));
   }
@@ -907,6 +998,16 @@ absl::Status Main() {
           LlcRun{l.at("chains").get<int>(), l.at("draws").get<int>(),
                  l.at("burn_in").get<int>(), l.at("batch_size").get<int64_t>(),
                  l.at("n_beta").get<double>()};
+    }
+    if (entry.contains("zoo") && entry["zoo"].is_object()) {
+      const json& z = entry["zoo"];
+      core::ModelSource zoo;
+      zoo.kind = core::ModelSource::Kind::kZoo;
+      zoo.zoo.layer_widths = z.at("layer_widths").get<std::vector<int64_t>>();
+      zoo.zoo.activation = z.at("activation").get<std::string>();
+      zoo.state_dict_path = z.at("state_dict").get<std::string>();
+      zoo.cache_key = "bench:zoo:" + zoo.state_dict_path;
+      w.zoo = zoo;
     }
     json out;
     absl::Status status = RunWorkload(ctx, w, out);

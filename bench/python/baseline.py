@@ -17,7 +17,8 @@ two torch.cuda.synchronize()), warm-up runs first, the median of repeats. TF32
 is off, as in curvd's engine, so both compute in IEEE float32.
 
 Usage: baseline.py --out DIR [--device cuda|cpu] [--smoke] [--workloads W1,W3]
-Writes DIR/manifest.json, DIR/W*.pt, DIR/W*.safetensors (for curvd_bench),
+Writes DIR/manifest.json, DIR/W*.pt, DIR/W*.safetensors, DIR/W1.zoo.safetensors
+(for curvd_bench),
 DIR/W*.check.safetensors (a probe vector v, H v and the gradient, which
 curvd_bench compares with its own) and DIR/baseline.json (the timings).
 """

@@ -32,6 +32,9 @@ HUTCHPP_WORKLOADS = ("W1", "W1F")
 LLC_STEP_RATIO = 1.15
 LLC_CHAINS_RATIO, LLC_CHAINS_WORKLOADS = 3.0, ("W1", "W3")
 LLC_GRPC_RATIO = 1.05
+# The zoo rows (a workload's network as curvd's zoo MLP, chains batched): its
+# loss at w* against the TorchScript archive's, relative.
+ZOO_LOSS_TOLERANCE = 1e-6
 # Correctness: float32 against float64 and against Python's float32.
 EIGEN_TOLERANCE = 1e-3
 VECTOR_TOLERANCE = 1e-4  # TF32 on one side shows as ~1e-3
@@ -68,14 +71,18 @@ def max_rel_diff(x: List[float], ref: List[float]) -> Optional[float]:
     return max(abs(a - b) / max(abs(b), floor) for a, b in zip(x, ref))
 
 
-def llc_row(name: str, p: Dict, c: Dict, targets: List, checks: List) -> Dict:
+def llc_row(name: str, p: Dict, c: Dict, targets: List, checks: List,
+            prefix: str = "llc") -> Dict:
     """The LLC numbers of workload `name` (p: baseline.json's, c: curvd.json's
-    record of it); appends the LLC targets to `targets` and the LLC checks to
-    `checks`."""
+    record of it) for curvd's rows PREFIX_engine_one_chain, PREFIX_engine,
+    PREFIX_grpc and PREFIX_check ("llc": the TorchScript archive; "llc_zoo":
+    the zoo MLP, row "NAME (zoo)", against the same PyTorch side); appends the
+    LLC targets to `targets` and the LLC checks to `checks`."""
     fb, loop = get(p, "llc", "forward_backward"), get(p, "llc", "sgld")
-    one, multi, grpc = (get(c, "llc_engine_one_chain"), get(c, "llc_engine"),
-                        get(c, "llc_grpc"))
-    r = {"workload": name,
+    one, multi, grpc = (get(c, f"{prefix}_engine_one_chain"),
+                        get(c, f"{prefix}_engine"), get(c, f"{prefix}_grpc"))
+    label = name if prefix == "llc" else f"{name} (zoo)"
+    r = {"workload": label,
          "chains": get(multi, "chains", default=get(p, "llc", "run", "chains")),
          "steps": get(multi, "steps", default=get(loop, "steps")),
          "batch_size": get(multi, "batch_size", default=get(loop, "batch_size")),
@@ -100,7 +107,7 @@ def llc_row(name: str, p: Dict, c: Dict, targets: List, checks: List) -> Dict:
 
     x = r["step_over_forward_backward"]
     targets.append((f"LLC one chain's step ≤ {LLC_STEP_RATIO}× one plain "
-                    "forward+backward", name,
+                    "forward+backward", label,
                     "—" if x is None else f"{r['engine_step_ms']:.3g} ms against "
                     f"{r['forward_backward_ms']:.3g} ms: {fmt_ratio(x)}",
                     None if x is None else x <= LLC_STEP_RATIO))
@@ -110,29 +117,38 @@ def llc_row(name: str, p: Dict, c: Dict, targets: List, checks: List) -> Dict:
                  else LLC_CHAINS_RATIO * r["pytorch_steps_per_second"])
         targets.append((f"LLC {r['chains']} chains' steps/s ≥ "
                         f"{LLC_CHAINS_RATIO:g}× PyTorch's single-chain loop",
-                        name, "—" if x is None else
+                        label, "—" if x is None else
                         f"{r['engine_steps_per_second']:.0f} steps/s, floor "
                         f"{floor:.0f}: {fmt_ratio(x)}",
                         None if x is None else x >= LLC_CHAINS_RATIO))
     x = r["grpc_over_engine"]
-    targets.append((f"LLC gRPC ≤ {LLC_GRPC_RATIO}× engine", name,
+    targets.append((f"LLC gRPC ≤ {LLC_GRPC_RATIO}× engine", label,
                     "—" if x is None else f"{r['grpc_ms']:.1f} ms against "
                     f"{r['engine_ms']:.1f} ms: {fmt_ratio(x)}",
                     None if x is None else x <= LLC_GRPC_RATIO))
 
-    check = get(c, "llc_check")
+    check = get(c, f"{prefix}_check")
     diverged = sum(get(row, "chains_diverged", default=0) or 0
                    for row in (one, multi, grpc))
     ok = None if check is None else bool(check.get("finite")) and diverged == 0
     checks.append(("LLC λ̂ and SE finite (engine 1 and C chains, gRPC), no "
-                   "chain diverged", name,
+                   "chain diverged", label,
                    "—" if check is None else
                    f"finite: {check.get('finite')}, chains diverged: {diverged}",
                    ok))
     n_betas = get(check, "n_beta", default={})
-    checks.append(("LLC n_beta: engine, gRPC = PyTorch's B / ln B", name,
+    checks.append(("LLC n_beta: engine, gRPC = PyTorch's B / ln B", label,
                    ", ".join(f"{k} {v:.10g}" for k, v in n_betas.items()) or "—",
                    None if check is None else bool(check.get("n_beta_agree"))))
+    if prefix != "llc":
+        loss = get(check, "loss")
+        checks.append((f"LLC zoo model's L(w*) = TorchScript's, relative ≤ "
+                       f"{ZOO_LOSS_TOLERANCE:g}", label,
+                       "—" if loss is None else
+                       f"{loss['zoo']:.9g} against {loss['torchscript']:.9g}: "
+                       f"{loss['rel_diff']:.1e}",
+                       None if loss is None else
+                       loss["rel_diff"] <= ZOO_LOSS_TOLERANCE))
     return r
 
 
@@ -268,6 +284,8 @@ def main() -> int:
                             " of ‖H‖_F²", ok))
         if get(p, "llc") or get(c, "llc_engine"):
             llc_rows.append(llc_row(name, p, c, targets, checks))
+        if get(c, "llc_zoo_engine"):
+            llc_rows.append(llc_row(name, p, c, targets, checks, "llc_zoo"))
         for kind in ("lanczos", "hutchinson"):
             e = get(c, f"{kind}_engine", "median_ms")
             g = get(c, f"{kind}_grpc", "median_ms")
@@ -350,7 +368,10 @@ def main() -> int:
                   "(engine: Engine::Measure; gRPC: create to terminal state) "
                   "against one plain forward+backward of a batch (the floor of "
                   "a step) and a plain-PyTorch single-chain Python loop of the "
-                  "same steps. Steps/s = chains × steps / median time.", "",
+                  "same steps. Steps/s = chains × steps / median time. "
+                  "NAME (zoo): the same network, weights and requests as curvd's "
+                  "zoo MLP, whose chains run in one batched pass (TorchScript "
+                  "models run them in turn); the same PyTorch columns.", "",
                   "| workload | chains × steps, batch | plain fwd+bwd ms "
                   "| PyTorch loop, 1 chain: ms (steps/s) "
                   "| engine 1 chain: ms (step ms) | step / fwd+bwd "

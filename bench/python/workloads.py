@@ -5,7 +5,9 @@ Each workload is a model in eval mode, a data shard with fixed seeds, and the
 micro-batch size both sides use. `export` writes what curvd needs into a
 directory: the model as a TorchScript archive, the shard as a safetensors file
 with `inputs` (float) and `targets` (int64 class indices), and manifest.json,
-which curvd_bench reads so that both sides measure the same things.
+which curvd_bench reads so that both sides measure the same things. W1's
+network is also written as a state dict of curvd's zoo MLP (NAME.zoo.safetensors,
+parameters fc{i}.weight / fc{i}.bias), for the LLC row of the batched chains.
 
 Importable with PyTorch 1.13 (Debian's python3, CPU) and 2.x; W2 needs
 torchvision and is left out without it. The safetensors files are written by
@@ -48,6 +50,9 @@ class Workload:
     targets: torch.Tensor  # int64 [N]
     micro_batch_size: int  # 0 = the whole shard in one batch
     notes: List[str] = field(default_factory=list)
+    # The same network as curvd's zoo MLP: {"layer_widths": [...],
+    # "activation": ...}; None when it is not one. Its LLC row runs on it too.
+    zoo: Optional[dict] = None
 
     @property
     def num_samples(self) -> int:
@@ -71,6 +76,17 @@ def mlp(widths: List[int]) -> torch.nn.Module:
         if i < len(widths) - 2:
             layers.append(torch.nn.Tanh())
     return torch.nn.Sequential(*layers)
+
+
+def zoo_state_dict(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    """The parameters of an `mlp` network under curvd's zoo MLP names: its
+    Linear layers in order as fc0, fc1, ... (fc{i}.weight, fc{i}.bias)."""
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    out: Dict[str, torch.Tensor] = {}
+    for i, layer in enumerate(linears):
+        out[f"fc{i}.weight"] = layer.weight
+        out[f"fc{i}.bias"] = layer.bias
+    return out
 
 
 class ModularAdditionTransformer(torch.nn.Module):
@@ -127,7 +143,8 @@ def w1(smoke: bool = False) -> Workload:
     return Workload(
         "W1", f"MLP {'-'.join(map(str, widths))} tanh, CE, {n} samples, "
         f"batches of {batch}", model, torch.randn(n, widths[0], generator=g),
-        torch.randint(0, widths[-1], (n,), generator=g), batch)
+        torch.randint(0, widths[-1], (n,), generator=g), batch,
+        zoo={"layer_widths": widths, "activation": "tanh"})
 
 
 FASHION_MNIST_DIR = Path(os.environ.get("CURVD_FASHION_MNIST_DIR",
@@ -278,8 +295,9 @@ def to_torchscript(model: torch.nn.Module,
 def export(workloads: List[Workload], out_dir: Path, smoke: bool,
            lanczos_max_iterations: int = LANCZOS_MAX_ITERATIONS,
            probes: int = HUTCHINSON_PROBES) -> dict:
-    """Writes NAME.pt, NAME.safetensors per workload and manifest.json (with
-    each workload's LLC run, null for one without)."""
+    """Writes NAME.pt, NAME.safetensors per workload, NAME.zoo.safetensors for
+    one that is a zoo MLP, and manifest.json (with each workload's LLC run,
+    null for one without, and its zoo spec and state dict, null without)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = {
         "smoke": smoke,
@@ -302,6 +320,11 @@ def export(workloads: List[Workload], out_dir: Path, smoke: bool,
         scripted, how = to_torchscript(w.model, w.inputs[:2])
         torch.jit.save(scripted, str(archive))
         write_safetensors(shard, {"inputs": w.inputs, "targets": w.targets})
+        zoo = None
+        if w.zoo is not None:
+            state_dict = out_dir / f"{w.name}.zoo.safetensors"
+            write_safetensors(state_dict, zoo_state_dict(w.model))
+            zoo = dict(w.zoo, state_dict=str(state_dict.resolve()))
         manifest["workloads"].append({
             "name": w.name,
             "description": w.description,
@@ -314,6 +337,7 @@ def export(workloads: List[Workload], out_dir: Path, smoke: bool,
             "num_parameters": w.num_parameters,
             "notes": w.notes,
             "llc": llc_run(w.name, w.num_samples, smoke),
+            "zoo": zoo,
         })
     with open(out_dir / "manifest.json", "w") as f:
         json.dump(manifest, f, indent=2)
