@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test with ctest: unit, service
-# and end-to-end tests, and the GPU-labelled ones only when a GPU is present.
+# and end-to-end tests, and the GPU-labelled ones only when a GPU is present;
+# never the slow ones (ctest -L slow runs those).
 # Prints a summary; exits non-zero when a test fails.
 #   CURVD_BUILD_DIR   build directory (default: build)
 #   CURVD_TEST_JOBS   tests run in parallel (default: 2)
@@ -13,10 +14,10 @@ start=$(date +%s)
 
 scripts/build.sh
 
-label_args=(-LE gpu)
+label_args=(-LE "gpu|slow")
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   echo "test: GPU present, running the gpu-labelled tests too"
-  label_args=()
+  label_args=(-LE slow)
 fi
 
 log="$build_dir/ctest.log"
