@@ -41,6 +41,7 @@ stop_server() {
   rm -rf "$state"
 }
 trap stop_server EXIT
+trap "exit 1" INT TERM
 echo "llc_rank_study: curvd on $server (devices ${CURVD_LLC_DEVICES:-auto}, log $log)" >&2
 
 status=0
