@@ -756,7 +756,7 @@ KindRow LlcRow() {
         "server default 0.99)."},
        {"llc_rmsprop_epsilon", Type::kDouble, "",
         "llc, llc_calibration: rmsprop_sgld's stabiliser (> 0; server default "
-        "1e-8)."},
+        "0.1)."},
        {"llc_sgnht_diffusion", Type::kDouble, "",
         "llc, llc_calibration: sgnht's diffusion A (> 0; server default "
         "0.01)."},

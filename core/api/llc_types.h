@@ -79,7 +79,10 @@ struct LlcOptions {
   // RMSProp-SGLD's second-moment decay and the stabiliser in its
   // preconditioner.
   double rmsprop_alpha = 0.99;
-  double rmsprop_epsilon = 1e-8;
+  // 0.1, not an optimiser's 1e-8: at a checkpoint that is an exact minimum
+  // the first drift is 0, and 1e-8 would make the first step's noise 1e4
+  // times SGLD's.
+  double rmsprop_epsilon = 0.1;
   // SGNHT's diffusion A (the noise injected with the momentum) and the
   // thermostat's start value.
   double sgnht_diffusion = 0.01;
@@ -107,13 +110,14 @@ struct LlcChain {
   bool diverged = false;
   int64_t divergence_step = -1;  // the sampler step, counted from 0
   std::string divergence_reason;
-  // The second half of the trace still rises (llc_diagnostics.h): its mean
-  // exceeds the first half's by more than 2 standard errors of the difference.
+  // The trace still rises (llc_diagnostics.h StillRising): the mean of its
+  // last quarter exceeds the third quarter's by more than 2 standard errors
+  // of the difference, each from its part's ESS.
   bool still_rising = false;
   double rise_z_score = 0;
   // MALA: accepted proposals over proposals made (steps the chain ran).
   std::optional<double> acceptance_rate;
-  // SGNHT: p^T p / P averaged over the draws (1 where the thermostat works).
+  // SGNHT: p^T p / P after the last step (near 1 where the thermostat works).
   std::optional<double> kinetic_temperature;
 };
 
@@ -130,8 +134,9 @@ struct LlcResult {
   std::vector<LlcChain> chains;
   int trace_stride = 1;
   // Split-R-hat and the effective sample size (summed over chains) of the
-  // loss traces of the kept chains; NaN-free: unset with fewer than two
-  // chains or four draws.
+  // kept chains' loss traces (capped at trace_cap): R-hat unset with fewer
+  // than two chains or four draws, the ESS below 12 draws
+  // (llc_diagnostics.h).
   std::optional<double> r_hat;
   std::optional<double> effective_sample_size;
   // n * E[L] with n_beta = n / ln n (the dataset convention only).
@@ -170,10 +175,12 @@ struct LlcCalibrationOptions {
 struct LlcCalibrationCell {
   double step_size = 0;
   double localization = 0;
+  // The value used; 0 for a cell whose chains all diverged before the
+  // convention's value was recorded (a grid without n_betas, a convention).
   double n_beta = 0;
   LlcResult result;  // traces trimmed to the diagnostics' numbers
   // Why the rule excluded it ("2 chains diverged", "R-hat 1.3 > 1.1", ...);
-  // empty for a cell that passed.
+  // empty only for the recommended cell.
   std::string rejection;
 };
 

@@ -96,13 +96,20 @@ absl::StatusOr<LlcCalibrationResult> MeasureLlcCalibration(
         } else if (run.status().code() ==
                    absl::StatusCode::kFailedPrecondition) {
           // Every chain diverged: a cell of the grid, not an error.
-          cell.n_beta = n_beta;
+          cell.n_beta = cell_options.n_beta_convention == NBetaConvention::kGiven
+                            ? cell_options.n_beta
+                            : 0;
           cell.result.chains_diverged = cell_options.chains;
           cell.rejection = std::string(run.status().message());
         } else {
           return run.status();
         }
         result.cells.push_back(std::move(cell));
+        if (progress.report) {
+          progress.report(static_cast<double>(index + 1) / cells,
+                          absl::StrFormat("cell %d of %d done", index + 1,
+                                          cells));
+        }
       }
     }
   }

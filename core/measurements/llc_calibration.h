@@ -23,8 +23,8 @@ absl::StatusOr<LlcCalibrationResult> MeasureLlcCalibration(
 
 // The rule, on cells already measured (pure, for its own test;
 // llc_calibration_rule.cc). A cell passes when no chain diverged,
-// lambda_hat > 0, R-hat (when known) <= kLlcMaxRHat and no chain is still
-// rising (a cell whose chains all diverged is judged on that alone). Two
+// lambda_hat > 0, R-hat (when known) <= kLlcMaxRHat and at most a quarter
+// of its chains are still rising (a cell whose chains all diverged is judged on that alone). Two
 // cells agree when their lambda_hat differ by at most 2 sqrt(se_a^2 +
 // se_b^2), se the llc_standard_error. On each (localization, n_beta) line, in
 // step size order, the plateau is the first run of two or more consecutive

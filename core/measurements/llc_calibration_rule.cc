@@ -20,6 +20,9 @@ namespace {
 // standard errors.
 constexpr double kPlateauStandardErrors = 2;
 
+// A cell fails when more than 1 / this of its chains are still rising.
+constexpr size_t kRisingShareDenominator = 4;
+
 // Why `cell` fails the pass criteria, "; "-joined; empty when it passes.
 std::string PassFailures(const LlcCalibrationCell& cell) {
   const LlcResult& r = cell.result;
@@ -41,7 +44,10 @@ std::string PassFailures(const LlcCalibrationCell& cell) {
     for (size_t c = 0; c < r.chains.size(); ++c) {
       if (r.chains[c].still_rising) rising.push_back(c);
     }
-    if (!rising.empty()) {
+    // One chain in a few rises by chance (z > 2 is about 2-5 % per chain on
+    // flat traces, llc_diagnostics.h); a transient that the burn-in did not
+    // cover shows in many, as every chain starts at w*.
+    if (rising.size() * kRisingShareDenominator > r.chains.size()) {
       why.push_back(absl::StrFormat("chain%s %s still rising",
                                     rising.size() > 1 ? "s" : "",
                                     absl::StrJoin(rising, ", ")));

@@ -95,18 +95,18 @@ absl::StatusOr<ChainEvaluation> ChainObjective::Minibatch(
         std::string(batch_indices.dtype().name()), ", want int64 [", c,
         ", B] with B >= 1 for ", c, " chains"));
   }
+  const int64_t n = objective_.num_samples();
+  if (batch_indices.device().is_cpu()) {
+    const int64_t lo = batch_indices.min().item<int64_t>();
+    const int64_t hi = batch_indices.max().item<int64_t>();
+    if (lo < 0 || hi >= n) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("batch indices span [", lo, ", ", hi,
+                       "], outside the shard's samples [0, ", n, ")"));
+    }
+  }
   const torch::Tensor indices =
       batch_indices.to(objective_.vector_options().device());
-  const int64_t n = objective_.num_samples();
-  const torch::Tensor bounds = torch::stack({indices.min(), indices.max()})
-                                   .cpu();
-  const int64_t lo = bounds[0].item<int64_t>();
-  const int64_t hi = bounds[1].item<int64_t>();
-  if (lo < 0 || hi >= n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("batch indices span [", lo, ", ", hi,
-                     "], outside the shard's samples [0, ", n, ")"));
-  }
   const auto gather = [&](const torch::Tensor& shard) {
     return shard.index_select(0, indices.reshape({-1}))
         .view(Prepend({c, indices.size(1)}, shard.sizes().slice(1)));
@@ -185,10 +185,13 @@ ChainEvaluation ChainObjective::EvaluateBatched(const torch::Tensor& chains,
                targets, objective_.loss(), /*per_chain=*/true);
   ChainEvaluation evaluation{losses.detach().to(torch::kFloat64), {}};
   if (with_gradients) {
-    evaluation.gradients = torch::autograd::grad(
-        {losses.sum()}, {leaf}, /*grad_outputs=*/{}, /*retain_graph=*/false,
-        /*create_graph=*/false, /*allow_unused=*/true)[0];
-    // Outputs that depend on none of the block's parameters.
+    // Outputs that depend on none of the block's parameters have no graph
+    // to differentiate, or an undefined gradient.
+    if (losses.requires_grad()) {
+      evaluation.gradients = torch::autograd::grad(
+          {losses.sum()}, {leaf}, /*grad_outputs=*/{}, /*retain_graph=*/false,
+          /*create_graph=*/false, /*allow_unused=*/true)[0];
+    }
     if (!evaluation.gradients.defined()) {
       evaluation.gradients = torch::zeros_like(leaf);
     }
@@ -215,9 +218,14 @@ ChainEvaluation ChainObjective::EvaluateCurrent(const torch::Tensor& inputs,
   ChainEvaluation evaluation{loss.detach().to(torch::kFloat64), {}};
   if (!with_gradients) return evaluation;
   const std::vector<torch::Tensor>& block = objective_.block_parameters();
-  const std::vector<torch::Tensor> gradients = torch::autograd::grad(
-      {loss}, block, /*grad_outputs=*/{}, /*retain_graph=*/false,
-      /*create_graph=*/false, /*allow_unused=*/true);
+  // A loss that depends on none of the block's parameters has no graph: its
+  // gradient is zero.
+  const std::vector<torch::Tensor> gradients =
+      loss.requires_grad()
+          ? torch::autograd::grad({loss}, block, /*grad_outputs=*/{},
+                                  /*retain_graph=*/false,
+                                  /*create_graph=*/false, /*allow_unused=*/true)
+          : std::vector<torch::Tensor>(block.size());
   std::vector<torch::Tensor> flat;
   for (size_t j = 0; j < block.size(); ++j) {
     flat.push_back(gradients[j].defined()

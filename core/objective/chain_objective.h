@@ -48,9 +48,12 @@ class ChainObjective {
   // For each chain c, the mean loss over the samples `batch_indices`[c]
   // (int64 [C, B], B >= 1, moved to the parameters' device) at w_c and its
   // gradient: those of an objective over just those samples. InvalidArgument
-  // for shapes that disagree or an index outside [0, N) (checked with one
-  // device synchronisation). Losses may be NaN/Inf (a diverged chain is the
-  // caller's to detect).
+  // for shapes that disagree, or for indices given on the CPU with one
+  // outside [0, N). Indices already on another device are the caller's to
+  // keep in range (MinibatchSchedule's are, by construction): checking them
+  // would cost a device synchronisation every step, and an index out of
+  // range there is a device-side assertion. Losses may be NaN/Inf (a
+  // diverged chain is the caller's to detect).
   absl::StatusOr<ChainEvaluation> Minibatch(const torch::Tensor& chains,
                                             const torch::Tensor& batch_indices);
 

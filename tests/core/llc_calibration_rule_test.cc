@@ -34,8 +34,9 @@ LlcCalibrationCell WithRHat(LlcCalibrationCell cell, double r_hat) {
   return cell;
 }
 
-LlcCalibrationCell Rising(LlcCalibrationCell cell, int chain) {
-  cell.result.chains[chain].still_rising = true;
+LlcCalibrationCell Rising(LlcCalibrationCell cell,
+                          std::initializer_list<int> chains) {
+  for (int c : chains) cell.result.chains[c].still_rising = true;
   return cell;
 }
 
@@ -47,7 +48,7 @@ bool Contains(const std::string& text, const std::string& part) {
 // standard errors 0.5 (combined 0.707, so cells agree within 1.414):
 //   gamma 1:   10, 10.4, 10.9, 15 (lambda_hat rises at the largest step)
 //   gamma 10:  9.8, 10.1, 10.3, 2 chains diverged
-//   gamma 100: 9, R-hat 1.3, 9.2, chain 2 still rising
+//   gamma 100: 9, R-hat 1.3, 9.2, chains 2 and 3 still rising
 // Plateaus: gamma 1 and gamma 10 up to 1e-4 (a tie: gamma 1 wins); gamma 100
 // has none (its passing cells are separated by rejected ones).
 std::vector<LlcCalibrationCell> HandMadeGrid() {
@@ -57,7 +58,7 @@ std::vector<LlcCalibrationCell> HandMadeGrid() {
       Cell(1e-6, 10, 9.8),  Cell(1e-5, 10, 10.1),
       Cell(1e-4, 10, 10.3), Diverged(Cell(1e-3, 10, 30), 2),
       Cell(1e-6, 100, 9),   WithRHat(Cell(1e-5, 100, 9.1), 1.3),
-      Cell(1e-4, 100, 9.2), Rising(Cell(1e-3, 100, 9.3), 2),
+      Cell(1e-4, 100, 9.2), Rising(Cell(1e-3, 100, 9.3), {2, 3}),
   };
 }
 
@@ -84,7 +85,7 @@ TEST(RecommendCalibrationCellTest, LargestStepOnAPlateauSmallestGammaOnTies) {
   EXPECT_EQ(cells[9].rejection, "R-hat 1.3 > 1.1");
   EXPECT_TRUE(Contains(cells[10].rejection,
                        "the cell at step size 1e-05 was rejected"));
-  EXPECT_EQ(cells[11].rejection, "chain 2 still rising");
+  EXPECT_EQ(cells[11].rejection, "chains 2, 3 still rising");
   for (int i = 0; i < 12; ++i) {
     if (i != 2) {
       EXPECT_FALSE(cells[i].rejection.empty()) << i;
@@ -130,6 +131,19 @@ TEST(RecommendCalibrationCellTest, NoPlateauGivesMinusOneAndSaysWhy) {
       << result.cells[0].rejection;
   EXPECT_EQ(result.cells[3].rejection, "lambda_hat -0.5 <= 0");
   EXPECT_EQ(result.cells[5].rejection, "R-hat 1.5 > 1.1");
+}
+
+// One chain of four rising is what chance gives now and then; two are a
+// transient.
+TEST(RecommendCalibrationCellTest, OneRisingChainInFourDoesNotRejectACell) {
+  LlcCalibrationResult result;
+  result.cells = {Cell(1e-5, 1, 10), Rising(Cell(1e-4, 1, 10.2), {1})};
+  RecommendCalibrationCell(result);
+  EXPECT_EQ(result.recommended, 1) << result.reason;
+  result.cells[1] = Rising(Cell(1e-4, 1, 10.2), {1, 3});
+  RecommendCalibrationCell(result);
+  EXPECT_EQ(result.recommended, -1) << result.reason;
+  EXPECT_EQ(result.cells[1].rejection, "chains 1, 3 still rising");
 }
 
 TEST(RecommendCalibrationCellTest, ALineWithOneStepSizeHasNoPlateau) {

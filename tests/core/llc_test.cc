@@ -7,10 +7,12 @@
 // a / 2, V = 1 / (a (1 - epsilon a / 4)). MALA samples the posterior itself,
 // Var(u) = 1 / a with no epsilon bias.
 #include "core/measurements/llc.h"
+#include "core/measurements/llc_calibration.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <vector>
@@ -22,6 +24,7 @@ namespace {
 
 using ::curvd::core::testing::DeviceTest;
 using ::curvd::core::testing::LinearModel;
+using ::curvd::core::testing::LinearWithUnusedParameter;
 using ::curvd::core::testing::SeededRandn;
 
 constexpr int64_t kSamples = 40;
@@ -255,6 +258,102 @@ TEST_P(LlcTest, ASeedRepeatsItsChainsAndAnotherDoesNot) {
   EXPECT_EQ(a.chains[0].loss_trace, b.chains[0].loss_trace);
   EXPECT_NE(a.chains[0].loss_trace, c.chains[0].loss_trace);
   EXPECT_NE(a.chains[0].loss_trace, a.chains[1].loss_trace);
+}
+
+// The restricted LLC: a block the loss does not depend on has lambda_hat 0
+// exactly (every draw's loss is L(w*)), and a block of every parameter the
+// loss depends on gives the unrestricted chains.
+TEST_P(LlcTest, ABlockRestrictsTheChainsToItsParameters) {
+  LinearWithUnusedParameter model(kInputs, kOutputs, 3);
+  model.To(device(), torch::kFloat64);
+  const torch::Tensor targets = model.Forward(inputs_).detach();
+  LlcOptions o = FullBatch(LlcSampler::kSgld, 1e-3, 10, 1);
+  o.chains = 2;
+  o.draws = 20;
+  ParameterBlock unused;
+  unused.names = {"p1"};
+  Objective restricted =
+      Objective::Create(&model, inputs_, targets, LossFunction::kMse, 16,
+                        unused)
+          .value();
+  const LlcResult none = MeasureLlc(restricted, o, {}).value();
+  ASSERT_EQ(none.chains.size(), 2u);
+  for (const LlcChain& chain : none.chains) {
+    EXPECT_EQ(chain.llc, 0);
+    EXPECT_GT(chain.distance_trace.back(), 0) << "the block's chains moved";
+  }
+  ParameterBlock used;
+  used.names = {"p0"};
+  Objective weights = Objective::Create(&model, inputs_, targets,
+                                        LossFunction::kMse, 16, used)
+                          .value();
+  const LlcResult some = MeasureLlc(weights, o, {}).value();
+  Objective whole = MakeObjective();
+  const LlcResult all = MeasureLlc(whole, o, {}).value();
+  EXPECT_GT(some.llc_mean, 0);
+  EXPECT_NEAR(some.llc_mean, all.llc_mean, 1e-9 * all.llc_mean)
+      << "model_ and this model share p0 and the data";
+}
+
+// The grid end to end: every cell measured, a step size past the stability
+// edge a cell of diverged chains rather than an error, and a recommendation
+// among the cells that passed.
+TEST_P(LlcTest, CalibrationMeasuresEveryCellAndRecommendsAStableOne) {
+  Objective objective = MakeObjective();
+  const double stiffest = HessianEigenvalues().back();
+  LlcCalibrationOptions o;
+  o.base = FullBatch(LlcSampler::kSgld, 0, 0, 0);
+  o.base.n_beta = 30;
+  o.base.chains = 8;
+  // Mixing takes 1 / (epsilon a) steps, a = n_beta h + gamma: 40 to 160
+  // for the softest mode at these step sizes, well within the burn-in.
+  o.base.draws = 400;
+  o.base.burn_in = 400;
+  o.base.batch_size = kSamples;
+  const double unstable = 8 / (30 * stiffest);
+  o.step_sizes = {1e-3, 2e-3, 4e-3, unstable};
+  o.localizations = {1, 10};
+  std::vector<double> fractions;
+  Progress progress;
+  progress.report = [&fractions](double fraction, const std::string&) {
+    fractions.push_back(fraction);
+  };
+  const absl::StatusOr<LlcCalibrationResult> result =
+      MeasureLlcCalibration(objective, o, progress);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->cells.size(), 8u);
+  for (const LlcCalibrationCell& cell : result->cells) {
+    EXPECT_EQ(cell.n_beta, 30);
+    if (cell.step_size == unstable) {
+      EXPECT_NE(cell.rejection.find("diverged"), std::string::npos)
+          << cell.rejection;
+    } else {
+      for (const LlcChain& chain : cell.result.chains) {
+        EXPECT_TRUE(chain.loss_trace.empty()) << "cells keep no traces";
+      }
+    }
+  }
+  ASSERT_GE(result->recommended, 0) << result->reason;
+  const LlcCalibrationCell& chosen = result->cells[result->recommended];
+  EXPECT_LT(chosen.step_size, unstable);
+  EXPECT_TRUE(chosen.rejection.empty());
+  EXPECT_FALSE(result->reason.empty());
+  ASSERT_FALSE(fractions.empty());
+  EXPECT_TRUE(std::is_sorted(fractions.begin(), fractions.end()));
+  EXPECT_LE(fractions.back(), 1.0);
+  EXPECT_GT(fractions.back(), 0.99);
+}
+
+TEST_P(LlcTest, CalibrationRefusesAnEmptyOrNonPositiveAxis) {
+  Objective objective = MakeObjective();
+  LlcCalibrationOptions o;
+  o.step_sizes = {};
+  EXPECT_EQ(MeasureLlcCalibration(objective, o, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o.step_sizes = {1e-3, -1};
+  const absl::Status negative = MeasureLlcCalibration(objective, o, {}).status();
+  EXPECT_EQ(negative.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(negative.message().find("step_sizes"), std::string::npos);
 }
 
 CURVD_INSTANTIATE_DEVICE_TEST(LlcTest);

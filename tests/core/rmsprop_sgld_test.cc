@@ -76,6 +76,7 @@ TEST_P(RmspropSgldTest, QuadraticStationaryMeanIsTheExactOneForSmallSteps) {
   // high (measured), at 0.999 and 2e-3 11% high.
   LlcOptions o = SamplerOptions(LlcSampler::kRmspropSgld, 1e-2, 10);
   o.rmsprop_alpha = 0.999;
+  o.rmsprop_epsilon = 1e-8;  // the measurement above was made with it
   const double a = 2 * kNBeta + o.localization;
   // The chains start from exp(-U) itself (constrained coordinates N(0, 1/a),
   // the others N(0, 1/gamma)), so the burn-in (two windows) only has to
