@@ -235,47 +235,6 @@ absl::Status CheckNonNegativeFinite(const std::string& field, double value) {
                     absl::StrCat("must be finite and >= 0, got ", value));
 }
 
-// `field` is "llc" or "llc_calibration.base".
-absl::Status ValidateLlc(const LlcOptions& o, const std::string& field) {
-  CURVD_RETURN_IF_ERROR(
-      CheckPositiveFinite(field + ".step_size", o.step_size));
-  CURVD_RETURN_IF_ERROR(
-      CheckNonNegativeFinite(field + ".localization", o.localization));
-  CURVD_RETURN_IF_ERROR(
-      CheckNonNegativeFinite(field + ".prior_precision", o.prior_precision));
-  if (o.n_beta_convention == NBetaConvention::kGiven) {
-    CURVD_RETURN_IF_ERROR(CheckPositiveFinite(field + ".n_beta", o.n_beta));
-  }
-  CURVD_RETURN_IF_ERROR(CheckIntRange(field + ".chains", o.chains, 1,
-                                      limits::kMaxLlcChains));
-  CURVD_RETURN_IF_ERROR(
-      CheckIntRange(field + ".draws", o.draws, 1, limits::kMaxLlcDraws));
-  CURVD_RETURN_IF_ERROR(
-      CheckIntRange(field + ".burn_in", o.burn_in, 0, limits::kMaxLlcBurnIn));
-  CURVD_RETURN_IF_ERROR(CheckIntRange(field + ".steps_between_draws",
-                                      o.steps_between_draws, 1,
-                                      limits::kMaxLlcStepsBetweenDraws));
-  if (o.batch_size < 1) {
-    return OutOfRange(field + ".batch_size",
-                      absl::StrCat("must be >= 1, got ", o.batch_size));
-  }
-  CURVD_RETURN_IF_ERROR(CheckIntRange(field + ".full_loss_every",
-                                      o.full_loss_every, 0, o.draws));
-  if (!(o.divergence_factor > 1 && std::isfinite(o.divergence_factor))) {
-    return OutOfRange(field + ".divergence_factor",
-                      absl::StrCat("must be finite and > 1, got ",
-                                   o.divergence_factor));
-  }
-  CURVD_RETURN_IF_ERROR(
-      CheckOpenUnit(field + ".rmsprop_alpha", o.rmsprop_alpha));
-  CURVD_RETURN_IF_ERROR(
-      CheckPositiveFinite(field + ".rmsprop_epsilon", o.rmsprop_epsilon));
-  CURVD_RETURN_IF_ERROR(
-      CheckPositiveFinite(field + ".sgnht_diffusion", o.sgnht_diffusion));
-  return CheckIntRange(field + ".trace_cap", o.trace_cap,
-                       limits::kMinLlcTraceCap, limits::kMaxLlcTraceCap);
-}
-
 // Each value of the axis `field` passes `check`; `required` axes must not be
 // empty.
 absl::Status ValidateAxis(const std::vector<double>& axis,
@@ -292,7 +251,7 @@ absl::Status ValidateAxis(const std::vector<double>& axis,
 
 absl::Status ValidateLlcCalibration(const LlcCalibrationOptions& o,
                                     const std::string& field) {
-  CURVD_RETURN_IF_ERROR(ValidateLlc(o.base, field + ".base"));
+  CURVD_RETURN_IF_ERROR(ValidateLlcOptions(o.base, field + ".base"));
   CURVD_RETURN_IF_ERROR(ValidateAxis(o.step_sizes, field + ".step_sizes",
                                      /*required=*/true, CheckPositiveFinite));
   CURVD_RETURN_IF_ERROR(ValidateAxis(o.localizations,
@@ -346,7 +305,7 @@ absl::Status Validate(const LossSliceMethod& m, const std::string& field) {
   return ValidateLossSlice(m.options, field);
 }
 absl::Status Validate(const LlcMethod& m, const std::string& field) {
-  return ValidateLlc(m.options, field);
+  return ValidateLlcOptions(m.options, field);
 }
 absl::Status Validate(const LlcCalibrationMethod& m,
                       const std::string& field) {
@@ -398,6 +357,48 @@ absl::Status ValidateBlock(const ParameterBlock& block) {
 }
 
 }  // namespace
+
+absl::Status ValidateLlcOptions(const LlcOptions& o, const std::string& field) {
+  CURVD_RETURN_IF_ERROR(
+      CheckPositiveFinite(field + ".step_size", o.step_size));
+  CURVD_RETURN_IF_ERROR(
+      CheckNonNegativeFinite(field + ".localization", o.localization));
+  CURVD_RETURN_IF_ERROR(
+      CheckNonNegativeFinite(field + ".prior_precision", o.prior_precision));
+  if (o.n_beta_convention == NBetaConvention::kGiven) {
+    CURVD_RETURN_IF_ERROR(CheckPositiveFinite(field + ".n_beta", o.n_beta));
+  }
+  CURVD_RETURN_IF_ERROR(CheckIntRange(field + ".chains", o.chains, 1,
+                                      limits::kMaxLlcChains));
+  CURVD_RETURN_IF_ERROR(
+      CheckIntRange(field + ".draws", o.draws, 1, limits::kMaxLlcDraws));
+  CURVD_RETURN_IF_ERROR(
+      CheckIntRange(field + ".burn_in", o.burn_in, 0, limits::kMaxLlcBurnIn));
+  CURVD_RETURN_IF_ERROR(CheckIntRange(field + ".steps_between_draws",
+                                      o.steps_between_draws, 1,
+                                      limits::kMaxLlcStepsBetweenDraws));
+  if (o.batch_size < 1) {
+    return OutOfRange(field + ".batch_size",
+                      absl::StrCat("must be >= 1, got ", o.batch_size));
+  }
+  CURVD_RETURN_IF_ERROR(CheckIntRange(field + ".full_loss_every",
+                                      o.full_loss_every, 0, o.draws));
+  if (!(o.divergence_factor > 1 && std::isfinite(o.divergence_factor))) {
+    return OutOfRange(field + ".divergence_factor",
+                      absl::StrCat("must be finite and > 1, got ",
+                                   o.divergence_factor));
+  }
+  CURVD_RETURN_IF_ERROR(
+      CheckOpenUnit(field + ".rmsprop_alpha", o.rmsprop_alpha));
+  CURVD_RETURN_IF_ERROR(
+      CheckPositiveFinite(field + ".rmsprop_epsilon", o.rmsprop_epsilon));
+  CURVD_RETURN_IF_ERROR(
+      CheckPositiveFinite(field + ".sgnht_diffusion", o.sgnht_diffusion));
+  return CheckIntRange(field + ".trace_cap", o.trace_cap,
+                       limits::kMinLlcTraceCap, limits::kMaxLlcTraceCap);
+}
+
+
 
 bool ParameterBlock::Selects(const std::string& name) const {
   if (names.empty() && prefixes.empty()) return true;

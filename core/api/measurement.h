@@ -71,6 +71,12 @@ struct MeasurementRequest {
 absl::Status ValidateRequest(const MeasurementRequest& request,
                              const std::string& methods_field = "");
 
+// The llc options' part of ValidateRequest, fields named after `field`
+// ("llc", "llc_calibration.base"): InvalidArgument naming the first out of
+// range. Shared with MeasureLlc, which core callers reach without a request.
+absl::Status ValidateLlcOptions(const LlcOptions& options,
+                                const std::string& field);
+
 // OK when an exact Hessian of `size` parameters (the block's, if any) fits
 // `caps`: size <= max_parameters, and size <= max_matrix_parameters when the
 // matrix is returned. Otherwise InvalidArgument "an exact Hessian of P

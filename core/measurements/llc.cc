@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "core/api/measurement.h"
 #include "core/measurements/llc_diagnostics.h"
 #include "core/objective/chain_objective.h"
 #include "core/objective/linear_operator.h"
@@ -34,12 +35,7 @@ constexpr int64_t kScheduleStream = 1;
 absl::StatusOr<double> ResolveNBeta(const LlcOptions& options, int64_t n,
                                     int64_t batch) {
   switch (options.n_beta_convention) {
-    case NBetaConvention::kGiven:
-      if (!(options.n_beta > 0) || !std::isfinite(options.n_beta)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "llc.n_beta must be finite and > 0 when given, got ",
-            options.n_beta));
-      }
+    case NBetaConvention::kGiven:  // > 0: ValidateLlcOptions
       return options.n_beta;
     case NBetaConvention::kDataset:
       if (n < 2) {
@@ -106,15 +102,7 @@ std::string DivergenceReason(double loss, double threshold) {
 absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
                                      const LlcOptions& options,
                                      const Progress& progress) {
-  if (options.chains < 1 || options.draws < 1 || options.burn_in < 0 ||
-      options.steps_between_draws < 1 || options.batch_size < 1 ||
-      options.trace_cap < 1 || options.full_loss_every < 0 ||
-      !(options.divergence_factor > 1)) {
-    return absl::InvalidArgumentError(
-        "llc needs chains, draws, steps_between_draws, batch_size and "
-        "trace_cap >= 1, burn_in and full_loss_every >= 0 and "
-        "divergence_factor > 1");
-  }
+  CURVD_RETURN_IF_ERROR(ValidateLlcOptions(options, "llc"));
   LlcResult result;
   const int64_t n = objective.num_samples();
   result.num_samples = n;
