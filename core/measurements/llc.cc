@@ -310,6 +310,12 @@ absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
   }
   if (accepting > 0) result.acceptance_rate = accepted / accepting;
   result.warnings = LlcWarnings(result);
+  if (!chain_objective.graph_failure().empty()) {
+    result.warnings.push_back(absl::StrCat(
+        "the chains ran eagerly, without a device graph (",
+        chain_objective.graph_failure(),
+        "): the estimate is unaffected, its steps were slower"));
+  }
   return result;
 }
 

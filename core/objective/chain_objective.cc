@@ -53,12 +53,19 @@ void AddWeighted(const ChainEvaluation& part, double weight, int64_t chain,
   }
 }
 
+// Eager evaluations before a graph is recorded: TorchScript optimises a
+// function after its first profiled runs, and the graph must record the
+// optimised kernels.
+constexpr int kGraphWarmup = 3;
+
 }  // namespace
 
 ChainObjective::ChainObjective(Objective& objective)
     : objective_(objective),
       batched_(objective.model()->SupportsChains()),
-      model_parameters_(objective.model()->Parameters()) {
+      model_parameters_(objective.model()->Parameters()),
+      use_graphs_(
+          DeviceGraphsAvailable(objective.vector_options().device())) {
   objective_.set_retain_graphs(false);
   const std::vector<torch::Tensor>& block = objective_.block_parameters();
   for (const torch::Tensor& p : model_parameters_) {
@@ -107,22 +114,58 @@ absl::StatusOr<ChainEvaluation> ChainObjective::Minibatch(
   }
   const torch::Tensor indices =
       batch_indices.to(objective_.vector_options().device());
+  graphed_ = use_graphs_ && graph_failure_.empty();
+  return graphed_ ? ReplayMinibatch(w, indices) : EvaluateMinibatch(w, indices);
+}
+
+ChainEvaluation ChainObjective::EvaluateMinibatch(const torch::Tensor& chains,
+                                                  const torch::Tensor& indices) {
+  const int64_t c = chains.size(0);
   const auto gather = [&](const torch::Tensor& shard) {
     return shard.index_select(0, indices.reshape({-1}))
         .view(Prepend({c, indices.size(1)}, shard.sizes().slice(1)));
   };
   const torch::Tensor inputs = gather(objective_.inputs());
   const torch::Tensor targets = gather(objective_.targets());
-  if (batched_) return EvaluateBatched(w, inputs, targets, true);
+  if (batched_) return EvaluateBatched(chains, inputs, targets, true);
   ChainEvaluation total =
       Zeros(c, objective_.num_parameters(), true, objective_.vector_options());
   const ParameterRestorer restorer(objective_.block_parameters());
   for (int64_t chain = 0; chain < c; ++chain) {
-    SetBlock(w[chain]);
+    SetBlock(chains[chain]);
     AddWeighted(EvaluateCurrent(inputs[chain], targets[chain], true), 1.0,
                 chain, total);
   }
   return total;
+}
+
+ChainEvaluation ChainObjective::ReplayMinibatch(const torch::Tensor& chains,
+                                                const torch::Tensor& indices) {
+  if (graph_ != nullptr && graph_->chains.sizes() == chains.sizes() &&
+      graph_->indices.sizes() == indices.sizes()) {
+    graph_->chains.copy_(chains);
+    graph_->indices.copy_(indices);
+  } else {
+    graph_.reset();  // its memory, before the new recording takes more
+    auto recorded = std::make_unique<MinibatchGraph>();
+    recorded->chains = chains.clone();
+    recorded->indices = indices.clone();
+    MinibatchGraph& g = *recorded;
+    absl::StatusOr<std::unique_ptr<DeviceGraph>> graph = RecordDeviceGraph(
+        chains.device(), kGraphWarmup,
+        [&] { g.evaluation = EvaluateMinibatch(g.chains, g.indices); });
+    if (!graph.ok()) {
+      graph_failure_ = std::string(graph.status().message());
+      graphed_ = false;
+      return EvaluateMinibatch(chains, indices);
+    }
+    recorded->graph = *std::move(graph);
+    graph_ = std::move(recorded);
+  }
+  graph_->graph->Replay();
+  // Copies: the next replay rewrites the graph's own outputs.
+  return {graph_->evaluation.losses.clone(),
+          graph_->evaluation.gradients.clone()};
 }
 
 absl::StatusOr<ChainEvaluation> ChainObjective::FullShard(

@@ -6,9 +6,12 @@
 
 #include <torch/types.h>
 
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/engine/device_graph.h"
 #include "core/objective/objective.h"
 
 namespace curvd::core {
@@ -31,6 +34,12 @@ struct ChainEvaluation {
 // bit afterwards (also when torch throws). Either way the model's parameters
 // are unchanged after every call.
 //
+// On a CUDA device, Minibatch is recorded as a device graph at its first call
+// with a shape of chains and indices (after a few eager warmup evaluations),
+// and later calls of that shape replay it: one launch for every chain's
+// forward and backward pass (docs/adr/0012-device-graphs.md). A model whose
+// passes cannot be recorded runs eagerly, and graph_failure() says why.
+//
 // Forward randomness (dropout in train mode) is drawn from the device's
 // default generator as it stands, never reseeded (unlike Objective's fixed
 // per-micro-batch streams): the caller seeds it. Torch errors (out of memory,
@@ -44,6 +53,13 @@ class ChainObjective {
 
   // Whether the chains run in one batched pass (true) or in turn.
   bool batched() const { return batched_; }
+
+  // Whether the last Minibatch call replayed a device graph.
+  bool graphed() const { return graphed_; }
+
+  // Why Minibatch runs eagerly on a device that has graphs (recording
+  // failed); empty while it does not.
+  const std::string& graph_failure() const { return graph_failure_; }
 
   // For each chain c, the mean loss over the samples `batch_indices`[c]
   // (int64 [C, B], B >= 1, moved to the parameters' device) at w_c and its
@@ -66,8 +82,25 @@ class ChainObjective {
                                             bool with_gradients);
 
  private:
+  // Minibatch recorded for one shape of chains [C, P] and indices [C, B]:
+  // the buffers the graph reads, and the evaluation each replay rewrites.
+  struct MinibatchGraph {
+    torch::Tensor chains;
+    torch::Tensor indices;
+    ChainEvaluation evaluation;
+    std::unique_ptr<DeviceGraph> graph;
+  };
+
   // `chains` as a [C, P] tensor with vector_options(), or InvalidArgument.
   absl::StatusOr<torch::Tensor> CheckChains(const torch::Tensor& chains) const;
+  // Minibatch's evaluation of checked chains [C, P] at device indices
+  // [C, B], eagerly.
+  ChainEvaluation EvaluateMinibatch(const torch::Tensor& chains,
+                                    const torch::Tensor& indices);
+  // The same through graph_, recorded first if it is not for these shapes;
+  // eagerly, setting graph_failure_, where recording fails.
+  ChainEvaluation ReplayMinibatch(const torch::Tensor& chains,
+                                  const torch::Tensor& indices);
   // Batched: the losses [C] and (with_gradients) gradients [C, P] of every
   // chain on its samples, inputs [C, B, ...] and targets [C, B, ...].
   ChainEvaluation EvaluateBatched(const torch::Tensor& chains,
@@ -88,6 +121,10 @@ class ChainObjective {
   // vector in the block (-1 outside the block).
   std::vector<torch::Tensor> model_parameters_;
   std::vector<int> block_part_;
+  bool use_graphs_;
+  std::unique_ptr<MinibatchGraph> graph_;
+  bool graphed_ = false;
+  std::string graph_failure_;
 };
 
 }  // namespace curvd::core

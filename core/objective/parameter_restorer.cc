@@ -14,8 +14,14 @@ ParameterRestorer::ParameterRestorer(
 
 ParameterRestorer::~ParameterRestorer() {
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < parameters_.size(); ++i) {
-    parameters_[i].copy_(saved_[i]);
+  // A destructor cannot throw, and one run while an exception unwinds must
+  // not: a copy fails only when the device itself has failed, or inside a
+  // broken device-graph recording, which wrote nothing to restore.
+  try {
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      parameters_[i].copy_(saved_[i]);
+    }
+  } catch (const c10::Error&) {
   }
 }
 

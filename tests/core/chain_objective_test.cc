@@ -263,6 +263,92 @@ TEST_P(ChainObjectiveTest, ChainsAreIndependent) {
   }
 }
 
+// Each call evaluates its own chains and samples: on CUDA by replaying the
+// graph the first call recorded.
+TEST_P(ChainObjectiveTest, RepeatedMinibatchesMatchObjectives) {
+  const std::unique_ptr<Model> script = Script();
+  std::vector<std::pair<std::unique_ptr<Model>, std::unique_ptr<Model>>> models;
+  models.emplace_back(Zoo(kScriptWidths, "tanh"), Zoo(kScriptWidths, "tanh"));
+  if (script != nullptr) models.emplace_back(Script(), Script());
+  for (auto& [model, reference] : models) {
+    SCOPED_TRACE(model->SupportsChains() ? "zoo" : "TorchScript");
+    const auto [x, y] = Shard(kScriptWidths, LossFunction::kCrossEntropy);
+    auto objective = Objective::Create(model.get(), x, y,
+                                       LossFunction::kCrossEntropy, kMicroBatch);
+    ASSERT_TRUE(objective.ok()) << objective.status();
+    ChainObjective chain_objective(*objective);
+    const torch::Tensor before = FlatParameters(*model);
+    at::Generator generator = SeededGenerator(51);
+    for (uint64_t call = 0; call < 3; ++call) {
+      SCOPED_TRACE(::testing::Message() << "call " << call);
+      const torch::Tensor chains = ChainsAbout(*objective, 52 + call);
+      const torch::Tensor indices =
+          torch::randint(0, kSamples, {kChains, kBatch}, generator,
+                         torch::kInt64)
+              .to(device());
+      const ChainEvaluation minibatch =
+          chain_objective.Minibatch(chains, indices).value();
+      EXPECT_EQ(chain_objective.graphed(), on_cuda());
+      EXPECT_EQ(chain_objective.graph_failure(), "");
+      for (int64_t c = 0; c < kChains; ++c) {
+        const auto [loss, gradient] = ObjectiveAt(
+            *reference, x.index_select(0, indices[c]),
+            y.index_select(0, indices[c]), LossFunction::kCrossEntropy, 0, {},
+            chains[c]);
+        EXPECT_NEAR(minibatch.losses[c].item<double>(), loss, 1e-12 * loss);
+        EXPECT_LT(RelativeError(minibatch.gradients[c], gradient), 1e-12);
+      }
+    }
+    EXPECT_TRUE(torch::equal(FlatParameters(*model), before));
+  }
+}
+
+// A linear model that reads a number back to the host in its forward pass.
+class SynchronisingLinearModel : public LinearModel {
+ public:
+  using LinearModel::LinearModel;
+  torch::Tensor Forward(const torch::Tensor& x) override {
+    (void)x.abs().max().item<double>();
+    return LinearModel::Forward(x);
+  }
+};
+
+// Such a model cannot be recorded: on CUDA the chains run eagerly, with the
+// reason kept, and give the same numbers.
+TEST_P(ChainObjectiveTest, AModelThatSynchronisesRunsEagerly) {
+  SynchronisingLinearModel model(4, 2, /*seed=*/61);
+  LinearModel reference(4, 2, /*seed=*/61);
+  model.To(device(), torch::kFloat64);
+  reference.To(device(), torch::kFloat64);
+  const auto [x, y] = Shard({4, 2}, LossFunction::kMse);
+  auto objective =
+      Objective::Create(&model, x, y, LossFunction::kMse, kMicroBatch);
+  ASSERT_TRUE(objective.ok()) << objective.status();
+  ChainObjective chain_objective(*objective);
+  const torch::Tensor chains = ChainsAbout(*objective, 62);
+  const torch::Tensor indices =
+      torch::arange(kChains * kBatch, torch::dtype(torch::kInt64))
+          .view({kChains, kBatch})
+          .to(device());
+  for (int call = 0; call < 2; ++call) {
+    const ChainEvaluation minibatch =
+        chain_objective.Minibatch(chains, indices).value();
+    EXPECT_FALSE(chain_objective.graphed());
+    if (on_cuda()) {
+      EXPECT_THAT(chain_objective.graph_failure(), HasSubstr("recording"));
+    } else {
+      EXPECT_EQ(chain_objective.graph_failure(), "");
+    }
+    for (int64_t c = 0; c < kChains; ++c) {
+      const auto [loss, gradient] = ObjectiveAt(
+          reference, x.index_select(0, indices[c]),
+          y.index_select(0, indices[c]), LossFunction::kMse, 0, {}, chains[c]);
+      EXPECT_NEAR(minibatch.losses[c].item<double>(), loss, 1e-12 * loss);
+      EXPECT_LT(RelativeError(minibatch.gradients[c], gradient), 1e-12);
+    }
+  }
+}
+
 // A linear model whose forward pass throws once `forwards_left` more have
 // run (never while it is negative).
 class ThrowingLinearModel : public LinearModel {

@@ -1,0 +1,119 @@
+// DeviceGraph as a CUDA graph (core/CMakeLists.txt builds this file where
+// LibTorch has CUDA, else device_graph_cpu_only.cc).
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "core/engine/device_graph.h"
+
+namespace curvd::core {
+namespace {
+
+class CudaGraph final : public DeviceGraph {
+ public:
+  explicit CudaGraph(std::unique_ptr<at::cuda::CUDAGraph> graph)
+      : graph_(std::move(graph)) {}
+  // The graph's memory goes back to the allocator with it: not before the
+  // replays queued on the device have finished with it.
+  ~CudaGraph() override { replayed_.synchronize(); }
+  void Replay() override {
+    graph_->replay();
+    replayed_.record();
+  }
+
+ private:
+  std::unique_ptr<at::cuda::CUDAGraph> graph_;
+  at::cuda::CUDAEvent replayed_;  // after the last replay
+};
+
+// This thread's side stream on the current device, the same for all its
+// recordings: autograd keeps the stream a parameter's gradient accumulator
+// was made on, and one made by an earlier recording must find the same
+// stream in the next (a mismatch synchronises streams, which breaks a
+// recording).
+c10::cuda::CUDAStream SideStream() {
+  thread_local std::vector<std::optional<c10::cuda::CUDAStream>> streams;
+  const c10::DeviceIndex device = c10::cuda::current_device();
+  if (streams.size() <= static_cast<size_t>(device)) {
+    streams.resize(static_cast<size_t>(device) + 1);
+  }
+  if (!streams[device]) streams[device] = c10::cuda::getStreamFromPool();
+  return *streams[device];
+}
+
+// The first line of an exception's message (torch appends a backtrace).
+std::string FirstLine(const std::exception& e) {
+  const std::string what = e.what();
+  return what.substr(0, what.find('\n'));
+}
+
+}  // namespace
+
+bool DeviceGraphsAvailable(const torch::Device& device) {
+  return device.is_cuda() && torch::cuda::is_available();
+}
+
+absl::StatusOr<std::unique_ptr<DeviceGraph>> RecordDeviceGraph(
+    const torch::Device& device, int warmup, const std::function<void()>& work) {
+  if (!DeviceGraphsAvailable(device)) {
+    return absl::UnimplementedError(
+        absl::StrCat("device graphs need a CUDA device, got ", device.str()));
+  }
+  const c10::cuda::CUDAGuard device_guard(device);
+  const c10::cuda::CUDAStream origin = c10::cuda::getCurrentCUDAStream();
+  const c10::cuda::CUDAStream side = SideStream();
+  // The side stream starts after the work queued so far and the current
+  // stream goes on after the side stream's: the recording's buffers were
+  // written on the current stream and its replays run there.
+  at::cuda::CUDAEvent ready;
+  ready.record(origin);
+  ready.block(side);
+  // Also when a warmup run throws, after the work it queued (a model's
+  // parameters being restored, for one).
+  const absl::Cleanup rejoin = [&] {
+    at::cuda::CUDAEvent done;
+    done.record(side);
+    done.block(origin);
+  };
+  auto graph = std::make_unique<at::cuda::CUDAGraph>();
+  std::string failure;
+  {
+    const c10::cuda::CUDAStreamGuard stream_guard(side);
+    for (int i = 0; i < warmup; ++i) work();
+    // Thread-local capture: the server's other threads may use the device
+    // meanwhile (their own synchronisations must not break this recording).
+    graph->capture_begin(/*pool=*/{0, 0}, cudaStreamCaptureModeThreadLocal);
+    try {
+      work();
+      graph->capture_end();
+    } catch (const std::exception& e) {
+      failure = FirstLine(e);
+      // End the broken capture (which fails: the graph is dropped), so that
+      // the stream and the allocator leave capture mode.
+      try {
+        graph->capture_end();
+      } catch (const std::exception&) {
+      }
+      (void)cudaGetLastError();
+    }
+  }
+  if (!failure.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("recording a device graph failed: ", failure));
+  }
+  return std::make_unique<CudaGraph>(std::move(graph));
+}
+
+}  // namespace curvd::core
