@@ -2,6 +2,7 @@
 """Generates curvd's gRPC stubs (curvd/v1/*_pb2.py, *_pb2_grpc.py) from proto/.
 
 Usage: /usr/bin/python3 client/python/generate_protos.py [--proto_dir DIR] [--out DIR]
+           [--protoc PATH] [--grpc_python_plugin PATH]
 
 Runs Debian's `protoc` and `grpc_python_plugin` (package protobuf-compiler-grpc);
 python3-grpc-tools is not used because its protoc is too old for the protos'
@@ -21,14 +22,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO_FILES = ("curvd/v1/resources.proto", "curvd/v1/curvd_service.proto")
 
 
-def generate(proto_dir, out_dir):
+def generate(proto_dir, out_dir, protoc=None, plugin=None):
     """Writes the stubs of PROTO_FILES under `out_dir`/curvd/v1/.
 
-    `proto_dir` holds curvd/v1/*.proto. Raises RuntimeError naming the missing
-    tool or protoc's message when generation fails.
+    `proto_dir` holds curvd/v1/*.proto; `protoc` and `plugin` (the
+    grpc_python_plugin) default to those on PATH. Raises RuntimeError naming the
+    missing tool or protoc's message when generation fails.
     """
-    protoc = shutil.which("protoc")
-    plugin = shutil.which("grpc_python_plugin")
+    protoc = protoc or shutil.which("protoc")
+    plugin = plugin or shutil.which("grpc_python_plugin")
     if protoc is None or plugin is None:
         raise RuntimeError(
             "protoc and grpc_python_plugin are needed to generate curvd's stubs: "
@@ -51,8 +53,11 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--proto_dir", default=os.path.join(HERE, "..", "..", "proto"))
     parser.add_argument("--out", default=HERE)
+    parser.add_argument("--protoc")
+    parser.add_argument("--grpc_python_plugin")
     args = parser.parse_args(argv)
-    generate(os.path.abspath(args.proto_dir), os.path.abspath(args.out))
+    generate(os.path.abspath(args.proto_dir), os.path.abspath(args.out), args.protoc,
+             args.grpc_python_plugin)
 
 
 if __name__ == "__main__":

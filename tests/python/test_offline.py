@@ -4,7 +4,6 @@ backpressure policies, measurement specs, model export."""
 import json
 import struct
 import threading
-import time
 import unittest
 import warnings
 

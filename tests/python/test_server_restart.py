@@ -68,7 +68,7 @@ class RestartTest(unittest.TestCase):
         outages = [w for w in caught if "unreachable" in str(w.message)]
         self.assertEqual(len(outages), 1, [str(w.message) for w in caught])
         self.assertTrue(issubclass(outages[0].category, curvd.CurvdWarning))
-        self.assertLess(max(submit_seconds), 0.1, "submit never waits for the server")
+        self.assertLess(max(submit_seconds), 0.5, "submit never waits for the server (rpc_timeout 5 s)")
         rows = {r["step"]: r for r in run.results(frame=False)}
         self.assertEqual(rows[0]["state"], "SUCCEEDED")
         self.assertEqual(rows[15]["state"], "SUCCEEDED", rows[15]["error_message"])

@@ -1,5 +1,7 @@
 """A connection to one curvd server, and the runs a trainer opens on it."""
 
+import logging
+
 import grpc
 
 from curvd import blob_upload, measurement_specs, model_source, shard_source
@@ -8,6 +10,8 @@ from curvd.run import Run
 from curvd.v1 import curvd_service_pb2 as service_pb2
 from curvd.v1 import curvd_service_pb2_grpc as service_pb2_grpc
 from curvd.v1 import resources_pb2
+
+log = logging.getLogger("curvd")
 
 
 class Client:
@@ -132,6 +136,8 @@ class Client:
                             "re-initialised model is another model: choose a new run_id, "
                             "or open the run with model=None")
                 raise from_rpc_error(error, f"CreateRun {run_id}", hint) from error
+        if how is not None:
+            log.info("curvd: run %s, model %s", run_id, how)
         return Run(self, run, specs, every, policy, capacity, measurement_timeout, how)
 
     def close(self):

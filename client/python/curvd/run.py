@@ -46,6 +46,9 @@ class Run:
 
     def __init__(self, client, run, specs, every, policy, capacity, measurement_timeout,
                  model_export):
+        """Client.run() makes runs: `run` is the server's Run, `specs` the
+        MeasurementSpecs of every checkpoint; the rest as Client.run() has them.
+        Starts the run's background thread."""
         self._client = client
         self.name = run.name
         self.run_id = run.name.split("/", 1)[1]
@@ -209,6 +212,7 @@ class Run:
                         continue
                     item.snapshot.release()
                     self._count("failed")
+                    self._server_back()  # it answered, if only to refuse
                     if not self._stop.is_set():
                         warnings.warn(f"curvd: the checkpoint of step {item.step} of run "
                                       f"{self.run_id} was not measured: {error}", CurvdWarning)
