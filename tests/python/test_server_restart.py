@@ -75,6 +75,22 @@ class RestartTest(unittest.TestCase):
         stats = run.stats
         self.assertEqual(stats["processed"] + stats["coalesced"], 16, stats)
 
+    def test_close_gives_up_after_its_timeout_while_the_server_is_away(self):
+        run = self.client.run("away", mlp(), shard=regression_data(), loss="mse",
+                              measure=["sharpness"], policy="queue", capacity=4)
+        self.server.kill()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for i in range(3):
+                self.assertTrue(run.submit(i, mlp()))
+            start = time.monotonic()
+            self.assertFalse(run.close(timeout=1.0))
+            self.assertLess(time.monotonic() - start, 10)
+        self.assertTrue(any("closed after 1 s" in str(w.message) for w in caught),
+                        [str(w.message) for w in caught])
+        self.assertFalse(run.submit(3, mlp()), "a closed run takes nothing")
+        self.assertEqual(run.stats["processed"], 0)
+
 
 if __name__ == "__main__":
     unittest.main()
