@@ -6,7 +6,8 @@ backpressure policy chosen at run creation:
 - "queue": up to `capacity` pending; when full, the oldest is dropped (the
   caller warns).
 - "block": up to `capacity` pending; put() waits for room, so every checkpoint
-  is measured at the price of stalling the trainer when the server is slower.
+  is measured at the price of stalling the trainer when the server is slower
+  (or away: the queue drains again once it is back).
 """
 
 import collections
