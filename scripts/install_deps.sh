@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev libgtest-dev libgmock-dev
   dataset-fashion-mnist
   prometheus sqlite3 curl python3-torch python3-grpcio python3-protobuf
+  python3-pandas python3-matplotlib
   yamllint
 )
 # Tools any package may provide: install Debian's only when none is on PATH (some

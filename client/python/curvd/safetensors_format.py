@@ -1,0 +1,64 @@
+"""The safetensors file format, written without the safetensors package.
+
+A file is an 8-byte little-endian header length N, N bytes of JSON
+({"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...},
+padded with spaces to a multiple of 8), then the tensors' raw little-endian
+bytes, tiling the rest of the file in header order.
+"""
+
+import json
+import struct
+
+import torch
+
+# torch dtype -> safetensors dtype string (the ones curvd's server reads).
+DTYPE_NAMES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16",
+    torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32",
+    torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+}
+
+
+def tensor_bytes(tensor):
+    """The raw bytes of CPU tensor `tensor` in row-major order (a memoryview
+    when no copy is needed)."""
+    flat = tensor.detach().contiguous().reshape(-1)
+    if flat.dtype in (torch.bfloat16, torch.bool):
+        # numpy has no bfloat16; reinterpret both as bytes of the same size.
+        flat = flat.view(torch.int16 if flat.dtype == torch.bfloat16 else torch.uint8)
+    return memoryview(flat.numpy()).cast("B")
+
+
+def encode(tensors, metadata=None):
+    """Serialises `tensors` (a mapping of name to CPU tensor) to safetensors bytes.
+
+    Names keep the mapping's order. `metadata`, a mapping of str to str, goes
+    into "__metadata__". Raises TypeError for a tensor not on the CPU or of a
+    dtype safetensors has no name for.
+    """
+    header = {}
+    chunks = []
+    offset = 0
+    for name, tensor in tensors.items():
+        if tensor.device.type != "cpu":
+            raise TypeError(f"safetensors: tensor '{name}' is on {tensor.device}, not the CPU")
+        dtype = DTYPE_NAMES.get(tensor.dtype)
+        if dtype is None:
+            raise TypeError(f"safetensors: tensor '{name}' has dtype {tensor.dtype}, "
+                            f"which safetensors cannot hold")
+        data = tensor_bytes(tensor)
+        header[name] = {"dtype": dtype, "shape": list(tensor.shape),
+                        "data_offsets": [offset, offset + data.nbytes]}
+        chunks.append(data)
+        offset += data.nbytes
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return b"".join([struct.pack("<Q", len(text)), text, *chunks])
+
+
+def looks_like_safetensors(data):
+    """True when `data` (the first bytes of a file suffice) starts as a safetensors
+    file: an 8-byte header length, then '{'."""
+    return len(data) >= 9 and data[8:9] == b"{"

@@ -1,0 +1,80 @@
+"""A real curvd server for the Python package's tests: build/bin/curvd (or
+$CURVD_BIN) on free loopback ports, with a temporary state directory and data
+root, that a test can kill and restart on the same port and state."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import grpc
+
+from curvd.v1 import curvd_service_pb2 as service_pb2
+from curvd.v1 import curvd_service_pb2_grpc as service_pb2_grpc
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CurvdServer:
+    """One curvd process; start() waits until it answers, stop() kills it."""
+
+    def __init__(self):
+        self.binary = os.environ.get("CURVD_BIN", os.path.join(_REPO, "build", "bin", "curvd"))
+        if not os.access(self.binary, os.X_OK):
+            raise RuntimeError(f"{self.binary} is missing: build it (ninja -C build curvd) "
+                               f"or set CURVD_BIN")
+        self.root = tempfile.mkdtemp(prefix="curvd-py-test.")
+        self.data_root = os.path.join(self.root, "data")
+        os.makedirs(self.data_root)
+        self.port = _free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self, timeout=60.0):
+        """Starts curvd (CPU workers) and waits until ListRuns answers."""
+        log = open(os.path.join(self.root, "curvd.log"), "ab")
+        self.process = subprocess.Popen(
+            [self.binary, f"--listen={self.target}", "--metrics_listen=",
+             f"--state_dir={os.path.join(self.root, 'state')}", f"--data_roots={self.data_root}",
+             "--devices=cpu"], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        channel = grpc.insecure_channel(self.target)
+        stub = service_pb2_grpc.CurvdStub(channel)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"curvd exited with {self.process.returncode}:\n{self.log()}")
+                try:
+                    stub.ListRuns(service_pb2.ListRunsRequest(), timeout=2)
+                    return
+                except grpc.RpcError:
+                    time.sleep(0.1)
+        finally:
+            channel.close()
+        raise RuntimeError(f"curvd did not answer within {timeout} s:\n{self.log()}")
+
+    def kill(self):
+        """SIGKILLs curvd, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def log(self):
+        """The tail of curvd's output."""
+        with open(os.path.join(self.root, "curvd.log"), errors="replace") as f:
+            return "".join(f.readlines()[-30:])
+
+    def close(self):
+        """Kills curvd and removes its directory."""
+        self.kill()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,172 @@
+"""Tests of the curvd package that need no server: the safetensors writer, the
+backpressure policies, measurement specs, model export."""
+
+import json
+import struct
+import threading
+import unittest
+import warnings
+
+import torch
+
+import curvd
+from curvd import model_source, safetensors_format
+from curvd.measurement_specs import build_specs, request_id
+from curvd.submit_queue import SubmitQueue
+from curvd.weights_snapshot import PinnedBufferPool, WeightsSnapshot
+
+
+class Unscriptable(torch.nn.Module):
+    """forward takes *args, which TorchScript cannot compile; tracing works."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, *args):
+        return self.fc(args[0])
+
+
+class SafetensorsTest(unittest.TestCase):
+    def test_layout_is_header_length_json_then_bytes_in_order(self):
+        a = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+        b = torch.tensor([7, -1], dtype=torch.int64)
+        data = safetensors_format.encode({"a": a, "b": b}, metadata={"step": 3})
+        (length,) = struct.unpack("<Q", data[:8])
+        self.assertEqual(length % 8, 0)
+        header = json.loads(data[8:8 + length])
+        self.assertEqual(header["a"], {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]})
+        self.assertEqual(header["b"], {"dtype": "I64", "shape": [2], "data_offsets": [24, 40]})
+        self.assertEqual(header["__metadata__"], {"step": "3"})
+        body = data[8 + length:]
+        self.assertEqual(len(body), 40)
+        self.assertEqual(body[:24], struct.pack("<6f", *range(6)))
+        self.assertEqual(body[24:], struct.pack("<2q", 7, -1))
+
+    def test_non_contiguous_bfloat16_bool_and_scalars(self):
+        t = torch.arange(6, dtype=torch.float64).reshape(2, 3).t()
+        data = safetensors_format.encode({"t": t, "h": torch.ones(2, dtype=torch.bfloat16),
+                                          "m": torch.tensor([True, False]),
+                                          "s": torch.tensor(2.5)})
+        (length,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + length])
+        body = data[8 + length:]
+        self.assertEqual(body[:48], struct.pack("<6d", 0, 3, 1, 4, 2, 5))
+        self.assertEqual(header["h"]["dtype"], "BF16")
+        self.assertEqual(header["m"]["data_offsets"][1] - header["m"]["data_offsets"][0], 2)
+        self.assertEqual(header["s"]["shape"], [])
+        self.assertTrue(safetensors_format.looks_like_safetensors(data))
+
+    def test_refuses_complex(self):
+        with self.assertRaisesRegex(TypeError, "cannot hold"):
+            safetensors_format.encode({"z": torch.zeros(2, dtype=torch.complex64)})
+
+
+class SubmitQueueTest(unittest.TestCase):
+    def test_coalesce_keeps_the_newest(self):
+        q = SubmitQueue("coalesce")
+        self.assertEqual(q.put(1), [])
+        self.assertEqual(q.put(2), [1])
+        self.assertEqual(q.put(3), [2])
+        self.assertEqual(q.put_back(0), [0], "a newer pending item wins over a retried one")
+        q.close()
+        self.assertEqual(q.get(), 3)
+        self.assertIsNone(q.get())
+
+    def test_queue_drops_the_oldest(self):
+        q = SubmitQueue("queue", capacity=2)
+        self.assertEqual([q.put(i) for i in range(4)], [[], [], [0], [1]])
+        self.assertEqual(q.put_back(9), [9], "a full queue drops the oldest, the retried one")
+        self.assertEqual([q.get(), q.get()], [2, 3])
+
+    def test_block_waits_for_room(self):
+        q = SubmitQueue("block", capacity=1)
+        q.put(1)
+        done = threading.Event()
+        threading.Thread(target=lambda: (q.put(2), done.set()), daemon=True).start()
+        self.assertFalse(done.wait(0.2), "put must wait while the queue is full")
+        self.assertEqual(q.get(), 1)
+        self.assertTrue(done.wait(2))
+        self.assertEqual(q.get(), 2)
+
+    def test_closed_queue_returns_the_item_as_dropped(self):
+        q = SubmitQueue("block", capacity=1)
+        q.close()
+        self.assertEqual(q.put(5), [5])
+
+    def test_unknown_policy(self):
+        with self.assertRaisesRegex(ValueError, "coalesce, queue, block"):
+            SubmitQueue("newest")
+
+
+class SnapshotTest(unittest.TestCase):
+    def test_copies_are_independent_of_training(self):
+        model = torch.nn.Linear(3, 2)
+        snapshot = WeightsSnapshot(model.state_dict(), PinnedBufferPool(),
+                                   {"train_loss": torch.tensor(0.5)})
+        before = model.weight.detach().clone()
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        state, extra = snapshot.ready()
+        self.assertTrue(torch.equal(state["weight"], before))
+        self.assertEqual(float(extra["train_loss"]), 0.5)
+        self.assertEqual(list(state), ["weight", "bias"])
+
+
+class SpecsTest(unittest.TestCase):
+    def test_kinds_options_and_plans(self):
+        specs = build_specs(["sharpness", {"hessian_trace": {"max_probes": 50}},
+                             curvd.plan("trace_h3", sharpness={"top_k": 2})],
+                            "builtin://x", "mse", {"precision": "PRECISION_FLOAT64"})
+        self.assertEqual([s.WhichOneof("kind") for s in specs],
+                         ["sharpness", "hessian_trace", "plan"])
+        self.assertEqual(specs[1].hessian_trace.max_probes, 50)
+        self.assertEqual(specs[2].plan.sharpness.top_k, 2)
+        self.assertTrue(specs[2].plan.HasField("trace_h3"))
+        for spec in specs:
+            self.assertEqual(spec.shard_uri, "builtin://x")
+            self.assertEqual(spec.loss, 2)
+            self.assertEqual(spec.precision, 2)
+        self.assertNotEqual(request_id("r", 1, specs[0]), request_id("r", 1, specs[1]))
+        self.assertEqual(request_id("r", 1, specs[0]), request_id("r", 1, build_specs(
+            "sharpness", "builtin://x", "mse", {"precision": "PRECISION_FLOAT64"})[0]))
+
+    def test_unknown_kind_option_and_loss(self):
+        with self.assertRaisesRegex(ValueError, "unknown kind 'sharpnes'.*sharpness, hessian_trace"):
+            build_specs(["sharpnes"], "builtin://x", "mse")
+        with self.assertRaisesRegex(ValueError, "measure sharpness.*top_kk.*its options: top_k"):
+            build_specs([{"sharpness": {"top_kk": 2}}], "builtin://x", "mse")
+        with self.assertRaisesRegex(ValueError, "loss 'l1'"):
+            build_specs(["sharpness"], "builtin://x", "l1")
+        with self.assertRaisesRegex(ValueError, "plan cannot hold kind 'plan'"):
+            curvd.plan("plan")
+
+
+class ExportTest(unittest.TestCase):
+    def test_script_then_trace_then_a_clear_error(self):
+        _, how = model_source.export_module(torch.nn.Linear(4, 2))
+        self.assertEqual(how, "scripted")
+        with self.assertRaisesRegex(curvd.ModelExportError,
+                                    "cannot compile Unscriptable.*example_input=.*torch.jit.save"):
+            model_source.export_module(Unscriptable())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            archive, how = model_source.export_module(Unscriptable(), torch.randn(1, 4))
+        self.assertEqual(how, "traced")
+        self.assertTrue(archive.startswith(model_source.ZIP_MAGIC))
+        self.assertTrue(any("traced, not scripted" in str(w.message) for w in caught))
+        with self.assertRaisesRegex(curvd.ModelExportError, "neither scripted .* nor traced"):
+            model_source.export_module(Unscriptable(), torch.randn(1, 5))
+
+    def test_zoo_spec_and_bad_inputs(self):
+        spec, how = model_source.model_spec("mlp:8,16,2:relu", upload=None)
+        self.assertEqual((how, list(spec.zoo.layer_widths), spec.zoo.activation),
+                         ("zoo", [8, 16, 2], "relu"))
+        with self.assertRaisesRegex(ValueError, "not ARCH:WIDTHS"):
+            model_source.model_spec("mlp:8,x", upload=None)
+        with self.assertRaisesRegex(TypeError, "not an nn.Module"):
+            model_source.model_spec(42, upload=None)
+
+
+if __name__ == "__main__":
+    unittest.main()
