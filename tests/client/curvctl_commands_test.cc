@@ -40,9 +40,9 @@ TEST(CurvctlCommandsTest, HasTheDocumentedSubcommands) {
   for (const CommandDef& command : CurvctlCommands()) {
     names.push_back(command.name);
   }
-  EXPECT_THAT(names, ::testing::UnorderedElementsAre("create-run", "upload",
-                                                     "measure", "watch", "runs",
-                                                     "results", "get"));
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre(
+                         "create-run", "upload", "measure", "backfill", "watch",
+                         "runs", "results", "get"));
 }
 
 TEST(CurvctlCommandsTest, HelpDocumentsEveryFlag) {
