@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -510,27 +511,56 @@ bool OutputFlagsAgree(const ParsedFlags& flags, const std::string& command,
   return true;
 }
 
-int MeasureCommand(const ParsedFlags& flags, std::ostream& out,
-                   std::ostream& err) {
+// The specs of measure's flags (for `command`, measure or backfill), after
+// checking --run, --shard and the output flags; nullopt after saying why on
+// `err`, a usage error.
+std::optional<std::vector<v1::MeasurementSpec>> SpecsOrUsage(
+    const ParsedFlags& flags, const std::string& command, std::ostream& err) {
   if (flags.String("run").empty() || flags.String("shard").empty()) {
-    err << "curvctl measure: --run and --shard are required (see: curvctl "
-           "measure --help)\n";
-    return kExitUsage;
+    err << "curvctl " << command
+        << ": --run and --shard are required (see: curvctl " << command
+        << " --help)\n";
+    return std::nullopt;
   }
-  if (!OutputFlagsAgree(flags, "measure", err)) return kExitUsage;
+  if (!OutputFlagsAgree(flags, command, err)) return std::nullopt;
   absl::StatusOr<std::vector<v1::MeasurementSpec>> specs =
       MeasurementSpecsFromFlags(flags);
   if (!specs.ok()) {
-    err << "curvctl measure: " << specs.status().message() << "\n";
-    return kExitUsage;
+    err << "curvctl " << command << ": " << specs.status().message() << "\n";
+    return std::nullopt;
   }
-  auto client = Connect(flags);
-  absl::StatusOr<v1::Run> run = RunFromFlags(flags, *client);
+  return *std::move(specs);
+}
+
+// The run of --run (RunFromFlags); nullopt after saying why on `err` and
+// setting `exit_code`: a usage error when the run is missing and no model is
+// given, else an error.
+std::optional<v1::Run> RunOrExit(const ParsedFlags& flags, Client& client,
+                                 const std::string& command, std::ostream& err,
+                                 int& exit_code) {
+  absl::StatusOr<v1::Run> run = RunFromFlags(flags, client);
   if (absl::IsFailedPrecondition(run.status())) {
-    err << "curvctl measure: " << run.status().message() << "\n";
-    return kExitUsage;
+    err << "curvctl " << command << ": " << run.status().message() << "\n";
+    exit_code = kExitUsage;
+    return std::nullopt;
   }
-  if (!run.ok()) return ExitFor(run.status(), err);
+  if (!run.ok()) {
+    exit_code = ExitFor(run.status(), err);
+    return std::nullopt;
+  }
+  return *std::move(run);
+}
+
+int MeasureCommand(const ParsedFlags& flags, std::ostream& out,
+                   std::ostream& err) {
+  const std::optional<std::vector<v1::MeasurementSpec>> specs =
+      SpecsOrUsage(flags, "measure", err);
+  if (!specs.has_value()) return kExitUsage;
+  auto client = Connect(flags);
+  int exit_code = kExitOk;
+  const std::optional<v1::Run> run =
+      RunOrExit(flags, *client, "measure", err, exit_code);
+  if (!run.has_value()) return exit_code;
 
   absl::StatusOr<v1::Checkpoint> checkpoint =
       EnsureCheckpoint(flags, *client, *run);
@@ -616,33 +646,24 @@ absl::StatusOr<v1::Checkpoint> RecordCheckpointFile(
 
 int BackfillCommand(const ParsedFlags& flags, std::ostream& out,
                     std::ostream& err) {
-  if (flags.String("run").empty() || flags.String("shard").empty()) {
-    err << "curvctl backfill: --run and --shard are required (see: curvctl "
-           "backfill --help)\n";
-    return kExitUsage;
-  }
-  if (!OutputFlagsAgree(flags, "backfill", err)) return kExitUsage;
-  absl::StatusOr<std::vector<v1::MeasurementSpec>> specs =
-      MeasurementSpecsFromFlags(flags);
+  const std::optional<std::vector<v1::MeasurementSpec>> specs =
+      SpecsOrUsage(flags, "backfill", err);
+  if (!specs.has_value()) return kExitUsage;
   absl::StatusOr<StepRule> rule =
       StepRule::Create(flags.String("step_pattern"));
-  for (const absl::Status& status : {specs.status(), rule.status()}) {
-    if (!status.ok()) {
-      err << "curvctl backfill: " << status.message() << "\n";
-      return kExitUsage;
-    }
+  if (!rule.ok()) {
+    err << "curvctl backfill: " << rule.status().message() << "\n";
+    return kExitUsage;
   }
   const std::string& directory = flags.positional()[0];
   absl::StatusOr<CheckpointDirectory> found =
       ScanCheckpointDirectory(directory, *rule);
   if (!found.ok()) return ExitFor(found.status(), err);
   auto client = Connect(flags);
-  absl::StatusOr<v1::Run> run = RunFromFlags(flags, *client);
-  if (absl::IsFailedPrecondition(run.status())) {
-    err << "curvctl backfill: " << run.status().message() << "\n";
-    return kExitUsage;
-  }
-  if (!run.ok()) return ExitFor(run.status(), err);
+  int exit_code = kExitOk;
+  const std::optional<v1::Run> run =
+      RunOrExit(flags, *client, "backfill", err, exit_code);
+  if (!run.has_value()) return exit_code;
   const std::string run_id(absl::StripPrefix(run->name(), "runs/"));
   absl::StatusOr<std::vector<v1::Measurement>> stored =
       client->ListMeasurements(absl::StrCat(run->name(), "/checkpoints/-"));
@@ -734,8 +755,8 @@ int BackfillCommand(const ParsedFlags& flags, std::ostream& out,
   }
   err << absl::StrFormat(
       "curvctl backfill: %d checkpoints measured (%d measurements), %d "
-      "skipped as already measured, %d failed; %d files without a step "
-      "skipped, %d other files ignored\n",
+      "skipped as already measured, %d failed; files skipped without a "
+      "step: %d; other files ignored: %d\n",
       measured, results.size(), skipped, failed, found->skipped_no_step.size(),
       found->other_files);
   if (failed > 0) return kExitError;

@@ -90,7 +90,7 @@ grep -q "broken_30.safetensors (step 30): error: INVALID_ARGUMENT" "$tmp/first.e
   || fail "no error naming broken_30.safetensors"
 grep -q "\[1/4\] mlp_step_00000.safetensors (step 0): measuring sharpness, hessian_trace" "$tmp/first.err" \
   || fail "no progress line for step 0"
-grep -q "3 checkpoints measured (6 measurements), 0 skipped as already measured, 1 failed; 1 files without a step skipped, 1 other files ignored" \
+grep -q "3 checkpoints measured (6 measurements), 0 skipped as already measured, 1 failed; files skipped without a step: 1; other files ignored: 1" \
   "$tmp/first.err" || fail "wrong summary of the first backfill"
 python3 - "$tmp/first.json" <<'PY' || fail "first backfill's --json output is wrong"
 import json, sys
