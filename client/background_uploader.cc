@@ -17,29 +17,69 @@ BackgroundUploader::BackgroundUploader(Options options,
 
 BackgroundUploader::~BackgroundUploader() { Close(); }
 
+absl::string_view BackpressureName(Backpressure policy) {
+  switch (policy) {
+    case Backpressure::kCoalesce:
+      return "coalesce";
+    case Backpressure::kQueue:
+      return "queue";
+    case Backpressure::kBlock:
+      return "block";
+  }
+  return "";
+}
+
+absl::StatusOr<Backpressure> ParseBackpressure(absl::string_view name) {
+  for (Backpressure policy :
+       {Backpressure::kCoalesce, Backpressure::kQueue, Backpressure::kBlock}) {
+    if (name == BackpressureName(policy)) return policy;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "backpressure policy '", name, "' is not coalesce, queue or block"));
+}
+
+size_t BackgroundUploader::Capacity() const {
+  return options_.policy == Backpressure::kCoalesce
+             ? 1
+             : std::max<size_t>(1, options_.capacity);
+}
+
 std::optional<int64_t> BackgroundUploader::Submit(
     PendingCheckpoint checkpoint) {
   std::optional<int64_t> dropped;
+  bool closed = false;
   {
     absl::MutexLock lock(&mu_);
     ++stats_.submitted;
-    if (closed_) {
-      ++stats_.dropped;
-      dropped_steps_.push_back(checkpoint.step);
+    if (options_.policy == Backpressure::kBlock) {
+      mu_.Await(absl::Condition(
+          +[](BackgroundUploader* self)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+                 return self->closed_ || self->queue_.size() < self->Capacity();
+               },
+          this));
+    }
+    closed = closed_;
+    if (closed) {
       dropped = checkpoint.step;
     } else {
-      if (queue_.size() >= std::max<size_t>(1, options_.capacity)) {
+      if (queue_.size() >= Capacity()) {
         dropped = queue_.front().step;
         queue_.pop_front();
-        ++stats_.dropped;
-        dropped_steps_.push_back(*dropped);
       }
       queue_.push_back(std::move(checkpoint));
     }
+    if (dropped.has_value()) {
+      ++stats_.dropped;
+      dropped_steps_.push_back(*dropped);
+    }
   }
-  if (dropped.has_value()) {
+  if (closed) {
     Log(absl::StrCat("uploader: dropped checkpoint of step ", *dropped,
-                     " (queue of ", options_.capacity,
+                     " (submitted after Close)"));
+  } else if (dropped.has_value() && options_.policy == Backpressure::kQueue) {
+    Log(absl::StrCat("uploader: dropped checkpoint of step ", *dropped,
+                     " (queue of ", Capacity(),
                      " full: measurements are slower than checkpoints)"));
   }
   return dropped;

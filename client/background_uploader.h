@@ -1,8 +1,14 @@
 // Hands checkpoints from a training loop to a background thread, so that the
-// trainer never waits on an upload or a measurement. The queue is bounded: when
-// the trainer produces checkpoints faster than they are processed, the oldest
-// pending one is dropped (and reported), since a fresher checkpoint says more
-// about where training is now.
+// trainer never waits on an upload or a measurement (unless it asks to, with
+// Backpressure::kBlock). When the trainer produces checkpoints faster than they
+// are processed, the policy chosen at construction decides what happens; by
+// default only the newest pending checkpoint is kept, since a fresher
+// checkpoint says more about where training is now.
+//
+// Weights only after the first: a run holds its architecture (CreateRun's
+// ModelSpec: a zoo spec, or a TorchScript archive uploaded once), so every
+// checkpoint the trainer hands over is a safetensors state dict for that model
+// and nothing else travels again.
 #ifndef CURVD_CLIENT_BACKGROUND_UPLOADER_H_
 #define CURVD_CLIENT_BACKGROUND_UPLOADER_H_
 
@@ -17,6 +23,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "client/curvd_client.h"
 #include "curvd/v1/resources.pb.h"
@@ -31,6 +39,25 @@ struct PendingCheckpoint {
   std::string safetensors;
 };
 
+// What Submit does while the background thread is busy.
+enum class Backpressure {
+  // Keep only the newest pending checkpoint: a new one replaces the one
+  // waiting (counted as dropped, without a log line: that is the policy).
+  kCoalesce,
+  // Keep up to `capacity` pending checkpoints; a new one beyond that drops the
+  // oldest pending one, with a log line.
+  kQueue,
+  // Keep up to `capacity` pending checkpoints; Submit waits until there is
+  // room, so nothing is dropped and the trainer slows to the server's pace.
+  kBlock,
+};
+
+// "coalesce", "queue" or "block".
+absl::string_view BackpressureName(Backpressure policy);
+// The policy named by BackpressureName; InvalidArgument naming the choices
+// otherwise.
+absl::StatusOr<Backpressure> ParseBackpressure(absl::string_view name);
+
 // What the background thread does with each checkpoint. An error is reported
 // through the uploader's log and counted; the thread goes on with the next one.
 using CheckpointProcessor =
@@ -39,18 +66,20 @@ using CheckpointProcessor =
 class BackgroundUploader {
  public:
   struct Options {
-    // Checkpoints waiting (not counting the one being processed); at least 1.
+    // Checkpoints waiting (not counting the one being processed) under kQueue
+    // and kBlock; at least 1. kCoalesce keeps one.
     size_t capacity = 2;
-    // Receives one line per drop or processing error; called from either
-    // thread.
+    // Receives one line per kQueue drop or processing error; called from
+    // either thread.
     std::function<void(const std::string&)> log;
+    Backpressure policy = Backpressure::kCoalesce;
   };
 
   struct Stats {
     int64_t submitted = 0;
     int64_t processed = 0;  // the processor returned OK
     int64_t failed = 0;     // the processor returned an error
-    int64_t dropped = 0;    // evicted from a full queue, never processed
+    int64_t dropped = 0;  // replaced or evicted while pending, never processed
   };
 
   // Starts the background thread, which calls `process` for each checkpoint in
@@ -62,10 +91,12 @@ class BackgroundUploader {
   BackgroundUploader(const BackgroundUploader&) = delete;
   BackgroundUploader& operator=(const BackgroundUploader&) = delete;
 
-  // Enqueues `checkpoint` without blocking on the processor. When the queue is
-  // full the oldest pending checkpoint is dropped, logged, and its step
-  // returned. After Close() the checkpoint is dropped and its own step
-  // returned.
+  // Enqueues `checkpoint` under the policy: kCoalesce replaces a pending
+  // checkpoint and returns its step; kQueue, when `capacity` are pending,
+  // drops the oldest, logs it and returns its step; kBlock waits until fewer
+  // than `capacity` are pending and returns nullopt. After Close() (also one
+  // that ends a kBlock wait) the checkpoint is dropped and its own step
+  // returned. Thread-safe.
   std::optional<int64_t> Submit(PendingCheckpoint checkpoint);
 
   // Stops accepting checkpoints, processes those still pending, and joins the
@@ -79,6 +110,8 @@ class BackgroundUploader {
  private:
   void Loop();
   void Log(const std::string& line) const;
+  // Pending checkpoints the policy allows.
+  size_t Capacity() const;
 
   const Options options_;
   const CheckpointProcessor process_;

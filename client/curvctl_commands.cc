@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -17,11 +18,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "client/checkpoint_directory.h"
 #include "client/curvd_client.h"
 #include "client/kind_table.h"
 #include "client/measurement_format.h"
 #include "client/zoo_weights.h"
 #include "common/resource_names.h"
+#include "google/protobuf/util/message_differencer.h"
 
 namespace curvd::client {
 namespace {
@@ -83,9 +86,11 @@ std::vector<FlagDef> MeasureFlags(const FlagDef& model, const FlagDef& zoo) {
       {"shard", Type::kString, "",
        "Data to measure on (required): file://PATH under the server's data "
        "roots (safetensors with inputs/targets, or idx images with "
-       "?labels=FILE), blob://sha256:<hex>, or "
-       "builtin://gaussian_regression?n=..&d=..&outputs=..&seed=..; "
-       "limit=N and offset=N slice any shard."},
+       "?labels=FILE), blob://sha256:<hex>, "
+       "builtin://gaussian_regression?n=..&d=..&outputs=..&seed=.., or "
+       "builtin://modular_addition?p=97&train_fraction=0.3&seed=0&split=train "
+       "(or split=test; inputs float32 token ids a, b, p; targets (a+b) mod "
+       "p); limit=N and offset=N slice any shard."},
       {"loss", Type::kString, "cross_entropy", "cross_entropy or mse."},
       {"measure", Type::kString, "sharpness",
        absl::StrCat("Comma-separated kinds, one measurement each: ",
@@ -132,6 +137,32 @@ std::vector<FlagDef> MeasureFlags(const FlagDef& model, const FlagDef& zoo) {
   return flags;
 }
 
+// The flags of `backfill`: measure's, less those of one checkpoint (--step,
+// --weights, --train_loss), plus the step rule.
+std::vector<FlagDef> BackfillFlags(const FlagDef& model, const FlagDef& zoo) {
+  std::vector<FlagDef> flags;
+  for (FlagDef& flag : MeasureFlags(model, zoo)) {
+    if (flag.name == "step" || flag.name == "weights" ||
+        flag.name == "train_loss") {
+      continue;
+    }
+    if (flag.name == "timeout") {
+      flag.help = "Seconds to wait for each checkpoint's measurements.";
+    }
+    flags.push_back(std::move(flag));
+    if (flags.back().name == "run") {
+      flags.push_back(
+          {"step_pattern", Type::kString, "",
+           "How a file name gives its step: an ECMAScript regular expression "
+           "with one capture group around the step's digits, searched in the "
+           "whole file name, e.g. 'step=(\\d+)'. Empty: the last run of digits "
+           "in the file name without its extension (ckpt_000150.pt is step "
+           "150)."});
+    }
+  }
+  return flags;
+}
+
 std::vector<CommandDef> BuildCommands() {
   const FlagDef model{
       "model", Type::kString, "",
@@ -173,6 +204,29 @@ std::vector<CommandDef> BuildCommands() {
        "Exit status: 0 when every measurement SUCCEEDED, 3 when one FAILED or "
        "was CANCELLED, 1 on other errors, 2 on a bad command line.",
        MeasureFlags(model, zoo), 0, 0},
+      {"backfill", "DIR --run ID --shard URI [flags]",
+       "Measures every checkpoint file in DIR (not its subdirectories): "
+       "TorchScript archives (.pt, .zip) and safetensors state dicts "
+       "(.safetensors) for the run's model, the step taken from each file "
+       "name by --step_pattern. The run is created from --model or --zoo "
+       "when given, else it must exist. Files are taken in step order; a "
+       "checkpoint is skipped when each kind asked for already has a "
+       "SUCCEEDED measurement there with the same spec (kind, shard and "
+       "settings), and only the missing kinds are measured otherwise, so "
+       "running the command again measures nothing new. A checkpoint file "
+       "whose name has no step is skipped with a warning; several files of "
+       "one step are all left out, with an error; other files are ignored. "
+       "A file the server refuses (not the format its extension says, or a "
+       "step already recorded with other content) is an error for that file "
+       "alone. Progress (one line per file) and a summary go to stderr; the "
+       "measurements made are printed on stdout as measure prints them. "
+       "Every flag of measure applies except --step, --weights and "
+       "--train_loss.\n"
+       "Exit status: 0 when every file was measured or skipped, 1 when a file "
+       "failed (an error is printed for it; the other files are still "
+       "measured), 3 when a measurement FAILED or was CANCELLED, 2 on a bad "
+       "command line.",
+       BackfillFlags(model, zoo), 1, 1},
       {"watch",
        "NAME [flags]",
        "Follows measurement NAME (runs/R/checkpoints/S/measurements/ID) until "
@@ -322,6 +376,42 @@ absl::StatusOr<v1::ModelSpec> ModelFromFlags(const ParsedFlags& flags,
   return absl::NotFoundError("no --model or --zoo");
 }
 
+// The run of --run: created from --model or --zoo (idempotent for the same
+// model), else the stored one; FailedPrecondition saying what to give when
+// neither flag is set and the run does not exist.
+absl::StatusOr<v1::Run> RunFromFlags(const ParsedFlags& flags, Client& client) {
+  const std::string run_id = flags.String("run");
+  absl::StatusOr<v1::ModelSpec> model = ModelFromFlags(flags, client);
+  if (model.ok()) return client.CreateRun(run_id, *model);
+  if (!absl::IsNotFound(model.status()) || flags.IsSet("model")) {
+    return model.status();
+  }
+  absl::StatusOr<v1::Run> run = client.GetRun(common::RunName(run_id));
+  if (absl::IsNotFound(run.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "run ", run_id, " does not exist; give --model or --zoo to create it"));
+  }
+  return run;
+}
+
+// `results` on `out` as the output flags of measure ask: --json, --csv (or
+// --csv --traces), else a table.
+absl::Status PrintMeasurements(const ParsedFlags& flags,
+                               const std::vector<v1::Measurement>& results,
+                               std::ostream& out) {
+  if (flags.Bool("json")) {
+    absl::StatusOr<std::string> json = MeasurementsToJson(results);
+    if (!json.ok()) return json.status();
+    out << *json << "\n";
+  } else if (flags.Bool("csv")) {
+    out << (flags.Bool("traces") ? LlcTracesToCsv(results)
+                                 : MeasurementsToCsv(results));
+  } else {
+    out << MeasurementsToTable(results);
+  }
+  return absl::OkStatus();
+}
+
 int CreateRunCommand(const ParsedFlags& flags, std::ostream& out,
                      std::ostream& err) {
   auto client = Connect(flags);
@@ -421,38 +511,56 @@ bool OutputFlagsAgree(const ParsedFlags& flags, const std::string& command,
   return true;
 }
 
-int MeasureCommand(const ParsedFlags& flags, std::ostream& out,
-                   std::ostream& err) {
+// The specs of measure's flags (for `command`, measure or backfill), after
+// checking --run, --shard and the output flags; nullopt after saying why on
+// `err`, a usage error.
+std::optional<std::vector<v1::MeasurementSpec>> SpecsOrUsage(
+    const ParsedFlags& flags, const std::string& command, std::ostream& err) {
   if (flags.String("run").empty() || flags.String("shard").empty()) {
-    err << "curvctl measure: --run and --shard are required (see: curvctl "
-           "measure --help)\n";
-    return kExitUsage;
+    err << "curvctl " << command
+        << ": --run and --shard are required (see: curvctl " << command
+        << " --help)\n";
+    return std::nullopt;
   }
-  if (!OutputFlagsAgree(flags, "measure", err)) return kExitUsage;
+  if (!OutputFlagsAgree(flags, command, err)) return std::nullopt;
   absl::StatusOr<std::vector<v1::MeasurementSpec>> specs =
       MeasurementSpecsFromFlags(flags);
   if (!specs.ok()) {
-    err << "curvctl measure: " << specs.status().message() << "\n";
-    return kExitUsage;
+    err << "curvctl " << command << ": " << specs.status().message() << "\n";
+    return std::nullopt;
   }
-  auto client = Connect(flags);
-  const std::string run_id = flags.String("run");
+  return *std::move(specs);
+}
 
-  absl::StatusOr<v1::Run> run;
-  absl::StatusOr<v1::ModelSpec> model = ModelFromFlags(flags, *client);
-  if (model.ok()) {
-    run = client->CreateRun(run_id, *model);
-  } else if (absl::IsNotFound(model.status()) && !flags.IsSet("model")) {
-    run = client->GetRun(common::RunName(run_id));
-    if (absl::IsNotFound(run.status())) {
-      err << "curvctl measure: run " << run_id
-          << " does not exist; give --model or --zoo to create it\n";
-      return kExitUsage;
-    }
-  } else {
-    return ExitFor(model.status(), err);
+// The run of --run (RunFromFlags); nullopt after saying why on `err` and
+// setting `exit_code`: a usage error when the run is missing and no model is
+// given, else an error.
+std::optional<v1::Run> RunOrExit(const ParsedFlags& flags, Client& client,
+                                 const std::string& command, std::ostream& err,
+                                 int& exit_code) {
+  absl::StatusOr<v1::Run> run = RunFromFlags(flags, client);
+  if (absl::IsFailedPrecondition(run.status())) {
+    err << "curvctl " << command << ": " << run.status().message() << "\n";
+    exit_code = kExitUsage;
+    return std::nullopt;
   }
-  if (!run.ok()) return ExitFor(run.status(), err);
+  if (!run.ok()) {
+    exit_code = ExitFor(run.status(), err);
+    return std::nullopt;
+  }
+  return *std::move(run);
+}
+
+int MeasureCommand(const ParsedFlags& flags, std::ostream& out,
+                   std::ostream& err) {
+  const std::optional<std::vector<v1::MeasurementSpec>> specs =
+      SpecsOrUsage(flags, "measure", err);
+  if (!specs.has_value()) return kExitUsage;
+  auto client = Connect(flags);
+  int exit_code = kExitOk;
+  const std::optional<v1::Run> run =
+      RunOrExit(flags, *client, "measure", err, exit_code);
+  if (!run.has_value()) return exit_code;
 
   absl::StatusOr<v1::Checkpoint> checkpoint =
       EnsureCheckpoint(flags, *client, *run);
@@ -482,15 +590,9 @@ int MeasureCommand(const ParsedFlags& flags, std::ostream& out,
       results.push_back(*done);
     }
   }
-  if (flags.Bool("json")) {
-    absl::StatusOr<std::string> json = MeasurementsToJson(results);
-    if (!json.ok()) return ExitFor(json.status(), err);
-    out << *json << "\n";
-  } else if (flags.Bool("csv")) {
-    out << (flags.Bool("traces") ? LlcTracesToCsv(results)
-                                 : MeasurementsToCsv(results));
-  } else {
-    out << MeasurementsToTable(results);
+  if (absl::Status printed = PrintMeasurements(flags, results, out);
+      !printed.ok()) {
+    return ExitFor(printed, err);
   }
   for (const v1::Measurement& m : results) {
     if (m.state() != v1::Measurement::SUCCEEDED) {
@@ -501,6 +603,164 @@ int MeasureCommand(const ParsedFlags& flags, std::ostream& out,
     }
   }
   return kExitOk;
+}
+
+// The kinds of `specs`, comma-separated, for progress lines.
+std::string KindList(const std::vector<v1::MeasurementSpec>& specs) {
+  std::vector<std::string> kinds;
+  for (const v1::MeasurementSpec& spec : specs) kinds.push_back(KindName(spec));
+  return absl::StrJoin(kinds, ", ");
+}
+
+// The specs of `wanted` that no SUCCEEDED measurement of `existing` (one
+// checkpoint's) was asked for with exactly.
+std::vector<v1::MeasurementSpec> UnmeasuredSpecs(
+    const std::vector<v1::MeasurementSpec>& wanted,
+    const std::vector<v1::Measurement>& existing) {
+  std::vector<v1::MeasurementSpec> missing;
+  for (const v1::MeasurementSpec& spec : wanted) {
+    const bool done = std::any_of(
+        existing.begin(), existing.end(), [&](const v1::Measurement& m) {
+          return m.state() == v1::Measurement::SUCCEEDED &&
+                 google::protobuf::util::MessageDifferencer::Equals(m.spec(),
+                                                                    spec);
+        });
+    if (!done) missing.push_back(spec);
+  }
+  return missing;
+}
+
+// Uploads `file` and records it as the checkpoint of its step.
+absl::StatusOr<v1::Checkpoint> RecordCheckpointFile(
+    Client& client, const std::string& run_id, const CheckpointFile& file) {
+  absl::StatusOr<std::string> bytes = ReadFile(file.path);
+  if (!bytes.ok()) return bytes.status();
+  absl::StatusOr<std::string> digest = client.UploadBlob(*bytes);
+  if (!digest.ok()) return digest.status();
+  v1::Checkpoint checkpoint;
+  checkpoint.set_step(file.step);
+  checkpoint.set_format(file.format);
+  checkpoint.set_digest(*digest);
+  return client.CreateCheckpoint(run_id, checkpoint);
+}
+
+int BackfillCommand(const ParsedFlags& flags, std::ostream& out,
+                    std::ostream& err) {
+  const std::optional<std::vector<v1::MeasurementSpec>> specs =
+      SpecsOrUsage(flags, "backfill", err);
+  if (!specs.has_value()) return kExitUsage;
+  absl::StatusOr<StepRule> rule =
+      StepRule::Create(flags.String("step_pattern"));
+  if (!rule.ok()) {
+    err << "curvctl backfill: " << rule.status().message() << "\n";
+    return kExitUsage;
+  }
+  const std::string& directory = flags.positional()[0];
+  absl::StatusOr<CheckpointDirectory> found =
+      ScanCheckpointDirectory(directory, *rule);
+  if (!found.ok()) return ExitFor(found.status(), err);
+  auto client = Connect(flags);
+  int exit_code = kExitOk;
+  const std::optional<v1::Run> run =
+      RunOrExit(flags, *client, "backfill", err, exit_code);
+  if (!run.has_value()) return exit_code;
+  const std::string run_id(absl::StripPrefix(run->name(), "runs/"));
+  absl::StatusOr<std::vector<v1::Measurement>> stored =
+      client->ListMeasurements(absl::StrCat(run->name(), "/checkpoints/-"));
+  if (!stored.ok()) return ExitFor(stored.status(), err);
+  std::map<int64_t, std::vector<v1::Measurement>> stored_by_step;
+  for (v1::Measurement& m : *stored) {
+    stored_by_step[StepFromName(m.name())].push_back(std::move(m));
+  }
+
+  for (const std::string& line : found->skipped_no_step) {
+    err << "curvctl backfill: warning: " << line << "; skipped\n";
+  }
+  for (const std::string& line : found->duplicate_steps) {
+    err << "curvctl backfill: error: " << line << "\n";
+  }
+  const int total = static_cast<int>(found->checkpoints.size());
+  err << "curvctl backfill: " << total << " checkpoint files in " << directory
+      << " for " << run->name() << ", measuring " << KindList(*specs) << "\n";
+
+  // One request id per invocation, step and kind, as measure does.
+  const std::string invocation = RandomId();
+  std::vector<v1::Measurement> results;
+  int measured = 0, skipped = 0,
+      failed = static_cast<int>(found->duplicate_steps.size());
+  bool measurement_failed = false;
+  ProgressPrinter progress(err, IsStderrTerminal(err));
+  for (int i = 0; i < total; ++i) {
+    const CheckpointFile& file = found->checkpoints[i];
+    const std::string prefix =
+        absl::StrFormat("curvctl backfill: [%d/%d] %s (step %d)", i + 1, total,
+                        file.file_name, file.step);
+    const std::vector<v1::MeasurementSpec> missing =
+        UnmeasuredSpecs(*specs, stored_by_step[file.step]);
+    if (missing.empty()) {
+      err << prefix << ": skipped, already measured (" << KindList(*specs)
+          << " SUCCEEDED)\n";
+      ++skipped;
+      continue;
+    }
+    absl::StatusOr<v1::Checkpoint> checkpoint =
+        RecordCheckpointFile(*client, run_id, file);
+    absl::Status status = checkpoint.status();
+    std::vector<std::string> names;
+    for (size_t k = 0; status.ok() && k < missing.size(); ++k) {
+      absl::StatusOr<v1::Measurement> created = client->CreateMeasurement(
+          checkpoint->name(), missing[k],
+          absl::StrCat("curvctl-", invocation, "-", file.step, "-",
+                       KindName(missing[k])));
+      status = created.status();
+      if (created.ok()) names.push_back(created->name());
+    }
+    if (!status.ok()) {
+      err << prefix << ": error: " << status.ToString() << "\n";
+      ++failed;
+      continue;
+    }
+    err << prefix << ": measuring " << KindList(missing)
+        << (missing.size() < specs->size()
+                ? " (the other kinds asked for already SUCCEEDED)"
+                : "")
+        << "\n";
+    const absl::Time deadline = absl::Now() + WaitTimeout(flags);
+    for (const std::string& name : names) {
+      absl::StatusOr<v1::Measurement> done = client->WaitMeasurement(
+          name, [&](const v1::Measurement& m) { progress.Update(m); },
+          deadline - absl::Now());
+      if (!done.ok()) {
+        status = done.status();
+        break;
+      }
+      if (done->state() != v1::Measurement::SUCCEEDED) {
+        measurement_failed = true;
+        err << prefix << ": " << KindName(done->spec()) << " "
+            << v1::Measurement::State_Name(done->state()) << ": "
+            << done->error_message() << "\n";
+      }
+      results.push_back(*done);
+    }
+    if (!status.ok()) {
+      err << prefix << ": error: " << status.ToString() << "\n";
+      ++failed;
+      continue;
+    }
+    ++measured;
+  }
+  if (absl::Status printed = PrintMeasurements(flags, results, out);
+      !printed.ok()) {
+    return ExitFor(printed, err);
+  }
+  err << absl::StrFormat(
+      "curvctl backfill: %d checkpoints measured (%d measurements), %d "
+      "skipped as already measured, %d failed; files skipped without a "
+      "step: %d; other files ignored: %d\n",
+      measured, results.size(), skipped, failed, found->skipped_no_step.size(),
+      found->other_files);
+  if (failed > 0) return kExitError;
+  return measurement_failed ? kExitMeasurementFailed : kExitOk;
 }
 
 int WatchCommand(const ParsedFlags& flags, std::ostream& out,
@@ -773,13 +1033,11 @@ int RunCurvctl(const std::vector<std::string>& args, std::ostream& out,
   }
   using Handler = int (*)(const ParsedFlags&, std::ostream&, std::ostream&);
   static const std::map<std::string, Handler>* handlers =
-      new std::map<std::string, Handler>{{"create-run", CreateRunCommand},
-                                         {"upload", UploadCommand},
-                                         {"measure", MeasureCommand},
-                                         {"watch", WatchCommand},
-                                         {"runs", RunsCommand},
-                                         {"results", ResultsCommand},
-                                         {"get", GetCommand}};
+      new std::map<std::string, Handler>{
+          {"create-run", CreateRunCommand}, {"upload", UploadCommand},
+          {"measure", MeasureCommand},      {"backfill", BackfillCommand},
+          {"watch", WatchCommand},          {"runs", RunsCommand},
+          {"results", ResultsCommand},      {"get", GetCommand}};
   return handlers->at(command->name)(*flags, out, err);
 }
 

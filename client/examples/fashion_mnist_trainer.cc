@@ -4,7 +4,8 @@
 // uploader, which uploads it, asks for sharpness (top-5 eigenvalues) and the
 // Hessian trace on a fixed slice of the training set, and prints each
 // checkpoint's results as they arrive, beside the training loss. Training never
-// waits on the server.
+// waits on the server unless --policy=block asks it to; by default a checkpoint
+// made while the uploader is busy replaces the one waiting.
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -51,9 +52,14 @@ ABSL_FLAG(int, top_k, 5, "Top Hessian eigenvalues measured per checkpoint.");
 ABSL_FLAG(int, trace_probes, 30,
           "Hutchinson probes at most per trace (it stops earlier at 5% "
           "standard error); each costs one Hessian-vector product.");
+ABSL_FLAG(std::string, policy, "coalesce",
+          "What a checkpoint does while the uploader is behind: coalesce "
+          "(keep only the newest waiting checkpoint), queue (keep --queue, "
+          "dropping the oldest with a warning) or block (keep --queue and "
+          "make training wait for room).");
 ABSL_FLAG(int, queue, 4,
-          "Checkpoints waiting for upload at most; beyond it the oldest is "
-          "dropped.");
+          "Checkpoints waiting for upload at most under --policy=queue and "
+          "--policy=block.");
 ABSL_FLAG(
     std::string, data_dir, "/usr/share/datasets/fashion-mnist",
     "Directory of the Fashion-MNIST idx files (gzipped); must be under the "
@@ -222,6 +228,10 @@ int main(int argc, char** argv) {
   const torch::Device device =
       torch::cuda::is_available() ? torch::kCUDA : torch::kCPU;
 
+  absl::StatusOr<curvd::client::Backpressure> policy =
+      curvd::client::ParseBackpressure(absl::GetFlag(FLAGS_policy));
+  if (!policy.ok()) return Fail("--policy", policy.status());
+
   curvd::core::ZooSpec spec;
   spec.layer_widths.push_back(784);
   for (absl::string_view width : absl::StrSplit(absl::GetFlag(FLAGS_hidden),
@@ -298,10 +308,11 @@ int main(int argc, char** argv) {
       " on ", num_train, " Fashion-MNIST images (", device.str(),
       "); measuring sharpness (top-", absl::GetFlag(FLAGS_top_k),
       ") and Hessian trace every ", absl::GetFlag(FLAGS_checkpoint_every),
-      " steps on ", shard_uri));
+      " steps on ", shard_uri, "; backpressure ",
+      curvd::client::BackpressureName(*policy)));
   BackgroundUploader uploader(
       {static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_queue))),
-       [&console](const std::string& line) { console.Line(line); }},
+       [&console](const std::string& line) { console.Line(line); }, *policy},
       curvd::client::MeasureCheckpointProcessor(
           &client, run_id, {sharpness, trace},
           [&board](const PendingCheckpoint& c, const v1::Measurement& m) {

@@ -15,6 +15,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
+#include "core/api/modular_addition.h"
+#include "core/api/uri_query.h"
 
 namespace curvd::core {
 namespace {
@@ -37,12 +39,10 @@ constexpr int64_t kMaxZooWidth = int64_t{1} << 20;
 constexpr int64_t kMaxZooParameters = int64_t{1} << 31;
 constexpr size_t kMaxZooWidths = 1024;
 
-using Query = std::map<std::string, std::string>;
-
 struct SplitUri {
   std::string scheme;  // "file://" or "builtin://"
   std::string rest;    // between the scheme and '?'
-  Query query;
+  UriQuery query;
 };
 
 absl::StatusOr<SplitUri> Split(const std::string& uri) {
@@ -79,22 +79,6 @@ absl::StatusOr<SplitUri> Split(const std::string& uri) {
     }
   }
   return out;
-}
-
-// Removes `key` from `query` and parses it as an integer in [min, max];
-// `fallback` when absent.
-absl::StatusOr<int64_t> TakeInt(Query& query, const std::string& key,
-                                int64_t min, int64_t max, int64_t fallback) {
-  auto it = query.find(key);
-  if (it == query.end()) return fallback;
-  int64_t value = 0;
-  if (!absl::SimpleAtoi(it->second, &value) || value < min || value > max) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("parameter ", key, "='", it->second,
-                     "' must be an integer in [", min, ", ", max, "]"));
-  }
-  query.erase(it);
-  return value;
 }
 
 // Normalises an absolute path lexically: collapses "//" and "." components.
@@ -185,7 +169,7 @@ bool IsIdxImages(absl::string_view path) {
          absl::EndsWith(path, "idx3-ubyte.gz");
 }
 
-absl::Status RejectUnknown(const Query& query, const std::string& uri) {
+absl::Status RejectUnknown(const UriQuery& query, const std::string& uri) {
   if (query.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown query parameter '", query.begin()->first, "' in '", uri, "'"));
@@ -231,22 +215,18 @@ absl::Status ParseFileShard(const std::string& uri, SplitUri split,
   return absl::OkStatus();
 }
 
-absl::Status ParseBuiltinShard(const std::string& uri, SplitUri split,
-                               ShardSpec& spec) {
-  spec.kind = ShardSpec::Kind::kBuiltin;
-  spec.generator = split.rest;
-  if (spec.generator != kGaussianRegression) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown builtin generator '", spec.generator, "' in '",
-                     uri, "': known generators are ", kGaussianRegression));
-  }
-  CURVD_ASSIGN_OR_RETURN(
-      const int64_t n, TakeInt(split.query, "n", 1, kMaxGeneratedSamples, -1));
-  CURVD_ASSIGN_OR_RETURN(
-      const int64_t d, TakeInt(split.query, "d", 1, kMaxGeneratedFeatures, -1));
+// Takes gaussian_regression's parameters from `query` into `spec.params`;
+// returns its sample count.
+absl::StatusOr<int64_t> TakeGaussianRegression(const std::string& uri,
+                                               UriQuery& query,
+                                               ShardSpec& spec) {
+  CURVD_ASSIGN_OR_RETURN(const int64_t n,
+                         TakeInt(query, "n", 1, kMaxGeneratedSamples, -1));
+  CURVD_ASSIGN_OR_RETURN(const int64_t d,
+                         TakeInt(query, "d", 1, kMaxGeneratedFeatures, -1));
   CURVD_ASSIGN_OR_RETURN(
       const int64_t outputs,
-      TakeInt(split.query, "outputs", 1, kMaxGeneratedFeatures, 1));
+      TakeInt(query, "outputs", 1, kMaxGeneratedFeatures, 1));
   if (n < 0 || d < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "builtin gaussian_regression needs n= and d= in '", uri, "'"));
@@ -256,24 +236,48 @@ absl::Status ParseBuiltinShard(const std::string& uri, SplitUri split,
         "builtin gaussian_regression with n=", n, ", d=", d, ", outputs=",
         outputs, " exceeds ", kMaxGeneratedElements, " elements per tensor"));
   }
-  uint64_t seed = 0;
-  if (auto it = split.query.find("seed"); it != split.query.end()) {
-    if (!absl::SimpleAtoi(it->second, &seed)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("parameter seed='", it->second,
-                       "' must be an unsigned 64-bit integer"));
-    }
-    split.query.erase(it);
-  }
-  CURVD_ASSIGN_OR_RETURN(spec.offset,
-                         TakeInt(split.query, "offset", 0, n - 1, 0));
-  CURVD_ASSIGN_OR_RETURN(spec.limit,
-                         TakeInt(split.query, "limit", 1, INT64_MAX, 0));
-  CURVD_RETURN_IF_ERROR(RejectUnknown(split.query, uri));
+  CURVD_ASSIGN_OR_RETURN(const uint64_t seed, TakeUint64(query, "seed", 0));
   spec.params = {{"n", absl::StrCat(n)},
                  {"d", absl::StrCat(d)},
                  {"outputs", absl::StrCat(outputs)},
                  {"seed", absl::StrCat(seed)}};
+  return n;
+}
+
+// Takes modular_addition's parameters (core/api/modular_addition.h) from
+// `query` into `spec.params`; returns the split's sample count.
+absl::StatusOr<int64_t> TakeModularAddition(const std::string& uri,
+                                            UriQuery& query, ShardSpec& spec) {
+  absl::StatusOr<ModularAdditionSpec> parsed = TakeModularAdditionParams(query);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(parsed.status().message(), " in '", uri, "'"));
+  }
+  spec.params = ModularAdditionParams(*parsed);
+  return ModularAdditionSplitSize(*parsed);
+}
+
+absl::Status ParseBuiltinShard(const std::string& uri, SplitUri split,
+                               ShardSpec& spec) {
+  spec.kind = ShardSpec::Kind::kBuiltin;
+  spec.generator = split.rest;
+  absl::StatusOr<int64_t> n;
+  if (spec.generator == kGaussianRegression) {
+    n = TakeGaussianRegression(uri, split.query, spec);
+  } else if (spec.generator == kModularAdditionGenerator) {
+    n = TakeModularAddition(uri, split.query, spec);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown builtin generator '", spec.generator, "' in '",
+                     uri, "': known generators are ", kGaussianRegression,
+                     " and ", kModularAdditionGenerator));
+  }
+  if (!n.ok()) return n.status();
+  CURVD_ASSIGN_OR_RETURN(spec.offset,
+                         TakeInt(split.query, "offset", 0, *n - 1, 0));
+  CURVD_ASSIGN_OR_RETURN(spec.limit,
+                         TakeInt(split.query, "limit", 1, INT64_MAX, 0));
+  CURVD_RETURN_IF_ERROR(RejectUnknown(split.query, uri));
   std::map<std::string, std::string> key_params = spec.params;
   if (spec.limit > 0) key_params["limit"] = absl::StrCat(spec.limit);
   if (spec.offset > 0) key_params["offset"] = absl::StrCat(spec.offset);

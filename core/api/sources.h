@@ -56,7 +56,7 @@ struct ShardSpec {
   Kind kind = Kind::kSafetensors;
   std::string path;         // kSafetensors: the file; kIdx: the images file
   std::string labels_path;  // kIdx: the labels file
-  std::string generator;    // kBuiltin: "gaussian_regression"
+  std::string generator;  // kBuiltin: "gaussian_regression", "modular_addition"
   std::map<std::string, std::string> params;  // kBuiltin: generator parameters
   int64_t offset = 0;                         // first sample taken
   int64_t limit = 0;      // samples taken; 0 = all from offset

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <utility>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "core/api/modular_addition.h"
 #include "core/api/safetensors.h"
 #include "core/data/model.h"
 #include "core/engine/torch_status.h"
@@ -303,6 +305,43 @@ absl::StatusOr<Shard> GenerateGaussianRegression(const ShardSpec& spec) {
   return shard;
 }
 
+// The pairs of core/api/modular_addition.h as the grokking Transformer takes
+// them: inputs float32 [N, 3] rows (a, b, p), the token ids of "a b =" (float32
+// holds every id exactly), targets int64 (a + b) mod p.
+absl::StatusOr<Shard> GenerateModularAddition(const ShardSpec& spec) {
+  std::map<std::string, std::string> params = spec.params;
+  absl::StatusOr<ModularAdditionSpec> parsed =
+      TakeModularAdditionParams(params);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "builtin ", spec.generator, ": ", parsed.status().message()));
+  }
+  if (!params.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("builtin ", spec.generator,
+                                                   ": unknown parameter '",
+                                                   params.begin()->first, "'"));
+  }
+  const std::vector<int64_t> pairs = ModularAdditionPairs(*parsed);
+  const int64_t n = static_cast<int64_t>(pairs.size());
+  CURVD_ASSIGN_OR_RETURN(auto range, Slice(spec, n));
+  const int64_t p = parsed->p;
+  Shard shard;
+  shard.inputs = torch::empty({range.second, 3}, torch::kFloat32);
+  shard.targets = torch::empty({range.second}, torch::kInt64);
+  float* inputs = shard.inputs.data_ptr<float>();
+  int64_t* targets = shard.targets.data_ptr<int64_t>();
+  for (int64_t row = 0; row < range.second; ++row) {
+    const int64_t pair = pairs[range.first + row];
+    const int64_t a = pair / p;
+    const int64_t b = pair % p;
+    inputs[3 * row] = static_cast<float>(a);
+    inputs[3 * row + 1] = static_cast<float>(b);
+    inputs[3 * row + 2] = static_cast<float>(p);
+    targets[row] = (a + b) % p;
+  }
+  return shard;
+}
+
 absl::StatusOr<Shard> LoadShardOrThrow(const ShardSpec& spec) {
   switch (spec.kind) {
     case ShardSpec::Kind::kSafetensors:
@@ -312,6 +351,8 @@ absl::StatusOr<Shard> LoadShardOrThrow(const ShardSpec& spec) {
     case ShardSpec::Kind::kBuiltin:
       if (spec.generator == "gaussian_regression")
         return GenerateGaussianRegression(spec);
+      if (spec.generator == kModularAdditionGenerator)
+        return GenerateModularAddition(spec);
       return absl::InvalidArgumentError(
           absl::StrCat("unknown builtin generator '", spec.generator, "'"));
   }

@@ -40,9 +40,9 @@ TEST(CurvctlCommandsTest, HasTheDocumentedSubcommands) {
   for (const CommandDef& command : CurvctlCommands()) {
     names.push_back(command.name);
   }
-  EXPECT_THAT(names, ::testing::UnorderedElementsAre("create-run", "upload",
-                                                     "measure", "watch", "runs",
-                                                     "results", "get"));
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre(
+                         "create-run", "upload", "measure", "backfill", "watch",
+                         "runs", "results", "get"));
 }
 
 TEST(CurvctlCommandsTest, HelpDocumentsEveryFlag) {
@@ -131,6 +131,36 @@ TEST(CurvctlCommandsTest, UnreachableServerIsAnError) {
               "--shard=builtin://gaussian_regression", "--loss=mse"});
   EXPECT_EQ(outcome.code, kExitError);
   EXPECT_THAT(outcome.err, HasSubstr("UNAVAILABLE"));
+}
+
+// backfill takes measure's flags but those of one checkpoint, and checks its
+// command line (the step pattern, the directory) before any connection.
+TEST(CurvctlCommandsTest, BackfillFlagsAndCommandLine) {
+  const CommandDef& backfill = Command("backfill");
+  std::vector<std::string> names;
+  for (const FlagDef& flag : backfill.flags) names.push_back(flag.name);
+  EXPECT_THAT(names, ::testing::IsSupersetOf(
+                         {"run", "shard", "measure", "plan", "top_k",
+                          "llc_chains", "step_pattern", "json", "csv"}));
+  for (const char* absent : {"step", "weights", "train_loss"}) {
+    EXPECT_THAT(names, ::testing::Not(::testing::Contains(absent))) << absent;
+  }
+  Outcome no_shard = RunCli({"backfill", "/nonexistent", "--run=r"});
+  EXPECT_EQ(no_shard.code, kExitUsage);
+  EXPECT_THAT(no_shard.err, HasSubstr("backfill: --run and --shard"));
+  Outcome pattern = RunCli({"backfill", "/nonexistent", "--server=127.0.0.1:1",
+                            "--run=r", "--shard=builtin://x",
+                            "--step_pattern=[0-9]+"});
+  EXPECT_EQ(pattern.code, kExitUsage);
+  EXPECT_THAT(pattern.err, HasSubstr("needs exactly one"));
+  Outcome directory =
+      RunCli({"backfill", "/nonexistent/checkpoints", "--server=127.0.0.1:1",
+              "--run=r", "--shard=builtin://x"});
+  EXPECT_EQ(directory.code, kExitError);
+  EXPECT_THAT(directory.err,
+              HasSubstr("cannot list directory /nonexistent/checkpoints"));
+  EXPECT_EQ(RunCli({"backfill", "--run=r", "--shard=builtin://x"}).code,
+            kExitUsage);  // no DIR
 }
 
 TEST(MeasurementSpecsFromFlagsTest, OneSpecPerKindWithSharedSettings) {

@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <fstream>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -329,6 +330,56 @@ TEST_F(ShardTest, GaussianRegressionIsSeededLinearDataWithSmallNoise) {
   EXPECT_TRUE(torch::equal(slice->targets, shard->targets.narrow(0, 100, 10)));
 }
 
+// The grokking data as bench's W3 feeds the Transformer: float32 token ids
+// (a, b, p) and int64 targets (a + b) mod p, from the pairs of the split.
+TEST_F(ShardTest, ModularAdditionIsTokenRowsAndTheirSums) {
+  absl::StatusOr<ShardSpec> uri = ParseShardUri(
+      "builtin://modular_addition?p=97&train_fraction=0.3&seed=0", {});
+  ASSERT_TRUE(uri.ok()) << uri.status();
+  auto shard = LoadShard(*uri);
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  EXPECT_EQ(shard->inputs.sizes().vec(), (std::vector<int64_t>{2822, 3}));
+  EXPECT_EQ(shard->inputs.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(shard->targets.sizes().vec(), (std::vector<int64_t>{2822}));
+  EXPECT_EQ(shard->targets.scalar_type(), torch::kInt64);
+  // The first pair of the split is 7166 = 73 * 97 + 85 (modular_addition_test).
+  EXPECT_EQ(shard->inputs[0][0].item<float>(), 73.0f);
+  EXPECT_EQ(shard->inputs[0][1].item<float>(), 85.0f);
+  EXPECT_EQ(shard->targets[0].item<int64_t>(), (73 + 85) % 97);
+  const torch::Tensor tokens = shard->inputs.to(torch::kInt64);
+  EXPECT_TRUE(torch::equal(tokens.select(1, 2),
+                           torch::full({2822}, 97, torch::kInt64)));
+  EXPECT_TRUE(
+      torch::equal(shard->targets,
+                   (tokens.select(1, 0) + tokens.select(1, 1)).remainder(97)));
+  EXPECT_LT(tokens.narrow(1, 0, 2).max().item<int64_t>(), 97);
+
+  // The test split holds the other pairs: train and test rows never coincide.
+  absl::StatusOr<ShardSpec> test_uri = ParseShardUri(
+      "builtin://modular_addition?p=97&train_fraction=0.3&seed=0&split=test",
+      {});
+  ASSERT_TRUE(test_uri.ok()) << test_uri.status();
+  auto test = LoadShard(*test_uri);
+  ASSERT_TRUE(test.ok()) << test.status();
+  EXPECT_EQ(test->size(), 97 * 97 - 2822);
+  const torch::Tensor test_tokens = test->inputs.to(torch::kInt64);
+  const torch::Tensor ids =
+      torch::cat({tokens.select(1, 0) * 97 + tokens.select(1, 1),
+                  test_tokens.select(1, 0) * 97 + test_tokens.select(1, 1)})
+          .contiguous();
+  const int64_t* id = ids.data_ptr<int64_t>();
+  EXPECT_EQ(std::set<int64_t>(id, id + ids.numel()).size(), 97u * 97u);
+
+  // A slice is the same rows as in the whole split.
+  ShardSpec sliced = *uri;
+  sliced.offset = 100;
+  sliced.limit = 10;
+  auto slice = LoadShard(sliced);
+  ASSERT_TRUE(slice.ok()) << slice.status();
+  EXPECT_TRUE(torch::equal(slice->inputs, shard->inputs.narrow(0, 100, 10)));
+  EXPECT_TRUE(torch::equal(slice->targets, shard->targets.narrow(0, 100, 10)));
+}
+
 TEST_F(ShardTest, BuiltinErrors) {
   ShardSpec spec = Gaussian(10, 3, 1, 0);
   spec.generator = "teacher_student";
@@ -338,6 +389,9 @@ TEST_F(ShardTest, BuiltinErrors) {
   ExpectInvalid(LoadShard(spec), "parameter d");
   spec = Gaussian(1 << 20, 1 << 10, 1, 0);
   ExpectInvalid(LoadShard(spec), "exceeds");
+  spec.generator = "modular_addition";
+  spec.params = {{"p", "1"}};
+  ExpectInvalid(LoadShard(spec), "parameter p='1'");
 }
 
 }  // namespace

@@ -203,9 +203,9 @@ TEST_F(SourcesTest, GaussianRegressionWithDefaults) {
 }
 
 TEST_F(SourcesTest, BuiltinErrors) {
-  ExpectError(Parse("builtin://modular_addition?p=97"),
+  ExpectError(Parse("builtin://teacher_student?n=97"),
               absl::StatusCode::kInvalidArgument,
-              "unknown builtin generator 'modular_addition'");
+              "unknown builtin generator 'teacher_student'");
   ExpectError(Parse("builtin://gaussian_regression?n=10"),
               absl::StatusCode::kInvalidArgument, "needs n= and d=");
   ExpectError(Parse("builtin://gaussian_regression?n=0&d=3"),
