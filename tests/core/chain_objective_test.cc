@@ -104,6 +104,19 @@ class ChainObjectiveTest : public DeviceTest {
     return *std::move(model);
   }
 
+  // Two instances each of the zoo's tanh MLP of kScriptWidths and (with the
+  // Python fixture) the TorchScript one: a model and its reference.
+  std::vector<std::pair<std::unique_ptr<Model>, std::unique_ptr<Model>>>
+  ZooAndScriptPairs() {
+    std::vector<std::pair<std::unique_ptr<Model>, std::unique_ptr<Model>>>
+        pairs;
+    pairs.emplace_back(Zoo(kScriptWidths, "tanh"), Zoo(kScriptWidths, "tanh"));
+    if (std::unique_ptr<Model> script = Script(); script != nullptr) {
+      pairs.emplace_back(std::move(script), Script());
+    }
+    return pairs;
+  }
+
   // A shard for a model of `widths`: class labels for cross-entropy, else
   // real targets.
   std::pair<torch::Tensor, torch::Tensor> Shard(
@@ -210,11 +223,7 @@ TEST_P(ChainObjectiveTest, TorchScriptRunsChainsInTurnAndMatchesObjectives) {
 // Parameters outside the block keep the model's values and get no gradient.
 TEST_P(ChainObjectiveTest, BlockRestrictionDifferentiatesOnlyTheBlock) {
   const ParameterBlock block{{}, {"fc1."}};
-  const std::unique_ptr<Model> script = Script();
-  std::vector<std::pair<std::unique_ptr<Model>, std::unique_ptr<Model>>> models;
-  models.emplace_back(Zoo(kScriptWidths, "tanh"), Zoo(kScriptWidths, "tanh"));
-  if (script != nullptr) models.emplace_back(Script(), Script());
-  for (auto& [model, reference] : models) {
+  for (auto& [model, reference] : ZooAndScriptPairs()) {
     SCOPED_TRACE(model->SupportsChains() ? "zoo" : "TorchScript");
     const auto [x, y] = Shard(kScriptWidths, LossFunction::kCrossEntropy);
     auto objective = Objective::Create(model.get(), x, y,
@@ -266,11 +275,7 @@ TEST_P(ChainObjectiveTest, ChainsAreIndependent) {
 // Each call evaluates its own chains and samples: on CUDA by replaying the
 // graph the first call recorded.
 TEST_P(ChainObjectiveTest, RepeatedMinibatchesMatchObjectives) {
-  const std::unique_ptr<Model> script = Script();
-  std::vector<std::pair<std::unique_ptr<Model>, std::unique_ptr<Model>>> models;
-  models.emplace_back(Zoo(kScriptWidths, "tanh"), Zoo(kScriptWidths, "tanh"));
-  if (script != nullptr) models.emplace_back(Script(), Script());
-  for (auto& [model, reference] : models) {
+  for (auto& [model, reference] : ZooAndScriptPairs()) {
     SCOPED_TRACE(model->SupportsChains() ? "zoo" : "TorchScript");
     const auto [x, y] = Shard(kScriptWidths, LossFunction::kCrossEntropy);
     auto objective = Objective::Create(model.get(), x, y,
