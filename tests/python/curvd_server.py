@@ -1,6 +1,8 @@
 """A real curvd server for the Python package's tests: build/bin/curvd (or
 $CURVD_BIN) on free loopback ports, with a temporary state directory and data
-root, that a test can kill and restart on the same port and state."""
+root, that a test can kill and restart on the same port and state; a TestCase
+base class holding one per test class; the small model and data the tests
+measure."""
 
 import os
 import shutil
@@ -9,8 +11,12 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 
 import grpc
+import torch
+
+import curvd
 
 from curvd.v1 import curvd_service_pb2 as service_pb2
 from curvd.v1 import curvd_service_pb2_grpc as service_pb2_grpc
@@ -78,3 +84,53 @@ class CurvdServer:
         """Kills curvd and removes its directory."""
         self.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def regression_data(n=64, d=8, outputs=2, seed=0):
+    """(inputs, targets) of a fixed random regression problem."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g), torch.randn(n, outputs, generator=g)
+
+
+def mlp(d=8, hidden=16, outputs=2):
+    """The same freshly initialised d-hidden-outputs tanh MLP at every call."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.Tanh(),
+                               torch.nn.Linear(hidden, outputs))
+
+
+def train(run, model, data, steps, lr=0.05):
+    """Full-batch gradient descent, submitting every step; returns the submit
+    times (seconds) and the train losses by step."""
+    x, y = data
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    times, losses = [], {}
+    for step in range(steps):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        start = time.perf_counter()
+        if run.submit(step, model, train_loss=loss.detach()):
+            times.append(time.perf_counter() - start)
+            losses[step] = float(loss)
+    return times, losses
+
+
+class CurvdServerTest(unittest.TestCase):
+    """A curvd server and a Client to it, shared by the tests of a class."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = CurvdServer()
+        cls.server.start()
+        cls.client = curvd.Client(cls.server.target)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.server.close()
+
+    def rows(self, run):
+        """`run`'s results as a list of dicts."""
+        return run.results(frame=False)

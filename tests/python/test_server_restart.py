@@ -9,8 +9,7 @@ import warnings
 import torch
 
 import curvd
-from curvd_server import CurvdServer
-from test_training_loop import mlp, regression_data
+from curvd_server import CurvdServer, mlp, regression_data
 
 
 def wait_for(predicate, timeout):

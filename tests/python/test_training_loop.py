@@ -3,7 +3,6 @@ short training loop under every backpressure policy, results as a table, shards
 uploaded once, failures surfaced as warnings and rows."""
 
 import os
-import time
 import unittest
 import warnings
 
@@ -11,7 +10,7 @@ import torch
 
 import curvd
 from curvd import safetensors_format
-from curvd_server import CurvdServer
+from curvd_server import CurvdServerTest, mlp, regression_data, train
 
 try:
     import pandas
@@ -19,51 +18,6 @@ except ImportError:
     pandas = None
 
 KINDS = ["sharpness", "hessian_trace"]
-
-
-def regression_data(n=64, d=8, outputs=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, d, generator=g), torch.randn(n, outputs, generator=g)
-
-
-def mlp(d=8, hidden=16, outputs=2):
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.Tanh(),
-                               torch.nn.Linear(hidden, outputs))
-
-
-def train(run, model, data, steps, lr=0.05):
-    """Full-batch gradient descent, submitting every step; returns the submit
-    times (seconds) and the train losses by step."""
-    x, y = data
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    times, losses = [], {}
-    for step in range(steps):
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        start = time.perf_counter()
-        if run.submit(step, model, train_loss=loss.detach()):
-            times.append(time.perf_counter() - start)
-            losses[step] = float(loss)
-    return times, losses
-
-
-class CurvdServerTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = CurvdServer()
-        cls.server.start()
-        cls.client = curvd.Client(cls.server.target)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.client.close()
-        cls.server.close()
-
-    def rows(self, run):
-        return run.results(frame=False)
 
 
 class PolicyTest(CurvdServerTest):

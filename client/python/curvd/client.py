@@ -106,6 +106,20 @@ class Client:
         CurvdError when the server refuses (ALREADY_EXISTS: the run exists with
         another model; INVALID_ARGUMENT: a bad zoo spec) or cannot be reached.
         """
+        run, specs, how = self.run_resource(run_id, model, shard=shard, loss=loss,
+                                            measure=measure, example_input=example_input,
+                                            settings=settings, display_name=display_name)
+        return Run(self, run, specs, every, policy, capacity, measurement_timeout, how)
+
+    def run_resource(self, run_id, model=None, *, shard=None, loss="cross_entropy",
+                     measure=None, example_input=None, settings=None, display_name=""):
+        """What run() does before it starts a curvd.Run (backfill shares it):
+        creates run `run_id` with `model`, or opens it; uploads the model and
+        the shard where they need it; builds the MeasurementSpecs of `measure`.
+        The arguments and errors as run() has them. Returns (the server's Run
+        message, the list of MeasurementSpecs, how the model was exported:
+        "scripted", "traced", "archive", "zoo", or None without a model).
+        """
         if measure is None:
             measure = ["sharpness"] if shard is not None else []
         if measure and shard is None:
@@ -138,7 +152,7 @@ class Client:
                 raise from_rpc_error(error, f"CreateRun {run_id}", hint) from error
         if how is not None:
             log.info("curvd: run %s, model %s", run_id, how)
-        return Run(self, run, specs, every, policy, capacity, measurement_timeout, how)
+        return run, specs, how
 
     def close(self):
         """Closes the channel; runs of this client stop reaching the server."""

@@ -123,9 +123,12 @@ def build_specs(measure, shard_uri, loss, settings=None):
     return specs
 
 
-def request_id(run_id, step, spec):
+def request_id(run_id, step, spec, invocation=""):
     """The CreateMeasurement request id of `spec` at `step` of run `run_id`: the
     same checkpoint and spec give the same id, so a retry (after a server restart,
-    or by a trainer run again) returns the measurement created first."""
-    digest = hashlib.sha256(spec.SerializeToString(deterministic=True)).hexdigest()[:16]
+    or by a trainer run again) returns the measurement created first.
+    `invocation`, when given, is part of the id: a backfill run again measures
+    again what did not succeed the first time."""
+    digest = hashlib.sha256(invocation.encode() +
+                            spec.SerializeToString(deterministic=True)).hexdigest()[:16]
     return f"py-{run_id}-{step}-{kind_name(spec)}-{digest}"

@@ -14,15 +14,13 @@ import logging
 import threading
 import warnings
 
-import grpc
 import torch
 
 from curvd import results_table, safetensors_format
-from curvd.errors import CurvdWarning, from_rpc_error, is_transient
+from curvd.checkpoint_measurement import measure, record_checkpoint
+from curvd.errors import CurvdWarning, is_transient
 from curvd.measurement_specs import kind_name, request_id
-from curvd.measurement_wait import wait_measurement
 from curvd.submit_queue import SubmitQueue
-from curvd.v1 import curvd_service_pb2 as service_pb2
 from curvd.v1 import resources_pb2
 from curvd.weights_snapshot import PinnedBufferPool, WeightsSnapshot
 
@@ -243,37 +241,17 @@ class Run:
             self._away = False
             log.info("curvd: the server at %s is back", self._client.target)
 
-    def _call(self, method, request, what):
-        """A unary call; transient errors are re-raised as they are (the loop
-        waits for the server), others as CurvdError."""
-        try:
-            return getattr(self._client.stub, method)(request, timeout=self._client.rpc_timeout)
-        except grpc.RpcError as error:
-            if is_transient(error):
-                raise
-            raise from_rpc_error(error, what) from error
-
     def _process(self, item):
         state, extra = item.snapshot.ready()
         train_loss = item.train_loss
         if "train_loss" in extra:
             train_loss = float(extra["train_loss"])
-        digest = self._client.upload(safetensors_format.encode(state))
-        checkpoint = self._call("CreateCheckpoint", service_pb2.CreateCheckpointRequest(
-            parent=self.name, checkpoint=resources_pb2.Checkpoint(
-                step=item.step, format=resources_pb2.CHECKPOINT_FORMAT_SAFETENSORS,
-                digest=digest, train_loss=train_loss or 0.0)),
-            f"CreateCheckpoint {self.name} step {item.step}")
-        # Every measurement is queued before any is waited for, so the server can
-        # run them back to back on the model it has loaded.
-        names = [self._call("CreateMeasurement", service_pb2.CreateMeasurementRequest(
-            parent=checkpoint.name, spec=spec,
-            request_id=request_id(self.run_id, item.step, spec)),
-            f"CreateMeasurement {kind_name(spec)} of {checkpoint.name}").name
-            for spec in self._specs]
-        for name in names:
-            measurement = wait_measurement(self._client.stub, name, self._measurement_timeout,
-                                           self._stop)
+        checkpoint = record_checkpoint(
+            self._client, self.name, item.step, safetensors_format.encode(state),
+            resources_pb2.CHECKPOINT_FORMAT_SAFETENSORS, train_loss)
+        ids = [request_id(self.run_id, item.step, spec) for spec in self._specs]
+        for measurement in measure(self._client, checkpoint.name, self._specs, ids,
+                                   self._measurement_timeout, self._stop):
             self._arrive(measurement, {item.step: train_loss})
 
     def _arrive(self, measurement, train_losses):
