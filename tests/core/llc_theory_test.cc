@@ -166,8 +166,9 @@ double MonomialTau(const std::vector<int64_t>& powers, const LlcOptions& o) {
 // lambda_hat is 0.390, 0.225, 0.165 and 0.151 for the powers below, against
 // lambda = 1/2, 1/4, 1/4, 1/6: the multiplicity-2 cases [1,1] and [2,2]
 // approach lambda only as 1 / log tau (still 12% and 22% low at tau = 1e6),
-// so no sound setting reaches 15% of lambda for them; SGLD is checked here
-// against the finite-temperature value, within 3 standard errors. The step
+// so SGLD is checked here against the finite-temperature value, within 3
+// standard errors, and only [1,1] against lambda, at tau = 1e6 in a slow
+// test (Monomial11IsAHalfAtHighTemperatureRatio below). The step
 // trades two errors: the curvature across a ridge, 2 tau w^{2p} far along an
 // axis, makes epsilon a ~ 1 at |w| ~ 1.5 with epsilon = 1e-4 (no chain
 // diverged), while the directions along the ridges move only by the prior,
@@ -222,6 +223,42 @@ TEST_P(LlcTheorySlowTest, Monomial13IsASixth) {
   ExpectMonomialLambda(*this, {1, 3}, 1.0 / 6);
 }
 
+// [1,1] within 15% of lambda = 1/2 and within 3 standard errors of its
+// exact value, 0.4375 at tau = 1e6 (n_beta = 2.5e5, gamma = 1; 12.5% low,
+// so the 15% leaves 2.9%). MALA, exact at any step, with epsilon = 1e-5:
+// acceptance 0.92 (0.77 at 4e-5, where 16 x (5000 + 20000) came out 4.4
+// standard errors low, 0.409 +- 0.006: chains stuck across the stiff ridges
+// far out, 8 tau w^2 ~ 8e6, mix slowly along them; 1e-6 accepts every
+// proposal but diffuses 10 times slower). The slow mode is the chains' walk in
+// log |w| along the axes, the source of the 1 / log tau deficit: the spread
+// across chains did not shrink from 20000 draws to 60000 (0.029, 0.037), so the
+// standard error comes from many chains (64, the server's cap). Measured
+// (burn-in + draws, mean +- SE, user CPU time; R-hat 1.002 to 1.003 in every
+// run): epsilon = 1e-5, 16 chains x (5000 + 20000) 0.4296 +- 0.0071; 16 x
+// (20000 + 60000) 0.4309 +- 0.0092; 64 x (30000 + 30000), the settings below,
+// 0.4316 +- 0.0054, ESS 37000 of the capped traces, 21 s; 64 x (60000 + 60000)
+// 0.4273 +- 0.0044, 37 s; epsilon = 3e-6 (acceptance 0.98), 64 x (60000 +
+// 60000) 0.4326 +- 0.0053. Every run passes both bounds, but each sits 1 to 2.3
+// standard errors below the exact value (the chains share their start at the
+// origin, the corner the walk leaves slowly), and the 15% bound is only 1.2 of
+// them below the result: a fragile test, kept slow. [2,2] would need tau ~ 5e8
+// for its exact value to come within 15% of 1/4: not attempted.
+TEST_P(LlcTheorySlowTest, Monomial11IsAHalfAtHighTemperatureRatio) {
+  LlcOptions o = Sgld(1e-5, 2.5e5, 1);
+  o.sampler = LlcSampler::kMala;
+  o.chains = 64;
+  o.burn_in = 30000;
+  o.draws = 30000;
+  o.batch_size = 256;
+  const double exact = ExactMonomialLambdaHat({1, 1}, MonomialTau({1, 1}, o));
+  const LlcResult result = MeasureMonomial(*this, {1, 1}, o);
+  std::printf("exact at finite temperature %.4f, acceptance %.3f\n", exact,
+              result.acceptance_rate.value_or(0));
+  EXPECT_NEAR(result.llc_mean, 0.5, 0.15 * 0.5);
+  EXPECT_NEAR(result.llc_mean, exact, 3 * result.llc_standard_error);
+  EXPECT_LT(result.r_hat.value_or(2), kLlcMaxRHat);
+}
+
 // The exact expectation at finite temperature for the deep linear network
 // of widths H_0, 3, H_2 at w* = 0 with L(W) = ||W_2 W_1||_F^2 / H_2,
 // localised with gamma: integrating W_2 out leaves
@@ -265,40 +302,103 @@ TEST(LlcTheoryQuadratureTest, FiniteTemperatureValuesApproachLambda) {
   EXPECT_NEAR(ExactDeepLinearLambdaHat(5, 5, 1e6), 6.5, 0.15);
 }
 
-// Widths 5, 3, 5 at w* = 0 with targets 0 (the true product 0, r = 0):
-// Aoyagi's lambda = 13/2. Whitened inputs make L(W) = ||W_2 W_1||_F^2 / 5.
-// n_beta = 500, gamma = 1: s = 200, where the exact finite-temperature value
-// is 6.08 (-6.5%; s = 10, 100, 1000 give 5.39, 5.98, 6.22). epsilon = 5e-5
-// keeps epsilon a below 0.2 for a layer whose partner has prior-sized
+// lambda_hat of the deep linear network of widths h0, h1, h2 at a w* whose
+// product has rank r: seeded Gaussian weights on the first r hidden units,
+// 0 on the others (r = 0: w* = 0). Whitened inputs and targets f(x; w*) make
+// L(W) - L(w*) = ||W_2 W_1 - W*_2 W*_1||_F^2 / h2; 128 samples, full batch.
+LlcResult MeasureDeepLinear(LlcTheoryTest& test, int64_t h0, int64_t h1,
+                            int64_t h2, int64_t r, const LlcOptions& options) {
+  constexpr int64_t kSamples = 128;
+  DeepLinearNetwork model({h0, h1, h2}, 1, 1);
+  {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> w = model.Parameters();  // [h1, h0], [h2, h1]
+    w[0].narrow(0, r, h1 - r).zero_();
+    w[1].narrow(1, r, h1 - r).zero_();
+  }
+  const torch::Tensor x = WhitenedInputs(kSamples, h0, 10);
+  const torch::Tensor y = model.Forward(x).detach();  // L(w*) = 0
+  LlcOptions o = options;
+  o.batch_size = kSamples;
+  return test.Measure(model, x, y, o);
+}
+
+// s = 2 n_beta / (h2 gamma^2) of ExactDeepLinearLambdaHat.
+double DeepLinearS(int64_t h2, const LlcOptions& o) {
+  return 2 * o.n_beta / (h2 * std::pow(o.localization, 2));
+}
+
+// Widths 5, 3, 5 at w* = 0 (the true product 0, r = 0): Aoyagi's lambda =
+// 13/2. n_beta = 500, gamma = 1: s = 200, where the exact finite-temperature
+// value is 6.08 (-6.5%; s = 10, 100, 1000 give 5.39, 5.98, 6.22). epsilon =
+// 5e-5 keeps epsilon a below 0.2 for a layer whose partner has prior-sized
 // weights (a <= (2 n_beta / 5) ||W||^2 ~ 3000); the flat directions mix at
 // epsilon gamma / 2 a step, slowly, but lambda_hat depends on them only
 // through log s.
 TEST_P(LlcTheoryTest, DeepLinearNetworkMatchesAoyagi) {
-  constexpr int64_t kSamples = 128;
-  DeepLinearNetwork model({5, 3, 5}, 0, 1);
-  const torch::Tensor x = WhitenedInputs(kSamples, 5, 10);
-  const torch::Tensor y = torch::zeros({kSamples, 5}, torch::kFloat64);
   LlcOptions o = Sgld(5e-5, 500, 1);
   o.chains = 24;
   o.burn_in = 3000;
   o.draws = 3000;
-  o.batch_size = kSamples;
-  const LlcResult result = Measure(model, x, y, o);
-  const double exact = ExactDeepLinearLambdaHat(
-      5, 5, 2 * o.n_beta / (5 * std::pow(o.localization, 2)));
+  const LlcResult result = MeasureDeepLinear(*this, 5, 3, 5, 0, o);
+  const double exact = ExactDeepLinearLambdaHat(5, 5, DeepLinearS(5, o));
   std::printf("exact at finite temperature %.4f\n", exact);
   EXPECT_NEAR(result.llc_mean, 6.5, 0.15 * 6.5);
   EXPECT_NEAR(result.llc_mean, exact, 3 * result.llc_standard_error);
 }
 
+// Widths 4, 3, 8 at w* = 0: lambda = 6 (Aoyagi with l = 1, S = {3, 4}).
+// The wide output layer is the flat one; n_beta = 500, gamma = 1 give s =
+// 2 n_beta / 8 = 125, where the exact value is 5.925 (-1.3%). epsilon = 1e-4:
+// a <= (2 n_beta / 8) ||W_2||^2 ~ 125 (sqrt 8 + sqrt 3)^2 ~ 2600, epsilon a
+// / 4 <= 7% on the stiffest mode and about 2% on a typical one; twice the
+// 5, 3, 5 test's step mixes the flat layer twice as fast (12 chains of 6000
+// draws after 3000 steps measured 6.03 +- 0.11, R-hat 1.02, ESS 630, where
+// 24 chains of 3000 at epsilon = 5e-5 gave R-hat 1.14).
+LlcOptions DeepLinear438Options() {
+  LlcOptions o = Sgld(1e-4, 500, 1);
+  o.chains = 12;
+  o.burn_in = 3000;
+  o.draws = 6000;
+  return o;
+}
+
+TEST_P(LlcTheoryTest, DeepLinearNetwork438MatchesAoyagi) {
+  const LlcOptions o = DeepLinear438Options();
+  const LlcResult result = MeasureDeepLinear(*this, 4, 3, 8, 0, o);
+  const double exact = ExactDeepLinearLambdaHat(4, 8, DeepLinearS(8, o));
+  std::printf("exact at finite temperature %.4f\n", exact);
+  EXPECT_NEAR(result.llc_mean, 6, 0.15 * 6);
+  EXPECT_NEAR(result.llc_mean, exact, 3 * result.llc_standard_error);
+  EXPECT_LT(result.r_hat.value_or(2), kLlcMaxRHat);
+}
+
+// Widths 4, 3, 8 with a true product of rank 1: M = (3, 2, 7), l = 1, S =
+// {2, 3}, lambda = (-1 + 12) / 2 + 6 / 2 = 17/2. No quadrature covers w* !=
+// 0, so only Aoyagi's value is checked, within 15%; the settings are the
+// r = 0 test's, the rank-1 part's curvature (2 n_beta / 8) |W*|^2 being of
+// the size the flat layer's prior-sized weights give. Measured 8.58 +- 0.18,
+// R-hat 1.04 (8.61 +- 0.14 with another seeded w*).
+TEST_P(LlcTheoryTest, DeepLinearNetwork438Rank1MatchesAoyagi) {
+  const LlcResult result =
+      MeasureDeepLinear(*this, 4, 3, 8, 1, DeepLinear438Options());
+  EXPECT_NEAR(result.llc_mean, 8.5, 0.15 * 8.5);
+  EXPECT_LT(result.r_hat.value_or(2), kLlcMaxRHat);
+}
+
 // Rescaling a ReLU layer (weights and bias) by alpha and the next layer's
 // weights by 1 / alpha leaves the function, hence lambda, unchanged: the two
 // lambda_hat agree within 3 combined standard errors. w* fits its own
-// outputs (L(w*) = 0). alpha = 2 scales curvatures by up to alpha^2 = 4, so
-// epsilon = 1e-5 keeps epsilon a small for the stiffest rescaled mode, and
-// gamma = 10 against n_beta = 1000 keeps the localisation, which is not
-// invariant (it weighs layer k's directions alpha^2 times more after the
-// rescaling), a small part of every stiff mode's a.
+// outputs (L(w*) = 0). The localisation is not invariant (it weighs layer
+// k's directions alpha^2 times more after the rescaling), so gamma = 10 is
+// kept a small part of the stiff modes' a. The flat directions (each hidden
+// unit's own rescaling) relax at epsilon gamma / 2 a step: epsilon = 1e-5
+// with n_beta = 1000 left them unmixed (R-hat 1.30 and 1.20, ESS 43 of 16
+// chains x 2000 draws); n_beta = 300 with epsilon = 3e-4 keeps epsilon
+// n_beta h as at 1e-4 and n_beta = 1000 (no chain diverged there, alpha^2 =
+// 4 times stiffer modes included) while mixing 30 times faster: R-hat 1.02
+// and 1.01 (seed 12; 1.03 and 1.02 at seed 5), ESS 340 and 750, lambda_hat
+// 3.80 +- 0.10 and 3.90 +- 0.07, about 5 s each.
 TEST_P(LlcTheoryTest, RescalingAdjacentReluLayersLeavesLambdaUnchanged) {
   constexpr int64_t kSamples = 256;
   torch::manual_seed(3);
@@ -309,12 +409,13 @@ TEST_P(LlcTheoryTest, RescalingAdjacentReluLayersLeavesLambdaUnchanged) {
   std::unique_ptr<Model> model = LoadModel(source, torch::kFloat64).value();
   const torch::Tensor x = SeededRandn({kSamples, 3}, 11);
   const torch::Tensor y = model->Forward(x).detach();  // L(w*) = 0
-  LlcOptions o = Sgld(1e-5, 1000, 10);
-  o.chains = 16;
+  LlcOptions o = Sgld(3e-4, 300, 10);
+  o.chains = 8;
   o.burn_in = 2000;
-  o.draws = 2000;
+  o.draws = 2500;
   o.batch_size = kSamples;
   const LlcResult at = Measure(*model, x, y, o);
+  EXPECT_LT(at.r_hat.value_or(2), kLlcMaxRHat);
   constexpr double kAlpha = 2;
   {
     torch::NoGradGuard no_grad;
@@ -326,6 +427,7 @@ TEST_P(LlcTheoryTest, RescalingAdjacentReluLayersLeavesLambdaUnchanged) {
   ASSERT_LT((model->Forward(x.to(options())).cpu() - y).abs().max().item<double>(),
             1e-12);
   const LlcResult rescaled = Measure(*model, x, y, o);
+  EXPECT_LT(rescaled.r_hat.value_or(2), kLlcMaxRHat);
   EXPECT_NEAR(at.llc_mean, rescaled.llc_mean,
               3 * std::hypot(at.llc_standard_error,
                              rescaled.llc_standard_error));
