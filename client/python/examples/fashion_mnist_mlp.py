@@ -92,11 +92,9 @@ def figures(rows, logged):
     left.set_title("λ_max(H) (Lanczos)", fontsize="medium")
     plot.scalar(rows, kinds="hessian_trace", ax=middle)
     middle.set_title("tr H (Hutchinson, ± 1 standard error)", fontsize="medium")
-    steps = sorted(logged)
-    for key, label in (("train_accuracy", "train"), ("test_accuracy", "test")):
-        right.plot(steps, [logged[s][key] for s in steps], marker=".", label=label)
-    right.set(xlabel="step", ylabel="accuracy", title="accuracy (the trainer's)")
-    right.legend()
+    trainer_output.plot_logged(right, logged,
+                               (("train_accuracy", "train"), ("test_accuracy", "test")),
+                               "accuracy", "accuracy (the trainer's)")
     measured = sorted({r["step"] for r in rows
                        if r["kind"] == "spectral_density" and r["state"] == "SUCCEEDED"})
     chosen = sorted({measured[0], measured[len(measured) // 2], measured[-1]})
@@ -143,16 +141,9 @@ def main(argv=None):
             run.submit(step, model, train_loss=loss.detach())
         if step < args.steps:
             optimizer.step()
-    seconds = time.perf_counter() - start
-    print(f"trained {args.steps} steps in {seconds:.1f} s; waiting for the measurements")
-    run.close(timeout=args.close_timeout)
-    rows = run.results(frame=False)
-    client.close()
-
-    os.makedirs(args.out, exist_ok=True)
-    csv_path = os.path.join(args.out, "fashion_mnist.csv")
-    trainer_output.write_csv(rows, csv_path, logged)
-    print(f"wrote {csv_path} ({len(rows)} rows, {run.stats})")
+    rows = trainer_output.collect(run, client, args.steps, time.perf_counter() - start,
+                                  args.close_timeout)
+    trainer_output.write_csv(rows, os.path.join(args.out, "fashion_mnist.csv"), logged)
     scalars, density = figures(rows, logged)
     trainer_output.save(scalars, os.path.join(args.out, "fashion_mnist_scalars.png"))
     trainer_output.save(density, os.path.join(args.out, "fashion_mnist_density.png"))

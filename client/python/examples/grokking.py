@@ -49,6 +49,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "..", "bench", "python"))
 from workloads import ModularAdditionTransformer  # noqa: E402
 
+ACCURACIES = (("train_accuracy", "train"), ("test_accuracy", "test"))
 EXPANSION_TERMS = ("first_order_term", "second_order_term", "noise_term")
 
 
@@ -105,17 +106,12 @@ def figure(rows, logged):
     """Accuracy and loss against step (the trainer's), and the measured scalars."""
     fig = matplotlib.figure.Figure(figsize=(13, 7), layout="constrained")
     axes = fig.subplots(2, 3)
-    steps = sorted(logged)
-    top = axes[0, 0]
-    for key, label in (("train_accuracy", "train"), ("test_accuracy", "test")):
-        top.plot(steps, [logged[s][key] for s in steps], marker=".", label=label)
-    top.set(xlabel="step", ylabel="accuracy", title="accuracy (the trainer's)")
-    top.legend()
-    losses = axes[1, 2]
-    for key, label in (("train_loss", "train"), ("test_loss", "test")):
-        losses.plot(steps, [logged[s][key] for s in steps], marker=".", label=label)
-    losses.set(xlabel="step", ylabel="cross-entropy", yscale="log", title="loss")
-    losses.legend()
+    trainer_output.plot_logged(axes[0, 0], logged, ACCURACIES, "accuracy",
+                               "accuracy (the trainer's)")
+    trainer_output.plot_logged(axes[1, 2], logged,
+                               (("train_loss", "train"), ("test_loss", "test")),
+                               "cross-entropy", "loss (the trainer's)")
+    axes[1, 2].set_yscale("log")
     for ax, kind, title in ((axes[0, 1], "sharpness", "λ_max(H) (Lanczos)"),
                             (axes[0, 2], "hessian_trace", "tr H (Hutchinson, ± 1 s.e.)"),
                             (axes[1, 1], "llc", "LLC λ̂ (SGLD, ± 1 s.e.)")):
@@ -173,19 +169,12 @@ def main(argv=None):
             run.submit(step, model, train_loss=loss.detach())
         if step < args.steps:
             optimizer.step()
-    seconds = time.perf_counter() - start
-    print(f"trained {args.steps} steps in {seconds:.1f} s ({args.steps / seconds:.0f} "
-          f"steps/s); waiting for the measurements")
-    run.close(timeout=args.close_timeout)
-    rows = run.results(frame=False)
-    client.close()
-
-    os.makedirs(args.out, exist_ok=True)
-    csv_path = os.path.join(args.out, "grokking.csv")
-    trainer_output.write_csv(rows, csv_path,
+    rows = trainer_output.collect(run, client, args.steps, time.perf_counter() - start,
+                                  args.close_timeout)
+    # train_loss is a column already: the loss each checkpoint was submitted with.
+    trainer_output.write_csv(rows, os.path.join(args.out, "grokking.csv"),
                              {s: {k: v for k, v in values.items() if k != "train_loss"}
                               for s, values in logged.items()})
-    print(f"wrote {csv_path} ({len(rows)} rows, {run.stats})")
     gaps = [abs(r["loss"] - r["train_loss"]) / max(abs(r["train_loss"]), 1e-12)
             for r in rows if r["state"] == "SUCCEEDED" and r["train_loss"] is not None]
     if gaps:
