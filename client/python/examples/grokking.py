@@ -20,6 +20,8 @@ the default 20,000 steps take a few minutes of training; train accuracy reaches
 accuracy climbs to ~100% between roughly 5,000 and 15,000 steps as weight decay
 cleans up the memorising solution. The checkpoints (81 at --every=250) are
 queued, not dropped, so close() waits until the server has measured them all.
+The CPU is no place for the default size (a full-batch step took 3.8 s on a
+shared two-core machine): use a GPU, or a smaller --p and model.
 
 The loss expansion -rho |g|^2 + rho^2/2 g^T H g + rho^2 sigma^2/(2 N_s) tr(H^3),
 sigma^2 = 1 / (h0 ess), uses rho = the learning rate, ess = the training
