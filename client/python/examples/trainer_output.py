@@ -1,0 +1,55 @@
+"""What the example trainers write at the end: their measurement series as CSV
+(run.results()'s rows, the trainer's own per-step numbers added as columns)
+and figures as PNG."""
+
+import csv
+import os
+
+
+def write_csv(rows, path, per_step=None):
+    """Writes `rows` (run.results(frame=False)) to `path`, one line per row, the
+    columns in the order they first appear; the `result` column (a protobuf
+    message) is left out. `per_step` maps step -> {column: value} of numbers
+    the trainer logged itself (accuracies, say), added to every row of that
+    step (empty where a step has none). Makes the directory when missing and
+    prints what it wrote. Returns the columns written."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    per_step = per_step or {}
+    extra = list(dict.fromkeys(k for values in per_step.values() for k in values))
+    columns = list(dict.fromkeys(k for row in rows for k in row if k != "result")) + extra
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, **per_step.get(row["step"], {})})
+    print(f"wrote {path} ({len(rows)} rows)")
+    return columns
+
+
+def collect(run, client, steps, seconds, close_timeout):
+    """After `steps` training steps in `seconds`: closes `run` (waiting up to
+    `close_timeout` seconds for its measurements) and `client`, prints the
+    checkpoint counts, and returns run.results() as a list of dicts."""
+    print(f"trained {steps} steps in {seconds:.1f} s ({steps / seconds:.0f} steps/s); "
+          f"waiting for the measurements")
+    run.close(timeout=close_timeout)
+    print(f"checkpoints: {run.stats}")
+    rows = run.results(frame=False)
+    client.close()
+    return rows
+
+
+def plot_logged(ax, logged, keys, ylabel, title):
+    """Draws the trainer's own numbers `logged` (step -> {key: value}) into
+    matplotlib Axes `ax`: one line per (key, label) of `keys`."""
+    steps = sorted(logged)
+    for key, label in keys:
+        ax.plot(steps, [logged[s][key] for s in steps], marker=".", label=label)
+    ax.set(xlabel="step", ylabel=ylabel, title=title)
+    ax.legend()
+
+
+def save(figure, path):
+    """Writes matplotlib Figure `figure` to `path` as PNG and prints where."""
+    figure.savefig(path, dpi=100)
+    print(f"wrote {path} ({os.path.getsize(path) // 1024} KiB)")
