@@ -50,14 +50,9 @@ absl::StatusOr<ModularAdditionSpec> TakeModularAdditionParams(
   CURVD_ASSIGN_OR_RETURN(spec.train_fraction,
                          TakeNumberAbove(query, "train_fraction", 0, 1, 0.3));
   CURVD_ASSIGN_OR_RETURN(spec.seed, TakeUint64(query, "seed", 0));
-  if (auto it = query.find("split"); it != query.end()) {
-    if (it->second != "train" && it->second != "test") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "parameter split='", it->second, "' must be train or test"));
-    }
-    spec.train = it->second == "train";
-    query.erase(it);
-  }
+  CURVD_ASSIGN_OR_RETURN(const std::string split,
+                         TakeChoice(query, "split", {"train", "test"}, "train"));
+  spec.train = split == "train";
   if (ModularAdditionSplitSize(spec) == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "parameter train_fraction=", RoundTrip(spec.train_fraction),

@@ -126,10 +126,10 @@ Roots MakeRoots(const std::vector<std::string>& data_roots) {
   return roots;
 }
 
-// Resolves an absolute path to the canonical path of an existing regular file
-// inside the roots.
-absl::StatusOr<std::string> ResolveInRoots(const std::string& path,
-                                           const Roots& roots) {
+// Resolves an absolute path to the canonical path of an existing file or
+// directory inside the roots.
+absl::StatusOr<std::string> ResolveExistingInRoots(const std::string& path,
+                                                   const Roots& roots) {
   CURVD_ASSIGN_OR_RETURN(std::string normal, NormalizeAbsolute(path));
   char buffer[PATH_MAX];
   if (realpath(normal.c_str(), buffer) == nullptr) {
@@ -156,10 +156,24 @@ absl::StatusOr<std::string> ResolveInRoots(const std::string& path,
         absl::StrCat("path '", normal, "' (resolved to '", resolved,
                      "') is outside the data roots"));
   }
+  return resolved;
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat info;
+  return stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+// Resolves an absolute path to the canonical path of an existing regular file
+// inside the roots.
+absl::StatusOr<std::string> ResolveInRoots(const std::string& path,
+                                           const Roots& roots) {
+  CURVD_ASSIGN_OR_RETURN(std::string resolved,
+                         ResolveExistingInRoots(path, roots));
   struct stat info;
   if (stat(resolved.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("path '", normal, "' is not a regular file"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "path '", NormalizeAbsolute(path).value(), "' is not a regular file"));
   }
   return resolved;
 }
@@ -175,11 +189,51 @@ absl::Status RejectUnknown(const UriQuery& query, const std::string& uri) {
       "unknown query parameter '", query.begin()->first, "' in '", uri, "'"));
 }
 
+// A CIFAR batch file, or a directory whose split's batch files are read in
+// order; appends the canonical parameters to `key_params`.
+absl::Status ParseCifarShard(const std::string& uri, SplitUri& split,
+                             const Roots& roots, ShardSpec& spec,
+                             std::vector<std::string>& key_params) {
+  spec.kind = ShardSpec::Kind::kCifar;
+  absl::StatusOr<CifarRecords> records = TakeCifarParams(split.query);
+  if (!records.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(records.status().message(), " in '", uri, "'"));
+  }
+  spec.cifar = *std::move(records);
+  key_params = CifarKeyParams(spec.cifar);
+  CURVD_ASSIGN_OR_RETURN(spec.path, ResolveExistingInRoots(split.rest, roots));
+  if (!IsDirectory(spec.path)) {
+    CURVD_ASSIGN_OR_RETURN(std::string file, ResolveInRoots(spec.path, roots));
+    spec.record_files = {file};
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> split_name =
+      TakeChoice(split.query, "split", {"train", "test"}, "train");
+  if (!split_name.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(split_name.status().message(), " in '", uri, "'"));
+  }
+  key_params.push_back(absl::StrCat("split=", *split_name));
+  for (const std::string& name :
+       CifarSplitFiles(spec.cifar, *split_name == "train")) {
+    // Each batch file is resolved again: a symlink inside the directory must
+    // not lead out of the roots.
+    CURVD_ASSIGN_OR_RETURN(std::string file,
+                           ResolveInRoots(spec.path + "/" + name, roots));
+    spec.record_files.push_back(std::move(file));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseFileShard(const std::string& uri, SplitUri split,
                             const Roots& roots, ShardSpec& spec) {
-  CURVD_ASSIGN_OR_RETURN(spec.path, ResolveInRoots(split.rest, roots));
   std::vector<std::string> key_params;
-  if (IsIdxImages(split.rest)) {
+  if (split.query.count("format") > 0) {
+    CURVD_RETURN_IF_ERROR(
+        ParseCifarShard(uri, split, roots, spec, key_params));
+  } else if (IsIdxImages(split.rest)) {
+    CURVD_ASSIGN_OR_RETURN(spec.path, ResolveInRoots(split.rest, roots));
     spec.kind = ShardSpec::Kind::kIdx;
     auto labels = split.query.find("labels");
     if (labels == split.query.end() || labels->second.empty()) {
@@ -199,6 +253,7 @@ absl::Status ParseFileShard(const std::string& uri, SplitUri split,
     split.query.erase(labels);
     key_params.push_back(absl::StrCat("labels=", spec.labels_path));
   } else {
+    CURVD_ASSIGN_OR_RETURN(spec.path, ResolveInRoots(split.rest, roots));
     spec.kind = ShardSpec::Kind::kSafetensors;
   }
   CURVD_ASSIGN_OR_RETURN(spec.offset,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/api/cifar_format.h"
 
 namespace curvd::core {
 
@@ -52,10 +53,16 @@ struct ModelSource {
 };
 
 struct ShardSpec {
-  enum class Kind { kSafetensors, kIdx, kBuiltin };
+  enum class Kind { kSafetensors, kIdx, kCifar, kBuiltin };
   Kind kind = Kind::kSafetensors;
-  std::string path;         // kSafetensors: the file; kIdx: the images file
+  // kSafetensors: the file; kIdx: the images file; kCifar: the batch file or
+  // the directory named.
+  std::string path;
   std::string labels_path;  // kIdx: the labels file
+  // kCifar: the batch files, whose records are concatenated in this order, and
+  // how their records are read (core/api/cifar_format.h).
+  std::vector<std::string> record_files;
+  CifarRecords cifar;
   std::string generator;  // kBuiltin: "gaussian_regression", "modular_addition"
   std::map<std::string, std::string> params;  // kBuiltin: generator parameters
   int64_t offset = 0;                         // first sample taken
@@ -66,7 +73,10 @@ struct ShardSpec {
 // Parses a shard URI (see MeasurementSpec.shard_uri in the proto). file://
 // paths must be absolute, contain no "..", and resolve (symlinks followed)
 // inside one of `data_roots`; otherwise InvalidArgument (bad form) or
-// PermissionDenied (outside the roots). blob:// URIs are not handled here (the
+// PermissionDenied (outside the roots); NotFound for a missing file. With
+// format=cifar10|cifar100 the path is one batch file, or a directory whose
+// split=train|test (default train) batch files (CifarSplitFiles) are each
+// resolved the same way. blob:// URIs are not handled here (the
 // server maps them to a path under its blob store first and passes
 // `trusted_path`).
 absl::StatusOr<ShardSpec> ParseShardUri(

@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace curvd::core {
 
@@ -49,6 +50,22 @@ absl::StatusOr<double> TakeNumberAbove(UriQuery& query, const std::string& key,
   }
   query.erase(it);
   return value;
+}
+
+absl::StatusOr<std::string> TakeChoice(UriQuery& query, const std::string& key,
+                                       const std::vector<std::string>& choices,
+                                       const std::string& fallback) {
+  auto it = query.find(key);
+  if (it == query.end()) return fallback;
+  for (const std::string& choice : choices) {
+    if (it->second == choice) {
+      query.erase(it);
+      return choice;
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("parameter ", key, "='", it->second, "' must be ",
+                   absl::StrJoin(choices, " or ")));
 }
 
 }  // namespace curvd::core

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -29,6 +30,13 @@ absl::StatusOr<uint64_t> TakeUint64(UriQuery& query, const std::string& key,
 // (min, max]; `fallback` when absent.
 absl::StatusOr<double> TakeNumberAbove(UriQuery& query, const std::string& key,
                                        double min, double max, double fallback);
+
+// Removes `key` and returns its value, which must be one of `choices`;
+// `fallback` when absent. InvalidArgument "parameter KEY='V' must be A or B"
+// otherwise.
+absl::StatusOr<std::string> TakeChoice(UriQuery& query, const std::string& key,
+                                       const std::vector<std::string>& choices,
+                                       const std::string& fallback);
 
 }  // namespace curvd::core
 

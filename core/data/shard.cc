@@ -28,8 +28,8 @@ namespace {
 constexpr uint32_t kIdxImagesMagic =
     0x00000803;  // unsigned bytes, 3 dimensions
 constexpr uint32_t kIdxLabelsMagic = 0x00000801;  // unsigned bytes, 1 dimension
-// Larger idx files than this are not shards this service measures; the cap also
-// stops a gzip bomb from filling memory.
+// Larger idx files (or CIFAR batch files together) than this are not shards
+// this service measures; the cap also stops a gzip bomb from filling memory.
 constexpr uint64_t kMaxIdxBytes = uint64_t{1} << 32;
 constexpr int kReadChunkBytes = 1 << 20;
 // The same bound ParseShardUri applies, repeated because a ShardSpec can also
@@ -178,6 +178,77 @@ absl::StatusOr<Shard> LoadIdx(const ShardSpec& spec) {
                      .div_(255.0);
   shard.targets =
       torch::from_blob(label_data, {count}, torch::kUInt8).to(torch::kInt64);
+  return shard;
+}
+
+// Checks that `bytes`, the contents of `path`, are whole records whose label
+// bytes are in range.
+absl::Status CheckCifarRecords(const std::string& path,
+                               const std::string& bytes,
+                               const CifarRecords& layout) {
+  const size_t label_bytes = layout.labels.size();
+  const size_t record = label_bytes + kCifarPixelBytes;
+  if (bytes.size() % record != 0) {
+    return Invalid(
+        path, absl::StrCat(bytes.size(), " bytes are not whole ", layout.title,
+                           " records of ", record, " bytes (", label_bytes,
+                           " label byte", label_bytes > 1 ? "s" : "",
+                           " then ", kCifarPixelBytes, " pixel bytes)"));
+  }
+  for (size_t at = 0; at < bytes.size(); at += record) {
+    for (size_t i = 0; i < label_bytes; ++i) {
+      const int64_t label = static_cast<unsigned char>(bytes[at + i]);
+      if (label >= layout.labels[i].classes) {
+        return Invalid(
+            path, absl::StrCat("record ", at / record, "'s ",
+                               layout.labels[i].name, " byte is ", label, "; ",
+                               layout.title, " ", layout.labels[i].name,
+                               "s are 0 to ", layout.labels[i].classes - 1));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Reads every batch file whole and checks it, so that a corrupt file is found
+// whatever the slice; converts only the slice.
+absl::StatusOr<Shard> LoadCifar(const ShardSpec& spec) {
+  const CifarRecords& layout = spec.cifar;
+  if (spec.record_files.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(spec.path, ": a ", layout.title,
+                     " shard needs at least one batch file"));
+  }
+  std::string records;
+  for (const std::string& path : spec.record_files) {
+    CURVD_ASSIGN_OR_RETURN(std::string bytes, ReadMaybeGzipped(path));
+    CURVD_RETURN_IF_ERROR(CheckCifarRecords(path, bytes, layout));
+    if (records.size() + bytes.size() > kMaxIdxBytes) {
+      return Invalid(path, absl::StrCat("the batch files hold more than ",
+                                        kMaxIdxBytes, " bytes together"));
+    }
+    records += bytes;
+  }
+  const int64_t label_bytes = static_cast<int64_t>(layout.labels.size());
+  const int64_t record = label_bytes + kCifarPixelBytes;
+  CURVD_ASSIGN_OR_RETURN(
+      auto range, Slice(spec, static_cast<int64_t>(records.size()) / record));
+  const auto [begin, count] = range;
+  const torch::Tensor rows = torch::from_blob(records.data() + begin * record,
+                                              {count, record}, torch::kUInt8);
+  const auto channel = [](const std::array<float, 3>& values) {
+    return torch::tensor({values[0], values[1], values[2]}).view({1, 3, 1, 1});
+  };
+  Shard shard;
+  shard.inputs = rows.narrow(1, label_bytes, kCifarPixelBytes)
+                     .reshape({count, kCifarChannels, kCifarImageSide,
+                               kCifarImageSide})
+                     .to(torch::kFloat32)
+                     .div_(255.0)
+                     .sub_(channel(layout.mean))
+                     .div_(channel(layout.stddev));
+  shard.targets = rows.select(1, static_cast<int64_t>(layout.target_label))
+                      .to(torch::kInt64);
   return shard;
 }
 
@@ -348,6 +419,8 @@ absl::StatusOr<Shard> LoadShardOrThrow(const ShardSpec& spec) {
       return LoadSafetensorsShard(spec);
     case ShardSpec::Kind::kIdx:
       return LoadIdx(spec);
+    case ShardSpec::Kind::kCifar:
+      return LoadCifar(spec);
     case ShardSpec::Kind::kBuiltin:
       if (spec.generator == "gaussian_regression")
         return GenerateGaussianRegression(spec);

@@ -1,6 +1,7 @@
 #include "core/data/shard.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <torch/torch.h>
 #include <zlib.h>
 
@@ -10,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/api/cifar_format.h"
 #include "core/api/safetensors.h"
 #include "core/api/sources.h"
 #include "gmock/gmock.h"
@@ -206,6 +208,204 @@ TEST_F(ShardTest, FashionMnistTestSetThroughItsUri) {
   EXPECT_EQ(shard->inputs.sizes().vec(), (std::vector<int64_t>{100, 784}));
   EXPECT_EQ(shard->targets.sizes().vec(), (std::vector<int64_t>{100}));
   EXPECT_LE(shard->targets.max().item<int64_t>(), 9);
+}
+
+// Pixel byte j (0 to 3071, in file order) of the record numbered `record`.
+uint8_t CifarPixel(int64_t record, int64_t j) {
+  return static_cast<uint8_t>((31 * record + 7 * j) % 256);
+}
+
+// CIFAR records with the given label bytes each (one for CIFAR-10, coarse and
+// fine for CIFAR-100), record k of the file numbered first_record + k for
+// CifarPixel.
+std::string CifarRecordBytes(const std::vector<std::vector<uint8_t>>& labels,
+                             int64_t first_record = 0) {
+  std::string out;
+  for (size_t k = 0; k < labels.size(); ++k) {
+    for (uint8_t label : labels[k]) out.push_back(static_cast<char>(label));
+    for (int64_t j = 0; j < kCifarPixelBytes; ++j) {
+      out.push_back(static_cast<char>(CifarPixel(first_record + k, j)));
+    }
+  }
+  return out;
+}
+
+// What records first .. first+count-1 must load as: image r's pixel (c, y, x)
+// is file byte c*1024 + y*32 + x of its record, over 255.
+torch::Tensor ExpectedCifarImages(int64_t first, int64_t count) {
+  torch::Tensor out =
+      torch::empty({count, 3, 32, 32}, torch::kFloat32);
+  auto a = out.accessor<float, 4>();
+  for (int64_t r = 0; r < count; ++r)
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t y = 0; y < 32; ++y)
+        for (int64_t x = 0; x < 32; ++x)
+          a[r][c][y][x] =
+              static_cast<float>(CifarPixel(first + r, c * 1024 + y * 32 + x)) /
+              255.0f;
+  return out;
+}
+
+ShardSpec Cifar(std::vector<std::string> files) {
+  ShardSpec spec;
+  spec.kind = ShardSpec::Kind::kCifar;
+  spec.record_files = std::move(files);
+  return spec;
+}
+
+TEST_F(ShardTest, LoadsCifar10RecordsExactly) {
+  auto shard = LoadShard(
+      Cifar({Write("data_batch_1.bin", CifarRecordBytes({{3}, {0}, {9}}))}));
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  EXPECT_EQ(shard->inputs.sizes().vec(), (std::vector<int64_t>{3, 3, 32, 32}));
+  EXPECT_EQ(shard->inputs.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(shard->targets.scalar_type(), torch::kInt64);
+  EXPECT_TRUE(torch::equal(shard->targets, torch::tensor({3, 0, 9},
+                                                         torch::kInt64)));
+  EXPECT_TRUE(torch::equal(shard->inputs, ExpectedCifarImages(0, 3)));
+  // Channel planes in file order R, G, B, each row-major: record 1's bytes
+  // 1024 (green, top left), 32 (red, second row) and 3071 (blue, bottom right).
+  EXPECT_EQ(shard->inputs[1][1][0][0].item<float>(), CifarPixel(1, 1024) / 255.0f);
+  EXPECT_EQ(shard->inputs[1][0][1][0].item<float>(), CifarPixel(1, 32) / 255.0f);
+  EXPECT_EQ(shard->inputs[1][2][31][31].item<float>(),
+            CifarPixel(1, 3071) / 255.0f);
+}
+
+// A record whose red plane is all 10, green all 20 and blue all 30 loads as
+// channels 0, 1, 2 in that order.
+TEST_F(ShardTest, CifarChannelsAreRedGreenBlue) {
+  std::string record(1, '\x04');
+  for (char value : {'\x0a', '\x14', '\x1e'}) record.append(1024, value);
+  auto shard = LoadShard(Cifar({Write("planes.bin", record)}));
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  for (int64_t c = 0; c < 3; ++c) {
+    EXPECT_TRUE(torch::equal(shard->inputs[0][c],
+                             torch::full({32, 32}, (10.0f * (c + 1)) / 255.0f)));
+  }
+  EXPECT_EQ(shard->targets[0].item<int64_t>(), 4);
+}
+
+// A directory's five training batches are one shard, read in order; offset
+// and limit select across the files as in one.
+TEST_F(ShardTest, CifarBatchFilesConcatenateInOrder) {
+  ASSERT_EQ(mkdir((dir_ + "/cifar-10-batches-bin").c_str(), 0755), 0);
+  for (int batch = 1; batch <= 5; ++batch) {
+    const int64_t first = 2 * (batch - 1);
+    Write("cifar-10-batches-bin/data_batch_" + std::to_string(batch) + ".bin",
+          CifarRecordBytes({{static_cast<uint8_t>(first)},
+                            {static_cast<uint8_t>(first + 1)}},
+                           first));
+  }
+  Write("cifar-10-batches-bin/test_batch.bin", CifarRecordBytes({{7}}, 100));
+  const std::string uri =
+      "file://" + dir_ + "/cifar-10-batches-bin?format=cifar10";
+  auto parse = [&](const std::string& query) {
+    absl::StatusOr<ShardSpec> spec = ParseShardUri(uri + query, {dir_});
+    EXPECT_TRUE(spec.ok()) << spec.status();
+    return spec.value_or(ShardSpec());
+  };
+  auto whole = LoadShard(parse(""));
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_TRUE(torch::equal(whole->targets, torch::arange(10, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(whole->inputs, ExpectedCifarImages(0, 10)));
+
+  auto slice = LoadShard(parse("&offset=3&limit=4"));  // batches 2 to 4
+  ASSERT_TRUE(slice.ok()) << slice.status();
+  EXPECT_TRUE(
+      torch::equal(slice->targets, torch::arange(3, 7, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(slice->inputs, ExpectedCifarImages(3, 4)));
+
+  // As for idx: a limit beyond the end takes what there is from the offset; an
+  // offset at the end is an empty shard.
+  auto rest = LoadShard(parse("&offset=3&limit=100"));
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(rest->size(), 7);
+  ExpectInvalid(LoadShard(parse("&offset=10")), "shard is empty: it has 10");
+
+  auto test = LoadShard(parse("&split=test"));
+  ASSERT_TRUE(test.ok()) << test.status();
+  EXPECT_TRUE(torch::equal(test->targets, torch::tensor({7}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(test->inputs, ExpectedCifarImages(100, 1)));
+}
+
+TEST_F(ShardTest, Cifar100TakesTheChosenLabelAndNormalises) {
+  const std::string file =
+      Write("train.bin", CifarRecordBytes({{19, 99}, {0, 5}, {7, 42}}));
+  const std::string uri = "file://" + file + "?format=cifar100";
+  auto load = [&](const std::string& query) {
+    absl::StatusOr<ShardSpec> spec = ParseShardUri(uri + query, {dir_});
+    EXPECT_TRUE(spec.ok()) << spec.status();
+    return LoadShard(spec.value_or(ShardSpec()));
+  };
+  auto fine = load("");
+  ASSERT_TRUE(fine.ok()) << fine.status();
+  EXPECT_TRUE(
+      torch::equal(fine->targets, torch::tensor({99, 5, 42}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(fine->inputs, ExpectedCifarImages(0, 3)));
+  auto coarse = load("&label=coarse");
+  ASSERT_TRUE(coarse.ok()) << coarse.status();
+  EXPECT_TRUE(
+      torch::equal(coarse->targets, torch::tensor({19, 0, 7}, torch::kInt64)));
+
+  // mean_std: (pixel / 255 - mean[c]) / std[c] with CIFAR-100's statistics.
+  auto normalised = load("&normalize=mean_std");
+  ASSERT_TRUE(normalised.ok()) << normalised.status();
+  const float mean[3] = {0.5071f, 0.4865f, 0.4409f};
+  const float stddev[3] = {0.2673f, 0.2564f, 0.2762f};
+  const torch::Tensor plain = ExpectedCifarImages(0, 3);
+  for (int64_t c = 0; c < 3; ++c) {
+    SCOPED_TRACE(c);
+    EXPECT_TRUE(torch::allclose(normalised->inputs.select(1, c),
+                                (plain.select(1, c) - mean[c]) / stddev[c],
+                                /*rtol=*/1e-6, /*atol=*/1e-6));
+  }
+  EXPECT_FLOAT_EQ(normalised->inputs[2][1][3][4].item<float>(),
+                  (CifarPixel(2, 1024 + 3 * 32 + 4) / 255.0f - mean[1]) /
+                      stddev[1]);
+}
+
+TEST_F(ShardTest, GzippedCifarBatchLoads) {
+  auto shard =
+      LoadShard(Cifar({WriteGzip("batch.bin.gz", CifarRecordBytes({{1}, {2}}))}));
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  EXPECT_TRUE(torch::equal(shard->inputs, ExpectedCifarImages(0, 2)));
+}
+
+TEST_F(ShardTest, CifarFilesThatAreNotWholeRecordsOrHaveBadLabelsAreRejected) {
+  const std::string good = Write("good.bin", CifarRecordBytes({{1}}));
+  const std::string records = CifarRecordBytes({{1}, {2}});
+  const std::string cut = Write("cut.bin", records.substr(0, records.size() - 5));
+  ExpectInvalid(LoadShard(Cifar({good, cut})),
+                cut + ": 6141 bytes are not whole CIFAR-10 records of 3073 "
+                      "bytes (1 label byte then 3072 pixel bytes)");
+  const std::string bad_label =
+      Write("label.bin", CifarRecordBytes({{9}, {10}}));
+  ExpectInvalid(LoadShard(Cifar({good, bad_label})),
+                bad_label +
+                    ": record 1's label byte is 10; CIFAR-10 labels are 0 to 9");
+  // A CIFAR-10 file read as CIFAR-100 is not whole records of 3074 bytes.
+  ShardSpec as100 =
+      ParseShardUri("file://" + good + "?format=cifar100", {dir_}).value();
+  ExpectInvalid(LoadShard(as100),
+                "3073 bytes are not whole CIFAR-100 records of 3074 bytes (2 "
+                "label bytes then 3072 pixel bytes)");
+  const std::string fine =
+      Write("fine.bin", CifarRecordBytes({{3, 99}, {3, 100}}));
+  ShardSpec spec =
+      ParseShardUri("file://" + fine + "?format=cifar100", {dir_}).value();
+  ExpectInvalid(LoadShard(spec),
+                "record 1's fine label byte is 100; CIFAR-100 fine labels are "
+                "0 to 99");
+  // The coarse label is checked whichever label is the target.
+  const std::string coarse = Write("coarse.bin", CifarRecordBytes({{20, 1}}));
+  spec = ParseShardUri("file://" + coarse + "?format=cifar100", {dir_}).value();
+  ExpectInvalid(LoadShard(spec),
+                "record 0's coarse label byte is 20; CIFAR-100 coarse labels "
+                "are 0 to 19");
+  ExpectInvalid(LoadShard(Cifar({Write("empty.bin", "")})), "shard is empty");
+  ExpectInvalid(LoadShard(Cifar({})), "needs at least one batch file");
+  EXPECT_EQ(LoadShard(Cifar({good, dir_ + "/absent.bin"})).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 SafetensorsTensor Raw(const std::string& name, const torch::Tensor& t,

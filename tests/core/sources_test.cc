@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -40,6 +41,18 @@ class SourcesTest : public ::testing::Test {
     ASSERT_EQ(symlink((root_ + "/shard.safetensors").c_str(),
                       (root_ + "/alias.safetensors").c_str()),
               0);
+    // The directory layouts CIFAR-10 and CIFAR-100 ship as.
+    cifar10_ = root_ + "/cifar-10-batches-bin";
+    cifar100_ = root_ + "/cifar-100-binary";
+    ASSERT_EQ(mkdir(cifar10_.c_str(), 0755), 0);
+    ASSERT_EQ(mkdir(cifar100_.c_str(), 0755), 0);
+    for (const char* name :
+         {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+          "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"}) {
+      Touch(cifar10_ + "/" + name);
+    }
+    Touch(cifar100_ + "/train.bin");
+    Touch(cifar100_ + "/test.bin");
   }
 
   static void Touch(const std::string& path) {
@@ -62,6 +75,8 @@ class SourcesTest : public ::testing::Test {
   std::string base_;
   std::string root_;
   std::string outside_;
+  std::string cifar10_;
+  std::string cifar100_;
 };
 
 TEST_F(SourcesTest, SafetensorsFileWithSlice) {
@@ -176,6 +191,135 @@ TEST_F(SourcesTest, UnsupportedSchemes) {
               "unsupported URI");
   ExpectError(Parse("blob://sha256:00"), absl::StatusCode::kInvalidArgument,
               "resolved to an uploaded blob by the server");
+}
+
+TEST_F(SourcesTest, CifarBatchFileWithSlice) {
+  auto spec = Parse("file://" + cifar10_ +
+                    "/data_batch_2.bin?format=cifar10&limit=100&offset=5");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->kind, ShardSpec::Kind::kCifar);
+  EXPECT_EQ(spec->record_files,
+            std::vector<std::string>{cifar10_ + "/data_batch_2.bin"});
+  EXPECT_EQ(spec->cifar.format, "cifar10");
+  ASSERT_EQ(spec->cifar.labels.size(), 1u);
+  EXPECT_EQ(spec->cifar.labels[0].classes, 10);
+  EXPECT_EQ(spec->cifar.mean, (std::array<float, 3>{0, 0, 0}));
+  EXPECT_EQ(spec->cifar.stddev, (std::array<float, 3>{1, 1, 1}));
+  EXPECT_EQ(spec->offset, 5);
+  EXPECT_EQ(spec->limit, 100);
+  EXPECT_EQ(spec->cache_key, "file://" + cifar10_ +
+                                 "/data_batch_2.bin?format=cifar10&limit=100&"
+                                 "offset=5");
+}
+
+// A directory is its split's batch files in order: the five training batches
+// (the whole 50,000-image training set) by default, the test batch with
+// split=test.
+TEST_F(SourcesTest, CifarDirectoryIsItsSplitsBatchFiles) {
+  auto train = Parse("file://" + cifar10_ + "?format=cifar10");
+  ASSERT_TRUE(train.ok()) << train.status();
+  std::vector<std::string> batches;
+  for (int i = 1; i <= 5; ++i)
+    batches.push_back(cifar10_ + "/data_batch_" + std::to_string(i) + ".bin");
+  EXPECT_EQ(train->record_files, batches);
+  EXPECT_EQ(train->path, cifar10_);
+  EXPECT_EQ(train->cache_key,
+            "file://" + cifar10_ + "?format=cifar10&split=train");
+  auto same = Parse("file://" + cifar10_ + "/.?split=train&format=cifar10");
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->cache_key, train->cache_key);
+
+  auto test = Parse("file://" + cifar10_ + "?format=cifar10&split=test");
+  ASSERT_TRUE(test.ok()) << test.status();
+  EXPECT_EQ(test->record_files,
+            std::vector<std::string>{cifar10_ + "/test_batch.bin"});
+  EXPECT_NE(test->cache_key, train->cache_key);
+}
+
+TEST_F(SourcesTest, Cifar100ChoosesItsLabelAndNormalisation) {
+  auto fine = Parse("file://" + cifar100_ + "?format=cifar100");
+  ASSERT_TRUE(fine.ok()) << fine.status();
+  EXPECT_EQ(fine->record_files,
+            std::vector<std::string>{cifar100_ + "/train.bin"});
+  ASSERT_EQ(fine->cifar.labels.size(), 2u);
+  EXPECT_EQ(fine->cifar.labels[0].classes, 20);   // coarse
+  EXPECT_EQ(fine->cifar.labels[1].classes, 100);  // fine
+  EXPECT_EQ(fine->cifar.target_label, 1u);
+  EXPECT_EQ(fine->cache_key, "file://" + cifar100_ +
+                                 "?format=cifar100&label=fine&split=train");
+  auto coarse = Parse("file://" + cifar100_ +
+                      "/test.bin?format=cifar100&label=coarse&normalize=mean_std");
+  ASSERT_TRUE(coarse.ok()) << coarse.status();
+  EXPECT_EQ(coarse->cifar.target_label, 0u);
+  EXPECT_EQ(coarse->cifar.mean,
+            (std::array<float, 3>{0.5071f, 0.4865f, 0.4409f}));
+  EXPECT_EQ(coarse->cifar.stddev,
+            (std::array<float, 3>{0.2673f, 0.2564f, 0.2762f}));
+  EXPECT_EQ(coarse->cache_key,
+            "file://" + cifar100_ +
+                "/test.bin?format=cifar100&label=coarse&normalize=mean_std");
+  auto cifar10 =
+      Parse("file://" + cifar10_ + "?format=cifar10&normalize=mean_std");
+  ASSERT_TRUE(cifar10.ok()) << cifar10.status();
+  EXPECT_EQ(cifar10->cifar.mean,
+            (std::array<float, 3>{0.4914f, 0.4822f, 0.4465f}));
+  EXPECT_EQ(cifar10->cifar.stddev,
+            (std::array<float, 3>{0.2470f, 0.2435f, 0.2616f}));
+}
+
+TEST_F(SourcesTest, CifarErrorsNameTheParameterOrFile) {
+  const std::string dir = "file://" + cifar10_;
+  const std::string file = dir + "/data_batch_1.bin";
+  ExpectError(Parse(file + "?format=cifar"),
+              absl::StatusCode::kInvalidArgument,
+              "format='cifar' must be cifar10 or cifar100");
+  ExpectError(Parse(file + "?format=cifar10&label=fine"),
+              absl::StatusCode::kInvalidArgument,
+              "unknown query parameter 'label'");
+  ExpectError(Parse("file://" + cifar100_ + "?format=cifar100&label=super"),
+              absl::StatusCode::kInvalidArgument,
+              "label='super' must be fine or coarse");
+  ExpectError(Parse(file + "?format=cifar10&normalize=yes"),
+              absl::StatusCode::kInvalidArgument,
+              "normalize='yes' must be none or mean_std");
+  ExpectError(Parse(file + "?format=cifar10&shuffle=1"),
+              absl::StatusCode::kInvalidArgument,
+              "unknown query parameter 'shuffle'");
+  ExpectError(Parse(file + "?format=cifar10&split=test"),
+              absl::StatusCode::kInvalidArgument,
+              "unknown query parameter 'split'");  // a file is not a split
+  ExpectError(Parse(dir + "?format=cifar10&split=validation"),
+              absl::StatusCode::kInvalidArgument,
+              "split='validation' must be train or test");
+  ExpectError(Parse(file + "?format=cifar10&limit=0"),
+              absl::StatusCode::kInvalidArgument, "limit='0'");
+  ExpectError(Parse(file + "?format=cifar10&limit=-1"),
+              absl::StatusCode::kInvalidArgument, "limit='-1'");
+  ExpectError(Parse("file://" + root_ + "/mnist?format=cifar10"),
+              absl::StatusCode::kNotFound,
+              "no such file: '" + root_ + "/mnist/data_batch_1.bin'");
+  ExpectError(Parse("file://" + root_ + "/absent.bin?format=cifar10"),
+              absl::StatusCode::kNotFound, "no such file");
+}
+
+TEST_F(SourcesTest, CifarFilesMustLieInsideTheRoots) {
+  const std::string stolen = outside_ + "/cifar";
+  ASSERT_EQ(mkdir(stolen.c_str(), 0755), 0);
+  Touch(stolen + "/test_batch.bin");
+  ExpectError(Parse("file://" + stolen + "/test_batch.bin?format=cifar10"),
+              absl::StatusCode::kPermissionDenied, "outside the data roots");
+  ExpectError(Parse("file://" + stolen + "?format=cifar10&split=test"),
+              absl::StatusCode::kPermissionDenied, "outside the data roots");
+  ExpectError(Parse("file://" + cifar10_ + "/../../secret/cifar?format=cifar10"),
+              absl::StatusCode::kInvalidArgument, "must not contain '..'");
+  // A directory inside the roots whose batch file links out of them.
+  const std::string linked = root_ + "/linked-cifar";
+  ASSERT_EQ(mkdir(linked.c_str(), 0755), 0);
+  ASSERT_EQ(symlink((stolen + "/test_batch.bin").c_str(),
+                    (linked + "/test_batch.bin").c_str()),
+            0);
+  ExpectError(Parse("file://" + linked + "?format=cifar10&split=test"),
+              absl::StatusCode::kPermissionDenied, "resolved to '" + stolen);
 }
 
 TEST_F(SourcesTest, GaussianRegressionWithDefaults) {

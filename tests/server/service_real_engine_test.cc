@@ -6,6 +6,7 @@
 #include <fstream>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -209,6 +210,139 @@ TEST_F(RealEngineServiceTest, ArchiveExactHessianOverTheCapIsRefusedAtCreateAndA
   EXPECT_EQ(block.exact_hessian().eigenvalues_size(), 3);
   EXPECT_THAT(block.diagnostics().block_parameters(),
               ::testing::ElementsAre("fc1.bias"));
+  ExpectStillServingAndStored();
+}
+
+// A CIFAR-10 shard named by its file:// URI measures on the real engine as the
+// same tensors uploaded as a safetensors shard do, sliced alike by limit=; a
+// batch file that is not whole records or has a label byte beyond 9 FAILS
+// naming the file; a URI outside the data roots, with an unknown parameter or
+// limit=0 is refused at create; and the server goes on measuring.
+TEST_F(RealEngineServiceTest, CifarShardMeasuresAsItsTensorsAndBadFilesFail) {
+  max_blob_bytes_ = 1 << 20;  // the weights are about 50 KB, the shard 74 KB
+  RestartServer();
+  MeasureGoodCheckpoint();
+  // Six records, labels 3r mod 10, pixel byte j of record r (31r + 7j) mod
+  // 256, in the five training batches of a cifar-10-batches-bin directory.
+  constexpr int64_t kRecords = 6;
+  constexpr int64_t kPixels = 3072;
+  std::vector<std::string> batches(5);
+  std::vector<float> pixels;
+  std::vector<int64_t> labels;
+  for (int64_t r = 0; r < kRecords; ++r) {
+    std::string& batch = batches[r < 2 ? 0 : r - 1];
+    labels.push_back(3 * r % 10);
+    batch.push_back(static_cast<char>(labels.back()));
+    for (int64_t j = 0; j < kPixels; ++j) {
+      const auto value = static_cast<uint8_t>((31 * r + 7 * j) % 256);
+      batch.push_back(static_cast<char>(value));
+      pixels.push_back(value / 255.0f);
+    }
+  }
+  const std::filesystem::path dir =
+      std::filesystem::path(data_root_) / "cifar-10-batches-bin";
+  std::filesystem::create_directories(dir);
+  for (size_t i = 0; i < batches.size(); ++i) {
+    std::ofstream(dir / ("data_batch_" + std::to_string(i + 1) + ".bin"),
+                  std::ios::binary)
+        << batches[i];
+  }
+  auto raw = [](const std::string& name, const std::string& dtype,
+                std::vector<int64_t> shape, const void* data, size_t bytes) {
+    core::SafetensorsTensor t;
+    t.name = name;
+    t.dtype = dtype;
+    t.shape = std::move(shape);
+    t.data.assign(static_cast<const char*>(data), bytes);
+    return t;
+  };
+  const std::string tensors = Upload(
+      core::SerializeSafetensors(
+          {raw("inputs", "F32", {kRecords, 3, 32, 32}, pixels.data(),
+               pixels.size() * sizeof(float)),
+           raw("targets", "I64", {kRecords}, labels.data(),
+               labels.size() * sizeof(int64_t))})
+          .value());
+
+  // The zoo MLP 3072-4-10 (it flattens [N, 3, 32, 32]) at varied weights.
+  v1::CreateRunRequest request;
+  request.set_run_id("cifar");
+  auto* zoo = request.mutable_run()->mutable_model()->mutable_zoo();
+  for (int w : {3072, 4, 10}) zoo->add_layer_widths(w);
+  grpc::ClientContext context;
+  v1::Run run;
+  ASSERT_TRUE(stub_->CreateRun(&context, request, &run).ok());
+  std::vector<core::SafetensorsTensor> weights;
+  int64_t seed = 0;
+  for (const auto& [name, shape] :
+       std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {"fc0.weight", {4, 3072}},
+           {"fc0.bias", {4}},
+           {"fc1.weight", {10, 4}},
+           {"fc1.bias", {10}}}) {
+    std::vector<float> values(shape.size() == 2 ? shape[0] * shape[1]
+                                                : shape[0]);
+    for (float& v : values) v = 0.02f * static_cast<float>(seed++ % 17 - 8);
+    weights.push_back(raw(name, "F32", shape, values.data(),
+                          values.size() * sizeof(float)));
+  }
+  const std::string parent = AddCheckpoint(
+      "cifar", 1, core::SerializeSafetensors(weights).value());
+
+  auto sharpness = [](const std::string& shard) {
+    v1::MeasurementSpec spec = SharpnessSpec(1);
+    spec.set_shard_uri(shard);  // cross-entropy, the default loss
+    return spec;
+  };
+  const std::string uri = "file://" + dir.string() + "?format=cifar10";
+  for (const auto& [query, samples] :
+       std::vector<std::pair<std::string, int64_t>>{{"", kRecords},
+                                                    {"limit=4", 4}}) {
+    SCOPED_TRACE(query);
+    const v1::Measurement cifar =
+        Measure(parent, sharpness(query.empty() ? uri : uri + "&" + query));
+    const v1::Measurement uploaded = Measure(
+        parent, sharpness("blob://" + tensors +
+                          (query.empty() ? "" : "?" + query)));
+    ASSERT_EQ(cifar.state(), v1::Measurement::SUCCEEDED)
+        << cifar.error_message();
+    ASSERT_EQ(uploaded.state(), v1::Measurement::SUCCEEDED)
+        << uploaded.error_message();
+    EXPECT_EQ(cifar.diagnostics().num_samples(), samples);
+    EXPECT_EQ(cifar.diagnostics().num_parameters(), 3072 * 4 + 4 + 4 * 10 + 10);
+    EXPECT_GT(cifar.sharpness().sharpness(), 0);
+    EXPECT_DOUBLE_EQ(cifar.diagnostics().loss(), uploaded.diagnostics().loss());
+    EXPECT_DOUBLE_EQ(cifar.sharpness().sharpness(),
+                     uploaded.sharpness().sharpness());
+  }
+
+  const std::string cut = data_root_ + "/cut.bin";
+  std::ofstream(cut, std::ios::binary) << batches[1].substr(1);
+  ExpectFailed(Measure(parent, sharpness("file://" + cut + "?format=cifar10")),
+               cut + ": 3072 bytes are not whole CIFAR-10 records of 3073");
+  std::string ten = batches[1];
+  ten[0] = 10;
+  const std::string label = data_root_ + "/label.bin";
+  std::ofstream(label, std::ios::binary) << ten;
+  ExpectFailed(
+      Measure(parent, sharpness("file://" + label + "?format=cifar10")),
+      label + ": record 0's label byte is 10; CIFAR-10 labels are 0 to 9");
+
+  const std::string outside = testing::MakeTempDir() + "/test_batch.bin";
+  std::ofstream(outside, std::ios::binary) << batches[1];
+  const std::tuple<std::string, grpc::StatusCode, std::string> refused[] = {
+      {"file://" + outside + "?format=cifar10",
+       grpc::StatusCode::PERMISSION_DENIED, "outside the data roots"},
+      {uri + "&shuffle=1", grpc::StatusCode::INVALID_ARGUMENT,
+       "unknown query parameter 'shuffle'"},
+      {uri + "&limit=0", grpc::StatusCode::INVALID_ARGUMENT, "limit='0'"}};
+  for (const auto& [shard, code, reason] : refused) {
+    SCOPED_TRACE(shard);
+    v1::Measurement m;
+    const grpc::Status status = CreateMeasurement(parent, sharpness(shard), &m);
+    EXPECT_EQ(status.error_code(), code);
+    EXPECT_THAT(status.error_message(), HasSubstr(reason));
+  }
   ExpectStillServingAndStored();
 }
 
