@@ -114,8 +114,8 @@ absl::StatusOr<ChainEvaluation> ChainObjective::Minibatch(
   }
   const torch::Tensor indices =
       batch_indices.to(objective_.vector_options().device());
-  graphed_ = use_graphs_ && graph_failure_.empty();
-  return graphed_ ? ReplayMinibatch(w, indices) : EvaluateMinibatch(w, indices);
+  return use_graphs_ && graph_failure_.empty() ? ReplayMinibatch(w, indices)
+                                                : EvaluateMinibatch(w, indices);
 }
 
 ChainEvaluation ChainObjective::EvaluateMinibatch(const torch::Tensor& chains,
@@ -156,7 +156,6 @@ ChainEvaluation ChainObjective::ReplayMinibatch(const torch::Tensor& chains,
         [&] { g.evaluation = EvaluateMinibatch(g.chains, g.indices); });
     if (!graph.ok()) {
       graph_failure_ = std::string(graph.status().message());
-      graphed_ = false;
       return EvaluateMinibatch(chains, indices);
     }
     recorded->graph = *std::move(graph);

@@ -54,8 +54,9 @@ class ChainObjective {
   // Whether the chains run in one batched pass (true) or in turn.
   bool batched() const { return batched_; }
 
-  // Whether the last Minibatch call replayed a device graph.
-  bool graphed() const { return graphed_; }
+  // Whether Minibatch replays a device graph: one is recorded for the shapes
+  // of its last call.
+  bool graphed() const { return graph_ != nullptr; }
 
   // Why Minibatch runs eagerly on a device that has graphs (recording
   // failed); empty while it does not.
@@ -123,7 +124,6 @@ class ChainObjective {
   std::vector<int> block_part_;
   bool use_graphs_;
   std::unique_ptr<MinibatchGraph> graph_;
-  bool graphed_ = false;
   std::string graph_failure_;
 };
 
