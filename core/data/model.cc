@@ -230,6 +230,14 @@ class TorchScriptModel : public Model {
     return out;
   }
   void SetTrainMode(bool train) override { module_.train(train); }
+  std::unique_ptr<Model> Clone() const override {
+    // Copied without autograd, so that the copy's parameters are leaves of
+    // their own and not views back into this model's graph.
+    const torch::NoGradGuard no_grad;
+    auto copy = std::make_unique<TorchScriptModel>(module_.clone());
+    copy->SetTrainMode(module_.is_training());
+    return copy;
+  }
   void To(const torch::Device& device, torch::ScalarType dtype) override {
     std::vector<torch::Tensor> tensors;
     for (const auto& p : module_.parameters()) tensors.push_back(p);

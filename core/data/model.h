@@ -36,6 +36,11 @@ class Model {
   // `dtype`.
   virtual void To(const torch::Device& device, torch::ScalarType dtype) = 0;
 
+  // A copy with parameters and buffers of its own (the same values, device,
+  // dtype and mode; leaves that require grad), so that chains can run side
+  // by side on copies; null where the model cannot be copied (the default).
+  virtual std::unique_ptr<Model> Clone() const { return nullptr; }
+
   // Whether ForwardChains evaluates several parameter sets in one pass.
   virtual bool SupportsChains() const { return false; }
 

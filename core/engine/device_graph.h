@@ -45,6 +45,16 @@ bool DeviceGraphsAvailable(const torch::Device& device);
 absl::StatusOr<std::unique_ptr<DeviceGraph>> RecordDeviceGraph(
     const torch::Device& device, int warmup, const std::function<void()>& work);
 
+// Runs body(i) for each i in [0, count) on `device`, side by side where CUDA
+// can: each on a stream of its own (this thread's, the same for the same i in
+// every call) that starts after the work queued so far on the current
+// stream, which then waits for them all. Within a recording they become
+// parallel branches of the graph. Elsewhere, and for count 1, in turn on the
+// current stream. Bodies must write disjoint memory. An exception propagates
+// once the current stream waits for every branch started.
+void RunSideBySide(const torch::Device& device, int count,
+                   const std::function<void(int)>& body);
+
 }  // namespace curvd::core
 
 #endif  // CURVD_CORE_ENGINE_DEVICE_GRAPH_H_

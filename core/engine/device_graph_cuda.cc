@@ -38,19 +38,20 @@ class CudaGraph final : public DeviceGraph {
   at::cuda::CUDAEvent replayed_;  // after the last replay
 };
 
-// This thread's side stream on the current device, the same for all its
-// recordings: autograd keeps the stream a parameter's gradient accumulator
-// was made on, and one made by an earlier recording must find the same
-// stream in the next (a mismatch synchronises streams, which breaks a
-// recording).
-c10::cuda::CUDAStream SideStream() {
-  thread_local std::vector<std::optional<c10::cuda::CUDAStream>> streams;
-  const c10::DeviceIndex device = c10::cuda::current_device();
-  if (streams.size() <= static_cast<size_t>(device)) {
-    streams.resize(static_cast<size_t>(device) + 1);
-  }
-  if (!streams[device]) streams[device] = c10::cuda::getStreamFromPool();
-  return *streams[device];
+// This thread's side stream `slot` on the current device, the same in every
+// call: autograd keeps the stream a parameter's gradient accumulator was made
+// on, and one made by an earlier recording must find the same stream in the
+// next (a mismatch synchronises streams, which breaks a recording). Slot 0
+// records; slots 1.. are RunSideBySide's branches.
+c10::cuda::CUDAStream SideStream(int slot) {
+  thread_local std::vector<std::vector<std::optional<c10::cuda::CUDAStream>>>
+      streams;  // [device][slot]
+  const auto device = static_cast<size_t>(c10::cuda::current_device());
+  if (streams.size() <= device) streams.resize(device + 1);
+  std::vector<std::optional<c10::cuda::CUDAStream>>& slots = streams[device];
+  if (slots.size() <= static_cast<size_t>(slot)) slots.resize(slot + 1);
+  if (!slots[slot]) slots[slot] = c10::cuda::getStreamFromPool();
+  return *slots[slot];
 }
 
 // The first line of an exception's message (torch appends a backtrace).
@@ -73,7 +74,7 @@ absl::StatusOr<std::unique_ptr<DeviceGraph>> RecordDeviceGraph(
   }
   const c10::cuda::CUDAGuard device_guard(device);
   const c10::cuda::CUDAStream origin = c10::cuda::getCurrentCUDAStream();
-  const c10::cuda::CUDAStream side = SideStream();
+  const c10::cuda::CUDAStream side = SideStream(0);
   // The side stream starts after the work queued so far and the current
   // stream goes on after the side stream's: the recording's buffers were
   // written on the current stream and its replays run there.
@@ -114,6 +115,30 @@ absl::StatusOr<std::unique_ptr<DeviceGraph>> RecordDeviceGraph(
         absl::StrCat("recording a device graph failed: ", failure));
   }
   return std::make_unique<CudaGraph>(std::move(graph));
+}
+
+void RunSideBySide(const torch::Device& device, int count,
+                   const std::function<void(int)>& body) {
+  if (!DeviceGraphsAvailable(device) || count <= 1) {
+    for (int i = 0; i < count; ++i) body(i);
+    return;
+  }
+  const c10::cuda::CUDAGuard device_guard(device);
+  const c10::cuda::CUDAStream origin = c10::cuda::getCurrentCUDAStream();
+  at::cuda::CUDAEvent forked;
+  forked.record(origin);
+  for (int i = 0; i < count; ++i) {
+    const c10::cuda::CUDAStream branch = SideStream(1 + i);
+    forked.block(branch);
+    // The current stream waits for the branch, also when body throws.
+    const absl::Cleanup join = [&] {
+      at::cuda::CUDAEvent done;
+      done.record(branch);
+      done.block(origin);
+    };
+    const c10::cuda::CUDAStreamGuard stream_guard(branch);
+    body(i);
+  }
 }
 
 }  // namespace curvd::core

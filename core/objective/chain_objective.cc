@@ -130,13 +130,43 @@ ChainEvaluation ChainObjective::EvaluateMinibatch(const torch::Tensor& chains,
   if (batched_) return EvaluateBatched(chains, inputs, targets, true);
   ChainEvaluation total =
       Zeros(c, objective_.num_parameters(), true, objective_.vector_options());
-  const ParameterRestorer restorer(objective_.block_parameters());
+  if (HasCopies(c)) {
+    // Each branch writes its chain's rows of `total` only.
+    RunSideBySide(chains.device(), static_cast<int>(c), [&](int chain) {
+      SetBlock(copy_blocks_[chain], chains[chain]);
+      AddWeighted(EvaluateCurrent(*copies_[chain], copy_blocks_[chain],
+                                  inputs[chain], targets[chain], true),
+                  1.0, chain, total);
+    });
+    return total;
+  }
+  const std::vector<torch::Tensor>& block = objective_.block_parameters();
+  const ParameterRestorer restorer(block);
   for (int64_t chain = 0; chain < c; ++chain) {
-    SetBlock(chains[chain]);
-    AddWeighted(EvaluateCurrent(inputs[chain], targets[chain], true), 1.0,
-                chain, total);
+    SetBlock(block, chains[chain]);
+    AddWeighted(EvaluateCurrent(*objective_.model(), block, inputs[chain],
+                                targets[chain], true),
+                1.0, chain, total);
   }
   return total;
+}
+
+bool ChainObjective::HasCopies(int64_t chains) {
+  while (!copies_failed_ && static_cast<int64_t>(copies_.size()) < chains) {
+    std::unique_ptr<Model> copy = objective_.model()->Clone();
+    if (copy == nullptr) {
+      copies_failed_ = true;
+      break;
+    }
+    const std::vector<torch::Tensor> parameters = copy->Parameters();
+    std::vector<torch::Tensor> block(objective_.block_parameters().size());
+    for (size_t i = 0; i < parameters.size(); ++i) {
+      if (block_part_[i] >= 0) block[block_part_[i]] = parameters[i];
+    }
+    copies_.push_back(std::move(copy));
+    copy_blocks_.push_back(std::move(block));
+  }
+  return !copies_failed_;
 }
 
 ChainEvaluation ChainObjective::ReplayMinibatch(const torch::Tensor& chains,
@@ -188,11 +218,13 @@ absl::StatusOr<ChainEvaluation> ChainObjective::FullShard(
     });
     return total;
   }
-  const ParameterRestorer restorer(objective_.block_parameters());
+  const std::vector<torch::Tensor>& block = objective_.block_parameters();
+  const ParameterRestorer restorer(block);
   for (int64_t chain = 0; chain < c; ++chain) {
-    SetBlock(w[chain]);
+    SetBlock(block, w[chain]);
     objective_.ForEachBatch([&](const Objective::Batch& batch) {
-      AddWeighted(EvaluateCurrent(batch_of(objective_.inputs(), batch),
+      AddWeighted(EvaluateCurrent(*objective_.model(), block,
+                                  batch_of(objective_.inputs(), batch),
                                   batch_of(objective_.targets(), batch),
                                   with_gradients),
                   batch.weight, chain, total);
@@ -241,9 +273,9 @@ ChainEvaluation ChainObjective::EvaluateBatched(const torch::Tensor& chains,
   return evaluation;
 }
 
-void ChainObjective::SetBlock(const torch::Tensor& w) {
+void ChainObjective::SetBlock(const std::vector<torch::Tensor>& block,
+                              const torch::Tensor& w) {
   torch::NoGradGuard no_grad;
-  const std::vector<torch::Tensor>& block = objective_.block_parameters();
   const std::vector<torch::Tensor> parts =
       w.split_with_sizes(objective_.block_numels());
   for (size_t j = 0; j < block.size(); ++j) {
@@ -251,15 +283,15 @@ void ChainObjective::SetBlock(const torch::Tensor& w) {
   }
 }
 
-ChainEvaluation ChainObjective::EvaluateCurrent(const torch::Tensor& inputs,
-                                                const torch::Tensor& targets,
-                                                bool with_gradients) {
+ChainEvaluation ChainObjective::EvaluateCurrent(
+    Model& model, const std::vector<torch::Tensor>& block,
+    const torch::Tensor& inputs, const torch::Tensor& targets,
+    bool with_gradients) {
   const torch::AutoGradMode grad_mode(with_gradients);
-  const torch::Tensor loss = MeanLoss(objective_.model()->Forward(inputs),
-                                      targets, objective_.loss());
+  const torch::Tensor loss =
+      MeanLoss(model.Forward(inputs), targets, objective_.loss());
   ChainEvaluation evaluation{loss.detach().to(torch::kFloat64), {}};
   if (!with_gradients) return evaluation;
-  const std::vector<torch::Tensor>& block = objective_.block_parameters();
   // A loss that depends on none of the block's parameters has no graph: its
   // gradient is zero.
   const std::vector<torch::Tensor> gradients =

@@ -29,10 +29,13 @@ struct ChainEvaluation {
 // vector_options(); parameters outside the block keep the model's values and
 // get no gradient. A model that can evaluate several parameter sets in one
 // pass (Model::SupportsChains) runs every chain in one batched forward and
-// backward, on C times the activations of one chain; any other model runs the
-// chains in turn through its own block parameters, which are restored bit for
-// bit afterwards (also when torch throws). Either way the model's parameters
-// are unchanged after every call.
+// backward, on C times the activations of one chain. In Minibatch a model
+// that can be copied (Model::Clone) runs each chain on a copy of its own,
+// side by side on the device (RunSideBySide; C copies of the parameters).
+// Any other model, and FullShard, run the chains in turn through the model's
+// own block parameters, which are restored bit for bit afterwards (also when
+// torch throws). Either way the model's parameters are unchanged after every
+// call.
 //
 // On a CUDA device, Minibatch is recorded as a device graph at its first call
 // with a shape of chains and indices (after a few eager warmup evaluations),
@@ -108,11 +111,17 @@ class ChainObjective {
                                   const torch::Tensor& inputs,
                                   const torch::Tensor& targets,
                                   bool with_gradients);
-  // In turn: writes w (a row of chains) into the block's parameters.
-  void SetBlock(const torch::Tensor& w);
-  // In turn: the loss (float64 scalar) and (with_gradients) flat gradient [P]
-  // at the block's current parameters, inputs [B, ...] and targets [B, ...].
-  ChainEvaluation EvaluateCurrent(const torch::Tensor& inputs,
+  // Whether Minibatch has `chains` copies of the model (made at the first
+  // call that needs them); false for a model that cannot be copied.
+  bool HasCopies(int64_t chains);
+  // Writes w (a row of chains) into `block`, a model's block parameters.
+  void SetBlock(const std::vector<torch::Tensor>& block, const torch::Tensor& w);
+  // The loss (float64 scalar) and (with_gradients) flat gradient [P] of
+  // `model` at its current parameters, `block` its block parameters, inputs
+  // [B, ...] and targets [B, ...].
+  ChainEvaluation EvaluateCurrent(Model& model,
+                                  const std::vector<torch::Tensor>& block,
+                                  const torch::Tensor& inputs,
                                   const torch::Tensor& targets,
                                   bool with_gradients);
 
@@ -122,6 +131,11 @@ class ChainObjective {
   // vector in the block (-1 outside the block).
   std::vector<torch::Tensor> model_parameters_;
   std::vector<int> block_part_;
+  // Minibatch's copies of a model that is not batched, and each copy's block
+  // parameters; copies_failed_ once the model could not be copied.
+  std::vector<std::unique_ptr<Model>> copies_;
+  std::vector<std::vector<torch::Tensor>> copy_blocks_;
+  bool copies_failed_ = false;
   bool use_graphs_;
   std::unique_ptr<MinibatchGraph> graph_;
   std::string graph_failure_;

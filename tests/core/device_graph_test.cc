@@ -1,7 +1,8 @@
 // RecordDeviceGraph: a replay recomputes the recorded work from what its
 // input buffers hold now; warmup runs are eager; work that synchronises with
 // the host cannot be recorded and says so, leaving the device usable. On the
-// CPU there are no graphs.
+// CPU there are no graphs. RunSideBySide runs every body once, also inside a
+// recording.
 #include "core/engine/device_graph.h"
 
 #include <gmock/gmock.h>
@@ -9,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <vector>
 
 #include "tests/core/toy_models.h"
 
@@ -73,6 +75,46 @@ TEST_P(DeviceGraphTest, AWarmupExceptionPropagates) {
                                        [] { TORCH_CHECK(false, "no"); }),
                c10::Error);
   EXPECT_EQ(torch::ones({2}, options()).sum().item<double>(), 2);
+}
+
+// Body i writes row i: every row is written once, eagerly and (on CUDA)
+// replayed as parallel branches of a graph.
+TEST_P(DeviceGraphTest, SideBySideBodiesEachWriteTheirRow) {
+  const torch::Tensor a = torch::arange(3, options());
+  const torch::Tensor rows = torch::zeros({4, 3}, options());
+  std::vector<int> calls;
+  const auto work = [&] {
+    RunSideBySide(device(), 4, [&](int i) {
+      calls.push_back(i);
+      rows[i].copy_(a * (i + 1));
+    });
+  };
+  const auto expected = [&] {
+    return torch::arange(1, 5, options()).unsqueeze(1) * a.unsqueeze(0);
+  };
+  work();
+  EXPECT_EQ(calls, (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_TRUE(torch::equal(rows.cpu(), expected().cpu()));
+  if (!on_cuda()) return;
+  absl::StatusOr<std::unique_ptr<DeviceGraph>> graph =
+      RecordDeviceGraph(device(), 1, work);
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  a.add_(10);
+  rows.zero_();
+  (*graph)->Replay();
+  EXPECT_TRUE(torch::equal(rows.cpu(), expected().cpu()));
+}
+
+TEST_P(DeviceGraphTest, ASideBySideExceptionPropagatesAfterTheBranchesRan) {
+  const torch::Tensor rows = torch::zeros({3}, options());
+  EXPECT_THROW(RunSideBySide(device(), 3,
+                             [&](int i) {
+                               TORCH_CHECK(i < 2, "body ", i, " throws");
+                               rows[i].fill_(1.0);
+                             }),
+               c10::Error);
+  EXPECT_TRUE(torch::equal(rows.cpu(),
+                           torch::tensor({1.0, 1.0, 0.0}, torch::kFloat64)));
 }
 
 CURVD_INSTANTIATE_DEVICE_TEST(DeviceGraphTest);

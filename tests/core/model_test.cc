@@ -341,6 +341,39 @@ TEST_F(ModelTest, CppArchiveForwardMatchesItsDefinition) {
   EXPECT_TRUE((*model)->Parameters()[0].requires_grad());
 }
 
+// A copy computes the same function with parameters of its own: leaves that
+// require grad, in other memory, and writing them leaves the model as it was.
+TEST_F(ModelTest, ArchiveCloneHasParametersOfItsOwn) {
+  auto model = LoadModel(Archive(SaveCppArchive(torch::randn({4, 3}))));
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::unique_ptr<Model> copy = (*model)->Clone();
+  ASSERT_NE(copy, nullptr);
+  EXPECT_EQ(copy->ParameterNames(), (*model)->ParameterNames());
+  const torch::Tensor original = (*model)->Parameters()[0];
+  const torch::Tensor copied = copy->Parameters()[0];
+  EXPECT_TRUE(torch::equal(copied, original));
+  EXPECT_NE(copied.data_ptr(), original.data_ptr());
+  EXPECT_TRUE(copied.is_leaf());
+  EXPECT_TRUE(copied.requires_grad());
+  const torch::Tensor x = torch::randn({2, 4});
+  const torch::Tensor before = (*model)->Forward(x).detach();
+  EXPECT_TRUE(torch::equal(copy->Forward(x).detach(), before));
+  {
+    torch::NoGradGuard no_grad;
+    copied.mul_(2);
+  }
+  EXPECT_TRUE(torch::equal((*model)->Forward(x).detach(), before));
+  EXPECT_FALSE(torch::equal(copy->Forward(x).detach(), before));
+}
+
+TEST_F(ModelTest, ZooModelsAreNotCopied) {
+  ModelSource source;
+  source.zoo = SmallMlp();
+  auto model = LoadModel(source);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->Clone(), nullptr);  // their chains run batched
+}
+
 TEST_F(ModelTest, ToConvertsParametersAndBuffersInPlace) {
   auto model = LoadModel(Archive(SaveCppArchive(torch::ones({4, 3}))));
   ASSERT_TRUE(model.ok()) << model.status();
