@@ -100,6 +100,31 @@ class BlobChunksTest(unittest.TestCase):
                 self.assertEqual([r.digest for r in requests[1:]], [""] * (len(requests) - 1))
 
 
+class _Event:
+    """A CUDA event's query() for the pool, completed or not."""
+
+    def __init__(self, done):
+        self.done = done
+
+    def query(self):
+        return self.done
+
+
+class PinnedBufferPoolTest(unittest.TestCase):
+    def test_a_set_is_lent_again_only_after_its_copies(self):
+        pool = PinnedBufferPool()
+        buffers = [torch.empty(3)]
+        event = _Event(False)
+        pool.release(buffers, [event])
+        with mock.patch.object(torch, "empty", return_value="new") as allocate:
+            self.assertEqual(pool.take([torch.zeros(3)]), ["new"],
+                             "buffers still being copied into are not lent")
+            allocate.assert_called_once()
+            event.done = True
+            self.assertIs(pool.take([torch.zeros(3)]), buffers)
+            self.assertEqual(pool.take([torch.zeros(2)]), ["new"], "another shape")
+
+
 class SubmitQueueTest(unittest.TestCase):
     def test_coalesce_keeps_the_newest(self):
         q = SubmitQueue("coalesce")
