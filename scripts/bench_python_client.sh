@@ -70,12 +70,16 @@ fi
 echo "== $(tail -1 "$out/import.log")"
 
 rc=0
-timeout 240 "$python" bench/python/client_speed.py --curvd "$build/bin/curvd" --device "$device" \
+timeout -k 15 240 "$python" bench/python/client_speed.py --curvd "$build/bin/curvd" --device "$device" \
   --server_library_path "$libs" --out "$out" "${smoke[@]}" >"$out/client_speed.log" 2>&1 || rc=$?
 grep -E '^\[client_speed\]|Traceback|Error' "$out/client_speed.log" | cut -c1-300 || true
 echo
-if [ -f "$out/client_speed.md" ]; then
+if grep -q '^Python client speed' "$out/client_speed.log"; then
   sed -n '/^Python client speed/,$p' "$out/client_speed.log"
+elif [ -f "$out/client_speed.md" ]; then  # cut short: the rows it finished
+  tail -20 "$out/client_speed.log"
+  echo "Python client speed, the rows done before it stopped:"
+  cat "$out/client_speed.md"
 else
   tail -30 "$out/client_speed.log"
 fi

@@ -33,6 +33,7 @@ otherwise. scripts/bench_python_client.sh drives it on the GPU machine.
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -109,7 +110,11 @@ def start_server(args, devices):
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             p for p in (args.server_library_path, env.get("LD_LIBRARY_PATH", "")) if p)
     server = CurvdServer(binary=args.curvd, devices=devices, env=env)
-    server.start(timeout=120)
+    try:
+        server.start(timeout=120)
+    except BaseException:
+        server.close()
+        raise
     return server
 
 
@@ -371,29 +376,34 @@ def main(argv=None):
             ("upload", "cpu", lambda c: upload_row(c, args)),
             ("training", "cpu", lambda c: training_row(c, args, device, "cpu")),
             ("training", str(device), lambda c: training_row(c, args, device, shared))]
+    # A SIGTERM (timeout's) unwinds through the finally below, which kills the
+    # server, rather than leaving it running on the device.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = None
-    for name, devices, row in plan:
-        if name not in rows:
-            continue
-        if server is None or server.devices != devices:
-            if server is not None:
-                server.close()
-            server = start_server(args, devices)
-        client = curvd.Client(server.target)
-        try:
-            value = guarded(row, client)
-        finally:
-            client.close()
-        if name == "training":
-            value.setdefault("server", shared if devices != "cpu" else "cpu")
-            result["rows"].setdefault("training", []).append(value)
-        else:
-            result["rows"][name] = value
-        print(f"[client_speed] {name}: {value}", flush=True)
-        result["seconds"] = time.perf_counter() - start
-        write(result, args.out)
-    if server is not None:
-        server.close()
+    try:
+        for name, devices, row in plan:
+            if name not in rows:
+                continue
+            if server is None or server.devices != devices:
+                if server is not None:
+                    server.close()
+                server = start_server(args, devices)
+            client = curvd.Client(server.target)
+            try:
+                value = guarded(row, client)
+            finally:
+                client.close()
+            if name == "training":
+                value.setdefault("server", shared if devices != "cpu" else "cpu")
+                result["rows"].setdefault("training", []).append(value)
+            else:
+                result["rows"][name] = value
+            print(f"[client_speed] {name}: {value}", flush=True)
+            result["seconds"] = time.perf_counter() - start
+            write(result, args.out)
+    finally:
+        if server is not None:
+            server.close()
     lines = write(result, args.out)
     print(json.dumps(result, indent=1))
     print()
