@@ -25,7 +25,8 @@ loopback, in one run, each figure beside its baseline:
 
 Usage: client_speed.py --curvd BUILD/bin/curvd [--device cuda:0] [--smoke]
            [--rows submit,training,upload] [--out DIR] [--server_library_path DIR]
-Writes DIR/client_speed.json and DIR/client_speed.md and prints the table last.
+Writes DIR/client_speed.json, DIR/client_speed.md and the servers' logs
+(DIR/curvd-cpu.log, DIR/curvd-cuda0.log) and prints the table last.
 Exit status 0 when every row ran (the targets are reported, not enforced), 1
 otherwise. scripts/bench_python_client.sh drives it on the GPU machine.
 """
@@ -33,6 +34,7 @@ otherwise. scripts/bench_python_client.sh drives it on the GPU machine.
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -116,6 +118,15 @@ def start_server(args, devices):
         server.close()
         raise
     return server
+
+
+def stop_server(server, out):
+    """Kills `server`, keeping its log as OUT/curvd-<devices>.log."""
+    server.kill()
+    os.makedirs(out, exist_ok=True)
+    shutil.copyfile(os.path.join(server.root, "curvd.log"),
+                    os.path.join(out, f"curvd-{server.devices.replace(':', '')}.log"))
+    server.close()
 
 
 def submit_row(client, args, device):
@@ -386,7 +397,7 @@ def main(argv=None):
                 continue
             if server is None or server.devices != devices:
                 if server is not None:
-                    server.close()
+                    stop_server(server, args.out)
                 server = start_server(args, devices)
             client = curvd.Client(server.target)
             try:
@@ -403,7 +414,7 @@ def main(argv=None):
             write(result, args.out)
     finally:
         if server is not None:
-            server.close()
+            stop_server(server, args.out)
     lines = write(result, args.out)
     print(json.dumps(result, indent=1))
     print()
