@@ -33,8 +33,13 @@ def _free_port():
 class CurvdServer:
     """One curvd process; start() waits until it answers, stop() kills it."""
 
-    def __init__(self):
-        self.binary = os.environ.get("CURVD_BIN", os.path.join(_REPO, "build", "bin", "curvd"))
+    def __init__(self, binary=None, devices="cpu", env=None):
+        """`binary` defaults to $CURVD_BIN, else build/bin/curvd; `devices` is
+        curvd's --devices; `env` (a dict) replaces the server's environment."""
+        self.binary = binary or os.environ.get("CURVD_BIN",
+                                               os.path.join(_REPO, "build", "bin", "curvd"))
+        self.devices = devices
+        self.env = env
         if not os.access(self.binary, os.X_OK):
             raise RuntimeError(f"{self.binary} is missing: build it (ninja -C build curvd) "
                                f"or set CURVD_BIN")
@@ -46,12 +51,12 @@ class CurvdServer:
         self.process = None
 
     def start(self, timeout=60.0):
-        """Starts curvd (CPU workers) and waits until ListRuns answers."""
+        """Starts curvd (workers on the devices given) and waits until ListRuns answers."""
         log = open(os.path.join(self.root, "curvd.log"), "ab")
         self.process = subprocess.Popen(
             [self.binary, f"--listen={self.target}", "--metrics_listen=",
              f"--state_dir={os.path.join(self.root, 'state')}", f"--data_roots={self.data_root}",
-             "--devices=cpu"], stdout=log, stderr=subprocess.STDOUT)
+             f"--devices={self.devices}"], stdout=log, stderr=subprocess.STDOUT, env=self.env)
         log.close()
         channel = grpc.insecure_channel(self.target)
         stub = service_pb2_grpc.CurvdStub(channel)

@@ -1,18 +1,21 @@
 """Tests of the curvd package that need no server: the safetensors writer, the
 backpressure policies, measurement specs, model export."""
 
+import hashlib
 import json
 import struct
 import threading
 import unittest
 import warnings
+from unittest import mock
 
 import torch
 
 import curvd
-from curvd import model_source, safetensors_format
+from curvd import blob_upload, model_source, safetensors_format
 from curvd.measurement_specs import build_specs, request_id
 from curvd.submit_queue import SubmitQueue
+from curvd.v1 import curvd_service_pb2 as service_pb2
 from curvd.weights_snapshot import PinnedBufferPool, WeightsSnapshot
 
 
@@ -57,9 +60,69 @@ class SafetensorsTest(unittest.TestCase):
         self.assertEqual(header["s"]["shape"], [])
         self.assertTrue(safetensors_format.looks_like_safetensors(data))
 
+    def test_parts_are_views_of_the_tensors(self):
+        a = torch.arange(4, dtype=torch.float32)
+        parts = safetensors_format.encode_parts({"a": a})
+        self.assertEqual(b"".join(parts), safetensors_format.encode({"a": a}))
+        a[0] = 9.0
+        self.assertEqual(bytes(parts[1][:4]), struct.pack("<f", 9.0), "no copy of a's bytes")
+
     def test_refuses_complex(self):
         with self.assertRaisesRegex(TypeError, "cannot hold"):
             safetensors_format.encode({"z": torch.zeros(2, dtype=torch.complex64)})
+
+
+class BlobChunksTest(unittest.TestCase):
+    def test_request_is_the_message_protobuf_builds(self):
+        encoded = blob_upload.encode_request([b"ab", memoryview(b"cde")], digest="sha256:x",
+                                             size_bytes=5, write_offset=0, finish_write=True)
+        self.assertEqual(service_pb2.WriteBlobRequest.FromString(encoded),
+                         service_pb2.WriteBlobRequest(digest="sha256:x", size_bytes=5,
+                                                      data=b"abcde", finish_write=True))
+
+    def test_chunks_of_pieces_resume_at_an_offset(self):
+        pieces = [b"0123", b"", torch.arange(5, dtype=torch.int32).numpy(), b"xyz"]
+        whole = b"".join(bytes(memoryview(p)) for p in pieces)
+        self.assertEqual(blob_upload.sha256_digest(pieces),
+                         "sha256:" + hashlib.sha256(whole).hexdigest())
+        views = blob_upload._pieces(pieces)
+        with mock.patch.object(blob_upload, "CHUNK_BYTES", 6):
+            for offset in (0, 3, 4, 11, len(whole)):
+                requests = [service_pb2.WriteBlobRequest.FromString(r) for r in
+                            blob_upload._chunks(views, len(whole), "sha256:d", offset)]
+                self.assertEqual(b"".join(r.data for r in requests), whole[offset:])
+                self.assertEqual([r.write_offset for r in requests],
+                                 list(range(offset, len(whole), 6)) or [offset])
+                self.assertEqual([r.finish_write for r in requests],
+                                 [False] * (len(requests) - 1) + [True])
+                self.assertEqual((requests[0].digest, requests[0].size_bytes),
+                                 ("sha256:d", len(whole)))
+                self.assertEqual([r.digest for r in requests[1:]], [""] * (len(requests) - 1))
+
+
+class _Event:
+    """A CUDA event's query() for the pool, completed or not."""
+
+    def __init__(self, done):
+        self.done = done
+
+    def query(self):
+        return self.done
+
+
+class PinnedBufferPoolTest(unittest.TestCase):
+    def test_a_set_is_lent_again_only_after_its_copies(self):
+        pool = PinnedBufferPool()
+        buffers = [torch.empty(3)]
+        event = _Event(False)
+        pool.release(buffers, [event])
+        with mock.patch.object(torch, "empty", return_value="new") as allocate:
+            self.assertEqual(pool.take([torch.zeros(3)]), ["new"],
+                             "buffers still being copied into are not lent")
+            allocate.assert_called_once()
+            event.done = True
+            self.assertIs(pool.take([torch.zeros(3)]), buffers)
+            self.assertEqual(pool.take([torch.zeros(2)]), ["new"], "another shape")
 
 
 class SubmitQueueTest(unittest.TestCase):

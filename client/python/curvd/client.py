@@ -47,14 +47,16 @@ class Client:
         ])
         # The generated stub of curvd.v1.Curvd, for calls this class does not wrap.
         self.stub = service_pb2_grpc.CurvdStub(self._channel)
+        self._write_blob = blob_upload.write_blob_method(self._channel)
         # "blobs_uploaded" and "bytes_uploaded": what upload() actually sent.
         self.upload_stats = {"blobs_uploaded": 0, "bytes_uploaded": 0}
 
     def upload(self, data):
-        """Uploads bytes-like `data` as a content-addressed blob and returns its
-        digest, "sha256:<hex>"; a blob the server already holds costs no transfer
-        (blob_upload.upload_blob)."""
-        return blob_upload.upload_blob(self.stub, data, rpc_timeout=self.rpc_timeout,
+        """Uploads bytes-like `data` (or a list of bytes-like pieces, concatenated)
+        as a content-addressed blob and returns its digest, "sha256:<hex>"; a
+        blob the server already holds costs no transfer (blob_upload.upload_blob)."""
+        return blob_upload.upload_blob(self.stub, self._write_blob, data,
+                                       rpc_timeout=self.rpc_timeout,
                                        upload_timeout=self.upload_timeout,
                                        attempts=self.upload_attempts, stats=self.upload_stats)
 

@@ -247,7 +247,7 @@ class Run:
         if "train_loss" in extra:
             train_loss = float(extra["train_loss"])
         checkpoint = record_checkpoint(
-            self._client, self.name, item.step, safetensors_format.encode(state),
+            self._client, self.name, item.step, safetensors_format.encode_parts(state),
             resources_pb2.CHECKPOINT_FORMAT_SAFETENSORS, train_loss)
         ids = [request_id(self.run_id, item.step, spec) for spec in self._specs]
         for measurement in measure(self._client, checkpoint.name, self._specs, ids,

@@ -29,8 +29,11 @@ def tensor_bytes(tensor):
     return memoryview(flat.numpy()).cast("B")
 
 
-def encode(tensors, metadata=None):
-    """Serialises `tensors` (a mapping of name to CPU tensor) to safetensors bytes.
+def encode_parts(tensors, metadata=None):
+    """The safetensors file of `tensors` (a mapping of name to CPU tensor) as a
+    list of bytes-like pieces to concatenate: the header, then each tensor's
+    bytes, which are views of the tensor's memory where no copy is needed (so
+    the tensors must not change while the pieces are used).
 
     Names keep the mapping's order. `metadata`, a mapping of str to str, goes
     into "__metadata__". Raises TypeError for a tensor not on the CPU or of a
@@ -55,7 +58,12 @@ def encode(tensors, metadata=None):
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    return b"".join([struct.pack("<Q", len(text)), text, *chunks])
+    return [struct.pack("<Q", len(text)) + text, *chunks]
+
+
+def encode(tensors, metadata=None):
+    """encode_parts(tensors, metadata) joined into one bytes object (a copy)."""
+    return b"".join(encode_parts(tensors, metadata))
 
 
 def looks_like_safetensors(data):

@@ -13,27 +13,36 @@ import torch
 
 
 class PinnedBufferPool:
-    """Sets of pinned buffers, one set per snapshot in flight. Thread-safe."""
+    """Sets of pinned buffers, one set per snapshot in flight. Thread-safe.
+
+    A set comes back with the CUDA events after its last copies, and is lent
+    again only once they have completed, so giving one back never waits for
+    the GPU (a snapshot dropped by submit() would otherwise wait on the
+    trainer's thread)."""
 
     def __init__(self):
-        self._free = []  # lists of pinned tensors, one per snapshot
+        self._free = []  # (list of pinned tensors, their pending events), one per snapshot
         self._lock = threading.Lock()
 
     def take(self, tensors):
         """Pinned CPU buffers shaped like `tensors` (a list of CUDA tensors), reused
-        from a released set that matches them all, else newly allocated."""
+        from a released set that matches them all and is no longer being copied
+        into, else newly allocated."""
         key = [(t.shape, t.dtype) for t in tensors]
         with self._lock:
-            for index, buffers in enumerate(self._free):
-                if [(b.shape, b.dtype) for b in buffers] == key:
-                    return self._free.pop(index)
+            for index, (buffers, events) in enumerate(self._free):
+                if [(b.shape, b.dtype) for b in buffers] == key and \
+                        all(e.query() for e in events):
+                    return self._free.pop(index)[0]
         return [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in tensors]
 
-    def release(self, buffers):
-        """Returns `buffers` (from take) for reuse; keeps a few sets only."""
+    def release(self, buffers, events=()):
+        """Returns `buffers` (from take) for reuse once `events` (CUDA events
+        recorded after the copies into them) have completed; keeps a few sets
+        only."""
         with self._lock:
             if len(self._free) < 4:
-                self._free.append(buffers)
+                self._free.append((buffers, list(events)))
 
 
 class WeightsSnapshot:
@@ -77,10 +86,8 @@ class WeightsSnapshot:
         return state, extra
 
     def release(self):
-        """Gives the pinned buffers back to the pool; the tensors must not be read
-        after this. Idempotent."""
+        """Gives the pinned buffers back to the pool, without waiting for the
+        copies; the tensors must not be read after this. Idempotent."""
         if self._pinned is not None:
-            for event in self._events:
-                event.synchronize()
-            self._pool.release(self._pinned)
+            self._pool.release(self._pinned, self._events)
             self._pinned = None

@@ -100,6 +100,30 @@ def measurements(args, train_size):
     ]
 
 
+def make_model(args):
+    """The Transformer of `args`, initialised from args.seed, on the CPU (the
+    run's archive is exported there; training then moves the weights)."""
+    torch.manual_seed(args.seed)
+    return ModularAdditionTransformer(args.p, args.d_model, args.heads, args.d_mlp)
+
+
+def make_optimizer(model, args):
+    """AdamW over `model`'s parameters with the learning rate and weight decay of `args`."""
+    return torch.optim.AdamW(model.parameters(), lr=args.lr,
+                             weight_decay=args.weight_decay, betas=(0.9, 0.98))
+
+
+def forward_backward(model, optimizer, inputs, targets):
+    """One full-batch training step up to the update: returns (logits, loss) of
+    `inputs`, with the gradients of the cross-entropy against `targets` in the
+    parameters (`optimizer`'s old ones cleared); optimizer.step() completes it."""
+    logits = model(inputs)
+    loss = torch.nn.functional.cross_entropy(logits, targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    return logits, loss
+
+
 def accuracy(logits, targets):
     return float((logits.argmax(1) == targets).float().mean())
 
@@ -136,10 +160,8 @@ def main(argv=None):
     device = torch.device(args.device)
     train_x, train_y = (t.to(device) for t in modular_addition.shard(**split, split="train"))
     test_x, test_y = (t.to(device) for t in modular_addition.shard(**split, split="test"))
-    torch.manual_seed(args.seed)
-    model = ModularAdditionTransformer(args.p, args.d_model, args.heads, args.d_mlp)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr,
-                                  weight_decay=args.weight_decay, betas=(0.9, 0.98))
+    model = make_model(args)
+    optimizer = make_optimizer(model, args)
     checkpoints = args.steps // args.every + 1
     client = curvd.Client(args.server)
     # The archive is exported on the CPU; training then moves the weights.
@@ -153,10 +175,7 @@ def main(argv=None):
     logged = {}
     start = time.perf_counter()
     for step in range(args.steps + 1):
-        logits = model(train_x)
-        loss = torch.nn.functional.cross_entropy(logits, train_y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        logits, loss = forward_backward(model, optimizer, train_x, train_y)
         if step % args.every == 0:
             with torch.no_grad():
                 test_logits = model(test_x)
