@@ -15,6 +15,10 @@
 #                              CURVD_BENCH_REUSE_EXPORT=1)
 #   CURVD_GPU_SKIP_UNIT=1      skip the CPU unit and service tests there (run
 #                              them on the CPU machine when the lease is short)
+#   CURVD_GPU_BUILD_ONLY="T.." build only these ninja targets (e.g. "curvd
+#                              curvctl") and stop: no tests, no demo (for a
+#                              bench in the same call, such as
+#                              scripts/bench_python_client.sh)
 set -euo pipefail
 
 out=${OUT:-$PWD/gpu-out}
@@ -51,11 +55,18 @@ if [ -n "${CURVD_GPU_BEFORE_TREE:-}" ]; then
    ninja -C /tmp/build-before curvd_bench) >"$out/build-before.log" 2>&1 &
   before_pid=$!
 fi
-ninja -C "$build" >"$out/build.log" 2>&1 || { grep -B2 -A12 'error' "$out/build.log" | head -80; exit 1; }
+# Word splitting of the target list is intended.
+# shellcheck disable=SC2086
+ninja -C "$build" ${CURVD_GPU_BUILD_ONLY:-} >"$out/build.log" 2>&1 ||
+  { grep -B2 -A12 'error' "$out/build.log" | head -80; exit 1; }
 if [ -n "$before_pid" ]; then
   wait "$before_pid" || { echo "before build failed:"; tail -30 "$out/build-before.log"; exit 1; }
 fi
 build_s=$(( $(date +%s) - start ))
+if [ -n "${CURVD_GPU_BUILD_ONLY:-}" ]; then
+  echo "| build of ${CURVD_GPU_BUILD_ONLY} | ${build_s} s |"
+  exit 0
+fi
 
 echo "== GPU-labelled tests"
 set +e
