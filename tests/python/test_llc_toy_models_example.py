@@ -50,7 +50,7 @@ class LlcToyModelsExampleTest(CurvdServerTest):
             run_example(
                 "llc_toy_models.py", f"--server={self.server.target}", f"--out={out}",
                 "--run=llc-smoke", "--seed=3", "--parameters=20", "--ranks=4",
-                "--ms_chains=4", "--ms_burn_in=200", "--ms_draws=400", "--dln_widths=3,2,3",
+                "--ms_chains=4", "--ms_burn_in=200", "--ms_draws=1000", "--dln_widths=3,2,3",
                 "--dln_ranks=0,1", "--dln_samples=32", "--dln_chains=2", "--dln_burn_in=200",
                 "--dln_draws=300")
             header, rows = read_csv(os.path.join(out, "llc_toy_models.csv"))
@@ -74,7 +74,8 @@ class LlcToyModelsExampleTest(CurvdServerTest):
             self.assertEqual(float(llc["dln-r0"]["theory"]), 2.5)
             self.assertEqual(float(llc["dln-r1"]["theory"]), 3.5)
             # H = 2 I_4 on 4 of the 20 directions: rank 4, lambda = 2. At
-            # these settings (seed 3) lambda_hat is within 4 standard errors.
+            # these settings (seed 3) lambda_hat is within 4 standard errors
+            # (measured 1.76 +- 0.15, R-hat 1.04; seeds 4 and 5 gave +0.7 and +0.8 of them).
             ms = llc["ms-r4"]
             self.assertEqual(ms["hessian_rank"], "4")
             self.assertEqual(float(ms["theory"]), 2.0)
