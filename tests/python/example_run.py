@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 
-_EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+# client/python/examples, where the examples and their helper modules live.
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "client", "python", "examples")
 
 
@@ -14,7 +15,7 @@ def run_example(name, *flags, timeout=120):
     """Runs examples/`name` with `flags` under this Python (the environment's
     PYTHONPATH reaching curvd); returns its output. Raises AssertionError with
     the output when it exits non-zero."""
-    process = subprocess.run([sys.executable, os.path.join(_EXAMPLES, name), *flags],
+    process = subprocess.run([sys.executable, os.path.join(EXAMPLES, name), *flags],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              timeout=timeout)
     if process.returncode != 0:

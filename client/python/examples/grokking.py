@@ -196,11 +196,7 @@ def main(argv=None):
     trainer_output.write_csv(rows, os.path.join(args.out, "grokking.csv"),
                              {s: {k: v for k, v in values.items() if k != "train_loss"}
                               for s, values in logged.items()})
-    gaps = [abs(r["loss"] - r["train_loss"]) / max(abs(r["train_loss"]), 1e-12)
-            for r in rows if r["state"] == "SUCCEEDED" and r["train_loss"] is not None]
-    if gaps:
-        print(f"the server's loss against the trainer's: largest relative difference "
-              f"{max(gaps):.2e} over {len(gaps)} measurements")
+    trainer_output.print_loss_agreement(rows)
     trainer_output.save(figure(rows, logged), os.path.join(args.out, "grokking.png"))
 
 

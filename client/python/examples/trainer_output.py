@@ -39,6 +39,21 @@ def collect(run, client, steps, seconds, close_timeout):
     return rows
 
 
+def print_loss_agreement(rows):
+    """Prints how far the server's loss at each SUCCEEDED row of `rows` (its
+    `loss`, on its shard) is from the trainer's `train_loss` at that step: the
+    largest relative difference, a check that both sides hold the same data
+    when checkpoints are submitted before their optimizer step. Returns it,
+    None when no row has a train loss."""
+    gaps = [abs(r["loss"] - r["train_loss"]) / max(abs(r["train_loss"]), 1e-12)
+            for r in rows if r["state"] == "SUCCEEDED" and r["train_loss"] is not None]
+    if not gaps:
+        return None
+    print(f"the server's loss against the trainer's: largest relative difference "
+          f"{max(gaps):.2e} over {len(gaps)} measurements")
+    return max(gaps)
+
+
 def plot_logged(ax, logged, keys, ylabel, title):
     """Draws the trainer's own numbers `logged` (step -> {key: value}) into
     matplotlib Axes `ax`: one line per (key, label) of `keys`."""
