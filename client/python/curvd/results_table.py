@@ -73,13 +73,20 @@ def _scalar(message, field):
     return value
 
 
+def _is_repeated(field):
+    # protobuf 5 and later have is_repeated, and 7 has no label; Debian's 3.21
+    # has only label.
+    repeated = getattr(field, "is_repeated", None)
+    return field.label == FieldDescriptor.LABEL_REPEATED if repeated is None else repeated
+
+
 def scalar_columns(message, prefix):
     """{prefix + field: value} for every non-repeated scalar field of `message`,
     recursing into singular message fields ("prefix.field.subfield"); a Duration
     becomes seconds (a float) and `optional` fields left unset are None."""
     columns = {}
     for field in message.DESCRIPTOR.fields:
-        if field.label == FieldDescriptor.LABEL_REPEATED:
+        if _is_repeated(field):
             continue
         name = prefix + field.name
         if field.type == FieldDescriptor.TYPE_MESSAGE:
