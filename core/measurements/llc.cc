@@ -97,6 +97,17 @@ std::string DivergenceReason(double loss, double threshold) {
              : absl::StrFormat("loss %g", loss);
 }
 
+// What a failed measurement advises. A chain's loss may also pass the
+// threshold without leaving the basin: the tempered posterior's own loss is
+// about L(w*) + lambda / n_beta, above a threshold that a tiny L(w*) set low
+// (a memorising network: L(w*) ~ 1e-6, lambda in the hundreds).
+std::string DivergenceAdvice(double n_beta) {
+  return absl::StrCat(
+      "lower step_size or raise localization; if L(w*) + lambda / n_beta "
+      "(n_beta = ",
+      n_beta, ") may lie above the threshold, raise divergence_factor");
+}
+
 }  // namespace
 
 absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
@@ -166,9 +177,8 @@ absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
       if (options.on_divergence == DivergencePolicy::kFail) {
         return absl::FailedPreconditionError(absl::StrCat(
             "llc chain ", c, " diverged at step ", d.step, " (",
-            divergence_reason[c],
-            "); lower step_size, raise localization, or set "
-            "on_divergence to DROP_CHAIN"));
+            divergence_reason[c], "); ", DivergenceAdvice(result.n_beta),
+            "; or set on_divergence to DROP_CHAIN"));
       }
     }
     checked = through;
@@ -176,8 +186,8 @@ absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
                     [](int64_t s) { return s >= 0; })) {
       return absl::FailedPreconditionError(absl::StrCat(
           "every llc chain diverged (chain 0 at step ", divergence_step[0],
-          ", ", divergence_reason[0],
-          "); lower step_size or raise localization"));
+          ", ", divergence_reason[0], "); ",
+          DivergenceAdvice(result.n_beta)));
     }
     return absl::OkStatus();
   };

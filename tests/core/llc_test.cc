@@ -16,8 +16,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/core/toy_models.h"
 
 namespace curvd::core {
@@ -225,6 +227,16 @@ TEST_P(LlcTest, DivergenceFailsNamingTheChainOrWhenEveryChainDiverged) {
   EXPECT_EQ(all.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(all.message().find("every llc chain diverged"), std::string::npos)
       << all;
+  // A loss that is only the posterior's own (a tiny L(w*) sets a low
+  // threshold) needs a larger factor, not a smaller step: both say so.
+  for (const absl::Status& status : {fail, all}) {
+    EXPECT_NE(status.message().find("raise divergence_factor"),
+              std::string::npos)
+        << status;
+    EXPECT_NE(status.message().find(absl::StrCat("n_beta = ", o.n_beta)),
+              std::string::npos)
+        << status;
+  }
 }
 
 TEST_P(LlcTest, CancellingStopsWithinAStepAndTheParametersAreUnchanged) {
