@@ -15,6 +15,8 @@
 #   CURVD_BENCH_DEVICE   the trainer's device (default cuda:0)
 #   CURVD_BENCH_PYTHON   Python with torch, grpcio and protobuf (default python3)
 #   CURVD_BENCH_SMOKE=1  small sizes, a few repetitions (CPU: CURVD_BENCH_DEVICE=cpu)
+#   CURVD_BENCH_SERVER_THREADS  the servers' OMP_NUM_THREADS (default: the cores
+#                        less two; a CPU server beside a trainer may get fewer)
 # Writes under $OUT: client_speed.json, client_speed.md and the logs; prints the
 # table last.
 set -euo pipefail
@@ -29,6 +31,8 @@ device=${CURVD_BENCH_DEVICE:-cuda:0}
 python=${CURVD_BENCH_PYTHON:-python3}
 smoke=()
 [ "${CURVD_BENCH_SMOKE:-0}" = 1 ] && smoke=(--smoke)
+threads=()
+[ -n "${CURVD_BENCH_SERVER_THREADS:-}" ] && threads=(--server_threads "$CURVD_BENCH_SERVER_THREADS")
 libs=$pfx/usr/lib/x86_64-linux-gnu
 [ -d "$libs" ] || libs=
 
@@ -71,7 +75,7 @@ echo "== $(tail -1 "$out/import.log")"
 
 rc=0
 timeout -k 15 240 "$python" bench/python/client_speed.py --curvd "$build/bin/curvd" --device "$device" \
-  --server_library_path "$libs" --out "$out" "${smoke[@]}" >"$out/client_speed.log" 2>&1 || rc=$?
+  --server_library_path "$libs" --out "$out" "${smoke[@]}" "${threads[@]}" >"$out/client_speed.log" 2>&1 || rc=$?
 grep -E '^\[client_speed\]|Traceback|Error' "$out/client_speed.log" | cut -c1-300 || true
 echo
 if grep -q '^Python client speed' "$out/client_speed.log"; then
