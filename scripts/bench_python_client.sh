@@ -38,7 +38,8 @@ libs=$pfx/usr/lib/x86_64-linux-gnu
 
 # Up to date after gpu_test.sh (a no-op); else built as gpu_test.sh builds.
 if [ -f "$build/build.ninja" ]; then
-  LIBRARY_PATH=$libs PATH=$pfx/usr/bin:$PATH ninja -C "$build" curvd >"$out/build.log" 2>&1 ||
+  LIBRARY_PATH=$libs LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+    PATH=$pfx/usr/bin:$PATH ninja -C "$build" curvd >"$out/build.log" 2>&1 ||
     { tail -30 "$out/build.log"; exit 1; }
 fi
 [ -x "$build/bin/curvd" ] || { echo "no $build/bin/curvd: run scripts/gpu_test.sh first"; exit 1; }

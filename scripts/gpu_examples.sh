@@ -16,6 +16,9 @@
 #                        default /tmp/pfx)
 #   CURVD_EXAMPLES       which, comma list of grokking,eos (default both)
 #   CURVD_EXAMPLE_LIMIT  seconds each example may take (default 270)
+#   CURVD_EXAMPLE_DEVICE the server's and the trainers' device (default cuda:0;
+#                        cpu with tiny CURVD_EOS_ARGS to try the script)
+#   CURVD_BENCH_PYTHON   Python with torch, grpcio and protobuf (default python3)
 #   CURVD_EOS_ARGS       extra flags of cifar_resnet_eos.py (default
 #                        "--generate_records=2000 --samples=2000 --steps=600")
 # Writes under $OUT each example's CSV, figure and log (server log included);
@@ -30,6 +33,8 @@ build=${CURVD_BENCH_BUILD:-/tmp/build}
 libs=${CURVD_PFX:-/tmp/pfx}/usr/lib/x86_64-linux-gnu
 examples=${CURVD_EXAMPLES:-grokking,eos}
 limit=${CURVD_EXAMPLE_LIMIT:-270}
+python=${CURVD_BENCH_PYTHON:-python3}
+device=${CURVD_EXAMPLE_DEVICE:-cuda:0}
 eos_args=${CURVD_EOS_ARGS:---generate_records=2000 --samples=2000 --steps=600}
 [ -x "$build/bin/curvd" ] || { echo "no $build/bin/curvd: build it first"; exit 1; }
 
@@ -43,15 +48,25 @@ stop_server() {
 }
 trap stop_server EXIT
 
-# start_server NAME PORT [DATA_ROOT]: curvd on cuda:0 with a fresh state directory.
+# start_server NAME PORT [DATA_ROOT]: curvd on $device with a fresh state directory.
 start_server() {
   local state=/tmp/curvd-example-$1
   rm -rf "$state"
   mkdir -p "$state" "${3:-$state}"
   LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$build/bin/curvd" \
-    --listen="127.0.0.1:$2" --state_dir="$state" --devices=cuda:0 \
+    --listen="127.0.0.1:$2" --state_dir="$state" --devices="$device" \
     --data_roots="${3:-$state}" --metrics_listen= >"$out/$1-server.log" 2>&1 &
   server_pid=$!
+  # Listening once the port accepts (at most 30 s).
+  local i
+  for i in $(seq 150); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "curvd did not start listening on $2:"
+  tail -20 "$out/$1-server.log"
+  exit 1
 }
 
 rc=0
@@ -62,7 +77,7 @@ run_example() {
   echo "== $name: $*"
   local start
   start=$(date +%s)
-  PYTHONPATH=client/python PYTHONUNBUFFERED=1 timeout -k 10 "$limit" python3 "$@" \
+  PYTHONPATH=client/python PYTHONUNBUFFERED=1 timeout -k 10 "$limit" "$python" "$@" \
     >"$out/$name.log" 2>&1 || { echo "$name: rc=$?"; rc=1; }
   echo "$name: $(( $(date +%s) - start )) s"
 }
@@ -70,7 +85,7 @@ run_example() {
 if [[ ,$examples, == *,grokking,* ]]; then
   start_server grokking 50161
   run_example grokking client/python/examples/grokking.py --server=127.0.0.1:50161 \
-    --out="$out" --device=cuda
+    --out="$out" --device="$device"
   stop_server
 fi
 if [[ ,$examples, == *,eos,* ]]; then
@@ -79,7 +94,7 @@ if [[ ,$examples, == *,eos,* ]]; then
   # Word splitting of the extra flags is intended.
   # shellcheck disable=SC2086
   run_example eos client/python/examples/cifar_resnet_eos.py --server=127.0.0.1:50162 \
-    --out="$out" --device=cuda --generate="$data" $eos_args
+    --out="$out" --device="$device" --generate="$data" $eos_args
   stop_server
 fi
 

@@ -234,9 +234,17 @@ class TorchScriptModel : public Model {
     // Copied without autograd, so that the copy's parameters are leaves of
     // their own and not views back into this model's graph.
     const torch::NoGradGuard no_grad;
-    auto copy = std::make_unique<TorchScriptModel>(module_.clone());
-    copy->SetTrainMode(module_.is_training());
-    return copy;
+    // deepcopy, not clone: clone makes a new class type per module for every
+    // copy, kept by the compilation unit as long as the cached model lives.
+    try {
+      auto copy = std::make_unique<TorchScriptModel>(module_.deepcopy());
+      copy->SetTrainMode(module_.is_training());
+      return copy;
+    } catch (const c10::OutOfMemoryError&) {
+      throw;
+    } catch (const c10::Error&) {
+      return nullptr;  // an attribute that cannot be copied
+    }
   }
   void To(const torch::Device& device, torch::ScalarType dtype) override {
     std::vector<torch::Tensor> tensors;

@@ -54,6 +54,23 @@ c10::cuda::CUDAStream SideStream(int slot) {
   return *slots[slot];
 }
 
+// Makes `origin` wait for the work queued so far on `branch`. Never throws,
+// since it runs while a body's exception unwinds: inside a recording that the
+// body broke (it synchronised), CUDA refuses both calls, and the recording's
+// end reports the failure.
+void Join(const c10::cuda::CUDAStream& branch,
+          const c10::cuda::CUDAStream& origin) noexcept {
+  cudaEvent_t done = nullptr;
+  if (cudaEventCreateWithFlags(&done, cudaEventDisableTiming) == cudaSuccess) {
+    if (cudaEventRecord(done, branch.stream()) == cudaSuccess) {
+      (void)cudaStreamWaitEvent(origin.stream(), done, 0);
+    }
+    // The wait already holds the dependency: the event may go.
+    (void)cudaEventDestroy(done);
+  }
+  (void)cudaGetLastError();
+}
+
 // The first line of an exception's message (torch appends a backtrace).
 std::string FirstLine(const std::exception& e) {
   const std::string what = e.what();
@@ -131,11 +148,7 @@ void RunSideBySide(const torch::Device& device, int count,
     const c10::cuda::CUDAStream branch = SideStream(1 + i);
     forked.block(branch);
     // The current stream waits for the branch, also when body throws.
-    const absl::Cleanup join = [&] {
-      at::cuda::CUDAEvent done;
-      done.record(branch);
-      done.block(origin);
-    };
+    const absl::Cleanup join = [&] { Join(branch, origin); };
     const c10::cuda::CUDAStreamGuard stream_guard(branch);
     body(i);
   }

@@ -130,7 +130,9 @@ ChainEvaluation ChainObjective::EvaluateMinibatch(const torch::Tensor& chains,
   if (batched_) return EvaluateBatched(chains, inputs, targets, true);
   ChainEvaluation total =
       Zeros(c, objective_.num_parameters(), true, objective_.vector_options());
-  if (HasCopies(c)) {
+  // On the CPU, and for one chain, side by side is in turn: copies would
+  // only cost memory.
+  if (c > 1 && chains.is_cuda() && HasCopies(c)) {
     // Each branch writes its chain's rows of `total` only.
     RunSideBySide(chains.device(), static_cast<int>(c), [&](int chain) {
       SetBlock(copy_blocks_[chain], chains[chain]);
@@ -153,7 +155,14 @@ ChainEvaluation ChainObjective::EvaluateMinibatch(const torch::Tensor& chains,
 
 bool ChainObjective::HasCopies(int64_t chains) {
   while (!copies_failed_ && static_cast<int64_t>(copies_.size()) < chains) {
-    std::unique_ptr<Model> copy = objective_.model()->Clone();
+    std::unique_ptr<Model> copy;
+    try {
+      copy = objective_.model()->Clone();
+    } catch (const c10::OutOfMemoryError&) {
+      // The chains then run in turn through the model, in its memory.
+      copies_.clear();
+      copy_blocks_.clear();
+    }
     if (copy == nullptr) {
       copies_failed_ = true;
       break;

@@ -112,7 +112,9 @@ class ChainObjective {
                                   const torch::Tensor& targets,
                                   bool with_gradients);
   // Whether Minibatch has `chains` copies of the model (made at the first
-  // call that needs them); false for a model that cannot be copied.
+  // call that needs them, with the model's values then: the model must not
+  // change while this object is in use); false for a model that cannot be
+  // copied, or when the copies did not fit in the device's memory.
   bool HasCopies(int64_t chains);
   // Writes w (a row of chains) into `block`, a model's block parameters.
   void SetBlock(const std::vector<torch::Tensor>& block, const torch::Tensor& w);

@@ -1,7 +1,8 @@
 // ChainObjective against Objective: each chain's minibatch loss and gradient
 // are those of an objective over just its samples at its parameters, and the
 // full-shard ones those of the objective itself, through the zoo MLP's batched
-// pass and through a TorchScript model run chain by chain.
+// pass and through a TorchScript model's chains (on copies, side by side, on
+// CUDA; in turn on the CPU).
 #include "core/objective/chain_objective.h"
 
 #include <gmock/gmock.h>
@@ -207,7 +208,31 @@ TEST_P(ChainObjectiveTest, ZooMlpMatchesObjectivesInOnePassForEachActivation) {
   }
 }
 
-TEST_P(ChainObjectiveTest, TorchScriptRunsChainsInTurnAndMatchesObjectives) {
+// On CUDA a TorchScript model's chains run on copies of it, side by side, so
+// Minibatch never writes the model's own parameters; on the CPU they run in
+// turn through them (written, then restored).
+TEST_P(ChainObjectiveTest, TorchScriptChainsRunOnCopiesOnlyOnCuda) {
+  const std::unique_ptr<Model> model = Script();
+  if (model == nullptr) GTEST_SKIP() << "no Python TorchScript fixture";
+  const auto [x, y] = Shard(kScriptWidths, LossFunction::kMse);
+  auto objective = Objective::Create(model.get(), x, y, LossFunction::kMse,
+                                     kMicroBatch, {});
+  ASSERT_TRUE(objective.ok()) << objective.status();
+  ChainObjective chain_objective(*objective);
+  const torch::Tensor indices =
+      torch::zeros({kChains, kBatch}, torch::kInt64).to(device());
+  const torch::Tensor first = model->Parameters().front();
+  const auto version = first._version();
+  ASSERT_TRUE(chain_objective.Minibatch(ChainsAbout(*objective, 26), indices)
+                  .ok());
+  if (on_cuda()) {
+    EXPECT_EQ(first._version(), version);
+  } else {
+    EXPECT_GT(first._version(), version);
+  }
+}
+
+TEST_P(ChainObjectiveTest, TorchScriptChainsMatchObjectives) {
   const std::unique_ptr<Model> model = Script();
   if (model == nullptr) GTEST_SKIP() << "no Python TorchScript fixture";
   const std::unique_ptr<Model> reference = Script();

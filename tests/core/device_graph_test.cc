@@ -69,6 +69,26 @@ TEST_P(DeviceGraphTest, WorkThatSynchronisesIsRefusedAndTheDeviceStaysUsable) {
   EXPECT_TRUE(torch::equal(out.cpu(), torch::full({4}, 2.0, torch::kFloat64)));
 }
 
+TEST_P(DeviceGraphTest, ASideBySideBranchThatSynchronisesIsRefusedNotFatal) {
+  if (!on_cuda()) GTEST_SKIP() << "graphs are CUDA's";
+  const torch::Tensor a = torch::ones({2, 4}, options());
+  torch::Tensor sums = torch::zeros({2}, options());
+  bool recording = false;
+  absl::StatusOr<std::unique_ptr<DeviceGraph>> graph =
+      RecordDeviceGraph(device(), 1, [&] {
+        RunSideBySide(device(), 2, [&](int i) {
+          sums[i].copy_(a[i].sum());
+          // Only the recording synchronises: the warmup is eager.
+          if (recording) (void)sums[i].item<double>();
+        });
+        recording = true;
+      });
+  EXPECT_EQ(graph.status().code(), absl::StatusCode::kFailedPrecondition);
+  // The device stays usable, side by side too.
+  RunSideBySide(device(), 2, [&](int i) { sums[i].copy_(a[i].sum() * 2); });
+  EXPECT_TRUE(torch::equal(sums.cpu(), torch::full({2}, 8.0, torch::kFloat64)));
+}
+
 TEST_P(DeviceGraphTest, AWarmupExceptionPropagates) {
   if (!on_cuda()) GTEST_SKIP() << "graphs are CUDA's";
   EXPECT_THROW((void)RecordDeviceGraph(device(), 1,

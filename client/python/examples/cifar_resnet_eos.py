@@ -195,6 +195,10 @@ def main(argv=None):
     args = parse_args(argv)
     if bool(args.data_dir) == bool(args.generate):
         raise SystemExit("give --data_dir (CIFAR-10) or --generate=DIR, one of them")
+    # The server computes in IEEE float32; cuDNN's and cuBLAS's default TF32
+    # here would put the two sides' losses 1e-3 apart.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     data = args.data_dir
     if args.generate:
         data = cifar_binary.write_generated(args.generate, args.generate_records, args.seed)
