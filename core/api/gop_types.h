@@ -50,12 +50,14 @@ struct GopOptions {
   // Caps, checked before any work (InvalidArgument naming the cap and by how
   // much a request exceeds it).
   int64_t max_samples = 8192;  // N
-  // (groups measured + 1) * N^2: the Gram matrices held in float64 (2 GiB).
+  // (groups measured + 1) * N^2: the Gram matrices held in float64 (2 GiB),
+  // per-sample variants only.
   int64_t max_gram_floats = int64_t{1} << 28;
   // The per-sample gradients held at once (float64 elements, 1 GiB): all N
   // rows when N * M fits, else two chunks of rows (at least one row each).
   int64_t max_gradient_floats = int64_t{1} << 27;
-  // k * M for the eigenvectors returned (float64, 512 MiB).
+  // k * M for the eigenvectors asked for, k = top_k (at most 1 for
+  // kMeanGradient), float64 (512 MiB).
   int64_t max_eigenvector_floats = int64_t{1} << 26;
 };
 

@@ -451,10 +451,14 @@ absl::Status ValidateGopOptions(const GopOptions& options,
     }
   }
   if (options.eigenvectors) {
-    const int64_t floats = options.top_k * objective.num_parameters();
+    // The mean gradient's matrix has one eigenvector.
+    const int64_t k = options.variant == GopVariant::kMeanGradient
+                          ? std::min(options.top_k, 1)
+                          : options.top_k;
+    const int64_t floats = k * objective.num_parameters();
     if (floats > options.max_eigenvector_floats) {
-      return CapExceeded(absl::StrCat("the eigenvectors' floats (top_k ",
-                                      options.top_k, " x M ",
+      return CapExceeded(absl::StrCat("the eigenvectors' floats (", k,
+                                      " x M ",
                                       objective.num_parameters(), ")"),
                          floats, "max_eigenvector_floats",
                          options.max_eigenvector_floats);

@@ -466,6 +466,10 @@ TEST_P(GopTest, BadOptionsAreRefusedNamingTheField) {
   options.max_eigenvector_floats = 70;  // 3 x 26 = 78
   EXPECT_THAT(refused(options),
               HasSubstr("exceeds the cap gop.max_eigenvector_floats = 70 by 8"));
+  // The mean gradient's one eigenvector fits that cap's 26 floats.
+  options.variant = GopVariant::kMeanGradient;
+  options.max_eigenvector_floats = 26;
+  EXPECT_TRUE(MeasureGop(objective, options, Progress()).ok());
   options = TopThree();
   options.per_layer = true;
   options.max_gram_floats = 100;  // 3 x 49 = 147
