@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <memory>
 #include <string>
@@ -426,6 +427,55 @@ TEST_P(GopTest, SeededSubsetIsReproducibleAndMeasuresThoseSamples) {
   EXPECT_EQ(first->metrics.eigenvalues, second->metrics.eigenvalues);
   const torch::Tensor jacobian = MlpJacobian(samples);
   ExpectMatchesExplicit(first->metrics, jacobian.t().mm(jacobian) / 5, 5);
+}
+
+// The generic path through a TorchScript module: the same GOP, per layer
+// too, as the zoo MLP with the same weights, whose modules are fc0 and fc1.
+TEST_P(GopTest, TorchScriptEqualsZoo) {
+  const std::string dir = CURVD_CORE_FIXTURE_DIR;
+  ModelSource scripted;
+  scripted.kind = ModelSource::Kind::kTorchScript;
+  scripted.archive_path = dir + "/zoo_mlp.pt";
+  if (!std::ifstream(scripted.archive_path)) {
+    GTEST_SKIP() << "no Python TorchScript fixture at "
+                 << scripted.archive_path;
+  }
+  ModelSource zoo;
+  zoo.kind = ModelSource::Kind::kZoo;
+  zoo.zoo.layer_widths = {5, 8, 3};
+  zoo.zoo.activation = "tanh";
+  zoo.state_dict_path = dir + "/zoo_mlp_state.safetensors";
+  const torch::Tensor x = SeededRandn({9, 5}, 39).to(device());
+  const torch::Tensor labels = SeededLabels(9, 3, 40).to(device());
+  GopOptions options = TopThree();
+  options.per_layer = true;
+  options.variant = GopVariant::kGradientCovariance;
+  std::vector<GopResult> results;
+  for (const ModelSource& source : {scripted, zoo}) {
+    auto model = LoadModel(source);
+    ASSERT_TRUE(model.ok()) << model.status();
+    (*model)->To(device(), torch::kFloat64);
+    auto objective = Objective::Create(model->get(), x, labels,
+                                       LossFunction::kCrossEntropy, 4);
+    ASSERT_TRUE(objective.ok()) << objective.status();
+    auto result = MeasureGop(*objective, options, Progress());
+    ASSERT_TRUE(result.ok()) << result.status();
+    results.push_back(*std::move(result));
+  }
+  ASSERT_EQ(results[0].layers.size(), 2);
+  EXPECT_EQ(results[0].layers[0].name, "fc0");
+  EXPECT_EQ(results[0].layers[1].name, "fc1");
+  EXPECT_EQ(results[0].layers[1].size, 8 * 3 + 3);
+  EXPECT_EQ(results[0].metrics.rank, 8);  // N - 1
+  ASSERT_EQ(results[0].metrics.eigenvalues.size(),
+            results[1].metrics.eigenvalues.size());
+  for (size_t j = 0; j < results[0].metrics.eigenvalues.size(); ++j) {
+    EXPECT_NEAR(results[0].metrics.eigenvalues[j],
+                results[1].metrics.eigenvalues[j],
+                1e-12 * results[1].metrics.spectral_norm);
+  }
+  EXPECT_NEAR(results[0].layers[0].trace_share,
+              results[1].layers[0].trace_share, 1e-12);
 }
 
 TEST_P(GopTest, CancelledBeforeTheFirstSample) {
