@@ -252,8 +252,7 @@ absl::Status FillEigenvectors(Objective& objective,
   const GopMetrics& metrics = result->metrics;
   int64_t k = 0;
   while (k < static_cast<int64_t>(metrics.top_eigenvalues.size()) &&
-         metrics.top_eigenvalues[k] > metrics.rank_tolerance &&
-         metrics.spectral_norm > 0) {
+         metrics.top_eigenvalues[k] > metrics.rank_tolerance) {
     ++k;
   }
   if (k == 0) return absl::OkStatus();
