@@ -74,15 +74,15 @@ struct GopMetrics {
   std::vector<double> top_eigenvalues;
   // cumulative sum of top_eigenvalues / trace (entry j: the first j + 1).
   std::vector<double> explained_variance;
-  double trace = 0;            // tr C = mean_i ||g_i||^2 (centred as asked)
-  double frobenius_norm = 0;   // ||C||_F, from the Gram matrix's entries
-  double spectral_norm = 0;    // lambda_max
-  double nuclear_norm = 0;     // sum |lambda| over all N Gram eigenvalues
-  int64_t rank = 0;            // numerical rank: lambda > rank_tolerance
-  double rank_tolerance = 0;   // rtol * lambda_max
-  std::string rank_rule;       // the rule with its numbers
-  double effective_rank = 0;   // exp(-sum p log p), p = lambda / sum (non-zero)
-  double stable_rank = 0;      // ||C||_F^2 / ||C||_2^2 (0 when C = 0)
+  double trace = 0;           // tr C = mean_i ||g_i||^2 (centred as asked)
+  double frobenius_norm = 0;  // ||C||_F, from the Gram matrix's entries
+  double spectral_norm = 0;   // lambda_max
+  double nuclear_norm = 0;    // sum |lambda| over all N Gram eigenvalues
+  int64_t rank = 0;           // numerical rank: lambda > rank_tolerance
+  double rank_tolerance = 0;  // rtol * lambda_max
+  std::string rank_rule;      // the rule with its numbers
+  double effective_rank = 0;  // exp(-sum p log p), p = lambda / sum (non-zero)
+  double stable_rank = 0;     // ||C||_F^2 / ||C||_2^2 (0 when C = 0)
   // lambda_max / lambda_min (non-zero); NaN when rank is 0.
   double condition_number = 0;
   double log_pseudo_determinant = 0;  // sum log lambda (non-zero); 0 if none

@@ -58,8 +58,8 @@ void WriteFlat(const std::vector<torch::Tensor>& parts,
 }
 
 void SeedForward(Objective& objective, int64_t stream) {
-  at::Generator generator = at::globalContext().defaultGenerator(
-      objective.vector_options().device());
+  at::Generator generator =
+      at::globalContext().defaultGenerator(objective.vector_options().device());
   const std::lock_guard<std::mutex> lock(generator.mutex());
   generator.set_current_seed(
       Objective::ForwardSeed(objective.forward_seed(), stream));
@@ -127,14 +127,16 @@ GopMetrics SpectrumMetrics(const std::vector<double>& lambda, double trace,
   metrics.rank_tolerance = rtol * largest;
   metrics.rank_rule =
       options.rank_rtol.has_value()
-          ? absl::StrFormat("lambda > rank_rtol * lambda_max = %.6g * %.17g = "
-                            "%.17g (rank_rtol requested)",
-                            rtol, largest, metrics.rank_tolerance)
-          : absl::StrFormat("lambda > N * eps_float64 * lambda_max = %d * "
-                            "%.6g * %.17g = %.17g (numpy's matrix_rank rule "
-                            "for the N x N Gram matrix)",
-                            n, std::numeric_limits<double>::epsilon(), largest,
-                            metrics.rank_tolerance);
+          ? absl::StrFormat(
+                "lambda > rank_rtol * lambda_max = %.6g * %.17g = "
+                "%.17g (rank_rtol requested)",
+                rtol, largest, metrics.rank_tolerance)
+          : absl::StrFormat(
+                "lambda > N * eps_float64 * lambda_max = %d * "
+                "%.6g * %.17g = %.17g (numpy's matrix_rank rule "
+                "for the N x N Gram matrix)",
+                n, std::numeric_limits<double>::epsilon(), largest,
+                metrics.rank_tolerance);
   double sum = 0, squares = 0;
   for (double value : lambda) {
     metrics.nuclear_norm += std::abs(value);
@@ -148,15 +150,15 @@ GopMetrics SpectrumMetrics(const std::vector<double>& lambda, double trace,
   for (int64_t j = 0; j < std::min<int64_t>(options.top_k, n); ++j) {
     metrics.top_eigenvalues.push_back(lambda[j]);
     const double before = j == 0 ? 0.0 : metrics.explained_variance.back();
-    metrics.explained_variance.push_back(
-        trace > 0 ? before + lambda[j] / trace : 0.0);
+    metrics.explained_variance.push_back(trace > 0 ? before + lambda[j] / trace
+                                                   : 0.0);
   }
   metrics.stable_rank =
       largest > 0 ? frobenius * frobenius / (largest * largest) : 0.0;
   metrics.mean_all = trace / static_cast<double>(size);
-  metrics.std_all = std::sqrt(std::max(
-      0.0, frobenius * frobenius / static_cast<double>(size) -
-               metrics.mean_all * metrics.mean_all));
+  metrics.std_all = std::sqrt(
+      std::max(0.0, frobenius * frobenius / static_cast<double>(size) -
+                        metrics.mean_all * metrics.mean_all));
   if (metrics.rank == 0) {
     metrics.condition_number = std::numeric_limits<double>::quiet_NaN();
     return metrics;
@@ -214,8 +216,8 @@ GradientNormDistribution NormDistribution(std::vector<double> values) {
     const size_t below = static_cast<size_t>(std::floor(position));
     const size_t above = std::min(below + 1, values.size() - 1);
     const double fraction = position - static_cast<double>(below);
-    distribution.quantiles.push_back(values[below] +
-                                     fraction * (values[above] - values[below]));
+    distribution.quantiles.push_back(
+        values[below] + fraction * (values[above] - values[below]));
   }
   return distribution;
 }
@@ -224,14 +226,14 @@ GradientNormDistribution NormDistribution(std::vector<double> values) {
 // samples, max_gradient_floats / M rows at a time. [M, k].
 absl::StatusOr<torch::Tensor> GradientTransposeTimes(
     Objective& objective, const std::vector<int64_t>& samples,
-    const GopGrams& grams, const torch::Tensor& w,
-    int64_t max_gradient_floats, const Progress& progress) {
+    const GopGrams& grams, const torch::Tensor& w, int64_t max_gradient_floats,
+    const Progress& progress) {
   if (grams.gradients.defined()) return grams.gradients.t().mm(w);
   const int64_t n = static_cast<int64_t>(samples.size());
   const int64_t chunk =
       std::max<int64_t>(1, max_gradient_floats / objective.num_parameters());
-  torch::Tensor product = torch::zeros({objective.num_parameters(), w.size(1)},
-                                       w.options());
+  torch::Tensor product =
+      torch::zeros({objective.num_parameters(), w.size(1)}, w.options());
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t count = std::min(chunk, n - start);
     CURVD_ASSIGN_OR_RETURN(
@@ -290,9 +292,9 @@ absl::StatusOr<torch::Tensor> MeanGradient(Objective& objective,
   const int64_t n = static_cast<int64_t>(samples.size());
   const torch::Tensor indices =
       torch::tensor(samples, torch::kInt64).to(objective.inputs().device());
-  torch::Tensor mean = torch::zeros(
-      {objective.num_parameters()},
-      objective.vector_options().dtype(torch::kFloat64));
+  torch::Tensor mean =
+      torch::zeros({objective.num_parameters()},
+                   objective.vector_options().dtype(torch::kFloat64));
   torch::Tensor part = torch::zeros_like(mean);
   const int64_t batch = objective.micro_batch_size();
   for (int64_t start = 0, index = 0; start < n; start += batch, ++index) {
@@ -384,9 +386,9 @@ std::vector<int64_t> GopSampleIndices(const GopOptions& options,
     return samples;
   }
   at::Generator generator = SeededGenerator(options.seed);
-  const torch::Tensor chosen = std::get<0>(torch::sort(
-      torch::randperm(shard_samples, generator, torch::kInt64)
-          .narrow(0, 0, options.num_samples)));
+  const torch::Tensor chosen = std::get<0>(
+      torch::sort(torch::randperm(shard_samples, generator, torch::kInt64)
+                      .narrow(0, 0, options.num_samples)));
   samples.assign(chosen.data_ptr<int64_t>(),
                  chosen.data_ptr<int64_t>() + options.num_samples);
   return samples;
@@ -420,9 +422,8 @@ absl::Status ValidateGopOptions(const GopOptions& options,
   const int64_t shard = objective.num_samples();
   if (options.num_samples < 0 || options.num_samples > shard) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "gop.num_samples must be in [0, ", shard,
-        "] (0 = the whole shard of ", shard, " samples), got ",
-        options.num_samples));
+        "gop.num_samples must be in [0, ", shard, "] (0 = the whole shard of ",
+        shard, " samples), got ", options.num_samples));
   }
   const int64_t n = options.num_samples == 0 ? shard : options.num_samples;
   if (n > options.max_samples) {
@@ -443,10 +444,10 @@ absl::Status ValidateGopOptions(const GopOptions& options,
                  ? static_cast<int64_t>(GopGroups(objective).size())
                  : 0);
     if (matrices * n * n > options.max_gram_floats) {
-      return CapExceeded(
-          absl::StrCat("the Gram matrices' floats (", matrices, " x N^2, N = ",
-                       n, ")"),
-          matrices * n * n, "max_gram_floats", options.max_gram_floats);
+      return CapExceeded(absl::StrCat("the Gram matrices' floats (", matrices,
+                                      " x N^2, N = ", n, ")"),
+                         matrices * n * n, "max_gram_floats",
+                         options.max_gram_floats);
     }
   }
   if (options.eigenvectors) {
@@ -456,8 +457,7 @@ absl::Status ValidateGopOptions(const GopOptions& options,
                           : options.top_k;
     const int64_t floats = k * objective.num_parameters();
     if (floats > options.max_eigenvector_floats) {
-      return CapExceeded(absl::StrCat("the eigenvectors' floats (", k,
-                                      " x M ",
+      return CapExceeded(absl::StrCat("the eigenvectors' floats (", k, " x M ",
                                       objective.num_parameters(), ")"),
                          floats, "max_eigenvector_floats",
                          options.max_eigenvector_floats);
@@ -493,14 +493,14 @@ absl::StatusOr<GopGrams> GopGramMatrices(Objective& objective,
     }
   };
   for (int64_t ia = 0; ia < n; ia += chunk) {
-    CURVD_ASSIGN_OR_RETURN(
-        const torch::Tensor a,
-        GradientRows(objective, samples, ia, std::min(chunk, n - ia),
-                     progress));
+    CURVD_ASSIGN_OR_RETURN(const torch::Tensor a,
+                           GradientRows(objective, samples, ia,
+                                        std::min(chunk, n - ia), progress));
     for (int64_t ib = 0; ib < ia; ib += chunk) {
-      CURVD_ASSIGN_OR_RETURN(const torch::Tensor b,
-                             GradientRows(objective, samples, ib, chunk,
-                                          Progress{nullptr, progress.cancelled}));
+      CURVD_ASSIGN_OR_RETURN(
+          const torch::Tensor b,
+          GradientRows(objective, samples, ib, chunk,
+                       Progress{nullptr, progress.cancelled}));
       add(a, ia, b, ib);
     }
     add(a, ia, a, ia);
@@ -538,8 +538,8 @@ absl::StatusOr<GopResult> MeasureGop(Objective& objective,
   const bool centred = options.variant == GopVariant::kGradientCovariance;
   torch::Tensor vectors;
   result.metrics =
-      GramMetrics(GopGram(grams.whole, centred), result.num_parameters,
-                  options, options.eigenvectors ? &vectors : nullptr);
+      GramMetrics(GopGram(grams.whole, centred), result.num_parameters, options,
+                  options.eigenvectors ? &vectors : nullptr);
   const torch::Tensor norms =
       grams.whole.diagonal().sqrt().to(torch::kCPU).contiguous();
   result.gradient_norms = NormDistribution(std::vector<double>(
@@ -553,19 +553,17 @@ absl::StatusOr<GopResult> MeasureGop(Objective& objective,
             : (signal > 0 ? std::numeric_limits<double>::infinity() : 0.0);
   }
   for (size_t g = 0; g < groups.size(); ++g) {
-    GopLayerResult layer{
-        groups[g].name, groups[g].size,
-        GramMetrics(GopGram(grams.groups[g], centred), groups[g].size, options,
-                    nullptr)};
+    GopLayerResult layer{groups[g].name, groups[g].size,
+                         GramMetrics(GopGram(grams.groups[g], centred),
+                                     groups[g].size, options, nullptr)};
     layer.trace_share = result.metrics.trace > 0
                             ? layer.metrics.trace / result.metrics.trace
                             : 0.0;
     result.layers.push_back(std::move(layer));
   }
   if (options.eigenvectors) {
-    CURVD_RETURN_IF_ERROR(
-        FillEigenvectors(objective, samples, grams, vectors, options, progress,
-                         &result));
+    CURVD_RETURN_IF_ERROR(FillEigenvectors(objective, samples, grams, vectors,
+                                           options, progress, &result));
   }
   return result;
 }

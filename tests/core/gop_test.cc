@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-
 #include "core/objective/objective.h"
 #include "tests/core/toy_models.h"
 
@@ -108,9 +107,9 @@ class GopTest : public DeviceTest {
     targets_ = SeededLabels(n, 2, 7).to(device());
   }
   Objective MlpObjective(int64_t micro_batch_size = 0) {
-    auto objective = Objective::Create(mlp_.get(), inputs_, targets_,
-                                       LossFunction::kCrossEntropy,
-                                       micro_batch_size);
+    auto objective =
+        Objective::Create(mlp_.get(), inputs_, targets_,
+                          LossFunction::kCrossEntropy, micro_batch_size);
     EXPECT_TRUE(objective.ok()) << objective.status();
     return std::move(objective).value();
   }
@@ -134,7 +133,8 @@ TEST_P(GopTest, LinearMseClosedFormPerSampleGradients) {
     const torch::Tensor x = SeededRandn({n, m}, 2);
     const torch::Tensor y = SeededRandn({n, 1}, 3);
     const torch::Tensor w = model.Parameters()[0].detach().cpu().reshape({-1});
-    const torch::Tensor jacobian = 2 * (x.mv(w) - y.reshape({-1})).unsqueeze(1) * x;
+    const torch::Tensor jacobian =
+        2 * (x.mv(w) - y.reshape({-1})).unsqueeze(1) * x;
     auto objective = Objective::Create(&model, x.to(device()), y.to(device()),
                                        LossFunction::kMse, 0);
     ASSERT_TRUE(objective.ok()) << objective.status();
@@ -246,7 +246,9 @@ TEST_P(GopTest, PerLayerGramsSumToTheWholeModelGram) {
   // Each group's Gram matrix is that of its columns of J.
   const torch::Tensor jacobian = MlpJacobian(AllSamples(7));
   const torch::Tensor second = jacobian.narrow(1, 16, 10);
-  EXPECT_LT((grams->groups[1].cpu() - second.mm(second.t())).abs().max()
+  EXPECT_LT((grams->groups[1].cpu() - second.mm(second.t()))
+                .abs()
+                .max()
                 .item<double>(),
             1e-13);
 
@@ -268,8 +270,8 @@ TEST_P(GopTest, PerLayerGramsSumToTheWholeModelGram) {
   // The last layer's gradients are (p_i - y_i) (x) [h_i, 1] with p_i - y_i
   // in the line (1, -1) of two classes: rank at most 4 + 1 = 5 of M = 10.
   const torch::Tensor centred = second - second.mean(0, true);
-  ExpectMatchesExplicit(result->layers[1].metrics,
-                        centred.t().mm(centred) / 7, 5);
+  ExpectMatchesExplicit(result->layers[1].metrics, centred.t().mm(centred) / 7,
+                        5);
 }
 
 TEST_P(GopTest, CentredVariantIsTheExplicitCovariance) {
@@ -286,8 +288,8 @@ TEST_P(GopTest, CentredVariantIsTheExplicitCovariance) {
   // Centring removes one dimension: rank N - 1.
   ExpectMatchesExplicit(result->metrics, centred.t().mm(centred) / 7, 6);
   ASSERT_TRUE(result->signal_to_noise.has_value());
-  const double snr =
-      mean.dot(mean).item<double>() / (centred.square().sum().item<double>() / 7);
+  const double snr = mean.dot(mean).item<double>() /
+                     (centred.square().sum().item<double>() / 7);
   EXPECT_NEAR(*result->signal_to_noise, snr, 1e-12 * snr);
   // The uncentred trace is the centred one plus ||g-bar||^2.
   options.variant = GopVariant::kEmpiricalFisher;
@@ -516,8 +518,9 @@ TEST_P(GopTest, BadOptionsAreRefusedNamingTheField) {
   options.top_k = 3;
   options.eigenvectors = true;
   options.max_eigenvector_floats = 70;  // 3 x 26 = 78
-  EXPECT_THAT(refused(options),
-              HasSubstr("exceeds the cap gop.max_eigenvector_floats = 70 by 8"));
+  EXPECT_THAT(
+      refused(options),
+      HasSubstr("exceeds the cap gop.max_eigenvector_floats = 70 by 8"));
   // The mean gradient's one eigenvector fits that cap's 26 floats.
   options.variant = GopVariant::kMeanGradient;
   options.max_eigenvector_floats = 26;
