@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/objective/objective.h"
 #include "tests/core/toy_models.h"
+#include "tests/core/zoo_mlp_fixture.h"
 
 namespace curvd::core {
 namespace {
@@ -25,6 +26,8 @@ using ::curvd::core::testing::LayeredTanhMlp;
 using ::curvd::core::testing::LinearModel;
 using ::curvd::core::testing::SeededLabels;
 using ::curvd::core::testing::SeededRandn;
+using ::curvd::core::testing::ZooMlpFixture;
+using ::curvd::core::testing::ZooMlpFixtureSources;
 using ::testing::HasSubstr;
 
 // J [N, M], float64 on the CPU: row i the gradient of sample i's loss, each
@@ -436,19 +439,13 @@ TEST_P(GopTest, SeededSubsetIsReproducibleAndMeasuresThoseSamples) {
 // The generic path through a TorchScript module: the same GOP, per layer
 // too, as the zoo MLP with the same weights, whose modules are fc0 and fc1.
 TEST_P(GopTest, TorchScriptEqualsZoo) {
-  const std::string dir = CURVD_CORE_FIXTURE_DIR;
-  ModelSource scripted;
-  scripted.kind = ModelSource::Kind::kTorchScript;
-  scripted.archive_path = dir + "/zoo_mlp.pt";
+  const ZooMlpFixture fixture = ZooMlpFixtureSources();
+  const ModelSource& scripted = fixture.scripted;
+  const ModelSource& zoo = fixture.zoo;
   if (!std::ifstream(scripted.archive_path)) {
     GTEST_SKIP() << "no Python TorchScript fixture at "
                  << scripted.archive_path;
   }
-  ModelSource zoo;
-  zoo.kind = ModelSource::Kind::kZoo;
-  zoo.zoo.layer_widths = {5, 8, 3};
-  zoo.zoo.activation = "tanh";
-  zoo.state_dict_path = dir + "/zoo_mlp_state.safetensors";
   const torch::Tensor x = SeededRandn({9, 5}, 39).to(device());
   const torch::Tensor labels = SeededLabels(9, 3, 40).to(device());
   GopOptions options = TopThree();
