@@ -5,6 +5,8 @@
 #ifndef CURVD_TESTS_CORE_ZOO_MLP_FIXTURE_H_
 #define CURVD_TESTS_CORE_ZOO_MLP_FIXTURE_H_
 
+#include <fstream>
+#include <optional>
 #include <string>
 
 #include "core/api/sources.h"
@@ -16,9 +18,9 @@ struct ZooMlpFixture {
   ModelSource zoo;       // the zoo MLP with the archive's state dict
 };
 
-// Both sources. The archive is written at build time only where a Python
-// with torch was found: callers skip when scripted.archive_path is missing.
-inline ZooMlpFixture ZooMlpFixtureSources() {
+// Both sources; nullopt when the archive is missing (it is written at build
+// time only where a Python with torch was found), for callers to skip.
+inline std::optional<ZooMlpFixture> ZooMlpFixtureSources() {
   const std::string dir = CURVD_CORE_FIXTURE_DIR;
   ZooMlpFixture fixture;
   fixture.scripted.kind = ModelSource::Kind::kTorchScript;
@@ -27,6 +29,7 @@ inline ZooMlpFixture ZooMlpFixtureSources() {
   fixture.zoo.zoo.layer_widths = {5, 8, 3};
   fixture.zoo.zoo.activation = "tanh";
   fixture.zoo.state_dict_path = dir + "/zoo_mlp_state.safetensors";
+  if (!std::ifstream(fixture.scripted.archive_path)) return std::nullopt;
   return fixture;
 }
 
