@@ -5,14 +5,15 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <fstream>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/api/sources.h"
 #include "tests/core/toy_models.h"
+#include "tests/core/zoo_mlp_fixture.h"
 
 namespace curvd::core {
 namespace {
@@ -26,6 +27,8 @@ using ::curvd::core::testing::RelativeError;
 using ::curvd::core::testing::SeededLabels;
 using ::curvd::core::testing::SeededRandn;
 using ::curvd::core::testing::TanhMlp;
+using ::curvd::core::testing::ZooMlpFixture;
+using ::curvd::core::testing::ZooMlpFixtureSources;
 using ::testing::HasSubstr;
 
 LinearOperator HvpOf(Objective& objective) {
@@ -317,19 +320,10 @@ TEST_P(ObjectiveTest, UnusedParameterHasZeroDerivatives) {
 // after which a profiling executor would have optimised the module, and
 // through retained graphs.
 TEST_P(ObjectiveTest, TorchScriptHvpEqualsZooHvp) {
-  const std::string dir = CURVD_CORE_FIXTURE_DIR;
-  ModelSource scripted;
-  scripted.kind = ModelSource::Kind::kTorchScript;
-  scripted.archive_path = dir + "/zoo_mlp.pt";
-  if (!std::ifstream(scripted.archive_path)) {
-    GTEST_SKIP() << "no Python TorchScript fixture at "
-                 << scripted.archive_path;
-  }
-  ModelSource zoo;
-  zoo.kind = ModelSource::Kind::kZoo;
-  zoo.zoo.layer_widths = {5, 8, 3};
-  zoo.zoo.activation = "tanh";
-  zoo.state_dict_path = dir + "/zoo_mlp_state.safetensors";
+  const std::optional<ZooMlpFixture> fixture = ZooMlpFixtureSources();
+  if (!fixture) GTEST_SKIP() << "no Python TorchScript fixture";
+  const ModelSource& scripted = fixture->scripted;
+  const ModelSource& zoo = fixture->zoo;
   auto script_model = LoadModel(scripted);
   auto zoo_model = LoadModel(zoo);
   ASSERT_TRUE(script_model.ok()) << script_model.status();
