@@ -1,6 +1,8 @@
 #include "server/kind_table.h"
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -618,6 +620,121 @@ struct Codec<core::LlcCalibrationMethod> {
     }
     out->set_recommended(in.recommended);
     out->set_reason(in.reason);
+  }
+};
+
+// ---- gop ----
+
+absl::StatusOr<core::GopVariant> ToCore(v1::GopSpec::Variant v,
+                                        const std::string& field) {
+  switch (v) {
+    case v1::GopSpec::VARIANT_UNSPECIFIED:
+    case v1::GopSpec::EMPIRICAL_FISHER:
+      return core::GopVariant::kEmpiricalFisher;
+    case v1::GopSpec::GRADIENT_COVARIANCE:
+      return core::GopVariant::kGradientCovariance;
+    case v1::GopSpec::MEAN_GRADIENT:
+      return core::GopVariant::kMeanGradient;
+    default:
+      return UnknownEnumValue(
+          field, v, "EMPIRICAL_FISHER, GRADIENT_COVARIANCE, MEAN_GRADIENT");
+  }
+}
+
+v1::GopSpec::Variant ToProto(core::GopVariant v) {
+  switch (v) {
+    case core::GopVariant::kGradientCovariance:
+      return v1::GopSpec::GRADIENT_COVARIANCE;
+    case core::GopVariant::kMeanGradient:
+      return v1::GopSpec::MEAN_GRADIENT;
+    case core::GopVariant::kEmpiricalFisher:
+      break;
+  }
+  return v1::GopSpec::EMPIRICAL_FISHER;
+}
+
+void WriteGopMetrics(const core::GopMetrics& in, v1::GopMetrics* out) {
+  out->set_size(in.size);
+  out->mutable_eigenvalues()->Add(in.eigenvalues.begin(),
+                                  in.eigenvalues.end());
+  out->mutable_top_eigenvalues()->Add(in.top_eigenvalues.begin(),
+                                      in.top_eigenvalues.end());
+  out->mutable_explained_variance()->Add(in.explained_variance.begin(),
+                                         in.explained_variance.end());
+  out->set_trace(in.trace);
+  out->set_frobenius_norm(in.frobenius_norm);
+  out->set_spectral_norm(in.spectral_norm);
+  out->set_nuclear_norm(in.nuclear_norm);
+  out->set_rank(in.rank);
+  out->set_rank_tolerance(in.rank_tolerance);
+  out->set_rank_rule(in.rank_rule);
+  out->set_effective_rank(in.effective_rank);
+  out->set_stable_rank(in.stable_rank);
+  out->set_condition_number(in.condition_number);
+  out->set_log_pseudo_determinant(in.log_pseudo_determinant);
+  out->set_max_nonzero(in.max_nonzero);
+  out->set_min_nonzero(in.min_nonzero);
+  out->set_mean_nonzero(in.mean_nonzero);
+  out->set_std_nonzero(in.std_nonzero);
+  out->set_mean_all(in.mean_all);
+  out->set_std_all(in.std_all);
+}
+
+template <>
+struct Codec<core::GopMethod> {
+  using Spec = v1::GopSpec;
+  using Result = v1::GopResult;
+  // The caps stay core's, the eigenvectors' lowered to what a result message
+  // holds.
+  static absl::Status Read(const Spec& s, const RequestLimits&,
+                           core::GopOptions* o) {
+    CURVD_ASSIGN_OR_RETURN(
+        o->variant,
+        ToCore(s.variant(), absl::StrCat(core::GopMethod::kName, ".variant")));
+    if (s.has_num_samples()) o->num_samples = s.num_samples();
+    o->seed = s.seed();
+    o->per_layer = s.per_layer();
+    if (s.has_top_k()) o->top_k = s.top_k();
+    o->eigenvectors = s.eigenvectors();
+    if (s.has_rank_rtol()) o->rank_rtol = s.rank_rtol();
+    o->max_eigenvector_floats =
+        std::min(o->max_eigenvector_floats, kMaxGopEigenvectorFloatsInResult);
+    return absl::OkStatus();
+  }
+  // rank_rtol stays unset when it was: its default depends on N.
+  static void Write(const core::GopOptions& o, Spec* s) {
+    s->set_variant(ToProto(o.variant));
+    s->set_num_samples(o.num_samples);
+    s->set_seed(o.seed);
+    s->set_per_layer(o.per_layer);
+    s->set_top_k(o.top_k);
+    s->set_eigenvectors(o.eigenvectors);
+    if (o.rank_rtol.has_value()) s->set_rank_rtol(*o.rank_rtol);
+  }
+  static void WriteResult(const core::GopResult& in, Result* out) {
+    out->set_variant(ToProto(in.variant));
+    out->set_num_samples(in.num_samples);
+    out->set_num_parameters(in.num_parameters);
+    out->set_path(in.path);
+    WriteGopMetrics(in.metrics, out->mutable_metrics());
+    for (const core::GopLayerResult& layer : in.layers) {
+      v1::GopLayer* l = out->add_layers();
+      l->set_name(layer.name);
+      l->set_size(layer.size);
+      WriteGopMetrics(layer.metrics, l->mutable_metrics());
+      l->set_trace_share(layer.trace_share);
+    }
+    v1::GopGradientNorms* norms = out->mutable_gradient_norms();
+    norms->set_mean(in.gradient_norms.mean);
+    norms->mutable_quantile_levels()->Add(
+        in.gradient_norms.quantile_levels.begin(),
+        in.gradient_norms.quantile_levels.end());
+    norms->mutable_quantiles()->Add(in.gradient_norms.quantiles.begin(),
+                                    in.gradient_norms.quantiles.end());
+    if (in.signal_to_noise) out->set_signal_to_noise(*in.signal_to_noise);
+    out->set_num_eigenvectors(in.num_eigenvectors);
+    out->mutable_eigenvectors()->Add(in.eigenvectors.begin(),
+                                     in.eigenvectors.end());
   }
 };
 

@@ -28,6 +28,11 @@ struct RequestLimits {
       core::ExactHessianOptions().max_matrix_parameters;
 };
 
+// The most float64 entries of gop's eigenvectors a result message holds (8
+// MB, as exact_hessian's matrix), lowering core's cap until they are stored
+// as blobs.
+inline constexpr int64_t kMaxGopEigenvectorFloatsInResult = 1000000;
+
 struct KindRow {
   // core's kName: the field of the kind in MeasurementSpec's `kind` oneof,
   // MeasurementPlanSpec, Measurement's `result` oneof and

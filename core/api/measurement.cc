@@ -304,6 +304,9 @@ absl::Status Validate(const PowerIterationMethod& m, const std::string& field) {
 absl::Status Validate(const LossSliceMethod& m, const std::string& field) {
   return ValidateLossSlice(m.options, field);
 }
+absl::Status Validate(const GopMethod& m, const std::string& field) {
+  return ValidateGopFields(m.options, field);
+}
 absl::Status Validate(const LlcMethod& m, const std::string& field) {
   return ValidateLlcOptions(m.options, field);
 }
@@ -412,6 +415,43 @@ bool ParameterBlock::Selects(const std::string& name) const {
 const char* MethodName(const Method& method) {
   return std::visit([](const auto& m) -> const char* { return m.kName; },
                     method);
+}
+
+absl::Status ValidateGopFields(const GopOptions& o, const std::string& field) {
+  switch (o.variant) {
+    case GopVariant::kEmpiricalFisher:
+    case GopVariant::kGradientCovariance:
+    case GopVariant::kMeanGradient:
+      break;
+    default:
+      return OutOfRange(field + ".variant",
+                        absl::StrCat("is not a known variant, got ",
+                                     static_cast<int>(o.variant)));
+  }
+  if (o.num_samples < 0) {
+    return OutOfRange(field + ".num_samples",
+                      absl::StrCat("must be >= 0 (0 = the whole shard), got ",
+                                   o.num_samples));
+  }
+  if (o.top_k < 0) {
+    return OutOfRange(field + ".top_k",
+                      absl::StrCat("must be >= 0, got ", o.top_k));
+  }
+  if (o.rank_rtol.has_value()) {
+    CURVD_RETURN_IF_ERROR(CheckOpenUnit(field + ".rank_rtol", *o.rank_rtol));
+  }
+  for (const auto& [name, value] :
+       {std::pair<const char*, int64_t>{"max_samples", o.max_samples},
+        {"max_gram_floats", o.max_gram_floats},
+        {"max_gradient_floats", o.max_gradient_floats},
+        {"max_eigenvector_floats", o.max_eigenvector_floats}}) {
+    if (value < 1) {
+      return OutOfRange(absl::StrCat(field, ".", name),
+                        absl::StrCat("(the server's cap) must be >= 1, got ",
+                                     value));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckExactHessianSize(int64_t size,

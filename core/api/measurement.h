@@ -77,6 +77,15 @@ absl::Status ValidateRequest(const MeasurementRequest& request,
 absl::Status ValidateLlcOptions(const LlcOptions& options,
                                 const std::string& field);
 
+// The gop options' part of ValidateRequest that needs no model, fields named
+// after `field` ("gop", "plan.gop"): InvalidArgument naming the first of
+// variant (not a GopVariant), num_samples < 0, top_k < 0, rank_rtol set
+// outside (0, 1), a cap (max_samples, max_gram_floats, max_gradient_floats,
+// max_eigenvector_floats) < 1. Shared with ValidateGopOptions
+// (core/measurements/gop.h), which adds the checks against the model's sizes.
+absl::Status ValidateGopFields(const GopOptions& options,
+                               const std::string& field);
+
 // OK when an exact Hessian of `size` parameters (the block's, if any) fits
 // `caps`: size <= max_parameters, and size <= max_matrix_parameters when the
 // matrix is returned. Otherwise InvalidArgument "an exact Hessian of P

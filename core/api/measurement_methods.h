@@ -9,6 +9,7 @@
 
 #include <variant>
 
+#include "core/api/gop_types.h"
 #include "core/api/llc_types.h"
 #include "core/api/loss_measurement_types.h"
 #include "core/api/method_types.h"
@@ -75,6 +76,12 @@ struct LossSliceMethod {
   LossSliceResult result;
 };
 
+struct GopMethod {  // gradient outer products (gop_types.h)
+  static constexpr char kName[] = "gop";
+  GopOptions options;
+  GopResult result;
+};
+
 struct LlcMethod {  // the local learning coefficient (llc_types.h)
   static constexpr char kName[] = "llc";
   LlcOptions options;
@@ -90,13 +97,16 @@ struct LlcCalibrationMethod {  // a grid of short LLC runs
 // Every kind, in the order a plan runs them: the producers of what methods
 // share (sharpness's eigenvectors, the SLQ start vectors, trace_h3's tr(H^3))
 // before their users, then the loss slice, which frees the retained graphs,
-// and last the LLC kinds, which move the parameters (and restore them) and
-// also run without retained graphs (measurement_plan.h).
+// then gop, which uses neither the operator nor anything shared and runs
+// without retained graphs (its per-sample gradients and Gram matrices need
+// the memory they hold), and last the LLC kinds, which move the parameters
+// (and restore them) and also run without retained graphs
+// (measurement_plan.h).
 using Method =
     std::variant<SharpnessMethod, SpectralDensityMethod, HessianTraceMethod,
                  HutchppMethod, TraceCubedMethod, LossExpansionMethod,
                  ExactHessianMethod, PowerIterationMethod, LossSliceMethod,
-                 LlcMethod, LlcCalibrationMethod>;
+                 GopMethod, LlcMethod, LlcCalibrationMethod>;
 
 // The kName of `method`'s kind. Thread-safe.
 const char* MethodName(const Method& method);

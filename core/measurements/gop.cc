@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "core/api/measurement.h"
 #include "core/objective/linear_operator.h"
 
 namespace curvd::core {
@@ -396,31 +397,9 @@ std::vector<int64_t> GopSampleIndices(const GopOptions& options,
 
 absl::Status ValidateGopOptions(const GopOptions& options,
                                 Objective& objective) {
-  switch (options.variant) {
-    case GopVariant::kEmpiricalFisher:
-    case GopVariant::kGradientCovariance:
-    case GopVariant::kMeanGradient:
-      break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("gop.variant is not a known variant, got ",
-                       static_cast<int>(options.variant)));
-  }
-  const struct {
-    const char* name;
-    int64_t value;
-  } caps[] = {{"max_samples", options.max_samples},
-              {"max_gram_floats", options.max_gram_floats},
-              {"max_gradient_floats", options.max_gradient_floats},
-              {"max_eigenvector_floats", options.max_eigenvector_floats}};
-  for (const auto& cap : caps) {
-    if (cap.value < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("gop.", cap.name, " must be >= 1, got ", cap.value));
-    }
-  }
+  CURVD_RETURN_IF_ERROR(ValidateGopFields(options, "gop"));
   const int64_t shard = objective.num_samples();
-  if (options.num_samples < 0 || options.num_samples > shard) {
+  if (options.num_samples > shard) {
     return absl::InvalidArgumentError(absl::StrCat(
         "gop.num_samples must be in [0, ", shard, "] (0 = the whole shard of ",
         shard, " samples), got ", options.num_samples));
@@ -429,14 +408,9 @@ absl::Status ValidateGopOptions(const GopOptions& options,
   if (n > options.max_samples) {
     return CapExceeded("N", n, "max_samples", options.max_samples);
   }
-  if (options.top_k < 0 || options.top_k > n) {
+  if (options.top_k > n) {
     return absl::InvalidArgumentError(absl::StrCat(
         "gop.top_k must be in [0, N = ", n, "], got ", options.top_k));
-  }
-  if (options.rank_rtol.has_value() &&
-      !(*options.rank_rtol > 0 && *options.rank_rtol < 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "gop.rank_rtol must be in (0, 1) when set, got ", *options.rank_rtol));
   }
   if (options.variant != GopVariant::kMeanGradient) {
     const int64_t matrices =

@@ -42,6 +42,7 @@ std::vector<GopGroup> GopGroups(Objective& objective);
 std::vector<int64_t> GopSampleIndices(const GopOptions& options,
                                       int64_t shard_samples);
 
+// ValidateGopFields (core/api/measurement.h), then the sizes:
 // InvalidArgument naming the field (gop.variant, gop.num_samples, gop.top_k,
 // gop.rank_rtol, a cap that is not >= 1) or the cap exceeded and by how much
 // (gop.max_samples, gop.max_gram_floats, gop.max_eigenvector_floats), from

@@ -21,6 +21,7 @@
 #include "core/estimators/trace_cubed.h"
 #include "core/linalg/lanczos.h"
 #include "core/measurements/exact_hessian.h"
+#include "core/measurements/gop.h"
 #include "core/measurements/llc.h"
 #include "core/measurements/llc_calibration.h"
 #include "core/measurements/loss_expansion.h"
@@ -239,6 +240,17 @@ class PlanRunner {
     CURVD_ASSIGN_OR_RETURN(
         m.result, SliceLoss(objective_, op_, slice, std::move(direction),
                             Narrowed(progress, slice_begin, 1, "")));
+    return absl::OkStatus();
+  }
+
+  // gop differentiates one sample at a time, without the operator, and
+  // shares nothing; it runs after every user of the operator and with the
+  // retained graphs freed, whose activations would sit beside its per-sample
+  // gradients and Gram matrices (retain_graphs() is restored).
+  absl::Status Run(GopMethod& m, const Progress& progress) {
+    CURVD_ASSIGN_OR_RETURN(m.result, WithoutRetainedGraphs([&] {
+                             return MeasureGop(objective_, m.options, progress);
+                           }));
     return absl::OkStatus();
   }
 

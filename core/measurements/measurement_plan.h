@@ -17,8 +17,10 @@ namespace curvd::core {
 // with their results, and result->shared. The methods run in Method's order
 // (measurement_methods.h), so that what one method shares is ready for the
 // next and the loss slice, whose LossAlong frees the retained graphs, comes
-// after them, and the LLC kinds, which move the parameters with the graphs
-// freed (MeasureLlc, MeasureLlcCalibration), last. What is shared, each said in result->shared with the products saved:
+// after them, then gop (MeasureGop: per-sample gradients, not the operator)
+// with the graphs freed for its Gram matrices, and the LLC kinds, which move
+// the parameters with the graphs freed (MeasureLlc, MeasureLlcCalibration),
+// last. What is shared, each said in result->shared with the products saved:
 //  - spectral_density with Rademacher probes gives hessian_trace and trace_h3
 //    (or loss_expansion's own tr(H^3)) of the same seed and distribution the
 //    terms z^T H z and z^T H^3 z of its start vectors, exact from the

@@ -83,6 +83,7 @@ TEST(DocumentedDefaultsTest, ProtoCommentsCiteCoresDefaultsAndBounds) {
   const core::LossSliceOptions slice;
   const core::LlcOptions llc;
   const core::LlcCalibrationOptions calibration;
+  const core::GopOptions gop;
   const auto axis = [](const std::vector<double>& values) {
     std::vector<std::string> numbers;
     for (double x : values) numbers.push_back(Number(x));
@@ -203,6 +204,16 @@ TEST(DocumentedDefaultsTest, ProtoCommentsCiteCoresDefaultsAndBounds) {
        {absl::StrCat("at most ", limits::kMaxLlcCalibrationCells, " cells")}},
       {"LlcResult", "warnings",
        {absl::StrCat("r-hat above ", Number(core::kLlcMaxRHat))}},
+      {"GopSpec", "variant", {"unset: empirical_fisher"}},
+      {"GopSpec",
+       "num_samples",
+       {Default(static_cast<double>(gop.num_samples)),
+        absl::StrCat("at most ", gop.max_samples)}},
+      {"GopSpec", "top_k", {Default(gop.top_k)}},
+      {"GopSpec",
+       "eigenvectors",
+       {absl::StrCat("at most ", kMaxGopEigenvectorFloatsInResult)}},
+      {"GopSpec", "rank_rtol", {"n * eps_float64", "range (0, 1)"}},
       {"LossSliceSpec",
        "t_min",
        {absl::StrCat("[", Number(slice.t_min), ", ", Number(slice.t_max),

@@ -198,6 +198,35 @@ inline core::LlcResult FakeLlc(const core::LlcOptions& o) {
   return r;
 }
 
+// The GOP of a fake two-layer model ("fc0" 6 and "fc1" 4 parameters) with
+// eigenvalues 3 and 1: traces 4 = 3 + 1 to the whole, split 3 : 1.
+inline core::GopMetrics FakeGopMetrics(int64_t size,
+                                       std::vector<double> eigenvalues) {
+  core::GopMetrics metrics;
+  metrics.size = size;
+  for (double lambda : eigenvalues) metrics.trace += lambda;
+  metrics.rank = static_cast<int64_t>(eigenvalues.size());
+  metrics.spectral_norm = eigenvalues.front();
+  metrics.top_eigenvalues = eigenvalues;
+  metrics.eigenvalues = std::move(eigenvalues);
+  return metrics;
+}
+
+inline void FakeResult(core::GopMethod& m) {
+  core::GopResult& r = m.result;
+  r.variant = m.options.variant;
+  r.num_samples = m.options.num_samples == 0 ? 8 : m.options.num_samples;
+  r.num_parameters = 10;
+  r.path = "generic";
+  r.metrics = FakeGopMetrics(10, {3.0, 1.0});
+  if (m.options.per_layer) {
+    r.layers.push_back({"fc0", 6, FakeGopMetrics(6, {3.0}), 0.75});
+    r.layers.push_back({"fc1", 4, FakeGopMetrics(4, {1.0}), 0.25});
+  }
+  r.gradient_norms.mean = 2.0;
+  r.gradient_norms.quantiles = {1.0, 1.5, 2.0, 2.5, 3.0};
+}
+
 inline void FakeResult(core::LlcMethod& m) {
   m.result = FakeLlc(m.options);
   m.options.n_beta = m.result.n_beta;  // as the engine's plan runner does

@@ -496,6 +496,60 @@ TEST_F(RealEngineServiceTest, EveryNewKindSucceedsOnTheCpuEngine) {
   ExpectStillServingAndStored();
 }
 
+// gop through the server on the zoo MLP 3-4-1 (21 parameters, N = 8): the
+// trace is the sum of the spectrum and of the layers' traces, and the three
+// variants agree: tr(F) = tr(Sigma) + ||g-bar||^2, the signal-to-noise ratio
+// ||g-bar||^2 / tr(Sigma).
+TEST_F(RealEngineServiceTest, GopMetricsAgreeAcrossLayersAndVariants) {
+  CreateRun("gop");
+  const std::string parent = AddCheckpoint("gop", 1, StateDict(0.3f));
+  v1::MeasurementSpec spec = MseSharpness();
+  spec.mutable_gop()->set_per_layer(true);
+  spec.mutable_gop()->set_top_k(4);
+  const auto measure = [&](v1::GopSpec::Variant variant) {
+    spec.mutable_gop()->set_variant(variant);
+    const v1::Measurement m = Measure(parent, spec);
+    EXPECT_EQ(m.state(), v1::Measurement::SUCCEEDED) << m.error_message();
+    EXPECT_TRUE(m.has_gop()) << m.DebugString();
+    return m.gop();
+  };
+  const v1::GopResult fisher = measure(v1::GopSpec::EMPIRICAL_FISHER);
+  EXPECT_EQ(fisher.num_samples(), 8);
+  EXPECT_EQ(fisher.num_parameters(), 21);
+  const double trace = fisher.metrics().trace();
+  ASSERT_GT(trace, 0);
+  double spectrum = 0;
+  for (double lambda : fisher.metrics().eigenvalues()) spectrum += lambda;
+  EXPECT_NEAR(spectrum, trace, 1e-9 * trace);
+  EXPECT_EQ(fisher.metrics().top_eigenvalues_size(), 4);
+  ASSERT_EQ(fisher.layers_size(), 2);
+  EXPECT_EQ(fisher.layers(0).name(), "fc0");
+  EXPECT_EQ(fisher.layers(0).size(), 16);
+  EXPECT_EQ(fisher.layers(1).name(), "fc1");
+  double layers = 0;
+  double shares = 0;
+  for (const v1::GopLayer& layer : fisher.layers()) {
+    layers += layer.metrics().trace();
+    shares += layer.trace_share();
+  }
+  EXPECT_NEAR(layers, trace, 1e-9 * trace);
+  EXPECT_NEAR(shares, 1, 1e-9);
+  // mean ||g_i|| <= sqrt(mean ||g_i||^2) = sqrt(tr F).
+  EXPECT_GT(fisher.gradient_norms().mean(), 0);
+  EXPECT_LE(fisher.gradient_norms().mean(), std::sqrt(trace) * (1 + 1e-12));
+
+  const v1::GopResult noise = measure(v1::GopSpec::GRADIENT_COVARIANCE);
+  const v1::GopResult mean = measure(v1::GopSpec::MEAN_GRADIENT);
+  EXPECT_EQ(mean.metrics().rank(), 1);
+  EXPECT_NEAR(noise.metrics().trace() + mean.metrics().trace(), trace,
+              1e-6 * trace);
+  ASSERT_TRUE(noise.has_signal_to_noise());
+  EXPECT_NEAR(noise.signal_to_noise(),
+              mean.metrics().trace() / noise.metrics().trace(),
+              1e-6 * noise.signal_to_noise());
+  EXPECT_EQ(noise.variant(), v1::GopSpec::GRADIENT_COVARIANCE);
+}
+
 // A train-mode measurement stores the seed its forward randomness was fixed
 // with, in the effective spec and the diagnostics, and the operator check's
 // difference; an eval-mode one is not checked.

@@ -331,6 +331,72 @@ TEST(SpecConversionTest, PlanListsItsKindsWithTheirOptions) {
 }
 
 // Each message names the proto field; every case is InvalidArgument.
+TEST(SpecConversionTest, GopSpecTravelsBothWays) {
+  v1::MeasurementSpec spec;
+  v1::GopSpec* g = spec.mutable_gop();
+  g->set_variant(v1::GopSpec::GRADIENT_COVARIANCE);
+  g->set_num_samples(32);
+  g->set_seed(7);
+  g->set_per_layer(true);
+  g->set_top_k(3);
+  g->set_eigenvectors(true);
+  g->set_rank_rtol(1e-9);
+  auto request = ToCoreRequest(spec);
+  ASSERT_TRUE(request.ok()) << request.status();
+  ASSERT_TRUE(IsSingle<core::GopMethod>(*request));
+  const core::GopOptions o = Options<core::GopMethod>(*request);
+  EXPECT_EQ(o.variant, core::GopVariant::kGradientCovariance);
+  EXPECT_EQ(o.num_samples, 32);
+  EXPECT_EQ(o.seed, 7u);
+  EXPECT_TRUE(o.per_layer);
+  EXPECT_EQ(o.top_k, 3);
+  EXPECT_TRUE(o.eigenvectors);
+  ASSERT_TRUE(o.rank_rtol.has_value());
+  EXPECT_DOUBLE_EQ(*o.rank_rtol, 1e-9);
+  // The eigenvectors' cap is what a result message holds, not core's.
+  EXPECT_EQ(o.max_eigenvector_floats, kMaxGopEigenvectorFloatsInResult);
+  const v1::MeasurementSpec effective = EffectiveSpec(spec, *request);
+  EXPECT_EQ(effective.gop().variant(), v1::GopSpec::GRADIENT_COVARIANCE);
+  EXPECT_EQ(effective.gop().num_samples(), 32);
+  EXPECT_EQ(effective.gop().top_k(), 3);
+  EXPECT_DOUBLE_EQ(effective.gop().rank_rtol(), 1e-9);
+
+  // Unset: core's defaults, and rank_rtol stays unset (its rule depends on N).
+  v1::MeasurementSpec plain;
+  plain.mutable_gop();
+  auto defaults = ToCoreRequest(plain);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  const core::GopOptions d = Options<core::GopMethod>(*defaults);
+  EXPECT_EQ(d.variant, core::GopVariant::kEmpiricalFisher);
+  EXPECT_EQ(d.top_k, core::GopOptions().top_k);
+  EXPECT_EQ(d.num_samples, 0);
+  EXPECT_FALSE(d.rank_rtol.has_value());
+  EXPECT_FALSE(EffectiveSpec(plain, *defaults).gop().has_rank_rtol());
+}
+
+TEST(SpecConversionTest, GopRefusesAnUnknownVariantAndBadOptions) {
+  v1::MeasurementSpec spec;
+  spec.mutable_gop()->set_variant(static_cast<v1::GopSpec::Variant>(99));
+  auto request = ToCoreRequest(spec);
+  ASSERT_EQ(request.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(request.status().message()),
+              HasSubstr("gop.variant 99"));
+
+  v1::MeasurementSpec plan;
+  plan.mutable_plan()->mutable_gop()->set_top_k(-1);
+  auto planned = ToCoreRequest(plan);
+  ASSERT_EQ(planned.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(planned.status().message()),
+              HasSubstr("plan.gop.top_k must be >= 0"));
+
+  v1::MeasurementSpec rtol;
+  rtol.mutable_gop()->set_rank_rtol(1.5);
+  auto refused = ToCoreRequest(rtol);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("gop.rank_rtol must be in (0, 1)"));
+}
+
 TEST(SpecConversionTest, OutOfRangeValuesNameTheField) {
   struct Case {
     std::string name;
