@@ -1,6 +1,7 @@
 #include "client/kind_table.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
@@ -840,11 +841,159 @@ KindRow LlcCalibrationRow() {
       FillLlcCalibration, SummarizeLlcCalibration);
 }
 
+// ---- gop: gradient outer products ----
+
+const std::vector<std::pair<std::string, v1::GopSpec::Variant>>& GopVariants() {
+  static const auto* variants =
+      new std::vector<std::pair<std::string, v1::GopSpec::Variant>>{
+          {"empirical_fisher", v1::GopSpec::EMPIRICAL_FISHER},
+          {"gradient_covariance", v1::GopSpec::GRADIENT_COVARIANCE},
+          {"mean_gradient", v1::GopSpec::MEAN_GRADIENT}};
+  return *variants;
+}
+
+absl::Status FillGop(const ParsedFlags& flags, v1::GopSpec* g) {
+  absl::StatusOr<v1::GopSpec::Variant> variant =
+      EnumFlag(flags, "gop_variant", GopVariants());
+  if (!variant.ok()) return variant.status();
+  g->set_variant(*variant);
+  if (flags.IsSet("gop_samples")) g->set_num_samples(flags.Int("gop_samples"));
+  g->set_seed(Seed(flags));
+  g->set_per_layer(flags.Bool("gop_per_layer"));
+  SetIfGiven(flags, "gop_top_k", [g](int32_t v) { g->set_top_k(v); });
+  g->set_eigenvectors(flags.Bool("gop_eigenvectors"));
+  SetDoubleIfGiven(flags, "gop_rank_rtol",
+                   [g](double v) { g->set_rank_rtol(v); });
+  return absl::OkStatus();
+}
+
+std::string GopVariantName(v1::GopSpec::Variant variant) {
+  for (const auto& [name, value] : GopVariants()) {
+    if (value == variant) return name;
+  }
+  return "empirical_fisher";  // unset
+}
+
+// One line of the GOP table: block, params, share, trace, frobenius,
+// spectral, nuclear, rank, eff_rank, stable, condition, log_pdet.
+std::string GopLine(const std::array<std::string, 12>& c) {
+  return absl::StrFormat(
+      "%-12s %-10s %-7s %-11s %-11s %-11s %-11s %-6s %-9s %-9s %-11s %s", c[0],
+      c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11]);
+}
+
+// The line of the metrics of `m` under the label `name` (the model, a layer).
+std::string GopMetricsLine(const std::string& name, const v1::GopMetrics& m,
+                           const std::string& share) {
+  return GopLine({name, absl::StrCat(m.size()), share, ShortNumber(m.trace()),
+                  ShortNumber(m.frobenius_norm()),
+                  ShortNumber(m.spectral_norm()),
+                  ShortNumber(m.nuclear_norm()), absl::StrCat(m.rank()),
+                  ShortNumber(m.effective_rank()), ShortNumber(m.stable_rank()),
+                  ShortNumber(m.condition_number()),
+                  ShortNumber(m.log_pseudo_determinant())});
+}
+
+// The whole model's metrics and, with per_layer, one line per layer, then the
+// rank rule, the gradient norms and the signal-to-noise ratio.
+std::vector<std::string> GopTable(const v1::GopResult& r) {
+  std::vector<std::string> lines = {
+      GopLine({"block", "params", "share", "trace", "frobenius", "spectral",
+               "nuclear", "rank", "eff_rank", "stable", "condition",
+               "log_pdet"})};
+  lines.push_back(GopMetricsLine("(model)", r.metrics(), "1"));
+  for (const v1::GopLayer& layer : r.layers()) {
+    lines.push_back(GopMetricsLine(layer.name(), layer.metrics(),
+                                   ShortNumber(layer.trace_share())));
+  }
+  std::vector<std::string> top;
+  for (double lambda : r.metrics().top_eigenvalues()) {
+    top.push_back(ShortNumber(lambda));
+  }
+  lines.push_back(absl::StrCat("top eigenvalues: ", absl::StrJoin(top, " ")));
+  lines.push_back(absl::StrCat("rank rule: ", r.metrics().rank_rule()));
+  const v1::GopGradientNorms& norms = r.gradient_norms();
+  if (!norms.quantiles().empty()) {
+    std::vector<std::string> quantiles;
+    for (int i = 0; i < norms.quantiles_size() &&
+                    i < norms.quantile_levels_size();
+         ++i) {
+      quantiles.push_back(absl::StrCat("q", ShortNumber(norms.quantile_levels(i)),
+                                       " ", ShortNumber(norms.quantiles(i))));
+    }
+    lines.push_back(absl::StrCat("per-sample gradient norms: mean ",
+                                 ShortNumber(norms.mean()), ", ",
+                                 absl::StrJoin(quantiles, ", ")));
+  }
+  if (r.has_signal_to_noise()) {
+    lines.push_back(absl::StrCat("signal-to-noise ||g-bar||^2 / tr(Sigma): ",
+                                 ShortNumber(r.signal_to_noise())));
+  }
+  return lines;
+}
+
+KindSummary SummarizeGop(const v1::GopResult& r) {
+  const v1::GopMetrics& m = r.metrics();
+  KindSummary s;
+  s.value = m.trace();
+  s.detail = absl::StrCat(GopVariantName(r.variant()), ", N ", r.num_samples(),
+                          ", rank ", m.rank(), " of ", r.num_parameters(),
+                          ", spectral ", ShortNumber(m.spectral_norm()),
+                          ", effective rank ", ShortNumber(m.effective_rank()));
+  s.notes = GopTable(r);
+  std::vector<std::string> top;
+  for (double lambda : m.top_eigenvalues()) top.push_back(RoundTripNumber(lambda));
+  s.columns = {{"top_eigenvalues", absl::StrJoin(top, ";")},
+               {"gop_trace", RoundTripNumber(m.trace())},
+               {"gop_frobenius_norm", RoundTripNumber(m.frobenius_norm())},
+               {"gop_spectral_norm", RoundTripNumber(m.spectral_norm())},
+               {"gop_nuclear_norm", RoundTripNumber(m.nuclear_norm())},
+               {"gop_rank", absl::StrCat(m.rank())},
+               {"gop_effective_rank", RoundTripNumber(m.effective_rank())},
+               {"gop_stable_rank", RoundTripNumber(m.stable_rank())},
+               {"gop_condition_number", RoundTripNumber(m.condition_number())},
+               {"gop_log_pseudo_determinant",
+                RoundTripNumber(m.log_pseudo_determinant())},
+               {"gop_signal_to_noise", r.has_signal_to_noise()
+                                           ? RoundTripNumber(r.signal_to_noise())
+                                           : ""}};
+  return s;
+}
+
+KindRow GopRow() {
+  return Row(
+      "gop",
+      {{"gop_variant", Type::kString, "empirical_fisher",
+        "gop: empirical_fisher ((1/N) sum g_i g_i^T), gradient_covariance "
+        "(centred) or mean_gradient (g-bar g-bar^T, rank one)."},
+       {"gop_samples", Type::kInt, "",
+        "gop: N, a subset of the shard drawn by --seed (server default 0 = "
+        "every sample; at most 8192)."},
+       {"gop_per_layer", Type::kBool, "false",
+        "gop: also the metrics of each layer (a module's parameters), one "
+        "line each."},
+       {"gop_top_k", Type::kInt, "",
+        "gop: the largest eigenvalues reported (0..N; server default 10)."},
+       {"gop_eigenvectors", Type::kBool, "false",
+        "gop: also the top-k eigenvectors in parameter space (in the JSON; "
+        "at most 1000000 floats)."},
+       {"gop_rank_rtol", Type::kDouble, "",
+        "gop: the rank tolerance relative to lambda_max, in (0, 1) (server "
+        "default N * eps_float64)."}},
+      {"gop_variant", "gop_samples", "seed", "gop_per_layer", "gop_top_k",
+       "gop_eigenvectors", "gop_rank_rtol"},
+      {"gop_trace", "gop_frobenius_norm", "gop_spectral_norm",
+       "gop_nuclear_norm", "gop_rank", "gop_effective_rank", "gop_stable_rank",
+       "gop_condition_number", "gop_log_pseudo_determinant",
+       "gop_signal_to_noise"},
+      FillGop, SummarizeGop);
+}
+
 std::vector<KindRow> BuildKinds() {
   return {SharpnessRow(),    HessianTraceRow(),   SpectralDensityRow(),
           HutchppRow(),      TraceH3Row(),        LossExpansionRow(),
           ExactHessianRow(), PowerIterationRow(), LossSliceRow(),
-          LlcRow(),          LlcCalibrationRow()};
+          LlcRow(),          LlcCalibrationRow(), GopRow()};
 }
 
 }  // namespace

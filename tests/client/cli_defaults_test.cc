@@ -41,6 +41,7 @@ TEST(CliDefaultsTest, MeasureHelpCitesCoresDefaultsAndBounds) {
   const core::LossSliceOptions slice;
   const core::LlcOptions llc;
   const core::LlcCalibrationOptions calibration;
+  const core::GopOptions gop;
   const auto list = [](const std::vector<double>& axis) {
     std::vector<std::string> numbers;
     for (double x : axis) numbers.push_back(Number(x));
@@ -105,6 +106,11 @@ TEST(CliDefaultsTest, MeasureHelpCitesCoresDefaultsAndBounds) {
       {"llc_n_betas",
        {absl::StrCat("at most ", limits::kMaxLlcCalibrationCells,
                      " cells")}},
+      {"gop_samples",
+       {absl::StrCat("default ", gop.num_samples),
+        absl::StrCat("at most ", gop.max_samples)}},
+      {"gop_top_k", {absl::StrCat("default ", gop.top_k)}},
+      {"gop_rank_rtol", {"N * eps_float64"}},
   };
   for (const auto& [flag, mentions] : cited) {
     const std::string help = MeasureHelp(flag);

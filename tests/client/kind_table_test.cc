@@ -97,7 +97,7 @@ TEST(KindTableTest, FindsKindsByName) {
   EXPECT_EQ(KindNameList(),
             "sharpness, hessian_trace, spectral_density, hutchpp, trace_h3, "
             "loss_expansion, exact_hessian, power_iteration, loss_slice, llc, "
-            "llc_calibration");
+            "llc_calibration, gop");
 }
 
 TEST(KindTableTest, EveryFlagARowReadsIsAMeasureFlag) {

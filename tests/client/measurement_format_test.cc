@@ -3,6 +3,8 @@
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/message_differencer.h>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
@@ -513,6 +515,89 @@ v1::Measurement Llc() {
   r->mutable_chains(1)->set_diverged(true);
   r->add_warnings("chain 1 diverged at step 40");
   return m;
+}
+
+// A per-layer gradient-covariance GOP of a two-layer model.
+v1::Measurement Gop() {
+  v1::Measurement m;
+  m.set_name("runs/r/checkpoints/400/measurements/g1");
+  m.mutable_spec()->mutable_gop()->set_per_layer(true);
+  m.set_state(v1::Measurement::SUCCEEDED);
+  v1::GopResult* r = m.mutable_gop();
+  r->set_variant(v1::GopSpec::GRADIENT_COVARIANCE);
+  r->set_num_samples(64);
+  r->set_num_parameters(21);
+  const auto metrics = [](v1::GopMetrics* g, int64_t size, double trace) {
+    g->set_size(size);
+    g->set_trace(trace);
+    g->set_spectral_norm(trace / 2);
+    g->set_rank(3);
+    g->set_effective_rank(2.5);
+    g->add_top_eigenvalues(trace / 2);
+    g->add_top_eigenvalues(trace / 4);
+    g->set_rank_rule("lambda > 64 * eps_float64 * lambda_max");
+  };
+  metrics(r->mutable_metrics(), 21, 8);
+  v1::GopLayer* fc0 = r->add_layers();
+  fc0->set_name("fc0");
+  fc0->set_size(16);
+  fc0->set_trace_share(0.75);
+  metrics(fc0->mutable_metrics(), 16, 6);
+  v1::GopLayer* fc1 = r->add_layers();
+  fc1->set_name("fc1");
+  fc1->set_size(5);
+  fc1->set_trace_share(0.25);
+  metrics(fc1->mutable_metrics(), 5, 2);
+  r->mutable_gradient_norms()->set_mean(2.5);
+  for (double level : {0.0, 0.5, 1.0}) {
+    r->mutable_gradient_norms()->add_quantile_levels(level);
+    r->mutable_gradient_norms()->add_quantiles(1 + 2 * level);
+  }
+  r->set_signal_to_noise(0.125);
+  return m;
+}
+
+TEST(GopFormatTest, TheTableHasTheModelAndEachLayerAndTheCsvItsMetrics) {
+  const std::string table = MeasurementsToTable({Gop()});
+  EXPECT_THAT(table, HasSubstr("g1 gop:"));
+  std::vector<std::string> lines = absl::StrSplit(table, '\n');
+  const auto line_of = [&lines](const std::string& start) -> std::string {
+    for (const std::string& line : lines) {
+      if (absl::StartsWith(absl::StripLeadingAsciiWhitespace(line), start)) {
+        return line;
+      }
+    }
+    return "";
+  };
+  EXPECT_THAT(line_of("block "), HasSubstr("trace"));
+  EXPECT_THAT(line_of("(model) "), HasSubstr(" 21 "));
+  EXPECT_THAT(line_of("(model) "), HasSubstr(" 8 "));
+  EXPECT_THAT(line_of("fc0 "), HasSubstr(" 16 "));
+  EXPECT_THAT(line_of("fc0 "), HasSubstr(" 0.75 "));
+  EXPECT_THAT(line_of("fc1 "), HasSubstr(" 0.25 "));
+  EXPECT_THAT(table, HasSubstr("top eigenvalues: 4 2"));
+  EXPECT_THAT(table, HasSubstr("per-sample gradient norms: mean 2.5, q0 1, "
+                               "q0.5 2, q1 3"));
+  EXPECT_THAT(table, HasSubstr("signal-to-noise ||g-bar||^2 / tr(Sigma): "
+                               "0.125"));
+  // Without per_layer, no layer lines.
+  v1::Measurement whole = Gop();
+  whole.mutable_gop()->clear_layers();
+  EXPECT_THAT(MeasurementsToTable({whole}), ::testing::Not(HasSubstr("fc0")));
+  EXPECT_THAT(MeasurementSummary(Gop()),
+              StartsWith("gop 8 (gradient_covariance, N 64, rank 3 of 21"));
+  const std::string csv = MeasurementsToCsv({Gop()});
+  EXPECT_EQ(Column(csv, 1, "kind"), "gop");
+  EXPECT_EQ(Column(csv, 1, "value"), "8");
+  EXPECT_EQ(Column(csv, 1, "gop_trace"), "8");
+  EXPECT_EQ(Column(csv, 1, "gop_rank"), "3");
+  EXPECT_EQ(Column(csv, 1, "gop_effective_rank"), "2.5");
+  EXPECT_EQ(Column(csv, 1, "gop_signal_to_noise"), "0.125");
+  EXPECT_EQ(Column(csv, 1, "top_eigenvalues"), "4;2");
+  absl::StatusOr<std::string> json = MeasurementsToJson({Gop()});
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_THAT(*json, HasSubstr("traceShare"));
+  EXPECT_THAT(*json, HasSubstr("signalToNoise"));
 }
 
 TEST(LlcFormatTest, TheTableSaysLambdaHatWithItsSettingsDiagnosticsAndWarnings) {

@@ -62,6 +62,7 @@ HEADLINES = {
     "loss_slice": lambda r: (r.direction_curvature, None),
     "llc": lambda r: (r.llc_mean, r.llc_standard_error),
     "llc_calibration": _calibration,
+    "gop": lambda r: (r.metrics.trace, None),
 }
 
 
