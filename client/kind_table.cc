@@ -7,8 +7,8 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -878,7 +878,7 @@ std::string GopVariantName(v1::GopSpec::Variant variant) {
 // spectral, nuclear, rank, eff_rank, stable, condition, log_pdet.
 std::string GopLine(const std::array<std::string, 12>& c) {
   return absl::StrFormat(
-      "%-12s %-10s %-7s %-11s %-11s %-11s %-11s %-6s %-9s %-9s %-11s %s", c[0],
+      "%-12s %-10s %-9s %-11s %-11s %-11s %-11s %-6s %-9s %-9s %-11s %s", c[0],
       c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11]);
 }
 
@@ -887,9 +887,9 @@ std::string GopMetricsLine(const std::string& name, const v1::GopMetrics& m,
                            const std::string& share) {
   return GopLine({name, absl::StrCat(m.size()), share, ShortNumber(m.trace()),
                   ShortNumber(m.frobenius_norm()),
-                  ShortNumber(m.spectral_norm()),
-                  ShortNumber(m.nuclear_norm()), absl::StrCat(m.rank()),
-                  ShortNumber(m.effective_rank()), ShortNumber(m.stable_rank()),
+                  ShortNumber(m.spectral_norm()), ShortNumber(m.nuclear_norm()),
+                  absl::StrCat(m.rank()), ShortNumber(m.effective_rank()),
+                  ShortNumber(m.stable_rank()),
                   ShortNumber(m.condition_number()),
                   ShortNumber(m.log_pseudo_determinant())});
 }
@@ -897,10 +897,9 @@ std::string GopMetricsLine(const std::string& name, const v1::GopMetrics& m,
 // The whole model's metrics and, with per_layer, one line per layer, then the
 // rank rule, the gradient norms and the signal-to-noise ratio.
 std::vector<std::string> GopTable(const v1::GopResult& r) {
-  std::vector<std::string> lines = {
-      GopLine({"block", "params", "share", "trace", "frobenius", "spectral",
-               "nuclear", "rank", "eff_rank", "stable", "condition",
-               "log_pdet"})};
+  std::vector<std::string> lines = {GopLine(
+      {"block", "params", "share", "trace", "frobenius", "spectral", "nuclear",
+       "rank", "eff_rank", "stable", "condition", "log_pdet"})};
   lines.push_back(GopMetricsLine("(model)", r.metrics(), "1"));
   for (const v1::GopLayer& layer : r.layers()) {
     lines.push_back(GopMetricsLine(layer.name(), layer.metrics(),
@@ -915,10 +914,10 @@ std::vector<std::string> GopTable(const v1::GopResult& r) {
   const v1::GopGradientNorms& norms = r.gradient_norms();
   if (!norms.quantiles().empty()) {
     std::vector<std::string> quantiles;
-    for (int i = 0; i < norms.quantiles_size() &&
-                    i < norms.quantile_levels_size();
-         ++i) {
-      quantiles.push_back(absl::StrCat("q", ShortNumber(norms.quantile_levels(i)),
+    for (int i = 0;
+         i < norms.quantiles_size() && i < norms.quantile_levels_size(); ++i) {
+      quantiles.push_back(absl::StrCat("q",
+                                       ShortNumber(norms.quantile_levels(i)),
                                        " ", ShortNumber(norms.quantiles(i))));
     }
     lines.push_back(absl::StrCat("per-sample gradient norms: mean ",
@@ -942,21 +941,22 @@ KindSummary SummarizeGop(const v1::GopResult& r) {
                           ", effective rank ", ShortNumber(m.effective_rank()));
   s.notes = GopTable(r);
   std::vector<std::string> top;
-  for (double lambda : m.top_eigenvalues()) top.push_back(RoundTripNumber(lambda));
-  s.columns = {{"top_eigenvalues", absl::StrJoin(top, ";")},
-               {"gop_trace", RoundTripNumber(m.trace())},
-               {"gop_frobenius_norm", RoundTripNumber(m.frobenius_norm())},
-               {"gop_spectral_norm", RoundTripNumber(m.spectral_norm())},
-               {"gop_nuclear_norm", RoundTripNumber(m.nuclear_norm())},
-               {"gop_rank", absl::StrCat(m.rank())},
-               {"gop_effective_rank", RoundTripNumber(m.effective_rank())},
-               {"gop_stable_rank", RoundTripNumber(m.stable_rank())},
-               {"gop_condition_number", RoundTripNumber(m.condition_number())},
-               {"gop_log_pseudo_determinant",
-                RoundTripNumber(m.log_pseudo_determinant())},
-               {"gop_signal_to_noise", r.has_signal_to_noise()
-                                           ? RoundTripNumber(r.signal_to_noise())
-                                           : ""}};
+  for (double lambda : m.top_eigenvalues())
+    top.push_back(RoundTripNumber(lambda));
+  s.columns = {
+      {"top_eigenvalues", absl::StrJoin(top, ";")},
+      {"gop_trace", RoundTripNumber(m.trace())},
+      {"gop_frobenius_norm", RoundTripNumber(m.frobenius_norm())},
+      {"gop_spectral_norm", RoundTripNumber(m.spectral_norm())},
+      {"gop_nuclear_norm", RoundTripNumber(m.nuclear_norm())},
+      {"gop_rank", absl::StrCat(m.rank())},
+      {"gop_effective_rank", RoundTripNumber(m.effective_rank())},
+      {"gop_stable_rank", RoundTripNumber(m.stable_rank())},
+      {"gop_condition_number", RoundTripNumber(m.condition_number())},
+      {"gop_log_pseudo_determinant",
+       RoundTripNumber(m.log_pseudo_determinant())},
+      {"gop_signal_to_noise",
+       r.has_signal_to_noise() ? RoundTripNumber(r.signal_to_noise()) : ""}};
   return s;
 }
 

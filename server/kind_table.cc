@@ -655,8 +655,7 @@ v1::GopSpec::Variant ToProto(core::GopVariant v) {
 
 void WriteGopMetrics(const core::GopMetrics& in, v1::GopMetrics* out) {
   out->set_size(in.size);
-  out->mutable_eigenvalues()->Add(in.eigenvalues.begin(),
-                                  in.eigenvalues.end());
+  out->mutable_eigenvalues()->Add(in.eigenvalues.begin(), in.eigenvalues.end());
   out->mutable_top_eigenvalues()->Add(in.top_eigenvalues.begin(),
                                       in.top_eigenvalues.end());
   out->mutable_explained_variance()->Add(in.explained_variance.begin(),

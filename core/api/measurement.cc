@@ -446,9 +446,9 @@ absl::Status ValidateGopFields(const GopOptions& o, const std::string& field) {
         {"max_gradient_floats", o.max_gradient_floats},
         {"max_eigenvector_floats", o.max_eigenvector_floats}}) {
     if (value < 1) {
-      return OutOfRange(absl::StrCat(field, ".", name),
-                        absl::StrCat("(the server's cap) must be >= 1, got ",
-                                     value));
+      return OutOfRange(
+          absl::StrCat(field, ".", name),
+          absl::StrCat("(the server's cap) must be >= 1, got ", value));
     }
   }
   return absl::OkStatus();
