@@ -31,12 +31,12 @@ absl::StatusOr<std::string> MeasurementsToJson(
 // quotes or newlines are quoted). Columns: name, step, kind, state, value and
 // standard_error (the headline of a single-kind measurement: the sharpness,
 // a trace, the loss expansion's total, the top exact or power eigenvalue, the
-// slice's v^T H v; empty for a plan), top_eigenvalues (';'-separated),
+// slice's v^T H v, gop's trace; empty for a plan), top_eigenvalues (';'-separated),
 // iterations, probes, loss, num_samples, num_parameters, hvps, device,
 // compute_seconds, error_message, operator (hessian or ggn), then each kind's
 // scalars in the kind table's order (KindRow::csv_columns: sharpness, trace,
 // trace_standard_error, density_trace, ..., slice_eigenvalue,
-// slice_curvature), filled for every result a plan holds, and last
+// slice_curvature, ..., gop_trace, ...), filled for every result a plan holds, and last
 // train_loss: the trainer's Checkpoint.train_loss of the measurement's step
 // from `checkpoints` (0 when the trainer sent none: proto3 cannot tell them
 // apart), empty when `checkpoints` has no such step. Arrays (densities,
@@ -78,7 +78,7 @@ std::string LlcTracesToCsv(
 // device, seconds, id. A plan's row is followed by one indented row per
 // result. Below the table, each SUCCEEDED result with notes (KindSummary:
 // the LLC's summary line and WARNING lines, a calibration's grid with the
-// recommended cell marked "*") gets a line "ID KIND:" and its notes,
+// recommended cell marked "*", gop's metrics with a line per layer) gets a line "ID KIND:" and its notes,
 // indented.
 std::string MeasurementsToTable(
     const std::vector<curvd::v1::Measurement>& measurements);
