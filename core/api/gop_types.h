@@ -34,8 +34,8 @@ struct GopOptions {
   // Also measure each parameter group (one per module: the parameter names
   // up to their last '.', GopGroups in gop.h) with the same metrics.
   bool per_layer = false;
-  // The top_k largest eigenvalues (and their explained variance); 0 <= top_k
-  // <= N.
+  // The top_k largest eigenvalues (and their explained variance), >= 0;
+  // min(top_k, N) of them, as N samples have at most N.
   int top_k = 10;
   // Also the top-k eigenvectors of the whole-model matrix in parameter
   // space, v = G^T u / sqrt(N lambda) (G the per-sample gradients as rows, u

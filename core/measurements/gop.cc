@@ -408,10 +408,6 @@ absl::Status ValidateGopOptions(const GopOptions& options,
   if (n > options.max_samples) {
     return CapExceeded("N", n, "max_samples", options.max_samples);
   }
-  if (options.top_k > n) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "gop.top_k must be in [0, N = ", n, "], got ", options.top_k));
-  }
   if (options.variant != GopVariant::kMeanGradient) {
     const int64_t matrices =
         1 + (options.per_layer
@@ -426,9 +422,8 @@ absl::Status ValidateGopOptions(const GopOptions& options,
   }
   if (options.eigenvectors) {
     // The mean gradient's matrix has one eigenvector.
-    const int64_t k = options.variant == GopVariant::kMeanGradient
-                          ? std::min(options.top_k, 1)
-                          : options.top_k;
+    const int64_t k = std::min<int64_t>(
+        options.top_k, options.variant == GopVariant::kMeanGradient ? 1 : n);
     const int64_t floats = k * objective.num_parameters();
     if (floats > options.max_eigenvector_floats) {
       return CapExceeded(absl::StrCat("the eigenvectors' floats (", k, " x M ",

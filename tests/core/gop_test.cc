@@ -494,7 +494,7 @@ TEST_P(GopTest, BadOptionsAreRefusedNamingTheField) {
     return std::string(result.status().message());
   };
   GopOptions options = TopThree();
-  options.top_k = 8;  // N = 7
+  options.top_k = -1;
   EXPECT_THAT(refused(options), HasSubstr("gop.top_k"));
   options = TopThree();
   options.num_samples = 8;
@@ -537,9 +537,21 @@ TEST_P(GopTest, BadOptionsAreRefusedNamingTheField) {
     return true;
   };
   options = TopThree();
-  options.top_k = 8;
+  options.num_samples = 8;
   EXPECT_EQ(MeasureGop(objective, options, progress).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// The default top_k, 10, on 7 samples: their 7 eigenvalues, not a refusal.
+TEST_P(GopTest, TopKAboveNGivesTheNEigenvalues) {
+  MakeMlp();
+  Objective objective = MlpObjective();
+  GopOptions options;
+  options.eigenvectors = true;
+  absl::StatusOr<GopResult> result = MeasureGop(objective, options, Progress());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->metrics.top_eigenvalues.size(), 7u);
+  EXPECT_EQ(result->num_eigenvectors, result->metrics.rank);
 }
 
 CURVD_INSTANTIATE_DEVICE_TEST(GopTest);
