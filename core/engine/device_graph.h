@@ -45,8 +45,15 @@ bool DeviceGraphsAvailable(const torch::Device& device);
 absl::StatusOr<std::unique_ptr<DeviceGraph>> RecordDeviceGraph(
     const torch::Device& device, int warmup, const std::function<void()>& work);
 
+// Whether RunSideBySide(device, count, ...) runs its bodies side by side
+// (count > 1 on a device with graphs) rather than in turn: what a caller
+// checks before making per-body copies that only side by side needs.
+inline bool RunsSideBySide(const torch::Device& device, int count) {
+  return count > 1 && DeviceGraphsAvailable(device);
+}
+
 // Runs body(i) for each i in [0, count) on `device`, side by side where CUDA
-// can: each on a stream of its own (this thread's, the same for the same i in
+// can (RunsSideBySide): each on a stream of its own (this thread's, the same for the same i in
 // every call) that starts after the work queued so far on the current
 // stream, which then waits for them all. Within a recording they become
 // parallel branches of the graph. Elsewhere, and for count 1, in turn on the

@@ -136,7 +136,7 @@ absl::StatusOr<std::unique_ptr<DeviceGraph>> RecordDeviceGraph(
 
 void RunSideBySide(const torch::Device& device, int count,
                    const std::function<void(int)>& body) {
-  if (!DeviceGraphsAvailable(device) || count <= 1) {
+  if (!RunsSideBySide(device, count)) {
     for (int i = 0; i < count; ++i) body(i);
     return;
   }

@@ -130,9 +130,8 @@ ChainEvaluation ChainObjective::EvaluateMinibatch(const torch::Tensor& chains,
   if (batched_) return EvaluateBatched(chains, inputs, targets, true);
   ChainEvaluation total =
       Zeros(c, objective_.num_parameters(), true, objective_.vector_options());
-  // On the CPU, and for one chain, side by side is in turn: copies would
-  // only cost memory.
-  if (c > 1 && chains.is_cuda() && HasCopies(c)) {
+  // In turn, copies would only cost memory.
+  if (RunsSideBySide(chains.device(), static_cast<int>(c)) && HasCopies(c)) {
     // Each branch writes its chain's rows of `total` only.
     RunSideBySide(chains.device(), static_cast<int>(c), [&](int chain) {
       SetBlock(copy_blocks_[chain], chains[chain]);
