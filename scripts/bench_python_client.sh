@@ -17,6 +17,8 @@
 #   CURVD_BENCH_SMOKE=1  small sizes, a few repetitions (CPU: CURVD_BENCH_DEVICE=cpu)
 #   CURVD_BENCH_SERVER_THREADS  the servers' OMP_NUM_THREADS (default: the cores
 #                        less two; a CPU server beside a trainer may get fewer)
+#   CURVD_BENCH_ARGS     more flags of client_speed.py (--rows, --worker_nice,
+#                        --measure, ...: its --help lists them)
 # Writes under $OUT: client_speed.json, client_speed.md and the logs; prints the
 # table last.
 set -euo pipefail
@@ -31,8 +33,10 @@ device=${CURVD_BENCH_DEVICE:-cuda:0}
 python=${CURVD_BENCH_PYTHON:-python3}
 smoke=()
 [ "${CURVD_BENCH_SMOKE:-0}" = 1 ] && smoke=(--smoke)
-threads=()
-[ -n "${CURVD_BENCH_SERVER_THREADS:-}" ] && threads=(--server_threads "$CURVD_BENCH_SERVER_THREADS")
+# Word splitting of the extra flags is intended.
+# shellcheck disable=SC2206
+extra=(${CURVD_BENCH_ARGS:-})
+[ -n "${CURVD_BENCH_SERVER_THREADS:-}" ] && extra+=(--server_threads "$CURVD_BENCH_SERVER_THREADS")
 libs=$pfx/usr/lib/x86_64-linux-gnu
 [ -d "$libs" ] || libs=
 
@@ -76,7 +80,7 @@ echo "== $(tail -1 "$out/import.log")"
 
 rc=0
 timeout -k 15 240 "$python" bench/python/client_speed.py --curvd "$build/bin/curvd" --device "$device" \
-  --server_library_path "$libs" --out "$out" "${smoke[@]}" "${threads[@]}" >"$out/client_speed.log" 2>&1 || rc=$?
+  --server_library_path "$libs" --out "$out" "${smoke[@]}" "${extra[@]}" >"$out/client_speed.log" 2>&1 || rc=$?
 grep -E '^\[client_speed\]|Traceback|Error' "$out/client_speed.log" | cut -c1-300 || true
 echo
 if grep -q '^Python client speed' "$out/client_speed.log"; then

@@ -8,6 +8,7 @@
 #include "common/status_macros.h"
 #include "server/measurement_sources.h"
 #include "server/spec_conversion.h"
+#include "server/thread_priority.h"
 
 namespace curvd::server {
 
@@ -15,7 +16,7 @@ DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
                            JobQueue* queue, Store* store,
                            const SourceResolver* resolver,
                            MeasurementLifecycle* lifecycle,
-                           const RequestLimits& limits)
+                           const RequestLimits& limits, int nice)
     : engine_(std::move(engine)),
       device_(engine_->device()),
       queue_(queue),
@@ -23,11 +24,17 @@ DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
       resolver_(resolver),
       lifecycle_(lifecycle),
       limits_(limits),
+      nice_(nice),
       thread_([this] { Loop(); }) {}
 
 DeviceWorker::~DeviceWorker() { thread_.join(); }
 
 void DeviceWorker::Loop() {
+  if (absl::Status lowered = LowerCurrentThreadPriority(nice_);
+      !lowered.ok()) {
+    CURVD_LOG(WARNING) << "curvd: the " << device_
+                       << " worker keeps its priority: " << lowered;
+  }
   while (std::optional<Job> job = queue_->Pop(device_)) {
     absl::StatusOr<RunningMeasurement> running =
         lifecycle_->Start(job->measurement_name, device_);

@@ -27,11 +27,13 @@ using EngineFactory =
 class DeviceWorker {
  public:
   // Takes ownership of `engine`; the other objects must outlive the worker.
-  // Every request gets `limits`. The thread starts at once and serves jobs
-  // until `queue` is closed.
+  // Every request gets `limits`. The thread starts at once, raises its nice
+  // value by `nice` (see LowerCurrentThreadPriority; a refusal is logged and
+  // the worker runs on) and serves jobs until `queue` is closed.
   DeviceWorker(std::unique_ptr<core::Engine> engine, JobQueue* queue,
                Store* store, const SourceResolver* resolver,
-               MeasurementLifecycle* lifecycle, const RequestLimits& limits);
+               MeasurementLifecycle* lifecycle, const RequestLimits& limits,
+               int nice);
   // Joins the thread: close the queue first, and stop running measurements
   // (MeasurementLifecycle::StopAllRunning) to join sooner.
   ~DeviceWorker();
@@ -51,6 +53,7 @@ class DeviceWorker {
   const SourceResolver* const resolver_;
   MeasurementLifecycle* const lifecycle_;
   const RequestLimits limits_;
+  const int nice_;
   std::thread thread_;
 };
 

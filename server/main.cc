@@ -53,6 +53,12 @@ ABSL_FLAG(int64_t, exact_hessian_max_matrix_parameters, 1000,
           "Largest operator whose matrix an exact_hessian measurement may "
           "return (return_matrix): P^2 doubles in the stored result. Larger is "
           "INVALID_ARGUMENT.");
+ABSL_FLAG(int32_t, worker_nice, 10,
+          "Each device worker raises its thread's nice value by this much "
+          "(0..19) before its first measurement, and the CPU threads it "
+          "starts inherit it: a trainer on the same host keeps the cores it "
+          "needs while measurements use what is left. gRPC serving threads "
+          "keep the process's priority. 0 leaves the workers as they are.");
 ABSL_FLAG(int64_t, shutdown_grace_seconds, 30,
           "On SIGTERM/SIGINT, seconds running measurements get to finish "
           "before they are "
@@ -118,6 +124,7 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_exact_hessian_max_parameters);
   options.service.request_limits.exact_hessian_max_matrix_parameters =
       absl::GetFlag(FLAGS_exact_hessian_max_matrix_parameters);
+  options.service.worker_nice = absl::GetFlag(FLAGS_worker_nice);
   const int64_t grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   if (grace_seconds < 0) return Fail("--shutdown_grace_seconds must be >= 0");
 

@@ -116,6 +116,10 @@ absl::Status ValidateServerOptions(ServerOptions* options) {
                      limits.exact_hessian_max_parameters, "], got ",
                      limits.exact_hessian_max_matrix_parameters));
   }
+  if (service.worker_nice < 0 || service.worker_nice > 19) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--worker_nice must be in [0, 19], got ", service.worker_nice));
+  }
   if (service.devices.empty()) {
     return absl::InvalidArgumentError("--devices resolved to no device");
   }

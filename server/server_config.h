@@ -24,7 +24,8 @@ absl::StatusOr<std::vector<std::string>> ResolveDataRoots(
 
 // Checks the ranges of every option (addresses present, sizes and capacity
 // positive, receive limit within gRPC's int range and at least 64 KiB, the
-// exact-Hessian caps positive with the matrix cap <= the parameter cap) and
+// exact-Hessian caps positive with the matrix cap <= the parameter cap, the
+// workers' nice increment in 0..19) and
 // makes state_dir absolute. InvalidArgument naming the flag.
 absl::Status ValidateServerOptions(ServerOptions* options);
 

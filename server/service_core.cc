@@ -85,7 +85,7 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
     core->workers_.push_back(std::make_unique<DeviceWorker>(
         std::move(engine), core->queue_.get(), core->store_.get(),
         core->resolver_.get(), core->lifecycle_.get(),
-        options.request_limits));
+        options.request_limits, options.worker_nice));
   }
   return core;
 }

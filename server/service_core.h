@@ -47,6 +47,11 @@ struct ServiceOptions {
   std::string version;
   // Caps that every measurement request gets from the configuration.
   RequestLimits request_limits;
+  // Each device worker raises its thread's nice value by this much (0..19)
+  // before its first job, so measurements, and the CPU threads they start,
+  // yield the host's cores to a trainer beside the server; serving threads
+  // keep the process's priority.
+  int worker_nice = 10;
   // Counts the parameters of a model source in a block (the binary passes
   // core::Engine::CountParameters), so that CreateMeasurement refuses an
   // archive run's exact Hessian over the cap before it queues. Empty: only a

@@ -66,7 +66,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--curvd", required=True, help="the curvd server binary")
     parser.add_argument("--device", default="cuda:0", help="where the trainer trains")
-    parser.add_argument("--rows", default="submit,training,upload")
+    parser.add_argument("--rows", default="submit,training,upload",
+                        help="comma list of submit, training (= training_cpu and "
+                             "training_gpu), training_cpu, training_gpu, upload")
     parser.add_argument("--smoke", action="store_true",
                         help="small sizes and few repetitions, to try the script on a CPU")
     parser.add_argument("--out", default=".", help="directory of the JSON and markdown")
@@ -76,6 +78,12 @@ def parse_args(argv):
                         default=max(1, (os.cpu_count() or 2) - 2),
                         help="OMP_NUM_THREADS of the server (default: the cores less two, "
                              "left to the trainer's thread and its uploader)")
+    parser.add_argument("--worker_nice", type=int,
+                        help="the servers' --worker_nice (default: curvd's own, 10)")
+    parser.add_argument("--measure", choices=("sharpness_trace", "none"),
+                        default="sharpness_trace",
+                        help="what the training rows' server measures at each checkpoint; "
+                             "none stores the checkpoints only, leaving the client's own cost")
     parser.add_argument("--submits", type=int, help="timed submits (default 200; smoke 20)")
     parser.add_argument("--repetitions", type=int,
                         help="pairs of training segments per server (default 5; smoke 2)")
@@ -111,7 +119,8 @@ def start_server(args, devices):
     if args.server_library_path:
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             p for p in (args.server_library_path, env.get("LD_LIBRARY_PATH", "")) if p)
-    server = CurvdServer(binary=args.curvd, devices=devices, env=env)
+    flags = [] if args.worker_nice is None else [f"--worker_nice={args.worker_nice}"]
+    server = CurvdServer(binary=args.curvd, devices=devices, env=env, flags=flags)
     try:
         server.start(timeout=120)
     except BaseException:
@@ -201,7 +210,8 @@ def training_row(client, args, device, server_label):
                                      "max_probes": args.probes})
     run = client.run(f"speed-grokking-{int(time.time() * 1000)}", model,
                      shard=modular_addition.uri(**split, split="train"), loss="cross_entropy",
-                     measure=[plan], every=10, example_input=x[:2].cpu())
+                     measure=[plan] if args.measure != "none" else [], every=10,
+                     example_input=x[:2].cpu())
     model.to(device)
     step = 0
 
@@ -248,7 +258,8 @@ def training_row(client, args, device, server_label):
             "ratios": ratios, "ratio": ratio, "min_ratio": min(ratios),
             "baseline_segments_with_server_busy": busy_baselines,
             "plan": f"sharpness (max_iterations {args.lanczos_iterations}) + hessian_trace "
-                    f"({min(10, args.probes)}-{args.probes} probes), one plan",
+                    f"({min(10, args.probes)}-{args.probes} probes), one plan"
+                    if args.measure != "none" else "none (checkpoints stored only)",
             "run_stats": stats, "closed_in_time": closed,
             "measurements": {state: sum(r["state"] == state for r in rows)
                              for state in sorted({r["state"] for r in rows})},
@@ -375,7 +386,8 @@ def main(argv=None):
               "grpcio": grpc.__version__, "protobuf": google.protobuf.__version__,
               "protobuf_implementation": api_implementation.Type(),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-              "cpus": os.cpu_count(), "server_threads": args.server_threads}
+              "cpus": os.cpu_count(), "server_threads": args.server_threads,
+              "worker_nice": args.worker_nice, "measure": args.measure}
     print(f"[client_speed] {json.dumps({k: v for k, v in result.items() if k != 'rows'})}",
           flush=True)
     start = time.perf_counter()
@@ -385,8 +397,10 @@ def main(argv=None):
     shared = f"{device}, shared with the trainer"
     plan = [("submit", "cpu", lambda c: submit_row(c, args, device)),
             ("upload", "cpu", lambda c: upload_row(c, args)),
-            ("training", "cpu", lambda c: training_row(c, args, device, "cpu")),
-            ("training", str(device), lambda c: training_row(c, args, device, shared))]
+            ("training_cpu", "cpu", lambda c: training_row(c, args, device, "cpu")),
+            ("training_gpu", str(device), lambda c: training_row(c, args, device, shared))]
+    if "training" in rows:
+        rows |= {"training_cpu", "training_gpu"}
     # A SIGTERM (timeout's) unwinds through the finally below, which kills the
     # server, rather than leaving it running on the device.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -404,7 +418,7 @@ def main(argv=None):
                 value = guarded(row, client)
             finally:
                 client.close()
-            if name == "training":
+            if name.startswith("training"):
                 value.setdefault("server", shared if devices != "cpu" else "cpu")
                 result["rows"].setdefault("training", []).append(value)
             else:

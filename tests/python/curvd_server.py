@@ -33,13 +33,15 @@ def _free_port():
 class CurvdServer:
     """One curvd process; start() waits until it answers, stop() kills it."""
 
-    def __init__(self, binary=None, devices="cpu", env=None):
+    def __init__(self, binary=None, devices="cpu", env=None, flags=()):
         """`binary` defaults to $CURVD_BIN, else build/bin/curvd; `devices` is
-        curvd's --devices; `env` (a dict) replaces the server's environment."""
+        curvd's --devices; `env` (a dict) replaces the server's environment;
+        `flags` are more of curvd's flags ("--worker_nice=0")."""
         self.binary = binary or os.environ.get("CURVD_BIN",
                                                os.path.join(_REPO, "build", "bin", "curvd"))
         self.devices = devices
         self.env = env
+        self.flags = list(flags)
         if not os.access(self.binary, os.X_OK):
             raise RuntimeError(f"{self.binary} is missing: build it (ninja -C build curvd) "
                                f"or set CURVD_BIN")
@@ -56,7 +58,7 @@ class CurvdServer:
         self.process = subprocess.Popen(
             [self.binary, f"--listen={self.target}", "--metrics_listen=",
              f"--state_dir={os.path.join(self.root, 'state')}", f"--data_roots={self.data_root}",
-             f"--devices={self.devices}"], stdout=log, stderr=subprocess.STDOUT, env=self.env)
+             f"--devices={self.devices}", *self.flags], stdout=log, stderr=subprocess.STDOUT, env=self.env)
         log.close()
         channel = grpc.insecure_channel(self.target)
         stub = service_pb2_grpc.CurvdStub(channel)

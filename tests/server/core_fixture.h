@@ -50,6 +50,7 @@ class CoreTest : public ::testing::Test {
     options.data_roots = {data_root_};
     options.devices = {"cpu"};
     options.version = "test";
+    options.worker_nice = worker_nice_;
     auto control = control_;
     absl::StatusOr<std::unique_ptr<ServiceCore>> core = ServiceCore::Create(
         options, [control](const std::string& device) {
@@ -114,6 +115,8 @@ class CoreTest : public ::testing::Test {
 
   std::string state_dir_;
   std::string data_root_;
+  // ServiceOptions::worker_nice of the next StartCore.
+  int worker_nice_ = ServiceOptions().worker_nice;
   std::shared_ptr<FakeEngineControl> control_;
   std::shared_ptr<StoreFaults> faults_;
   std::unique_ptr<ServiceCore> core_;

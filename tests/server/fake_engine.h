@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/api/engine.h"
+#include "server/thread_priority.h"
 
 namespace curvd::server::testing {
 
@@ -48,6 +49,11 @@ class FakeEngineControl {
     absl::MutexLock lock(&mu_);
     return started_;
   }
+  // The nice value of the thread that ran the latest Measure call.
+  int last_measure_nice() {
+    absl::MutexLock lock(&mu_);
+    return last_measure_nice_;
+  }
 
  private:
   friend class FakeEngine;
@@ -55,6 +61,7 @@ class FakeEngineControl {
   bool blocked_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status fail_ ABSL_GUARDED_BY(mu_);
   int started_ ABSL_GUARDED_BY(mu_) = 0;
+  int last_measure_nice_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Fixed, plausible results, one overload per kind (a kind without one does
@@ -283,6 +290,7 @@ class FakeEngine : public core::Engine {
     {
       absl::MutexLock lock(&control_->mu_);
       ++control_->started_;
+      control_->last_measure_nice_ = CurrentThreadNice();
     }
     if (progress.report) progress.report(0.5, "halfway");
     while (true) {

@@ -72,6 +72,13 @@ TEST(ValidateServerOptionsTest, NamesTheBadFlag) {
       bad_matrix_cap.service.request_limits.exact_hessian_max_parameters + 1;
   EXPECT_THAT(std::string(ValidateServerOptions(&bad_matrix_cap).message()),
               HasSubstr("--exact_hessian_max_matrix_parameters"));
+  for (int nice : {-1, 20}) {
+    ServerOptions bad_nice;
+    bad_nice.service.state_dir = "s";
+    bad_nice.service.worker_nice = nice;
+    EXPECT_THAT(std::string(ValidateServerOptions(&bad_nice).message()),
+                HasSubstr("--worker_nice must be in [0, 19]"));
+  }
 }
 
 TEST(GrpcStatusTest, KeepsTheCodeAndTruncatesLongMessages) {

@@ -1,6 +1,7 @@
 // The service's methods called directly on a ServiceCore, without a socket:
 // request validation as tables of (request, code, message), and the
 // idempotency of creates.
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -9,6 +10,7 @@
 #include "core_fixture.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/thread_priority.h"
 
 namespace curvd::server::testing {
 namespace {
@@ -336,6 +338,24 @@ TEST_F(ServiceImplTest, AMeasurementStoresItsEffectiveSpec) {
   EXPECT_EQ(effective.precision(), v1::PRECISION_FLOAT32);
   EXPECT_EQ(effective.shard_uri(), created.spec().shard_uri());
   EXPECT_TRUE(done.has_sharpness());
+}
+
+// The worker thread measures at the process's nice value raised by
+// worker_nice (capped at 19), while this (serving) thread keeps its own; 0
+// leaves the worker as it was.
+TEST_F(ServiceImplTest, WorkersMeasureAtTheirLoweredPriority) {
+  const int serving_nice = CurrentThreadNice();
+  for (int increment : {10, 3, 0}) {
+    SCOPED_TRACE(increment);
+    worker_nice_ = increment;
+    ASSERT_TRUE(StartCore().ok());
+    v1::Measurement created;
+    ASSERT_TRUE(Create(parent_, &created).ok());
+    WaitFor(created.name(), v1::Measurement::SUCCEEDED);
+    EXPECT_EQ(control_->last_measure_nice(),
+              std::min(19, serving_nice + increment));
+    EXPECT_EQ(CurrentThreadNice(), serving_nice);
+  }
 }
 
 TEST_F(ServiceImplTest, CreatesAreIdempotent) {
