@@ -38,6 +38,7 @@ import shutil
 import signal
 import statistics
 import sys
+import threading
 import time
 import traceback
 
@@ -80,6 +81,8 @@ def parse_args(argv):
                              "left to the trainer's thread and its uploader)")
     parser.add_argument("--worker_nice", type=int,
                         help="the servers' --worker_nice (default: curvd's own, 10)")
+    parser.add_argument("--uploader", choices=("process", "thread"), default="process",
+                        help="the runs' uploader (Client.run's uploader)")
     parser.add_argument("--measure", choices=("sharpness_trace", "none"),
                         default="sharpness_trace",
                         help="what the training rows' server measures at each checkpoint; "
@@ -144,7 +147,7 @@ def submit_row(client, args, device):
     model = workload.model.train()
     every = 2 if args.smoke else 10
     run = client.run(f"speed-submit-{int(time.time() * 1000)}", model, every=every,
-                     example_input=workload.inputs[:2])
+                     example_input=workload.inputs[:2], uploader=args.uploader)
     model.to(device)
     batch = 16 if args.smoke else workload.micro_batch_size
     x = workload.inputs[:batch].to(device)
@@ -186,6 +189,35 @@ def submit_row(client, args, device):
             "target_ms": SUBMIT_TARGET_MS, "pass": percentile(ms, 0.9) < SUBMIT_TARGET_MS}
 
 
+def thread_cpu_seconds():
+    """{thread id: user + system CPU seconds} of this process's threads (Linux
+    /proc; empty elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return seconds
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended
+        seconds[int(tid)] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
+def cpu_shares(before, after, wall, trainer, uploader):
+    """CPU seconds per wall second of the trainer's thread, the run's uploader
+    thread and every other thread of the process together, between the
+    thread_cpu_seconds() snapshots `before` and `after`."""
+    used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    trainer_s, uploader_s = used.pop(trainer, 0.0), used.pop(uploader, 0.0)
+    return {"trainer": trainer_s / wall, "uploader": uploader_s / wall,
+            "other_threads": sum(used.values()) / wall}
+
+
 def wait_idle(run, timeout):
     """Waits until every checkpoint submitted to `run` is measured or dropped;
     False when `timeout` seconds passed first."""
@@ -211,22 +243,40 @@ def training_row(client, args, device, server_label):
     run = client.run(f"speed-grokking-{int(time.time() * 1000)}", model,
                      shard=modular_addition.uri(**split, split="train"), loss="cross_entropy",
                      measure=[plan] if args.measure != "none" else [], every=10,
-                     example_input=x[:2].cpu())
+                     example_input=x[:2].cpu(), uploader=args.uploader)
     model.to(device)
     step = 0
+    # Where the trainer process's CPU goes, per mode, summed over the timed
+    # segments: its threads' CPU seconds, the time inside submit() and the wall
+    # time (a diagnosis of the ratio: the client's own cost against contention).
+    trainer_tid = threading.get_native_id()
+    cpu = {mode: {"wall": 0.0, "submit": 0.0, "before": None, "shares": []}
+           for mode in ("curvd", "baseline")}
+    timed = False
 
     def segment(steps, with_curvd):
         nonlocal step
+        account = cpu["curvd" if with_curvd else "baseline"]
         synchronize(device)
+        threads_before = thread_cpu_seconds()
         start = time.perf_counter()
+        in_submit = 0.0
         for _ in range(steps):
             _, loss = grokking.forward_backward(model, optimizer, x, y)
             if with_curvd:
+                submit_start = time.perf_counter()
                 run.submit(step, model, train_loss=loss.detach())
+                in_submit += time.perf_counter() - submit_start
             optimizer.step()
             step += 1
         synchronize(device)
-        return steps / (time.perf_counter() - start)
+        wall = time.perf_counter() - start
+        if timed:
+            account["wall"] += wall
+            account["submit"] += in_submit
+            account["shares"].append(cpu_shares(threads_before, thread_cpu_seconds(), wall,
+                                                trainer_tid, run._thread.native_id))  # noqa: SLF001
+        return steps / wall
 
     # Warm-up (untimed): the trainer's kernels and allocator, the server's model
     # load and first measurement; it also sizes the segments.
@@ -234,6 +284,7 @@ def training_row(client, args, device, server_label):
     rate = max(segment(20, True), segment(20, False))
     steps = max(20, int(rate * args.segment_seconds) // 10 * 10)
     idle_timeout = 30.0 if args.smoke else 10.0
+    timed = True
     baseline, with_curvd, busy_baselines = [], [], 0
     for rep in range(args.repetitions):
         order = (False, True) if rep % 2 == 0 else (True, False)
@@ -257,6 +308,10 @@ def training_row(client, args, device, server_label):
             "baseline_segments": baseline, "curvd_segments": with_curvd,
             "ratios": ratios, "ratio": ratio, "min_ratio": min(ratios),
             "baseline_segments_with_server_busy": busy_baselines,
+            "submit_seconds_per_s": cpu["curvd"]["submit"] / max(cpu["curvd"]["wall"], 1e-9),
+            "cpu_per_s": {mode: {key: statistics.median(share[key] for share in a["shares"])
+                                 for key in ("trainer", "uploader", "other_threads")}
+                          for mode, a in cpu.items() if a["shares"]},
             "plan": f"sharpness (max_iterations {args.lanczos_iterations}) + hessian_trace "
                     f"({min(10, args.probes)}-{args.probes} probes), one plan"
                     if args.measure != "none" else "none (checkpoints stored only)",
@@ -314,7 +369,11 @@ def submit_cells(s):
 def training_cells(t):
     busy = (f", {t['baseline_segments_with_server_busy']} baseline segment(s) with the "
             f"server still busy" if t["baseline_segments_with_server_busy"] else "")
-    return (f"{t['curvd_steps_per_s']:.1f} steps/s",
+    shares = t.get("cpu_per_s", {})
+    where = "; ".join(f"{mode} CPU/s: trainer {c['trainer']:.2f}, uploader {c['uploader']:.2f}, "
+                      f"other {c['other_threads']:.2f}" for mode, c in shares.items())
+    where += f"; in submit {t['submit_seconds_per_s']:.3f} s/s" if shares else ""
+    return (f"{t['curvd_steps_per_s']:.1f} steps/s ({where})",
             f"{t['baseline_steps_per_s']:.1f} steps/s ({t['repetitions']} × "
             f"{t['steps_per_segment']} steps each{busy})",
             f"{t['ratio']:.3f} (min {t['min_ratio']:.3f})")
@@ -333,7 +392,9 @@ def markdown(result):
     rows = result["rows"]
     entries = [(f"submit latency, W1 (1.86 M parameters) on {result['device']}",
                 f"p90 < {SUBMIT_TARGET_MS:g} ms", submit_cells, rows.get("submit"))]
-    entries += [(f"grokking loop, submit every 10, server on {t['server']}",
+    config = (f"uploader {result.get('uploader', 'thread')}, measuring "
+              f"{result.get('measure', 'sharpness_trace')}")
+    entries += [(f"grokking loop, submit every 10, server on {t['server']} ({config})",
                  f"≥ {TRAINING_TARGET_RATIO:g}", training_cells, t)
                 for t in rows.get("training", [])]
     upload = rows.get("upload")
@@ -387,7 +448,8 @@ def main(argv=None):
               "protobuf_implementation": api_implementation.Type(),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
               "cpus": os.cpu_count(), "server_threads": args.server_threads,
-              "worker_nice": args.worker_nice, "measure": args.measure}
+              "worker_nice": args.worker_nice, "measure": args.measure,
+              "uploader": args.uploader}
     print(f"[client_speed] {json.dumps({k: v for k, v in result.items() if k != 'rows'})}",
           flush=True)
     start = time.perf_counter()

@@ -3,6 +3,7 @@ short training loop under every backpressure policy, results as a table, shards
 uploaded once, failures surfaced as warnings and rows."""
 
 import os
+import time
 import unittest
 import warnings
 
@@ -63,6 +64,43 @@ class PolicyTest(CurvdServerTest):
         self.assertTrue(run.close(timeout=60))
         self.assertEqual(run.stats["skipped"], 5)
         self.assertEqual(sorted(r["step"] for r in self.rows(run)), [0, 2, 4, 6, 8])
+
+
+class UploaderTest(CurvdServerTest):
+    def test_process_and_thread_uploaders_store_the_same_results(self):
+        values = {}
+        for uploader in ("process", "thread"):
+            run = self.client.run(f"uploader-{uploader}", mlp(), shard=regression_data(),
+                                  loss="mse", measure=KINDS, policy="block", every=3,
+                                  uploader=uploader)
+            self.assertEqual(run.uploader, uploader)
+            train(run, mlp(), regression_data(), steps=9)
+            if uploader == "process":
+                child = run._upload_process._process  # noqa: SLF001 - the child itself
+                self.assertIsNotNone(child, "the process uploader started no child")
+                self.assertNotEqual(child.pid, os.getpid())
+            self.assertTrue(run.close(timeout=60))
+            self.assertEqual(run.stats["processed"], 3, run.stats)
+            values[uploader] = {(r["step"], r["kind"]): r["value"] for r in self.rows(run)}
+        self.assertEqual(values["process"], values["thread"])
+        with self.assertRaisesRegex(ValueError, "uploader 'fork' is not one of process, thread"):
+            self.client.run("uploader-bad", mlp(), uploader="fork")
+
+    def test_a_killed_upload_process_is_restarted(self):
+        run = self.client.run("uploader-killed", mlp(), shard=regression_data(), loss="mse",
+                              measure=["sharpness"], policy="block", capacity=1)
+        model = mlp()
+        run.submit(0, model)
+        deadline = time.monotonic() + 60
+        while run.stats["processed"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child = run._upload_process._process  # noqa: SLF001 - a crash of the child
+        child.kill()
+        child.wait()
+        run.submit(1, model)
+        self.assertTrue(run.close(timeout=60))
+        self.assertEqual(run.stats["processed"], 2, run.stats)
+        self.assertEqual(sorted(r["step"] for r in self.rows(run)), [0, 1])
 
 
 class ResultsTest(CurvdServerTest):

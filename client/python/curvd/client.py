@@ -34,6 +34,13 @@ class Client:
         seconds between reconnection attempts to a server that went away (gRPC's
         own default, 120 s, would leave a restarted server unused for minutes)."""
         self.target = target
+        # The keyword arguments, for a copy of this client in another process.
+        self.options = dict(rpc_timeout=rpc_timeout, upload_timeout=upload_timeout,
+                            upload_attempts=upload_attempts, keepalive_time=keepalive_time,
+                            keepalive_timeout=keepalive_timeout,
+                            max_receive_message_bytes=max_receive_message_bytes,
+                            load_balancing_policy=load_balancing_policy,
+                            max_reconnect_backoff=max_reconnect_backoff)
         self.rpc_timeout = rpc_timeout
         self.upload_timeout = upload_timeout
         self.upload_attempts = upload_attempts
@@ -80,7 +87,8 @@ class Client:
 
     def run(self, run_id, model=None, *, shard=None, loss="cross_entropy",
             measure=None, every=1, policy="coalesce", capacity=8,
-            example_input=None, settings=None, display_name="", measurement_timeout=1800.0):
+            example_input=None, settings=None, display_name="", measurement_timeout=1800.0,
+            uploader="process"):
         """Creates run `run_id` with `model`, or opens it when it exists with the
         same model (or `model` is None), and returns its curvd.Run.
 
@@ -102,6 +110,11 @@ class Client:
           capacity: the backpressure of pending checkpoints ("coalesce", "queue"
           or "block"; curvd.submit_queue). measurement_timeout: seconds a
           checkpoint's measurements may take before the uploader moves on.
+        uploader: where the uploads, the measurements' creation and the waits
+          for them run: "process" (default), a child process of the run's, so
+          that none of that work holds the trainer's interpreter (the GIL) while
+          it trains; "thread", the run's background thread in this process
+          (no child; its Python work competes with the training loop's).
 
         Raises ModelExportError for a module that cannot be exported, ValueError
         or TypeError for arguments curvd cannot use (an unknown kind or option),
@@ -111,7 +124,8 @@ class Client:
         run, specs, how = self.run_resource(run_id, model, shard=shard, loss=loss,
                                             measure=measure, example_input=example_input,
                                             settings=settings, display_name=display_name)
-        return Run(self, run, specs, every, policy, capacity, measurement_timeout, how)
+        return Run(self, run, specs, every, policy, capacity, measurement_timeout, how,
+                   uploader)
 
     def run_resource(self, run_id, model=None, *, shard=None, loss="cross_entropy",
                      measure=None, example_input=None, settings=None, display_name=""):

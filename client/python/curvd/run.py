@@ -1,10 +1,12 @@
 """A run as a trainer sees it: submit checkpoints from the training loop, read
 results. The mechanism: submit() snapshots the weights and queues them
-(submit_queue's policy); one background thread per run serialises each
-checkpoint to a safetensors state dict, uploads it (content-addressed, so
-unchanged weights cost no transfer), records the checkpoint, creates the run's
-measurements (request ids derived from run, step and spec, so retries are
-idempotent), and waits for them before taking the next checkpoint. So the queue
+(submit_queue's policy); one background thread per run takes each checkpoint
+and, in the run's child process (curvd.upload_process; or on the thread itself
+with uploader="thread"), serialises it to a safetensors state dict, uploads it
+(content-addressed, so unchanged weights cost no transfer), records the
+checkpoint, creates the run's measurements (request ids derived from run, step
+and spec, so retries are idempotent), and waits for them before taking the
+next checkpoint. So the queue
 drains at the pace the server measures, and the policy decides what is kept
 meanwhile. Every checkpoint is weights only: the run's model (its TorchScript
 archive or zoo architecture) was registered once, at creation.
@@ -21,12 +23,16 @@ from curvd.checkpoint_measurement import measure, record_checkpoint
 from curvd.errors import CurvdWarning, is_transient
 from curvd.measurement_specs import kind_name, request_id
 from curvd.submit_queue import SubmitQueue
+from curvd.upload_process import UploadProcess
 from curvd.v1 import resources_pb2
 from curvd.weights_snapshot import PinnedBufferPool, WeightsSnapshot
 
 log = logging.getLogger("curvd")
 
 _MAX_BACKOFF_SECONDS = 2.0
+
+# Where a run's uploads run (Client.run's `uploader`).
+UPLOADERS = ("process", "thread")
 
 
 class _Pending:
@@ -43,10 +49,13 @@ class Run:
     one training thread; results(), watch() and stats from any thread."""
 
     def __init__(self, client, run, specs, every, policy, capacity, measurement_timeout,
-                 model_export):
+                 model_export, uploader="process"):
         """Client.run() makes runs: `run` is the server's Run, `specs` the
-        MeasurementSpecs of every checkpoint; the rest as Client.run() has them.
-        Starts the run's background thread."""
+        MeasurementSpecs of every checkpoint; the rest as Client.run() has them
+        (ValueError for an unknown `uploader`). Starts the run's background
+        thread."""
+        if uploader not in UPLOADERS:
+            raise ValueError(f"uploader '{uploader}' is not one of {', '.join(UPLOADERS)}")
         self._client = client
         self.name = run.name
         self.run_id = run.name.split("/", 1)[1]
@@ -56,6 +65,11 @@ class Run:
         self._specs = specs
         self._every = max(1, int(every))
         self._measurement_timeout = measurement_timeout
+        self.uploader = uploader
+        self._upload_process = None
+        if uploader == "process":
+            self._upload_process = UploadProcess(client.target, client.options, self.name,
+                                                 self.run_id, specs, measurement_timeout)
         self._queue = SubmitQueue(policy, capacity)
         self._pool = PinnedBufferPool()
         self._stop = threading.Event()
@@ -220,6 +234,8 @@ class Run:
                 self._server_back()
                 backoff = 0.1
         finally:
+            if self._upload_process is not None:
+                self._upload_process.close(kill=self._stop.is_set())
             with self._cond:
                 self._finished = True
                 self._cond.notify_all()
@@ -246,13 +262,23 @@ class Run:
         train_loss = item.train_loss
         if "train_loss" in extra:
             train_loss = float(extra["train_loss"])
-        checkpoint = record_checkpoint(
-            self._client, self.name, item.step, safetensors_format.encode_parts(state),
-            resources_pb2.CHECKPOINT_FORMAT_SAFETENSORS, train_loss)
-        ids = [request_id(self.run_id, item.step, spec) for spec in self._specs]
-        for measurement in measure(self._client, checkpoint.name, self._specs, ids,
-                                   self._measurement_timeout, self._stop):
+        if self._upload_process is not None:
+            measurements = self._upload_process.checkpoint(item.step, state, train_loss,
+                                                           self._stop)
+        else:
+            measurements = self._measure_here(item.step, state, train_loss)
+        for measurement in measurements:
             self._arrive(measurement, {item.step: train_loss})
+
+    def _measure_here(self, step, state, train_loss):
+        """The checkpoint's way through the server on this thread: yields each
+        finished Measurement."""
+        checkpoint = record_checkpoint(
+            self._client, self.name, step, safetensors_format.encode_parts(state),
+            resources_pb2.CHECKPOINT_FORMAT_SAFETENSORS, train_loss)
+        ids = [request_id(self.run_id, step, spec) for spec in self._specs]
+        yield from measure(self._client, checkpoint.name, self._specs, ids,
+                           self._measurement_timeout, self._stop)
 
     def _arrive(self, measurement, train_losses):
         rows = results_table.measurement_rows(measurement, self.run_id, train_losses)

@@ -29,6 +29,35 @@ def tensor_bytes(tensor):
     return memoryview(flat.numpy()).cast("B")
 
 
+def encode_header(entries, metadata=None):
+    """The header piece of a safetensors file (length prefix, JSON, padding)
+    whose tensors are `entries`, (name, dtype string, shape, byte count) in file
+    order, their bytes following it back to back."""
+    header = {}
+    offset = 0
+    for name, dtype, shape, nbytes in entries:
+        header[name] = {"dtype": dtype, "shape": list(shape),
+                        "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text
+
+
+def dtype_name(name, tensor):
+    """The safetensors dtype string of CPU tensor `tensor` (called `name` in
+    errors); TypeError for a tensor elsewhere or of a dtype safetensors lacks."""
+    if tensor.device.type != "cpu":
+        raise TypeError(f"safetensors: tensor '{name}' is on {tensor.device}, not the CPU")
+    dtype = DTYPE_NAMES.get(tensor.dtype)
+    if dtype is None:
+        raise TypeError(f"safetensors: tensor '{name}' has dtype {tensor.dtype}, "
+                        f"which safetensors cannot hold")
+    return dtype
+
+
 def encode_parts(tensors, metadata=None):
     """The safetensors file of `tensors` (a mapping of name to CPU tensor) as a
     list of bytes-like pieces to concatenate: the header, then each tensor's
@@ -39,26 +68,13 @@ def encode_parts(tensors, metadata=None):
     into "__metadata__". Raises TypeError for a tensor not on the CPU or of a
     dtype safetensors has no name for.
     """
-    header = {}
-    chunks = []
-    offset = 0
+    entries, chunks = [], []
     for name, tensor in tensors.items():
-        if tensor.device.type != "cpu":
-            raise TypeError(f"safetensors: tensor '{name}' is on {tensor.device}, not the CPU")
-        dtype = DTYPE_NAMES.get(tensor.dtype)
-        if dtype is None:
-            raise TypeError(f"safetensors: tensor '{name}' has dtype {tensor.dtype}, "
-                            f"which safetensors cannot hold")
+        dtype = dtype_name(name, tensor)
         data = tensor_bytes(tensor)
-        header[name] = {"dtype": dtype, "shape": list(tensor.shape),
-                        "data_offsets": [offset, offset + data.nbytes]}
+        entries.append((name, dtype, tensor.shape, data.nbytes))
         chunks.append(data)
-        offset += data.nbytes
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    return [struct.pack("<Q", len(text)) + text, *chunks]
+    return [encode_header(entries, metadata), *chunks]
 
 
 def encode(tensors, metadata=None):

@@ -1,0 +1,192 @@
+"""A run's uploads in a child process of their own, so that the trainer's
+interpreter never runs them.
+
+Why: a torch op releases the GIL while it runs, so every other thread of the
+trainer's process that wants the interpreter takes it at the next op and the
+training loop waits until it is given back. A CUDA training step is mostly
+launches of short ops, so an uploader thread's Python (gRPC calls, protobuf,
+the watch stream's messages) slows it in proportion. In a child process that
+work has an interpreter of its own; the trainer's process keeps only the
+weights' hand-over: a copy into a shared-memory file and a small message on a
+pipe.
+
+The parent's side, UploadProcess, is used by one thread at a time (the run's
+background thread). The child (`python -m curvd.upload_worker`, not
+multiprocessing's spawn, which would import the trainer's __main__ again)
+reads one command at a time from its pipe and answers on the other:
+  ("checkpoint", step, train_loss, path, entries) -> ("measurement", bytes)...,
+      then ("done",), ("transient", code name, details) or ("error", message,
+      code name or None)
+  ("exit",) or the pipe closing -> it exits.
+"""
+
+import mmap
+import os
+import subprocess
+import sys
+import tempfile
+from multiprocessing.connection import Connection
+
+import grpc
+
+from curvd.errors import CurvdError
+
+# Seconds the child gets to start and answer an exit before it is killed.
+_EXIT_SECONDS = 5.0
+
+
+class RemoteRpcError(grpc.RpcError):
+    """A transport failure the child met, as the grpc.RpcError it was (code()
+    and details()), so that the run treats it as it would its own."""
+
+    def __init__(self, code, details):
+        super().__init__(details)
+        self._code = code
+        self._details = details
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+
+class UploadProcess:
+    """The child process of one run, started at the first checkpoint."""
+
+    def __init__(self, target, client_options, run_name, run_id, specs, measurement_timeout):
+        """`target` and `client_options` make the child's Client (as
+        Client(target, **client_options)); `specs` are the run's
+        MeasurementSpecs; the rest as the Run has them."""
+        self._arguments = (target, client_options, run_name, run_id,
+                           [spec.SerializeToString() for spec in specs], measurement_timeout)
+        self._process = None
+        self._commands = None
+        self._replies = None
+        self._buffer = None  # (path, mmap, size) of the shared-memory file
+
+    def checkpoint(self, step, state, train_loss, stop):
+        """Hands `state` (a mapping of name to contiguous CPU tensor, in file
+        order) of `step` to the child, which uploads it, records the
+        checkpoint and measures it; yields each finished Measurement. Raises
+        RemoteRpcError for a transport failure (the same call may succeed
+        later), CurvdError for a refusal, for a child that died (restarted at
+        the next checkpoint) and, with code CANCELLED, once `stop` (a
+        threading.Event) is set: the child is then stopped."""
+        import torch  # the parent has it; the child never needs this path
+
+        from curvd import safetensors_format
+
+        entries = [(name, safetensors_format.dtype_name(name, tensor), list(tensor.shape),
+                    tensor.numel() * tensor.element_size()) for name, tensor in state.items()]
+        buffer = self._shared(sum(entry[3] for entry in entries))
+        offset = 0
+        for tensor, (_, _, _, nbytes) in zip(state.values(), entries):
+            if nbytes:
+                buffer[offset:offset + nbytes].copy_(tensor.reshape(-1).view(torch.uint8))
+            offset += nbytes
+        self._start()
+        self._send(("checkpoint", step, train_loss, self._buffer[0], entries))
+        while True:
+            while not self._replies.poll(0.2):
+                if stop.is_set():
+                    self._stop_child(kill=True)
+                    raise CurvdError("stopped waiting for the upload process",
+                                     grpc.StatusCode.CANCELLED)
+                if self._process.poll() is not None:
+                    break
+            reply = self._receive()
+            if reply[0] == "measurement":
+                from curvd.v1 import resources_pb2
+                yield resources_pb2.Measurement.FromString(reply[1])
+            elif reply[0] == "done":
+                return
+            elif reply[0] == "transient":
+                raise RemoteRpcError(grpc.StatusCode[reply[1]], reply[2])
+            else:
+                raise CurvdError(reply[1], grpc.StatusCode[reply[2]] if reply[2] else None)
+
+    def close(self, kill=False):
+        """Stops the child (asked to exit, killed if it does not within a few
+        seconds, or at once with `kill`) and removes the shared-memory file.
+        Idempotent."""
+        self._stop_child(kill)
+        self._drop_buffer()
+
+    def _stop_child(self, kill):
+        if self._process is None:
+            return
+        if not kill:
+            try:
+                self._commands.send(("exit",))
+                self._process.wait(_EXIT_SECONDS)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._commands.close()
+        self._replies.close()
+        self._process = None
+
+    def _drop_buffer(self):
+        if self._buffer is not None:
+            self._buffer[1].close()
+            os.unlink(self._buffer[0])
+            self._buffer = None
+
+    def _shared(self, size):
+        """A writable uint8 tensor over a shared-memory file of at least `size`
+        bytes, kept from one checkpoint to the next while it is large enough."""
+        import torch
+
+        if self._buffer is None or self._buffer[2] < size:
+            self._drop_buffer()
+            directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            fd, path = tempfile.mkstemp(prefix="curvd-checkpoint-", dir=directory)
+            try:
+                os.ftruncate(fd, max(size, 1))
+                mapped = mmap.mmap(fd, max(size, 1))
+            finally:
+                os.close(fd)
+            self._buffer = (path, mapped, size)
+        return torch.frombuffer(self._buffer[1], dtype=torch.uint8, count=self._buffer[2])
+
+    def _start(self):
+        if self._process is not None and self._process.poll() is None:
+            return
+        self._stop_child(kill=True)  # a child that died
+        command_read, command_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "curvd.upload_worker", str(command_read),
+                 str(reply_write)], pass_fds=(command_read, reply_write), env=env,
+                stdin=subprocess.DEVNULL)
+        finally:
+            os.close(command_read)
+            os.close(reply_write)
+        self._commands = Connection(command_write, readable=False)
+        self._replies = Connection(reply_read, writable=False)
+        self._send(("start", *self._arguments))
+
+    def _send(self, message):
+        try:
+            self._commands.send(message)
+        except OSError as error:
+            self._stop_child(kill=True)
+            raise CurvdError(f"the upload process is gone ({error}); it restarts at the "
+                             f"next checkpoint") from error
+
+    def _receive(self):
+        try:
+            return self._replies.recv()
+        except (EOFError, OSError) as error:
+            code = self._process.poll() if self._process is not None else None
+            self._stop_child(kill=True)
+            raise CurvdError(f"the upload process exited (status {code}); it restarts at "
+                             f"the next checkpoint") from error

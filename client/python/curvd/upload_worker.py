@@ -1,0 +1,68 @@
+"""The child process of curvd.upload_process (its protocol is described there):
+`python -m curvd.upload_worker COMMAND_FD REPLY_FD`, started by UploadProcess.
+"""
+
+import mmap
+import sys
+from multiprocessing.connection import Connection
+
+import grpc
+
+from curvd import safetensors_format
+from curvd.checkpoint_measurement import measure, record_checkpoint
+from curvd.client import Client
+from curvd.errors import is_transient
+from curvd.measurement_specs import request_id
+from curvd.v1 import resources_pb2
+
+
+def serve(commands, replies):
+    """The child's loop over Connections `commands` and `replies`: the "start"
+    command, then checkpoints until "exit" or the pipe closes."""
+    _, target, client_options, run_name, run_id, spec_bytes, timeout = commands.recv()
+    client = Client(target, **client_options)
+    specs = [resources_pb2.MeasurementSpec.FromString(b) for b in spec_bytes]
+    mapped = {}  # path -> mmap of the parent's shared-memory file
+    try:
+        while True:
+            try:
+                command = commands.recv()
+            except EOFError:
+                return
+            if command[0] == "exit":
+                return
+            _, step, train_loss, path, entries = command
+            if path not in mapped:
+                with open(path, "rb") as f:
+                    mapped[path] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            data = memoryview(mapped[path])
+            pieces, offset = [safetensors_format.encode_header(entries)], 0
+            for _, _, _, nbytes in entries:
+                pieces.append(data[offset:offset + nbytes])
+                offset += nbytes
+            try:
+                checkpoint = record_checkpoint(client, run_name, step, pieces,
+                                               resources_pb2.CHECKPOINT_FORMAT_SAFETENSORS,
+                                               train_loss)
+                ids = [request_id(run_id, step, spec) for spec in specs]
+                for measurement in measure(client, checkpoint.name, specs, ids, timeout):
+                    replies.send(("measurement", measurement.SerializeToString()))
+                replies.send(("done",))
+            except Exception as error:  # noqa: BLE001 - every failure goes back to the run
+                if is_transient(error):
+                    replies.send(("transient", error.code().name, error.details()))
+                else:
+                    code = getattr(error, "code", None)
+                    replies.send(("error", str(error),
+                                  code.name if isinstance(code, grpc.StatusCode) else None))
+            finally:
+                del pieces, data
+    finally:
+        # The maps go with the process (a memoryview gRPC still holds would
+        # make closing them raise).
+        client.close()
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1]), writable=False),
+           Connection(int(sys.argv[2]), readable=False))
