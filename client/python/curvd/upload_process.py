@@ -73,18 +73,7 @@ class UploadProcess:
         later), CurvdError for a refusal, for a child that died (restarted at
         the next checkpoint) and, with code CANCELLED, once `stop` (a
         threading.Event) is set: the child is then stopped."""
-        import torch  # the parent has it; the child never needs this path
-
-        from curvd import safetensors_format
-
-        entries = [(name, safetensors_format.dtype_name(name, tensor), list(tensor.shape),
-                    tensor.numel() * tensor.element_size()) for name, tensor in state.items()]
-        buffer = self._shared(sum(entry[3] for entry in entries))
-        offset = 0
-        for tensor, (_, _, _, nbytes) in zip(state.values(), entries):
-            if nbytes:
-                buffer[offset:offset + nbytes].copy_(tensor.reshape(-1).view(torch.uint8))
-            offset += nbytes
+        entries = self._hand_over(state)
         self._start()
         self._send(("checkpoint", step, train_loss, self._buffer[0], entries))
         while True:
@@ -105,6 +94,28 @@ class UploadProcess:
                 raise RemoteRpcError(grpc.StatusCode[reply[1]], reply[2])
             else:
                 raise CurvdError(reply[1], grpc.StatusCode[reply[2]] if reply[2] else None)
+
+    def _hand_over(self, state):
+        """Copies `state` into the shared-memory file, back to back in order;
+        returns its entries (name, dtype string, shape, byte count). No view of
+        the file outlives the call, so the file can be closed at any time."""
+        import numpy  # the parent's torch has it; the child never needs this path
+
+        from curvd import safetensors_format
+
+        entries = [(name, safetensors_format.dtype_name(name, tensor), list(tensor.shape),
+                    tensor.numel() * tensor.element_size()) for name, tensor in state.items()]
+        buffer = self._shared(sum(entry[3] for entry in entries))
+        # numpy's copy: one thread, the GIL released while it copies. torch's
+        # copy_ would wake its intra-op threads, which spin on the cores the
+        # training loop needs.
+        offset = 0
+        for tensor, (_, _, _, nbytes) in zip(state.values(), entries):
+            if nbytes:
+                numpy.copyto(buffer[offset:offset + nbytes], numpy.frombuffer(
+                    safetensors_format.tensor_bytes(tensor), dtype=numpy.uint8))
+            offset += nbytes
+        return entries
 
     def close(self, kill=False):
         """Stops the child (asked to exit, killed if it does not within a few
@@ -136,9 +147,10 @@ class UploadProcess:
             self._buffer = None
 
     def _shared(self, size):
-        """A writable uint8 tensor over a shared-memory file of at least `size`
-        bytes, kept from one checkpoint to the next while it is large enough."""
-        import torch
+        """A writable uint8 numpy array over a shared-memory file of at least
+        `size` bytes, kept from one checkpoint to the next while it is large
+        enough."""
+        import numpy
 
         if self._buffer is None or self._buffer[2] < size:
             self._drop_buffer()
@@ -150,7 +162,7 @@ class UploadProcess:
             finally:
                 os.close(fd)
             self._buffer = (path, mapped, size)
-        return torch.frombuffer(self._buffer[1], dtype=torch.uint8, count=self._buffer[2])
+        return numpy.frombuffer(self._buffer[1], dtype=numpy.uint8, count=self._buffer[2])
 
     def _start(self):
         if self._process is not None and self._process.poll() is None:
