@@ -890,20 +890,16 @@ std::vector<int64_t> GopIndicesChecksum(const WorkloadSpec& w, int64_t n) {
   return {sum, weighted};
 }
 
-// The estimated time of a gop measurement of `n` samples from one of `n0`
-// that took `seconds` by `path`. The generic path computes N per-sample
+// The estimated time of a generic-path gop measurement of `n` samples from
+// one of `n0` that took `seconds`. The generic path computes N per-sample
 // gradients when N x M fits max_gradient_floats, else about N + N^2 / (2c)
-// with c = max_gradient_floats / (2M) (core/measurements/gop.h), and its
-// time is about proportional to that count; any other path is taken as
-// quadratic in N (its Gram matrices), which overestimates where the
-// per-sample work, linear in N, dominates.
-double GopEstimateSeconds(const std::string& path, int64_t num_parameters,
-                          int64_t n0, double seconds, int64_t n) {
-  if (path != "generic") {
-    const double ratio = static_cast<double>(n) / static_cast<double>(n0);
-    return seconds * ratio * ratio;
-  }
-  const double cap = static_cast<double>(core::GopOptions{}.max_gradient_floats);
+// with c = max_gradient_floats / (2M) (core/measurements/gop.h), and its time
+// is about proportional to that count (the pilot's fixed costs make it an
+// overestimate).
+double GenericGopEstimateSeconds(int64_t num_parameters, int64_t n0,
+                                 double seconds, int64_t n) {
+  const double cap =
+      static_cast<double>(core::GopOptions{}.max_gradient_floats);
   const double m = static_cast<double>(num_parameters);
   auto passes = [&](int64_t samples) {
     const double count = static_cast<double>(samples);
@@ -954,14 +950,31 @@ json GopResultJson(const core::GopResult& r) {
   return out;
 }
 
+// One gop measurement of `n` samples on `model`, between two device
+// synchronisations: its seconds and its result.
+absl::StatusOr<std::pair<double, core::GopResult>> GopOnce(
+    const Context& ctx, const WorkloadSpec& w, const core::ModelSource& model,
+    int64_t n) {
+  ctx.timer.Sync();
+  const Clock::time_point t0 = Clock::now();
+  CURVD_ASSIGN_OR_RETURN(core::MeasurementResult result,
+                         Measure(ctx, model, w, GopRequest(w, n)));
+  ctx.timer.Sync();
+  return std::make_pair(
+      std::chrono::duration<double>(Clock::now() - t0).count(),
+      Of<core::GopMethod>(result));
+}
+
 // The workload's GOP run on `model` through Engine::Measure into out[key]:
-// one untimed 2-probe measurement loads model and shard, the pilot at the
-// ladder's smallest N (timed once, also the warm-up of the kind), then the
-// largest N of the ladder whose estimate (GopEstimateSeconds from the
-// pilot) fits --gop_budget_seconds, timed (at least 3 repeats when the
-// estimate is under a third of the budget, else 1; until 4 s or 15) with the
-// device's peak memory over the repeats. The row says when and why it ran
-// at less than the manifest's N.
+// one untimed 2-probe measurement loads model and shard, then the pilot at
+// the ladder's smallest N (timed once; the kind's warm-up). The N measured is
+// the largest of the ladder whose estimated time fits --gop_budget_seconds:
+// for the generic path GenericGopEstimateSeconds from the pilot; for any
+// other (a fast path, whose small-N time is mostly fixed costs) the ladder is
+// climbed, each N run once and the next estimated as quadratic in N from it.
+// Then N is timed (at least 3 repeats when its estimate is under a third of
+// the budget, else 1; until 4 s or 15), with the device's peak memory over
+// the repeats. The row says when and why it ran at less than the manifest's N.
 absl::Status BenchGopRow(const Context& ctx, const WorkloadSpec& w,
                          const core::ModelSource& model, const std::string& key,
                          json& out) {
@@ -969,41 +982,46 @@ absl::Status BenchGopRow(const Context& ctx, const WorkloadSpec& w,
       Measure(ctx, model, w,
               TraceRequest(w, kWarmupProbes, core::Precision::kFloat32))
           .status());
-  const std::vector<int64_t>& ladder = w.gop->ladder;
-  const int64_t n0 = ladder.back();
-  ctx.timer.Sync();
-  const Clock::time_point t0 = Clock::now();
-  CURVD_ASSIGN_OR_RETURN(core::MeasurementResult pilot,
-                         Measure(ctx, model, w, GopRequest(w, n0)));
-  ctx.timer.Sync();
-  const double pilot_s =
-      std::chrono::duration<double>(Clock::now() - t0).count();
-  const core::GopResult& pilot_gop = Of<core::GopMethod>(pilot);
+  const std::vector<int64_t>& ladder = w.gop->ladder;  // descending
   const double budget = absl::GetFlag(FLAGS_gop_budget_seconds);
+  int64_t n = ladder.back();
+  CURVD_ASSIGN_OR_RETURN(auto pilot, GopOnce(ctx, w, model, n));
+  const std::string path = pilot.second.path;
   json row{{"requested_num_samples", w.gop->num_samples},
-           {"pilot", {{"num_samples", n0},
-                      {"seconds", pilot_s},
-                      {"path", pilot_gop.path}}},
+           {"pilot", {{"num_samples", n}, {"seconds", pilot.first}}},
            {"budget_seconds", budget}};
-  int64_t n = n0;
-  double estimate = pilot_s;
-  for (int64_t candidate : ladder) {
-    const double s = GopEstimateSeconds(
-        pilot_gop.path, pilot_gop.num_parameters, n0, pilot_s, candidate);
-    row["estimated_seconds"][std::to_string(candidate)] = s;
-    if (candidate > n && (s <= budget || candidate == n0)) {
-      n = candidate;
+  json& estimates = row["estimated_seconds"];
+  double estimate = pilot.first;
+  if (path == "generic") {
+    for (auto it = ladder.rbegin() + 1; it != ladder.rend(); ++it) {
+      const double s = GenericGopEstimateSeconds(
+          pilot.second.num_parameters, ladder.back(), pilot.first, *it);
+      estimates[std::to_string(*it)] = s;
+      if (s > budget) break;
+      n = *it;
       estimate = s;
+    }
+  } else {
+    double seconds = pilot.first;
+    for (auto it = ladder.rbegin() + 1; it != ladder.rend(); ++it) {
+      const double ratio = static_cast<double>(*it) / static_cast<double>(n);
+      const double s = seconds * ratio * ratio;
+      estimates[std::to_string(*it)] = s;
+      if (s > budget) break;
+      CURVD_ASSIGN_OR_RETURN(auto step, GopOnce(ctx, w, model, *it));
+      row["climb"][std::to_string(*it)] = step.first;
+      n = *it;
+      seconds = estimate = step.first;
     }
   }
   if (n < w.gop->num_samples) {
+    const std::string next = std::to_string(
+        *std::find_if(ladder.rbegin(), ladder.rend(),
+                      [&](int64_t candidate) { return candidate > n; }));
     row["reduced"] = absl::StrFormat(
-        "%s path: estimated %.0f s at N = %d > --gop_budget_seconds %g; run "
+        "%s path: estimated %.3g s at N = %s > --gop_budget_seconds %g; run "
         "at N = %d",
-        pilot_gop.path,
-        row["estimated_seconds"][std::to_string(w.gop->num_samples)]
-            .get<double>(),
-        w.gop->num_samples, budget, n);
+        path, estimates[next].get<double>(), next, budget, n);
   }
   const core::MeasurementRequest request = GopRequest(w, n);
   const Plan plan = ctx.slow.max_repeats == 1

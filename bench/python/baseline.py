@@ -380,14 +380,25 @@ def spectrum_metrics(gram: torch.Tensor, size: int, top_k: int) -> Dict:
 
 
 def gop_baseline(problem: Problem, take: torch.Tensor, groups: List[tuple],
-                 chunk: int, top_k: int, transforms) -> Dict:
+                 chunk: int, top_k: int, transforms, phases: Dict) -> Dict:
     """The empirical Fisher's GOP of the samples `take` as a careful
     researcher writes it in plain PyTorch: per_sample_gradients (float32),
     then per parameter group its Gram matrix G_l G_l^T in float64 (columns in
     blocks of at most 2^27 float64 entries), the whole-model Gram their sum,
     and for each spectrum_metrics of K / N; the trace shares and the
-    per-sample gradient norms' mean and quantiles."""
+    per-sample gradient norms' mean and quantiles. `phases` gets the ms of
+    the per-sample gradients, the Gram matrices and the rest (eigvalsh and
+    the metrics), a device synchronisation after each of the first two."""
+    def lap(key: str, since: float) -> float:
+        if problem.device.type == "cuda":
+            torch.cuda.synchronize(problem.device)
+        now = time.perf_counter()
+        phases[key] = 1e3 * (now - since)
+        return now
+
+    start = time.perf_counter()
     g = per_sample_gradients(problem, take, chunk, transforms)
+    start = lap("per_sample_gradients_ms", start)
     n = take.numel()
     block = max(1, (1 << 27) // n)
     grams = []
@@ -399,6 +410,7 @@ def gop_baseline(problem: Problem, take: torch.Tensor, groups: List[tuple],
         grams.append(k)
     del g
     whole = torch.stack(grams).sum(0)
+    start = lap("gram_ms", start)
     result = spectrum_metrics(whole / n, problem.n, top_k)
     result["layers"] = []
     for (name, _, size), k in zip(groups, grams):
@@ -413,6 +425,7 @@ def gop_baseline(problem: Problem, take: torch.Tensor, groups: List[tuple],
         "quantiles": torch.quantile(
             norms, torch.tensor(levels, dtype=norms.dtype,
                                 device=norms.device)).tolist()}
+    lap("eigvalsh_and_metrics_ms", start)
     return result
 
 
@@ -423,7 +436,8 @@ def time_gop(w: wl.Workload, problem: Problem, run: Dict, timer: Timer,
     gradient over the same N samples (the workload's micro-batches), each
     with the device's peak memory during it (max_memory_allocated after a
     reset; null on the CPU) and what was allocated before it (model, shard).
-    One untimed gop_baseline at the smallest N first."""
+    One untimed gop_baseline at the smallest N first; the phases of each N's
+    last timed run (gop_baseline's) beside it."""
     chunk = max(1, min(run["num_samples"], (1 << 29) // problem.n))
     groups = parameter_groups(problem.model)
     cuda = problem.device.type == "cuda"
@@ -444,13 +458,15 @@ def time_gop(w: wl.Workload, problem: Problem, run: Dict, timer: Timer,
         return gop_sample_indices(w.num_samples, n, run["seed"])
 
     gop_baseline(problem, take_of(run["ladder"][-1]).to(problem.device), groups,
-                 chunk, run["top_k"], transforms)
+                 chunk, run["top_k"], transforms, {})
     for n in run["ladder"]:
         take = take_of(n)
         on_device = take.to(problem.device)
+        phases: Dict = {}
         record = measured(lambda: gop_baseline(problem, on_device, groups, chunk,
-                                               run["top_k"], transforms))
+                                               run["top_k"], transforms, phases))
         record.update(record.pop("result"))
+        record["phases_of_last_run"] = phases
         record["num_samples"] = n
         record["indices_checksum"] = indices_checksum(take.tolist())
         subset = Problem(dataclasses.replace(w, inputs=w.inputs[take],
@@ -598,7 +614,7 @@ def main() -> int:
             try:
                 r["gop"] = time_gop(w, problem, entry["gop"], timer, gop_plan,
                                     transforms)
-            except RuntimeError as e:  # out of memory, an op vmap lacks
+            except (RuntimeError, NotImplementedError) as e:  # out of memory, an op vmap lacks
                 r["gop"] = {"run": entry["gop"], "error": f"{type(e).__name__}: {e}"}
             print_gop(w.name, r["gop"])
         r["wall_s"] = time.perf_counter() - t_start
