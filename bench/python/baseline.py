@@ -11,12 +11,19 @@ quantity is that of the whole shard. For the LLC (issue 12), on the workloads
 with an LLC run in the manifest: one forward and backward of a sampler batch,
 and one chain of SGLD as a Python loop (devinterp's update, per parameter
 tensor, loss.item() every step) for as many steps as curvd's chains take.
+For the GOP rows (issue 14), on the workloads with a GOP run in the
+manifest and at each N of its ladder: the empirical Fisher of curvd's subset
+of N samples as a careful researcher writes it (torch.func's vmap over grad
+of a functional_call, chunked; functorch's on PyTorch 1.13), the Gram matrices
+in float64, eigvalsh and every metric, per layer; and one plain full-shard
+gradient over the same N samples; with the device's peak memory.
 
 Method: CUDA synchronisation around every timed region (perf_counter between
 two torch.cuda.synchronize()), warm-up runs first, the median of repeats. TF32
 is off, as in curvd's engine, so both compute in IEEE float32.
 
 Usage: baseline.py --out DIR [--device cuda|cpu] [--smoke] [--workloads W1,W3]
+                   [--gop on|off|only]
 Writes DIR/manifest.json, DIR/W*.pt, DIR/W*.safetensors, DIR/W1.zoo.safetensors
 (for curvd_bench),
 DIR/W*.check.safetensors (a probe vector v, H v and the gradient, which

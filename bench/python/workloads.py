@@ -7,7 +7,8 @@ directory: the model as a TorchScript archive, the shard as a safetensors file
 with `inputs` (float) and `targets` (int64 class indices), and manifest.json,
 which curvd_bench reads so that both sides measure the same things. W1's
 network is also written as a state dict of curvd's zoo MLP (NAME.zoo.safetensors,
-parameters fc{i}.weight / fc{i}.bias), for the LLC row of the batched chains.
+parameters fc{i}.weight / fc{i}.bias), for the LLC row of the batched chains
+and the GOP row of the zoo model.
 
 Importable with PyTorch 1.13 (Debian's python3, CPU) and 2.x; W2 needs
 torchvision and is left out without it. The safetensors files are written by
