@@ -944,9 +944,10 @@ json GopResultJson(const core::GopResult& r) {
     layers.push_back(std::move(entry));
   }
   out["layers"] = std::move(layers);
-  out["gradient_norms"] = json{{"mean", r.gradient_norms.mean},
-                               {"quantile_levels", r.gradient_norms.quantile_levels},
-                               {"quantiles", r.gradient_norms.quantiles}};
+  out["gradient_norms"] =
+      json{{"mean", r.gradient_norms.mean},
+           {"quantile_levels", r.gradient_norms.quantile_levels},
+           {"quantiles", r.gradient_norms.quantiles}};
   return out;
 }
 
@@ -1036,7 +1037,8 @@ absl::Status BenchGopRow(const Context& ctx, const WorkloadSpec& w,
   const std::optional<int64_t> before =
       curvd::bench::ResetPeakDeviceMemory(ctx.device);
   CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run, plan));
-  const std::optional<int64_t> peak = curvd::bench::PeakDeviceMemory(ctx.device);
+  const std::optional<int64_t> peak =
+      curvd::bench::PeakDeviceMemory(ctx.device);
   row.update(timing);
   row.update(GopResultJson(Of<core::GopMethod>(result)));
   row["indices_checksum"] = GopIndicesChecksum(w, n);
@@ -1050,7 +1052,8 @@ absl::Status BenchGopRow(const Context& ctx, const WorkloadSpec& w,
 // The GOP rows: gop_engine on the TorchScript archive, gop_zoo_engine on the
 // zoo MLP where the workload has one.
 absl::Status BenchGop(const Context& ctx, const WorkloadSpec& w, json& out) {
-  CURVD_RETURN_IF_ERROR(BenchGopRow(ctx, w, ModelSourceOf(w), "gop_engine", out));
+  CURVD_RETURN_IF_ERROR(
+      BenchGopRow(ctx, w, ModelSourceOf(w), "gop_engine", out));
   if (!w.zoo) return absl::OkStatus();
   return BenchGopRow(ctx, w, *w.zoo, "gop_zoo_engine", out);
 }

@@ -17,8 +17,8 @@ std::optional<c10::DeviceIndex> CudaIndex(const std::string& device) {
 
 // The allocated-bytes statistic of all pools together (small and large).
 const allocator::Stat& Allocated(const allocator::DeviceStats& stats) {
-  return stats.allocated_bytes[static_cast<size_t>(
-      allocator::StatType::AGGREGATE)];
+  return stats
+      .allocated_bytes[static_cast<size_t>(allocator::StatType::AGGREGATE)];
 }
 
 }  // namespace

@@ -621,7 +621,8 @@ def main() -> int:
             try:
                 r["gop"] = time_gop(w, problem, entry["gop"], timer, gop_plan,
                                     transforms)
-            except (RuntimeError, NotImplementedError) as e:  # out of memory, an op vmap lacks
+            # Out of memory, or an operation vmap lacks: the other rows go on.
+            except (RuntimeError, NotImplementedError) as e:
                 r["gop"] = {"run": entry["gop"], "error": f"{type(e).__name__}: {e}"}
             print_gop(w.name, r["gop"])
         r["wall_s"] = time.perf_counter() - t_start
