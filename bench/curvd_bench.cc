@@ -925,6 +925,8 @@ json GopMetricsJson(const core::GopMetrics& m) {
               {"stable_rank", m.stable_rank},
               {"condition_number", m.condition_number},
               {"log_pseudo_determinant", m.log_pseudo_determinant},
+              {"max_nonzero", m.max_nonzero},
+              {"min_nonzero", m.min_nonzero},
               {"mean_nonzero", m.mean_nonzero},
               {"std_nonzero", m.std_nonzero},
               {"mean_all", m.mean_all},
