@@ -17,6 +17,11 @@
 //            process on a loopback port, created and awaited with the C++
 //            client (file:// URIs under the export directory, nothing
 //            uploaded), timed from CreateMeasurement to the terminal state;
+//   GOP      the empirical Fisher's gop measurement (issue 14: all metrics,
+//            per layer) of the manifest's N samples on the archive and, where
+//            the workload has one, its zoo MLP, at a smaller N of the
+//            manifest's ladder when the estimate from the smallest exceeds
+//            --gop_budget_seconds; the path used and the device's peak memory;
 //   checks   curvd's gradient and H v against the ones Python computed
 //            (W*.check.safetensors), and the top-k eigenvalues against a
 //            float64 Lanczos of the engine on the same device (skipped when
@@ -50,6 +55,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "bench/device_memory.h"
 #include "client/curvd_client.h"
 #include "common/status_macros.h"
 #include "core/api/engine.h"
@@ -58,6 +64,7 @@
 #include "core/api/sources.h"
 #include "core/data/model.h"
 #include "core/data/shard.h"
+#include "core/measurements/gop.h"
 #include "core/objective/objective.h"
 #include "nlohmann/json.hpp"
 #include "server/disk_blob_store.h"
@@ -93,6 +100,13 @@ ABSL_FLAG(double, reference_budget_seconds, 45,
           "time exceeds this.");
 ABSL_FLAG(double, reference_tolerance, 1e-6,
           "Relative residual of the float64 reference Lanczos.");
+ABSL_FLAG(std::string, gop, "on",
+          "The GOP rows (issue 14): \"on\" after the others, \"off\", or "
+          "\"only\" (no other row, no gRPC server).");
+ABSL_FLAG(double, gop_budget_seconds, 30,
+          "A GOP row whose estimated time at the manifest's N exceeds this "
+          "runs at the largest N of the manifest's ladder that fits (the "
+          "smallest, its pilot, always runs).");
 
 namespace {
 
@@ -137,12 +151,23 @@ struct LlcRun {
   double n_beta = 0;
 };
 
+// A workload's GOP run (manifest.json's "gop"): N, the ladder N, N / 2, ...
+// (descending, the smallest the pilot), the subset's seed and top-k.
+struct GopRun {
+  int64_t num_samples = 0;
+  std::vector<int64_t> ladder;
+  uint64_t seed = 0;
+  int top_k = 10;
+};
+
 struct WorkloadSpec {
   std::string name;
   std::string description;
   std::string archive;
   std::string shard;
+  int64_t num_samples = 0;  // the shard's
   int64_t micro_batch_size = 0;
+  std::optional<GopRun> gop;  // none: no GOP rows
   std::optional<LlcRun> llc;  // none: no LLC rows
   // The same network as a zoo MLP with its exported state dict (manifest's
   // "zoo"); none: no zoo LLC rows.
@@ -832,6 +857,234 @@ absl::Status BenchReference(const Context& ctx, const WorkloadSpec& w,
   return absl::OkStatus();
 }
 
+// The GOP request of the bench: the empirical Fisher (per-sample,
+// uncentred) of `n` samples drawn by the run's seed, every metric, per layer,
+// the run's top-k, no eigenvectors (the baseline computes none).
+core::MeasurementRequest GopRequest(const WorkloadSpec& w, int64_t n) {
+  core::MeasurementRequest r = BaseRequest(w);
+  core::GopOptions& gop = r.Add<core::GopMethod>().options;
+  gop.variant = core::GopVariant::kEmpiricalFisher;
+  gop.num_samples = n;
+  gop.seed = w.gop->seed;
+  gop.per_layer = true;
+  gop.top_k = w.gop->top_k;
+  gop.eigenvectors = false;
+  return r;
+}
+
+// [sum of the indices, sum of (position + 1) * index] of the subset of `n`
+// samples curvd measures: baseline.py's indices_checksum of its own subset
+// must equal it for the two to compare.
+std::vector<int64_t> GopIndicesChecksum(const WorkloadSpec& w, int64_t n) {
+  core::GopOptions options;
+  options.num_samples = n;
+  options.seed = w.gop->seed;
+  const std::vector<int64_t> indices =
+      core::GopSampleIndices(options, w.num_samples);
+  int64_t sum = 0;
+  int64_t weighted = 0;
+  for (size_t k = 0; k < indices.size(); ++k) {
+    sum += indices[k];
+    weighted += static_cast<int64_t>(k + 1) * indices[k];
+  }
+  return {sum, weighted};
+}
+
+// The estimated time of a generic-path gop measurement of `n` samples from
+// one of `n0` that took `seconds`. The generic path computes N per-sample
+// gradients when N x M fits max_gradient_floats, else about N + N^2 / (2c)
+// with c = max_gradient_floats / (2M) (core/measurements/gop.h), and its time
+// is about proportional to that count (the pilot's fixed costs make it an
+// overestimate).
+double GenericGopEstimateSeconds(int64_t num_parameters, int64_t n0,
+                                 double seconds, int64_t n) {
+  const double cap =
+      static_cast<double>(core::GopOptions{}.max_gradient_floats);
+  const double m = static_cast<double>(num_parameters);
+  auto passes = [&](int64_t samples) {
+    const double count = static_cast<double>(samples);
+    if (count * m <= cap) return count;
+    const double chunk = std::max(1.0, std::floor(cap / (2 * m)));
+    return count + count * count / (2 * chunk);
+  };
+  return seconds * passes(n) / passes(n0);
+}
+
+// What a GOP row keeps of the whole model's metrics (and a layer's).
+json GopMetricsJson(const core::GopMetrics& m) {
+  return json{{"size", m.size},
+              {"top_eigenvalues", m.top_eigenvalues},
+              {"explained_variance", m.explained_variance},
+              {"trace", m.trace},
+              {"frobenius_norm", m.frobenius_norm},
+              {"spectral_norm", m.spectral_norm},
+              {"nuclear_norm", m.nuclear_norm},
+              {"rank", m.rank},
+              {"rank_tolerance", m.rank_tolerance},
+              {"effective_rank", m.effective_rank},
+              {"stable_rank", m.stable_rank},
+              {"condition_number", m.condition_number},
+              {"log_pseudo_determinant", m.log_pseudo_determinant},
+              {"max_nonzero", m.max_nonzero},
+              {"min_nonzero", m.min_nonzero},
+              {"mean_nonzero", m.mean_nonzero},
+              {"std_nonzero", m.std_nonzero},
+              {"mean_all", m.mean_all},
+              {"std_all", m.std_all}};
+}
+
+json GopResultJson(const core::GopResult& r) {
+  json out = GopMetricsJson(r.metrics);
+  out["path"] = r.path;
+  out["num_samples"] = r.num_samples;
+  out["num_parameters"] = r.num_parameters;
+  json layers = json::array();
+  for (const core::GopLayerResult& layer : r.layers) {
+    json entry = GopMetricsJson(layer.metrics);
+    entry["name"] = layer.name;
+    entry["trace_share"] = layer.trace_share;
+    layers.push_back(std::move(entry));
+  }
+  out["layers"] = std::move(layers);
+  out["gradient_norms"] =
+      json{{"mean", r.gradient_norms.mean},
+           {"quantile_levels", r.gradient_norms.quantile_levels},
+           {"quantiles", r.gradient_norms.quantiles}};
+  return out;
+}
+
+// One gop measurement of `n` samples on `model`, between two device
+// synchronisations: its seconds and its result.
+absl::StatusOr<std::pair<double, core::GopResult>> GopOnce(
+    const Context& ctx, const WorkloadSpec& w, const core::ModelSource& model,
+    int64_t n) {
+  ctx.timer.Sync();
+  const Clock::time_point t0 = Clock::now();
+  CURVD_ASSIGN_OR_RETURN(core::MeasurementResult result,
+                         Measure(ctx, model, w, GopRequest(w, n)));
+  ctx.timer.Sync();
+  return std::make_pair(
+      std::chrono::duration<double>(Clock::now() - t0).count(),
+      Of<core::GopMethod>(result));
+}
+
+// The workload's GOP run on `model` through Engine::Measure into out[key]:
+// one untimed 2-probe measurement loads model and shard, then the pilot at
+// the ladder's smallest N (timed once; the kind's warm-up). The N measured is
+// the largest of the ladder whose estimated time fits --gop_budget_seconds:
+// for the generic path GenericGopEstimateSeconds from the pilot; for any
+// other (a fast path, whose small-N time is mostly fixed costs) the ladder is
+// climbed, each N run once and the next estimated as quadratic in N from it.
+// Then N is timed (at least 3 repeats when its estimate is under a third of
+// the budget, else 1; until 4 s or 15), with the device's peak memory over
+// the repeats. The row says when and why it ran at less than the manifest's N.
+absl::Status BenchGopRow(const Context& ctx, const WorkloadSpec& w,
+                         const core::ModelSource& model, const std::string& key,
+                         json& out) {
+  CURVD_RETURN_IF_ERROR(
+      Measure(ctx, model, w,
+              TraceRequest(w, kWarmupProbes, core::Precision::kFloat32))
+          .status());
+  const std::vector<int64_t>& ladder = w.gop->ladder;  // descending
+  const double budget = absl::GetFlag(FLAGS_gop_budget_seconds);
+  int64_t n = ladder.back();
+  CURVD_ASSIGN_OR_RETURN(auto pilot, GopOnce(ctx, w, model, n));
+  const std::string path = pilot.second.path;
+  json row{{"requested_num_samples", w.gop->num_samples},
+           {"pilot", {{"num_samples", n}, {"seconds", pilot.first}}},
+           {"budget_seconds", budget}};
+  json& estimates = row["estimated_seconds"];
+  double estimate = pilot.first;
+  if (path == "generic") {
+    for (auto it = ladder.rbegin() + 1; it != ladder.rend(); ++it) {
+      const double s = GenericGopEstimateSeconds(
+          pilot.second.num_parameters, ladder.back(), pilot.first, *it);
+      estimates[std::to_string(*it)] = s;
+      if (s > budget) break;
+      n = *it;
+      estimate = s;
+    }
+  } else {
+    double seconds = pilot.first;
+    for (auto it = ladder.rbegin() + 1; it != ladder.rend(); ++it) {
+      const double ratio = static_cast<double>(*it) / static_cast<double>(n);
+      const double s = seconds * ratio * ratio;
+      estimates[std::to_string(*it)] = s;
+      if (s > budget) break;
+      CURVD_ASSIGN_OR_RETURN(auto step, GopOnce(ctx, w, model, *it));
+      row["climb"][std::to_string(*it)] = step.first;
+      n = *it;
+      seconds = estimate = step.first;
+    }
+  }
+  if (n < w.gop->num_samples) {
+    const std::string next = std::to_string(
+        *std::find_if(ladder.rbegin(), ladder.rend(),
+                      [&](int64_t candidate) { return candidate > n; }));
+    row["reduced"] = absl::StrFormat(
+        "%s path: estimated %.3g s at N = %s > --gop_budget_seconds %g; run "
+        "at N = %d",
+        path, estimates[next].get<double>(), next, budget, n);
+  }
+  const core::MeasurementRequest request = GopRequest(w, n);
+  const Plan plan = ctx.slow.max_repeats == 1
+                        ? ctx.slow
+                        : Plan{0, estimate <= budget / 3 ? 3 : 1, 15, 4.0};
+  core::MeasurementResult result;
+  auto run = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, model, w, request));
+    return absl::OkStatus();
+  };
+  ctx.timer.Sync();
+  const std::optional<int64_t> before =
+      curvd::bench::ResetPeakDeviceMemory(ctx.device);
+  CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run, plan));
+  const std::optional<int64_t> peak =
+      curvd::bench::PeakDeviceMemory(ctx.device);
+  row.update(timing);
+  row.update(GopResultJson(Of<core::GopMethod>(result)));
+  row["indices_checksum"] = GopIndicesChecksum(w, n);
+  row["compute_seconds"] = result.compute_seconds;
+  row["allocated_before_bytes"] = before ? json(*before) : json(nullptr);
+  row["peak_memory_bytes"] = peak ? json(*peak) : json(nullptr);
+  out[key] = std::move(row);
+  return absl::OkStatus();
+}
+
+// The GOP rows: gop_engine on the TorchScript archive, gop_zoo_engine on the
+// zoo MLP where the workload has one.
+absl::Status BenchGop(const Context& ctx, const WorkloadSpec& w, json& out) {
+  CURVD_RETURN_IF_ERROR(
+      BenchGopRow(ctx, w, ModelSourceOf(w), "gop_engine", out));
+  if (!w.zoo) return absl::OkStatus();
+  return BenchGopRow(ctx, w, *w.zoo, "gop_zoo_engine", out);
+}
+
+// The rows of issues 4, 5 and 12 (objective, engine, gRPC, float64
+// reference) through RunWorkload's `step`.
+template <typename Step>
+absl::Status RunHessianAndLlc(const Context& ctx, const WorkloadSpec& w,
+                              Step& step, json& out) {
+  CURVD_RETURN_IF_ERROR(
+      step("objective", [&] { return BenchObjective(ctx, w, out); }));
+  if (absl::GetFlag(FLAGS_measurements)) {
+    CURVD_RETURN_IF_ERROR(
+        step("engine", [&] { return BenchEngine(ctx, w, out); }));
+    if (ctx.client != nullptr) {
+      CURVD_RETURN_IF_ERROR(
+          step("gRPC", [&] { return BenchGrpc(ctx, w, out); }));
+    }
+    if (w.llc) out["llc_check"] = LlcCheck(w, out, "llc");
+    if (w.llc && w.zoo) {
+      out["llc_zoo_check"] = LlcCheck(w, out, "llc_zoo");
+      out["llc_zoo_check"]["loss"] = ZooLossCheck(out);
+    }
+    CURVD_RETURN_IF_ERROR(
+        step("float64 reference", [&] { return BenchReference(ctx, w, out); }));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunWorkload(const Context& ctx, const WorkloadSpec& w, json& out) {
   const Clock::time_point start = Clock::now();
   auto step = [&](const char* what, auto&& fn) -> absl::Status {
@@ -858,22 +1111,12 @@ absl::Status RunWorkload(const Context& ctx, const WorkloadSpec& w, json& out) {
     out["wall_s"] = std::chrono::duration<double>(Clock::now() - start).count();
     return absl::OkStatus();
   }
-  CURVD_RETURN_IF_ERROR(
-      step("objective", [&] { return BenchObjective(ctx, w, out); }));
-  if (absl::GetFlag(FLAGS_measurements)) {
-    CURVD_RETURN_IF_ERROR(
-        step("engine", [&] { return BenchEngine(ctx, w, out); }));
-    if (ctx.client != nullptr) {
-      CURVD_RETURN_IF_ERROR(
-          step("gRPC", [&] { return BenchGrpc(ctx, w, out); }));
-    }
-    if (w.llc) out["llc_check"] = LlcCheck(w, out, "llc");
-    if (w.llc && w.zoo) {
-      out["llc_zoo_check"] = LlcCheck(w, out, "llc_zoo");
-      out["llc_zoo_check"]["loss"] = ZooLossCheck(out);
-    }
-    CURVD_RETURN_IF_ERROR(
-        step("float64 reference", [&] { return BenchReference(ctx, w, out); }));
+  const std::string gop = absl::GetFlag(FLAGS_gop);
+  if (gop != "only") {
+    CURVD_RETURN_IF_ERROR(RunHessianAndLlc(ctx, w, step, out));
+  }
+  if (gop != "off" && w.gop) {
+    CURVD_RETURN_IF_ERROR(step("GOP", [&] { return BenchGop(ctx, w, out); }));
   }
   out["wall_s"] = std::chrono::duration<double>(Clock::now() - start).count();
   return absl::OkStatus();
@@ -919,8 +1162,13 @@ absl::Status Main() {
   std::unique_ptr<curvd::server::CurvdServer> server;
   std::unique_ptr<curvd::client::Client> client;
   const bool estimators_only = absl::GetFlag(FLAGS_estimators_only);
+  const std::string gop = absl::GetFlag(FLAGS_gop);
+  if (gop != "on" && gop != "off" && gop != "only") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--gop must be on, off or only, got ", gop));
+  }
   if (absl::GetFlag(FLAGS_grpc) && absl::GetFlag(FLAGS_measurements) &&
-      !estimators_only) {
+      !estimators_only && gop != "only") {
     curvd::server::ServerOptions options;
     options.listen = "127.0.0.1:0";
     options.metrics_listen = "";
@@ -966,6 +1214,8 @@ absl::Status Main() {
                {"torch_version", TORCH_VERSION},
                {"smoke", smoke},
                {"estimators_only", estimators_only},
+               {"gop", gop},
+               {"gop_budget_seconds", absl::GetFlag(FLAGS_gop_budget_seconds)},
                {"precision", "float32, TF32 off (Engine::Create)"},
                {"method",
                 "steady_clock between torch::cuda::synchronize(); warm-up; "
@@ -992,6 +1242,13 @@ absl::Status Main() {
     w.archive = entry.at("archive").get<std::string>();
     w.shard = entry.at("shard").get<std::string>();
     w.micro_batch_size = entry.value("micro_batch_size", int64_t{0});
+    w.num_samples = entry.value("num_samples", int64_t{0});
+    if (entry.contains("gop") && entry["gop"].is_object()) {
+      const json& g = entry["gop"];
+      w.gop = GopRun{g.at("num_samples").get<int64_t>(),
+                     g.at("ladder").get<std::vector<int64_t>>(),
+                     g.at("seed").get<uint64_t>(), g.at("top_k").get<int>()};
+    }
     if (entry.contains("llc") && entry["llc"].is_object()) {
       const json& l = entry["llc"];
       w.llc =

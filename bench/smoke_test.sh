@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark harness at tiny sizes on the CPU: baseline.py --smoke (exports
 # and times plain PyTorch), curvd_bench --smoke (engine, in-process gRPC server,
-# float64 reference), report.py --smoke (the table and the correctness checks).
+# float64 reference), report.py --smoke (the table and the correctness checks);
+# the GOP rows of issue 14 included (both sides' default --gop on).
 # Usage: smoke_test.sh CURVD_BENCH PYTHON WORK_DIR. Exit 77 (ctest: skipped)
 # when PYTHON is empty, i.e. CMake found no python3 that imports torch.
 set -euo pipefail

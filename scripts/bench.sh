@@ -14,6 +14,12 @@
 #   CURVD_BENCH_REFERENCE_BUDGET seconds a float64 reference Lanczos may take
 #                                per workload (default 60; estimated first)
 #   CURVD_BENCH_DEVICE           device of both sides (default cuda:0)
+#   CURVD_BENCH_GOP              the GOP rows of issue 14: off (default), on
+#                                (after the other rows; both timeouts grow by
+#                                240 s) or only (no other row, no gRPC server)
+#   CURVD_BENCH_GOP_BUDGET       seconds a curvd GOP row may take at its N
+#                                (default 30; estimated first, else a smaller
+#                                N of the manifest's ladder)
 #   CURVD_BENCH_REUSE_EXPORT=1   keep the last run's export and PyTorch
 #                                timings in /tmp/curvd-bench and time only
 #                                curvd: with CURVD_BENCH_BUILD pointing at a
@@ -35,6 +41,14 @@ build=${CURVD_BENCH_BUILD:-/tmp/build}
 workloads=${CURVD_BENCH_WORKLOADS:-W1,W1F,W2,W3}
 reference_budget=${CURVD_BENCH_REFERENCE_BUDGET:-60}
 device=${CURVD_BENCH_DEVICE:-cuda:0}
+gop=${CURVD_BENCH_GOP:-off}
+gop_budget=${CURVD_BENCH_GOP_BUDGET:-30}
+case "$gop" in
+  off) baseline_timeout=240 curvd_timeout=300 ;;
+  on) baseline_timeout=480 curvd_timeout=540 ;;
+  only) baseline_timeout=240 curvd_timeout=300 ;;
+  *) echo "CURVD_BENCH_GOP must be off, on or only, got $gop"; exit 1 ;;
+esac
 smoke=()
 [ "${CURVD_BENCH_SMOKE:-0}" = 1 ] && smoke=(--smoke)
 pfx=${CURVD_PFX:-/tmp/pfx}
@@ -87,8 +101,8 @@ if [ "$reuse" = 1 ]; then
   echo "== plain PyTorch: the last run's export and timings ($work/export)"
 else
   echo "== plain PyTorch: export and time ($workloads)"
-  timeout 240 python3 bench/python/baseline.py --out "$work/export" --workloads "$workloads" \
-    --device "${device%%:*}" "${smoke[@]}" \
+  timeout "$baseline_timeout" python3 bench/python/baseline.py --out "$work/export" \
+    --workloads "$workloads" --device "${device%%:*}" --gop "$gop" "${smoke[@]}" \
     >"$out/baseline.log" 2>&1 || baseline_rc=$?
   grep '^\[baseline\]' "$out/baseline.log" || true
 fi
@@ -100,8 +114,8 @@ fi
 
 echo "== curvd: engine and gRPC"
 curvd_rc=0
-timeout 300 "$build/bin/curvd_bench" --export_dir="$work/export" --out="$out/curvd.json" --state_dir="$work/state" \
-  --device="$device" --workloads="$workloads" "${smoke[@]}" \
+timeout "$curvd_timeout" "$build/bin/curvd_bench" --export_dir="$work/export" --out="$out/curvd.json" --state_dir="$work/state" \
+  --device="$device" --workloads="$workloads" --gop="$gop" --gop_budget_seconds="$gop_budget" "${smoke[@]}" \
   --reference_budget_seconds="$reference_budget" >"$out/curvd_bench.log" 2>&1 || curvd_rc=$?
 grep '^\[curvd_bench\]' "$out/curvd_bench.log" || true
 [ "$curvd_rc" -eq 0 ] || { echo "curvd_bench: rc=$curvd_rc"; tail -20 "$out/curvd_bench.log"; }

@@ -11,18 +11,26 @@ quantity is that of the whole shard. For the LLC (issue 12), on the workloads
 with an LLC run in the manifest: one forward and backward of a sampler batch,
 and one chain of SGLD as a Python loop (devinterp's update, per parameter
 tensor, loss.item() every step) for as many steps as curvd's chains take.
+For the GOP rows (issue 14), on the workloads with a GOP run in the
+manifest and at each N of its ladder: the empirical Fisher of curvd's subset
+of N samples as a careful researcher writes it (torch.func's vmap over grad
+of a functional_call, chunked; functorch's on PyTorch 1.13), the Gram matrices
+in float64, eigvalsh and every metric, per layer; and one plain full-shard
+gradient over the same N samples; with the device's peak memory.
 
 Method: CUDA synchronisation around every timed region (perf_counter between
 two torch.cuda.synchronize()), warm-up runs first, the median of repeats. TF32
 is off, as in curvd's engine, so both compute in IEEE float32.
 
 Usage: baseline.py --out DIR [--device cuda|cpu] [--smoke] [--workloads W1,W3]
+                   [--gop on|off|only]
 Writes DIR/manifest.json, DIR/W*.pt, DIR/W*.safetensors, DIR/W1.zoo.safetensors
 (for curvd_bench),
 DIR/W*.check.safetensors (a probe vector v, H v and the gradient, which
 curvd_bench compares with its own) and DIR/baseline.json (the timings).
 """
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -276,10 +284,269 @@ def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], n: int,
             "hvps": m, "converged": converged}
 
 
+def functional_transforms():
+    """(vmap, grad, functional_call): torch.func's (PyTorch >= 2.0), else
+    functorch's vmap and grad with torch.nn.utils.stateless.functional_call
+    (PyTorch 1.13); None when neither exists."""
+    try:
+        from torch.func import functional_call, grad, vmap
+        return vmap, grad, functional_call
+    except ImportError:
+        pass
+    try:
+        from functorch import grad, vmap
+        from torch.nn.utils.stateless import functional_call
+        return vmap, grad, functional_call
+    except ImportError:
+        return None
+
+
+def gop_sample_indices(num_shard: int, num_samples: int, seed: int) -> torch.Tensor:
+    """curvd's subset (core GopSampleIndices): the first num_samples of a
+    randperm of the shard by a CPU generator seeded with `seed`, sorted."""
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return torch.randperm(num_shard, generator=g)[:num_samples].sort().values
+
+
+def indices_checksum(indices: List[int]) -> List[int]:
+    """[sum of the indices, sum of (position + 1) * index]: equal on both
+    sides when they measured the same samples in the same order."""
+    return [sum(indices), sum((k + 1) * i for k, i in enumerate(indices))]
+
+
+def parameter_groups(model: torch.nn.Module) -> List[tuple]:
+    """(name, offset, size) of each module's parameters in the flat vector:
+    consecutive parameters whose names agree up to their last '.' (curvd's
+    GopGroups, ADR 0013)."""
+    groups: List[list] = []
+    offset = 0
+    for name, p in model.named_parameters():
+        module = name.rsplit(".", 1)[0] if "." in name else name
+        if groups and groups[-1][0] == module and "." in name:
+            groups[-1][2] += p.numel()
+        else:
+            groups.append([module, offset, p.numel()])
+        offset += p.numel()
+    return [tuple(g) for g in groups]
+
+
+def per_sample_gradients(problem: Problem, take: torch.Tensor, chunk: int,
+                         transforms) -> torch.Tensor:
+    """G [N, M] float32: row i the gradient of sample take[i]'s loss, by
+    vmap over grad of a functional_call of the model on one sample, `chunk`
+    samples per vmap call."""
+    vmap, grad, functional_call = transforms
+    model = problem.model
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+    def sample_loss(p, x, y):
+        logits = functional_call(model, {**p, **buffers}, (x.unsqueeze(0),))
+        return F.cross_entropy(logits, y.unsqueeze(0))
+
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
+    n = take.numel()
+    out = torch.empty(n, problem.n, device=problem.device)
+    for s in range(0, n, chunk):
+        rows = take[s:s + chunk]
+        grads = per_sample(params, problem.inputs[rows], problem.targets[rows])
+        torch.cat([grads[k].reshape(rows.numel(), -1) for k in params], dim=1,
+                  out=out[s:s + rows.numel()])
+    return out
+
+
+def spectrum_metrics(gram: torch.Tensor, size: int, top_k: int) -> Dict:
+    """The GOP metrics of curvd's GopMetrics from the normalised Gram matrix
+    `gram` (K / N, float64) of a matrix of `size` parameters: eigvalsh, the
+    rank rule lambda > N eps_float64 lambda_max, and the arithmetic on the
+    device, one transfer at the end."""
+    lam = torch.linalg.eigvalsh(gram).flip(0)
+    n = lam.numel()
+    tol = n * torch.finfo(torch.float64).eps * lam[0].clamp(min=0)
+    nz = lam[lam > tol]
+    trace, fro = gram.trace(), gram.norm()
+    p = nz / nz.sum()
+    mean_all = trace / size
+    top = lam[:top_k]
+    scalars = torch.stack([
+        trace, fro, lam[0], lam.abs().sum(), tol,
+        torch.exp(-(p * p.log()).sum()), fro ** 2 / lam[0] ** 2,
+        nz[0] / nz[-1], nz.log().sum(), nz.max(), nz.min(), nz.mean(),
+        nz.std(unbiased=False), mean_all,
+        (fro ** 2 / size - mean_all ** 2).clamp(min=0).sqrt()]).tolist()
+    keys = ["trace", "frobenius_norm", "spectral_norm", "nuclear_norm",
+            "rank_tolerance", "effective_rank", "stable_rank",
+            "condition_number", "log_pseudo_determinant", "max_nonzero",
+            "min_nonzero", "mean_nonzero", "std_nonzero", "mean_all",
+            "std_all"]
+    out = dict(zip(keys, scalars))
+    out.update({"rank": int(nz.numel()), "top_eigenvalues": top.tolist(),
+                "explained_variance": (top.cumsum(0) / trace).tolist()})
+    return out
+
+
+def gop_baseline(problem: Problem, take: torch.Tensor, groups: List[tuple],
+                 chunk: int, top_k: int, transforms, phases: Dict) -> Dict:
+    """The empirical Fisher's GOP of the samples `take` as a careful
+    researcher writes it in plain PyTorch: per_sample_gradients (float32),
+    then per parameter group its Gram matrix G_l G_l^T in float64 (columns in
+    blocks of at most 2^27 float64 entries), the whole-model Gram their sum,
+    and for each spectrum_metrics of K / N; the trace shares and the
+    per-sample gradient norms' mean and quantiles. `phases` gets the ms of
+    the per-sample gradients, the Gram matrices and the rest (eigvalsh and
+    the metrics), a device synchronisation after each of the first two."""
+    def lap(key: str, since: float) -> float:
+        if problem.device.type == "cuda":
+            torch.cuda.synchronize(problem.device)
+        now = time.perf_counter()
+        phases[key] = 1e3 * (now - since)
+        return now
+
+    start = time.perf_counter()
+    g = per_sample_gradients(problem, take, chunk, transforms)
+    start = lap("per_sample_gradients_ms", start)
+    n = take.numel()
+    block = max(1, (1 << 27) // n)
+    grams = []
+    for _, offset, size in groups:
+        k = torch.zeros(n, n, dtype=torch.float64, device=problem.device)
+        for s in range(offset, offset + size, block):
+            part = g[:, s:min(offset + size, s + block)].double()
+            k.addmm_(part, part.t())
+        grams.append(k)
+    del g
+    whole = torch.stack(grams).sum(0)
+    start = lap("gram_ms", start)
+    result = spectrum_metrics(whole / n, problem.n, top_k)
+    result["layers"] = []
+    for (name, _, size), k in zip(groups, grams):
+        layer = spectrum_metrics(k / n, size, top_k)
+        layer.update({"name": name, "size": size,
+                      "trace_share": layer["trace"] / result["trace"]})
+        result["layers"].append(layer)
+    norms = whole.diagonal().sqrt()
+    levels = [0.0, 0.1, 0.5, 0.9, 1.0]
+    result["gradient_norms"] = {
+        "mean": norms.mean().item(), "quantile_levels": levels,
+        "quantiles": torch.quantile(
+            norms, torch.tensor(levels, dtype=norms.dtype,
+                                device=norms.device)).tolist()}
+    lap("eigvalsh_and_metrics_ms", start)
+    return result
+
+
+def time_gop(w: wl.Workload, problem: Problem, run: Dict, timer: Timer,
+             plan: Dict, transforms) -> Dict:
+    """The PyTorch side of the GOP rows, at every N of run["ladder"]: the
+    gop_baseline of curvd's subset of N samples and one plain full-shard
+    gradient over the same N samples (the workload's micro-batches), each
+    with the device's peak memory during it (max_memory_allocated after a
+    reset; null on the CPU) and what was allocated before it (model, shard).
+    One untimed gop_baseline at the smallest N first; the phases of each N's
+    last timed run (gop_baseline's) beside it."""
+    chunk = max(1, min(run["num_samples"], (1 << 29) // problem.n))
+    groups = parameter_groups(problem.model)
+    cuda = problem.device.type == "cuda"
+    out = {"run": run, "chunk": chunk, "num_groups": len(groups), "runs": {}}
+
+    def measured(fn) -> Dict:
+        if cuda:
+            torch.cuda.synchronize(problem.device)
+            before = torch.cuda.memory_allocated(problem.device)
+            torch.cuda.reset_peak_memory_stats(problem.device)
+        record = timer(fn, **plan)
+        record["allocated_before_bytes"] = before if cuda else None
+        record["peak_memory_bytes"] = (
+            torch.cuda.max_memory_allocated(problem.device) if cuda else None)
+        return record
+
+    def take_of(n: int) -> torch.Tensor:
+        return gop_sample_indices(w.num_samples, n, run["seed"])
+
+    gop_baseline(problem, take_of(run["ladder"][-1]).to(problem.device), groups,
+                 chunk, run["top_k"], transforms, {})
+    for n in run["ladder"]:
+        take = take_of(n)
+        on_device = take.to(problem.device)
+        phases: Dict = {}
+        record = measured(lambda: gop_baseline(problem, on_device, groups, chunk,
+                                               run["top_k"], transforms, phases))
+        record.update(record.pop("result"))
+        record["phases_of_last_run"] = phases
+        record["num_samples"] = n
+        record["indices_checksum"] = indices_checksum(take.tolist())
+        subset = Problem(dataclasses.replace(w, inputs=w.inputs[take],
+                                             targets=w.targets[take]),
+                         problem.device)
+        gradient = measured(subset.gradient)
+        gradient.pop("result")
+        record["gradient"] = gradient
+        out["runs"][str(n)] = record
+        del subset
+    return out
+
+
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({platform.processor() or platform.machine()})"
+
+
+def print_gop(name: str, gop: Dict) -> None:
+    if "error" in gop:
+        print(f"[baseline] {name}: GOP failed: {gop['error']}", flush=True)
+        return
+    for n, row in gop["runs"].items():
+        print(f"[baseline] {name}: GOP N={n}: {row['median_ms']:.1f} ms "
+              f"(full-shard gradient over the N {row['gradient']['median_ms']:.2f} ms), "
+              f"top {row['top_eigenvalues'][:1]}, trace {row['trace']:.6g}, "
+              f"peak {row['peak_memory_bytes']} B", flush=True)
+
+
+def time_hessian_and_llc(args, w: wl.Workload, problem: Problem, entry: Dict,
+                         settings: Dict, timer: Timer, quick: Dict, slow: Dict,
+                         r: Dict) -> None:
+    """The rows of issues 4, 5 and 12 into `r`: gradient, HVP (and the check
+    file), 100 HVPs, Lanczos and, with an LLC run, time_llc."""
+    probes = settings["hutchinson_probes"]
+    device = problem.device
+    r["gradient"] = timer(problem.gradient, **quick)
+    g = torch.Generator()
+    g.manual_seed(7)
+    v = torch.randn(problem.n, generator=g).to(device)
+    r["hvp"] = timer(lambda: problem.hvp(v), **quick)
+    # What curvd_bench compares its own gradient and H v with.
+    wl.write_safetensors(args.out / f"{w.name}.check.safetensors", {
+        "v": v, "hv": r["hvp"]["result"], "gradient": r["gradient"]["result"]})
+    r["hutchinson_hvps"] = timer(
+        lambda: hutchinson_hvps(problem, probes, seed=5), **slow)
+    r["hutchinson_hvps"]["probes"] = probes
+    r["hutchinson_hvps"]["trace"] = r["hutchinson_hvps"].pop("result")
+    lz = timer(lambda: lanczos(problem.hvp, problem.n, device,
+                               settings["lanczos_top_k"],
+                               settings["lanczos_relative_tolerance"],
+                               settings["lanczos_max_iterations"], seed=3),
+               **slow)
+    lz.update(lz.pop("result"))
+    r["lanczos"] = lz
+    for key in ("gradient", "hvp"):
+        r[key].pop("result")
+    if entry["llc"]:
+        r["llc"] = time_llc(problem, entry["llc"], settings, timer, quick, slow)
+    print(f"[baseline] {w.name}: n={problem.n} grad {r['gradient']['median_ms']:.2f} ms, "
+          f"HVP {r['hvp']['median_ms']:.2f} ms, {probes} HVPs "
+          f"{r['hutchinson_hvps']['median_ms']:.1f} ms, Lanczos top-"
+          f"{settings['lanczos_top_k']} {lz['median_ms']:.1f} ms in "
+          f"{lz['hvps']} HVPs (converged={lz['converged']}), "
+          f"top {lz['values'][:1]}", flush=True)
+    if "llc" in r:
+        fb, chain = r["llc"]["forward_backward"], r["llc"]["sgld"]
+        print(f"[baseline] {w.name}: LLC batch {chain['batch_size']}: "
+              f"forward+backward {fb['median_ms']:.2f} ms, SGLD chain "
+              f"{chain['steps']} steps {chain['median_ms']:.1f} ms "
+              f"({chain['steps_per_second']:.0f} steps/s), llc "
+              f"{chain['llc']:.4g}", flush=True)
 
 
 def main() -> int:
@@ -296,6 +563,9 @@ def main() -> int:
                         help="cap on Lanczos steps (both sides, via the manifest)")
     parser.add_argument("--probes", type=int, default=wl.HUTCHINSON_PROBES,
                         help="Hutchinson probes (both sides, via the manifest)")
+    parser.add_argument("--gop", choices=("on", "off", "only"), default="on",
+                        help="the GOP rows (issue 14): with the others, not "
+                        "at all, or alone")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -317,7 +587,6 @@ def main() -> int:
         quick = dict(warmup=10, min_repeats=20, max_repeats=200, budget_s=3.0)
         slow = dict(warmup=1, min_repeats=1, max_repeats=15, budget_s=4.0)
     settings = manifest["settings"]
-    probes = settings["hutchinson_probes"]
     results = {
         "device": str(device),
         "device_name": device_description(device),
@@ -331,54 +600,37 @@ def main() -> int:
         "settings": settings,
         "workloads": {},
     }
+    transforms = functional_transforms() if args.gop != "off" else None
+    if args.gop != "off" and transforms is None:
+        print("[baseline] GOP rows skipped: neither torch.func (PyTorch >= 2.0) "
+              "nor functorch imports", flush=True)
+    results["gop"] = args.gop
     for w in workloads:
         t_start = time.perf_counter()
         problem = Problem(w, device)
         r: Dict = {"num_parameters": problem.n, "num_samples": w.num_samples,
                    "loss": problem.loss()}
-        r["gradient"] = timer(problem.gradient, **quick)
-        g = torch.Generator()
-        g.manual_seed(7)
-        v = torch.randn(problem.n, generator=g).to(device)
-        r["hvp"] = timer(lambda: problem.hvp(v), **quick)
-        # What curvd_bench compares its own gradient and H v with.
-        wl.write_safetensors(args.out / f"{w.name}.check.safetensors", {
-            "v": v, "hv": r["hvp"]["result"], "gradient": r["gradient"]["result"]})
-        r["hutchinson_hvps"] = timer(
-            lambda: hutchinson_hvps(problem, probes, seed=5), **slow)
-        r["hutchinson_hvps"]["probes"] = probes
-        r["hutchinson_hvps"]["trace"] = r["hutchinson_hvps"].pop("result")
-        lz = timer(lambda: lanczos(problem.hvp, problem.n, device,
-                                   settings["lanczos_top_k"],
-                                   settings["lanczos_relative_tolerance"],
-                                   settings["lanczos_max_iterations"], seed=3),
-                   **slow)
-        lz.update(lz.pop("result"))
-        r["lanczos"] = lz
-        for key in ("gradient", "hvp"):
-            r[key].pop("result")
-        llc_run = next(e["llc"] for e in manifest["workloads"]
-                       if e["name"] == w.name)
-        if llc_run:
-            r["llc"] = time_llc(problem, llc_run, settings, timer, quick, slow)
+        entry = next(e for e in manifest["workloads"] if e["name"] == w.name)
+        if args.gop != "only":
+            time_hessian_and_llc(args, w, problem, entry, settings, timer,
+                                 quick, slow, r)
+        if entry["gop"] and transforms is not None:
+            gop_plan = (dict(warmup=0, min_repeats=1, max_repeats=1, budget_s=0.0)
+                        if args.smoke else
+                        dict(warmup=0, min_repeats=3, max_repeats=15, budget_s=4.0))
+            try:
+                r["gop"] = time_gop(w, problem, entry["gop"], timer, gop_plan,
+                                    transforms)
+            # Out of memory, or an operation vmap lacks: the other rows go on.
+            except (RuntimeError, NotImplementedError) as e:
+                r["gop"] = {"run": entry["gop"], "error": f"{type(e).__name__}: {e}"}
+            print_gop(w.name, r["gop"])
         r["wall_s"] = time.perf_counter() - t_start
         results["workloads"][w.name] = r
         # Written after every workload, so that a timeout keeps what ran.
         with open(args.out / "baseline.json", "w") as f:
             json.dump(results, f, indent=2)
-        print(f"[baseline] {w.name}: n={problem.n} grad {r['gradient']['median_ms']:.2f} ms, "
-              f"HVP {r['hvp']['median_ms']:.2f} ms, {probes} HVPs "
-              f"{r['hutchinson_hvps']['median_ms']:.1f} ms, Lanczos top-"
-              f"{settings['lanczos_top_k']} {lz['median_ms']:.1f} ms in "
-              f"{lz['hvps']} HVPs (converged={lz['converged']}), "
-              f"top {lz['values'][:1]}; {r['wall_s']:.1f} s", flush=True)
-        if "llc" in r:
-            fb, chain = r["llc"]["forward_backward"], r["llc"]["sgld"]
-            print(f"[baseline] {w.name}: LLC batch {chain['batch_size']}: "
-                  f"forward+backward {fb['median_ms']:.2f} ms, SGLD chain "
-                  f"{chain['steps']} steps {chain['median_ms']:.1f} ms "
-                  f"({chain['steps_per_second']:.0f} steps/s), llc "
-                  f"{chain['llc']:.4g}", flush=True)
+        print(f"[baseline] {w.name}: done in {r['wall_s']:.1f} s", flush=True)
         del problem
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the benchmark table of issue 4 from baseline.json (plain PyTorch) and
-curvd.json (curvd_bench), and checks the issue's targets (issues 4, 5 and 12's
-LLC speed).
+curvd.json (curvd_bench), and checks the issue's targets (issues 4, 5, 12's
+LLC speed and 14's GOP rows).
 
 Usage: report.py --baseline DIR/baseline.json --curvd DIR/curvd.json
                  [--markdown OUT.md] [--summary OUT.json] [--smoke]
@@ -35,6 +35,15 @@ LLC_GRPC_RATIO = 1.05
 # The zoo rows (a workload's network as curvd's zoo MLP, chains batched): its
 # loss at w* against the TorchScript archive's, relative.
 ZOO_LOSS_TOLERANCE = 1e-6
+# Issue 14: the GOP (all metrics, per layer) of N samples of W1 at most this
+# many times one plain full-shard gradient over the same N samples, and this
+# fraction of the plain per-sample (torch.func) baseline; judged on the row
+# where the fast path applies (W1's zoo MLP). GOP_TOLERANCE: curvd's top
+# eigenvalues, trace and layer traces against the baseline's at the same N
+# and samples (both form each g_i in float32, the Gram matrix in float64).
+GOP_TARGET_WORKLOAD, GOP_TARGET_N = "W1", 4096
+GOP_GRADIENT_RATIO, GOP_BASELINE_RATIO = 10.0, 0.5
+GOP_TOLERANCE = 1e-4
 # Correctness: float32 against float64 and against Python's float32.
 EIGEN_TOLERANCE = 1e-3
 VECTOR_TOLERANCE = 1e-4  # TF32 on one side shows as ~1e-3
@@ -152,6 +161,106 @@ def llc_row(name: str, p: Dict, c: Dict, targets: List, checks: List,
     return r
 
 
+def rel_diff(x: Optional[float], ref: Optional[float]) -> Optional[float]:
+    if x is None or ref is None:
+        return None
+    return abs(x - ref) / max(abs(ref), 1e-300)
+
+
+def mib(x: Optional[int]) -> str:
+    return "—" if x is None else f"{x / 2 ** 20:.0f}"
+
+
+def gop_rows(name: str, p: Dict, c: Dict, smoke: bool, targets: List,
+             checks: List) -> List[Dict]:
+    """The GOP rows of workload `name`: one per curvd row (gop_engine: the
+    TorchScript archive; gop_zoo_engine: the zoo MLP, "NAME (zoo)"), beside
+    the PyTorch baseline at the same N (baseline.json's run at that N); the
+    issue-14 targets on W1's zoo row, and the checks against the baseline."""
+    out = []
+    base = get(p, "gop")
+    if base and "error" in base:
+        checks.append(("GOP PyTorch baseline ran", name, base["error"], False))
+    for key, label in (("gop_engine", name), ("gop_zoo_engine", f"{name} (zoo)")):
+        row = get(c, key)
+        if row is None:
+            continue
+        n = row.get("num_samples")
+        ref = get(base, "runs", str(n))
+        r = {"workload": label, "path": row.get("path"), "num_samples": n,
+             "requested_num_samples": row.get("requested_num_samples"),
+             "reduced": row.get("reduced"),
+             "engine_ms": row.get("median_ms"),
+             "pytorch_ms": get(ref, "median_ms"),
+             "gradient_ms": get(ref, "gradient", "median_ms"),
+             "engine_peak_bytes": row.get("peak_memory_bytes"),
+             "engine_before_bytes": row.get("allocated_before_bytes"),
+             "pytorch_peak_bytes": get(ref, "peak_memory_bytes"),
+             "pytorch_before_bytes": get(ref, "allocated_before_bytes")}
+        r["over_pytorch"] = ratio(r["engine_ms"], r["pytorch_ms"])
+        r["over_gradient"] = ratio(r["engine_ms"], r["gradient_ms"])
+        out.append(r)
+        if (name == GOP_TARGET_WORKLOAD and key == "gop_zoo_engine"
+                and not smoke):
+            at_n = n == GOP_TARGET_N
+            for bound, x, what in (
+                    (GOP_GRADIENT_RATIO, r["over_gradient"],
+                     "one plain full-shard gradient over the N"),
+                    (GOP_BASELINE_RATIO, r["over_pytorch"],
+                     "the plain per-sample baseline")):
+                value = ("—" if x is None else
+                         f"{fmt_ratio(x)} at N = {n}, path {r['path']}")
+                targets.append((f"GOP all metrics, N = {GOP_TARGET_N}, ≤ "
+                                f"{bound:g}× {what}", label, value,
+                                None if x is None else at_n and x <= bound))
+        if ref is None:
+            checks.append((f"GOP {key}: PyTorch baseline at N = {n}", label,
+                           "missing", None))
+            continue
+        same = ref.get("indices_checksum") == row.get("indices_checksum")
+        checks.append(("GOP same samples as PyTorch (index checksums)", label,
+                       f"{row.get('indices_checksum')} / {ref.get('indices_checksum')}",
+                       same))
+        d_top = max_rel_diff(row.get("top_eigenvalues") or [],
+                             ref.get("top_eigenvalues") or [])
+        d_trace = rel_diff(row.get("trace"), ref.get("trace"))
+        layers, ref_layers = row.get("layers") or [], ref.get("layers") or []
+        d_layers = (None if len(layers) != len(ref_layers) or not layers else
+                    max(rel_diff(a["trace"], b["trace"])
+                        for a, b in zip(layers, ref_layers)))
+        for what, d in ((f"top-{len(ref.get('top_eigenvalues') or [])} "
+                         "eigenvalues", d_top), ("trace", d_trace),
+                        (f"{len(ref_layers)} layer traces", d_layers)):
+            checks.append((f"GOP {what} curvd vs PyTorch's, relative ≤ "
+                           f"{GOP_TOLERANCE:g}", f"{label}, N = {n}",
+                           "—" if d is None else f"{d:.1e}",
+                           None if d is None else d <= GOP_TOLERANCE))
+    return out
+
+
+def gop_line(r: Dict) -> str:
+    """One line of the GOP table."""
+    def beyond(peak, before):
+        return None if peak is None or before is None else peak - before
+
+    n = r["num_samples"]
+    asked = r["requested_num_samples"]
+    n_text = f"{n}" if n == asked else f"{n} (of {asked})"
+    extra = beyond(r["engine_peak_bytes"], r["engine_before_bytes"])
+    gram = None if extra is None or not n else extra / (8 * n * n)
+    return (f"| {r['workload']} | {r['path']} | {n_text} | {ms(r['pytorch_ms'])} | "
+            f"{ms(r['gradient_ms'])} | {ms(r['engine_ms'])} | "
+            f"{fmt_ratio(r['over_pytorch'])} | {fmt_ratio(r['over_gradient'])} | "
+            f"{mib(r['pytorch_peak_bytes'])} | {mib(r['engine_peak_bytes'])} | "
+            f"{mib(extra)} | {'—' if gram is None else f'{gram:.1f}'} |")
+
+
+def has_hessian_rows(p: Dict, c: Dict) -> bool:
+    """Whether either side ran the rows of issues 4, 5 and 12 (not a
+    --gop only run)."""
+    return "gradient" in p or any(k in c for k in ("gradient", "hutchinson_engine"))
+
+
 def llc_line(r: Dict) -> str:
     """One line of the LLC table."""
     def paired(t, detail):
@@ -197,6 +306,7 @@ def main() -> int:
     checks = []
     estimators = []  # one row per workload: the trace estimators side by side
     llc_rows = []  # one per workload with an LLC run
+    gop_table = []  # one per curvd GOP row
     broken = []
     probes = get(cv, "settings", "hutchinson_probes", default=100)
     top_k = get(cv, "settings", "lanczos_top_k", default=5)
@@ -208,6 +318,9 @@ def main() -> int:
             broken.append(f"{name}: missing from baseline.json")
         if not c or "error" in c:
             broken.append(f"{name}: curvd_bench: {get(c, 'error', default='missing')}")
+        gop_table += gop_rows(name, p, c, args.smoke, targets, checks)
+        if not has_hessian_rows(p, c):
+            continue
 
         def row(op, py_ms, eng_ms, grpc_ms, hvps):
             rows.append({"workload": name, "operation": op, "pytorch_ms": py_ms,
@@ -331,11 +444,14 @@ def main() -> int:
         f"{cv.get('device')} with LibTorch {cv.get('torch_version')}); "
         f"precision: {py.get('precision')}; {'SMOKE RUN, ' if args.smoke else ''}"
         "times are medians in ms",
-        "",
-        "| workload | operation | PyTorch ms | curvd engine ms | curvd gRPC ms "
-        "| engine/PyTorch | gRPC/engine | HVPs (PyTorch/curvd) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    if rows:
+        lines += [
+            "",
+            "| workload | operation | PyTorch ms | curvd engine ms | curvd gRPC ms "
+            "| engine/PyTorch | gRPC/engine | HVPs (PyTorch/curvd) |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
     for r in rows:
         lines.append(
             f"| {r['workload']} | {r['operation']} | {ms(r['pytorch_ms'])} | "
@@ -382,6 +498,25 @@ def main() -> int:
                   "| ---: | --- |"]
         lines += [llc_line(r) for r in llc_rows]
 
+    if gop_table:
+        lines += ["", "GOP (issue 14): the empirical Fisher of N samples, every "
+                  "metric, per layer; curvd's gop measurement (engine) against "
+                  "plain PyTorch at the same N and samples (torch.func per-sample "
+                  "gradients, float64 Gram matrices, eigvalsh, the metrics) and "
+                  "one plain full-shard gradient over the N. Peak memory: the "
+                  "device allocator's during the timed runs (null on the CPU); "
+                  "beyond: curvd's peak less what was allocated before (model, "
+                  "shard), also in units of one N×N float64 matrix.", "",
+                  "| workload | path | N | PyTorch per-sample ms | plain gradient "
+                  "ms | curvd ms | curvd / per-sample | curvd / gradient "
+                  "| PyTorch peak MiB | curvd peak MiB | curvd beyond MiB "
+                  "| beyond / N² float64 |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+                  "| ---: | ---: | ---: |"]
+        lines += [gop_line(r) for r in gop_table]
+        lines += [f"- {r['workload']}: {r['reduced']}" for r in gop_table
+                  if r["reduced"]]
+
     def verdict(ok):
         return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
@@ -411,7 +546,8 @@ def main() -> int:
     failed_checks = [c for c in checks if c[3] is False]
     if args.summary:
         with open(args.summary, "w") as f:
-            json.dump({"rows": rows, "llc_rows": llc_rows, "targets": targets,
+            json.dump({"rows": rows, "llc_rows": llc_rows, "gop_rows": gop_table,
+                       "targets": targets,
                        "checks": checks, "errors": broken}, f, indent=2)
     return 2 if broken or failed_checks else 0
 

@@ -7,7 +7,8 @@ directory: the model as a TorchScript archive, the shard as a safetensors file
 with `inputs` (float) and `targets` (int64 class indices), and manifest.json,
 which curvd_bench reads so that both sides measure the same things. W1's
 network is also written as a state dict of curvd's zoo MLP (NAME.zoo.safetensors,
-parameters fc{i}.weight / fc{i}.bias), for the LLC row of the batched chains.
+parameters fc{i}.weight / fc{i}.bias), for the LLC row of the batched chains
+and the GOP row of the zoo model.
 
 Importable with PyTorch 1.13 (Debian's python3, CPU) and 2.x; W2 needs
 torchvision and is left out without it. The safetensors files are written by
@@ -39,6 +40,17 @@ LLC_LOCALIZATION = 100.0
 LLC_SEED = 9
 LLC_RUNS = {"W1": (4, 200, 512), "W2": (2, 100, 256), "W3": (4, 200, 512)}
 LLC_SMOKE_DRAWS, LLC_SMOKE_BATCH = 20, 32
+# The GOP rows (issue 14): the empirical Fisher (per-sample, uncentred) of N
+# samples of the shard, a subset drawn by GOP_SEED (curvd's rule: the first N
+# of a CPU randperm of the shard, sorted), every metric, per layer. N per
+# workload (W3: its whole shard of 2822); both sides also run each halving of
+# N down to GOP_MIN_SAMPLES, so that a curvd row that must run at a smaller N
+# (the generic path over its time budget) has PyTorch's numbers at that N.
+GOP_SEED = 21
+GOP_TOP_K = 10
+GOP_RUNS = {"W1": 4096, "W2": 512, "W3": 2822}
+GOP_MIN_SAMPLES = 64
+GOP_SMOKE_RUNS, GOP_SMOKE_MIN_SAMPLES = {"W1": 64, "W2": 8, "W3": 50}, 16
 
 
 @dataclass
@@ -240,6 +252,22 @@ def llc_run(name: str, num_samples: int, smoke: bool) -> Optional[dict]:
             "batch_size": batch, "n_beta": batch / math.log(batch)}
 
 
+def gop_run(name: str, num_samples: int, smoke: bool) -> Optional[dict]:
+    """The GOP run of workload `name` (None without one): N (at most the
+    shard's size), the ladder N, N // 2, ... down to the minimum (N alone when
+    it is below it), the seed and top-k."""
+    runs, least = ((GOP_SMOKE_RUNS, GOP_SMOKE_MIN_SAMPLES) if smoke
+                   else (GOP_RUNS, GOP_MIN_SAMPLES))
+    if name not in runs:
+        return None
+    n = min(runs[name], num_samples)
+    ladder = [n]
+    while ladder[-1] // 2 >= least:
+        ladder.append(ladder[-1] // 2)
+    return {"num_samples": n, "ladder": ladder, "seed": GOP_SEED,
+            "top_k": GOP_TOP_K}
+
+
 def all_workloads(smoke: bool = False,
                   names: Optional[List[str]] = None) -> List[Workload]:
     out = []
@@ -296,8 +324,9 @@ def export(workloads: List[Workload], out_dir: Path, smoke: bool,
            lanczos_max_iterations: int = LANCZOS_MAX_ITERATIONS,
            probes: int = HUTCHINSON_PROBES) -> dict:
     """Writes NAME.pt, NAME.safetensors per workload, NAME.zoo.safetensors for
-    one that is a zoo MLP, and manifest.json (with each workload's LLC run,
-    null for one without, and its zoo spec and state dict, null without)."""
+    one that is a zoo MLP, and manifest.json (with each workload's LLC run and
+    GOP run, null for one without, and its zoo spec and state dict, null
+    without)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = {
         "smoke": smoke,
@@ -337,6 +366,7 @@ def export(workloads: List[Workload], out_dir: Path, smoke: bool,
             "num_parameters": w.num_parameters,
             "notes": w.notes,
             "llc": llc_run(w.name, w.num_samples, smoke),
+            "gop": gop_run(w.name, w.num_samples, smoke),
             "zoo": zoo,
         })
     with open(out_dir / "manifest.json", "w") as f:
