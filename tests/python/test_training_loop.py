@@ -76,6 +76,9 @@ class UploaderTest(CurvdServerTest):
             self.assertEqual(run.uploader, uploader)
             train(run, mlp(), regression_data(), steps=9)
             if uploader == "process":
+                deadline = time.monotonic() + 60
+                while run.stats["processed"] < 1 and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 child = run._upload_process._process  # noqa: SLF001 - the child itself
                 self.assertIsNotNone(child, "the process uploader started no child")
                 self.assertNotEqual(child.pid, os.getpid())

@@ -132,7 +132,7 @@ class Run:
         with self._cond:
             self._stats["submitted"] += 1
         for dropped in self._queue.put(item):
-            self._drop(dropped)
+            self._drop(dropped, refused=dropped is item)
         return True
 
     def results(self, frame=None):
@@ -195,15 +195,19 @@ class Run:
 
     # The background thread.
 
-    def _drop(self, item):
+    def _drop(self, item, refused=False):
+        """Counts and releases `item`, dropped by the queue: coalesced when a
+        newer checkpoint replaced it (policy "coalesce"), else dropped with a
+        warning (evicted from a full queue, or `refused` by a closed one)."""
         item.snapshot.release()
-        coalesced = self._queue.policy == "coalesce" and not self._closed
+        coalesced = self._queue.policy == "coalesce" and not refused
         with self._cond:
             self._stats["coalesced" if coalesced else "dropped"] += 1
         if not coalesced:
+            why = ("the run was closed" if refused else f"queue of {self._queue.capacity} "
+                   f"full: measurements are slower than checkpoints")
             warnings.warn(f"curvd: dropped the checkpoint of step {item.step} of run "
-                          f"{self.run_id} (queue of {self._queue.capacity} full: "
-                          f"measurements are slower than checkpoints)", CurvdWarning)
+                          f"{self.run_id} ({why})", CurvdWarning)
 
     def _loop(self):
         backoff = 0.1
