@@ -4,6 +4,8 @@ and figures as PNG."""
 
 import csv
 import os
+import threading
+import time
 
 
 def write_csv(rows, path, per_step=None):
@@ -31,8 +33,18 @@ def collect(run, client, steps, seconds, close_timeout):
     `close_timeout` seconds for its measurements) and `client`, prints the
     checkpoint counts, and returns run.results() as a list of dicts."""
     print(f"trained {steps} steps in {seconds:.1f} s ({steps / seconds:.0f} steps/s); "
-          f"waiting for the measurements")
-    run.close(timeout=close_timeout)
+          f"waiting for the measurements", flush=True)
+    # close() waits on a thread of its own while each result is printed as it
+    # arrives, so a long wait shows its progress.
+    closer = threading.Thread(target=run.close, kwargs={"timeout": close_timeout})
+    closer.start()
+    start = time.perf_counter()
+    for row in run.watch(timeout=close_timeout):
+        value = row["value"]
+        print(f"  [{time.perf_counter() - start:7.1f} s] step {row['step']:6d} "
+              f"{row['kind']}: {row['state']}"
+              + (f" {value:.6g}" if isinstance(value, float) else ""), flush=True)
+    closer.join()
     print(f"checkpoints: {run.stats}")
     rows = run.results(frame=False)
     client.close()
