@@ -852,6 +852,15 @@ const std::vector<std::pair<std::string, v1::GopSpec::Variant>>& GopVariants() {
   return *variants;
 }
 
+const std::vector<std::pair<std::string, v1::GopSpec::Path>>& GopPaths() {
+  static const auto* paths =
+      new std::vector<std::pair<std::string, v1::GopSpec::Path>>{
+          {"auto", v1::GopSpec::PATH_AUTO},
+          {"generic", v1::GopSpec::PATH_GENERIC},
+          {"fast", v1::GopSpec::PATH_FAST}};
+  return *paths;
+}
+
 absl::Status FillGop(const ParsedFlags& flags, v1::GopSpec* g) {
   absl::StatusOr<v1::GopSpec::Variant> variant =
       EnumFlag(flags, "gop_variant", GopVariants());
@@ -864,6 +873,10 @@ absl::Status FillGop(const ParsedFlags& flags, v1::GopSpec* g) {
   g->set_eigenvectors(flags.Bool("gop_eigenvectors"));
   SetDoubleIfGiven(flags, "gop_rank_rtol",
                    [g](double v) { g->set_rank_rtol(v); });
+  absl::StatusOr<v1::GopSpec::Path> path =
+      EnumFlag(flags, "gop_path", GopPaths());
+  if (!path.ok()) return path.status();
+  g->set_path(*path);
   return absl::OkStatus();
 }
 
@@ -938,7 +951,8 @@ KindSummary SummarizeGop(const v1::GopResult& r) {
   s.detail = absl::StrCat(GopVariantName(r.variant()), ", N ", r.num_samples(),
                           ", rank ", m.rank(), " of ", r.num_parameters(),
                           ", spectral ", ShortNumber(m.spectral_norm()),
-                          ", effective rank ", ShortNumber(m.effective_rank()));
+                          ", effective rank ", ShortNumber(m.effective_rank()),
+                          r.path().empty() ? "" : ", " + r.path() + " path");
   s.notes = GopTable(r);
   std::vector<std::string> top;
   for (double lambda : m.top_eigenvalues())
@@ -979,9 +993,13 @@ KindRow GopRow() {
         "at most 1000000 floats)."},
        {"gop_rank_rtol", Type::kDouble, "",
         "gop: the rank tolerance relative to lambda_max, in (0, 1) (server "
-        "default N * eps_float64)."}},
+        "default N * eps_float64)."},
+       {"gop_path", Type::kString, "auto",
+        "gop: auto (the fast path where the block allows it), generic (a "
+        "backward pass per sample, any model) or fast (the zoo MLP's Linear "
+        "layers; refused elsewhere)."}},
       {"gop_variant", "gop_samples", "seed", "gop_per_layer", "gop_top_k",
-       "gop_eigenvectors", "gop_rank_rtol"},
+       "gop_eigenvectors", "gop_rank_rtol", "gop_path"},
       {"gop_trace", "gop_frobenius_norm", "gop_spectral_norm",
        "gop_nuclear_norm", "gop_rank", "gop_effective_rank", "gop_stable_rank",
        "gop_condition_number", "gop_log_pseudo_determinant",

@@ -653,6 +653,33 @@ v1::GopSpec::Variant ToProto(core::GopVariant v) {
   return v1::GopSpec::EMPIRICAL_FISHER;
 }
 
+absl::StatusOr<core::GopPath> ToCore(v1::GopSpec::Path p,
+                                     const std::string& field) {
+  switch (p) {
+    case v1::GopSpec::PATH_UNSPECIFIED:
+    case v1::GopSpec::PATH_AUTO:
+      return core::GopPath::kAuto;
+    case v1::GopSpec::PATH_GENERIC:
+      return core::GopPath::kGeneric;
+    case v1::GopSpec::PATH_FAST:
+      return core::GopPath::kFast;
+    default:
+      return UnknownEnumValue(field, p, "PATH_AUTO, PATH_GENERIC, PATH_FAST");
+  }
+}
+
+v1::GopSpec::Path ToProto(core::GopPath p) {
+  switch (p) {
+    case core::GopPath::kGeneric:
+      return v1::GopSpec::PATH_GENERIC;
+    case core::GopPath::kFast:
+      return v1::GopSpec::PATH_FAST;
+    case core::GopPath::kAuto:
+      break;
+  }
+  return v1::GopSpec::PATH_AUTO;
+}
+
 void WriteGopMetrics(const core::GopMetrics& in, v1::GopMetrics* out) {
   out->set_size(in.size);
   out->mutable_eigenvalues()->Add(in.eigenvalues.begin(), in.eigenvalues.end());
@@ -696,6 +723,9 @@ struct Codec<core::GopMethod> {
     if (s.has_top_k()) o->top_k = s.top_k();
     o->eigenvectors = s.eigenvectors();
     if (s.has_rank_rtol()) o->rank_rtol = s.rank_rtol();
+    CURVD_ASSIGN_OR_RETURN(
+        o->path,
+        ToCore(s.path(), absl::StrCat(core::GopMethod::kName, ".path")));
     o->max_eigenvector_floats =
         std::min(o->max_eigenvector_floats, kMaxGopEigenvectorFloatsInResult);
     return absl::OkStatus();
@@ -709,6 +739,7 @@ struct Codec<core::GopMethod> {
     s->set_top_k(o.top_k);
     s->set_eigenvectors(o.eigenvectors);
     if (o.rank_rtol.has_value()) s->set_rank_rtol(*o.rank_rtol);
+    s->set_path(ToProto(o.path));
   }
   static void WriteResult(const core::GopResult& in, Result* out) {
     out->set_variant(ToProto(in.variant));

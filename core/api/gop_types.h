@@ -24,6 +24,20 @@ enum class GopVariant {
   kMeanGradient,
 };
 
+// How the per-sample Gram matrices are computed (docs/adr/0013).
+enum class GopPath {
+  // The fast path where the block allows it (GopPathApplies in
+  // core/measurements/gop_fast_path.h), else the generic one.
+  kAuto,
+  // One forward and backward pass per sample: any model.
+  kGeneric,
+  // Gram blocks from the layers' inputs and output gradients, no per-sample
+  // gradient formed: blocks of the weights and biases of a model's
+  // Model::LinearLayers() (the zoo MLP). Refused (InvalidArgument saying
+  // why) for another block, or for kMeanGradient, which forms no Gram matrix.
+  kFast,
+};
+
 struct GopOptions {
   GopVariant variant = GopVariant::kEmpiricalFisher;
   // N: 0 = every sample of the shard; else a subset of that size drawn
@@ -47,6 +61,7 @@ struct GopOptions {
   // eps_float64, numpy.linalg.matrix_rank's rule for the N x N Gram matrix.
   // Set: finite and in (0, 1).
   std::optional<double> rank_rtol;
+  GopPath path = GopPath::kAuto;
   // Caps, checked before any work (InvalidArgument naming the cap and by how
   // much a request exceeds it).
   int64_t max_samples = 8192;  // N
@@ -55,6 +70,9 @@ struct GopOptions {
   int64_t max_gram_floats = int64_t{1} << 28;
   // The per-sample gradients held at once (float64 elements, 1 GiB): all N
   // rows when N * M fits, else two chunks of rows (at least one row each).
+  // The fast path holds N x (d_in + d_out) per Linear layer of the block
+  // instead, and is not taken (kAuto) or refused (kFast) when that exceeds
+  // this cap.
   int64_t max_gradient_floats = int64_t{1} << 27;
   // k * M for the eigenvectors asked for, k = top_k (at most 1 for
   // kMeanGradient), float64 (512 MiB).
@@ -115,8 +133,10 @@ struct GopResult {
   GopVariant variant = GopVariant::kEmpiricalFisher;
   int64_t num_samples = 0;     // N
   int64_t num_parameters = 0;  // M
-  std::string path;            // how it was computed: "generic" so far
-  GopMetrics metrics;          // the whole model (the objective's block)
+  // How the Gram matrices were computed: "fast" or "generic" (always
+  // "generic" for kMeanGradient, which forms none).
+  std::string path;
+  GopMetrics metrics;  // the whole model (the objective's block)
   std::vector<GopLayerResult> layers;  // per_layer only, in model order
   // The per-sample variants only (kMeanGradient computes no per-sample
   // gradient: quantiles empty).

@@ -428,6 +428,24 @@ absl::Status ValidateGopFields(const GopOptions& o, const std::string& field) {
                         absl::StrCat("is not a known variant, got ",
                                      static_cast<int>(o.variant)));
   }
+  switch (o.path) {
+    case GopPath::kAuto:
+    case GopPath::kGeneric:
+      break;
+    case GopPath::kFast:
+      if (o.variant == GopVariant::kMeanGradient) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            field,
+            ".path = fast does not apply to the mean-gradient variant, which "
+            "forms no Gram matrix (its closed form runs on any model): use "
+            "auto or generic"));
+      }
+      break;
+    default:
+      return OutOfRange(
+          field + ".path",
+          absl::StrCat("is not a known path, got ", static_cast<int>(o.path)));
+  }
   if (o.num_samples < 0) {
     return OutOfRange(field + ".num_samples",
                       absl::StrCat("must be >= 0 (0 = the whole shard), got ",

@@ -175,6 +175,26 @@ class ZooModel : public Model {
       const torch::Tensor& inputs) override {
     return module_->forward_chains(chain_parameters, inputs);
   }
+  std::vector<LinearLayer> LinearLayers() override {
+    std::vector<LinearLayer> layers;
+    for (size_t i = 0; i < module_->num_layers(); ++i) {
+      layers.push_back(
+          {ZooLayerName(i) + ".weight", ZooLayerName(i) + ".bias"});
+    }
+    return layers;
+  }
+  torch::Tensor ForwardRecordingLinear(
+      const torch::Tensor& inputs,
+      std::vector<LinearActivations>* layers) override {
+    std::vector<torch::Tensor> layer_inputs, layer_outputs;
+    torch::Tensor outputs =
+        module_->forward(inputs, &layer_inputs, &layer_outputs);
+    layers->clear();
+    for (size_t i = 0; i < layer_inputs.size(); ++i) {
+      layers->push_back({layer_inputs[i], layer_outputs[i]});
+    }
+    return outputs;
+  }
   void SetTrainMode(bool train) override { module_->train(train); }
   void To(const torch::Device& device, torch::ScalarType dtype) override {
     std::vector<torch::Tensor> tensors = module_->parameters();
@@ -332,6 +352,11 @@ torch::Tensor Model::ForwardChains(const std::vector<torch::Tensor>&,
                                    const torch::Tensor&) {
   TORCH_CHECK(false,
               "this model cannot evaluate several parameter sets in one pass");
+}
+
+torch::Tensor Model::ForwardRecordingLinear(const torch::Tensor&,
+                                            std::vector<LinearActivations>*) {
+  TORCH_CHECK(false, "this model records no Linear layers");
 }
 
 absl::StatusOr<torch::Tensor> TensorFromSafetensors(

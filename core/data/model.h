@@ -15,6 +15,19 @@
 
 namespace curvd::core {
 
+// A Linear layer y = a W^T + b of a model (Model::LinearLayers), by the names
+// of its parameters (Model::ParameterNames()).
+struct LinearLayer {
+  std::string weight;  // W [d_out, d_in]
+  std::string bias;    // b [d_out]; empty when the layer has none
+};
+
+// What one Linear layer saw in a forward pass (Model::ForwardRecordingLinear).
+struct LinearActivations {
+  torch::Tensor input;   // a [B, d_in], as the layer received it
+  torch::Tensor output;  // y [B, d_out], in the pass's graph
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -55,6 +68,20 @@ class Model {
   virtual torch::Tensor ForwardChains(
       const std::vector<torch::Tensor>& chain_parameters,
       const torch::Tensor& inputs);
+
+  // The Linear layers whose inputs and outputs ForwardRecordingLinear
+  // records, in Parameters() order. The model promises, for each: its
+  // parameters are used by that layer alone, so the outputs depend on them
+  // only through y; sample i's y depends on sample i's input alone; and the
+  // forward pass draws no randomness. Empty where the model records none (the
+  // default).
+  virtual std::vector<LinearLayer> LinearLayers() { return {}; }
+
+  // Forward(inputs), setting *layers to each LinearLayers() layer's input and
+  // output in this pass, in that order. Only where LinearLayers() is not
+  // empty; the default throws c10::Error.
+  virtual torch::Tensor ForwardRecordingLinear(
+      const torch::Tensor& inputs, std::vector<LinearActivations>* layers);
 };
 
 // Builds the architecture and loads the weights of `source` on the CPU, every

@@ -12,10 +12,19 @@ ZooMlpImpl::ZooMlpImpl(const ZooSpec& spec) : activation_(spec.activation) {
   }
 }
 
-torch::Tensor ZooMlpImpl::forward(torch::Tensor x) {
+torch::Tensor ZooMlpImpl::forward(torch::Tensor x,
+                                  std::vector<torch::Tensor>* layer_inputs,
+                                  std::vector<torch::Tensor>* layer_outputs) {
+  const bool record = layer_inputs != nullptr && layer_outputs != nullptr;
+  if (record) {
+    layer_inputs->clear();
+    layer_outputs->clear();
+  }
   x = x.flatten(1);
   for (size_t i = 0; i < layers_.size(); ++i) {
+    if (record) layer_inputs->push_back(x);
     x = layers_[i]->forward(x);
+    if (record) layer_outputs->push_back(x);
     if (i + 1 < layers_.size()) x = activate(x);
   }
   return x;

@@ -22,13 +22,19 @@ class ZooMlpImpl : public torch::nn::Module {
   // `spec` must be valid (see ValidateZooSpec).
   explicit ZooMlpImpl(const ZooSpec& spec);
   // Flattens all but the first dimension, then linear layers with the
-  // activation between them (none after the last).
-  torch::Tensor forward(torch::Tensor x);
+  // activation between them (none after the last). With `layer_inputs` and
+  // `layer_outputs`, also sets them to each linear layer's input [B, d_in]
+  // and output [B, d_out], in order (the last output is the result).
+  torch::Tensor forward(torch::Tensor x,
+                        std::vector<torch::Tensor>* layer_inputs = nullptr,
+                        std::vector<torch::Tensor>* layer_outputs = nullptr);
   // The same function of C parameter sets at once (Model::ForwardChains):
   // `parameters` in parameters() order, each [C, ...shape], `x` [C, B, ...],
   // outputs [C, B, widths.back()]; one batched matmul per layer.
   torch::Tensor forward_chains(const std::vector<torch::Tensor>& parameters,
                                torch::Tensor x);
+  // The linear layers, named ZooLayerName(0 .. num_layers() - 1).
+  size_t num_layers() const { return layers_.size(); }
 
  private:
   // The activation between layers.

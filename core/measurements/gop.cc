@@ -6,43 +6,27 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "core/api/measurement.h"
+#include "core/measurements/gop_fast_path.h"
 #include "core/objective/linear_operator.h"
 
 namespace curvd::core {
 namespace {
 
-// The only path so far; the fast path of issue 14 will be the other.
+// GopResult.path.
 constexpr char kGenericPath[] = "generic";
+constexpr char kFastPath[] = "fast";
 
 std::string GroupName(const std::string& parameter) {
   const size_t dot = parameter.rfind('.');
   return dot == std::string::npos ? parameter : parameter.substr(0, dot);
-}
-
-// The block's parameter names: an empty block is every parameter.
-std::vector<std::string> BlockNames(Objective& objective) {
-  return objective.block_parameter_names().empty()
-             ? objective.model()->ParameterNames()
-             : objective.block_parameter_names();
-}
-
-absl::Status CheckCancelled(const Progress& progress, int64_t done,
-                            int64_t total, const char* what) {
-  if (progress.cancelled && progress.cancelled()) {
-    return absl::CancelledError(
-        absl::StrFormat("gop cancelled at %s %d/%d", what, done, total));
-  }
-  if (progress.report) {
-    progress.report(static_cast<double>(done) / total,
-                    absl::StrFormat("gop %s %d/%d", what, done + 1, total));
-  }
-  return absl::OkStatus();
 }
 
 // Writes the flattened per-parameter tensors into `row` [M]; an undefined
@@ -78,7 +62,7 @@ absl::StatusOr<torch::Tensor> GradientRows(Objective& objective,
   const int64_t total = static_cast<int64_t>(samples.size());
   for (int64_t r = 0; r < count; ++r) {
     CURVD_RETURN_IF_ERROR(
-        CheckCancelled(progress, start + r, total, "per-sample gradient"));
+        GopProgressStep(progress, start + r, total, "per-sample gradient"));
     const int64_t sample = samples[start + r];
     SeedForward(objective, sample);
     const torch::Tensor loss = MeanLoss(
@@ -223,8 +207,8 @@ GradientNormDistribution NormDistribution(std::vector<double> values) {
   return distribution;
 }
 
-// G^T w for w [N, k]: from the retained G, else one more pass over the
-// samples, max_gradient_floats / M rows at a time. [M, k].
+// G^T w for w [N, k] on the generic path: from the retained G, else one more
+// pass over the samples, max_gradient_floats / M rows at a time. [M, k].
 absl::StatusOr<torch::Tensor> GradientTransposeTimes(
     Objective& objective, const std::vector<int64_t>& samples,
     const GopGrams& grams, const torch::Tensor& w, int64_t max_gradient_floats,
@@ -245,13 +229,15 @@ absl::StatusOr<torch::Tensor> GradientTransposeTimes(
   return product;
 }
 
+// G^T w [M, k] for w [N, k], by the path that made the Gram matrices.
+using TransposeTimes =
+    absl::FunctionRef<absl::StatusOr<torch::Tensor>(const torch::Tensor&)>;
+
 // The unit eigenvectors v = G^T H u / sqrt(N lambda) of the top eigenvalues
 // above the rank tolerance, into result (row-major [k, M]).
-absl::Status FillEigenvectors(Objective& objective,
-                              const std::vector<int64_t>& samples,
-                              const GopGrams& grams, const torch::Tensor& u,
-                              const GopOptions& options,
-                              const Progress& progress, GopResult* result) {
+absl::Status FillEigenvectors(const torch::Tensor& u, const GopOptions& options,
+                              TransposeTimes transpose_times,
+                              GopResult* result) {
   const GopMetrics& metrics = result->metrics;
   int64_t k = 0;
   while (k < static_cast<int64_t>(metrics.top_eigenvalues.size()) &&
@@ -259,7 +245,7 @@ absl::Status FillEigenvectors(Objective& objective,
     ++k;
   }
   if (k == 0) return absl::OkStatus();
-  const double n = static_cast<double>(samples.size());
+  const double n = static_cast<double>(result->num_samples);
   torch::Tensor w = u.narrow(1, 0, k);
   if (options.variant == GopVariant::kGradientCovariance) {
     const int64_t sample_dim = 0;
@@ -273,10 +259,7 @@ absl::Status FillEigenvectors(Objective& objective,
           .rsqrt()
           .to(w.device());
   w = w * scale;
-  CURVD_ASSIGN_OR_RETURN(
-      const torch::Tensor vectors,
-      GradientTransposeTimes(objective, samples, grams, w,
-                             options.max_gradient_floats, progress));
+  CURVD_ASSIGN_OR_RETURN(const torch::Tensor vectors, transpose_times(w));
   const torch::Tensor host =
       vectors.t().contiguous().to(torch::kCPU).reshape({-1});
   result->num_eigenvectors = k;
@@ -299,7 +282,7 @@ absl::StatusOr<torch::Tensor> MeanGradient(Objective& objective,
   torch::Tensor part = torch::zeros_like(mean);
   const int64_t batch = objective.micro_batch_size();
   for (int64_t start = 0, index = 0; start < n; start += batch, ++index) {
-    CURVD_RETURN_IF_ERROR(CheckCancelled(progress, start, n, "mean gradient"));
+    CURVD_RETURN_IF_ERROR(GopProgressStep(progress, start, n, "mean gradient"));
     const int64_t count = std::min(batch, n - start);
     const torch::Tensor chosen = indices.narrow(0, start, count);
     SeedForward(objective, index);
@@ -361,10 +344,46 @@ absl::Status CapExceeded(const std::string& what, int64_t value,
                    " = ", limit, " by ", value - limit));
 }
 
+// Whether MeasureGop takes the fast path (ValidateGopOptions has refused a
+// kFast it cannot take).
+bool TakesFastPath(Objective& objective, const GopOptions& options,
+                   int64_t num_samples) {
+  switch (options.path) {
+    case GopPath::kFast:
+      return true;
+    case GopPath::kGeneric:
+      return false;
+    case GopPath::kAuto:
+      break;
+  }
+  return options.variant != GopVariant::kMeanGradient &&
+         GopFastPathApplies(objective, num_samples, options.max_gradient_floats)
+             .ok();
+}
+
 }  // namespace
 
+std::vector<std::string> GopBlockNames(Objective& objective) {
+  return objective.block_parameter_names().empty()
+             ? objective.model()->ParameterNames()
+             : objective.block_parameter_names();
+}
+
+absl::Status GopProgressStep(const Progress& progress, int64_t done,
+                             int64_t total, const char* what) {
+  if (progress.cancelled && progress.cancelled()) {
+    return absl::CancelledError(
+        absl::StrFormat("gop cancelled at %s %d/%d", what, done, total));
+  }
+  if (progress.report) {
+    progress.report(static_cast<double>(done) / total,
+                    absl::StrFormat("gop %s %d/%d", what, done + 1, total));
+  }
+  return absl::OkStatus();
+}
+
 std::vector<GopGroup> GopGroups(Objective& objective) {
-  const std::vector<std::string> names = BlockNames(objective);
+  const std::vector<std::string> names = GopBlockNames(objective);
   const std::vector<int64_t>& numels = objective.block_numels();
   std::vector<GopGroup> groups;
   int64_t offset = 0;
@@ -431,6 +450,10 @@ absl::Status ValidateGopOptions(const GopOptions& options,
                          floats, "max_eigenvector_floats",
                          options.max_eigenvector_floats);
     }
+  }
+  if (options.path == GopPath::kFast) {
+    CURVD_RETURN_IF_ERROR(
+        GopFastPathApplies(objective, n, options.max_gradient_floats));
   }
   return absl::OkStatus();
 }
@@ -500,10 +523,18 @@ absl::StatusOr<GopResult> MeasureGop(Objective& objective,
                                               options, progress, &result));
     return result;
   }
-  CURVD_ASSIGN_OR_RETURN(
-      const GopGrams grams,
-      GopGramMatrices(objective, samples, groups, options.max_gradient_floats,
-                      progress));
+  GopGrams grams;
+  std::optional<LinearGopFeatures> features;
+  if (TakesFastPath(objective, options, result.num_samples)) {
+    result.path = kFastPath;
+    CURVD_ASSIGN_OR_RETURN(
+        features, ComputeLinearGopFeatures(objective, samples, progress));
+    CURVD_ASSIGN_OR_RETURN(grams, LinearGopGramMatrices(*features, groups));
+  } else {
+    CURVD_ASSIGN_OR_RETURN(
+        grams, GopGramMatrices(objective, samples, groups,
+                               options.max_gradient_floats, progress));
+  }
   const bool centred = options.variant == GopVariant::kGradientCovariance;
   torch::Tensor vectors;
   result.metrics =
@@ -531,8 +562,14 @@ absl::StatusOr<GopResult> MeasureGop(Objective& objective,
     result.layers.push_back(std::move(layer));
   }
   if (options.eigenvectors) {
-    CURVD_RETURN_IF_ERROR(FillEigenvectors(objective, samples, grams, vectors,
-                                           options, progress, &result));
+    const auto transpose_times =
+        [&](const torch::Tensor& w) -> absl::StatusOr<torch::Tensor> {
+      if (features) return LinearGopGradientTransposeTimes(*features, w);
+      return GradientTransposeTimes(objective, samples, grams, w,
+                                    options.max_gradient_floats, progress);
+    };
+    CURVD_RETURN_IF_ERROR(
+        FillEigenvectors(vectors, options, transpose_times, &result));
   }
   return result;
 }

@@ -27,6 +27,16 @@ struct GopGroup {
   int64_t size = 0;    // its entries
 };
 
+// The block's parameter names in block order (every parameter's,
+// Model::ParameterNames(), when the block is every parameter).
+std::vector<std::string> GopBlockNames(Objective& objective);
+
+// Before step `done` of `total` steps of `what` ("micro-batch"):
+// Cancelled naming them when progress.cancelled says so, else reports the
+// fraction done to progress.report (each hook only when set).
+absl::Status GopProgressStep(const Progress& progress, int64_t done,
+                             int64_t total, const char* what);
+
 // The block's parameters grouped by module: consecutive parameters whose
 // names (Model::ParameterNames()) agree up to their last '.' form one group
 // ("fc0.weight", "fc0.bias" -> "fc0"); a name without '.' is a group of its
@@ -45,8 +55,9 @@ std::vector<int64_t> GopSampleIndices(const GopOptions& options,
 // ValidateGopFields (core/api/measurement.h), then the sizes:
 // InvalidArgument naming the field (gop.variant, gop.num_samples, gop.top_k,
 // gop.rank_rtol, a cap that is not >= 1) or the cap exceeded and by how much
-// (gop.max_samples, gop.max_gram_floats, gop.max_eigenvector_floats), from
-// the options and the objective's sizes alone: no gradient is computed.
+// (gop.max_samples, gop.max_gram_floats, gop.max_eigenvector_floats), and
+// with path kFast GopFastPathApplies (gop_fast_path.h), from the options and
+// the objective's names and sizes alone: no gradient is computed.
 absl::Status ValidateGopOptions(const GopOptions& options,
                                 Objective& objective);
 
@@ -76,15 +87,18 @@ absl::StatusOr<GopGrams> GopGramMatrices(Objective& objective,
                                          const Progress& progress);
 
 // The GOP of `objective`'s block: ValidateGopOptions, then for the
-// per-sample variants GopGramMatrices over GopSampleIndices, the matrix
+// per-sample variants the Gram matrices over GopSampleIndices, by the fast
+// path (gop_fast_path.h) when options.path is kFast, or kAuto and
+// GopFastPathApplies, else by GopGramMatrices (result.path says which), the
+// matrix
 // K / N (centred: H K H / N, H = I - 1 1^T / N) eigendecomposed in float64
 // by torch.linalg.eigh, and the metrics from its eigenvalues; with
-// eigenvectors, v = G^T H u / sqrt(N lambda) from the retained G or one more
-// pass over the samples. kMeanGradient in closed form from g-bar (the
-// gradient of the N samples' mean loss, one backward pass per micro-batch of
-// them): eigenvalue ||g-bar||^2, eigenvector g-bar / ||g-bar||. Cancelled
-// and InvalidArgument as GopGramMatrices (also a non-finite g-bar).
-// Thread-compatible.
+// eigenvectors, v = G^T H u / sqrt(N lambda) from the fast path's features,
+// the retained G or one more pass over the samples. kMeanGradient in closed
+// form from g-bar (the gradient of the N samples' mean loss, one backward pass
+// per micro-batch of them): eigenvalue ||g-bar||^2, eigenvector g-bar /
+// ||g-bar||. Cancelled and InvalidArgument as GopGramMatrices (also a
+// non-finite g-bar). Thread-compatible.
 absl::StatusOr<GopResult> MeasureGop(Objective& objective,
                                      const GopOptions& options,
                                      const Progress& progress);

@@ -111,6 +111,7 @@ TEST(CliDefaultsTest, MeasureHelpCitesCoresDefaultsAndBounds) {
         absl::StrCat("at most ", gop.max_samples)}},
       {"gop_top_k", {absl::StrCat("default ", gop.top_k)}},
       {"gop_rank_rtol", {"N * eps_float64"}},
+      {"gop_path", {"auto", "generic", "fast"}},
   };
   for (const auto& [flag, mentions] : cited) {
     const std::string help = MeasureHelp(flag);

@@ -527,6 +527,7 @@ v1::Measurement Gop() {
   r->set_variant(v1::GopSpec::GRADIENT_COVARIANCE);
   r->set_num_samples(64);
   r->set_num_parameters(21);
+  r->set_path("fast");
   const auto metrics = [](v1::GopMetrics* g, int64_t size, double trace) {
     g->set_size(size);
     g->set_trace(trace);
@@ -586,6 +587,7 @@ TEST(GopFormatTest, TheTableHasTheModelAndEachLayerAndTheCsvItsMetrics) {
   EXPECT_THAT(MeasurementsToTable({whole}), ::testing::Not(HasSubstr("fc0")));
   EXPECT_THAT(MeasurementSummary(Gop()),
               StartsWith("gop 8 (gradient_covariance, N 64, rank 3 of 21"));
+  EXPECT_THAT(MeasurementSummary(Gop()), HasSubstr(", fast path"));
   const std::string csv = MeasurementsToCsv({Gop()});
   EXPECT_EQ(Column(csv, 1, "kind"), "gop");
   EXPECT_EQ(Column(csv, 1, "value"), "8");

@@ -214,6 +214,7 @@ TEST(DocumentedDefaultsTest, ProtoCommentsCiteCoresDefaultsAndBounds) {
        "eigenvectors",
        {absl::StrCat("at most ", kMaxGopEigenvectorFloatsInResult)}},
       {"GopSpec", "rank_rtol", {"n * eps_float64", "range (0, 1)"}},
+      {"GopSpec", "path", {"unset: path_auto"}},
       {"LossSliceSpec",
        "t_min",
        {absl::StrCat("[", Number(slice.t_min), ", ", Number(slice.t_max),

@@ -516,6 +516,7 @@ TEST_F(RealEngineServiceTest, GopMetricsAgreeAcrossLayersAndVariants) {
   const v1::GopResult fisher = measure(v1::GopSpec::EMPIRICAL_FISHER);
   EXPECT_EQ(fisher.num_samples(), 8);
   EXPECT_EQ(fisher.num_parameters(), 21);
+  EXPECT_EQ(fisher.path(), "fast");  // the zoo MLP's Linear layers
   const double trace = fisher.metrics().trace();
   ASSERT_GT(trace, 0);
   double spectrum = 0;
@@ -541,6 +542,7 @@ TEST_F(RealEngineServiceTest, GopMetricsAgreeAcrossLayersAndVariants) {
   const v1::GopResult noise = measure(v1::GopSpec::GRADIENT_COVARIANCE);
   const v1::GopResult mean = measure(v1::GopSpec::MEAN_GRADIENT);
   EXPECT_EQ(mean.metrics().rank(), 1);
+  EXPECT_EQ(mean.path(), "generic");  // a closed form, no Gram matrix
   EXPECT_NEAR(noise.metrics().trace() + mean.metrics().trace(), trace,
               1e-6 * trace);
   ASSERT_TRUE(noise.has_signal_to_noise());

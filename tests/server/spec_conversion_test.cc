@@ -341,6 +341,7 @@ TEST(SpecConversionTest, GopSpecTravelsBothWays) {
   g->set_top_k(3);
   g->set_eigenvectors(true);
   g->set_rank_rtol(1e-9);
+  g->set_path(v1::GopSpec::PATH_GENERIC);
   auto request = ToCoreRequest(spec);
   ASSERT_TRUE(request.ok()) << request.status();
   ASSERT_TRUE(IsSingle<core::GopMethod>(*request));
@@ -353,6 +354,7 @@ TEST(SpecConversionTest, GopSpecTravelsBothWays) {
   EXPECT_TRUE(o.eigenvectors);
   ASSERT_TRUE(o.rank_rtol.has_value());
   EXPECT_DOUBLE_EQ(*o.rank_rtol, 1e-9);
+  EXPECT_EQ(o.path, core::GopPath::kGeneric);
   // The eigenvectors' cap is what a result message holds, not core's.
   EXPECT_EQ(o.max_eigenvector_floats, kMaxGopEigenvectorFloatsInResult);
   const v1::MeasurementSpec effective = EffectiveSpec(spec, *request);
@@ -360,6 +362,7 @@ TEST(SpecConversionTest, GopSpecTravelsBothWays) {
   EXPECT_EQ(effective.gop().num_samples(), 32);
   EXPECT_EQ(effective.gop().top_k(), 3);
   EXPECT_DOUBLE_EQ(effective.gop().rank_rtol(), 1e-9);
+  EXPECT_EQ(effective.gop().path(), v1::GopSpec::PATH_GENERIC);
 
   // Unset: core's defaults, and rank_rtol stays unset (its rule depends on N).
   v1::MeasurementSpec plain;
@@ -371,6 +374,7 @@ TEST(SpecConversionTest, GopSpecTravelsBothWays) {
   EXPECT_EQ(d.top_k, core::GopOptions().top_k);
   EXPECT_EQ(d.num_samples, 0);
   EXPECT_FALSE(d.rank_rtol.has_value());
+  EXPECT_EQ(d.path, core::GopPath::kAuto);
   EXPECT_FALSE(EffectiveSpec(plain, *defaults).gop().has_rank_rtol());
 }
 
@@ -381,6 +385,19 @@ TEST(SpecConversionTest, GopRefusesAnUnknownVariantAndBadOptions) {
   ASSERT_EQ(request.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(request.status().message()),
               HasSubstr("gop.variant 99"));
+
+  v1::MeasurementSpec path;
+  path.mutable_gop()->set_path(static_cast<v1::GopSpec::Path>(9));
+  auto unknown = ToCoreRequest(path);
+  ASSERT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("gop.path 9"));
+  // Fast with the mean gradient is refused before any model is loaded.
+  path.mutable_gop()->set_path(v1::GopSpec::PATH_FAST);
+  path.mutable_gop()->set_variant(v1::GopSpec::MEAN_GRADIENT);
+  auto mean = ToCoreRequest(path);
+  ASSERT_EQ(mean.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(mean.status().message()),
+              HasSubstr("gop.path = fast"));
 
   v1::MeasurementSpec plan;
   plan.mutable_plan()->mutable_gop()->set_top_k(-1);

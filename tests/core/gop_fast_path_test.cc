@@ -1,0 +1,351 @@
+// The GOP's fast path (core/measurements/gop_fast_path.h) against the generic
+// path on the zoo MLP: the same Gram matrices, metrics and eigenvectors.
+#include "core/measurements/gop_fast_path.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/data/model.h"
+#include "core/measurements/gop.h"
+#include "core/objective/objective.h"
+#include "tests/core/toy_models.h"
+#include "tests/core/zoo_mlp_fixture.h"
+
+namespace curvd::core {
+namespace {
+
+using ::curvd::core::testing::DeviceTest;
+using ::curvd::core::testing::SeededLabels;
+using ::curvd::core::testing::SeededRandn;
+using ::curvd::core::testing::ZooMlpFixture;
+using ::curvd::core::testing::ZooMlpFixtureSources;
+using ::testing::HasSubstr;
+
+// The issue asks for 1e-6 relative; both paths are exact in float64, so they
+// agree to rounding, far below it.
+constexpr double kTolerance = 1e-9;
+
+constexpr int64_t kSamples = 9;
+
+void ExpectClose(double fast, double generic, double scale,
+                 const std::string& what) {
+  EXPECT_NEAR(fast, generic, kTolerance * std::max(scale, 1e-300)) << what;
+}
+
+void ExpectSameSpectrum(const std::vector<double>& fast,
+                        const std::vector<double>& generic, double scale,
+                        const std::string& what) {
+  ASSERT_EQ(fast.size(), generic.size()) << what;
+  for (size_t j = 0; j < fast.size(); ++j) {
+    ExpectClose(fast[j], generic[j], scale, absl::StrCat(what, "[", j, "]"));
+  }
+}
+
+void ExpectSameMetrics(const GopMetrics& fast, const GopMetrics& generic,
+                       const std::string& what) {
+  SCOPED_TRACE(what);
+  const double top = generic.spectral_norm;
+  EXPECT_EQ(fast.size, generic.size);
+  EXPECT_EQ(fast.rank, generic.rank);
+  ExpectSameSpectrum(fast.eigenvalues, generic.eigenvalues, top, "eigenvalues");
+  // The top ones may include numerical zeros: compared on lambda_max's scale.
+  ExpectSameSpectrum(fast.top_eigenvalues, generic.top_eigenvalues, top,
+                     "top_eigenvalues");
+  ExpectSameSpectrum(fast.explained_variance, generic.explained_variance, 1,
+                     "explained_variance");
+  ExpectClose(fast.trace, generic.trace, generic.trace, "trace");
+  ExpectClose(fast.frobenius_norm, generic.frobenius_norm,
+              generic.frobenius_norm, "frobenius_norm");
+  ExpectClose(fast.spectral_norm, generic.spectral_norm, top, "spectral_norm");
+  ExpectClose(fast.nuclear_norm, generic.nuclear_norm, generic.nuclear_norm,
+              "nuclear_norm");
+  ExpectClose(fast.rank_tolerance, generic.rank_tolerance,
+              generic.rank_tolerance, "rank_tolerance");
+  ExpectClose(fast.effective_rank, generic.effective_rank,
+              generic.effective_rank, "effective_rank");
+  ExpectClose(fast.stable_rank, generic.stable_rank, generic.stable_rank,
+              "stable_rank");
+  // lambda_min carries lambda_max's absolute rounding: 1e-6 relative, the
+  // issue's bound.
+  EXPECT_NEAR(fast.condition_number, generic.condition_number,
+              1e-6 * generic.condition_number);
+  EXPECT_NEAR(fast.log_pseudo_determinant, generic.log_pseudo_determinant,
+              1e-6 * std::max(1.0, std::abs(generic.log_pseudo_determinant)));
+  ExpectClose(fast.max_nonzero, generic.max_nonzero, top, "max_nonzero");
+  ExpectClose(fast.min_nonzero, generic.min_nonzero, top, "min_nonzero");
+  ExpectClose(fast.mean_nonzero, generic.mean_nonzero, top, "mean_nonzero");
+  ExpectClose(fast.std_nonzero, generic.std_nonzero, top, "std_nonzero");
+  ExpectClose(fast.mean_all, generic.mean_all, generic.mean_all, "mean_all");
+  ExpectClose(fast.std_all, generic.std_all, generic.std_all, "std_all");
+}
+
+// Everything but the path; eigenvectors up to sign.
+void ExpectSameResult(const GopResult& fast, const GopResult& generic) {
+  EXPECT_EQ(fast.variant, generic.variant);
+  EXPECT_EQ(fast.num_samples, generic.num_samples);
+  EXPECT_EQ(fast.num_parameters, generic.num_parameters);
+  ExpectSameMetrics(fast.metrics, generic.metrics, "whole");
+  ASSERT_EQ(fast.layers.size(), generic.layers.size());
+  for (size_t l = 0; l < fast.layers.size(); ++l) {
+    EXPECT_EQ(fast.layers[l].name, generic.layers[l].name);
+    EXPECT_EQ(fast.layers[l].size, generic.layers[l].size);
+    ExpectSameMetrics(fast.layers[l].metrics, generic.layers[l].metrics,
+                      generic.layers[l].name);
+    ExpectClose(fast.layers[l].trace_share, generic.layers[l].trace_share, 1,
+                "trace_share");
+  }
+  ExpectClose(fast.gradient_norms.mean, generic.gradient_norms.mean,
+              generic.gradient_norms.mean, "gradient norm mean");
+  ExpectSameSpectrum(fast.gradient_norms.quantiles,
+                     generic.gradient_norms.quantiles,
+                     generic.gradient_norms.mean, "gradient norm quantiles");
+  ASSERT_EQ(fast.signal_to_noise.has_value(),
+            generic.signal_to_noise.has_value());
+  if (generic.signal_to_noise) {
+    ExpectClose(*fast.signal_to_noise, *generic.signal_to_noise,
+                *generic.signal_to_noise, "signal_to_noise");
+  }
+  ASSERT_EQ(fast.num_eigenvectors, generic.num_eigenvectors);
+  ASSERT_EQ(fast.eigenvectors.size(), generic.eigenvectors.size());
+  const int64_t m = generic.num_parameters;
+  for (int64_t i = 0; i < generic.num_eigenvectors; ++i) {
+    double dot = 0;
+    for (int64_t e = 0; e < m; ++e) {
+      dot += fast.eigenvectors[i * m + e] * generic.eigenvectors[i * m + e];
+    }
+    const double sign = dot < 0 ? -1 : 1;
+    for (int64_t e = 0; e < m; ++e) {
+      EXPECT_NEAR(sign * fast.eigenvectors[i * m + e],
+                  generic.eigenvectors[i * m + e], 1e-8)
+          << "eigenvector " << i << " entry " << e;
+    }
+  }
+}
+
+// Per layer and with eigenvectors: everything both paths compute.
+GopOptions Everything(GopVariant variant, int top_k) {
+  GopOptions options;
+  options.variant = variant;
+  options.top_k = top_k;
+  options.per_layer = true;
+  options.eigenvectors = true;
+  return options;
+}
+
+GopOptions WithPath(GopOptions options, GopPath path) {
+  options.path = path;
+  return options;
+}
+
+class GopFastPathTest : public DeviceTest {
+ protected:
+  // The zoo MLP 4 -> 6 -> 5 -> 3 (fc0, fc1, fc2; M = 83) with LibTorch's
+  // seeded default initialisation, float64, and kSamples samples.
+  void MakeZoo(const std::string& activation, LossFunction loss) {
+    ModelSource source;
+    source.kind = ModelSource::Kind::kZoo;
+    source.zoo.layer_widths = {4, 6, 5, 3};
+    source.zoo.activation = activation;
+    torch::manual_seed(11);
+    auto model = LoadModel(source, torch::kFloat64);
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = *std::move(model);
+    model_->To(device(), torch::kFloat64);
+    inputs_ = SeededRandn({kSamples, 4}, 12).to(device());
+    targets_ = loss == LossFunction::kCrossEntropy
+                   ? SeededLabels(kSamples, 3, 13).to(device())
+                   : SeededRandn({kSamples, 3}, 13).to(device());
+    loss_ = loss;
+  }
+  // Micro-batches of 4: two full and a short one.
+  Objective MakeObjective(const ParameterBlock& block = {}) {
+    auto objective =
+        Objective::Create(model_.get(), inputs_, targets_, loss_, 4, block);
+    EXPECT_TRUE(objective.ok()) << objective.status();
+    return std::move(objective).value();
+  }
+  // MeasureGop with path auto, which must take the fast path, and with path
+  // generic: the same result.
+  void ExpectFastEqualsGeneric(Objective& objective,
+                               const GopOptions& options) {
+    auto fast = MeasureGop(objective, options, Progress());
+    auto generic =
+        MeasureGop(objective, WithPath(options, GopPath::kGeneric), Progress());
+    ASSERT_TRUE(fast.ok()) << fast.status();
+    ASSERT_TRUE(generic.ok()) << generic.status();
+    EXPECT_EQ(generic->path, "generic");
+    EXPECT_EQ(fast->path, options.variant == GopVariant::kMeanGradient
+                              ? "generic"
+                              : "fast");
+    ExpectSameResult(*fast, *generic);
+  }
+
+  std::unique_ptr<Model> model_;
+  torch::Tensor inputs_;
+  torch::Tensor targets_;
+  LossFunction loss_ = LossFunction::kCrossEntropy;
+};
+
+TEST_P(GopFastPathTest, GramMatricesEqualTheGenericOnes) {
+  for (const LossFunction loss :
+       {LossFunction::kCrossEntropy, LossFunction::kMse}) {
+    SCOPED_TRACE(loss == LossFunction::kMse ? "mse" : "cross-entropy");
+    MakeZoo("tanh", loss);
+    Objective objective = MakeObjective();
+    const std::vector<GopGroup> groups = GopGroups(objective);
+    ASSERT_EQ(groups.size(), 3);
+    std::vector<int64_t> samples = {0, 2, 3, 5, 6, 8};
+    auto generic = GopGramMatrices(objective, samples, groups, int64_t{1} << 20,
+                                   Progress());
+    ASSERT_TRUE(generic.ok()) << generic.status();
+    auto features = ComputeLinearGopFeatures(objective, samples, Progress());
+    ASSERT_TRUE(features.ok()) << features.status();
+    ASSERT_EQ(features->layers.size(), 3);
+    EXPECT_EQ(features->layers[1].inputs.sizes(), (c10::IntArrayRef{6, 6}));
+    EXPECT_EQ(features->layers[1].output_gradients.sizes(),
+              (c10::IntArrayRef{6, 5}));
+    auto fast = LinearGopGramMatrices(*features, groups);
+    ASSERT_TRUE(fast.ok()) << fast.status();
+    EXPECT_FALSE(fast->gradients.defined());
+    const double scale = generic->whole.abs().max().item<double>();
+    EXPECT_LT((fast->whole - generic->whole).abs().max().item<double>(),
+              1e-12 * scale);
+    ASSERT_EQ(fast->groups.size(), 3);
+    for (size_t g = 0; g < 3; ++g) {
+      EXPECT_LT(
+          (fast->groups[g] - generic->groups[g]).abs().max().item<double>(),
+          1e-12 * scale)
+          << groups[g].name;
+    }
+    // G^T w against the generic path's retained G.
+    const torch::Tensor w = SeededRandn({6, 2}, 14).to(device());
+    const torch::Tensor expected = generic->gradients.t().mm(w);
+    EXPECT_LT((LinearGopGradientTransposeTimes(*features, w) - expected)
+                  .abs()
+                  .max()
+                  .item<double>(),
+              1e-12 * expected.abs().max().item<double>());
+  }
+}
+
+TEST_P(GopFastPathTest, EveryVariantEqualsTheGenericPath) {
+  for (const std::string activation : {"tanh", "relu"}) {
+    for (const GopVariant variant :
+         {GopVariant::kEmpiricalFisher, GopVariant::kGradientCovariance,
+          GopVariant::kMeanGradient}) {
+      SCOPED_TRACE(
+          absl::StrCat(activation, " variant ", static_cast<int>(variant)));
+      MakeZoo(activation, LossFunction::kCrossEntropy);
+      Objective objective = MakeObjective();
+      ExpectFastEqualsGeneric(objective, Everything(variant, 4));
+    }
+  }
+}
+
+TEST_P(GopFastPathTest, MseAndASeededSubset) {
+  MakeZoo("tanh", LossFunction::kMse);
+  Objective objective = MakeObjective();
+  GopOptions options = Everything(GopVariant::kGradientCovariance, 3);
+  options.num_samples = 7;
+  options.seed = 5;
+  ExpectFastEqualsGeneric(objective, options);
+}
+
+// Blocks of one layer, of a weight alone and of a bias alone: the fast path
+// measures any block of Linear weights and biases.
+TEST_P(GopFastPathTest, BlocksOfLayersAndOfSingleParameters) {
+  MakeZoo("tanh", LossFunction::kCrossEntropy);
+  ParameterBlock layer;
+  layer.prefixes = {"fc1."};
+  ParameterBlock parts;
+  parts.names = {"fc0.weight", "fc2.bias"};
+  for (const ParameterBlock& block : {layer, parts}) {
+    Objective objective = MakeObjective(block);
+    const GopOptions options = Everything(GopVariant::kEmpiricalFisher, 3);
+    ExpectFastEqualsGeneric(objective, options);
+    auto result = MeasureGop(objective, options, Progress());
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->num_parameters, block.names.empty() ? 6 * 5 + 5 : 24 + 3);
+    EXPECT_EQ(result->layers.size(), block.names.empty() ? 1 : 2);
+  }
+}
+
+TEST_P(GopFastPathTest, ForcedFastIsRefusedWhereItCannotRun) {
+  MakeZoo("tanh", LossFunction::kCrossEntropy);
+  Objective objective = MakeObjective();
+  GopOptions options;
+  options.top_k = 3;
+  options.path = GopPath::kFast;
+  auto forced = MeasureGop(objective, options, Progress());
+  ASSERT_TRUE(forced.ok()) << forced.status();
+  EXPECT_EQ(forced->path, "fast");
+
+  // The features (N x (4+6 + 6+5 + 5+3) = 9 x 29 floats) over the cap: auto
+  // falls back to the generic path, fast is refused naming the cap.
+  options.max_gradient_floats = kSamples * 29 - 1;
+  auto refused = MeasureGop(objective, options, Progress());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("gop.max_gradient_floats"));
+  auto fallback =
+      MeasureGop(objective, WithPath(options, GopPath::kAuto), Progress());
+  ASSERT_TRUE(fallback.ok()) << fallback.status();
+  EXPECT_EQ(fallback->path, "generic");
+
+  options = GopOptions();
+  options.path = GopPath::kFast;
+  options.variant = GopVariant::kMeanGradient;
+  auto mean = MeasureGop(objective, options, Progress());
+  EXPECT_EQ(mean.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(mean.status().message(), HasSubstr("mean-gradient"));
+}
+
+// A TorchScript model records no Linear layers: auto takes the generic path,
+// fast is refused saying why.
+TEST_P(GopFastPathTest, TorchScriptTakesTheGenericPath) {
+  const std::optional<ZooMlpFixture> fixture = ZooMlpFixtureSources();
+  if (!fixture) GTEST_SKIP() << "no Python TorchScript fixture";
+  auto model = LoadModel(fixture->scripted, torch::kFloat64);
+  ASSERT_TRUE(model.ok()) << model.status();
+  (*model)->To(device(), torch::kFloat64);
+  auto objective = Objective::Create(
+      model->get(), SeededRandn({5, 5}, 15).to(device()),
+      SeededLabels(5, 3, 16).to(device()), LossFunction::kCrossEntropy, 0);
+  ASSERT_TRUE(objective.ok()) << objective.status();
+  GopOptions options;
+  options.top_k = 2;
+  auto automatic = MeasureGop(*objective, options, Progress());
+  ASSERT_TRUE(automatic.ok()) << automatic.status();
+  EXPECT_EQ(automatic->path, "generic");
+  options.path = GopPath::kFast;
+  auto refused = MeasureGop(*objective, options, Progress());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("records no Linear layers"));
+}
+
+TEST_P(GopFastPathTest, CancelledBeforeTheFirstMicroBatch) {
+  MakeZoo("tanh", LossFunction::kCrossEntropy);
+  Objective objective = MakeObjective();
+  Progress progress;
+  progress.cancelled = [] { return true; };
+  GopOptions options;
+  options.path = GopPath::kFast;
+  auto result = MeasureGop(objective, options, progress);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_THAT(result.status().message(), HasSubstr("micro-batch"));
+}
+
+CURVD_INSTANTIATE_DEVICE_TEST(GopFastPathTest);
+
+}  // namespace
+}  // namespace curvd::core
