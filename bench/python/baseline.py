@@ -614,6 +614,11 @@ def main() -> int:
         if args.gop != "only":
             time_hessian_and_llc(args, w, problem, entry, settings, timer,
                                  quick, slow, r)
+        results["workloads"][w.name] = r
+        # Written before the GOP phase too: a process killed for memory there
+        # (W1 at N = 4096 holds 30 GB of per-sample gradients) keeps the rest.
+        with open(args.out / "baseline.json", "w") as f:
+            json.dump(results, f, indent=2)
         if entry["gop"] and transforms is not None:
             gop_plan = (dict(warmup=0, min_repeats=1, max_repeats=1, budget_s=0.0)
                         if args.smoke else

@@ -208,6 +208,25 @@ def thread_cpu_seconds():
     return seconds
 
 
+def process_cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` (all its threads); 0 when it
+    is gone or `pid` is None."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def upload_child_pid(run):
+    """The pid of `run`'s upload process while one runs, else None."""
+    child = run._upload_process and run._upload_process._process  # noqa: SLF001
+    return child.pid if child is not None else None
+
+
 def cpu_shares(before, after, wall, trainer, uploader):
     """CPU seconds per wall second of the trainer's thread, the run's uploader
     thread and every other thread of the process together, between the
@@ -259,6 +278,8 @@ def training_row(client, args, device, server_label):
         account = cpu["curvd" if with_curvd else "baseline"]
         synchronize(device)
         threads_before = thread_cpu_seconds()
+        child = upload_child_pid(run)
+        child_before = process_cpu_seconds(child)
         start = time.perf_counter()
         in_submit = 0.0
         for _ in range(steps):
@@ -274,8 +295,13 @@ def training_row(client, args, device, server_label):
         if timed:
             account["wall"] += wall
             account["submit"] += in_submit
-            account["shares"].append(cpu_shares(threads_before, thread_cpu_seconds(), wall,
-                                                trainer_tid, run._thread.native_id))  # noqa: SLF001
+            shares = cpu_shares(threads_before, thread_cpu_seconds(), wall, trainer_tid,
+                                run._thread.native_id)  # noqa: SLF001
+            # The child's CPU where it ran throughout (a restart loses a segment).
+            shares["upload_process"] = (
+                (process_cpu_seconds(child) - child_before) / wall
+                if child is not None and child == upload_child_pid(run) else 0.0)
+            account["shares"].append(shares)
         return steps / wall
 
     # Warm-up (untimed): the trainer's kernels and allocator, the server's model
@@ -310,7 +336,8 @@ def training_row(client, args, device, server_label):
             "baseline_segments_with_server_busy": busy_baselines,
             "submit_seconds_per_s": cpu["curvd"]["submit"] / max(cpu["curvd"]["wall"], 1e-9),
             "cpu_per_s": {mode: {key: statistics.median(share[key] for share in a["shares"])
-                                 for key in ("trainer", "uploader", "other_threads")}
+                                 for key in ("trainer", "uploader", "other_threads",
+                                             "upload_process")}
                           for mode, a in cpu.items() if a["shares"]},
             "plan": f"sharpness (max_iterations {args.lanczos_iterations}) + hessian_trace "
                     f"({min(10, args.probes)}-{args.probes} probes), one plan"
@@ -371,7 +398,8 @@ def training_cells(t):
             f"server still busy" if t["baseline_segments_with_server_busy"] else "")
     shares = t.get("cpu_per_s", {})
     where = "; ".join(f"{mode} CPU/s: trainer {c['trainer']:.2f}, uploader {c['uploader']:.2f}, "
-                      f"other {c['other_threads']:.2f}" for mode, c in shares.items())
+                      f"other {c['other_threads']:.2f}, upload process "
+                      f"{c.get('upload_process', 0.0):.2f}" for mode, c in shares.items())
     where += f"; in submit {t['submit_seconds_per_s']:.3f} s/s" if shares else ""
     return (f"{t['curvd_steps_per_s']:.1f} steps/s ({where})",
             f"{t['baseline_steps_per_s']:.1f} steps/s ({t['repetitions']} × "

@@ -3,6 +3,8 @@ short training loop under every backpressure policy, results as a table, shards
 uploaded once, failures surfaced as warnings and rows."""
 
 import os
+import tempfile
+import threading
 import time
 import unittest
 import warnings
@@ -11,6 +13,7 @@ import torch
 
 import curvd
 from curvd import safetensors_format
+from curvd.upload_process import UploadProcess
 from curvd_server import CurvdServerTest, mlp, regression_data, train
 
 try:
@@ -104,6 +107,41 @@ class UploaderTest(CurvdServerTest):
         self.assertTrue(run.close(timeout=60))
         self.assertEqual(run.stats["processed"], 2, run.stats)
         self.assertEqual(sorted(r["step"] for r in self.rows(run)), [0, 1])
+
+
+    def test_an_abandoned_checkpoint_leaves_the_next_one_in_step(self):
+        run = self.client.run("uploader-abandoned", mlp(), shard=regression_data(),
+                              loss="mse", measure=KINDS, policy="block")
+        process = UploadProcess(self.client.target, self.client.options, run.name,
+                                run.run_id, run._specs, 60)  # noqa: SLF001 - the run's specs
+        state = {k: v.detach().clone() for k, v in mlp().state_dict().items()}
+        stop = threading.Event()
+        try:
+            first = process.checkpoint(1, state, None, stop)
+            self.assertIn("/checkpoints/1/", next(first).name)
+            first.close()  # abandoned after one of its two measurements
+            second = list(process.checkpoint(2, state, None, stop))
+            self.assertEqual(len(second), 2)
+            self.assertTrue(all("/checkpoints/2/" in m.name for m in second),
+                            [m.name for m in second])
+        finally:
+            process.close()
+            run.close(timeout=60)
+
+    def test_the_shared_file_has_no_name_to_leave_behind(self):
+        def named():
+            return [name for directory in ("/dev/shm", tempfile.gettempdir())
+                    if os.path.isdir(directory) for name in os.listdir(directory)
+                    if name.startswith("curvd-checkpoint-")]
+        before = named()
+        run = self.client.run("uploader-unnamed", mlp(), policy="block")
+        run.submit(0, mlp())
+        deadline = time.monotonic() + 60
+        while run.stats["processed"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(run.stats["processed"], 1, run.stats)
+        self.assertEqual(named(), before, "a crash now would leave these behind")
+        self.assertTrue(run.close(timeout=60))
 
 
 class ResultsTest(CurvdServerTest):

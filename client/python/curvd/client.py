@@ -6,7 +6,7 @@ import grpc
 
 from curvd import blob_upload, measurement_specs, model_source, shard_source
 from curvd.errors import CurvdError, from_rpc_error
-from curvd.run import Run
+from curvd.run import DEFAULT_UPLOADER, UPLOADERS, Run
 from curvd.v1 import curvd_service_pb2 as service_pb2
 from curvd.v1 import curvd_service_pb2_grpc as service_pb2_grpc
 from curvd.v1 import resources_pb2
@@ -88,7 +88,7 @@ class Client:
     def run(self, run_id, model=None, *, shard=None, loss="cross_entropy",
             measure=None, every=1, policy="coalesce", capacity=8,
             example_input=None, settings=None, display_name="", measurement_timeout=1800.0,
-            uploader="process"):
+            uploader=DEFAULT_UPLOADER):
         """Creates run `run_id` with `model`, or opens it when it exists with the
         same model (or `model` is None), and returns its curvd.Run.
 
@@ -114,13 +114,16 @@ class Client:
           for them run: "process" (default), a child process of the run's, so
           that none of that work holds the trainer's interpreter (the GIL) while
           it trains; "thread", the run's background thread in this process
-          (no child; its Python work competes with the training loop's).
+          (no child; its Python work competes with the training loop's; the
+          default on Windows).
 
         Raises ModelExportError for a module that cannot be exported, ValueError
         or TypeError for arguments curvd cannot use (an unknown kind or option),
         CurvdError when the server refuses (ALREADY_EXISTS: the run exists with
         another model; INVALID_ARGUMENT: a bad zoo spec) or cannot be reached.
         """
+        if uploader not in UPLOADERS:  # before the run is created
+            raise ValueError(f"uploader '{uploader}' is not one of {', '.join(UPLOADERS)}")
         run, specs, how = self.run_resource(run_id, model, shard=shard, loss=loss,
                                             measure=measure, example_input=example_input,
                                             settings=settings, display_name=display_name)

@@ -13,6 +13,7 @@ archive or zoo architecture) was registered once, at creation.
 """
 
 import logging
+import os
 import threading
 import warnings
 
@@ -31,8 +32,11 @@ log = logging.getLogger("curvd")
 
 _MAX_BACKOFF_SECONDS = 2.0
 
-# Where a run's uploads run (Client.run's `uploader`).
+# Where a run's uploads run (Client.run's `uploader`), and the default: a
+# child process where it can be started with inherited descriptors (not on
+# Windows).
 UPLOADERS = ("process", "thread")
+DEFAULT_UPLOADER = "thread" if os.name == "nt" else "process"
 
 
 class _Pending:
@@ -49,7 +53,7 @@ class Run:
     one training thread; results(), watch() and stats from any thread."""
 
     def __init__(self, client, run, specs, every, policy, capacity, measurement_timeout,
-                 model_export, uploader="process"):
+                 model_export, uploader=DEFAULT_UPLOADER):
         """Client.run() makes runs: `run` is the server's Run, `specs` the
         MeasurementSpecs of every checkpoint; the rest as Client.run() has them
         (ValueError for an unknown `uploader`). Starts the run's background
@@ -238,11 +242,13 @@ class Run:
                 self._server_back()
                 backoff = 0.1
         finally:
-            if self._upload_process is not None:
-                self._upload_process.close(kill=self._stop.is_set())
-            with self._cond:
-                self._finished = True
-                self._cond.notify_all()
+            try:
+                if self._upload_process is not None:
+                    self._upload_process.close(kill=self._stop.is_set())
+            finally:
+                with self._cond:
+                    self._finished = True
+                    self._cond.notify_all()
 
     def _count(self, key):
         with self._cond:

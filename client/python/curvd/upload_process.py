@@ -14,10 +14,14 @@ The parent's side, UploadProcess, is used by one thread at a time (the run's
 background thread). The child (`python -m curvd.upload_worker`, not
 multiprocessing's spawn, which would import the trainer's __main__ again)
 reads one command at a time from its pipe and answers on the other:
-  ("checkpoint", step, train_loss, path, entries) -> ("measurement", bytes)...,
+  ("checkpoint", step, train_loss, entries) -> ("measurement", bytes)...,
       then ("done",), ("transient", code name, details) or ("error", message,
       code name or None)
-  ("exit",) or the pipe closing -> it exits.
+  ("exit",), the pipe closing or the parent exiting -> it exits.
+The weights lie in an unlinked file (in /dev/shm where there is room, else the
+temporary directory) whose descriptor the child inherits, so no exit of either
+process, however abrupt, leaves the file behind; a larger state dict makes a
+new file and a new child.
 """
 
 import mmap
@@ -63,7 +67,7 @@ class UploadProcess:
         self._process = None
         self._commands = None
         self._replies = None
-        self._buffer = None  # (path, mmap, size) of the shared-memory file
+        self._buffer = None  # (descriptor, mmap, size) of the shared file
 
     def checkpoint(self, step, state, train_loss, stop):
         """Hands `state` (a mapping of name to contiguous CPU tensor, in file
@@ -75,25 +79,44 @@ class UploadProcess:
         threading.Event) is set: the child is then stopped."""
         entries = self._hand_over(state)
         self._start()
-        self._send(("checkpoint", step, train_loss, self._buffer[0], entries))
-        while True:
-            while not self._replies.poll(0.2):
-                if stop.is_set():
-                    self._stop_child(kill=True)
-                    raise CurvdError("stopped waiting for the upload process",
-                                     grpc.StatusCode.CANCELLED)
-                if self._process.poll() is not None:
-                    break
-            reply = self._receive()
-            if reply[0] == "measurement":
-                from curvd.v1 import resources_pb2
-                yield resources_pb2.Measurement.FromString(reply[1])
-            elif reply[0] == "done":
-                return
-            elif reply[0] == "transient":
-                raise RemoteRpcError(grpc.StatusCode[reply[1]], reply[2])
-            else:
+        self._send(("checkpoint", step, train_loss, entries))
+        answered = False
+        try:
+            while True:
+                reply = self._next_reply(stop)
+                if reply[0] == "measurement":
+                    from curvd.v1 import resources_pb2
+                    yield resources_pb2.Measurement.FromString(reply[1])
+                    continue
+                answered = True
+                if reply[0] == "done":
+                    return
+                if reply[0] == "transient":
+                    raise RemoteRpcError(grpc.StatusCode[reply[1]], reply[2])
                 raise CurvdError(reply[1], grpc.StatusCode[reply[2]] if reply[2] else None)
+        finally:
+            # Left before the child's last answer (the caller stopped reading,
+            # or raised): its later replies would answer the next checkpoint,
+            # and it may still read the file the next one overwrites.
+            if not answered:
+                self._stop_child(kill=True)
+
+    def _next_reply(self, stop):
+        """The child's next reply; CurvdError CANCELLED once `stop` is set, or
+        when the child exited without one (the child is stopped either way)."""
+        while not self._replies.poll(0.2):
+            if stop.is_set():
+                self._stop_child(kill=True)
+                raise CurvdError("stopped waiting for the upload process",
+                                 grpc.StatusCode.CANCELLED)
+            if self._process.poll() is not None and not self._replies.poll(0):
+                # EOF may never come: a process forked meanwhile (a DataLoader
+                # worker) can hold the pipe's write end.
+                code = self._process.returncode
+                self._stop_child(kill=True)
+                raise CurvdError(f"the upload process exited (status {code}); it "
+                                 f"restarts at the next checkpoint")
+        return self._receive()
 
     def _hand_over(self, state):
         """Copies `state` into the shared-memory file, back to back in order;
@@ -142,27 +165,26 @@ class UploadProcess:
 
     def _drop_buffer(self):
         if self._buffer is not None:
-            self._buffer[1].close()
-            os.unlink(self._buffer[0])
+            fd, mapped, _ = self._buffer
             self._buffer = None
+            try:
+                mapped.close()
+            except BufferError:
+                pass  # a view still alive: the map goes with it
+            os.close(fd)
 
     def _shared(self, size):
-        """A writable uint8 numpy array over a shared-memory file of at least
+        """A writable uint8 numpy array over the shared file, of at least
         `size` bytes, kept from one checkpoint to the next while it is large
-        enough."""
+        enough; a new file stops the child (the next one inherits the file).
+        CurvdError when no directory has room for it."""
         import numpy
 
         if self._buffer is None or self._buffer[2] < size:
+            self._stop_child(kill=False)
             self._drop_buffer()
-            directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            fd, path = tempfile.mkstemp(prefix="curvd-checkpoint-", dir=directory)
-            try:
-                os.ftruncate(fd, max(size, 1))
-                mapped = mmap.mmap(fd, max(size, 1))
-            finally:
-                os.close(fd)
-            self._buffer = (path, mapped, size)
-        return numpy.frombuffer(self._buffer[1], dtype=numpy.uint8, count=self._buffer[2])
+            self._buffer = _unlinked_file(max(size, 1))
+        return numpy.frombuffer(self._buffer[1], dtype=numpy.uint8, count=size)
 
     def _start(self):
         if self._process is not None and self._process.poll() is None:
@@ -170,15 +192,16 @@ class UploadProcess:
         self._stop_child(kill=True)  # a child that died
         command_read, command_write = os.pipe()
         reply_read, reply_write = os.pipe()
-        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+        buffer_fd = self._buffer[0]
+        flags = ["-P"] if sys.version_info >= (3, 11) else []  # not the cwd first
         try:
+            # A session of its own: a Ctrl-C for the trainer does not reach it
+            # (it exits when the parent does, by the pipe or its parent id).
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "curvd.upload_worker", str(command_read),
-                 str(reply_write)], pass_fds=(command_read, reply_write), env=env,
-                stdin=subprocess.DEVNULL)
+                [sys.executable, *flags, "-m", "curvd.upload_worker", str(command_read),
+                 str(reply_write), str(buffer_fd)],
+                pass_fds=(command_read, reply_write, buffer_fd), env=_child_environment(),
+                stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             os.close(command_read)
             os.close(reply_write)
@@ -202,3 +225,41 @@ class UploadProcess:
             self._stop_child(kill=True)
             raise CurvdError(f"the upload process exited (status {code}); it restarts at "
                              f"the next checkpoint") from error
+
+
+def _unlinked_file(size):
+    """(descriptor, writable mmap, size) of a new file of `size` bytes whose
+    name is already removed, its blocks allocated (a full tmpfs would otherwise
+    kill the process with SIGBUS at the first write): in /dev/shm, else in the
+    temporary directory. CurvdError when neither has room."""
+    errors = []
+    for directory in ("/dev/shm", tempfile.gettempdir()):
+        if not os.path.isdir(directory):
+            continue
+        fd, path = tempfile.mkstemp(prefix="curvd-checkpoint-", dir=directory)
+        os.unlink(path)
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, size)
+            else:
+                os.ftruncate(fd, size)
+            return fd, mmap.mmap(fd, size), size
+        except OSError as error:
+            os.close(fd)
+            errors.append(f"{directory}: {error}")
+    raise CurvdError(f"no room for a {size}-byte checkpoint file ({'; '.join(errors)})")
+
+
+def _child_environment():
+    """The child's environment: this one, with the directory holding this
+    package first on PYTHONPATH unless it is a site directory already on the
+    path (putting site-packages before the standard library could shadow it)."""
+    import site
+
+    env = dict(os.environ)
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sites = set(site.getsitepackages() + [site.getusersitepackages()])
+    if package_parent not in sites:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    return env
