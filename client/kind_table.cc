@@ -873,6 +873,8 @@ absl::Status FillGop(const ParsedFlags& flags, v1::GopSpec* g) {
   g->set_eigenvectors(flags.Bool("gop_eigenvectors"));
   SetDoubleIfGiven(flags, "gop_rank_rtol",
                    [g](double v) { g->set_rank_rtol(v); });
+  SetIfGiven(flags, "gop_hessian_overlap",
+             [g](int32_t v) { g->set_hessian_overlap_k(v); });
   absl::StatusOr<v1::GopSpec::Path> path =
       EnumFlag(flags, "gop_path", GopPaths());
   if (!path.ok()) return path.status();
@@ -941,6 +943,21 @@ std::vector<std::string> GopTable(const v1::GopResult& r) {
     lines.push_back(absl::StrCat("signal-to-noise ||g-bar||^2 / tr(Sigma): ",
                                  ShortNumber(r.signal_to_noise())));
   }
+  if (r.has_hessian_overlap()) {
+    const v1::GopHessianOverlap& o = r.hessian_overlap();
+    std::vector<std::string> cosines, hessian;
+    for (double c : o.cosines()) cosines.push_back(ShortNumber(c));
+    for (const v1::Eigenpair& e : o.hessian_eigenpairs()) {
+      hessian.push_back(ShortNumber(e.value()));
+    }
+    lines.push_back(absl::StrCat(
+        "Hessian overlap (k ", o.k(), ": GOP ", o.gop_dimension(),
+        " vs Hessian ", o.hessian_dimension(), " directions): ",
+        ShortNumber(o.overlap()), " (random ", ShortNumber(o.random_baseline()),
+        "), cosines ", absl::StrJoin(cosines, " "), "; Hessian eigenvalues ",
+        absl::StrJoin(hessian, " "), " (Lanczos ", o.lanczos_iterations(),
+        " steps", o.lanczos_converged() ? "" : ", not converged", ")"));
+  }
   return lines;
 }
 
@@ -970,7 +987,14 @@ KindSummary SummarizeGop(const v1::GopResult& r) {
       {"gop_log_pseudo_determinant",
        RoundTripNumber(m.log_pseudo_determinant())},
       {"gop_signal_to_noise",
-       r.has_signal_to_noise() ? RoundTripNumber(r.signal_to_noise()) : ""}};
+       r.has_signal_to_noise() ? RoundTripNumber(r.signal_to_noise()) : ""},
+      {"gop_hessian_overlap",
+       r.has_hessian_overlap() ? RoundTripNumber(r.hessian_overlap().overlap())
+                               : ""},
+      {"gop_hessian_overlap_random",
+       r.has_hessian_overlap()
+           ? RoundTripNumber(r.hessian_overlap().random_baseline())
+           : ""}};
   return s;
 }
 
@@ -997,13 +1021,18 @@ KindRow GopRow() {
        {"gop_path", Type::kString, "auto",
         "gop: auto (the fast path where the block allows it), generic (a "
         "backward pass per sample, any model) or fast (the zoo MLP's Linear "
-        "layers; refused elsewhere)."}},
+        "layers; refused elsewhere)."},
+       {"gop_hessian_overlap", Type::kInt, "",
+        "gop: K, also the overlap of the GOP's top-K eigenspace with the "
+        "Hessian's top-K (Lanczos on the same block), its random baseline "
+        "and principal cosines (1..64; server default 0 = off)."}},
       {"gop_variant", "gop_samples", "seed", "gop_per_layer", "gop_top_k",
-       "gop_eigenvectors", "gop_rank_rtol", "gop_path"},
+       "gop_eigenvectors", "gop_rank_rtol", "gop_path", "gop_hessian_overlap"},
       {"gop_trace", "gop_frobenius_norm", "gop_spectral_norm",
        "gop_nuclear_norm", "gop_rank", "gop_effective_rank", "gop_stable_rank",
        "gop_condition_number", "gop_log_pseudo_determinant",
-       "gop_signal_to_noise"},
+       "gop_signal_to_noise", "gop_hessian_overlap",
+       "gop_hessian_overlap_random"},
       FillGop, SummarizeGop);
 }
 

@@ -726,6 +726,7 @@ struct Codec<core::GopMethod> {
     CURVD_ASSIGN_OR_RETURN(
         o->path,
         ToCore(s.path(), absl::StrCat(core::GopMethod::kName, ".path")));
+    o->hessian_overlap_k = s.hessian_overlap_k();
     o->max_eigenvector_floats =
         std::min(o->max_eigenvector_floats, kMaxGopEigenvectorFloatsInResult);
     return absl::OkStatus();
@@ -740,6 +741,7 @@ struct Codec<core::GopMethod> {
     s->set_eigenvectors(o.eigenvectors);
     if (o.rank_rtol.has_value()) s->set_rank_rtol(*o.rank_rtol);
     s->set_path(ToProto(o.path));
+    s->set_hessian_overlap_k(o.hessian_overlap_k);
   }
   static void WriteResult(const core::GopResult& in, Result* out) {
     out->set_variant(ToProto(in.variant));
@@ -765,6 +767,24 @@ struct Codec<core::GopMethod> {
     out->set_num_eigenvectors(in.num_eigenvectors);
     out->mutable_eigenvectors()->Add(in.eigenvectors.begin(),
                                      in.eigenvectors.end());
+    if (in.hessian_overlap) {
+      WriteHessianOverlap(*in.hessian_overlap, out->mutable_hessian_overlap());
+    }
+  }
+  static void WriteHessianOverlap(const core::GopHessianOverlap& in,
+                                  v1::GopHessianOverlap* out) {
+    out->set_k(in.k);
+    out->set_gop_dimension(in.gop_dimension);
+    out->set_hessian_dimension(in.hessian_dimension);
+    out->set_overlap(in.overlap);
+    out->set_random_baseline(in.random_baseline);
+    out->mutable_cosines()->Add(in.cosines.begin(), in.cosines.end());
+    for (const core::Eigenpair& e : in.hessian_eigenpairs) {
+      Codec<core::SharpnessMethod>::WriteEigenpair(
+          e, out->add_hessian_eigenpairs());
+    }
+    out->set_lanczos_iterations(in.lanczos_iterations);
+    out->set_lanczos_converged(in.lanczos_converged);
   }
 };
 

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/api/method_types.h"
+
 namespace curvd::core {
 
 // Which outer product: g_i the gradient of sample i's loss, g-bar their mean
@@ -62,6 +64,12 @@ struct GopOptions {
   // Set: finite and in (0, 1).
   std::optional<double> rank_rtol;
   GopPath path = GopPath::kAuto;
+  // k of the overlap of the GOP's top-k eigenspace with the Hessian's
+  // (GopHessianOverlap below): 0 = off; else in [1, limits::kMaxEigenpairs].
+  // The Hessian is the objective's (its block's, whatever the request's
+  // operator), its top k eigenvectors from Lanczos with the sharpness kind's
+  // defaults; the GOP's are computed for it also without `eigenvectors`.
+  int hessian_overlap_k = 0;
   // Caps, checked before any work (InvalidArgument naming the cap and by how
   // much a request exceeds it).
   int64_t max_samples = 8192;  // N
@@ -129,6 +137,30 @@ struct GradientNormDistribution {
   std::vector<double> quantiles;
 };
 
+// The overlap of the GOP's top eigenspace (U, orthonormal columns u_1..u_a,
+// a = min(k, rank)) with the Hessian's (V, the b = min(k, Lanczos steps) top
+// Ritz vectors), both in the block's M parameters.
+struct GopHessianOverlap {
+  int k = 0;                 // GopOptions::hessian_overlap_k
+  int64_t gop_dimension = 0;      // a
+  int64_t hessian_dimension = 0;  // b
+  // ||U^T V||_F^2 / min(a, b): 1 when the smaller subspace lies in the other
+  // (the same subspace when a = b), 0 when they are orthogonal; NaN when a or
+  // b is 0.
+  double overlap = 0;
+  // The overlap's expectation for independent uniformly random subspaces of
+  // those dimensions, max(a, b) / M.
+  double random_baseline = 0;
+  // The cosines of the principal angles: the singular values of U^T V,
+  // descending, min(a, b) of them.
+  std::vector<double> cosines;
+  // The Hessian's top b eigenvalues used (descending), their Ritz residuals
+  // and convergence, and the Lanczos run's steps and overall convergence.
+  std::vector<Eigenpair> hessian_eigenpairs;
+  int lanczos_iterations = 0;
+  bool lanczos_converged = false;
+};
+
 struct GopResult {
   GopVariant variant = GopVariant::kEmpiricalFisher;
   int64_t num_samples = 0;     // N
@@ -149,6 +181,8 @@ struct GopResult {
   // metrics.top_eigenvalues.
   int64_t num_eigenvectors = 0;
   std::vector<double> eigenvectors;
+  // Set when options.hessian_overlap_k >= 1; the whole model only.
+  std::optional<GopHessianOverlap> hessian_overlap;
 };
 
 }  // namespace curvd::core

@@ -458,6 +458,9 @@ absl::Status ValidateGopFields(const GopOptions& o, const std::string& field) {
   if (o.rank_rtol.has_value()) {
     CURVD_RETURN_IF_ERROR(CheckOpenUnit(field + ".rank_rtol", *o.rank_rtol));
   }
+  CURVD_RETURN_IF_ERROR(CheckIntRange(field + ".hessian_overlap_k",
+                                      o.hessian_overlap_k, 0,
+                                      limits::kMaxEigenpairs));
   for (const auto& [name, value] :
        {std::pair<const char*, int64_t>{"max_samples", o.max_samples},
         {"max_gram_floats", o.max_gram_floats},

@@ -81,7 +81,7 @@ absl::Status ValidateLlcOptions(const LlcOptions& options,
 // after `field` ("gop", "plan.gop"): InvalidArgument naming the first of
 // variant (not a GopVariant), path (not a GopPath, or kFast with
 // kMeanGradient), num_samples < 0, top_k < 0, rank_rtol set
-// outside (0, 1), a cap (max_samples, max_gram_floats, max_gradient_floats,
+// outside (0, 1), hessian_overlap_k outside [0, limits::kMaxEigenpairs], a cap (max_samples, max_gram_floats, max_gradient_floats,
 // max_eigenvector_floats) < 1. Shared with ValidateGopOptions
 // (core/measurements/gop.h), which adds the checks against the model's sizes.
 absl::Status ValidateGopFields(const GopOptions& options,

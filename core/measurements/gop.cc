@@ -15,6 +15,7 @@
 #include "common/status_macros.h"
 #include "core/api/measurement.h"
 #include "core/measurements/gop_fast_path.h"
+#include "core/measurements/gop_hessian_overlap.h"
 #include "core/objective/linear_operator.h"
 
 namespace curvd::core {
@@ -233,38 +234,50 @@ absl::StatusOr<torch::Tensor> GradientTransposeTimes(
 using TransposeTimes =
     absl::FunctionRef<absl::StatusOr<torch::Tensor>(const torch::Tensor&)>;
 
-// The unit eigenvectors v = G^T H u / sqrt(N lambda) of the top eigenvalues
-// above the rank tolerance, into result (row-major [k, M]).
-absl::Status FillEigenvectors(const torch::Tensor& u, const GopOptions& options,
-                              TransposeTimes transpose_times,
-                              GopResult* result) {
-  const GopMetrics& metrics = result->metrics;
-  int64_t k = 0;
-  while (k < static_cast<int64_t>(metrics.top_eigenvalues.size()) &&
-         metrics.top_eigenvalues[k] > metrics.rank_tolerance) {
-    ++k;
-  }
-  if (k == 0) return absl::OkStatus();
-  const double n = static_cast<double>(result->num_samples);
-  torch::Tensor w = u.narrow(1, 0, k);
-  if (options.variant == GopVariant::kGradientCovariance) {
+// The unit eigenvectors v = G^T H u / sqrt(N lambda) of the `count` largest
+// eigenvalues (all above the rank tolerance, metrics.eigenvalues), u the
+// first `count` columns of `u`: rows [count, M], float64 on the device.
+absl::StatusOr<torch::Tensor> GopEigenvectors(const torch::Tensor& u,
+                                              const GopMetrics& metrics,
+                                              int64_t count, bool centred,
+                                              TransposeTimes transpose_times) {
+  const double n = static_cast<double>(u.size(0));
+  torch::Tensor w = u.narrow(1, 0, count);
+  if (centred) {
     const int64_t sample_dim = 0;
     w = w - w.mean(sample_dim, true);
   }
   const torch::Tensor scale =
-      torch::tensor(std::vector<double>(metrics.top_eigenvalues.begin(),
-                                        metrics.top_eigenvalues.begin() + k),
+      torch::tensor(std::vector<double>(metrics.eigenvalues.begin(),
+                                        metrics.eigenvalues.begin() + count),
                     torch::kFloat64)
           .mul(n)
           .rsqrt()
           .to(w.device());
-  w = w * scale;
-  CURVD_ASSIGN_OR_RETURN(const torch::Tensor vectors, transpose_times(w));
+  CURVD_ASSIGN_OR_RETURN(const torch::Tensor vectors, transpose_times(w * scale));
+  return vectors.t().contiguous();
+}
+
+// result's eigenvectors: the first `count` rows of `rows` [>= count, M].
+void SetEigenvectors(const torch::Tensor& rows, int64_t count,
+                     GopResult* result) {
   const torch::Tensor host =
-      vectors.t().contiguous().to(torch::kCPU).reshape({-1});
-  result->num_eigenvectors = k;
+      rows.narrow(0, 0, count).to(torch::kCPU).contiguous().reshape({-1});
+  result->num_eigenvectors = count;
   result->eigenvectors.assign(host.data_ptr<double>(),
                               host.data_ptr<double>() + host.numel());
+}
+
+// With options.hessian_overlap_k, result's hessian_overlap from the GOP's
+// top eigenvectors `rows` [min(k, rank), M] (MeasureGopHessianOverlap).
+absl::Status AddHessianOverlap(Objective& objective, const GopOptions& options,
+                               const torch::Tensor& rows,
+                               const Progress& progress, GopResult* result) {
+  if (options.hessian_overlap_k == 0) return absl::OkStatus();
+  CURVD_ASSIGN_OR_RETURN(
+      result->hessian_overlap,
+      MeasureGopHessianOverlap(objective, options.hessian_overlap_k,
+                               options.seed, rows, progress));
   return absl::OkStatus();
 }
 
@@ -327,13 +340,15 @@ absl::Status MeasureMeanGradient(Objective& objective,
                             : 0.0;
     result->layers.push_back(std::move(layer));
   }
+  // The one eigenvector, g-bar / ||g-bar||, when g-bar != 0.
+  const torch::Tensor rows =
+      result->metrics.rank > 0
+          ? (mean / std::sqrt(result->metrics.trace)).unsqueeze(0)
+          : mean.new_zeros({0, objective.num_parameters()});
   if (options.eigenvectors && options.top_k > 0 && result->metrics.rank > 0) {
-    const torch::Tensor unit = host / std::sqrt(result->metrics.trace);
-    result->num_eigenvectors = 1;
-    result->eigenvectors.assign(unit.data_ptr<double>(),
-                                unit.data_ptr<double>() + unit.numel());
+    SetEigenvectors(rows, 1, result);
   }
-  return absl::OkStatus();
+  return AddHessianOverlap(objective, options, rows, progress, result);
 }
 
 // "by how much" in a cap's message.
@@ -536,10 +551,19 @@ absl::StatusOr<GopResult> MeasureGop(Objective& objective,
                                options.max_gradient_floats, progress));
   }
   const bool centred = options.variant == GopVariant::kGradientCovariance;
+  // The GOP's eigenvectors shown (eigenvectors) and compared with the
+  // Hessian's (hessian_overlap_k): at most rank of them exist.
   torch::Tensor vectors;
-  result.metrics =
-      GramMetrics(GopGram(grams.whole, centred), result.num_parameters, options,
-                  options.eigenvectors ? &vectors : nullptr);
+  result.metrics = GramMetrics(
+      GopGram(grams.whole, centred), result.num_parameters, options,
+      options.eigenvectors || options.hessian_overlap_k > 0 ? &vectors
+                                                            : nullptr);
+  const int64_t shown =
+      options.eigenvectors
+          ? std::min<int64_t>(options.top_k, result.metrics.rank)
+          : 0;
+  const int64_t compared =
+      std::min<int64_t>(options.hessian_overlap_k, result.metrics.rank);
   const torch::Tensor norms =
       grams.whole.diagonal().sqrt().to(torch::kCPU).contiguous();
   result.gradient_norms = NormDistribution(std::vector<double>(
@@ -561,16 +585,26 @@ absl::StatusOr<GopResult> MeasureGop(Objective& objective,
                             : 0.0;
     result.layers.push_back(std::move(layer));
   }
-  if (options.eigenvectors) {
+  torch::Tensor rows = torch::zeros(
+      {0, result.num_parameters}, grams.whole.options());
+  if (std::max(shown, compared) > 0) {
     const auto transpose_times =
         [&](const torch::Tensor& w) -> absl::StatusOr<torch::Tensor> {
       if (features) return LinearGopGradientTransposeTimes(*features, w);
       return GradientTransposeTimes(objective, samples, grams, w,
                                     options.max_gradient_floats, progress);
     };
-    CURVD_RETURN_IF_ERROR(
-        FillEigenvectors(vectors, options, transpose_times, &result));
+    CURVD_ASSIGN_OR_RETURN(
+        rows, GopEigenvectors(vectors, result.metrics,
+                              std::max(shown, compared), centred,
+                              transpose_times));
   }
+  if (shown > 0) SetEigenvectors(rows, shown, &result);
+  // The Lanczos run needs none of the per-sample state.
+  grams = GopGrams();
+  features.reset();
+  CURVD_RETURN_IF_ERROR(AddHessianOverlap(
+      objective, options, rows.narrow(0, 0, compared), progress, &result));
   return result;
 }
 

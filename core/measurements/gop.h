@@ -97,8 +97,12 @@ absl::StatusOr<GopGrams> GopGramMatrices(Objective& objective,
 // the retained G or one more pass over the samples. kMeanGradient in closed
 // form from g-bar (the gradient of the N samples' mean loss, one backward pass
 // per micro-batch of them): eigenvalue ||g-bar||^2, eigenvector g-bar /
-// ||g-bar||. Cancelled and InvalidArgument as GopGramMatrices (also a
-// non-finite g-bar). Thread-compatible.
+// ||g-bar||. With options.hessian_overlap_k = k >= 1, the min(k, rank) top
+// eigenvectors (computed as above also without `eigenvectors`) are compared
+// with the Hessian's top k by MeasureGopHessianOverlap
+// (gop_hessian_overlap.h) into result.hessian_overlap, after the per-sample
+// state is freed. Cancelled and InvalidArgument as GopGramMatrices (also a
+// non-finite g-bar) and Lanczos. Thread-compatible.
 absl::StatusOr<GopResult> MeasureGop(Objective& objective,
                                      const GopOptions& options,
                                      const Progress& progress);

@@ -112,6 +112,9 @@ TEST(CliDefaultsTest, MeasureHelpCitesCoresDefaultsAndBounds) {
       {"gop_top_k", {absl::StrCat("default ", gop.top_k)}},
       {"gop_rank_rtol", {"N * eps_float64"}},
       {"gop_path", {"auto", "generic", "fast"}},
+      {"gop_hessian_overlap",
+       {Range(1, limits::kMaxEigenpairs),
+        absl::StrCat("default ", gop.hessian_overlap_k)}},
   };
   for (const auto& [flag, mentions] : cited) {
     const std::string help = MeasureHelp(flag);

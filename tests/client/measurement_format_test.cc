@@ -602,6 +602,35 @@ TEST(GopFormatTest, TheTableHasTheModelAndEachLayerAndTheCsvItsMetrics) {
   EXPECT_THAT(*json, HasSubstr("signalToNoise"));
 }
 
+TEST(GopFormatTest, TheHessianOverlapHasALineTwoCsvColumnsAndJson) {
+  v1::Measurement m = Gop();
+  EXPECT_EQ(Column(MeasurementsToCsv({m}), 1, "gop_hessian_overlap"), "");
+  EXPECT_THAT(MeasurementsToTable({m}),
+              ::testing::Not(HasSubstr("Hessian overlap")));
+  v1::GopHessianOverlap* o = m.mutable_gop()->mutable_hessian_overlap();
+  o->set_k(2);
+  o->set_gop_dimension(2);
+  o->set_hessian_dimension(2);
+  o->set_overlap(0.5);
+  o->set_random_baseline(0.125);
+  o->add_cosines(1);
+  o->add_cosines(0);
+  o->add_hessian_eigenpairs()->set_value(6);
+  o->add_hessian_eigenpairs()->set_value(2.5);
+  o->set_lanczos_iterations(5);
+  o->set_lanczos_converged(true);
+  EXPECT_THAT(MeasurementsToTable({m}),
+              HasSubstr("Hessian overlap (k 2: GOP 2 vs Hessian 2 "
+                        "directions): 0.5 (random 0.125), cosines 1 0; "
+                        "Hessian eigenvalues 6 2.5 (Lanczos 5 steps)"));
+  const std::string csv = MeasurementsToCsv({m});
+  EXPECT_EQ(Column(csv, 1, "gop_hessian_overlap"), "0.5");
+  EXPECT_EQ(Column(csv, 1, "gop_hessian_overlap_random"), "0.125");
+  absl::StatusOr<std::string> json = MeasurementsToJson({m});
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_THAT(*json, HasSubstr("hessianOverlap"));
+}
+
 TEST(LlcFormatTest, TheTableSaysLambdaHatWithItsSettingsDiagnosticsAndWarnings) {
   const std::string table = MeasurementsToTable({Llc()});
   EXPECT_THAT(table, HasSubstr("l1 llc:"));

@@ -342,6 +342,7 @@ TEST(SpecConversionTest, GopSpecTravelsBothWays) {
   g->set_eigenvectors(true);
   g->set_rank_rtol(1e-9);
   g->set_path(v1::GopSpec::PATH_GENERIC);
+  g->set_hessian_overlap_k(4);
   auto request = ToCoreRequest(spec);
   ASSERT_TRUE(request.ok()) << request.status();
   ASSERT_TRUE(IsSingle<core::GopMethod>(*request));
@@ -355,6 +356,7 @@ TEST(SpecConversionTest, GopSpecTravelsBothWays) {
   ASSERT_TRUE(o.rank_rtol.has_value());
   EXPECT_DOUBLE_EQ(*o.rank_rtol, 1e-9);
   EXPECT_EQ(o.path, core::GopPath::kGeneric);
+  EXPECT_EQ(o.hessian_overlap_k, 4);
   // The eigenvectors' cap is what a result message holds, not core's.
   EXPECT_EQ(o.max_eigenvector_floats, kMaxGopEigenvectorFloatsInResult);
   const v1::MeasurementSpec effective = EffectiveSpec(spec, *request);
@@ -363,6 +365,7 @@ TEST(SpecConversionTest, GopSpecTravelsBothWays) {
   EXPECT_EQ(effective.gop().top_k(), 3);
   EXPECT_DOUBLE_EQ(effective.gop().rank_rtol(), 1e-9);
   EXPECT_EQ(effective.gop().path(), v1::GopSpec::PATH_GENERIC);
+  EXPECT_EQ(effective.gop().hessian_overlap_k(), 4);
 
   // Unset: core's defaults, and rank_rtol stays unset (its rule depends on N).
   v1::MeasurementSpec plain;
@@ -375,6 +378,7 @@ TEST(SpecConversionTest, GopSpecTravelsBothWays) {
   EXPECT_EQ(d.num_samples, 0);
   EXPECT_FALSE(d.rank_rtol.has_value());
   EXPECT_EQ(d.path, core::GopPath::kAuto);
+  EXPECT_EQ(d.hessian_overlap_k, 0);
   EXPECT_FALSE(EffectiveSpec(plain, *defaults).gop().has_rank_rtol());
 }
 
@@ -398,6 +402,13 @@ TEST(SpecConversionTest, GopRefusesAnUnknownVariantAndBadOptions) {
   ASSERT_EQ(mean.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(mean.status().message()),
               HasSubstr("gop.path = fast"));
+  // The overlap's k above the eigenpair cap, before any model is loaded.
+  v1::MeasurementSpec overlap;
+  overlap.mutable_gop()->set_hessian_overlap_k(65);
+  auto too_many = ToCoreRequest(overlap);
+  ASSERT_EQ(too_many.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(too_many.status().message()),
+              HasSubstr("gop.hessian_overlap_k must be in [0, 64], got 65"));
 
   v1::MeasurementSpec plan;
   plan.mutable_plan()->mutable_gop()->set_top_k(-1);
