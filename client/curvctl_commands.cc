@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "client/checkpoint_directory.h"
 #include "client/curvd_client.h"
+#include "client/gop_export.h"
 #include "client/kind_table.h"
 #include "client/measurement_format.h"
 #include "client/zoo_weights.h"
@@ -261,6 +262,21 @@ std::vector<CommandDef> BuildCommands() {
        "Prints one resource as proto JSON: runs/R, runs/R/checkpoints/S or "
        "runs/R/checkpoints/S/measurements/ID.",
        {ServerFlag()},
+       1,
+       1},
+      {"export",
+       "NAME --out FILE.safetensors [flags]",
+       "Writes the arrays of gop measurement NAME "
+       "(runs/R/checkpoints/S/measurements/ID, SUCCEEDED; a plan's gop too) "
+       "as a safetensors file of float64 tensors: \"eigenvalues\" (the "
+       "non-zero spectrum, descending), \"top_eigenvalues\", "
+       "\"eigenvectors\" [k, M] (row j for top_eigenvalues[j]; with "
+       "--gop_eigenvectors, fetched from the server's blob with ReadBlob and "
+       "checked against its digest) and \"layers.<name>.eigenvalues\" per "
+       "layer (with --gop_per_layer).",
+       {ServerFlag(),
+        {"out", Type::kString, "",
+         "The safetensors file to write (required; replaced if it exists)."}},
        1,
        1},
   };
@@ -875,6 +891,39 @@ int GetCommand(const ParsedFlags& flags, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+int ExportCommand(const ParsedFlags& flags, std::ostream& out,
+                  std::ostream& err) {
+  const std::string& path = flags.String("out");
+  if (path.empty()) {
+    err << "curvctl export: --out is required (see: curvctl export --help)\n";
+    return kExitUsage;
+  }
+  auto client = Connect(flags);
+  absl::StatusOr<v1::Measurement> measurement =
+      client->GetMeasurement(flags.positional()[0]);
+  if (!measurement.ok()) return ExitFor(measurement.status(), err);
+  absl::StatusOr<v1::GopResult> gop = GopResultOf(*measurement);
+  if (!gop.ok()) return ExitFor(gop.status(), err);
+  std::string blob;
+  if (!gop->eigenvectors_blob_digest().empty()) {
+    absl::StatusOr<std::string> read =
+        client->ReadBlob(gop->eigenvectors_blob_digest());
+    if (!read.ok()) return ExitFor(read.status(), err);
+    blob = *std::move(read);
+  }
+  absl::StatusOr<std::string> file = GopExportFile(*gop, blob);
+  if (!file.ok()) return ExitFor(file.status(), err);
+  std::ofstream stream(path, std::ios::binary | std::ios::trunc);
+  stream << *file;
+  stream.close();
+  if (!stream) {
+    return ExitFor(absl::InternalError(absl::StrCat("cannot write ", path)),
+                   err);
+  }
+  out << path << "\n";
+  return kExitOk;
+}
+
 // The entries of a comma list, trimmed, empty ones dropped.
 std::vector<std::string> CommaList(const std::string& flag) {
   std::vector<std::string> entries;
@@ -1037,7 +1086,8 @@ int RunCurvctl(const std::vector<std::string>& args, std::ostream& out,
           {"create-run", CreateRunCommand}, {"upload", UploadCommand},
           {"measure", MeasureCommand},      {"backfill", BackfillCommand},
           {"watch", WatchCommand},          {"runs", RunsCommand},
-          {"results", ResultsCommand},      {"get", GetCommand}};
+          {"results", ResultsCommand},      {"get", GetCommand},
+          {"export", ExportCommand}};
   return handlers->at(command->name)(*flags, out, err);
 }
 

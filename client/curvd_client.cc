@@ -210,6 +210,38 @@ absl::StatusOr<std::string> Client::UploadBlob(absl::string_view bytes) {
                                    " attempts: ", last_error.message()));
 }
 
+absl::StatusOr<std::string> Client::ReadBlob(const std::string& digest) {
+  std::string bytes;
+  absl::Status last_error;
+  for (int attempt = 0; attempt < std::max(1, options_.upload_attempts);
+       ++attempt) {
+    if (attempt > 0) absl::SleepFor(absl::Milliseconds(200) * (1 << attempt));
+    v1::ReadBlobRequest request;
+    request.set_digest(digest);
+    request.set_read_offset(static_cast<int64_t>(bytes.size()));
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(options_.upload_timeout));
+    std::unique_ptr<grpc::ClientReader<v1::ReadBlobResponse>> reader =
+        stub_->ReadBlob(&context, request);
+    v1::ReadBlobResponse chunk;
+    while (reader->Read(&chunk)) bytes.append(chunk.data());
+    last_error = FromGrpcStatus(reader->Finish());
+    if (last_error.ok()) {
+      if (Sha256Digest(bytes) != digest) {
+        return absl::DataLossError(absl::StrCat(
+            "blob ", digest, " read back as ", bytes.size(),
+            " bytes of another digest, ", Sha256Digest(bytes)));
+      }
+      return bytes;
+    }
+    if (!IsRetryable(last_error)) return last_error;
+  }
+  return absl::Status(last_error.code(),
+                      absl::StrCat("reading ", digest, " failed after ",
+                                   options_.upload_attempts,
+                                   " attempts: ", last_error.message()));
+}
+
 absl::StatusOr<v1::Checkpoint> Client::CreateCheckpoint(
     const std::string& run_id, const v1::Checkpoint& checkpoint) {
   v1::CreateCheckpointRequest request;

@@ -98,6 +98,14 @@ class Client {
   // a blob over the server's limit, INVALID_ARGUMENT for a digest mismatch).
   absl::StatusOr<std::string> UploadBlob(absl::string_view bytes);
 
+  // The bytes of the committed blob `digest` (an upload, or an array the server
+  // stored, such as a gop result's eigenvectors), read with ReadBlob. A
+  // stream that breaks (UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED) resumes at
+  // the bytes received, up to options().upload_attempts streams in all, each
+  // under upload_timeout. NOT_FOUND for a blob not stored, INVALID_ARGUMENT
+  // for a malformed digest, DATA_LOSS when the bytes do not hash to `digest`.
+  absl::StatusOr<std::string> ReadBlob(const std::string& digest);
+
   // Records `checkpoint` (step, format, digest or uri, train_loss) under run
   // `run_id`. Idempotent for the same step and content.
   absl::StatusOr<curvd::v1::Checkpoint> CreateCheckpoint(

@@ -1013,8 +1013,9 @@ KindRow GopRow() {
        {"gop_top_k", Type::kInt, "",
         "gop: the largest eigenvalues reported (0..N; server default 10)."},
        {"gop_eigenvectors", Type::kBool, "false",
-        "gop: also the top-k eigenvectors in parameter space (in the JSON; "
-        "at most 1000000 floats)."},
+        "gop: also the top-k eigenvectors in parameter space (stored as a "
+        "blob on the server, under its --gop_max_eigenvector_floats; curvctl "
+        "export writes them)."},
        {"gop_rank_rtol", Type::kDouble, "",
         "gop: the rank tolerance relative to lambda_max, in (0, 1) (server "
         "default N * eps_float64)."},

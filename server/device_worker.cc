@@ -7,13 +7,14 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "server/measurement_sources.h"
+#include "server/result_blobs.h"
 #include "server/spec_conversion.h"
 #include "server/thread_priority.h"
 
 namespace curvd::server {
 
 DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
-                           JobQueue* queue, Store* store,
+                           JobQueue* queue, Store* store, BlobStore* blobs,
                            const SourceResolver* resolver,
                            MeasurementLifecycle* lifecycle,
                            const RequestLimits& limits, int nice)
@@ -21,6 +22,7 @@ DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
       device_(engine_->device()),
       queue_(queue),
       store_(store),
+      blobs_(blobs),
       resolver_(resolver),
       lifecycle_(lifecycle),
       limits_(limits),
@@ -41,8 +43,13 @@ void DeviceWorker::Loop() {
     // Cancelled while queued, or the server is stopping (it stays QUEUED).
     if (!running.ok()) continue;
     absl::StatusOr<core::MeasurementResult> result = Run(*running);
-    absl::StatusOr<curvd::v1::Measurement> finished =
-        lifecycle_->Finish(job->measurement_name, result);
+    // Committed before the result that references them is stored: a crash
+    // in between leaves an unreferenced blob, not a missing one.
+    absl::StatusOr<ResultBlobs> blobs =
+        result.ok() ? StoreResultBlobs(*result, blobs_) : ResultBlobs();
+    if (!blobs.ok()) result = blobs.status();
+    absl::StatusOr<curvd::v1::Measurement> finished = lifecycle_->Finish(
+        job->measurement_name, result, blobs.ok() ? *blobs : ResultBlobs());
     if (!finished.ok()) {
       // Only a store failure lands here; the measurement stays RUNNING in the
       // store and becomes FAILED at the next start.

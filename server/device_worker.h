@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/api/engine.h"
+#include "server/blob_store.h"
 #include "server/job_queue.h"
 #include "server/measurement_lifecycle.h"
 #include "server/source_resolver.h"
@@ -27,11 +28,12 @@ using EngineFactory =
 class DeviceWorker {
  public:
   // Takes ownership of `engine`; the other objects must outlive the worker.
-  // Every request gets `limits`. The thread starts at once, raises its nice
+  // Every request gets `limits`; a result's large arrays go to `blobs`
+  // (result_blobs.h) before it is recorded. The thread starts at once, raises its nice
   // value by `nice` (see LowerCurrentThreadPriority; a refusal is logged and
   // the worker runs on) and serves jobs until `queue` is closed.
   DeviceWorker(std::unique_ptr<core::Engine> engine, JobQueue* queue,
-               Store* store, const SourceResolver* resolver,
+               Store* store, BlobStore* blobs, const SourceResolver* resolver,
                MeasurementLifecycle* lifecycle, const RequestLimits& limits,
                int nice);
   // Joins the thread: close the queue first, and stop running measurements
@@ -50,6 +52,7 @@ class DeviceWorker {
   const std::string device_;
   JobQueue* const queue_;
   Store* const store_;
+  BlobStore* const blobs_;
   const SourceResolver* const resolver_;
   MeasurementLifecycle* const lifecycle_;
   const RequestLimits limits_;

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "common/measurements.h"
 #include "common/resource_names.h"
+#include "server/blob_download.h"
 #include "server/grpc_status.h"
 #include "server/metrics.h"
 #include "server/service_impl.h"
@@ -106,6 +107,56 @@ class WriteBlobReactor final
   BlobUpload upload_;
   v1::BlobStatus* const response_;
   v1::WriteBlobRequest request_;
+};
+
+// Each chunk is read on the storage executor, and the next one only once
+// its write is done: one task or write outstanding at a time.
+class ReadBlobReactor final
+    : public grpc::ServerWriteReactor<v1::ReadBlobResponse> {
+ public:
+  ReadBlobReactor(ServiceCore& core, const v1::ReadBlobRequest& request)
+      : core_(core), record_(core.metrics(), RpcMethod::kReadBlob) {
+    core_.storage().Schedule([this, request] {
+      const absl::Status opened = download_.Open(core_.blobs(), request);
+      if (!opened.ok()) {
+        End(ToGrpcStatus(opened));
+        return;
+      }
+      Next();
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      End(grpc::Status(grpc::StatusCode::CANCELLED, "read cancelled"));
+      return;
+    }
+    core_.storage().Schedule([this] { Next(); });
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // Nothing touches `this` after StartWrite or Finish.
+  void Next() {
+    bool done = false;
+    const absl::Status read = download_.Next(&response_, &done);
+    if (!read.ok() || done) {
+      End(ToGrpcStatus(read));
+      return;
+    }
+    StartWrite(&response_);
+  }
+
+  void End(const grpc::Status& status) {
+    record_.Finish(status);
+    Finish(status);
+  }
+
+  ServiceCore& core_;
+  RpcRecord record_;
+  BlobDownload download_;
+  v1::ReadBlobResponse response_;
 };
 
 using ::curvd::common::IsTerminal;
@@ -306,6 +357,12 @@ grpc::ServerUnaryReactor* CurvdService::ListRuns(
 grpc::ServerReadReactor<v1::WriteBlobRequest>* CurvdService::WriteBlob(
     grpc::CallbackServerContext* /*context*/, v1::BlobStatus* response) {
   return new WriteBlobReactor(*core_, response);
+}
+
+grpc::ServerWriteReactor<v1::ReadBlobResponse>* CurvdService::ReadBlob(
+    grpc::CallbackServerContext* /*context*/,
+    const v1::ReadBlobRequest* request) {
+  return new ReadBlobReactor(*core_, *request);
 }
 
 grpc::ServerUnaryReactor* CurvdService::GetBlobStatus(

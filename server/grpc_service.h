@@ -1,7 +1,7 @@
 // The gRPC face of the service: callback-API shims over service_impl.h that
 // translate statuses and record RPC metrics. No reaction blocks or touches the
-// disk: unary methods and each WriteBlob chunk run on the core's storage
-// executor, which finishes the call (or asks for the next chunk), and
+// disk: unary methods and each WriteBlob and ReadBlob chunk run on the core's
+// storage executor, which finishes the call (or asks for the next chunk), and
 // WatchMeasurement reads the stored state there and is then fed by
 // measurement publishes.
 #ifndef CURVD_SERVER_GRPC_SERVICE_H_
@@ -33,6 +33,9 @@ class CurvdService final : public curvd::v1::Curvd::CallbackService {
   grpc::ServerReadReactor<curvd::v1::WriteBlobRequest>* WriteBlob(
       grpc::CallbackServerContext* context,
       curvd::v1::BlobStatus* response) override;
+  grpc::ServerWriteReactor<curvd::v1::ReadBlobResponse>* ReadBlob(
+      grpc::CallbackServerContext* context,
+      const curvd::v1::ReadBlobRequest* request) override;
   grpc::ServerUnaryReactor* GetBlobStatus(
       grpc::CallbackServerContext* context,
       const curvd::v1::GetBlobStatusRequest* request,

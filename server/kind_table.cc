@@ -1,6 +1,5 @@
 #include "server/kind_table.h"
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -710,9 +709,8 @@ template <>
 struct Codec<core::GopMethod> {
   using Spec = v1::GopSpec;
   using Result = v1::GopResult;
-  // The caps stay core's, the eigenvectors' lowered to what a result message
-  // holds.
-  static absl::Status Read(const Spec& s, const RequestLimits&,
+  // The caps are the server's.
+  static absl::Status Read(const Spec& s, const RequestLimits& limits,
                            core::GopOptions* o) {
     CURVD_ASSIGN_OR_RETURN(
         o->variant,
@@ -727,8 +725,10 @@ struct Codec<core::GopMethod> {
         o->path,
         ToCore(s.path(), absl::StrCat(core::GopMethod::kName, ".path")));
     o->hessian_overlap_k = s.hessian_overlap_k();
-    o->max_eigenvector_floats =
-        std::min(o->max_eigenvector_floats, kMaxGopEigenvectorFloatsInResult);
+    o->max_samples = limits.gop_max_samples;
+    o->max_gram_floats = limits.gop_max_gram_floats;
+    o->max_gradient_floats = limits.gop_max_gradient_floats;
+    o->max_eigenvector_floats = limits.gop_max_eigenvector_floats;
     return absl::OkStatus();
   }
   // rank_rtol stays unset when it was: its default depends on N.
@@ -764,9 +764,8 @@ struct Codec<core::GopMethod> {
     norms->mutable_quantiles()->Add(in.gradient_norms.quantiles.begin(),
                                     in.gradient_norms.quantiles.end());
     if (in.signal_to_noise) out->set_signal_to_noise(*in.signal_to_noise);
+    // The eigenvectors themselves travel as a blob (result_blobs.h).
     out->set_num_eigenvectors(in.num_eigenvectors);
-    out->mutable_eigenvectors()->Add(in.eigenvectors.begin(),
-                                     in.eigenvectors.end());
     if (in.hessian_overlap) {
       WriteHessianOverlap(*in.hessian_overlap, out->mutable_hessian_overlap());
     }

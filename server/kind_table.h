@@ -19,19 +19,20 @@
 namespace curvd::server {
 
 // What the server's configuration adds to every request: the caps that no
-// client may raise (--exact_hessian_max_parameters and
-// --exact_hessian_max_matrix_parameters). Defaults: core's.
+// client may raise (--exact_hessian_max_parameters,
+// --exact_hessian_max_matrix_parameters and --gop_max_*, each the flag of the
+// field's name). Defaults: core's.
 struct RequestLimits {
   int64_t exact_hessian_max_parameters =
       core::ExactHessianOptions().max_parameters;
   int64_t exact_hessian_max_matrix_parameters =
       core::ExactHessianOptions().max_matrix_parameters;
+  int64_t gop_max_samples = core::GopOptions().max_samples;
+  int64_t gop_max_gram_floats = core::GopOptions().max_gram_floats;
+  int64_t gop_max_gradient_floats = core::GopOptions().max_gradient_floats;
+  int64_t gop_max_eigenvector_floats =
+      core::GopOptions().max_eigenvector_floats;
 };
-
-// The most float64 entries of gop's eigenvectors a result message holds (8
-// MB, as exact_hessian's matrix), lowering core's cap until they are stored
-// as blobs.
-inline constexpr int64_t kMaxGopEigenvectorFloatsInResult = 1000000;
 
 struct KindRow {
   // core's kName: the field of the kind in MeasurementSpec's `kind` oneof,

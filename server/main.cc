@@ -53,6 +53,24 @@ ABSL_FLAG(int64_t, exact_hessian_max_matrix_parameters, 1000,
           "Largest operator whose matrix an exact_hessian measurement may "
           "return (return_matrix): P^2 doubles in the stored result. Larger is "
           "INVALID_ARGUMENT.");
+ABSL_FLAG(int64_t, gop_max_samples, curvd::core::GopOptions().max_samples,
+          "Most samples N a gop measurement may take. Larger is "
+          "INVALID_ARGUMENT before any work.");
+ABSL_FLAG(int64_t, gop_max_gram_floats,
+          curvd::core::GopOptions().max_gram_floats,
+          "Most float64 entries of the N x N Gram matrices a gop measurement "
+          "holds ((groups + 1) x N^2 with per_layer). Larger is "
+          "INVALID_ARGUMENT before any work.");
+ABSL_FLAG(int64_t, gop_max_gradient_floats,
+          curvd::core::GopOptions().max_gradient_floats,
+          "Most float64 entries of per-sample gradients a gop measurement "
+          "holds at once (it works in chunks of rows under this).");
+ABSL_FLAG(int64_t, gop_max_eigenvector_floats,
+          curvd::core::GopOptions().max_eigenvector_floats,
+          "Most float64 entries (top_k x M) of the eigenvectors a gop "
+          "measurement returns, stored as a blob (so also at most what "
+          "--max_blob_bytes holds: (max_blob_bytes - 1 KiB) / 16). Larger is "
+          "INVALID_ARGUMENT before any work.");
 ABSL_FLAG(int32_t, worker_nice, 10,
           "Each device worker raises its thread's nice value by this much "
           "(0..19) before its first measurement, and the CPU threads it "
@@ -120,10 +138,16 @@ int main(int argc, char** argv) {
   const int64_t capacity = absl::GetFlag(FLAGS_queue_capacity);
   if (capacity <= 0) return Fail("--queue_capacity must be positive");
   options.service.queue_capacity = static_cast<size_t>(capacity);
-  options.service.request_limits.exact_hessian_max_parameters =
+  curvd::server::RequestLimits& limits = options.service.request_limits;
+  limits.exact_hessian_max_parameters =
       absl::GetFlag(FLAGS_exact_hessian_max_parameters);
-  options.service.request_limits.exact_hessian_max_matrix_parameters =
+  limits.exact_hessian_max_matrix_parameters =
       absl::GetFlag(FLAGS_exact_hessian_max_matrix_parameters);
+  limits.gop_max_samples = absl::GetFlag(FLAGS_gop_max_samples);
+  limits.gop_max_gram_floats = absl::GetFlag(FLAGS_gop_max_gram_floats);
+  limits.gop_max_gradient_floats = absl::GetFlag(FLAGS_gop_max_gradient_floats);
+  limits.gop_max_eigenvector_floats =
+      absl::GetFlag(FLAGS_gop_max_eigenvector_floats);
   options.service.worker_nice = absl::GetFlag(FLAGS_worker_nice);
   const int64_t grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   if (grace_seconds < 0) return Fail("--shutdown_grace_seconds must be >= 0");

@@ -90,7 +90,8 @@ void MeasurementLifecycle::ReportProgress(const std::string& name,
 
 absl::StatusOr<Measurement> MeasurementLifecycle::Finish(
     const std::string& name,
-    const absl::StatusOr<core::MeasurementResult>& result) {
+    const absl::StatusOr<core::MeasurementResult>& result,
+    const ResultBlobs& blobs) {
   absl::MutexLock lock(&mu_);
   auto it = running_.find(name);
   if (it == running_.end()) {
@@ -107,6 +108,7 @@ absl::StatusOr<Measurement> MeasurementLifecycle::Finish(
     m.set_progress(1);
     m.clear_progress_message();
     ApplyResult(*result, &m);
+    ReferenceResultBlobs(blobs, &m);
     hvps = result->hvps;
     outcome = Outcome::kSucceeded;
   } else if (absl::IsCancelled(result.status()) &&

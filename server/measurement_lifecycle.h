@@ -18,6 +18,7 @@
 #include "server/job_queue.h"
 #include "server/measurement_watchers.h"
 #include "server/metrics.h"
+#include "server/result_blobs.h"
 #include "server/store.h"
 
 namespace curvd::server {
@@ -56,7 +57,8 @@ class MeasurementLifecycle {
   void ReportProgress(const std::string& name, double fraction,
                       const std::string& message);
 
-  // RUNNING -> SUCCEEDED with `result`, or -> FAILED with its error code and
+  // RUNNING -> SUCCEEDED with `result` and `blobs`, the references to its
+  // arrays (committed before), or -> FAILED with its error code and
   // message; a Cancelled error becomes CANCELLED after a user's cancel, or
   // FAILED (UNAVAILABLE) after a shutdown. Returns the stored terminal
   // measurement. When that write fails, it records FAILED (INTERNAL, "the
@@ -65,7 +67,8 @@ class MeasurementLifecycle {
   // stays RUNNING in the store until the next start fails it.
   absl::StatusOr<curvd::v1::Measurement> Finish(
       const std::string& name,
-      const absl::StatusOr<core::MeasurementResult>& result);
+      const absl::StatusOr<core::MeasurementResult>& result,
+      const ResultBlobs& blobs = ResultBlobs());
 
   // QUEUED -> CANCELLED at once (and out of the queue); for a RUNNING one, asks
   // the worker to stop at its next iteration and returns it still RUNNING; a

@@ -19,6 +19,7 @@ struct MethodInfo {
 constexpr MethodInfo kMethods[kRpcMethodCount] = {
     {"CreateRun", "unary"},         {"GetRun", "unary"},
     {"ListRuns", "unary"},          {"WriteBlob", "client_stream"},
+    {"ReadBlob", "server_stream"},
     {"GetBlobStatus", "unary"},     {"CreateCheckpoint", "unary"},
     {"GetCheckpoint", "unary"},     {"ListCheckpoints", "unary"},
     {"CreateMeasurement", "unary"}, {"GetMeasurement", "unary"},

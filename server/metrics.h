@@ -29,6 +29,7 @@ enum class RpcMethod {
   kGetRun,
   kListRuns,
   kWriteBlob,
+  kReadBlob,
   kGetBlobStatus,
   kCreateCheckpoint,
   kGetCheckpoint,
@@ -39,7 +40,7 @@ enum class RpcMethod {
   kWatchMeasurement,
   kCancelMeasurement,
 };
-inline constexpr size_t kRpcMethodCount = 13;
+inline constexpr size_t kRpcMethodCount = 14;
 
 // How a measurement ended, the values of the outcome label.
 enum class Outcome { kSucceeded, kFailed, kCancelled };

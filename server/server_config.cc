@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <system_error>
+#include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
@@ -115,6 +116,17 @@ absl::Status ValidateServerOptions(ServerOptions* options) {
                      "--exact_hessian_max_parameters=",
                      limits.exact_hessian_max_parameters, "], got ",
                      limits.exact_hessian_max_matrix_parameters));
+  }
+  for (const auto& [flag, value] :
+       {std::pair<const char*, int64_t>{"--gop_max_samples",
+                                        limits.gop_max_samples},
+        {"--gop_max_gram_floats", limits.gop_max_gram_floats},
+        {"--gop_max_gradient_floats", limits.gop_max_gradient_floats},
+        {"--gop_max_eigenvector_floats", limits.gop_max_eigenvector_floats}}) {
+    if (value < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " must be positive, got ", value));
+    }
   }
   if (service.worker_nice < 0 || service.worker_nice > 19) {
     return absl::InvalidArgumentError(absl::StrCat(

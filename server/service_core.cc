@@ -1,5 +1,6 @@
 #include "server/service_core.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <system_error>
 
@@ -9,6 +10,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "server/measurement_sources.h"
+#include "server/result_blobs.h"
 
 namespace curvd::server {
 
@@ -81,11 +83,15 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
         core->queue_->Push(JobOf(m, run, *core->store_, *core->resolver_),
                            /*over_capacity_ok=*/true));
   }
+  RequestLimits limits = options.request_limits;
+  limits.gop_max_eigenvector_floats =
+      std::min(limits.gop_max_eigenvector_floats,
+               GopEigenvectorFloatsInBlob(options.max_blob_bytes));
   for (auto& engine : engines) {
     core->workers_.push_back(std::make_unique<DeviceWorker>(
         std::move(engine), core->queue_.get(), core->store_.get(),
-        core->resolver_.get(), core->lifecycle_.get(),
-        options.request_limits, options.worker_nice));
+        core->blobs_.get(), core->resolver_.get(), core->lifecycle_.get(),
+        limits, options.worker_nice));
   }
   return core;
 }

@@ -45,7 +45,9 @@ struct ServiceOptions {
   // One worker each: "cpu", "cuda:0", ...
   std::vector<std::string> devices = {"cpu"};
   std::string version;
-  // Caps that every measurement request gets from the configuration.
+  // Caps that every measurement request gets from the configuration; the
+  // eigenvectors' lowered to what a blob of max_blob_bytes holds
+  // (GopEigenvectorFloatsInBlob).
   RequestLimits request_limits;
   // Each device worker raises its thread's nice value by this much (0..19)
   // before its first job, so measurements, and the CPU threads they start,

@@ -1,20 +1,25 @@
 // The client library against an in-process fake of the service on a loopback
-// port: chunking and resume of uploads, watch reattachment, pagination, and
-// status mapping.
+// port: chunking and resume of uploads and reads, watch reattachment,
+// pagination, status mapping, and `curvctl export` of a gop result's arrays.
 #include "client/curvd_client.h"
 
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "client/curvctl_commands.h"
+#include "client/gop_export.h"
+#include "core/api/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -75,6 +80,43 @@ class FakeCurvd final : public v1::Curvd::Service {
     return grpc::Status::OK;
   }
 
+  // Streams `blobs` in chunks of 4 bytes; the first stream breaks after one.
+  grpc::Status ReadBlob(
+      grpc::ServerContext*, const v1::ReadBlobRequest* request,
+      grpc::ServerWriter<v1::ReadBlobResponse>* writer) override {
+    std::string blob;
+    int call;
+    {
+      absl::MutexLock lock(&mu);
+      if (blobs.count(request->digest()) == 0) {
+        return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such blob");
+      }
+      blob = blobs[request->digest()];
+      read_offsets.push_back(request->read_offset());
+      call = static_cast<int>(read_offsets.size());
+    }
+    for (size_t at = request->read_offset(); at < blob.size(); at += 4) {
+      v1::ReadBlobResponse chunk;
+      chunk.set_data(blob.substr(at, 4));
+      writer->Write(chunk);
+      if (call == 1) {
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection lost");
+      }
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetMeasurement(grpc::ServerContext*,
+                              const v1::GetMeasurementRequest* request,
+                              v1::Measurement* response) override {
+    absl::MutexLock lock(&mu);
+    if (measurements.count(request->name()) == 0) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such measurement");
+    }
+    *response = measurements[request->name()];
+    return grpc::Status::OK;
+  }
+
   grpc::Status GetRun(grpc::ServerContext*, const v1::GetRunRequest* request,
                       v1::Run*) override {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
@@ -131,6 +173,9 @@ class FakeCurvd final : public v1::Curvd::Service {
   std::map<std::string, int64_t> committed ABSL_GUARDED_BY(mu);
   std::set<std::string> complete ABSL_GUARDED_BY(mu);
   std::vector<Chunk> chunks ABSL_GUARDED_BY(mu);
+  std::map<std::string, std::string> blobs ABSL_GUARDED_BY(mu);
+  std::vector<int64_t> read_offsets ABSL_GUARDED_BY(mu);
+  std::map<std::string, v1::Measurement> measurements ABSL_GUARDED_BY(mu);
   int write_calls ABSL_GUARDED_BY(mu) = 0;
   int list_calls ABSL_GUARDED_BY(mu) = 0;
   int watch_calls ABSL_GUARDED_BY(mu) = 0;
@@ -256,6 +301,135 @@ TEST_F(CurvdClientTest, MapsGrpcStatusToAbsl) {
   absl::StatusOr<v1::Run> run = client_->GetRun("runs/nope");
   EXPECT_TRUE(absl::IsNotFound(run.status()));
   EXPECT_THAT(run.status().message(), HasSubstr("runs/nope not found"));
+}
+
+TEST_F(CurvdClientTest, ReadBlobResumesAfterABreakAndChecksTheDigest) {
+  const std::string data = "the bytes of a stored blob";
+  {
+    absl::MutexLock lock(&fake_.mu);
+    fake_.blobs[Sha256Digest(data)] = data;
+    fake_.blobs[Sha256Digest("other")] = data;
+  }
+  absl::StatusOr<std::string> read = client_->ReadBlob(Sha256Digest(data));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, data);
+  {
+    absl::MutexLock lock(&fake_.mu);
+    EXPECT_THAT(fake_.read_offsets, ElementsAre(0, 4));
+  }
+  EXPECT_EQ(client_->ReadBlob(Sha256Digest("other")).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(client_->ReadBlob(Sha256Digest("missing")).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+core::SafetensorsTensor F64(const std::string& name,
+                            std::vector<int64_t> shape,
+                            const std::vector<double>& values) {
+  core::SafetensorsTensor t;
+  t.name = name;
+  t.dtype = "F64";
+  t.shape = std::move(shape);
+  t.data.assign(reinterpret_cast<const char*>(values.data()),
+                values.size() * sizeof(double));
+  return t;
+}
+
+std::vector<double> Values(const core::SafetensorsTensor& t) {
+  std::vector<double> values(t.data.size() / sizeof(double));
+  std::memcpy(values.data(), t.data.data(), t.data.size());
+  return values;
+}
+
+// A SUCCEEDED gop of M = 2 with one eigenvector in a blob and one layer.
+v1::Measurement GopMeasurement(const std::string& blob_digest) {
+  v1::Measurement m;
+  m.set_name("runs/r/checkpoints/1/measurements/g");
+  m.set_state(v1::Measurement::SUCCEEDED);
+  v1::GopResult* gop = m.mutable_gop();
+  gop->set_num_parameters(2);
+  gop->mutable_metrics()->add_eigenvalues(3);
+  gop->mutable_metrics()->add_eigenvalues(1);
+  gop->mutable_metrics()->add_top_eigenvalues(3);
+  gop->mutable_metrics()->add_top_eigenvalues(1);
+  gop->set_num_eigenvectors(1);
+  gop->set_eigenvectors_blob_digest(blob_digest);
+  gop->add_eigenvectors_shape(1);
+  gop->add_eigenvectors_shape(2);
+  v1::GopLayer* layer = gop->add_layers();
+  layer->set_name("fc0");
+  layer->mutable_metrics()->add_eigenvalues(2.5);
+  return m;
+}
+
+TEST_F(CurvdClientTest, ExportWritesAGopResultsArraysAsSafetensors) {
+  const std::string blob =
+      core::SerializeSafetensors({F64("eigenvalues", {1}, {3}),
+                                  F64("eigenvectors", {1, 2}, {0.6, 0.8})})
+          .value();
+  const v1::Measurement m = GopMeasurement(Sha256Digest(blob));
+  v1::Measurement sharpness;
+  sharpness.set_name("runs/r/checkpoints/1/measurements/s");
+  sharpness.set_state(v1::Measurement::SUCCEEDED);
+  sharpness.mutable_sharpness();
+  {
+    absl::MutexLock lock(&fake_.mu);
+    fake_.blobs[Sha256Digest(blob)] = blob;
+    fake_.measurements[m.name()] = m;
+    fake_.measurements[sharpness.name()] = sharpness;
+  }
+  const std::string path = ::testing::TempDir() + "/gop_export.safetensors";
+  std::ostringstream out, err;
+  ASSERT_EQ(RunCurvctl({"export", m.name(), "--server",
+                        client_->options().target, "--out", path},
+                       out, err),
+            kExitOk)
+      << err.str();
+  auto tensors = core::ReadSafetensorsFile(path);
+  ASSERT_TRUE(tensors.ok()) << tensors.status();
+  ASSERT_EQ(tensors->size(), 4u);
+  EXPECT_EQ((*tensors)[0].name, "eigenvalues");
+  EXPECT_THAT(Values((*tensors)[0]), ElementsAre(3, 1));
+  EXPECT_EQ((*tensors)[1].name, "eigenvectors");
+  EXPECT_THAT((*tensors)[1].shape, ElementsAre(1, 2));
+  EXPECT_THAT(Values((*tensors)[1]), ElementsAre(0.6, 0.8));
+  EXPECT_EQ((*tensors)[2].name, "layers.fc0.eigenvalues");
+  EXPECT_THAT(Values((*tensors)[2]), ElementsAre(2.5));
+  EXPECT_EQ((*tensors)[3].name, "top_eigenvalues");
+  EXPECT_THAT(Values((*tensors)[3]), ElementsAre(3, 1));
+
+  std::ostringstream no_gop;
+  EXPECT_EQ(RunCurvctl({"export", sharpness.name(), "--server",
+                        client_->options().target, "--out", path},
+                       out, no_gop),
+            kExitError);
+  EXPECT_THAT(no_gop.str(), HasSubstr("measured no gop"));
+  std::ostringstream no_out;
+  EXPECT_EQ(RunCurvctl({"export", m.name()}, out, no_out), kExitUsage);
+  EXPECT_THAT(no_out.str(), HasSubstr("--out is required"));
+}
+
+// A result stored before the eigenvectors became blobs carries them in the
+// message; one whose blob has another shape is refused.
+TEST(GopExportFileTest, TakesInMessageEigenvectorsAndChecksShapes) {
+  v1::GopResult old = GopMeasurement("").gop();
+  old.clear_eigenvectors_shape();
+  old.add_eigenvectors(0.6);
+  old.add_eigenvectors(0.8);
+  auto file = GopExportFile(old, "");
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto tensors = core::ParseSafetensors(*file);
+  ASSERT_TRUE(tensors.ok()) << tensors.status();
+  EXPECT_EQ((*tensors)[1].name, "eigenvectors");
+  EXPECT_THAT(Values((*tensors)[1]), ElementsAre(0.6, 0.8));
+  const std::string wrong =
+      core::SerializeSafetensors({F64("eigenvectors", {2, 1}, {0.6, 0.8})})
+          .value();
+  EXPECT_EQ(GopExportFile(GopMeasurement("d").gop(), wrong).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  old.add_eigenvectors(0.1);
+  EXPECT_EQ(GopExportFile(old, "").status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -212,7 +212,7 @@ TEST(DocumentedDefaultsTest, ProtoCommentsCiteCoresDefaultsAndBounds) {
       {"GopSpec", "top_k", {Default(gop.top_k)}},
       {"GopSpec",
        "eigenvectors",
-       {absl::StrCat("at most ", kMaxGopEigenvectorFloatsInResult)}},
+       {"at most the server's --gop_max_eigenvector_floats"}},
       {"GopSpec", "rank_rtol", {"n * eps_float64", "range (0, 1)"}},
       {"GopSpec", "path", {"unset: path_auto"}},
       {"GopSpec",

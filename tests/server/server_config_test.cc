@@ -72,6 +72,17 @@ TEST(ValidateServerOptionsTest, NamesTheBadFlag) {
       bad_matrix_cap.service.request_limits.exact_hessian_max_parameters + 1;
   EXPECT_THAT(std::string(ValidateServerOptions(&bad_matrix_cap).message()),
               HasSubstr("--exact_hessian_max_matrix_parameters"));
+  for (int64_t RequestLimits::*cap :
+       {&RequestLimits::gop_max_samples, &RequestLimits::gop_max_gram_floats,
+        &RequestLimits::gop_max_gradient_floats,
+        &RequestLimits::gop_max_eigenvector_floats}) {
+    ServerOptions bad_gop;
+    bad_gop.service.state_dir = "s";
+    bad_gop.service.request_limits.*cap = 0;
+    EXPECT_THAT(std::string(ValidateServerOptions(&bad_gop).message()),
+                ::testing::MatchesRegex("--gop_max_[a-z_]+ must be positive, "
+                                        "got 0"));
+  }
   for (int nice : {-1, 20}) {
     ServerOptions bad_nice;
     bad_nice.service.state_dir = "s";

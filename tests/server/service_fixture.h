@@ -164,6 +164,26 @@ class ServiceTest : public ::testing::Test {
     return writer->Finish();
   }
 
+  // Reads blob `digest` from `offset` with ReadBlob into `*data`, counting
+  // the messages in `*messages`; returns the stream's status.
+  grpc::Status Read(const std::string& digest, int64_t offset,
+                    std::string* data, int* messages = nullptr) {
+    v1::ReadBlobRequest request;
+    request.set_digest(digest);
+    request.set_read_offset(offset);
+    grpc::ClientContext context;
+    auto reader = stub_->ReadBlob(&context, request);
+    v1::ReadBlobResponse chunk;
+    data->clear();
+    int count = 0;
+    while (reader->Read(&chunk)) {
+      data->append(chunk.data());
+      ++count;
+    }
+    if (messages != nullptr) *messages = count;
+    return reader->Finish();
+  }
+
   // Uploads `data` in 3 chunks; returns its digest.
   std::string Upload(const std::string& data) {
     const std::string digest = Sha256(data);

@@ -552,6 +552,73 @@ TEST_F(RealEngineServiceTest, GopMetricsAgreeAcrossLayersAndVariants) {
   EXPECT_EQ(noise.variant(), v1::GopSpec::GRADIENT_COVARIANCE);
 }
 
+// The server's --gop_max_samples reaches core: a gop of N = 8 that the
+// default cap accepts fails, once the cap is lowered to 5, as INVALID_ARGUMENT
+// naming the cap and by how much N exceeds it. The eigenvectors' cap is also
+// what a blob of --max_blob_bytes holds: 2048 bytes hold 64 floats, fewer than
+// 4 eigenvectors of 21 parameters.
+TEST_F(RealEngineServiceTest, GopOverALoweredServerCapIsRefused) {
+  CreateRun("gop");
+  const std::string parent = AddCheckpoint("gop", 1, StateDict(0.3f));
+  v1::MeasurementSpec spec = MseSharpness();
+  spec.mutable_gop();
+  const v1::Measurement accepted = Measure(parent, spec);
+  EXPECT_EQ(accepted.state(), v1::Measurement::SUCCEEDED)
+      << accepted.error_message();
+  limits_.gop_max_samples = 5;
+  RestartServer();
+  ExpectFailed(Measure(parent, spec),
+               "N = 8 exceeds the cap gop.max_samples = 5 by 3");
+
+  limits_ = RequestLimits();
+  max_blob_bytes_ = 2048;
+  RestartServer();
+  spec.mutable_gop()->set_top_k(4);
+  spec.mutable_gop()->set_eigenvectors(true);
+  ExpectFailed(Measure(parent, spec),
+               "= 84 exceeds the cap gop.max_eigenvector_floats = 64 by 20");
+}
+
+// gop's eigenvectors are stored as a safetensors blob that ReadBlob returns,
+// not in the result: unit vectors of M = 21 entries, with the top
+// eigenvalues; the same measurement again references the same blob.
+TEST_F(RealEngineServiceTest, GopEigenvectorsAreAContentAddressedBlob) {
+  CreateRun("gop");
+  const std::string parent = AddCheckpoint("gop", 1, StateDict(0.3f));
+  v1::MeasurementSpec spec = MseSharpness();
+  spec.mutable_gop()->set_top_k(3);
+  spec.mutable_gop()->set_eigenvectors(true);
+  const v1::Measurement m = Measure(parent, spec);
+  ASSERT_EQ(m.state(), v1::Measurement::SUCCEEDED) << m.error_message();
+  const v1::GopResult& gop = m.gop();
+  ASSERT_EQ(gop.num_eigenvectors(), 3);
+  EXPECT_EQ(gop.eigenvectors_size(), 0);
+  EXPECT_THAT(gop.eigenvectors_shape(), ::testing::ElementsAre(3, 21));
+  std::string bytes;
+  ASSERT_TRUE(Read(gop.eigenvectors_blob_digest(), 0, &bytes).ok());
+  auto tensors = core::ParseSafetensors(bytes);
+  ASSERT_TRUE(tensors.ok()) << tensors.status();
+  ASSERT_EQ(tensors->size(), 2u);
+  const core::SafetensorsTensor& values = (*tensors)[0];
+  const core::SafetensorsTensor& vectors = (*tensors)[1];
+  ASSERT_EQ(values.name, "eigenvalues");
+  ASSERT_EQ(vectors.name, "eigenvectors");
+  EXPECT_THAT(vectors.shape, ::testing::ElementsAre(3, 21));
+  const auto* v = reinterpret_cast<const double*>(vectors.data.data());
+  for (int j = 0; j < 3; ++j) {
+    double lambda = 0;
+    std::memcpy(&lambda, values.data.data() + j * sizeof(double),
+                sizeof(double));
+    EXPECT_EQ(lambda, gop.metrics().top_eigenvalues(j));
+    double norm = 0;
+    for (int i = 0; i < 21; ++i) norm += v[j * 21 + i] * v[j * 21 + i];
+    EXPECT_NEAR(norm, 1, 1e-9) << j;
+  }
+  const v1::Measurement again = Measure(parent, spec);
+  EXPECT_EQ(again.gop().eigenvectors_blob_digest(),
+            gop.eigenvectors_blob_digest());
+}
+
 // A train-mode measurement stores the seed its forward randomness was fixed
 // with, in the effective spec and the diagnostics, and the operator check's
 // difference; an eval-mode one is not checked.

@@ -357,8 +357,19 @@ TEST(SpecConversionTest, GopSpecTravelsBothWays) {
   EXPECT_DOUBLE_EQ(*o.rank_rtol, 1e-9);
   EXPECT_EQ(o.path, core::GopPath::kGeneric);
   EXPECT_EQ(o.hessian_overlap_k, 4);
-  // The eigenvectors' cap is what a result message holds, not core's.
-  EXPECT_EQ(o.max_eigenvector_floats, kMaxGopEigenvectorFloatsInResult);
+  // The caps are the server's (core's defaults unless it lowers them).
+  EXPECT_EQ(o.max_eigenvector_floats, core::GopOptions().max_eigenvector_floats);
+  RequestLimits limits;
+  limits.gop_max_samples = 11;
+  limits.gop_max_gram_floats = 12;
+  limits.gop_max_gradient_floats = 13;
+  limits.gop_max_eigenvector_floats = 14;
+  const core::GopOptions capped =
+      Options<core::GopMethod>(ToCoreRequest(spec, limits).value());
+  EXPECT_EQ(capped.max_samples, 11);
+  EXPECT_EQ(capped.max_gram_floats, 12);
+  EXPECT_EQ(capped.max_gradient_floats, 13);
+  EXPECT_EQ(capped.max_eigenvector_floats, 14);
   const v1::MeasurementSpec effective = EffectiveSpec(spec, *request);
   EXPECT_EQ(effective.gop().variant(), v1::GopSpec::GRADIENT_COVARIANCE);
   EXPECT_EQ(effective.gop().num_samples(), 32);
