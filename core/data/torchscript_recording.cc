@@ -3,6 +3,8 @@
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/constant_propagation.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
@@ -159,6 +161,34 @@ std::optional<Site> RecognisedSite(Node* node, const ParameterReads& reads) {
   return std::nullopt;
 }
 
+// Whether a call is left in the block or those it holds.
+bool HasCalls(torch::jit::Block* block) {
+  for (Node* node : block->nodes()) {
+    if (node->kind() == c10::prim::CallFunction ||
+        node->kind() == c10::prim::CallMethod) {
+      return true;
+    }
+    for (torch::jit::Block* inner : node->blocks()) {
+      if (HasCalls(inner)) return true;
+    }
+  }
+  return false;
+}
+
+// Inlines every call and folds constants. Inline takes each callee's
+// cached optimised graph, itself inlined and folded only when it was made
+// with the optimiser on (Forward runs with it off), hence the repetition
+// and the folding here: either way F.embedding's padding_idx branches fold
+// to a constant and the weight's uses in them go.
+void InlineAndSimplify(std::shared_ptr<torch::jit::Graph>& graph) {
+  constexpr int kMaxDepth = 16;
+  for (int depth = 0; depth < kMaxDepth && HasCalls(graph->block()); ++depth) {
+    torch::jit::Inline(*graph);
+  }
+  torch::jit::ConstantPropagation(graph);
+  torch::jit::EliminateDeadCode(graph);
+}
+
 }  // namespace
 
 TorchScriptRecording::TorchScriptRecording(
@@ -167,7 +197,7 @@ TorchScriptRecording::TorchScriptRecording(
   std::shared_ptr<torch::jit::Graph> graph;
   try {
     graph = module.get_method("forward").graph()->copy();
-    torch::jit::Inline(*graph);
+    InlineAndSimplify(graph);
   } catch (const c10::Error&) {
     return;
   }
