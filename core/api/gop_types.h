@@ -34,8 +34,9 @@ enum class GopPath {
   // One forward and backward pass per sample: any model.
   kGeneric,
   // Gram blocks from the layers' inputs and output gradients, no per-sample
-  // gradient formed: blocks of the weights and biases of a model's
-  // Model::LinearLayers() (the zoo MLP). Refused (InvalidArgument saying
+  // gradient formed: blocks of the parameters of a model's
+  // Model::RecordedLayers() (the zoo MLP; TorchScript Linear, Embedding and
+  // added parameters in eval mode). Refused (InvalidArgument saying
   // why) for another block, or for kMeanGradient, which forms no Gram matrix.
   kFast,
 };

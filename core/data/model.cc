@@ -6,12 +6,14 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "core/api/safetensors.h"
+#include "core/data/torchscript_recording.h"
 #include "core/data/zoo_mlp.h"
 #include "core/engine/torch_status.h"
 
@@ -175,17 +177,18 @@ class ZooModel : public Model {
       const torch::Tensor& inputs) override {
     return module_->forward_chains(chain_parameters, inputs);
   }
-  std::vector<LinearLayer> LinearLayers() override {
-    std::vector<LinearLayer> layers;
+  std::vector<RecordedLayer> RecordedLayers() override {
+    std::vector<RecordedLayer> layers;
     for (size_t i = 0; i < module_->num_layers(); ++i) {
-      layers.push_back(
-          {ZooLayerName(i) + ".weight", ZooLayerName(i) + ".bias"});
+      layers.push_back({RecordedLayer::Kind::kLinear,
+                        ZooLayerName(i) + ".weight",
+                        ZooLayerName(i) + ".bias"});
     }
     return layers;
   }
-  torch::Tensor ForwardRecordingLinear(
+  torch::Tensor ForwardRecording(
       const torch::Tensor& inputs,
-      std::vector<LinearActivations>* layers) override {
+      std::vector<LayerActivations>* layers) override {
     std::vector<torch::Tensor> layer_inputs, layer_outputs;
     torch::Tensor outputs =
         module_->forward(inputs, &layer_inputs, &layer_outputs);
@@ -249,6 +252,19 @@ class TorchScriptModel : public Model {
       out.push_back(item.name);
     return out;
   }
+  // In train mode none: the recording's batched pass would draw other
+  // randomness than the generic path's one-sample passes.
+  std::vector<RecordedLayer> RecordedLayers() override {
+    if (module_.is_training()) return {};
+    if (!recording_) recording_.emplace(module_, ParameterNames());
+    return recording_->layers();
+  }
+  torch::Tensor ForwardRecording(
+      const torch::Tensor& inputs,
+      std::vector<LayerActivations>* layers) override {
+    TORCH_CHECK(!RecordedLayers().empty(), "this model records no layers");
+    return recording_->Forward(module_, inputs, layers);
+  }
   void SetTrainMode(bool train) override { module_.train(train); }
   std::unique_ptr<Model> Clone() const override {
     // Copied without autograd, so that the copy's parameters are leaves of
@@ -275,6 +291,8 @@ class TorchScriptModel : public Model {
 
  private:
   torch::jit::Module module_;
+  // Built on the first RecordedLayers() in eval mode.
+  std::optional<TorchScriptRecording> recording_;
 };
 
 absl::StatusOr<std::unique_ptr<TorchScriptModel>> LoadArchive(
@@ -354,9 +372,9 @@ torch::Tensor Model::ForwardChains(const std::vector<torch::Tensor>&,
               "this model cannot evaluate several parameter sets in one pass");
 }
 
-torch::Tensor Model::ForwardRecordingLinear(const torch::Tensor&,
-                                            std::vector<LinearActivations>*) {
-  TORCH_CHECK(false, "this model records no Linear layers");
+torch::Tensor Model::ForwardRecording(const torch::Tensor&,
+                                      std::vector<LayerActivations>*) {
+  TORCH_CHECK(false, "this model records no layers");
 }
 
 absl::StatusOr<torch::Tensor> TensorFromSafetensors(

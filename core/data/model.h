@@ -15,17 +15,33 @@
 
 namespace curvd::core {
 
-// A Linear layer y = a W^T + b of a model (Model::LinearLayers), by the names
-// of its parameters (Model::ParameterNames()).
-struct LinearLayer {
-  std::string weight;  // W [d_out, d_in]
-  std::string bias;    // b [d_out]; empty when the layer has none
+// A layer of a model whose parameters' per-sample gradients follow from what
+// it saw in a forward pass (Model::RecordedLayers), by the names of its
+// parameters (Model::ParameterNames()).
+struct RecordedLayer {
+  enum class Kind {
+    // y = a W^T + b over the last dimension of a [B, ..., d_in]: weight W
+    // [d_out, d_in], bias b [d_out] or none.
+    kLinear,
+    // y = W[ids] for int64 ids [B, ...]: weight W [vocabulary, d]; ids equal
+    // to padding_idx (when >= 0) take no gradient.
+    kEmbedding,
+    // y = x + p, the parameter p (the weight) of the trailing shape of x
+    // [B, ..., *p.shape], broadcast over the leading dimensions.
+    kAdd,
+  };
+  Kind kind = Kind::kLinear;
+  std::string weight;
+  std::string bias;  // empty when the layer has none (always but kLinear)
+  int64_t padding_idx = -1;  // kEmbedding only
 };
 
-// What one Linear layer saw in a forward pass (Model::ForwardRecordingLinear).
-struct LinearActivations {
-  torch::Tensor input;   // a [B, d_in], as the layer received it
-  torch::Tensor output;  // y [B, d_out], in the pass's graph
+// What one recorded layer saw in a forward pass (Model::ForwardRecording).
+struct LayerActivations {
+  // kLinear: a [B, ..., d_in] as the layer received it; kEmbedding: the ids
+  // [B, ...]; kAdd: undefined.
+  torch::Tensor input;
+  torch::Tensor output;  // y [B, ...], in the pass's graph
 };
 
 class Model {
@@ -69,19 +85,19 @@ class Model {
       const std::vector<torch::Tensor>& chain_parameters,
       const torch::Tensor& inputs);
 
-  // The Linear layers whose inputs and outputs ForwardRecordingLinear
-  // records, in Parameters() order. The model promises, for each: its
+  // The layers whose inputs and outputs ForwardRecording records, in
+  // Parameters() order of their weights. The model promises, for each: its
   // parameters are used by that layer alone, so the outputs depend on them
   // only through y; sample i's y depends on sample i's input alone; and the
   // forward pass draws no randomness. Empty where the model records none (the
   // default).
-  virtual std::vector<LinearLayer> LinearLayers() { return {}; }
+  virtual std::vector<RecordedLayer> RecordedLayers() { return {}; }
 
-  // Forward(inputs), setting *layers to each LinearLayers() layer's input and
-  // output in this pass, in that order. Only where LinearLayers() is not
-  // empty; the default throws c10::Error.
-  virtual torch::Tensor ForwardRecordingLinear(
-      const torch::Tensor& inputs, std::vector<LinearActivations>* layers);
+  // Forward(inputs), setting *layers to each RecordedLayers() layer's input
+  // and output in this pass, in that order. Only where RecordedLayers() is
+  // not empty; the default throws c10::Error.
+  virtual torch::Tensor ForwardRecording(const torch::Tensor& inputs,
+                                         std::vector<LayerActivations>* layers);
 };
 
 // Builds the architecture and loads the weights of `source` on the CPU, every

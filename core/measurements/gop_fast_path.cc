@@ -8,14 +8,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "core/data/model.h"
 
 namespace curvd::core {
 namespace {
 
+using Kind = RecordedLayer::Kind;
+
 // Where a parameter is among `layers`: its layer and whether it is the bias.
-std::optional<LinearGopFeatures::Part> FindLinearParameter(
-    const std::vector<LinearLayer>& layers, const std::string& name) {
+std::optional<LinearGopFeatures::Part> FindRecordedParameter(
+    const std::vector<RecordedLayer>& layers, const std::string& name) {
   for (size_t l = 0; l < layers.size(); ++l) {
     if (layers[l].weight == name) return LinearGopFeatures::Part{l, false};
     if (!layers[l].bias.empty() && layers[l].bias == name) {
@@ -25,60 +26,159 @@ std::optional<LinearGopFeatures::Part> FindLinearParameter(
   return std::nullopt;
 }
 
-// The block's parameters located among the model's Linear layers (Part.layer
-// indexes the model's LinearLayers() here), or InvalidArgument naming the
-// first that is not a Linear layer's.
+// The block's parameters located among the model's recorded layers
+// (Part.layer indexes the model's RecordedLayers() here), or InvalidArgument
+// naming the first that is not a recorded layer's.
 absl::StatusOr<std::vector<LinearGopFeatures::Part>> LocateBlock(
-    Objective& objective) {
-  const std::vector<LinearLayer> layers = objective.model()->LinearLayers();
+    Objective& objective, const std::vector<RecordedLayer>& layers) {
   if (layers.empty()) {
     return absl::InvalidArgumentError(
-        "gop.path = fast: the model records no Linear layers (the fast path "
-        "covers the zoo MLP's); use path auto or generic");
+        "gop.path = fast: the model records no layers the fast path covers "
+        "(Linear, Embedding, an added parameter; TorchScript in eval mode); "
+        "use path auto or generic");
   }
   std::vector<LinearGopFeatures::Part> parts;
   for (const std::string& name : GopBlockNames(objective)) {
     const std::optional<LinearGopFeatures::Part> part =
-        FindLinearParameter(layers, name);
+        FindRecordedParameter(layers, name);
     if (!part) {
       return absl::InvalidArgumentError(absl::StrCat(
           "gop.path = fast: parameter '", name,
-          "' is not the weight or bias of a Linear layer the model records; "
-          "use path auto or generic"));
+          "' is not the weight or bias of a layer the model records (Linear, "
+          "Embedding, an added parameter, each its parameters' only use); use "
+          "path auto or generic"));
     }
     parts.push_back(*part);
   }
   return parts;
 }
 
-// The number of parameters of a part of a layer with features of these
-// widths.
+// The model's layers that `parts` use, in model order, with the parts
+// re-pointed to that list.
+std::vector<size_t> UsedLayers(std::vector<LinearGopFeatures::Part>* parts) {
+  std::vector<size_t> used;
+  for (LinearGopFeatures::Part& part : *parts) {
+    size_t index =
+        std::find(used.begin(), used.end(), part.layer) - used.begin();
+    if (index == used.size()) used.push_back(part.layer);
+    part.layer = index;
+  }
+  return used;
+}
+
+torch::Tensor ParameterNamed(Objective& objective, const std::string& name) {
+  const std::vector<std::string> names = objective.model()->ParameterNames();
+  return objective.model()
+      ->Parameters()[std::find(names.begin(), names.end(), name) -
+                     names.begin()];
+}
+
+// OK when `seen`, from a pass over `count` samples, has a leading sample
+// dimension and an added parameter `parameter` of its output's trailing
+// shape.
+absl::Status CheckActivations(const RecordedLayer& layer,
+                              const LayerActivations& seen,
+                              const torch::Tensor& parameter, int64_t count) {
+  const torch::Tensor& y = seen.output;
+  const bool batched = y.dim() >= 2 && y.size(0) == count &&
+                       (!seen.input.defined() ||
+                        (seen.input.dim() >= 1 && seen.input.size(0) == count));
+  const bool trailing =
+      layer.kind != Kind::kAdd ||
+      (y.dim() > parameter.dim() &&
+       y.sizes().slice(y.dim() - parameter.dim()) == parameter.sizes());
+  if (batched && trailing) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "gop.path = fast: the layer of '", layer.weight,
+      "' does not record a leading sample dimension",
+      trailing ? "" : " or its parameter is broadcast within a sample",
+      "; use path auto or generic"));
+}
+
+// The per-sample floats `seen` (of one sample) leaves among the features.
+int64_t FeatureFloats(const RecordedLayer& layer, const LayerActivations& seen,
+                      const torch::Tensor& parameter) {
+  if (layer.kind == Kind::kAdd) return parameter.numel();
+  return seen.input.numel() + seen.output.numel();
+}
+
+// [N, T, width]: the tokens of each sample as rows (T = 1 for vectors).
+torch::Tensor TokenRows(const torch::Tensor& t, int64_t width) {
+  return t.reshape({t.size(0), -1, width});
+}
+
+// sum_{t,s} factor(t, s) * (B_t B_s^T) over the token pairs, B [N, T, d].
+template <typename Factor>
+torch::Tensor TokenPairGram(const torch::Tensor& b, const Factor& factor) {
+  torch::Tensor gram;
+  for (int64_t t = 0; t < b.size(1); ++t) {
+    for (int64_t s = 0; s < b.size(1); ++s) {
+      torch::Tensor pair = factor(t, s) * b.select(1, t).mm(b.select(1, s).t());
+      gram = gram.defined() ? gram.add_(pair) : pair;
+    }
+  }
+  return gram;
+}
+
+// The Gram matrix of one part's per-sample gradients.
+torch::Tensor PartGram(const LinearGopFeatures::Part& part,
+                       const LinearGopFeatures::Layer& layer) {
+  const torch::Tensor& out = layer.output_gradients;
+  if (layer.kind == Kind::kAdd) return out.mm(out.t());
+  const torch::Tensor b = TokenRows(out, out.size(-1));
+  if (part.bias) {
+    const torch::Tensor sums = b.sum(1);
+    return sums.mm(sums.t());
+  }
+  if (layer.kind == Kind::kEmbedding) {
+    const torch::Tensor ids = layer.inputs.reshape({b.size(0), -1});
+    return TokenPairGram(b, [&](int64_t t, int64_t s) {
+      return ids.select(1, t)
+          .unsqueeze(1)
+          .eq(ids.select(1, s).unsqueeze(0))
+          .to(b.scalar_type());
+    });
+  }
+  const torch::Tensor a = TokenRows(layer.inputs, layer.inputs.size(-1));
+  return TokenPairGram(b, [&](int64_t t, int64_t s) {
+    return a.select(1, t).mm(a.select(1, s).t());
+  });
+}
+
+// The number of parameters of a part of a layer with these features.
 int64_t PartSize(const LinearGopFeatures::Part& part,
                  const LinearGopFeatures::Layer& layer) {
-  const int64_t outputs = layer.output_gradients.size(1);
-  return part.bias ? outputs : outputs * layer.inputs.size(1);
+  const int64_t outputs = layer.output_gradients.size(-1);
+  switch (layer.kind) {
+    case Kind::kAdd:
+      return outputs;
+    case Kind::kEmbedding:
+      return layer.vocabulary * outputs;
+    case Kind::kLinear:
+      break;
+  }
+  return part.bias ? outputs : outputs * layer.inputs.size(-1);
 }
 
 }  // namespace
 
 absl::Status GopFastPathApplies(Objective& objective, int64_t num_samples,
                                 int64_t max_gradient_floats) {
-  CURVD_ASSIGN_OR_RETURN(const std::vector<LinearGopFeatures::Part> parts,
-                         LocateBlock(objective));
-  // Each layer's widths from its weight [d_out, d_in], counted once; a
-  // bias alone gives d_out and counts d_in too (it is recorded all the same).
-  const std::vector<torch::Tensor> parameters = objective.model()->Parameters();
-  const std::vector<std::string> names = objective.model()->ParameterNames();
-  const std::vector<LinearLayer> layers = objective.model()->LinearLayers();
-  std::vector<bool> counted(layers.size(), false);
+  const std::vector<RecordedLayer> layers = objective.model()->RecordedLayers();
+  CURVD_ASSIGN_OR_RETURN(std::vector<LinearGopFeatures::Part> parts,
+                         LocateBlock(objective, layers));
+  std::vector<LayerActivations> recorded;
+  {
+    const torch::NoGradGuard no_grad;
+    objective.model()->ForwardRecording(objective.inputs().narrow(0, 0, 1),
+                                        &recorded);
+  }
   int64_t widths = 0;
-  for (const LinearGopFeatures::Part& part : parts) {
-    if (counted[part.layer]) continue;
-    counted[part.layer] = true;
-    const auto weight =
-        std::find(names.begin(), names.end(), layers[part.layer].weight);
-    const torch::Tensor& w = parameters[weight - names.begin()];
-    widths += w.size(0) + w.size(1);
+  for (size_t l : UsedLayers(&parts)) {
+    const torch::Tensor parameter = ParameterNamed(objective, layers[l].weight);
+    CURVD_RETURN_IF_ERROR(
+        CheckActivations(layers[l], recorded[l], parameter, 1));
+    widths += FeatureFloats(layers[l], recorded[l], parameter);
   }
   if (num_samples * widths > max_gradient_floats) {
     return absl::InvalidArgumentError(
@@ -93,34 +193,39 @@ absl::Status GopFastPathApplies(Objective& objective, int64_t num_samples,
 absl::StatusOr<LinearGopFeatures> ComputeLinearGopFeatures(
     Objective& objective, const std::vector<int64_t>& samples,
     const Progress& progress) {
+  const std::vector<RecordedLayer> layers = objective.model()->RecordedLayers();
   CURVD_ASSIGN_OR_RETURN(std::vector<LinearGopFeatures::Part> parts,
-                         LocateBlock(objective));
+                         LocateBlock(objective, layers));
   // The block's layers in model order, and the model's index of each.
   LinearGopFeatures features;
-  std::vector<size_t> model_layer;
-  for (LinearGopFeatures::Part& part : parts) {
-    size_t index =
-        std::find(model_layer.begin(), model_layer.end(), part.layer) -
-        model_layer.begin();
-    if (index == model_layer.size()) model_layer.push_back(part.layer);
-    part.layer = index;
-  }
+  const std::vector<size_t> model_layer = UsedLayers(&parts);
   features.parts = std::move(parts);
   features.layers.resize(model_layer.size());
+  std::vector<torch::Tensor> parameters;
+  for (size_t l : model_layer) {
+    parameters.push_back(ParameterNamed(objective, layers[l].weight));
+  }
 
   const int64_t n = static_cast<int64_t>(samples.size());
   const torch::Tensor indices =
       torch::tensor(samples, torch::kInt64).to(objective.inputs().device());
   const torch::TensorOptions float64 =
       objective.vector_options().dtype(torch::kFloat64);
+  // A tensor of n samples shaped as `like`'s samples.
+  const auto all_samples = [n](const torch::Tensor& like,
+                               const torch::TensorOptions& options) {
+    std::vector<int64_t> shape = like.sizes().vec();
+    shape[0] = n;
+    return torch::zeros(shape, options);
+  };
   const int64_t batch = objective.micro_batch_size();
   for (int64_t start = 0; start < n; start += batch) {
     CURVD_RETURN_IF_ERROR(
         GopProgressStep(progress, start, n, "micro-batch from sample"));
     const int64_t count = std::min(batch, n - start);
     const torch::Tensor chosen = indices.narrow(0, start, count);
-    std::vector<LinearActivations> recorded;
-    const torch::Tensor outputs = objective.model()->ForwardRecordingLinear(
+    std::vector<LayerActivations> recorded;
+    const torch::Tensor outputs = objective.model()->ForwardRecording(
         objective.inputs().index_select(0, chosen), &recorded);
     // The mean of the count one-sample losses: each sample's MeanLoss, as
     // the generic path differentiates it, is this batch's times count.
@@ -132,19 +237,39 @@ absl::StatusOr<LinearGopFeatures> ComputeLinearGopFeatures(
         torch::autograd::grad({loss}, layer_outputs, {}, /*retain_graph=*/false,
                               /*create_graph=*/false, /*allow_unused=*/true);
     for (size_t l = 0; l < model_layer.size(); ++l) {
+      const RecordedLayer& recorded_layer = layers[model_layer[l]];
       LinearGopFeatures::Layer& layer = features.layers[l];
-      const LinearActivations& seen = recorded[model_layer[l]];
+      const LayerActivations& seen = recorded[model_layer[l]];
+      CURVD_RETURN_IF_ERROR(
+          CheckActivations(recorded_layer, seen, parameters[l], count));
+      torch::Tensor gradient =
+          gradients[l].defined()
+              ? gradients[l].to(torch::kFloat64) * static_cast<double>(count)
+              : torch::zeros_like(seen.output, float64);
+      if (recorded_layer.kind == Kind::kAdd) {
+        gradient = gradient.reshape({count, -1, parameters[l].numel()}).sum(1);
+      }
+      if (recorded_layer.kind == Kind::kEmbedding &&
+          recorded_layer.padding_idx >= 0) {
+        gradient.mul_(seen.input.ne(recorded_layer.padding_idx)
+                          .unsqueeze(-1)
+                          .to(torch::kFloat64));
+      }
       if (start == 0) {
-        layer.inputs = torch::zeros({n, seen.input.size(1)}, float64);
-        layer.output_gradients =
-            torch::zeros({n, seen.output.size(1)}, float64);
+        layer.kind = recorded_layer.kind;
+        layer.vocabulary = parameters[l].size(0);
+        if (seen.input.defined()) {
+          layer.inputs =
+              all_samples(seen.input, recorded_layer.kind == Kind::kEmbedding
+                                          ? float64.dtype(torch::kInt64)
+                                          : float64);
+        }
+        layer.output_gradients = all_samples(gradient, float64);
       }
-      layer.inputs.narrow(0, start, count).copy_(seen.input.detach());
-      if (gradients[l].defined()) {
-        layer.output_gradients.narrow(0, start, count)
-            .copy_(gradients[l])
-            .mul_(static_cast<double>(count));
+      if (seen.input.defined()) {
+        layer.inputs.narrow(0, start, count).copy_(seen.input.detach());
       }
+      layer.output_gradients.narrow(0, start, count).copy_(gradient);
     }
   }
   return features;
@@ -152,29 +277,17 @@ absl::StatusOr<LinearGopFeatures> ComputeLinearGopFeatures(
 
 absl::StatusOr<GopGrams> LinearGopGramMatrices(
     const LinearGopFeatures& features, const std::vector<GopGroup>& groups) {
-  const torch::Tensor& first = features.layers.front().inputs;
+  const torch::Tensor& first = features.layers.front().output_gradients;
   const int64_t n = first.size(0);
   GopGrams grams;
   grams.whole = torch::zeros({n, n}, first.options());
   for (size_t g = 0; g < groups.size(); ++g) {
     grams.groups.push_back(torch::zeros({n, n}, first.options()));
   }
-  // The layer whose B B^T (and A A^T when asked) are at hand: a layer's
-  // parts are consecutive.
-  std::optional<size_t> current;
-  torch::Tensor outer_b, outer_a;
   int64_t offset = 0;
   for (const LinearGopFeatures::Part& part : features.parts) {
     const LinearGopFeatures::Layer& layer = features.layers[part.layer];
-    if (current != part.layer) {
-      current = part.layer;
-      outer_b = layer.output_gradients.mm(layer.output_gradients.t());
-      outer_a = torch::Tensor();
-    }
-    if (!part.bias && !outer_a.defined()) {
-      outer_a = layer.inputs.mm(layer.inputs.t());
-    }
-    const torch::Tensor gram = part.bias ? outer_b : outer_a * outer_b;
+    const torch::Tensor gram = PartGram(part, layer);
     grams.whole.add_(gram);
     for (size_t g = 0; g < groups.size(); ++g) {
       if (offset >= groups[g].offset &&
@@ -196,19 +309,36 @@ torch::Tensor LinearGopGradientTransposeTimes(const LinearGopFeatures& features,
   std::vector<torch::Tensor> rows;
   for (const LinearGopFeatures::Part& part : features.parts) {
     const LinearGopFeatures::Layer& layer = features.layers[part.layer];
-    const torch::Tensor& b = layer.output_gradients;
-    if (part.bias) {
-      rows.push_back(b.t().mm(w));  // [d_out, k]
+    const torch::Tensor& out = layer.output_gradients;
+    if (layer.kind == Kind::kAdd) {
+      rows.push_back(out.t().mm(w));  // [P, k]
       continue;
     }
-    // Column j: sum_i w_ij b_i a_i^T = B^T diag(w_j) A, flattened row-major
-    // as the weight [d_out, d_in] is.
+    const torch::Tensor b = TokenRows(out, out.size(-1));
+    if (part.bias) {
+      rows.push_back(b.sum(1).t().mm(w));  // [d_out, k]
+      continue;
+    }
+    // Column j: sum_{i,t} w_ij b_it a_it^T = B^T diag(w_j) A over the token
+    // rows, flattened row-major as the weight [d_out, d_in] is; an
+    // Embedding's a_it is the one-hot row of id_it.
+    const int64_t tokens = b.size(1);
+    const torch::Tensor token_rows = b.reshape({-1, b.size(2)});
+    const torch::Tensor token_weights = w.repeat_interleave(tokens, 0);
     std::vector<torch::Tensor> columns;
     for (int64_t j = 0; j < w.size(1); ++j) {
+      const torch::Tensor weighted =
+          token_rows * token_weights.select(1, j).unsqueeze(1);
       columns.push_back(
-          (b * w.select(1, j).unsqueeze(1)).t().mm(layer.inputs).reshape({-1}));
+          layer.kind == Kind::kEmbedding
+              ? torch::zeros({layer.vocabulary, b.size(2)}, b.options())
+                    .index_add_(0, layer.inputs.reshape({-1}), weighted)
+                    .reshape({-1})
+              : weighted.t()
+                    .mm(layer.inputs.reshape({-1, layer.inputs.size(-1)}))
+                    .reshape({-1}));
     }
-    rows.push_back(torch::stack(columns, 1));  // [d_out * d_in, k]
+    rows.push_back(torch::stack(columns, 1));
   }
   return torch::cat(rows);
 }

@@ -1,11 +1,19 @@
-// The GOP's fast path (docs/adr/0013) for blocks of Linear layers' weights and
-// biases (Model::LinearLayers, the zoo MLP): the Gram matrices of the
-// per-sample gradients from each layer's inputs a_i and output gradients
-// b_i = dl_i/dy_i, as g_i = (b_i a_i^T, b_i) gives
-//   <g_i, g_j> = (a_i . a_j) (b_i . b_j)  (weight)  +  b_i . b_j  (bias),
-// so no per-sample gradient is formed: one forward and one backward pass per
-// micro-batch of the samples. It fills the same GopGrams as GopGramMatrices
-// (gop.h), equal to them to rounding. Internal to core (includes torch).
+// The GOP's fast path (docs/adr/0013) for blocks of the parameters of the
+// layers a model records (Model::RecordedLayers: the zoo MLP's Linear layers;
+// a TorchScript model's Linear, Embedding and added parameters): the Gram
+// matrices of the per-sample gradients from each layer's inputs and output
+// gradients b_it = dl_i/dy_it (t the tokens of sample i, one where y_i is a
+// vector), so no per-sample gradient is formed:
+//   Linear, g_i = (sum_t b_it a_it^T, sum_t b_it):
+//     <g_i, g_j> = sum_{t,s} (a_it . a_js) (b_it . b_js)  +  (sum_t b_it) .
+//     (sum_s b_js)
+//   Embedding, g_i = sum_t e_{id_it} b_it^T:
+//     <g_i, g_j> = sum_{t,s} [id_it = id_js] (b_it . b_js)
+//   an added parameter p, g_i = b_i summed over the dimensions p is broadcast
+//   over: <g_i, g_j> = g_i . g_j.
+// One forward and one backward pass per micro-batch of the samples. It fills
+// the same GopGrams as GopGramMatrices (gop.h), equal to them to rounding.
+// Internal to core (includes torch).
 #ifndef CURVD_CORE_MEASUREMENTS_GOP_FAST_PATH_H_
 #define CURVD_CORE_MEASUREMENTS_GOP_FAST_PATH_H_
 
@@ -17,25 +25,34 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/api/engine.h"
+#include "core/data/model.h"
 #include "core/measurements/gop.h"
 #include "core/objective/objective.h"
 
 namespace curvd::core {
 
 // OK when the fast path can measure `objective`'s block over `num_samples`
-// samples: every block parameter is the weight or the bias of one of the
-// model's LinearLayers(), and the features it holds, num_samples x (d_in +
-// d_out) float64 per layer of the block, fit max_gradient_floats. Else
+// samples: every block parameter is one of the model's RecordedLayers(), a
+// forward pass of the first sample records them with a leading sample
+// dimension (and an added parameter of the trailing shape of its sum), and
+// the features they hold, num_samples times one sample's recorded inputs and
+// outputs per layer of the block, fit max_gradient_floats. Else
 // InvalidArgument saying which condition fails ("gop.path = fast: ...").
-// From names and shapes alone: no forward pass.
+// That one forward pass runs without autograd.
 absl::Status GopFastPathApplies(Objective& objective, int64_t num_samples,
                                 int64_t max_gradient_floats);
 
-// The per-sample inputs and output gradients of the block's Linear layers.
+// The per-sample inputs and output gradients of the block's layers.
 struct LinearGopFeatures {
   struct Layer {
-    torch::Tensor inputs;            // A [N, d_in], float64, rows a_i
-    torch::Tensor output_gradients;  // B [N, d_out], float64, rows b_i
+    RecordedLayer::Kind kind = RecordedLayer::Kind::kLinear;
+    // kLinear: A [N, ..., d_in] float64, rows a_i; kEmbedding: the ids [N,
+    // ...] int64; kAdd: undefined.
+    torch::Tensor inputs;
+    // kLinear, kEmbedding: B [N, ..., d_out] float64, rows b_i (zero for an
+    // embedding's padding ids); kAdd: the per-sample gradients [N, P].
+    torch::Tensor output_gradients;
+    int64_t vocabulary = 0;  // kEmbedding: the weight's rows
   };
   // A block parameter, in block order: which layer and which of its two.
   struct Part {
@@ -62,7 +79,9 @@ absl::StatusOr<GopGrams> LinearGopGramMatrices(
     const LinearGopFeatures& features, const std::vector<GopGroup>& groups);
 
 // G^T w [M, k] for w [N, k] float64 (G the per-sample gradients as rows):
-// per layer (B^T diag(w_j) A, B^T w_j) for each column w_j, a matmul.
+// per layer and column w_j, a Linear's (B^T diag(w_j) A, B^T w_j) over the
+// tokens' rows, an Embedding's B^T diag(w_j) scattered into the ids' rows, an
+// added parameter's gradients^T w_j.
 torch::Tensor LinearGopGradientTransposeTimes(const LinearGopFeatures& features,
                                               const torch::Tensor& w);
 
