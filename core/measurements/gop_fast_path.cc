@@ -108,13 +108,18 @@ torch::Tensor TokenRows(const torch::Tensor& t, int64_t width) {
 }
 
 // sum_{t,s} factor(t, s) * (B_t B_s^T) over the token pairs, B [N, T, d].
+// Accumulated in place: two N x N temporaries beside the sum, not three.
 template <typename Factor>
 torch::Tensor TokenPairGram(const torch::Tensor& b, const Factor& factor) {
   torch::Tensor gram;
   for (int64_t t = 0; t < b.size(1); ++t) {
     for (int64_t s = 0; s < b.size(1); ++s) {
-      torch::Tensor pair = factor(t, s) * b.select(1, t).mm(b.select(1, s).t());
-      gram = gram.defined() ? gram.add_(pair) : pair;
+      torch::Tensor outer = b.select(1, t).mm(b.select(1, s).t());
+      if (gram.defined()) {
+        gram.addcmul_(factor(t, s), outer);
+      } else {
+        gram = outer.mul_(factor(t, s));
+      }
     }
   }
   return gram;
