@@ -13,12 +13,26 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/measurements/gop.h"
+#include "core/measurements/gop_fast_path.h"
 
 namespace curvd::core::testing {
 
 // The issue asks for 1e-6 relative; both paths are exact in float64, so they
 // agree to rounding, far below it.
 inline constexpr double kTolerance = 1e-9;
+
+// The fast path's G^T w (`features`, w [M, k]) against G^T w of the generic
+// path's retained per-sample gradients G [N, M], to 1e-12 of its largest entry.
+inline void ExpectSameGradientTransposeTimes(const LinearGopFeatures& features,
+                                             const torch::Tensor& gradients,
+                                             const torch::Tensor& w) {
+  const torch::Tensor expected = gradients.t().mm(w);
+  EXPECT_LT((LinearGopGradientTransposeTimes(features, w) - expected)
+                .abs()
+                .max()
+                .item<double>(),
+            1e-12 * expected.abs().max().item<double>());
+}
 
 inline void ExpectClose(double fast, double generic, double scale,
                         const std::string& what) {
