@@ -24,6 +24,7 @@ namespace {
 
 using ::curvd::core::testing::DeviceTest;
 using ::curvd::core::testing::Everything;
+using ::curvd::core::testing::ExpectSameGradientTransposeTimes;
 using ::curvd::core::testing::ExpectSameResult;
 using ::curvd::core::testing::SeededLabels;
 using ::curvd::core::testing::SeededRandn;
