@@ -14,18 +14,12 @@ namespace {
 
 namespace v1 = ::curvd::v1;
 
-template <typename Values>
-core::SafetensorsTensor Float64Tensor(std::string name,
-                                      std::vector<int64_t> shape,
-                                      const Values& values) {
-  core::SafetensorsTensor t;
-  t.name = std::move(name);
-  t.dtype = "F64";
-  t.shape = std::move(shape);
-  for (double value : values) {
-    t.data.append(reinterpret_cast<const char*>(&value), sizeof(double));
-  }
-  return t;
+// A repeated double field as an F64 tensor.
+core::SafetensorsTensor Float64Tensor(
+    std::string name, std::vector<int64_t> shape,
+    const google::protobuf::RepeatedField<double>& values) {
+  return core::Float64SafetensorsTensor(std::move(name), std::move(shape),
+                                        values.data(), values.size());
 }
 
 core::SafetensorsTensor Spectrum(std::string name, const v1::GopMetrics& m) {

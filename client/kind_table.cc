@@ -1021,8 +1021,9 @@ KindRow GopRow() {
         "default N * eps_float64)."},
        {"gop_path", Type::kString, "auto",
         "gop: auto (the fast path where the block allows it), generic (a "
-        "backward pass per sample, any model) or fast (the zoo MLP's Linear "
-        "layers; refused elsewhere)."},
+        "backward pass per sample, any model) or fast (Linear, Embedding and "
+        "added parameters of the zoo MLP or an eval-mode TorchScript model; "
+        "refused elsewhere)."},
        {"gop_hessian_overlap", Type::kInt, "",
         "gop: K, also the overlap of the GOP's top-K eigenspace with the "
         "Hessian's top-K (Lanczos on the same block), its random baseline "

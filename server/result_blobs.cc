@@ -12,17 +12,6 @@
 namespace curvd::server {
 namespace {
 
-core::SafetensorsTensor Float64Tensor(std::string name,
-                                      std::vector<int64_t> shape,
-                                      const double* values, size_t count) {
-  core::SafetensorsTensor t;
-  t.name = std::move(name);
-  t.dtype = "F64";
-  t.shape = std::move(shape);
-  t.data.assign(reinterpret_cast<const char*>(values), count * sizeof(double));
-  return t;
-}
-
 // Commits `bytes` under their digest unless the store holds them already.
 absl::StatusOr<std::string> Put(const std::string& bytes, BlobStore* blobs) {
   Sha256Stream sha;
@@ -68,10 +57,12 @@ absl::StatusOr<ResultBlobs> StoreResultBlobs(
   CURVD_ASSIGN_OR_RETURN(
       const std::string bytes,
       core::SerializeSafetensors(
-          {Float64Tensor("eigenvalues", {rows}, r.metrics.top_eigenvalues.data(),
-                         rows),
-           Float64Tensor("eigenvectors", {rows, cols}, r.eigenvectors.data(),
-                         r.eigenvectors.size())}));
+          {core::Float64SafetensorsTensor("eigenvalues", {rows},
+                                          r.metrics.top_eigenvalues.data(),
+                                          rows),
+           core::Float64SafetensorsTensor("eigenvectors", {rows, cols},
+                                          r.eigenvectors.data(),
+                                          r.eigenvectors.size())}));
   absl::StatusOr<std::string> digest = Put(bytes, blobs);
   if (!digest.ok()) {
     return absl::Status(digest.status().code(),

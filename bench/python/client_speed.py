@@ -189,36 +189,32 @@ def submit_row(client, args, device):
             "target_ms": SUBMIT_TARGET_MS, "pass": percentile(ms, 0.9) < SUBMIT_TARGET_MS}
 
 
+def stat_cpu_seconds(path):
+    """User + system CPU seconds of a /proc .../stat file; None when it is gone."""
+    try:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def thread_cpu_seconds():
     """{thread id: user + system CPU seconds} of this process's threads (Linux
     /proc; empty elsewhere)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    seconds = {}
     try:
         tids = os.listdir("/proc/self/task")
     except OSError:
-        return seconds
-    for tid in tids:
-        try:
-            with open(f"/proc/self/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the thread ended
-        seconds[int(tid)] = (int(fields[11]) + int(fields[12])) / ticks
-    return seconds
+        return {}
+    seconds = {int(tid): stat_cpu_seconds(f"/proc/self/task/{tid}/stat") for tid in tids}
+    return {tid: cpu for tid, cpu in seconds.items() if cpu is not None}
 
 
 def process_cpu_seconds(pid):
     """User + system CPU seconds of process `pid` (all its threads); 0 when it
     is gone or `pid` is None."""
-    if pid is None:
-        return 0.0
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    cpu = None if pid is None else stat_cpu_seconds(f"/proc/{pid}/stat")
+    return cpu or 0.0
 
 
 def upload_child_pid(run):

@@ -241,6 +241,17 @@ absl::StatusOr<std::vector<SafetensorsTensor>> ReadSafetensorsFile(
   return tensors;
 }
 
+SafetensorsTensor Float64SafetensorsTensor(std::string name,
+                                           std::vector<int64_t> shape,
+                                           const double* values, size_t count) {
+  SafetensorsTensor t;
+  t.name = std::move(name);
+  t.dtype = "F64";
+  t.shape = std::move(shape);
+  t.data.assign(reinterpret_cast<const char*>(values), count * sizeof(double));
+  return t;
+}
+
 absl::StatusOr<std::string> SerializeSafetensors(
     const std::vector<SafetensorsTensor>& tensors) {
   std::vector<const SafetensorsTensor*> sorted;

@@ -36,6 +36,12 @@ absl::StatusOr<std::vector<SafetensorsTensor>> ParseSafetensors(
 absl::StatusOr<std::vector<SafetensorsTensor>> ReadSafetensorsFile(
     const std::string& path);
 
+// A float64 ("F64") tensor of `values` (row-major, count = the product of
+// `shape`, which the caller ensures).
+SafetensorsTensor Float64SafetensorsTensor(std::string name,
+                                           std::vector<int64_t> shape,
+                                           const double* values, size_t count);
+
 // Serialises tensors (data sizes must match dtype and shape, else
 // InvalidArgument).
 absl::StatusOr<std::string> SerializeSafetensors(

@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 import grpc
 
 from curvd.errors import CurvdError
+from curvd.v1 import resources_pb2
 
 # Seconds the child gets to start and answer an exit before it is killed.
 _EXIT_SECONDS = 5.0
@@ -85,7 +86,6 @@ class UploadProcess:
             while True:
                 reply = self._next_reply(stop)
                 if reply[0] == "measurement":
-                    from curvd.v1 import resources_pb2
                     yield resources_pb2.Measurement.FromString(reply[1])
                     continue
                 answered = True
