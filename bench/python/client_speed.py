@@ -32,6 +32,7 @@ otherwise. scripts/bench_python_client.sh drives it on the GPU machine.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -76,9 +77,12 @@ def parse_args(argv):
     parser.add_argument("--server_library_path", default="",
                         help="prepended to LD_LIBRARY_PATH for the server only")
     parser.add_argument("--server_threads", type=int,
-                        default=max(1, (os.cpu_count() or 2) - 2),
-                        help="OMP_NUM_THREADS of the server (default: the cores less two, "
-                             "left to the trainer's thread and its uploader)")
+                        help="OMP_NUM_THREADS of the server (default: its CPUs under "
+                             "--trainer_cpus, else the cores less two, left to the "
+                             "trainer's thread and its uploader)")
+    parser.add_argument("--trainer_cpus",
+                        help="CPU list (e.g. 0-1 or 0,8) for this process, its trainer and "
+                             "uploader; the servers get the other CPUs (default: no pinning)")
     parser.add_argument("--worker_nice", type=int,
                         help="the servers' --worker_nice (default: curvd's own, 10)")
     parser.add_argument("--uploader", choices=("process", "thread"), default="process",
@@ -103,6 +107,15 @@ def parse_args(argv):
     for name, (full, smoke) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, smoke if args.smoke else full)
+    args.server_cpus = None
+    if args.trainer_cpus is not None:
+        args.trainer_cpus = cpu_list(args.trainer_cpus)
+        args.server_cpus = os.sched_getaffinity(0) - args.trainer_cpus
+        if not args.server_cpus or not args.trainer_cpus <= os.sched_getaffinity(0):
+            parser.error(f"--trainer_cpus must be a proper subset of {sorted(os.sched_getaffinity(0))}")
+    if args.server_threads is None:
+        args.server_threads = (len(args.server_cpus) if args.server_cpus
+                               else max(1, (os.cpu_count() or 2) - 2))
     return args
 
 
@@ -116,6 +129,41 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def cpu_list(text):
+    """The CPU numbers of a list such as "0-1,8"."""
+    cpus = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def cpu_ranges(cpus):
+    """ "0-1,8" for [0, 1, 8]: the inverse of cpu_list."""
+    ranges = []
+    for cpu in sorted(cpus):
+        if ranges and ranges[-1][1] == cpu - 1:
+            ranges[-1][1] = cpu
+        else:
+            ranges.append([cpu, cpu])
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges)
+
+
+@contextlib.contextmanager
+def pinned(cpus):
+    """Context: the calling thread (and so what it starts) runs on `cpus`
+    inside, on its earlier CPUs again after; no pinning when `cpus` is None."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def start_server(args, devices):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.server_threads),
                MKL_NUM_THREADS=str(args.server_threads))
@@ -125,7 +173,8 @@ def start_server(args, devices):
     flags = [] if args.worker_nice is None else [f"--worker_nice={args.worker_nice}"]
     server = CurvdServer(binary=args.curvd, devices=devices, env=env, flags=flags)
     try:
-        server.start(timeout=120)
+        with pinned(args.server_cpus):  # the server's process inherits them
+            server.start(timeout=120)
     except BaseException:
         server.close()
         raise
@@ -417,7 +466,11 @@ def markdown(result):
     entries = [(f"submit latency, W1 (1.86 M parameters) on {result['device']}",
                 f"p90 < {SUBMIT_TARGET_MS:g} ms", submit_cells, rows.get("submit"))]
     config = (f"uploader {result.get('uploader', 'thread')}, measuring "
-              f"{result.get('measure', 'sharpness_trace')}")
+              f"{result.get('measure', 'sharpness_trace')}, server threads "
+              f"{result.get('server_threads')}")
+    if result.get("trainer_cpus"):
+        config += (f", trainer on CPUs {cpu_ranges(result['trainer_cpus'])}, server on "
+                   f"{cpu_ranges(result['server_cpus'])}")
     entries += [(f"grokking loop, submit every 10, server on {t['server']} ({config})",
                  f"≥ {TRAINING_TARGET_RATIO:g}", training_cells, t)
                 for t in rows.get("training", [])]
@@ -461,6 +514,10 @@ def write(result, out):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.trainer_cpus is not None:
+        # Before any thread starts: torch's and the runs' threads and the upload
+        # processes inherit the trainer's CPUs.
+        os.sched_setaffinity(0, args.trainer_cpus)
     device = torch.device(args.device)
     rows = set(args.rows.split(","))
     from google.protobuf.internal import api_implementation
@@ -473,6 +530,8 @@ def main(argv=None):
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
               "cpus": os.cpu_count(), "server_threads": args.server_threads,
               "worker_nice": args.worker_nice, "measure": args.measure,
+              "trainer_cpus": sorted(args.trainer_cpus or []),
+              "server_cpus": sorted(args.server_cpus or []),
               "uploader": args.uploader}
     print(f"[client_speed] {json.dumps({k: v for k, v in result.items() if k != 'rows'})}",
           flush=True)
