@@ -15,10 +15,12 @@ std::optional<c10::DeviceIndex> CudaIndex(const std::string& device) {
   return parsed.has_index() ? parsed.index() : c10::DeviceIndex{0};
 }
 
-// The allocated-bytes statistic of all pools together (small and large).
-const allocator::Stat& Allocated(const allocator::DeviceStats& stats) {
-  return stats
-      .allocated_bytes[static_cast<size_t>(allocator::StatType::AGGREGATE)];
+// The allocated-bytes statistic of all pools together: entry AGGREGATE (0) of
+// StatType, which PyTorch 2.x declares in c10::CachingDeviceAllocator and 1.x
+// in CUDACachingAllocator, hence the deduced types.
+template <typename DeviceStats>
+auto Allocated(const DeviceStats& stats) {
+  return stats.allocated_bytes[0];
 }
 
 }  // namespace
