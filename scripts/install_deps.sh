@@ -9,8 +9,9 @@ packages=(
   libabsl-dev prometheus-cpp-dev libtorch-dev libsqlite3-dev libssl-dev zlib1g-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev
   dataset-fashion-mnist
+  # prometheus brings promtool, which the alert and dashboard tests run.
   prometheus sqlite3 curl python3-torch python3-grpcio python3-protobuf
-  python3-pandas python3-matplotlib
+  python3-pandas python3-matplotlib python3-yaml
   yamllint
 )
 # Tools any package may provide: install Debian's only when none is on PATH (some
