@@ -16,7 +16,7 @@ namespace curvd::server {
 DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
                            JobQueue* queue, Store* store, BlobStore* blobs,
                            const SourceResolver* resolver,
-                           MeasurementLifecycle* lifecycle,
+                           MeasurementLifecycle* lifecycle, Metrics* metrics,
                            const RequestLimits& limits, int nice)
     : engine_(std::move(engine)),
       device_(engine_->device()),
@@ -25,6 +25,7 @@ DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
       blobs_(blobs),
       resolver_(resolver),
       lifecycle_(lifecycle),
+      metrics_(metrics),
       limits_(limits),
       nice_(nice),
       thread_([this] { Loop(); }) {}
@@ -80,7 +81,13 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
     return stop->load() != StopReason::kNone;
   };
   try {
-    return engine_->Measure(sources.model, sources.shard, request, progress);
+    absl::StatusOr<core::MeasurementResult> result =
+        engine_->Measure(sources.model, sources.shard, request, progress);
+    // The engine's only ResourceExhausted: out of memory at micro-batch 1.
+    if (absl::IsResourceExhausted(result.status())) {
+      metrics_->DeviceOutOfMemory(device_);
+    }
+    return result;
   } catch (const std::exception& e) {
     // The engine promises not to throw; this keeps a broken promise from taking
     // the whole server down with it.

@@ -13,6 +13,7 @@
 #include "server/blob_store.h"
 #include "server/job_queue.h"
 #include "server/measurement_lifecycle.h"
+#include "server/metrics.h"
 #include "server/source_resolver.h"
 #include "server/spec_conversion.h"
 #include "server/store.h"
@@ -29,13 +30,14 @@ class DeviceWorker {
  public:
   // Takes ownership of `engine`; the other objects must outlive the worker.
   // Every request gets `limits`; a result's large arrays go to `blobs`
-  // (result_blobs.h) before it is recorded. The thread starts at once, raises its nice
+  // (result_blobs.h) before it is recorded; the engine running out of memory
+  // is counted in `metrics`. The thread starts at once, raises its nice
   // value by `nice` (see LowerCurrentThreadPriority; a refusal is logged and
   // the worker runs on) and serves jobs until `queue` is closed.
   DeviceWorker(std::unique_ptr<core::Engine> engine, JobQueue* queue,
                Store* store, BlobStore* blobs, const SourceResolver* resolver,
-               MeasurementLifecycle* lifecycle, const RequestLimits& limits,
-               int nice);
+               MeasurementLifecycle* lifecycle, Metrics* metrics,
+               const RequestLimits& limits, int nice);
   // Joins the thread: close the queue first, and stop running measurements
   // (MeasurementLifecycle::StopAllRunning) to join sooner.
   ~DeviceWorker();
@@ -55,6 +57,7 @@ class DeviceWorker {
   BlobStore* const blobs_;
   const SourceResolver* const resolver_;
   MeasurementLifecycle* const lifecycle_;
+  Metrics* const metrics_;
   const RequestLimits limits_;
   const int nice_;
   std::thread thread_;

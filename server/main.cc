@@ -25,6 +25,13 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
 ABSL_FLAG(
     std::string, metrics_listen, "127.0.0.1:9464",
     "Prometheus /metrics address host:port; empty disables the endpoint.");
+ABSL_FLAG(int64_t, metrics_max_runs, 100,
+          "Most runs whose latest results /metrics shows "
+          "(curvd_run_latest_value{run,kind,quantity}); the least recently "
+          "updated run is dropped for a new one. 0 shows none.");
+ABSL_FLAG(int64_t, metrics_run_idle_seconds, 3600,
+          "A run with no new result for this many seconds is dropped from "
+          "curvd_run_latest_value.");
 ABSL_FLAG(std::string, state_dir, "./curvd-state",
           "Directory for the SQLite database (curvd.db) and the uploaded blobs "
           "(blobs/).");
@@ -129,6 +136,16 @@ int main(int argc, char** argv) {
   options.service.max_blob_bytes = absl::GetFlag(FLAGS_max_blob_bytes);
   options.service.version = CURVD_VERSION;
   options.service.count_parameters = &curvd::core::Engine::CountParameters;
+  options.service.metrics.read_device_memory =
+      &curvd::core::Engine::ReadDeviceMemory;
+  const int64_t max_runs = absl::GetFlag(FLAGS_metrics_max_runs);
+  if (max_runs < 0) return Fail("--metrics_max_runs must be >= 0");
+  options.service.metrics.run_latest.max_runs = static_cast<size_t>(max_runs);
+  const int64_t idle_seconds = absl::GetFlag(FLAGS_metrics_run_idle_seconds);
+  if (idle_seconds <= 0) {
+    return Fail("--metrics_run_idle_seconds must be positive");
+  }
+  options.service.metrics.run_latest.idle = absl::Seconds(idle_seconds);
   const int64_t receive_limit = absl::GetFlag(FLAGS_max_receive_message_bytes);
   if (receive_limit > INT_MAX) {
     return Fail(

@@ -128,11 +128,12 @@ absl::StatusOr<Measurement> MeasurementLifecycle::Finish(
     outcome = Outcome::kFailed;
   }
   *m.mutable_end_time() = TimeUtil::GetCurrentTime();
-  // Counted first, so that whoever sees the terminal state also sees it
-  // counted.
+  // Counted (and its results shown) first, so that whoever sees the terminal
+  // state also sees it counted.
   metrics_->MeasurementFinished(KindName(m.spec()), device, outcome,
                                 SecondsBetween(m.start_time(), m.end_time()),
                                 hvps);
+  if (outcome == Outcome::kSucceeded) metrics_->RunResult(m);
   const absl::Status stored = StoreAndPublish(m);
   if (stored.ok()) return m;
   // A result that cannot be stored (a full disk, an oversized row) must not

@@ -1,6 +1,7 @@
 #include "server/metrics.h"
 
 #include <exception>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "curvd/v1/resources.pb.h"
@@ -17,13 +18,19 @@ struct MethodInfo {
 };
 
 constexpr MethodInfo kMethods[kRpcMethodCount] = {
-    {"CreateRun", "unary"},         {"GetRun", "unary"},
-    {"ListRuns", "unary"},          {"WriteBlob", "client_stream"},
+    {"CreateRun", "unary"},
+    {"GetRun", "unary"},
+    {"ListRuns", "unary"},
+    {"WriteBlob", "client_stream"},
     {"ReadBlob", "server_stream"},
-    {"GetBlobStatus", "unary"},     {"CreateCheckpoint", "unary"},
-    {"GetCheckpoint", "unary"},     {"ListCheckpoints", "unary"},
-    {"CreateMeasurement", "unary"}, {"GetMeasurement", "unary"},
-    {"ListMeasurements", "unary"},  {"WatchMeasurement", "server_stream"},
+    {"GetBlobStatus", "unary"},
+    {"CreateCheckpoint", "unary"},
+    {"GetCheckpoint", "unary"},
+    {"ListCheckpoints", "unary"},
+    {"CreateMeasurement", "unary"},
+    {"GetMeasurement", "unary"},
+    {"ListMeasurements", "unary"},
+    {"WatchMeasurement", "server_stream"},
     {"CancelMeasurement", "unary"},
 };
 
@@ -58,11 +65,30 @@ const char* OutcomeName(Outcome outcome) {
   return "failed";
 }
 
+// The registry as the exposer collects it: refreshed first.
+class RefreshedRegistry : public prometheus::Collectable {
+ public:
+  RefreshedRegistry(Metrics* metrics,
+                    std::shared_ptr<prometheus::Registry> registry)
+      : metrics_(metrics), registry_(std::move(registry)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    metrics_->RefreshForScrape();
+    return registry_->Collect();
+  }
+
+ private:
+  Metrics* const metrics_;
+  const std::shared_ptr<prometheus::Registry> registry_;
+};
+
 }  // namespace
 
 Metrics::Metrics(const std::vector<std::string>& devices,
-                 const std::string& version)
-    : registry_(std::make_shared<prometheus::Registry>()) {
+                 const std::string& version, const MetricsOptions& options)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      read_device_memory_(options.read_device_memory),
+      run_latest_(*registry_, options.run_latest) {
   using prometheus::BuildCounter;
   using prometheus::BuildGauge;
   using prometheus::BuildHistogram;
@@ -100,6 +126,13 @@ Metrics::Metrics(const std::vector<std::string>& devices,
                       .Help("Measurements queued and waiting for a device.")
                       .Register(*registry_)
                       .Add({});
+  queue_capacity_ = &BuildGauge()
+                         .Name("curvd_queue_capacity")
+                         .Help(
+                             "Measurements the queue holds at most "
+                             "(--queue_capacity).")
+                         .Register(*registry_)
+                         .Add({});
   blob_bytes_ = &BuildCounter()
                      .Name("curvd_blob_bytes_received_total")
                      .Help("Bytes of blob uploads written to the blob store.")
@@ -147,13 +180,42 @@ Metrics::Metrics(const std::vector<std::string>& devices,
           {{"kind", kind}, {"device", device}}, duration_buckets);
     }
   }
+  auto& out_of_memory =
+      BuildCounter()
+          .Name("curvd_device_out_of_memory_total")
+          .Help(
+              "Measurements that ran out of device memory even at "
+              "micro-batch 1, by device.")
+          .Register(*registry_);
   for (const std::string& device : devices) {
     hvps_[device] = &hvps.Add({{"device", device}});
+    out_of_memory_[device] = &out_of_memory.Add({{"device", device}});
     workers.Add({{"device", device}}).Increment();
   }
+  if (read_device_memory_) {
+    auto& used = BuildGauge()
+                     .Name("curvd_device_memory_used_bytes")
+                     .Help(
+                         "Memory in use on the device when scraped: on CUDA "
+                         "the whole device's (every process), on the CPU "
+                         "this process's resident set.")
+                     .Register(*registry_);
+    auto& total = BuildGauge()
+                      .Name("curvd_device_memory_total_bytes")
+                      .Help(
+                          "Memory of the device: a CUDA device's, or the "
+                          "host's physical memory for the CPU.")
+                      .Register(*registry_);
+    for (const std::string& device : devices) {
+      device_memory_[device] = {&used.Add({{"device", device}}),
+                                &total.Add({{"device", device}})};
+    }
+  }
+  scraped_ = std::make_shared<RefreshedRegistry>(this, registry_);
 }
 
-Metrics::~Metrics() = default;
+// The exposer goes first: a scrape reads members declared after it.
+Metrics::~Metrics() { exposer_.reset(); }
 
 absl::Status Metrics::Serve(const std::string& address) {
   try {
@@ -163,7 +225,7 @@ absl::Status Metrics::Serve(const std::string& address) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
   }
-  exposer_->RegisterCollectable(registry_);
+  exposer_->RegisterCollectable(scraped_);
   return absl::OkStatus();
 }
 
@@ -190,6 +252,10 @@ void Metrics::SetQueueDepth(size_t depth) {
   queue_depth_->Set(static_cast<double>(depth));
 }
 
+void Metrics::SetQueueCapacity(size_t capacity) {
+  queue_capacity_->Set(static_cast<double>(capacity));
+}
+
 void Metrics::BlobBytesReceived(int64_t bytes) {
   blob_bytes_->Increment(static_cast<double>(bytes));
 }
@@ -208,6 +274,26 @@ void Metrics::MeasurementFinished(const std::string& kind,
   }
   if (auto it = hvps_.find(device); it != hvps_.end() && hvps > 0) {
     it->second->Increment(static_cast<double>(hvps));
+  }
+}
+
+void Metrics::DeviceOutOfMemory(const std::string& device) {
+  if (auto it = out_of_memory_.find(device); it != out_of_memory_.end()) {
+    it->second->Increment();
+  }
+}
+
+void Metrics::RunResult(const curvd::v1::Measurement& measurement) {
+  run_latest_.Record(measurement, absl::Now());
+}
+
+void Metrics::RefreshForScrape() {
+  run_latest_.DropIdle(absl::Now());
+  for (const auto& [device, series] : device_memory_) {
+    absl::StatusOr<core::DeviceMemory> memory = read_device_memory_(device);
+    if (!memory.ok()) continue;
+    series.used->Set(static_cast<double>(memory->used_bytes));
+    series.total->Set(static_cast<double>(memory->total_bytes));
   }
 }
 

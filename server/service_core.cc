@@ -35,8 +35,10 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
       core->blobs_,
       options.blob_store_factory(options.state_dir, options.max_blob_bytes));
   core->storage_ = std::make_unique<StorageExecutor>(options.storage_threads);
-  core->metrics_ = std::make_unique<Metrics>(options.devices, options.version);
+  core->metrics_ = std::make_unique<Metrics>(options.devices, options.version,
+                                             options.metrics);
   Metrics* metrics = core->metrics_.get();
+  metrics->SetQueueCapacity(options.queue_capacity);
   core->queue_ = std::make_unique<JobQueue>(
       options.queue_capacity,
       [metrics](size_t depth) { metrics->SetQueueDepth(depth); });
@@ -91,7 +93,7 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
     core->workers_.push_back(std::make_unique<DeviceWorker>(
         std::move(engine), core->queue_.get(), core->store_.get(),
         core->blobs_.get(), core->resolver_.get(), core->lifecycle_.get(),
-        limits, options.worker_nice));
+        metrics, limits, options.worker_nice));
   }
   return core;
 }

@@ -45,6 +45,8 @@ struct ServiceOptions {
   // One worker each: "cpu", "cuda:0", ...
   std::vector<std::string> devices = {"cpu"};
   std::string version;
+  // The bounds of the latest-results family and the device memory reader.
+  MetricsOptions metrics;
   // Caps that every measurement request gets from the configuration; the
   // eigenvectors' lowered to what a blob of max_blob_bytes holds
   // (GopEigenvectorFloatsInBlob).

@@ -33,10 +33,25 @@ struct EngineOptions {
   int64_t cache_budget_bytes = 0;
 };
 
+// Memory of a device now, for the server's gauges.
+struct DeviceMemory {
+  int64_t used_bytes = 0;
+  int64_t total_bytes = 0;
+};
+
 class Engine {
  public:
   // Number of CUDA devices visible to this process (0 without CUDA).
   static int CudaDeviceCount();
+
+  // The memory of `device` in use and in all: for "cuda:N" the CUDA runtime's
+  // total minus free (every process's allocations and the caching allocators'
+  // reserves, as nvidia-smi shows them) and total; for "cpu" this process's
+  // resident set and the host's physical memory. InvalidArgument for a device
+  // this process cannot use, Unavailable when it cannot be read. Thread-safe;
+  // cheap enough to call at every scrape.
+  static absl::StatusOr<DeviceMemory> ReadDeviceMemory(
+      const std::string& device);
 
   // An engine bound to `device` ("cpu", "cuda:0", ...) with default options.
   // InvalidArgument for an unknown or unavailable device.

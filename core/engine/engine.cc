@@ -9,10 +9,12 @@
 #include <sys/stat.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <exception>
+#include <fstream>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -73,19 +75,38 @@ std::string DeviceKey(const std::string& cache_key, torch::ScalarType dtype,
   return key;
 }
 
-// Total memory of a CUDA device, or 0 when it cannot be read. LibTorch's CUDA
-// build has loaded the CUDA runtime; looking its function up there keeps the
-// CPU build free of CUDA headers and libraries.
-int64_t CudaMemoryBytes(const torch::Device& device) {
+// The free and total memory of a CUDA device; false when they cannot be read.
+// LibTorch's CUDA build has loaded the CUDA runtime; looking its function up
+// there keeps the CPU build free of CUDA headers and libraries.
+bool CudaMemGetInfo(const torch::Device& device, size_t* free_bytes,
+                    size_t* total_bytes) {
   using MemGetInfo = int (*)(size_t * free_bytes, size_t * total_bytes);
   const auto mem_get_info =
       reinterpret_cast<MemGetInfo>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
-  if (mem_get_info == nullptr) return 0;
+  if (mem_get_info == nullptr) return false;
   const c10::DeviceGuard guard(device);  // the runtime asks the current device
+  return mem_get_info(free_bytes, total_bytes) == 0;
+}
+
+// Total memory of a CUDA device, or 0 when it cannot be read.
+int64_t CudaMemoryBytes(const torch::Device& device) {
   size_t free_bytes = 0;
   size_t total_bytes = 0;
-  if (mem_get_info(&free_bytes, &total_bytes) != 0) return 0;
+  if (!CudaMemGetInfo(device, &free_bytes, &total_bytes)) return 0;
   return static_cast<int64_t>(total_bytes);
+}
+
+// This process's resident set and the host's physical memory.
+absl::StatusOr<DeviceMemory> HostMemory() {
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  const int64_t pages = sysconf(_SC_PHYS_PAGES);
+  std::ifstream statm("/proc/self/statm");
+  int64_t size_pages = 0;
+  int64_t resident_pages = 0;
+  if (page <= 0 || pages <= 0 || !(statm >> size_pages >> resident_pages)) {
+    return absl::UnavailableError("cannot read /proc/self/statm");
+  }
+  return DeviceMemory{resident_pages * page, pages * page};
 }
 
 int64_t DefaultCacheBudget(const torch::Device& device) {
@@ -282,6 +303,26 @@ int Engine::CudaDeviceCount() {
   return torch::cuda::is_available()
              ? static_cast<int>(torch::cuda::device_count())
              : 0;
+}
+
+absl::StatusOr<DeviceMemory> Engine::ReadDeviceMemory(
+    const std::string& device) {
+  if (device == "cpu") return HostMemory();
+  const int index = CudaIndex(device);
+  if (index < 0 || index >= CudaDeviceCount()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no device ", device, " in this process"));
+  }
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+  if (!CudaMemGetInfo(
+          torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index)),
+          &free_bytes, &total_bytes)) {
+    return absl::UnavailableError(
+        absl::StrCat("cudaMemGetInfo failed for ", device));
+  }
+  return DeviceMemory{static_cast<int64_t>(total_bytes - free_bytes),
+                      static_cast<int64_t>(total_bytes)};
 }
 
 absl::StatusOr<int64_t> Engine::CountParameters(const ModelSource& source,

@@ -3,11 +3,14 @@
 # temporary state directory, measures a zoo MLP with `curvctl measure --json`,
 # checks that a FAILED measurement makes curvctl exit non-zero, has a real
 # Prometheus scrape /metrics and answers queries, lints the exposition with
-# promtool, then SIGTERMs curvd and expects exit status 0. Every wait is bounded.
+# promtool, checks that the Grafana dashboard and the alert rules of deploy/
+# use only metric names it exports, then SIGTERMs curvd and expects exit
+# status 0. Every wait is bounded.
 # usage: curvd_e2e_test.sh BIN_DIR   (holding curvd and curvctl)
 set -euo pipefail
 
 bin_dir=${1:?usage: curvd_e2e_test.sh BIN_DIR}
+repo_root=$(cd "$(dirname "$0")/../.." && pwd)
 curvd="$bin_dir/curvd"
 curvctl="$bin_dir/curvctl"
 for tool in "$curvd" "$curvctl"; do
@@ -146,11 +149,17 @@ curl -fsS --max-time 10 "http://127.0.0.1:$metrics_port/metrics" >"$tmp/metrics.
 grep -q '^curvd_' "$tmp/metrics.txt" || fail "/metrics has no curvd_ series"
 promtool check metrics <"$tmp/metrics.txt" || fail "promtool check metrics found problems"
 
-echo "== a real Prometheus scrapes curvd"
+echo "== the dashboard and the alerts use only names that /metrics exports"
+python3 "$repo_root/tests/e2e/dashboard_expressions.py" names "$repo_root" "$tmp/metrics.txt" \
+  || fail "deploy/grafana or deploy/prometheus uses a metric curvd does not export"
+
+echo "== a real Prometheus scrapes curvd and evaluates the alerts"
 cat >"$tmp/prometheus.yml" <<YML
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
+rule_files:
+  - $repo_root/deploy/prometheus/curvd_alerts.yml
 scrape_configs:
   - job_name: curvd
     static_configs:
@@ -183,6 +192,22 @@ series=$(query 'count({__name__=~"curvd_.+", job="curvd"})')
 build_info=$(query 'curvd_build_info{job="curvd"}')
 [ "$build_info" = "1" ] || fail "curvd_build_info is '$build_info', expected 1"
 echo "ok: up=1, $series curvd_ series, curvd_build_info=1"
+# Every alert rule evaluated against the live series without an error.
+rules_ok=""
+for _ in $(seq 1 30); do
+  if curl -fsS --max-time 5 "http://127.0.0.1:$prometheus_port/api/v1/rules?type=alert" 2>/dev/null \
+      | python3 -c '
+import json, sys
+rules = [r for g in json.load(sys.stdin)["data"]["groups"] for r in g["rules"]]
+bad = [(r["name"], r["health"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+sys.exit(1 if not rules or bad else 0)' 2>/dev/null; then
+    rules_ok=yes
+    break
+  fi
+  sleep 1
+done
+[ -n "$rules_ok" ] || fail "Prometheus did not evaluate every alert of deploy/prometheus/curvd_alerts.yml cleanly"
+echo "ok: the alerts of deploy/prometheus evaluate cleanly"
 
 echo "== SIGTERM: curvd shuts down cleanly"
 kill -TERM "$server_pid"

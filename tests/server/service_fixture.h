@@ -31,7 +31,6 @@ namespace v1 = ::curvd::v1;
 using testing::FakeEngine;
 using testing::FakeEngineControl;
 
-
 inline constexpr char kShard[] = "builtin://gaussian_regression?n=8&d=3";
 inline constexpr int64_t kMaxBlobBytes = 4096;
 
@@ -118,6 +117,9 @@ class ServiceTest : public ::testing::Test {
     options.service.queue_capacity = queue_capacity;
     options.service.devices = {"cpu"};
     options.service.version = "test";
+    options.service.metrics.read_device_memory = [](const std::string&) {
+      return absl::StatusOr<core::DeviceMemory>(core::DeviceMemory{5, 9});
+    };
     options.service.request_limits = limits_;
     if (real_engine_) {
       options.service.count_parameters = &core::Engine::CountParameters;

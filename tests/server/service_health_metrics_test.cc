@@ -64,7 +64,6 @@ TEST_F(ServiceTest, HealthReportsServingForTheServerAndTheService) {
             absl::StatusCode::kNotFound);
 }
 
-
 std::string HttpGet(int port, const std::string& path) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
@@ -114,6 +113,28 @@ TEST_F(ServiceTest, MetricsEndpointServesEveryFamily) {
   EXPECT_THAT(body, HasSubstr("grpc_code=\"OK\",grpc_method=\"CreateRun\""));
 }
 
+TEST_F(ServiceTest, MetricsShowDeviceMemoryOutOfMemoryAndTheRunsLatestResults) {
+  RestartServer(256, /*serve_metrics=*/true);
+  const std::string parent = CreateCheckpoint("r", 12);
+  v1::Measurement m;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  WaitForState(m.name(), v1::Measurement::SUCCEEDED);
+  control_->FailWith(absl::ResourceExhaustedError("out of memory on cpu"));
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  WaitForState(m.name(), v1::Measurement::FAILED);
+  const std::string body = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_THAT(body, HasSubstr("curvd_queue_capacity 256"));
+  EXPECT_THAT(body,
+              HasSubstr("curvd_device_memory_used_bytes{device=\"cpu\"} 5"));
+  EXPECT_THAT(body,
+              HasSubstr("curvd_device_memory_total_bytes{device=\"cpu\"} 9"));
+  EXPECT_THAT(body,
+              HasSubstr("curvd_device_out_of_memory_total{device=\"cpu\"} 1"));
+  EXPECT_THAT(body, HasSubstr("curvd_run_latest_value{kind=\"sharpness\","
+                              "quantity=\"sharpness\",run=\"r\"} 10"));
+  EXPECT_THAT(body, HasSubstr("curvd_run_latest_step{kind=\"sharpness\","
+                              "run=\"r\"} 12"));
+}
 
 }  // namespace
 }  // namespace curvd::server
