@@ -15,6 +15,7 @@ namespace curvd::server {
 
 DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
                            JobQueue* queue, Store* store, BlobStore* blobs,
+                           absl::Mutex* blob_references,
                            const SourceResolver* resolver,
                            MeasurementLifecycle* lifecycle,
                            const RequestLimits& limits, int nice)
@@ -23,6 +24,7 @@ DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
       queue_(queue),
       store_(store),
       blobs_(blobs),
+      blob_references_(blob_references),
       resolver_(resolver),
       lifecycle_(lifecycle),
       limits_(limits),
@@ -44,7 +46,9 @@ void DeviceWorker::Loop() {
     if (!running.ok()) continue;
     absl::StatusOr<core::MeasurementResult> result = Run(*running);
     // Committed before the result that references them is stored: a crash
-    // in between leaves an unreferenced blob, not a missing one.
+    // in between leaves an unreferenced blob, not a missing one; and no
+    // sweep removes one that was stored before, in between.
+    absl::ReaderMutexLock referencing(blob_references_);
     absl::StatusOr<ResultBlobs> blobs =
         result.ok() ? StoreResultBlobs(*result, blobs_) : ResultBlobs();
     if (!blobs.ok()) result = blobs.status();

@@ -24,7 +24,7 @@ constexpr MethodInfo kMethods[kRpcMethodCount] = {
     {"GetCheckpoint", "unary"},     {"ListCheckpoints", "unary"},
     {"CreateMeasurement", "unary"}, {"GetMeasurement", "unary"},
     {"ListMeasurements", "unary"},  {"WatchMeasurement", "server_stream"},
-    {"CancelMeasurement", "unary"},
+    {"CancelMeasurement", "unary"}, {"DeleteRun", "unary"},
 };
 
 // grpc_code label values, indexed by grpc::StatusCode.
