@@ -1,6 +1,7 @@
 // The disk blob store's bounds: what partial uploads may reserve in all and
 // per client, their expiry, the state directory's quota and free-space
 // reserve, and the removal of committed blobs.
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <fstream>

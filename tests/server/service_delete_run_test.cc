@@ -2,6 +2,7 @@
 // the blobs only it referenced), what stays (another run's rows and the blobs
 // it shares), the refusal while a measurement is in flight, a delete cut by
 // a crash, and the state directory's quota at the create RPCs.
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <string>

@@ -27,7 +27,7 @@ namespace v1 = ::curvd::v1;
 constexpr absl::Duration kGrace = absl::Milliseconds(300);
 constexpr absl::Duration kRpcDeadline = absl::Milliseconds(200);
 // What Shutdown promises, and slack for a loaded machine.
-constexpr absl::Duration kBound =
+const absl::Duration kBound =
     kGrace + ServiceCore::kWorkerStopWait + kRpcDeadline + absl::Seconds(1);
 
 std::unique_ptr<CurvdServer> StartServer(
