@@ -55,8 +55,9 @@ void DeviceWorker::Loop() {
     absl::StatusOr<curvd::v1::Measurement> finished = lifecycle_->Finish(
         job->measurement_name, result, blobs.ok() ? *blobs : ResultBlobs());
     if (!finished.ok()) {
-      // Only a store failure lands here; the measurement stays RUNNING in the
-      // store and becomes FAILED at the next start.
+      // A store failure lands here (the measurement stays RUNNING in the
+      // store and becomes FAILED at the next start), or a measurement that a
+      // shutdown abandoned (already FAILED).
       CURVD_LOG(ERROR) << "curvd: cannot record the end of "
                        << job->measurement_name << ": " << finished.status();
     }

@@ -52,7 +52,10 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
                         absl::StrCat("recovering interrupted measurements: ",
                                      queued.status().message()));
   }
-  CURVD_RETURN_IF_ERROR(core->SweepBlobs(absl::Now()).status());
+  if (absl::Status swept = core->SweepBlobs(absl::Now()).status();
+      !swept.ok()) {
+    CURVD_LOG(WARNING) << "curvd: sweeping blobs at start: " << swept;
+  }
   std::vector<std::unique_ptr<core::Engine>> engines;
   for (const std::string& device : options.devices) {
     absl::StatusOr<std::unique_ptr<core::Engine>> engine =

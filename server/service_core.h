@@ -75,7 +75,7 @@ class ServiceCore {
  public:
   // Opens the store and the blob store under options.state_dir with their
   // factories, fails measurements left RUNNING by a dead process, sweeps the
-  // blobs (SweepBlobs), makes one engine per device with `engine_factory` and
+  // blobs (SweepBlobs; a failure is logged), makes one engine per device with `engine_factory` and
   // starts its worker, queues again the measurements left QUEUED, and sweeps
   // again every upload_expiry / 4 (at most 10 minutes apart) until
   // CloseStore. Errors from any step (no factory, bad
