@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -277,6 +278,14 @@ std::vector<CommandDef> BuildCommands() {
        {ServerFlag(),
         {"out", Type::kString, "",
          "The safetensors file to write (required; replaced if it exists)."}},
+       1,
+       1},
+      {"delete",
+       "RUN [flags]",
+       "Deletes run RUN (an id, or runs/ID) with its checkpoints and "
+       "measurements, and the uploaded blobs no other run uses. Refused while "
+       "a measurement of the run is queued or running.",
+       {ServerFlag(), JsonFlag()},
        1,
        1},
   };
@@ -891,6 +900,26 @@ int GetCommand(const ParsedFlags& flags, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+int DeleteCommand(const ParsedFlags& flags, std::ostream& out,
+                  std::ostream& err) {
+  std::string name = flags.positional()[0];
+  if (!absl::StartsWith(name, "runs/")) name = absl::StrCat("runs/", name);
+  auto client = Connect(flags);
+  absl::StatusOr<v1::DeleteRunResponse> deleted = client->DeleteRun(name);
+  if (!deleted.ok()) return ExitFor(deleted.status(), err);
+  if (flags.Bool("json")) {
+    absl::StatusOr<std::string> json = ToJson(*deleted, /*pretty=*/true);
+    if (!json.ok()) return ExitFor(json.status(), err);
+    out << *json << "\n";
+  } else {
+    out << absl::StrFormat(
+        "deleted %s: %d checkpoints, %d measurements, %d blobs (%d bytes)\n",
+        name, deleted->checkpoint_count(), deleted->measurement_count(),
+        deleted->blob_count(), deleted->blob_bytes());
+  }
+  return kExitOk;
+}
+
 int ExportCommand(const ParsedFlags& flags, std::ostream& out,
                   std::ostream& err) {
   const std::string& path = flags.String("out");
@@ -1087,7 +1116,7 @@ int RunCurvctl(const std::vector<std::string>& args, std::ostream& out,
           {"measure", MeasureCommand},      {"backfill", BackfillCommand},
           {"watch", WatchCommand},          {"runs", RunsCommand},
           {"results", ResultsCommand},      {"get", GetCommand},
-          {"export", ExportCommand}};
+          {"export", ExportCommand},        {"delete", DeleteCommand}};
   return handlers->at(command->name)(*flags, out, err);
 }
 

@@ -343,6 +343,17 @@ absl::StatusOr<v1::Measurement> Client::CancelMeasurement(
   return measurement;
 }
 
+absl::StatusOr<v1::DeleteRunResponse> Client::DeleteRun(
+    const std::string& name) {
+  v1::DeleteRunRequest request;
+  request.set_name(name);
+  v1::DeleteRunResponse response;
+  auto context = UnaryContext();
+  grpc::Status status = stub_->DeleteRun(context.get(), request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
 absl::StatusOr<v1::Measurement> Client::WaitMeasurement(
     const std::string& name,
     const std::function<void(const v1::Measurement&)>& on_update,

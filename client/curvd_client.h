@@ -129,6 +129,12 @@ class Client {
   absl::StatusOr<curvd::v1::Measurement> CancelMeasurement(
       const std::string& name);
 
+  // Deletes run `name` ("runs/{run}") with its checkpoints, measurements and
+  // the blobs nothing else uses; FAILED_PRECONDITION while a measurement of it
+  // is QUEUED or RUNNING.
+  absl::StatusOr<curvd::v1::DeleteRunResponse> DeleteRun(
+      const std::string& name);
+
   // Follows measurement `name` through WatchMeasurement until a terminal state
   // and returns it (a FAILED measurement is an OK StatusOr: the failure is
   // data). `on_update`, if set, sees every state the stream delivers, on this

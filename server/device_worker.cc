@@ -15,6 +15,7 @@ namespace curvd::server {
 
 DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
                            JobQueue* queue, Store* store, BlobStore* blobs,
+                           absl::Mutex* blob_references,
                            const SourceResolver* resolver,
                            MeasurementLifecycle* lifecycle, Metrics* metrics,
                            const RequestLimits& limits, int nice)
@@ -23,6 +24,7 @@ DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
       queue_(queue),
       store_(store),
       blobs_(blobs),
+      blob_references_(blob_references),
       resolver_(resolver),
       lifecycle_(lifecycle),
       metrics_(metrics),
@@ -45,15 +47,18 @@ void DeviceWorker::Loop() {
     if (!running.ok()) continue;
     absl::StatusOr<core::MeasurementResult> result = Run(*running);
     // Committed before the result that references them is stored: a crash
-    // in between leaves an unreferenced blob, not a missing one.
+    // in between leaves an unreferenced blob, not a missing one; and no
+    // sweep removes one that was stored before, in between.
+    absl::ReaderMutexLock referencing(blob_references_);
     absl::StatusOr<ResultBlobs> blobs =
         result.ok() ? StoreResultBlobs(*result, blobs_) : ResultBlobs();
     if (!blobs.ok()) result = blobs.status();
     absl::StatusOr<curvd::v1::Measurement> finished = lifecycle_->Finish(
         job->measurement_name, result, blobs.ok() ? *blobs : ResultBlobs());
     if (!finished.ok()) {
-      // Only a store failure lands here; the measurement stays RUNNING in the
-      // store and becomes FAILED at the next start.
+      // A store failure lands here (the measurement stays RUNNING in the
+      // store and becomes FAILED at the next start), or a measurement that a
+      // shutdown abandoned (already FAILED).
       CURVD_LOG(ERROR) << "curvd: cannot record the end of "
                        << job->measurement_name << ": " << finished.status();
     }

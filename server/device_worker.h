@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/api/engine.h"
 #include "server/blob_store.h"
 #include "server/job_queue.h"
@@ -30,12 +31,15 @@ class DeviceWorker {
  public:
   // Takes ownership of `engine`; the other objects must outlive the worker.
   // Every request gets `limits`; a result's large arrays go to `blobs`
-  // (result_blobs.h) before it is recorded; the engine running out of memory
-  // is counted in `metrics`. The thread starts at once, raises its nice
-  // value by `nice` (see LowerCurrentThreadPriority; a refusal is logged and
-  // the worker runs on) and serves jobs until `queue` is closed.
+  // (result_blobs.h) before it is recorded, with `blob_references` held
+  // shared from the one to the other (ServiceCore::blob_references); the
+  // engine running out of memory is counted in `metrics`. The thread starts at
+  // once, raises its nice value by `nice` (see LowerCurrentThreadPriority; a
+  // refusal is logged and the worker runs on) and serves jobs until `queue` is
+  // closed.
   DeviceWorker(std::unique_ptr<core::Engine> engine, JobQueue* queue,
-               Store* store, BlobStore* blobs, const SourceResolver* resolver,
+               Store* store, BlobStore* blobs, absl::Mutex* blob_references,
+               const SourceResolver* resolver,
                MeasurementLifecycle* lifecycle, Metrics* metrics,
                const RequestLimits& limits, int nice);
   // Joins the thread: close the queue first, and stop running measurements
@@ -55,6 +59,7 @@ class DeviceWorker {
   JobQueue* const queue_;
   Store* const store_;
   BlobStore* const blobs_;
+  absl::Mutex* const blob_references_;
   const SourceResolver* const resolver_;
   MeasurementLifecycle* const lifecycle_;
   Metrics* const metrics_;

@@ -1,6 +1,8 @@
 #include "server/disk_blob_store.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,12 +10,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <iterator>
 #include <system_error>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/status_macros.h"
 
 namespace curvd::server {
@@ -50,6 +54,29 @@ bool WriteAll(int fd, absl::string_view data, off_t offset = -1) {
   return true;
 }
 
+std::optional<absl::Time> ModifiedTime(const std::string& path) {
+  struct stat info;
+  if (stat(path.c_str(), &info) != 0) return std::nullopt;
+  return absl::TimeFromTimespec(info.st_mtim);
+}
+
+// The digests of the blob files in `dir` (named by their hex) and the sizes
+// of those files; other names are skipped.
+std::vector<std::pair<std::string, int64_t>> BlobFiles(const std::string& dir) {
+  std::vector<std::pair<std::string, int64_t>> files;
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, error)) {
+    std::string digest =
+        absl::StrCat(kSha256Prefix, entry.path().filename().string());
+    std::error_code size_error;
+    const uintmax_t size = entry.file_size(size_error);
+    if (BlobStore::ValidateDigest(digest).ok() && !size_error) {
+      files.emplace_back(std::move(digest), static_cast<int64_t>(size));
+    }
+  }
+  return files;
+}
+
 }  // namespace
 
 absl::Status BlobStore::ValidateDigest(absl::string_view digest) {
@@ -77,7 +104,9 @@ class DiskBlobWriter : public BlobWriter {
   ~DiskBlobWriter() override {
     if (data_fd_ >= 0) close(data_fd_);
     if (state_fd_ >= 0) close(state_fd_);
-    store_->Release(digest_);
+    store_->Release(digest_, opened_ && !finished_
+                                 ? std::optional<int64_t>(committed_size())
+                                 : std::nullopt);
   }
 
   // Resumes from the saved state, or starts from 0 without one (or with one
@@ -86,6 +115,7 @@ class DiskBlobWriter : public BlobWriter {
     std::optional<Sha256Stream> saved = store_->ResumableState(digest_);
     if (saved.has_value() && saved->bytes() <= size_) sha_ = *saved;
     const std::string partial = store_->PartialPath(digest_);
+    opened_ = true;
     data_fd_ = open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (data_fd_ < 0) return IoError("cannot open", partial);
     if (ftruncate(data_fd_, sha_.bytes()) != 0 ||
@@ -151,6 +181,7 @@ class DiskBlobWriter : public BlobWriter {
       return IoError("cannot commit", committed);
     }
     std::remove(state.c_str());
+    store_->AddCommitted(size_);
     return BlobState{digest_, size_, true};
   }
 
@@ -168,11 +199,13 @@ class DiskBlobWriter : public BlobWriter {
   Sha256Stream sha_;
   int data_fd_ = -1;
   int state_fd_ = -1;
+  bool opened_ = false;  // the partial file may exist
   bool finished_ = false;
 };
 
 absl::StatusOr<std::unique_ptr<DiskBlobStore>> DiskBlobStore::Open(
-    const std::string& root, int64_t max_blob_bytes, std::string boot_id) {
+    const std::string& root, const BlobStoreLimits& limits,
+    std::string boot_id, std::string database_dir) {
   std::error_code error;
   for (const char* sub : {"sha256", "partial"}) {
     fs::create_directories(fs::path(root) / sub, error);
@@ -181,14 +214,25 @@ absl::StatusOr<std::unique_ptr<DiskBlobStore>> DiskBlobStore::Open(
                                               ": ", error.message()));
     }
   }
-  return std::unique_ptr<DiskBlobStore>(
-      new DiskBlobStore(root, max_blob_bytes, std::move(boot_id)));
+  std::unique_ptr<DiskBlobStore> store(new DiskBlobStore(
+      root, limits, std::move(boot_id), std::move(database_dir)));
+  absl::MutexLock lock(&store->mu_);
+  for (const auto& [digest, size] : BlobFiles(store->committed_dir())) {
+    store->committed_bytes_ += size;
+  }
+  for (const auto& [digest, size] :
+       BlobFiles((fs::path(root) / "partial").string())) {
+    store->SetPartialLocked(
+        digest, Partial{std::max(kMinPartialReservation, size), "", false});
+  }
+  return store;
 }
 
 BlobStoreFactory DiskBlobStore::Factory() {
-  return [](const std::string& state_dir, int64_t max_blob_bytes)
+  return [](const std::string& state_dir, const BlobStoreLimits& limits)
              -> absl::StatusOr<std::unique_ptr<BlobStore>> {
-    return Open((fs::path(state_dir) / "blobs").string(), max_blob_bytes);
+    return Open((fs::path(state_dir) / "blobs").string(), limits,
+                CurrentBootId(), state_dir);
   };
 }
 
@@ -239,11 +283,14 @@ absl::StatusOr<BlobState> DiskBlobStore::Status(
   CURVD_RETURN_IF_ERROR(ValidateDigest(digest));
   BlobState state;
   state.digest = digest;
+  const std::string committed = CommittedPath(digest);
   std::error_code error;
-  const uintmax_t size = fs::file_size(CommittedPath(digest), error);
+  const uintmax_t size = fs::file_size(committed, error);
   if (!error) {
     state.committed_size_bytes = static_cast<int64_t>(size);
     state.complete = true;
+    // Asked for now: a sweep leaves it to the client that is about to use it.
+    utimensat(AT_FDCWD, committed.c_str(), nullptr, 0);
     return state;
   }
   if (std::optional<Sha256Stream> saved = ResumableState(digest)) {
@@ -265,26 +312,27 @@ absl::StatusOr<std::string> DiskBlobStore::PathOf(
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> DiskBlobStore::OpenWriter(
-    const std::string& digest, int64_t size_bytes) {
+    const std::string& digest, int64_t size_bytes, const std::string& client) {
   CURVD_RETURN_IF_ERROR(ValidateDigest(digest));
   if (size_bytes < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("size_bytes must be >= 0, got ", size_bytes));
   }
-  if (size_bytes > max_blob_bytes_) {
+  if (size_bytes > limits_.max_blob_bytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("blob of ", size_bytes, " bytes exceeds the limit of ",
-                     max_blob_bytes_, " bytes"));
+                     limits_.max_blob_bytes, " bytes (--max_blob_bytes)"));
   }
+  // A stored blob needs no room: answered before the quotas are asked.
+  CURVD_ASSIGN_OR_RETURN(BlobState stored, Status(digest));
+  if (stored.complete) return nullptr;
   {
     absl::MutexLock lock(&mu_);
-    if (!writing_.insert(digest).second) {
-      return absl::AbortedError(
-          absl::StrCat("another upload of ", digest, " is in progress"));
-    }
+    CURVD_RETURN_IF_ERROR(ReserveLocked(
+        digest, std::max(kMinPartialReservation, size_bytes), client));
   }
-  // Checked only once this upload holds the blob: an upload that committed it
-  // just before would otherwise leave this one recreating an empty partial
+  // Checked again once this upload holds the blob: an upload that committed
+  // it just before would otherwise leave this one recreating an empty partial
   // file and writing the whole blob again.
   auto writer = std::make_unique<DiskBlobWriter>(this, digest, size_bytes);
   CURVD_ASSIGN_OR_RETURN(BlobState state, Status(digest));
@@ -293,9 +341,168 @@ absl::StatusOr<std::unique_ptr<BlobWriter>> DiskBlobStore::OpenWriter(
   return std::unique_ptr<BlobWriter>(std::move(writer));
 }
 
-void DiskBlobStore::Release(const std::string& digest) {
+absl::Status DiskBlobStore::ReserveLocked(const std::string& digest,
+                                          int64_t reserved,
+                                          const std::string& client) {
+  auto it = partials_.find(digest);
+  if (it != partials_.end() && it->second.open) {
+    return absl::AbortedError(
+        absl::StrCat("another upload of ", digest, " is in progress"));
+  }
+  // What this blob's earlier upload reserved is handed over to this one.
+  const int64_t held = it == partials_.end() ? 0 : it->second.reserved;
+  const int64_t client_held =
+      it != partials_.end() && it->second.client == client ? held : 0;
+  const int64_t total = partial_bytes_ - held + reserved;
+  if (total > limits_.max_partial_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "partial uploads would reserve ", total, " bytes, more than the ",
+        limits_.max_partial_bytes,
+        " of --max_partial_upload_bytes; finish or resume the uploads in "
+        "progress, or wait until stale ones expire"));
+  }
+  auto client_it = client_bytes_.find(client);
+  const int64_t of_client =
+      (client_it == client_bytes_.end() ? 0 : client_it->second) -
+      client_held + reserved;
+  if (of_client > limits_.max_partial_bytes_per_client) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the partial uploads of client ", client, " would reserve ", of_client,
+        " bytes, more than the ", limits_.max_partial_bytes_per_client,
+        " of --max_partial_upload_bytes_per_client; finish or resume its "
+        "uploads in progress first"));
+  }
+  CURVD_RETURN_IF_ERROR(CheckSpaceLocked(reserved - held));
+  SetPartialLocked(digest, Partial{reserved, client, true});
+  return absl::OkStatus();
+}
+
+absl::Status DiskBlobStore::CheckSpace(int64_t more_bytes) const {
   absl::MutexLock lock(&mu_);
-  writing_.erase(digest);
+  return CheckSpaceLocked(more_bytes);
+}
+
+absl::Status DiskBlobStore::CheckSpaceLocked(int64_t more_bytes) const {
+  if (limits_.max_state_bytes > 0) {
+    int64_t used = committed_bytes_ + partial_bytes_;
+    std::error_code error;
+    if (!database_dir_.empty()) {
+      for (const fs::directory_entry& entry :
+           fs::directory_iterator(database_dir_, error)) {
+        std::error_code size_error;
+        if (entry.is_regular_file(size_error)) {
+          used += static_cast<int64_t>(entry.file_size(size_error));
+        }
+      }
+    }
+    if (used + more_bytes > limits_.max_state_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the state directory holds ", used, " bytes; ", more_bytes,
+          " more would pass its quota of ", limits_.max_state_bytes,
+          " bytes (--max_state_bytes); delete runs (curvctl delete) to free "
+          "space"));
+    }
+  }
+  if (limits_.min_free_disk_bytes > 0) {
+    struct statvfs disk;
+    if (statvfs(root_.c_str(), &disk) != 0) return IoError("cannot stat", root_);
+    const int64_t free_bytes = static_cast<int64_t>(disk.f_bavail) *
+                               static_cast<int64_t>(disk.f_frsize);
+    if (free_bytes - more_bytes < limits_.min_free_disk_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the state directory's disk has ", free_bytes, " bytes free; ",
+          more_bytes, " more would leave less than the ",
+          limits_.min_free_disk_bytes,
+          " kept in reserve (--min_free_disk_bytes)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void DiskBlobStore::SetPartialLocked(const std::string& digest,
+                                     std::optional<Partial> partial) {
+  if (auto it = partials_.find(digest); it != partials_.end()) {
+    partial_bytes_ -= it->second.reserved;
+    auto client = client_bytes_.find(it->second.client);
+    client->second -= it->second.reserved;
+    if (client->second == 0) client_bytes_.erase(client);
+    partials_.erase(it);
+  }
+  if (!partial.has_value()) return;
+  partial_bytes_ += partial->reserved;
+  client_bytes_[partial->client] += partial->reserved;
+  partials_[digest] = *std::move(partial);
+}
+
+void DiskBlobStore::Release(const std::string& digest,
+                            std::optional<int64_t> bytes_kept) {
+  absl::MutexLock lock(&mu_);
+  auto it = partials_.find(digest);
+  if (it == partials_.end()) return;
+  if (!bytes_kept.has_value()) {
+    SetPartialLocked(digest, std::nullopt);
+    return;
+  }
+  SetPartialLocked(digest,
+                   Partial{std::max(kMinPartialReservation, *bytes_kept),
+                           it->second.client, false});
+}
+
+void DiskBlobStore::AddCommitted(int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  committed_bytes_ += bytes;
+}
+
+absl::StatusOr<int64_t> DiskBlobStore::Remove(const std::string& digest) {
+  CURVD_RETURN_IF_ERROR(ValidateDigest(digest));
+  const std::string path = CommittedPath(digest);
+  absl::MutexLock lock(&mu_);
+  std::error_code error;
+  const uintmax_t size = fs::file_size(path, error);
+  if (error) return 0;
+  if (std::remove(path.c_str()) != 0) return IoError("cannot remove", path);
+  committed_bytes_ -= static_cast<int64_t>(size);
+  return static_cast<int64_t>(size);
+}
+
+std::vector<std::string> DiskBlobStore::CommittedBefore(
+    absl::Time before) const {
+  std::vector<std::string> old;
+  for (auto& [digest, size] : BlobFiles(committed_dir())) {
+    std::optional<absl::Time> modified = ModifiedTime(CommittedPath(digest));
+    if (modified.has_value() && *modified < before) {
+      old.push_back(std::move(digest));
+    }
+  }
+  return old;
+}
+
+int DiskBlobStore::RemovePartialsBefore(absl::Time before) {
+  int removed = 0;
+  const std::string dir = (fs::path(root_) / "partial").string();
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, error)) {
+    const std::string name = entry.path().filename().string();
+    // A state record without its data file is left over from a crash.
+    absl::string_view hex = name;
+    const bool record = absl::ConsumeSuffix(&hex, ".sha256");
+    const std::string digest = absl::StrCat(kSha256Prefix, hex);
+    if (!ValidateDigest(digest).ok()) continue;
+    const std::optional<absl::Time> modified =
+        ModifiedTime(PartialPath(digest));
+    if (record && modified.has_value()) continue;  // judged with its data file
+    std::optional<absl::Time> age = record ? ModifiedTime(StatePath(digest))
+                                           : modified;
+    if (!age.has_value() || *age >= before) continue;
+    absl::MutexLock lock(&mu_);
+    auto it = partials_.find(digest);
+    if (it != partials_.end() && it->second.open) continue;
+    std::remove(PartialPath(digest).c_str());
+    std::remove(StatePath(digest).c_str());
+    SetPartialLocked(digest, std::nullopt);
+    ++removed;
+  }
+  return removed;
 }
 
 }  // namespace curvd::server

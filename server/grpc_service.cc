@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/measurements.h"
@@ -58,16 +59,26 @@ grpc::ServerUnaryReactor* Unary(ServiceCore& core, RpcMethod method,
   return reactor;
 }
 
+// The client an upload is charged to: the peer's address without the port,
+// which changes with every connection ("ipv4:10.0.0.7:41234" ->
+// "ipv4:10.0.0.7").
+std::string ClientOf(const std::string& peer) {
+  const bool ip = absl::StartsWith(peer, "ipv4:") || absl::StartsWith(peer, "ipv6:");
+  const size_t port = peer.rfind(':');
+  return ip && port > 5 ? peer.substr(0, port) : peer;
+}
+
 // Each message is consumed on the storage executor, which then asks for the
 // next one or finishes the stream; only one read or task is outstanding at a
 // time, so the messages of a stream are handled in order.
 class WriteBlobReactor final
     : public grpc::ServerReadReactor<v1::WriteBlobRequest> {
  public:
-  WriteBlobReactor(ServiceCore& core, v1::BlobStatus* response)
+  WriteBlobReactor(ServiceCore& core, const std::string& peer,
+                   v1::BlobStatus* response)
       : core_(core),
         record_(core.metrics(), RpcMethod::kWriteBlob),
-        upload_(core),
+        upload_(core, ClientOf(peer)),
         response_(response) {
     StartRead(&request_);
   }
@@ -355,8 +366,8 @@ grpc::ServerUnaryReactor* CurvdService::ListRuns(
 }
 
 grpc::ServerReadReactor<v1::WriteBlobRequest>* CurvdService::WriteBlob(
-    grpc::CallbackServerContext* /*context*/, v1::BlobStatus* response) {
-  return new WriteBlobReactor(*core_, response);
+    grpc::CallbackServerContext* context, v1::BlobStatus* response) {
+  return new WriteBlobReactor(*core_, context->peer(), response);
 }
 
 grpc::ServerWriteReactor<v1::ReadBlobResponse>* CurvdService::ReadBlob(
@@ -427,6 +438,13 @@ grpc::ServerUnaryReactor* CurvdService::CancelMeasurement(
     const v1::CancelMeasurementRequest* request, v1::Measurement* response) {
   return Unary(*core_, RpcMethod::kCancelMeasurement, &CancelMeasurementImpl,
                context, request, response);
+}
+
+grpc::ServerUnaryReactor* CurvdService::DeleteRun(
+    grpc::CallbackServerContext* context, const v1::DeleteRunRequest* request,
+    v1::DeleteRunResponse* response) {
+  return Unary(*core_, RpcMethod::kDeleteRun, &DeleteRunImpl, context, request,
+               response);
 }
 
 }  // namespace curvd::server

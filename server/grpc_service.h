@@ -71,6 +71,10 @@ class CurvdService final : public curvd::v1::Curvd::CallbackService {
       grpc::CallbackServerContext* context,
       const curvd::v1::CancelMeasurementRequest* request,
       curvd::v1::Measurement* response) override;
+  grpc::ServerUnaryReactor* DeleteRun(
+      grpc::CallbackServerContext* context,
+      const curvd::v1::DeleteRunRequest* request,
+      curvd::v1::DeleteRunResponse* response) override;
 
  private:
   ServiceCore* const core_;

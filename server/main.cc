@@ -42,6 +42,24 @@ ABSL_FLAG(std::string, data_roots, "",
 ABSL_FLAG(int64_t, max_blob_bytes, int64_t{1} << 30,
           "Largest blob (checkpoint, archive, shard) an upload may declare, in "
           "bytes.");
+ABSL_FLAG(int64_t, max_partial_upload_bytes, int64_t{4} << 30,
+          "Bytes that unfinished uploads may reserve in all (an open upload "
+          "its declared size, an interrupted one what it wrote, each at least "
+          "4 KiB); an upload past it is RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_partial_upload_bytes_per_client, int64_t{2} << 30,
+          "The same, for the uploads of one client (one peer address).");
+ABSL_FLAG(int64_t, upload_expiry_seconds, 86400,
+          "Unfinished uploads untouched this long, and uploaded blobs that no "
+          "run, checkpoint or measurement references and nobody asked for "
+          "this long, are removed (at start and every quarter of this, at "
+          "most 10 minutes apart).");
+ABSL_FLAG(int64_t, max_state_bytes, 0,
+          "Quota of --state_dir (blobs, unfinished uploads, database), in "
+          "bytes: uploads past it and new runs, checkpoints and measurements "
+          "once it is reached are RESOURCE_EXHAUSTED. 0: none.");
+ABSL_FLAG(int64_t, min_free_disk_bytes, int64_t{1} << 30,
+          "Free bytes kept on the file system of --state_dir: what would leave "
+          "less is RESOURCE_EXHAUSTED, as for --max_state_bytes.");
 ABSL_FLAG(int64_t, max_receive_message_bytes, int64_t{16} << 20,
           "Largest gRPC message accepted, in bytes; WriteBlob chunks must be "
           "smaller.");
@@ -86,14 +104,16 @@ ABSL_FLAG(int32_t, worker_nice, 10,
           "keep the process's priority. 0 leaves the workers as they are.");
 ABSL_FLAG(int64_t, shutdown_grace_seconds, 30,
           "On SIGTERM/SIGINT, seconds running measurements get to finish "
-          "before they are "
-          "cancelled.");
+          "before they are cancelled. The process exits within this plus 2 "
+          "seconds: one for measurements to stop at their next iteration "
+          "(one that does not, inside a long engine call, is recorded FAILED "
+          "and left behind), one for open calls.");
 
 namespace {
 
 // How long open calls (watch streams) may linger after the measurements
-// drained.
-constexpr absl::Duration kRpcShutdownDeadline = absl::Seconds(5);
+// drained: part of the margin over --shutdown_grace_seconds.
+constexpr absl::Duration kRpcShutdownDeadline = absl::Seconds(1);
 
 int Fail(const std::string& message) {
   CURVD_LOG(ERROR) << "curvd: " << message;
@@ -133,7 +153,15 @@ int main(int argc, char** argv) {
   options.service.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.service.store_factory = curvd::server::SqliteStore::Factory();
   options.service.blob_store_factory = curvd::server::DiskBlobStore::Factory();
-  options.service.max_blob_bytes = absl::GetFlag(FLAGS_max_blob_bytes);
+  curvd::server::BlobStoreLimits& blob_limits = options.service.blob_limits;
+  blob_limits.max_blob_bytes = absl::GetFlag(FLAGS_max_blob_bytes);
+  blob_limits.max_partial_bytes = absl::GetFlag(FLAGS_max_partial_upload_bytes);
+  blob_limits.max_partial_bytes_per_client =
+      absl::GetFlag(FLAGS_max_partial_upload_bytes_per_client);
+  blob_limits.max_state_bytes = absl::GetFlag(FLAGS_max_state_bytes);
+  blob_limits.min_free_disk_bytes = absl::GetFlag(FLAGS_min_free_disk_bytes);
+  options.service.upload_expiry =
+      absl::Seconds(absl::GetFlag(FLAGS_upload_expiry_seconds));
   options.service.version = CURVD_VERSION;
   options.service.count_parameters = &curvd::core::Engine::CountParameters;
   options.service.metrics.read_device_memory =
@@ -197,7 +225,9 @@ int main(int argc, char** argv) {
   sigwait(&stop_signals, &signal_number);
   CURVD_LOG(INFO) << "curvd: signal " << signal_number
                   << ", shutting down (grace " << grace_seconds << " s)";
-  (*server)->Shutdown(absl::Seconds(grace_seconds), kRpcShutdownDeadline);
+  const bool workers_stopped =
+      (*server)->Shutdown(absl::Seconds(grace_seconds), kRpcShutdownDeadline);
   CURVD_LOG(INFO) << "curvd: stopped";
-  return 0;
+  return curvd::server::ExitAfterShutdown(*std::move(server), workers_stopped,
+                                          0);
 }

@@ -19,6 +19,17 @@ constexpr absl::Duration kPublishInterval = absl::Milliseconds(100);
 
 using ::curvd::common::IsTerminal;
 
+absl::Status ShutDownError() {
+  return absl::UnavailableError(
+      "the server shut down before the measurement finished; create it again");
+}
+
+void SetFailed(const absl::Status& error, Measurement* m) {
+  m->set_state(Measurement::FAILED);
+  m->set_error_code(static_cast<int32_t>(error.code()));
+  m->set_error_message(std::string(error.message()));
+}
+
 double SecondsBetween(const google::protobuf::Timestamp& start,
                       const google::protobuf::Timestamp& end) {
   return static_cast<double>(TimeUtil::TimestampToNanoseconds(end) -
@@ -118,13 +129,9 @@ absl::StatusOr<Measurement> MeasurementLifecycle::Finish(
   } else {
     absl::Status error = result.status();
     if (absl::IsCancelled(error) && stop == StopReason::kShutdown) {
-      error = absl::UnavailableError(
-          "the server shut down before the measurement finished; create it "
-          "again");
+      error = ShutDownError();
     }
-    m.set_state(Measurement::FAILED);
-    m.set_error_code(static_cast<int32_t>(error.code()));
-    m.set_error_message(std::string(error.message()));
+    SetFailed(error, &m);
     outcome = Outcome::kFailed;
   }
   *m.mutable_end_time() = TimeUtil::GetCurrentTime();
@@ -170,9 +177,7 @@ absl::StatusOr<Measurement> MeasurementLifecycle::Cancel(
 absl::StatusOr<Measurement> MeasurementLifecycle::FailQueued(
     Measurement queued, const absl::Status& why) {
   absl::MutexLock lock(&mu_);
-  queued.set_state(Measurement::FAILED);
-  queued.set_error_code(static_cast<int32_t>(why.code()));
-  queued.set_error_message(std::string(why.message()));
+  SetFailed(why, &queued);
   *queued.mutable_end_time() = TimeUtil::GetCurrentTime();
   metrics_->MeasurementFinished(KindName(queued.spec()), "", Outcome::kFailed,
                                 0, 0);
@@ -187,6 +192,24 @@ void MeasurementLifecycle::StopAllRunning() {
     StopReason expected = StopReason::kNone;
     running.stop->compare_exchange_strong(expected, StopReason::kShutdown);
   }
+}
+
+int MeasurementLifecycle::AbandonRunning() {
+  absl::MutexLock lock(&mu_);
+  const int abandoned = static_cast<int>(running_.size());
+  for (auto& [name, running] : running_) {
+    Measurement& m = running.current;
+    SetFailed(ShutDownError(), &m);
+    *m.mutable_end_time() = TimeUtil::GetCurrentTime();
+    metrics_->MeasurementFinished(KindName(m.spec()), m.diagnostics().device(),
+                                  Outcome::kFailed,
+                                  SecondsBetween(m.start_time(), m.end_time()),
+                                  0);
+    // A store that fails here leaves it RUNNING, which the next start fails.
+    StoreAndPublish(m).IgnoreError();
+  }
+  running_.clear();
+  return abandoned;
 }
 
 size_t MeasurementLifecycle::running() const {

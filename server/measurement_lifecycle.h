@@ -86,6 +86,13 @@ class MeasurementLifecycle {
   // just before it closed).
   void StopAllRunning();
 
+  // After StopAllRunning, for workers that did not stop in time (inside one
+  // long engine call): records every measurement still RUNNING as FAILED
+  // (UNAVAILABLE), as a restart would, and forgets it, so that the store is
+  // final and a late Finish or progress report of its worker changes nothing.
+  // Returns how many there were.
+  int AbandonRunning();
+
   // Number of RUNNING measurements.
   size_t running() const;
 

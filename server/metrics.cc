@@ -32,6 +32,7 @@ constexpr MethodInfo kMethods[kRpcMethodCount] = {
     {"ListMeasurements", "unary"},
     {"WatchMeasurement", "server_stream"},
     {"CancelMeasurement", "unary"},
+    {"DeleteRun", "unary"},
 };
 
 // grpc_code label values, indexed by grpc::StatusCode.

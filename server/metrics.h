@@ -45,8 +45,9 @@ enum class RpcMethod {
   kListMeasurements,
   kWatchMeasurement,
   kCancelMeasurement,
+  kDeleteRun,
 };
-inline constexpr size_t kRpcMethodCount = 14;
+inline constexpr size_t kRpcMethodCount = 15;
 
 // How a measurement ended, the values of the outcome label.
 enum class Outcome { kSucceeded, kFailed, kCancelled };

@@ -18,7 +18,7 @@ absl::StatusOr<std::string> Put(const std::string& bytes, BlobStore* blobs) {
   sha.Update(bytes);
   const std::string digest = sha.Digest();
   CURVD_ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer,
-                         blobs->OpenWriter(digest, bytes.size()));
+                         blobs->OpenWriter(digest, bytes.size(), kServerClient));
   if (writer == nullptr) return digest;  // committed before
   // A partial blob left by a crash restarts from where it stopped.
   const int64_t from = writer->committed_size();

@@ -4,6 +4,8 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -47,19 +49,32 @@ CurvdServer::~CurvdServer() {
   Shutdown(absl::ZeroDuration(), absl::ZeroDuration());
 }
 
-void CurvdServer::Shutdown(absl::Duration grace, absl::Duration rpc_deadline) {
+bool CurvdServer::Shutdown(absl::Duration grace, absl::Duration rpc_deadline) {
   absl::MutexLock lock(&shutdown_mu_);
-  if (shut_down_) return;
+  if (shut_down_) return workers_stopped_;
   shut_down_ = true;
   if (server_ != nullptr)
     server_->GetHealthCheckService()->SetServingStatus(false);
-  if (core_ != nullptr) core_->Drain(grace);
+  if (core_ != nullptr) workers_stopped_ = core_->Drain(grace);
   if (server_ != nullptr) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       absl::ToChronoMilliseconds(rpc_deadline));
     server_->Wait();
   }
   if (core_ != nullptr) core_->CloseStore();
+  return workers_stopped_;
+}
+
+int ExitAfterShutdown(std::unique_ptr<CurvdServer> server, bool workers_stopped,
+                      int status) {
+  if (!workers_stopped) {
+    // The store is closed; what a worker writes from now on is a blob that
+    // nothing references at most, which a later sweep removes.
+    std::fflush(nullptr);
+    std::_Exit(status);
+  }
+  server.reset();
+  return status;
 }
 
 }  // namespace curvd::server

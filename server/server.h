@@ -48,12 +48,19 @@ class CurvdServer {
   // UNAVAILABLE); queued ones stay QUEUED for the next start. Reads keep being
   // served meanwhile, so clients can collect results; then the gRPC server
   // stops, cancelling calls still open after `rpc_deadline` (watch streams),
-  // and the store is closed last, so no RPC meets a closed store. Blocks;
-  // idempotent; thread-safe.
-  void Shutdown(absl::Duration grace, absl::Duration rpc_deadline);
+  // and the store is closed last, so no RPC meets a closed store. Returns
+  // within grace + ServiceCore::kWorkerStopWait + rpc_deadline (and the
+  // store's close), true if every worker stopped; false if one was abandoned
+  // inside the engine (ServiceCore::Drain): its measurement is FAILED in the
+  // closed store, and the caller ends the process without destroying this
+  // object (ExitAfterShutdown). Idempotent (later calls return the first
+  // one's answer); thread-safe.
+  bool Shutdown(absl::Duration grace, absl::Duration rpc_deadline);
 
  private:
   CurvdServer() = default;
+
+  bool workers_stopped_ ABSL_GUARDED_BY(shutdown_mu_) = true;
 
   std::unique_ptr<ServiceCore> core_;
   std::unique_ptr<CurvdService> service_;
@@ -62,6 +69,13 @@ class CurvdServer {
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };
+
+// Ends the process with `status` once `server`'s Shutdown returned: at once
+// (std::_Exit, with no destructor running) when a worker was abandoned inside
+// the engine, since joining it could take as long as its engine call; else by
+// destroying the server and returning `status` for main to return.
+int ExitAfterShutdown(std::unique_ptr<CurvdServer> server, bool workers_stopped,
+                      int status);
 
 }  // namespace curvd::server
 

@@ -90,9 +90,25 @@ absl::Status ValidateServerOptions(ServerOptions* options) {
   std::error_code error;
   service.state_dir =
       fs::absolute(service.state_dir, error).lexically_normal().string();
-  if (service.max_blob_bytes <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--max_blob_bytes must be positive, got ", service.max_blob_bytes));
+  const BlobStoreLimits& blobs = service.blob_limits;
+  for (const auto& [flag, value] :
+       {std::pair<const char*, int64_t>{"--max_blob_bytes",
+                                        blobs.max_blob_bytes},
+        {"--max_partial_upload_bytes", blobs.max_partial_bytes},
+        {"--max_partial_upload_bytes_per_client",
+         blobs.max_partial_bytes_per_client}}) {
+    if (value <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " must be positive, got ", value));
+    }
+  }
+  if (blobs.max_state_bytes < 0 || blobs.min_free_disk_bytes < 0) {
+    return absl::InvalidArgumentError(
+        "--max_state_bytes and --min_free_disk_bytes must be >= 0");
+  }
+  if (service.upload_expiry <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--upload_expiry_seconds must be positive");
   }
   if (options->max_receive_message_bytes < kMinReceiveMessageBytes) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -33,7 +33,7 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
                          options.store_factory(options.state_dir));
   CURVD_ASSIGN_OR_RETURN(
       core->blobs_,
-      options.blob_store_factory(options.state_dir, options.max_blob_bytes));
+      options.blob_store_factory(options.state_dir, options.blob_limits));
   core->storage_ = std::make_unique<StorageExecutor>(options.storage_threads);
   core->metrics_ = std::make_unique<Metrics>(options.devices, options.version,
                                              options.metrics);
@@ -53,6 +53,10 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
     return absl::Status(queued.status().code(),
                         absl::StrCat("recovering interrupted measurements: ",
                                      queued.status().message()));
+  }
+  if (absl::Status swept = core->SweepBlobs(absl::Now()).status();
+      !swept.ok()) {
+    CURVD_LOG(WARNING) << "curvd: sweeping blobs at start: " << swept;
   }
   std::vector<std::unique_ptr<core::Engine>> engines;
   for (const std::string& device : options.devices) {
@@ -88,13 +92,14 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
   RequestLimits limits = options.request_limits;
   limits.gop_max_eigenvector_floats =
       std::min(limits.gop_max_eigenvector_floats,
-               GopEigenvectorFloatsInBlob(options.max_blob_bytes));
+               GopEigenvectorFloatsInBlob(options.blob_limits.max_blob_bytes));
   for (auto& engine : engines) {
     core->workers_.push_back(std::make_unique<DeviceWorker>(
         std::move(engine), core->queue_.get(), core->store_.get(),
-        core->blobs_.get(), core->resolver_.get(), core->lifecycle_.get(),
-        metrics, limits, options.worker_nice));
+        core->blobs_.get(), &core->blob_references_, core->resolver_.get(),
+        core->lifecycle_.get(), metrics, limits, options.worker_nice));
   }
+  core->sweeper_ = std::thread([core = core.get()] { core->SweepLoop(); });
   return core;
 }
 
@@ -103,26 +108,73 @@ ServiceCore::~ServiceCore() {
   CloseStore();
 }
 
-void ServiceCore::Drain(absl::Duration grace) {
-  if (drained_.exchange(true)) return;
+bool ServiceCore::Drain(absl::Duration grace) {
+  if (drained_.exchange(true)) return workers_stopped_.load();
   accepting_ = false;
   if (queue_ == nullptr)
-    return;  // Create failed before there was anything to drain
+    return true;  // Create failed before there was anything to drain
   queue_->Close();
-  const absl::Time deadline = absl::Now() + grace;
-  while (lifecycle_->running() > 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  const auto wait_for_running = [this](absl::Time deadline) {
+    while (lifecycle_->running() > 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  };
+  wait_for_running(absl::Now() + grace);
   lifecycle_->StopAllRunning();
-  workers_.clear();  // joins: each worker ends its measurement and sees the
+  wait_for_running(absl::Now() + kWorkerStopWait);
+  if (const int abandoned = lifecycle_->AbandonRunning(); abandoned > 0) {
+    CURVD_LOG(WARNING) << "curvd: " << abandoned
+                       << " measurement(s) did not stop within the grace "
+                          "period; recorded FAILED, their workers abandoned";
+    workers_stopped_ = false;
+    return false;
+  }
+  workers_.clear();  // joins: each worker ended its measurement and sees the
                      // closed queue
+  return true;
 }
 
 void ServiceCore::CloseStore() {
+  if (!stop_sweeping_.HasBeenNotified()) stop_sweeping_.Notify();
+  if (sweeper_.joinable()) sweeper_.join();
   if (storage_ != nullptr) storage_->Stop();
   if (store_ == nullptr) return;
   absl::Status closed = store_->Close();
   if (!closed.ok()) CURVD_LOG(ERROR) << "curvd: closing the store: " << closed;
+}
+
+absl::StatusOr<ServiceCore::SweepCounts> ServiceCore::SweepBlobs(
+    absl::Time now) {
+  const absl::Time before = now - options_.upload_expiry;
+  SweepCounts counts;
+  counts.partial = blobs_->RemovePartialsBefore(before);
+  absl::MutexLock lock(&blob_references_);
+  // Listed under the lock: a blob referenced meanwhile is in `referenced`.
+  const std::vector<std::string> old = blobs_->CommittedBefore(before);
+  if (old.empty()) return counts;
+  CURVD_ASSIGN_OR_RETURN(const absl::flat_hash_set<std::string> referenced,
+                         store_->ReferencedBlobs());
+  for (const std::string& digest : old) {
+    if (referenced.contains(digest)) continue;
+    CURVD_RETURN_IF_ERROR(blobs_->Remove(digest).status());
+    ++counts.committed;
+  }
+  return counts;
+}
+
+void ServiceCore::SweepLoop() {
+  const absl::Duration period = std::clamp(
+      options_.upload_expiry / 4, absl::Seconds(1), absl::Minutes(10));
+  while (!stop_sweeping_.WaitForNotificationWithTimeout(period)) {
+    absl::StatusOr<SweepCounts> swept = SweepBlobs(absl::Now());
+    if (!swept.ok()) {
+      CURVD_LOG(WARNING) << "curvd: sweeping blobs: " << swept.status();
+    } else if (swept->partial + swept->committed > 0) {
+      CURVD_LOG(INFO) << "curvd: removed " << swept->partial
+                      << " stale partial upload(s) and " << swept->committed
+                      << " unreferenced blob(s)";
+    }
+  }
 }
 
 std::string ServiceCore::NewId() {

@@ -98,6 +98,8 @@ bool SameContent(const v1::Checkpoint& a, const v1::Checkpoint& b) {
 absl::Status CreateRunImpl(ServiceCore& core,
                            const v1::CreateRunRequest& request,
                            v1::Run* response) {
+  absl::ReaderMutexLock referencing(&core.blob_references());
+  CURVD_RETURN_IF_ERROR(core.blobs().CheckSpace(0));
   std::string run_id = request.run_id();
   if (run_id.empty()) run_id = absl::StrCat("run-", core.NewId());
   CURVD_RETURN_IF_ERROR(ValidateRunId(run_id));
@@ -152,6 +154,8 @@ absl::Status GetBlobStatusImpl(ServiceCore& core,
 absl::Status CreateCheckpointImpl(ServiceCore& core,
                                   const v1::CreateCheckpointRequest& request,
                                   v1::Checkpoint* response) {
+  absl::ReaderMutexLock referencing(&core.blob_references());
+  CURVD_RETURN_IF_ERROR(core.blobs().CheckSpace(0));
   CURVD_ASSIGN_OR_RETURN(std::string run_id, ParseRunName(request.parent()));
   CURVD_ASSIGN_OR_RETURN(v1::Run run, core.store().GetRun(request.parent()));
   const v1::Checkpoint& in = request.checkpoint();
@@ -249,6 +253,8 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
     return absl::UnavailableError(
         "the server is shutting down; not taking measurements");
   }
+  absl::ReaderMutexLock referencing(&core.blob_references());
+  CURVD_RETURN_IF_ERROR(core.blobs().CheckSpace(0));
   CURVD_ASSIGN_OR_RETURN(CheckpointName parent,
                          ParseCheckpointName(request.parent()));
   CURVD_ASSIGN_OR_RETURN(v1::Checkpoint checkpoint,
@@ -362,6 +368,27 @@ absl::Status CancelMeasurementImpl(ServiceCore& core,
   return absl::OkStatus();
 }
 
+absl::Status DeleteRunImpl(ServiceCore& core,
+                           const v1::DeleteRunRequest& request,
+                           v1::DeleteRunResponse* response) {
+  CURVD_RETURN_IF_ERROR(ParseRunName(request.name()).status());
+  absl::MutexLock removing(&core.blob_references());
+  CURVD_ASSIGN_OR_RETURN(DeletedRun deleted,
+                         core.store().DeleteRun(request.name()));
+  response->set_checkpoint_count(deleted.checkpoints);
+  response->set_measurement_count(deleted.measurements);
+  CURVD_ASSIGN_OR_RETURN(const absl::flat_hash_set<std::string> referenced,
+                         core.store().ReferencedBlobs());
+  for (const std::string& digest : deleted.blob_digests) {
+    if (referenced.contains(digest)) continue;
+    CURVD_ASSIGN_OR_RETURN(const int64_t bytes, core.blobs().Remove(digest));
+    if (bytes == 0) continue;  // not stored (or empty)
+    response->set_blob_count(response->blob_count() + 1);
+    response->set_blob_bytes(response->blob_bytes() + bytes);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status BlobUpload::OnMessage(const v1::WriteBlobRequest& request,
                                    bool* done, v1::BlobStatus* response) {
   *done = false;
@@ -372,7 +399,8 @@ absl::Status BlobUpload::OnMessage(const v1::WriteBlobRequest& request,
     }
     CURVD_ASSIGN_OR_RETURN(
         writer_,
-        core_.blobs().OpenWriter(request.digest(), request.size_bytes()));
+        core_.blobs().OpenWriter(request.digest(), request.size_bytes(),
+                                 client_));
     digest_ = request.digest();
     if (writer_ == nullptr) {  // already stored: answer at once
       CURVD_ASSIGN_OR_RETURN(BlobState state, core_.blobs().Status(digest_));

@@ -7,6 +7,7 @@
 #define CURVD_SERVER_SERVICE_IMPL_H_
 
 #include <memory>
+#include <string>
 
 #include "absl/status/status.h"
 #include "curvd/v1/curvd_service.pb.h"
@@ -22,7 +23,9 @@ inline constexpr int kMaxPageSize = 1000;
 // Registers a run. Idempotent for the same run_id and model (returns the stored
 // run); ALREADY_EXISTS for a different model; INVALID_ARGUMENT for a bad run_id
 // or model; FAILED_PRECONDITION if the archive blob is not uploaded;
-// PERMISSION_DENIED for an archive URI outside the data roots.
+// PERMISSION_DENIED for an archive URI outside the data roots;
+// RESOURCE_EXHAUSTED when the state directory is full (BlobStore::CheckSpace),
+// as for CreateCheckpoint and CreateMeasurement.
 absl::Status CreateRunImpl(ServiceCore& core,
                            const curvd::v1::CreateRunRequest& request,
                            curvd::v1::Run* response);
@@ -76,11 +79,25 @@ absl::Status CancelMeasurementImpl(
     ServiceCore& core, const curvd::v1::CancelMeasurementRequest& request,
     curvd::v1::Measurement* response);
 
+// Deletes a run with its checkpoints and measurements, in one store
+// transaction, then the blobs that they referenced and nothing else stored
+// does (a crash in between leaves unreferenced blobs, which
+// ServiceCore::SweepBlobs removes once they are old; never a reference to a
+// removed blob). FAILED_PRECONDITION while a measurement of the run is QUEUED
+// or RUNNING (nothing is deleted), NOT_FOUND for an unknown run,
+// INVALID_ARGUMENT for a malformed name.
+absl::Status DeleteRunImpl(ServiceCore& core,
+                           const curvd::v1::DeleteRunRequest& request,
+                           curvd::v1::DeleteRunResponse* response);
+
 // The server side of one WriteBlob stream, fed message by message. Thread-
 // compatible (a stream delivers one message at a time).
 class BlobUpload {
  public:
-  explicit BlobUpload(ServiceCore& core) : core_(core) {}
+  // An upload charged to `client` (BlobStoreLimits::
+  // max_partial_bytes_per_client): the gRPC peer's address without its port.
+  BlobUpload(ServiceCore& core, std::string client)
+      : core_(core), client_(std::move(client)) {}
 
   // Consumes one message. Returns an error that ends the stream, or OK with
   // `*done` set when the response is final (finish_write committed the blob, or
@@ -99,6 +116,7 @@ class BlobUpload {
 
  private:
   ServiceCore& core_;
+  const std::string client_;
   std::string digest_;
   std::unique_ptr<BlobWriter> writer_;
 };

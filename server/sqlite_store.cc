@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/blob_digests.h"
 #include "server/spec_conversion.h"
 
 namespace curvd::server {
@@ -123,6 +124,7 @@ class Statement {
   // Runs a statement that returns no rows.
   absl::Status Run() { return Step().status(); }
 
+  int Columns() const { return sqlite3_column_count(stmt_); }
   int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
   double Double(int column) const {
     return sqlite3_column_double(stmt_, column);
@@ -256,6 +258,42 @@ void BindTime(Statement& stmt, int index, bool present,
   } else {
     stmt.BindNull(index);
   }
+}
+
+// The columns whose bytes may reference blobs, and the column naming the run.
+struct BlobColumns {
+  const char* table;
+  const char* columns;
+  const char* run_column;
+};
+constexpr BlobColumns kBlobColumns[] = {
+    {"runs", "body", "name"},
+    {"checkpoints", "body", "run"},
+    {"measurements", "spec, result", "run"},
+};
+
+// Adds the blobs that the rows of run `run_name` reference, or those of every
+// row when it is empty.
+absl::Status CollectReferencedBlobs(sqlite3* db, const std::string& run_name,
+                                    absl::flat_hash_set<std::string>* digests) {
+  for (const BlobColumns& source : kBlobColumns) {
+    Statement stmt(
+        db, absl::StrCat("SELECT ", source.columns, " FROM ", source.table,
+                         run_name.empty()
+                             ? ""
+                             : absl::StrCat(" WHERE ", source.run_column, " = ?"))
+                .c_str());
+    CURVD_RETURN_IF_ERROR(stmt.status());
+    if (!run_name.empty()) stmt.Bind(1, run_name);
+    while (true) {
+      CURVD_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      for (int c = 0; c < stmt.Columns(); ++c) {
+        CollectBlobDigests(stmt.Text(c), digests);
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -598,6 +636,73 @@ absl::StatusOr<Page<Measurement>> SqliteStore::ListMeasurements(
   // Column 11 is the id selected after kMeasurementColumns.
   return ReadPage<Measurement>(stmt, page_size, scope, /*key_column=*/11,
                                ReadMeasurement);
+}
+
+absl::StatusOr<DeletedRun> SqliteStore::DeleteRun(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  CURVD_RETURN_IF_ERROR(CheckOpen());
+  CURVD_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
+  absl::StatusOr<DeletedRun> deleted = DeleteRunRows(name);
+  if (deleted.ok()) {
+    absl::Status committed = Exec(db_, "COMMIT");
+    if (committed.ok()) return deleted;
+    deleted = committed;
+  }
+  Exec(db_, "ROLLBACK").IgnoreError();
+  return deleted;
+}
+
+absl::StatusOr<DeletedRun> SqliteStore::DeleteRunRows(const std::string& name) {
+  {
+    Statement exists(db_, "SELECT 1 FROM runs WHERE name = ?");
+    CURVD_RETURN_IF_ERROR(exists.status());
+    exists.Bind(1, name);
+    CURVD_ASSIGN_OR_RETURN(bool found, exists.Step());
+    if (!found) return absl::NotFoundError(absl::StrCat(name, " not found"));
+  }
+  {
+    Statement active(db_,
+                     "SELECT name, state FROM measurements WHERE run = ? AND "
+                     "state IN (?, ?) LIMIT 1");
+    CURVD_RETURN_IF_ERROR(active.status());
+    active.Bind(1, name);
+    active.Bind(2, int64_t{Measurement::QUEUED});
+    active.Bind(3, int64_t{Measurement::RUNNING});
+    CURVD_ASSIGN_OR_RETURN(bool found, active.Step());
+    if (found) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          name, " has measurements in flight (", active.Text(0), " is ",
+          Measurement::State_Name(
+              static_cast<Measurement::State>(active.Int(1))),
+          "); cancel them, or wait for them to end, then delete the run"));
+    }
+  }
+  DeletedRun deleted;
+  CURVD_RETURN_IF_ERROR(
+      CollectReferencedBlobs(db_, name, &deleted.blob_digests));
+  // Children first: the foreign keys are enforced.
+  const std::pair<const char*, int64_t*> deletes[] = {
+      {"DELETE FROM measurements WHERE run = ?", &deleted.measurements},
+      {"DELETE FROM checkpoints WHERE run = ?", &deleted.checkpoints},
+      {"DELETE FROM runs WHERE name = ?", nullptr},
+  };
+  for (const auto& [sql, count] : deletes) {
+    Statement stmt(db_, sql);
+    CURVD_RETURN_IF_ERROR(stmt.status());
+    stmt.Bind(1, name);
+    CURVD_RETURN_IF_ERROR(stmt.Run());
+    if (count != nullptr) *count = sqlite3_changes(db_);
+  }
+  return deleted;
+}
+
+absl::StatusOr<absl::flat_hash_set<std::string>>
+SqliteStore::ReferencedBlobs() {
+  absl::MutexLock lock(&mu_);
+  CURVD_RETURN_IF_ERROR(CheckOpen());
+  absl::flat_hash_set<std::string> digests;
+  CURVD_RETURN_IF_ERROR(CollectReferencedBlobs(db_, "", &digests));
+  return digests;
 }
 
 absl::StatusOr<std::vector<Measurement>> SqliteStore::RecoverInterrupted() {

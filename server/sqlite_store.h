@@ -59,6 +59,8 @@ class SqliteStore : public Store {
   absl::StatusOr<Page<curvd::v1::Measurement>> ListMeasurements(
       const std::string& run_name, const std::string& checkpoint_name,
       int page_size, const std::string& page_token) override;
+  absl::StatusOr<DeletedRun> DeleteRun(const std::string& name) override;
+  absl::StatusOr<absl::flat_hash_set<std::string>> ReferencedBlobs() override;
   absl::StatusOr<std::vector<curvd::v1::Measurement>> RecoverInterrupted()
       override;
   absl::Status Close() override;
@@ -68,6 +70,9 @@ class SqliteStore : public Store {
 
   absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckOpen() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // DeleteRun's work, inside its transaction.
+  absl::StatusOr<DeletedRun> DeleteRunRows(const std::string& name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // One connection behind one mutex, rather than a writer thread: SQLite admits
   // a single writer anyway, every statement here touches a row or a page of

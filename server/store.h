@@ -3,11 +3,13 @@
 #ifndef CURVD_SERVER_STORE_H_
 #define CURVD_SERVER_STORE_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "curvd/v1/resources.pb.h"
@@ -20,6 +22,15 @@ template <typename T>
 struct Page {
   std::vector<T> items;
   std::string next_page_token;
+};
+
+// What Store::DeleteRun removed.
+struct DeletedRun {
+  int64_t checkpoints = 0;
+  int64_t measurements = 0;
+  // Every blob its rows referenced (blob_digests.h); rows of other runs may
+  // still reference some of them.
+  absl::flat_hash_set<std::string> blob_digests;
 };
 
 // All methods are thread-safe. A write that returned OK is durable: it survives
@@ -77,6 +88,17 @@ class Store {
   virtual absl::StatusOr<Page<curvd::v1::Measurement>> ListMeasurements(
       const std::string& run_name, const std::string& checkpoint_name,
       int page_size, const std::string& page_token) = 0;
+
+  // Deletes the run `name` with its checkpoints and measurements, in one
+  // transaction: all of it or nothing. NotFound if absent; FailedPrecondition
+  // (naming one) while a measurement of the run is QUEUED or RUNNING, so that
+  // no queued job or worker is left holding a deleted measurement.
+  virtual absl::StatusOr<DeletedRun> DeleteRun(const std::string& name) = 0;
+
+  // Every blob that a stored row references (blob_digests.h): what must not be
+  // removed.
+  virtual absl::StatusOr<absl::flat_hash_set<std::string>>
+  ReferencedBlobs() = 0;
 
   // Start-up recovery, before any job runs: measurements left RUNNING by a
   // process that died become FAILED (UNAVAILABLE, "server restarted while the

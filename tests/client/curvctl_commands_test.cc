@@ -42,7 +42,7 @@ TEST(CurvctlCommandsTest, HasTheDocumentedSubcommands) {
   }
   EXPECT_THAT(names, ::testing::UnorderedElementsAre(
                          "create-run", "upload", "measure", "backfill", "watch",
-                         "runs", "results", "get", "export"));
+                         "runs", "results", "get", "export", "delete"));
 }
 
 TEST(CurvctlCommandsTest, HelpDocumentsEveryFlag) {

@@ -209,6 +209,26 @@ done
 [ -n "$rules_ok" ] || fail "Prometheus did not evaluate every alert of deploy/prometheus/curvd_alerts.yml cleanly"
 echo "ok: the alerts of deploy/prometheus evaluate cleanly"
 
+echo "== curvctl delete removes the run, its checkpoints, measurements and blobs"
+timeout 30 "$curvctl" delete --server="$server" e2e --json >"$tmp/delete.json" \
+  || fail "curvctl delete e2e failed"
+python3 - "$tmp/delete.json" <<'PY' || fail "curvctl delete --json output is wrong"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert int(d["checkpointCount"]) == 1, d
+assert int(d["measurementCount"]) >= 3, d
+assert int(d.get("blobCount", 0)) >= 1 and int(d["blobBytes"]) > 0, d
+print(f"ok: {d}")
+PY
+if timeout 10 "$curvctl" get --server="$server" runs/e2e >/dev/null 2>&1; then
+  fail "runs/e2e is still there after curvctl delete"
+fi
+set +e
+timeout 10 "$curvctl" delete --server="$server" e2e >/dev/null 2>&1
+status=$?
+set -e
+[ "$status" -eq 1 ] || fail "curvctl delete of a deleted run exited $status, expected 1"
+
 echo "== SIGTERM: curvd shuts down cleanly"
 kill -TERM "$server_pid"
 exited=""

@@ -46,14 +46,16 @@ class DiskBlobStoreTest : public ::testing::Test {
   void SetUp() override { root_ = testing::MakeTempDir(); }
 
   std::unique_ptr<DiskBlobStore> Open(const std::string& boot = "boot-1") {
-    auto store = DiskBlobStore::Open(root_, 1 << 20, boot);
+    BlobStoreLimits limits;
+    limits.max_blob_bytes = 1 << 20;
+    auto store = DiskBlobStore::Open(root_, limits, boot);
     EXPECT_TRUE(store.ok()) << store.status();
     return *std::move(store);
   }
 
   // Writes the first `n` bytes of kData in one upload that then stops.
   void WritePrefix(DiskBlobStore& store, int64_t n) {
-    auto writer = store.OpenWriter(DigestOf(kData), kData.size());
+    auto writer = store.OpenWriter(DigestOf(kData), kData.size(), "client");
     ASSERT_TRUE(writer.ok()) << writer.status();
     ASSERT_TRUE((*writer)->Append(0, kData.substr(0, n)).ok());
   }
@@ -77,7 +79,7 @@ TEST_F(DiskBlobStoreTest, ResumeDoesNotReadTheWrittenBytes) {
                          std::ios::in | std::ios::out | std::ios::binary);
     partial << std::string(3000, 'z');
   }
-  auto writer = store->OpenWriter(DigestOf(kData), kData.size());
+  auto writer = store->OpenWriter(DigestOf(kData), kData.size(), "client");
   ASSERT_TRUE(writer.ok()) << writer.status();
   EXPECT_EQ((*writer)->committed_size(), 3000);
   ASSERT_TRUE((*writer)->Append(3000, kData.substr(3000)).ok());
@@ -91,7 +93,7 @@ TEST_F(DiskBlobStoreTest, ResumesAcrossStoresOfOneBoot) {
   WritePrefix(*Open(), 1500);
   auto store = Open();  // a restarted process, same boot
   EXPECT_EQ(store->Status(DigestOf(kData))->committed_size_bytes, 1500);
-  auto writer = store->OpenWriter(DigestOf(kData), kData.size());
+  auto writer = store->OpenWriter(DigestOf(kData), kData.size(), "client");
   ASSERT_TRUE(writer.ok());
   EXPECT_EQ((*writer)->Append(0, "a").code(),
             absl::StatusCode::kFailedPrecondition);
@@ -110,7 +112,7 @@ TEST_F(DiskBlobStoreTest, BytesBeyondTheSavedStateAreCutOff) {
   std::ofstream(PartialPath(), std::ios::app | std::ios::binary) << "aaaa";
   auto store = Open();
   EXPECT_EQ(store->Status(DigestOf(kData))->committed_size_bytes, 1000);
-  auto writer = store->OpenWriter(DigestOf(kData), kData.size());
+  auto writer = store->OpenWriter(DigestOf(kData), kData.size(), "client");
   ASSERT_TRUE(writer.ok());
   ASSERT_TRUE((*writer)->Append(1000, kData.substr(1000)).ok());
   EXPECT_TRUE((*writer)->Finish().ok());
@@ -122,7 +124,7 @@ TEST_F(DiskBlobStoreTest, AStateFromAnotherBootIsNotTrusted) {
   WritePrefix(*Open("boot-1"), 2000);
   auto store = Open("boot-2");
   EXPECT_EQ(store->Status(DigestOf(kData))->committed_size_bytes, 0);
-  auto writer = store->OpenWriter(DigestOf(kData), kData.size());
+  auto writer = store->OpenWriter(DigestOf(kData), kData.size(), "client");
   ASSERT_TRUE(writer.ok());
   EXPECT_EQ((*writer)->committed_size(), 0);
   ASSERT_TRUE((*writer)->Append(0, kData).ok());
@@ -131,7 +133,7 @@ TEST_F(DiskBlobStoreTest, AStateFromAnotherBootIsNotTrusted) {
   auto unknown = Open("");
   const std::string other = DigestOf("other");
   {
-    auto w = unknown->OpenWriter(other, 5);
+    auto w = unknown->OpenWriter(other, 5, "client");
     ASSERT_TRUE(w.ok());
     ASSERT_TRUE((*w)->Append(0, "ot").ok());
   }
@@ -141,7 +143,7 @@ TEST_F(DiskBlobStoreTest, AStateFromAnotherBootIsNotTrusted) {
 TEST_F(DiskBlobStoreTest, DigestMismatchDiscardsTheUploadAndItsState) {
   auto store = Open();
   const std::string claimed = DigestOf("something else");
-  auto writer = store->OpenWriter(claimed, 4);
+  auto writer = store->OpenWriter(claimed, 4, "client");
   ASSERT_TRUE(writer.ok());
   ASSERT_TRUE((*writer)->Append(0, "abcd").ok());
   auto finished = (*writer)->Finish();

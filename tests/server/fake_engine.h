@@ -28,9 +28,17 @@ class FakeEngineControl {
     absl::MutexLock lock(&mu_);
     blocked_ = true;
   }
+  // Like Block, but deaf to cancellation: one engine call that outlasts any
+  // grace (a forward pass of a huge model).
+  void BlockIgnoringCancellation() {
+    absl::MutexLock lock(&mu_);
+    blocked_ = true;
+    deaf_ = true;
+  }
   void Release() {
     absl::MutexLock lock(&mu_);
     blocked_ = false;
+    deaf_ = false;
   }
   // Later Measure calls return `status` (OK restores success).
   void FailWith(absl::Status status) {
@@ -59,6 +67,7 @@ class FakeEngineControl {
   friend class FakeEngine;
   absl::Mutex mu_;
   bool blocked_ ABSL_GUARDED_BY(mu_) = false;
+  bool deaf_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status fail_ ABSL_GUARDED_BY(mu_);
   int started_ ABSL_GUARDED_BY(mu_) = 0;
   int last_measure_nice_ ABSL_GUARDED_BY(mu_) = 0;
@@ -296,7 +305,7 @@ class FakeEngine : public core::Engine {
     while (true) {
       absl::MutexLock lock(&control_->mu_);
       if (!control_->blocked_) break;
-      if (progress.cancelled && progress.cancelled()) {
+      if (!control_->deaf_ && progress.cancelled && progress.cancelled()) {
         return absl::CancelledError("cancelled");
       }
       auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(control_->mu_) {

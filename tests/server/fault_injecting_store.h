@@ -33,6 +33,8 @@ enum class StoreCall {
   kDeleteMeasurement,
   kListMeasurements,
   kRecoverInterrupted,
+  kDeleteRun,
+  kReferencedBlobs,
 };
 
 // The faults and the call counts, shared by a test and the stores it made.
@@ -170,6 +172,14 @@ class FaultInjectingStore : public Store {
       return base_->ListMeasurements(run_name, checkpoint_name, page_size,
                                      page_token);
     });
+  }
+  absl::StatusOr<DeletedRun> DeleteRun(const std::string& name) override {
+    return Call(StoreCall::kDeleteRun, [&] { return base_->DeleteRun(name); });
+  }
+  absl::StatusOr<absl::flat_hash_set<std::string>> ReferencedBlobs()
+      override {
+    return Call(StoreCall::kReferencedBlobs,
+                [&] { return base_->ReferencedBlobs(); });
   }
   absl::StatusOr<std::vector<curvd::v1::Measurement>> RecoverInterrupted()
       override {

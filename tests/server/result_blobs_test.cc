@@ -38,10 +38,16 @@ std::vector<double> Doubles(const core::SafetensorsTensor& t) {
   return values;
 }
 
+BlobStoreLimits MaxBlob(int64_t bytes) {
+  BlobStoreLimits limits;
+  limits.max_blob_bytes = bytes;
+  return limits;
+}
+
 class ResultBlobsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    blobs_ = DiskBlobStore::Open(testing::MakeTempDir(), 1 << 20).value();
+    blobs_ = DiskBlobStore::Open(testing::MakeTempDir(), MaxBlob(1 << 20)).value();
   }
   std::unique_ptr<DiskBlobStore> blobs_;
 };
@@ -87,7 +93,7 @@ TEST_F(ResultBlobsTest, AResultWithoutEigenvectorsStoresNothing) {
 }
 
 TEST_F(ResultBlobsTest, ABlobOverTheStoresLimitFailsNamingIt) {
-  blobs_ = DiskBlobStore::Open(testing::MakeTempDir(), 64).value();
+  blobs_ = DiskBlobStore::Open(testing::MakeTempDir(), MaxBlob(64)).value();
   const absl::StatusOr<ResultBlobs> stored =
       StoreResultBlobs(GopWithEigenvectors(), blobs_.get());
   EXPECT_EQ(stored.status().code(), absl::StatusCode::kResourceExhausted);
@@ -102,7 +108,7 @@ TEST_F(ResultBlobsTest, TheCapFromTheBlobLimitFitsInABlobOfIt) {
   const int64_t floats = GopEigenvectorFloatsInBlob(kLimit);
   EXPECT_EQ(floats, 64);
   EXPECT_EQ(GopEigenvectorFloatsInBlob(100), 1);
-  blobs_ = DiskBlobStore::Open(testing::MakeTempDir(), kLimit).value();
+  blobs_ = DiskBlobStore::Open(testing::MakeTempDir(), MaxBlob(kLimit)).value();
   core::GopMethod gop;
   gop.result.num_parameters = 1;
   gop.result.num_eigenvectors = floats;

@@ -53,7 +53,7 @@ TEST(ValidateServerOptionsTest, NamesTheBadFlag) {
               HasSubstr("--listen"));
   ServerOptions bad_blob;
   bad_blob.service.state_dir = "s";
-  bad_blob.service.max_blob_bytes = 0;
+  bad_blob.service.blob_limits.max_blob_bytes = 0;
   EXPECT_THAT(std::string(ValidateServerOptions(&bad_blob).message()),
               HasSubstr("--max_blob_bytes"));
   ServerOptions bad_queue;

@@ -113,7 +113,7 @@ class ServiceTest : public ::testing::Test {
     options.service.store_factory = store_factory_;
     options.service.blob_store_factory = DiskBlobStore::Factory();
     options.service.data_roots = {data_root_};
-    options.service.max_blob_bytes = max_blob_bytes_;
+    options.service.blob_limits.max_blob_bytes = max_blob_bytes_;
     options.service.queue_capacity = queue_capacity;
     options.service.devices = {"cpu"};
     options.service.version = "test";

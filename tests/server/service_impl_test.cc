@@ -276,7 +276,7 @@ TEST_F(ServiceImplTest, BadUploadStreamsAreRefused) {
   };
   auto upload = [](std::vector<v1::WriteBlobRequest> messages) {
     return [messages](ServiceCore& core) {
-      BlobUpload stream(core);
+      BlobUpload stream(core, "client");
       v1::BlobStatus response;
       bool done = false;
       for (const v1::WriteBlobRequest& m : messages) {
