@@ -9,7 +9,7 @@ packages=(
   libabsl-dev prometheus-cpp-dev libtorch-dev libsqlite3-dev libssl-dev zlib1g-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev
   dataset-fashion-mnist
-  prometheus sqlite3 curl python3-torch python3-grpcio python3-protobuf
+  prometheus sqlite3 curl openssl python3-torch python3-grpcio python3-protobuf
   python3-pandas python3-matplotlib
   yamllint
 )
