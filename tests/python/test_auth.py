@@ -17,7 +17,7 @@ import curvd
 from curvd.v1 import curvd_service_pb2 as service_pb2
 from curvd.v1 import resources_pb2
 
-from curvd_server import _REPO, CurvdServer, _free_port
+from curvd_server import _REPO, CurvdServer, _free_port, mlp, regression_data, train
 
 TOKEN = "py-token-0123456789abcdef"
 CREDENTIAL_VARIABLES = ("CURVD_TOKEN", "CURVD_TOKEN_FILE", "CURVD_TLS_CA", "CURVD_TLS_CERT",
@@ -77,6 +77,20 @@ class AuthTest(unittest.TestCase):
             self.assertTrue(digest.startswith("sha256:"))
             runs = {r.name: r.creator for r in client.list_all("ListRuns", "runs")}
             self.assertEqual(runs["runs/py-args"], "py-trainer")
+        finally:
+            client.close()
+
+    def test_a_run_uploads_from_its_child_process_with_the_credentials(self):
+        with mock.patch.dict(os.environ, _clean_environment(), clear=True):
+            client = curvd.Client(self.server.target, token=TOKEN, root_certificates=self.ca)
+        try:
+            run = client.run("py-process", mlp(), shard=regression_data(), loss="mse",
+                             measure=["sharpness"], policy="block", every=2)
+            train(run, mlp(), regression_data(), steps=4)
+            self.assertTrue(run.close(timeout=120))
+            self.assertEqual(run.stats["failed"], 0)
+            table = run.results()
+            self.assertEqual(sorted(set(table["step"])), [0, 2])
         finally:
             client.close()
 
