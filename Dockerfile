@@ -34,7 +34,11 @@ RUN apt-get update -qq \
 COPY --from=build /build/bin/curvd /build/bin/curvctl /build/bin/curvd_example_trainer /usr/local/bin/
 USER curvd
 VOLUME ["/var/lib/curvd"]
-EXPOSE 50051 9464
+EXPOSE 50051 50052 9464
 ENTRYPOINT ["curvd"]
+# TLS and tokens from files mounted under /etc/curvd (README, "Security");
+# 50052 answers grpc.health.v1 alone, in plain text, for probes.
 CMD ["--listen=0.0.0.0:50051", "--metrics_listen=0.0.0.0:9464", \
+     "--tls_cert_file=/etc/curvd/tls/tls.crt", "--tls_key_file=/etc/curvd/tls/tls.key", \
+     "--auth_token_file=/etc/curvd/tokens/tokens", "--health_listen=0.0.0.0:50052", \
      "--state_dir=/var/lib/curvd", "--data_roots=/data"]

@@ -20,18 +20,22 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "client/checkpoint_directory.h"
+#include "client/connection_credentials.h"
 #include "client/curvd_client.h"
 #include "client/gop_export.h"
 #include "client/kind_table.h"
 #include "client/measurement_format.h"
 #include "client/zoo_weights.h"
+#include "common/file_contents.h"
 #include "common/resource_names.h"
+#include "common/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 
 namespace curvd::client {
 namespace {
 
 namespace v1 = ::curvd::v1;
+using ::curvd::common::ReadFileContents;
 using Type = FlagDef::Type;
 
 std::string DefaultServer() {
@@ -43,6 +47,32 @@ FlagDef ServerFlag() {
   return {"server", Type::kString, DefaultServer(),
           "curvd address, host:port or any gRPC target (default from "
           "$CURVD_SERVER when set)."};
+}
+
+// How curvctl reaches a server that asks for credentials; each empty flag
+// falls back to the environment variable it names (ApplyCredentials).
+std::vector<FlagDef> CredentialFlags() {
+  return {
+      {"token_file", Type::kString, "",
+       "File holding the bearer token sent as \"authorization: Bearer\" "
+       "(default: the token in $CURVD_TOKEN, else the file "
+       "$CURVD_TOKEN_FILE). A token implies TLS."},
+      {"tls", Type::kBool, "false",
+       "Speak TLS, checking the server's certificate against the system's "
+       "roots when --tls_ca is not given ($CURVD_TLS=1 too). Implied by the "
+       "flags below and by a token."},
+      {"tls_ca", Type::kString, "",
+       "PEM file of the CAs that sign the server's certificate (default "
+       "$CURVD_TLS_CA)."},
+      {"tls_cert", Type::kString, "",
+       "PEM client certificate chain for mutual TLS, with --tls_key (default "
+       "$CURVD_TLS_CERT)."},
+      {"tls_key", Type::kString, "",
+       "PEM private key of --tls_cert (default $CURVD_TLS_KEY)."},
+      {"tls_server_name", Type::kString, "",
+       "Name to check the server's certificate against instead of --server's "
+       "host (default $CURVD_TLS_SERVER_NAME)."},
+  };
 }
 
 FlagDef TimeoutFlag() {
@@ -174,7 +204,7 @@ std::vector<CommandDef> BuildCommands() {
                     "A built-in model instead of --model: "
                     "ARCH:WIDTHS[:ACTIVATION], e.g. mlp:784,128,10:tanh "
                     "(activations tanh, relu, gelu)."};
-  return {
+  std::vector<CommandDef> commands = {
       {"create-run",
        "--run ID (--model FILE | --zoo SPEC) [flags]",
        "Registers a run with its model. Idempotent for the same model; prints "
@@ -289,6 +319,16 @@ std::vector<CommandDef> BuildCommands() {
        1,
        1},
   };
+  // Every command that connects takes the credential flags after --server.
+  for (CommandDef& command : commands) {
+    auto server =
+        std::find_if(command.flags.begin(), command.flags.end(),
+                     [](const FlagDef& flag) { return flag.name == "server"; });
+    if (server == command.flags.end()) continue;
+    std::vector<FlagDef> credentials = CredentialFlags();
+    command.flags.insert(server + 1, credentials.begin(), credentials.end());
+  }
+  return commands;
 }
 
 std::string OverallHelp() {
@@ -304,23 +344,24 @@ std::string OverallHelp() {
   return text;
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path));
-  return bytes.str();
-}
-
 std::string RandomId() {
   std::random_device device;
   return absl::StrFormat("%08x%08x", device(), device());
 }
 
-std::unique_ptr<Client> Connect(const ParsedFlags& flags) {
+// The client of --server with the credentials of the flags and environment
+// (ApplyCredentials); their errors.
+absl::StatusOr<std::unique_ptr<Client>> Connect(const ParsedFlags& flags) {
   ConnectionOptions options;
   options.target = flags.String("server");
+  CredentialSources sources;
+  sources.token_file = flags.String("token_file");
+  sources.tls_ca_file = flags.String("tls_ca");
+  sources.tls_cert_file = flags.String("tls_cert");
+  sources.tls_key_file = flags.String("tls_key");
+  sources.tls_server_name = flags.String("tls_server_name");
+  sources.tls = flags.Bool("tls");
+  CURVD_RETURN_IF_ERROR(ApplyCredentials(sources, &options));
   return std::make_unique<Client>(options);
 }
 
@@ -385,7 +426,8 @@ absl::StatusOr<v1::ModelSpec> ModelFromFlags(const ParsedFlags& flags,
     return absl::InvalidArgumentError("give --model or --zoo, not both");
   }
   if (flags.IsSet("model")) {
-    absl::StatusOr<std::string> archive = ReadFile(flags.String("model"));
+    absl::StatusOr<std::string> archive =
+        ReadFileContents(flags.String("model"));
     if (!archive.ok()) return archive.status();
     absl::StatusOr<std::string> digest = client.UploadBlob(*archive);
     if (!digest.ok()) return digest.status();
@@ -439,7 +481,9 @@ absl::Status PrintMeasurements(const ParsedFlags& flags,
 
 int CreateRunCommand(const ParsedFlags& flags, std::ostream& out,
                      std::ostream& err) {
-  auto client = Connect(flags);
+  absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
+  if (!connected.ok()) return ExitFor(connected.status(), err);
+  std::unique_ptr<Client> client = *std::move(connected);
   absl::StatusOr<v1::ModelSpec> model = ModelFromFlags(flags, *client);
   if (absl::IsNotFound(model.status()) && !flags.IsSet("model")) {
     err << "curvctl create-run: give --model FILE or --zoo SPEC\n";
@@ -461,9 +505,11 @@ int CreateRunCommand(const ParsedFlags& flags, std::ostream& out,
 
 int UploadCommand(const ParsedFlags& flags, std::ostream& out,
                   std::ostream& err) {
-  absl::StatusOr<std::string> bytes = ReadFile(flags.positional()[0]);
+  absl::StatusOr<std::string> bytes = ReadFileContents(flags.positional()[0]);
   if (!bytes.ok()) return ExitFor(bytes.status(), err);
-  auto client = Connect(flags);
+  absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
+  if (!connected.ok()) return ExitFor(connected.status(), err);
+  std::unique_ptr<Client> client = *std::move(connected);
   absl::StatusOr<std::string> digest = client->UploadBlob(*bytes);
   if (!digest.ok()) return ExitFor(digest.status(), err);
   out << *digest << "\n";
@@ -481,7 +527,8 @@ absl::StatusOr<v1::Checkpoint> EnsureCheckpoint(const ParsedFlags& flags,
   checkpoint.set_step(flags.Int("step"));
   checkpoint.set_train_loss(flags.Double("train_loss"));
   if (flags.IsSet("weights")) {
-    absl::StatusOr<std::string> bytes = ReadFile(flags.String("weights"));
+    absl::StatusOr<std::string> bytes =
+        ReadFileContents(flags.String("weights"));
     if (!bytes.ok()) return bytes.status();
     absl::StatusOr<std::string> digest = client.UploadBlob(*bytes);
     if (!digest.ok()) return digest.status();
@@ -581,7 +628,9 @@ int MeasureCommand(const ParsedFlags& flags, std::ostream& out,
   const std::optional<std::vector<v1::MeasurementSpec>> specs =
       SpecsOrUsage(flags, "measure", err);
   if (!specs.has_value()) return kExitUsage;
-  auto client = Connect(flags);
+  absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
+  if (!connected.ok()) return ExitFor(connected.status(), err);
+  std::unique_ptr<Client> client = *std::move(connected);
   int exit_code = kExitOk;
   const std::optional<v1::Run> run =
       RunOrExit(flags, *client, "measure", err, exit_code);
@@ -658,7 +707,7 @@ std::vector<v1::MeasurementSpec> UnmeasuredSpecs(
 // Uploads `file` and records it as the checkpoint of its step.
 absl::StatusOr<v1::Checkpoint> RecordCheckpointFile(
     Client& client, const std::string& run_id, const CheckpointFile& file) {
-  absl::StatusOr<std::string> bytes = ReadFile(file.path);
+  absl::StatusOr<std::string> bytes = ReadFileContents(file.path);
   if (!bytes.ok()) return bytes.status();
   absl::StatusOr<std::string> digest = client.UploadBlob(*bytes);
   if (!digest.ok()) return digest.status();
@@ -684,7 +733,9 @@ int BackfillCommand(const ParsedFlags& flags, std::ostream& out,
   absl::StatusOr<CheckpointDirectory> found =
       ScanCheckpointDirectory(directory, *rule);
   if (!found.ok()) return ExitFor(found.status(), err);
-  auto client = Connect(flags);
+  absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
+  if (!connected.ok()) return ExitFor(connected.status(), err);
+  std::unique_ptr<Client> client = *std::move(connected);
   int exit_code = kExitOk;
   const std::optional<v1::Run> run =
       RunOrExit(flags, *client, "backfill", err, exit_code);
@@ -790,7 +841,9 @@ int BackfillCommand(const ParsedFlags& flags, std::ostream& out,
 
 int WatchCommand(const ParsedFlags& flags, std::ostream& out,
                  std::ostream& err) {
-  auto client = Connect(flags);
+  absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
+  if (!connected.ok()) return ExitFor(connected.status(), err);
+  std::unique_ptr<Client> client = *std::move(connected);
   absl::StatusOr<v1::Measurement> done;
   {
     ProgressPrinter progress(err, IsStderrTerminal(err));
@@ -813,7 +866,9 @@ int WatchCommand(const ParsedFlags& flags, std::ostream& out,
 
 int RunsCommand(const ParsedFlags& flags, std::ostream& out,
                 std::ostream& err) {
-  auto client = Connect(flags);
+  absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
+  if (!connected.ok()) return ExitFor(connected.status(), err);
+  std::unique_ptr<Client> client = *std::move(connected);
   absl::StatusOr<std::vector<v1::Run>> runs = client->ListRuns();
   if (!runs.ok()) return ExitFor(runs.status(), err);
   if (flags.Bool("json")) {
@@ -840,7 +895,9 @@ int ResultsCommand(const ParsedFlags& flags, std::ostream& out,
   const std::string parent =
       absl::StrCat("runs/", flags.String("run"), "/checkpoints/",
                    step < 0 ? "-" : absl::StrCat(step));
-  auto client = Connect(flags);
+  absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
+  if (!connected.ok()) return ExitFor(connected.status(), err);
+  std::unique_ptr<Client> client = *std::move(connected);
   absl::StatusOr<std::vector<v1::Measurement>> measurements =
       client->ListMeasurements(parent);
   if (!measurements.ok()) return ExitFor(measurements.status(), err);
@@ -878,7 +935,9 @@ int ResultsCommand(const ParsedFlags& flags, std::ostream& out,
 int GetCommand(const ParsedFlags& flags, std::ostream& out, std::ostream& err) {
   const std::string& name = flags.positional()[0];
   const std::vector<std::string> parts = absl::StrSplit(name, '/');
-  auto client = Connect(flags);
+  absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
+  if (!connected.ok()) return ExitFor(connected.status(), err);
+  std::unique_ptr<Client> client = *std::move(connected);
   absl::StatusOr<std::string> json;
   if (parts.size() == 2 && parts[0] == "runs") {
     absl::StatusOr<v1::Run> run = client->GetRun(name);
@@ -927,7 +986,9 @@ int ExportCommand(const ParsedFlags& flags, std::ostream& out,
     err << "curvctl export: --out is required (see: curvctl export --help)\n";
     return kExitUsage;
   }
-  auto client = Connect(flags);
+  absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
+  if (!connected.ok()) return ExitFor(connected.status(), err);
+  std::unique_ptr<Client> client = *std::move(connected);
   absl::StatusOr<v1::Measurement> measurement =
       client->GetMeasurement(flags.positional()[0]);
   if (!measurement.ok()) return ExitFor(measurement.status(), err);

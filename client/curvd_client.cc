@@ -30,6 +30,21 @@ bool IsRetryable(const absl::Status& status) {
          absl::IsAborted(status);
 }
 
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(
+    const ConnectionOptions& options) {
+  if (!options.UsesTls()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = options.root_certificates;
+  tls.pem_cert_chain = options.client_certificate;
+  tls.pem_private_key = options.client_key;
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::SslCredentials(tls);
+  if (options.token.empty()) return credentials;
+  // AccessTokenCredentials sends "authorization: Bearer TOKEN" on each call.
+  return grpc::CompositeChannelCredentials(
+      credentials, grpc::AccessTokenCredentials(options.token));
+}
+
 std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& options) {
   grpc::ChannelArguments args;
   args.SetInt(
@@ -42,8 +57,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& options) {
               options.keepalive_permit_without_calls ? 1 : 0);
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   args.SetLoadBalancingPolicyName(options.load_balancing_policy);
-  return grpc::CreateCustomChannel(options.target,
-                                   grpc::InsecureChannelCredentials(), args);
+  if (!options.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls_server_name);
+  }
+  return grpc::CreateCustomChannel(options.target, ChannelCredentials(options),
+                                   args);
 }
 
 // Calls `list(page_token, response)` until the server stops returning a token,

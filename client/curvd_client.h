@@ -49,6 +49,28 @@ struct ConnectionOptions {
   // Load-balancing policy; round_robin spreads runs over replicas behind a
   // headless Service.
   std::string load_balancing_policy = "round_robin";
+
+  // Credentials (ApplyCredentials fills them from flags and the environment).
+  // TLS is used when `tls` is set or any of the fields below is: the PEM CAs
+  // that sign the server's certificate (empty: the system's roots).
+  bool tls = false;
+  std::string root_certificates;
+  // A PEM certificate chain and its key, for a server that asks for client
+  // certificates (mutual TLS).
+  std::string client_certificate;
+  std::string client_key;
+  // Checked against the server's certificate instead of the target's host
+  // (a server reached by IP address or through a port-forward).
+  std::string tls_server_name;
+  // Sent as "authorization: Bearer TOKEN" with every call. It implies TLS: a
+  // token is never sent in clear.
+  std::string token;
+
+  // Whether the channel speaks TLS, as the fields above say.
+  bool UsesTls() const {
+    return tls || !root_certificates.empty() || !client_certificate.empty() ||
+           !token.empty();
+  }
 };
 
 // Bytes per WriteBlob message: well under the default 4 MiB receive limit.

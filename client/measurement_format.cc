@@ -443,14 +443,15 @@ std::string ModelSummary(const v1::ModelSpec& model) {
 
 std::string RunsToTable(const std::vector<v1::Run>& runs) {
   std::vector<std::vector<std::string>> rows = {
-      {"RUN", "MODEL", "CHECKPOINTS", "CREATED"}};
+      {"RUN", "MODEL", "CHECKPOINTS", "CREATED", "CREATOR"}};
   for (const v1::Run& run : runs) {
     rows.push_back(
         {run.name(), ModelSummary(run.model()),
          absl::StrCat(run.checkpoint_count()),
          run.has_create_time()
              ? google::protobuf::util::TimeUtil::ToString(run.create_time())
-             : ""});
+             : "",
+         run.creator()});
   }
   return AlignedTable(rows);
 }

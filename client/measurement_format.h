@@ -83,7 +83,8 @@ std::string LlcTracesToCsv(
 std::string MeasurementsToTable(
     const std::vector<curvd::v1::Measurement>& measurements);
 
-// An aligned table of runs: id, model, checkpoints, created.
+// An aligned table of runs: id, model, checkpoints, created, creator (the
+// token name that created it; empty on a server without authentication).
 std::string RunsToTable(const std::vector<curvd::v1::Run>& runs);
 
 // A one-line summary of a model spec: "mlp:784,64,10:tanh" or "archive

@@ -10,7 +10,7 @@ packages=(
   nlohmann-json3-dev libgtest-dev libgmock-dev
   dataset-fashion-mnist
   # prometheus brings promtool, which the alert and dashboard tests run.
-  prometheus sqlite3 curl python3-torch python3-grpcio python3-protobuf
+  prometheus sqlite3 curl openssl python3-torch python3-grpcio python3-protobuf
   python3-pandas python3-matplotlib python3-yaml
   yamllint
 )

@@ -14,6 +14,7 @@
 #include "server/grpc_status.h"
 #include "server/metrics.h"
 #include "server/service_impl.h"
+#include "server/token_auth_processor.h"
 
 namespace curvd::server {
 
@@ -42,10 +43,9 @@ class RpcRecord {
 
 // Runs `impl` on the storage executor, which finishes the call: the gRPC
 // thread returns the reactor at once.
-template <typename Request, typename Response>
-grpc::ServerUnaryReactor* Unary(ServiceCore& core, RpcMethod method,
-                                absl::Status (*impl)(ServiceCore&,
-                                                     const Request&, Response*),
+// `impl` is called as impl(core, *request, response) -> absl::Status.
+template <typename Request, typename Response, typename Impl>
+grpc::ServerUnaryReactor* Unary(ServiceCore& core, RpcMethod method, Impl impl,
                                 grpc::CallbackServerContext* context,
                                 const Request* request, Response* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -347,8 +347,17 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Measurement> {
 grpc::ServerUnaryReactor* CurvdService::CreateRun(
     grpc::CallbackServerContext* context, const v1::CreateRunRequest* request,
     v1::Run* response) {
-  return Unary(*core_, RpcMethod::kCreateRun, &CreateRunImpl, context, request,
-               response);
+  // Read here: the AuthContext belongs to the call, not to the executor.
+  const std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+  std::string creator = auth != nullptr ? CallerName(*auth) : "";
+  return Unary(
+      *core_, RpcMethod::kCreateRun,
+      [creator = std::move(creator)](ServiceCore& core,
+                                     const v1::CreateRunRequest& request,
+                                     v1::Run* response) {
+        return CreateRunImpl(core, request, response, creator);
+      },
+      context, request, response);
 }
 
 grpc::ServerUnaryReactor* CurvdService::GetRun(

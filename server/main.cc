@@ -24,7 +24,9 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC address host:port (port 0 picks a free port).");
 ABSL_FLAG(
     std::string, metrics_listen, "127.0.0.1:9464",
-    "Prometheus /metrics address host:port; empty disables the endpoint.");
+    "Prometheus /metrics address host:port; empty disables the endpoint. It "
+    "has no authentication or TLS: keep it on loopback or a network only "
+    "Prometheus reaches.");
 ABSL_FLAG(int64_t, metrics_max_runs, 100,
           "Most runs whose latest results /metrics shows "
           "(curvd_run_latest_value{run,kind,quantity}); the least recently "
@@ -32,6 +34,26 @@ ABSL_FLAG(int64_t, metrics_max_runs, 100,
 ABSL_FLAG(int64_t, metrics_run_idle_seconds, 3600,
           "A run with no new result for this many seconds is dropped from "
           "curvd_run_latest_value.");
+ABSL_FLAG(std::string, health_listen, "",
+          "A second, plain-text gRPC address host:port serving only "
+          "grpc.health.v1 (and reflection), for probes that speak neither TLS "
+          "nor tokens, such as Kubernetes' gRPC probes; empty serves none.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain of the gRPC port; with --tls_key_file the "
+          "port speaks TLS only.");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA certificates: every client must present a certificate they "
+          "sign (mutual TLS). Needs --tls_cert_file.");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File of \"NAME TOKEN\" lines (# comments, blank lines skipped; "
+          "tokens of at least 16 bytes): every curvd.v1 call must send "
+          "\"authorization: Bearer TOKEN\", and runs record the NAME as their "
+          "creator. Health and reflection need none. SIGHUP reads the file "
+          "again. Needs --tls_cert_file.");
+ABSL_FLAG(bool, insecure, false,
+          "Serve a --listen address that is not loopback without TLS or "
+          "client authentication. Without it such an address is refused.");
 ABSL_FLAG(std::string, state_dir, "./curvd-state",
           "Directory for the SQLite database (curvd.db) and the uploaded blobs "
           "(blobs/).");
@@ -137,19 +159,27 @@ int main(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
 
-  // Block the stop signals before any thread starts, so every thread inherits
-  // the mask and only sigwait below sees them: no code runs in a signal
-  // handler.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Block the stop and reload signals before any thread starts, so every
+  // thread inherits the mask and only sigwait below sees them: no code runs in
+  // a signal handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   using curvd::server::ServerOptions;
   ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.health_listen = absl::GetFlag(FLAGS_health_listen);
+  curvd::server::SecurityOptions& security = options.security;
+  security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  security.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  security.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  security.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
+  security.insecure = absl::GetFlag(FLAGS_insecure);
   options.service.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.service.store_factory = curvd::server::SqliteStore::Factory();
   options.service.blob_store_factory = curvd::server::DiskBlobStore::Factory();
@@ -211,6 +241,10 @@ int main(int argc, char** argv) {
     return Fail(std::string(valid.message()));
   }
 
+  for (const std::string& warning : curvd::server::SecurityWarnings(
+           options.listen, options.metrics_listen, options.security)) {
+    CURVD_LOG(WARNING) << "curvd: " << warning;
+  }
   auto server =
       curvd::server::CurvdServer::Start(options, &curvd::core::Engine::Create);
   if (!server.ok())
@@ -219,10 +253,25 @@ int main(int argc, char** argv) {
                   << (*server)->port() << ", metrics on port "
                   << (*server)->metrics_port() << ", devices "
                   << absl::StrJoin(options.service.devices, ",")
-                  << ", state in " << options.service.state_dir;
+                  << ", state in " << options.service.state_dir << "; "
+                  << (security.tls_cert_file.empty() ? "plain text" : "TLS")
+                  << (security.tls_client_ca_file.empty()
+                          ? ""
+                          : " with client certificates")
+                  << (security.auth_token_file.empty() ? ""
+                                                       : ", bearer tokens");
 
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    absl::Status reloaded = (*server)->ReloadTokens();
+    if (reloaded.ok()) {
+      CURVD_LOG(INFO) << "curvd: SIGHUP, read " << security.auth_token_file
+                      << " again";
+    } else {
+      CURVD_LOG(ERROR) << "curvd: SIGHUP: " << reloaded
+                       << "; serving the tokens read before";
+    }
+  }
   CURVD_LOG(INFO) << "curvd: signal " << signal_number
                   << ", shutting down (grace " << grace_seconds << " s)";
   const bool workers_stopped =

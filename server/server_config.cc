@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/status_macros.h"
 
 namespace curvd::server {
 namespace {
@@ -83,6 +84,13 @@ absl::Status ValidateServerOptions(ServerOptions* options) {
                                                    options->metrics_listen,
                                                    "\" must be host:port"));
   }
+  if (!options->health_listen.empty() &&
+      !absl::StrContains(options->health_listen, ':')) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--health_listen \"", options->health_listen, "\" must be host:port"));
+  }
+  CURVD_RETURN_IF_ERROR(
+      ValidateSecurityOptions(options->listen, options->security));
   ServiceOptions& service = options->service;
   if (service.state_dir.empty()) {
     return absl::InvalidArgumentError("--state_dir must name a directory");

@@ -22,7 +22,8 @@ absl::StatusOr<std::vector<std::string>> ResolveDevices(const std::string& flag,
 absl::StatusOr<std::vector<std::string>> ResolveDataRoots(
     const std::string& flag);
 
-// Checks the ranges of every option (addresses present, sizes and capacity
+// Checks the ranges of every option (addresses present, the security options
+// as ValidateSecurityOptions does, sizes and capacity
 // positive, receive limit within gRPC's int range and at least 64 KiB, the
 // exact-Hessian caps positive with the matrix cap <= the parameter cap, the
 // workers' nice increment in 0..19) and

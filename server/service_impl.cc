@@ -97,7 +97,7 @@ bool SameContent(const v1::Checkpoint& a, const v1::Checkpoint& b) {
 
 absl::Status CreateRunImpl(ServiceCore& core,
                            const v1::CreateRunRequest& request,
-                           v1::Run* response) {
+                           v1::Run* response, const std::string& creator) {
   absl::ReaderMutexLock referencing(&core.blob_references());
   CURVD_RETURN_IF_ERROR(core.blobs().CheckSpace(0));
   std::string run_id = request.run_id();
@@ -108,6 +108,7 @@ absl::Status CreateRunImpl(ServiceCore& core,
   run.set_name(RunName(run_id));
   *run.mutable_model() = request.run().model();
   run.set_display_name(request.run().display_name());
+  run.set_creator(creator);
   *run.mutable_create_time() = TimeUtil::GetCurrentTime();
   absl::Status inserted = core.store().InsertRun(run);
   if (absl::IsAlreadyExists(inserted)) {

@@ -25,10 +25,13 @@ inline constexpr int kMaxPageSize = 1000;
 // or model; FAILED_PRECONDITION if the archive blob is not uploaded;
 // PERMISSION_DENIED for an archive URI outside the data roots;
 // RESOURCE_EXHAUSTED when the state directory is full (BlobStore::CheckSpace),
-// as for CreateCheckpoint and CreateMeasurement.
+// as for CreateCheckpoint and CreateMeasurement. A new run records `creator`
+// (CallerName of the call); a repeated create returns the stored run, creator
+// included.
 absl::Status CreateRunImpl(ServiceCore& core,
                            const curvd::v1::CreateRunRequest& request,
-                           curvd::v1::Run* response);
+                           curvd::v1::Run* response,
+                           const std::string& creator = "");
 absl::Status GetRunImpl(ServiceCore& core,
                         const curvd::v1::GetRunRequest& request,
                         curvd::v1::Run* response);

@@ -30,12 +30,28 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/background_uploader.h"
+#include "client/connection_credentials.h"
 #include "client/curvd_client.h"
 #include "core/api/safetensors.h"
 #include "core/data/shard.h"
 #include "core/data/zoo_mlp.h"
 
 ABSL_FLAG(std::string, server, "localhost:50051", "curvd address (host:port).");
+ABSL_FLAG(std::string, token_file, "",
+          "File holding the bearer token (default: $CURVD_TOKEN, else the file "
+          "$CURVD_TOKEN_FILE). A token implies TLS.");
+ABSL_FLAG(bool, tls, false,
+          "Speak TLS with the system's roots when --tls_ca is not given "
+          "($CURVD_TLS=1 too).");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CAs of the server's certificate (default $CURVD_TLS_CA).");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate for mutual TLS (default $CURVD_TLS_CERT).");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM key of --tls_cert (default $CURVD_TLS_KEY).");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "Name checked against the server's certificate instead of "
+          "--server's host (default $CURVD_TLS_SERVER_NAME).");
 ABSL_FLAG(std::string, run, "",
           "Run id; empty = fmnist-mlp-YYYYMMDD-HHMMSS, a new run each time.");
 ABSL_FLAG(std::string, hidden, "64",
@@ -267,6 +283,18 @@ int main(int argc, char** argv) {
   }
   curvd::client::ConnectionOptions options;
   options.target = absl::GetFlag(FLAGS_server);
+  curvd::client::CredentialSources credentials;
+  credentials.token_file = absl::GetFlag(FLAGS_token_file);
+  credentials.tls = absl::GetFlag(FLAGS_tls);
+  credentials.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  credentials.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  credentials.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  credentials.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  if (absl::Status applied =
+          curvd::client::ApplyCredentials(credentials, &options);
+      !applied.ok()) {
+    return Fail("reading the credentials", applied);
+  }
   curvd::client::Client client(options);
   if (absl::Status connected = client.WaitForConnected(absl::Seconds(30));
       !connected.ok()) {

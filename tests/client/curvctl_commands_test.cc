@@ -1,5 +1,6 @@
 #include "client/curvctl_commands.h"
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -11,6 +12,7 @@
 namespace curvd::client {
 namespace {
 
+using ::testing::Contains;
 using ::testing::HasSubstr;
 namespace v1 = ::curvd::v1;
 
@@ -65,6 +67,29 @@ TEST(CurvctlCommandsTest, MeasureHasTheScriptingFlags) {
     for (const FlagDef& flag : measure.flags) found |= flag.name == name;
     EXPECT_TRUE(found) << "--" << name;
   }
+}
+
+TEST(CurvctlCommandsTest, EveryConnectingCommandTakesTheCredentialFlags) {
+  for (const CommandDef& command : CurvctlCommands()) {
+    std::vector<std::string> names;
+    for (const FlagDef& flag : command.flags) names.push_back(flag.name);
+    ASSERT_THAT(names, Contains("server")) << command.name;
+    for (const char* name : {"token_file", "tls", "tls_ca", "tls_cert",
+                             "tls_key", "tls_server_name"}) {
+      EXPECT_EQ(std::count(names.begin(), names.end(), name), 1)
+          << command.name << " --" << name;
+    }
+  }
+}
+
+TEST(CurvctlCommandsTest, UnreadableCredentialsFailBeforeAnyCall) {
+  Outcome token =
+      RunCli({"runs", "--server=127.0.0.1:1", "--token_file=/no/such/token"});
+  EXPECT_EQ(token.code, kExitError);
+  EXPECT_THAT(token.err, HasSubstr("cannot open /no/such/token"));
+  Outcome half = RunCli({"runs", "--server=127.0.0.1:1", "--tls_cert=c.pem"});
+  EXPECT_EQ(half.code, kExitError);
+  EXPECT_THAT(half.err, HasSubstr("go together"));
 }
 
 TEST(CurvctlCommandsTest, UnknownCommandAndFlagAreUsageErrors) {

@@ -361,10 +361,13 @@ TEST(RunsToTableTest, ListsModelAndCount) {
   run.mutable_model()->mutable_zoo()->add_layer_widths(784);
   run.mutable_model()->mutable_zoo()->add_layer_widths(10);
   run.set_checkpoint_count(4);
+  run.set_creator("trainer-a");
   const std::string table = RunsToTable({run});
   EXPECT_THAT(table, HasSubstr("runs/fmnist"));
   EXPECT_THAT(table, HasSubstr("mlp:784,10:tanh"));
   EXPECT_THAT(table, HasSubstr("  4"));
+  EXPECT_THAT(table, HasSubstr("CREATOR"));
+  EXPECT_THAT(table, HasSubstr("trainer-a"));
 }
 
 v1::Checkpoint CheckpointAt(int64_t step, double train_loss) {

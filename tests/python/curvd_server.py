@@ -33,15 +33,17 @@ def _free_port():
 class CurvdServer:
     """One curvd process; start() waits until it answers, stop() kills it."""
 
-    def __init__(self, binary=None, devices="cpu", env=None, flags=()):
+    def __init__(self, binary=None, devices="cpu", env=None, flags=(), credentials=None):
         """`binary` defaults to $CURVD_BIN, else build/bin/curvd; `devices` is
         curvd's --devices; `env` (a dict) replaces the server's environment;
-        `flags` are more of curvd's flags ("--worker_nice=0")."""
+        `flags` are more of curvd's flags ("--worker_nice=0"); `credentials`
+        (grpc.ChannelCredentials) reach a server that `flags` make speak TLS."""
         self.binary = binary or os.environ.get("CURVD_BIN",
                                                os.path.join(_REPO, "build", "bin", "curvd"))
         self.devices = devices
         self.env = env
         self.flags = list(flags)
+        self.credentials = credentials
         if not os.access(self.binary, os.X_OK):
             raise RuntimeError(f"{self.binary} is missing: build it (ninja -C build curvd) "
                                f"or set CURVD_BIN")
@@ -60,7 +62,8 @@ class CurvdServer:
              f"--state_dir={os.path.join(self.root, 'state')}", f"--data_roots={self.data_root}",
              f"--devices={self.devices}", *self.flags], stdout=log, stderr=subprocess.STDOUT, env=self.env)
         log.close()
-        channel = grpc.insecure_channel(self.target)
+        channel = (grpc.secure_channel(self.target, self.credentials) if self.credentials
+                   else grpc.insecure_channel(self.target))
         stub = service_pb2_grpc.CurvdStub(channel)
         deadline = time.monotonic() + timeout
         try:

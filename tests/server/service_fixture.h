@@ -121,6 +121,8 @@ class ServiceTest : public ::testing::Test {
       return absl::StatusOr<core::DeviceMemory>(core::DeviceMemory{5, 9});
     };
     options.service.request_limits = limits_;
+    options.security = security_;
+    options.health_listen = health_listen_;
     if (real_engine_) {
       options.service.count_parameters = &core::Engine::CountParameters;
     }
@@ -134,7 +136,7 @@ class ServiceTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                   grpc::InsecureChannelCredentials());
+                                   channel_credentials_);
     stub_ = v1::Curvd::NewStub(channel_);
   }
 
@@ -300,6 +302,12 @@ class ServiceTest : public ::testing::Test {
 
   // Opens the store of the next StartServer (tests may inject faults).
   StoreFactory store_factory_ = SqliteStore::Factory();
+  // How the next StartServer secures its port and how stub_ connects to it
+  // (the auth tests set them); plain text by default.
+  SecurityOptions security_;
+  std::string health_listen_;
+  std::shared_ptr<grpc::ChannelCredentials> channel_credentials_ =
+      grpc::InsecureChannelCredentials();
   // The CPU engine of core instead of the fake (RealEngineServiceTest).
   bool real_engine_ = false;
   // The exact-Hessian caps and the blob limit of the next StartServer.

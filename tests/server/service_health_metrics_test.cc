@@ -1,6 +1,5 @@
 // grpc.health.v1 and the /metrics endpoint of a running server.
 #include <arpa/inet.h>
-#include <grpcpp/generic/generic_stub.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "health_check.h"
 #include "service_fixture.h"
 
 namespace curvd::server {
@@ -18,42 +18,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// The raw grpc.health.v1 HealthCheckResponse bytes for `service` ("" = the
-// whole server), or the RPC's status when it fails.
-absl::StatusOr<std::string> HealthCheck(std::shared_ptr<grpc::Channel> channel,
-                                        const std::string& service) {
-  grpc::GenericStub generic(std::move(channel));
-  grpc::ClientContext context;
-  // HealthCheckRequest{service}: field 1, length-delimited.
-  std::string wire;
-  if (!service.empty()) {
-    wire = std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
-  }
-  grpc::Slice slice(wire);
-  grpc::ByteBuffer request(&slice, 1);
-  grpc::ByteBuffer response;
-  absl::Notification done;
-  grpc::Status status;
-  generic.UnaryCall(&context, "/grpc.health.v1.Health/Check",
-                    grpc::StubOptions(), &request, &response,
-                    [&](grpc::Status s) {
-                      status = std::move(s);
-                      done.Notify();
-                    });
-  done.WaitForNotification();
-  if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
-  }
-  std::vector<grpc::Slice> slices;
-  if (!response.Dump(&slices).ok()) return absl::InternalError("dump");
-  std::string bytes;
-  for (const auto& s : slices) bytes += std::string(s.begin(), s.end());
-  return bytes;
-}
-
 TEST_F(ServiceTest, HealthReportsServingForTheServerAndTheService) {
-  const std::string kServing("\x08\x01", 2);
   auto whole = HealthCheck(channel_, "");
   ASSERT_TRUE(whole.ok()) << whole.status();
   EXPECT_EQ(*whole, kServing);

@@ -56,6 +56,13 @@ std::function<absl::Status(ServiceCore&)> Call(
   };
 }
 
+// CreateRunImpl with no caller, as a plain-text server calls it.
+absl::Status CreateAnonymousRun(ServiceCore& core,
+                                const v1::CreateRunRequest& request,
+                                v1::Run* response) {
+  return CreateRunImpl(core, request, response);
+}
+
 v1::CreateRunRequest ZooRun(const std::string& run_id) {
   v1::CreateRunRequest request;
   request.set_run_id(run_id);
@@ -100,16 +107,16 @@ TEST_F(ServiceImplTest, BadRunsAndBlobsAreRefused) {
   v1::GetBlobStatusRequest blob;
   blob.set_digest("sha256:ABC");
   ExpectAll({
-      {"run id", Call(&CreateRunImpl, bad_id),
+      {"run id", Call(&CreateAnonymousRun, bad_id),
        absl::StatusCode::kInvalidArgument, "Bad/Id"},
-      {"no model", Call(&CreateRunImpl, no_model),
+      {"no model", Call(&CreateAnonymousRun, no_model),
        absl::StatusCode::kInvalidArgument,
        "run.model must set archive_digest, archive_uri or zoo"},
-      {"archive not uploaded", Call(&CreateRunImpl, missing_archive),
+      {"archive not uploaded", Call(&CreateAnonymousRun, missing_archive),
        absl::StatusCode::kFailedPrecondition, "is not uploaded"},
-      {"malformed digest", Call(&CreateRunImpl, bad_digest),
+      {"malformed digest", Call(&CreateAnonymousRun, bad_digest),
        absl::StatusCode::kInvalidArgument, "must be sha256:<64 lowercase hex>"},
-      {"archive outside the roots", Call(&CreateRunImpl, outside),
+      {"archive outside the roots", Call(&CreateAnonymousRun, outside),
        absl::StatusCode::kPermissionDenied, ""},
       {"empty run name", Call(&GetRunImpl, Named<v1::GetRunRequest>("")),
        absl::StatusCode::kInvalidArgument, ""},

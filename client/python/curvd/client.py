@@ -4,7 +4,7 @@ import logging
 
 import grpc
 
-from curvd import blob_upload, measurement_specs, model_source, shard_source
+from curvd import blob_upload, credentials, measurement_specs, model_source, shard_source
 from curvd.errors import CurvdError, from_rpc_error
 from curvd.run import DEFAULT_UPLOADER, UPLOADERS, Run
 from curvd.v1 import curvd_service_pb2 as service_pb2
@@ -26,32 +26,43 @@ class Client:
     def __init__(self, target="localhost:50051", *, rpc_timeout=30.0, upload_timeout=600.0,
                  upload_attempts=3, keepalive_time=300.0, keepalive_timeout=20.0,
                  max_receive_message_bytes=16 << 20, load_balancing_policy="round_robin",
-                 max_reconnect_backoff=10.0):
+                 max_reconnect_backoff=10.0, token=None, root_certificates=None,
+                 private_key=None, certificate_chain=None, tls=None, tls_server_name=None):
         """`target` is host:port or any gRPC target. `rpc_timeout` bounds each
         unary call and `upload_timeout` one blob upload attempt, in seconds;
         `upload_attempts` counts the attempts after transport failures, each
         resuming where the server committed. `max_reconnect_backoff` caps the
         seconds between reconnection attempts to a server that went away (gRPC's
-        own default, 120 s, would leave a restarted server unused for minutes)."""
+        own default, 120 s, would leave a restarted server unused for minutes).
+
+        Credentials, each taken from the environment when None
+        (curvd.credentials lists the variables): `token`, the bearer token
+        sent with every call (it implies TLS); `root_certificates`, PEM of the
+        CAs that sign the server's certificate (else the system's roots);
+        `private_key` and `certificate_chain`, PEM for mutual TLS; `tls`, TLS
+        even without those; `tls_server_name`, the name to check the server's
+        certificate against. Raises CurvdError for an unreadable credential file."""
         self.target = target
+        resolved = credentials.resolve(token, root_certificates, private_key,
+                                       certificate_chain, tls, tls_server_name)
         # The keyword arguments, for a copy of this client in another process.
         self.options = dict(rpc_timeout=rpc_timeout, upload_timeout=upload_timeout,
                             upload_attempts=upload_attempts, keepalive_time=keepalive_time,
                             keepalive_timeout=keepalive_timeout,
                             max_receive_message_bytes=max_receive_message_bytes,
                             load_balancing_policy=load_balancing_policy,
-                            max_reconnect_backoff=max_reconnect_backoff)
+                            max_reconnect_backoff=max_reconnect_backoff, **resolved)
         self.rpc_timeout = rpc_timeout
         self.upload_timeout = upload_timeout
         self.upload_attempts = upload_attempts
-        self._channel = grpc.insecure_channel(target, options=[
+        self._channel = credentials.channel(target, [
             ("grpc.keepalive_time_ms", int(keepalive_time * 1000)),
             ("grpc.keepalive_timeout_ms", int(keepalive_timeout * 1000)),
             ("grpc.keepalive_permit_without_calls", 0),
             ("grpc.max_receive_message_length", max_receive_message_bytes),
             ("grpc.lb_policy_name", load_balancing_policy),
             ("grpc.max_reconnect_backoff_ms", int(max_reconnect_backoff * 1000)),
-        ])
+        ], **resolved)
         # The generated stub of curvd.v1.Curvd, for calls this class does not wrap.
         self.stub = service_pb2_grpc.CurvdStub(self._channel)
         self._write_blob = blob_upload.write_blob_method(self._channel)
