@@ -1,38 +1,41 @@
 # syntax=docker/dockerfile:1
-# curvd, CPU build, Debian 12. The build stage installs with the same script the
-# README uses; the runtime stage carries the binaries and only the shared
-# libraries they load, and runs as a non-root user.
+# curvd, CPU build, Debian 12 (the CUDA image is Dockerfile.cuda). Stages:
+#   compiled  installs with the README's script, builds curvd, curvctl and the
+#             example trainer, and stages them with the Debian packages that
+#             own the libraries they load (scripts/stage_image_files.sh)
+#   runtime   installs exactly those packages, copies the binaries, runs as the
+#             non-root user curvd (uid 10001) and keeps a read-only root: state
+#             in the volume /var/lib/curvd, file:// data under /data (mount it
+#             read-only), TLS and tokens under /etc/curvd (README, Deployment).
+# BINARIES names the stage or image holding /staging: the default compiles here;
+# scripts/build_image.sh --prebuilt passes an image of binaries that
+# scripts/build.sh already built (ADR 18).
 #   docker build -t curvd .
-#   docker run --rm -p 50051:50051 -p 9464:9464 -v "$PWD/state:/var/lib/curvd" curvd
+#   scripts/build_image.sh            # the same with podman, base image included
+ARG BINARIES=compiled
 
-FROM debian:bookworm AS build
+FROM debian:bookworm AS compiled
 WORKDIR /src
 COPY scripts/install_deps.sh scripts/install_deps.sh
-RUN scripts/install_deps.sh && rm -rf /var/lib/apt/lists/*
+RUN CURVD_SKIP_CONTAINER_TOOLS=1 scripts/install_deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCURVD_BUILD_TESTS=OFF \
- && ninja -C /build curvd curvctl curvd_example_trainer
-# The Debian packages that own the libraries the binaries load: the runtime
-# stage installs exactly these (and follows their own dependencies).
-RUN set -eu; \
-    for lib in $(ldd /build/bin/curvd /build/bin/curvctl /build/bin/curvd_example_trainer \
-                 | awk '/=> \//{print $3}' | sort -u); do \
-      dpkg -S "$lib" 2>/dev/null || dpkg -S "$(readlink -f "$lib")" 2>/dev/null \
-        || dpkg -S "/usr$lib" 2>/dev/null || dpkg -S "${lib#/usr}"; \
-    done | cut -d: -f1 | sort -u > /build/runtime-packages.txt; \
-    cat /build/runtime-packages.txt
+ && ninja -C /build curvd curvctl curvd_example_trainer \
+ && scripts/stage_image_files.sh /build/bin /staging
+
+FROM ${BINARIES} AS binaries
 
 FROM debian:bookworm-slim AS runtime
-COPY --from=build /build/runtime-packages.txt /tmp/runtime-packages.txt
+COPY --from=binaries /staging/runtime-packages.txt /tmp/runtime-packages.txt
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       $(cat /tmp/runtime-packages.txt) ca-certificates \
- && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages.txt \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /tmp/runtime-packages.txt \
  && useradd --system --uid 10001 --home-dir /var/lib/curvd --shell /usr/sbin/nologin curvd \
- && mkdir -p /var/lib/curvd /data \
+ && mkdir -p /var/lib/curvd /data /etc/curvd/tls /etc/curvd/tokens \
  && chown curvd:curvd /var/lib/curvd
-COPY --from=build /build/bin/curvd /build/bin/curvctl /build/bin/curvd_example_trainer /usr/local/bin/
-USER curvd
+COPY --from=binaries /staging/usr/local/bin/ /usr/local/bin/
+USER 10001:10001
 VOLUME ["/var/lib/curvd"]
 EXPOSE 50051 50052 9464
 ENTRYPOINT ["curvd"]

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages curvd builds, tests and demos with. Installs only
-# what is missing, so a second run takes a second. Needs root (or sudo).
+# Installs the Debian 12 packages curvd builds, tests and demos with, and the
+# container tools that build and run its image (scripts/build_image.sh). Installs
+# only what is missing, so a second run takes a second. Needs root (or sudo).
+#   CURVD_SKIP_CONTAINER_TOOLS=1  leave out podman, buildah, runc and debootstrap
+#                                 (inside the image's own build stage)
 set -euo pipefail
 
 packages=(
@@ -14,6 +17,9 @@ packages=(
   python3-pandas python3-matplotlib python3-yaml
   yamllint
 )
+if [ "${CURVD_SKIP_CONTAINER_TOOLS:-0}" != 1 ]; then
+  packages+=(podman buildah runc debootstrap)
+fi
 # Tools any package may provide: install Debian's only when none is on PATH (some
 # images ship their own kubectl package, which Debian's would conflict with).
 declare -A tool_packages=([kubectl]=kubernetes-client)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test with ctest: unit, service
-# and end-to-end tests, and the GPU-labelled ones only when a GPU is present;
+# and end-to-end tests, the container test (skipped, with the reason, where podman
+# cannot run containers), and the GPU-labelled ones only when a GPU is present;
 # never the slow ones (ctest -L slow runs those).
 # Prints a summary; exits non-zero when a test fails.
 #   CURVD_BUILD_DIR   build directory (default: build)
