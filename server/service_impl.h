@@ -22,7 +22,8 @@ inline constexpr int kMaxPageSize = 1000;
 // Registers a run. Idempotent for the same run_id and model (returns the stored
 // run); ALREADY_EXISTS for a different model; INVALID_ARGUMENT for a bad run_id
 // or model; FAILED_PRECONDITION if the archive blob is not uploaded;
-// PERMISSION_DENIED for an archive URI outside the data roots.
+// PERMISSION_DENIED for an archive URI outside the data roots. An empty run_id
+// gets a fresh one that this replica holds (ServiceOptions::placement).
 absl::Status CreateRunImpl(ServiceCore& core,
                            const curvd::v1::CreateRunRequest& request,
                            curvd::v1::Run* response);
