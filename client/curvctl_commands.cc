@@ -509,8 +509,7 @@ absl::StatusOr<v1::Checkpoint> EnsureCheckpoint(const ParsedFlags& flags,
       absl::StatusOr<std::string> weights = InitialZooWeights(
           run.model().zoo(), static_cast<uint64_t>(flags.Int("seed")));
       if (!weights.ok()) return weights.status();
-      absl::StatusOr<std::string> digest =
-          client.UploadBlob(*weights, run_id);
+      absl::StatusOr<std::string> digest = client.UploadBlob(*weights, run_id);
       if (!digest.ok()) return digest.status();
       checkpoint.set_format(v1::CHECKPOINT_FORMAT_SAFETENSORS);
       checkpoint.set_digest(*digest);

@@ -184,7 +184,8 @@ int main(int argc, char** argv) {
   curvd::server::ReplicaFlags replica_flags;
   replica_flags.index = absl::GetFlag(FLAGS_replica_index);
   replica_flags.replicas = absl::GetFlag(FLAGS_replicas);
-  replica_flags.address_template = absl::GetFlag(FLAGS_replica_address_template);
+  replica_flags.address_template =
+      absl::GetFlag(FLAGS_replica_address_template);
   replica_flags.addresses = absl::GetFlag(FLAGS_replica_addresses);
   if (absl::GetFlag(FLAGS_replica_index_from_hostname)) {
     char hostname[HOST_NAME_MAX + 1] = {};

@@ -95,9 +95,8 @@ absl::StatusOr<ReplicaPlacement> ReplicaPlacement::Create(
   }
   const int replicas = static_cast<int>(addresses.size());
   if (index < 0 || index >= replicas) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--replica_index must be in [0, ", replicas, "), got ",
-                     index));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--replica_index must be in [0, ", replicas, "), got ", index));
   }
   ReplicaPlacement placement;
   placement.index_ = index;

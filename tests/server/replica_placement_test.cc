@@ -40,7 +40,8 @@ TEST(RunPlacementKeyTest, IsTheFirstEightBytesOfSha256BigEndian) {
   EXPECT_EQ(RunPlacementKey("abc"), 0xba7816bf8f01cfeaULL);
 }
 
-TEST(ReplicaPlacementTest, SpreadsRunsEvenlyAndGrowingMovesRunsOnlyToTheNewOne) {
+TEST(ReplicaPlacementTest,
+     SpreadsRunsEvenlyAndGrowingMovesRunsOnlyToTheNewOne) {
   auto three = ReplicaPlacement::Create(0, kThree);
   std::vector<std::string> four_addresses = kThree;
   four_addresses.push_back("curvd-3.h:50051");

@@ -61,7 +61,8 @@ def _request_message(method, request):
 class RoutedChannel:
     """The channels to a replica set, through `target` and each replica a
     refusal named, made with `make_channel(address)` (so with the same
-    options and credentials). Thread-safe."""
+    options and credentials). Its multi-callables take a call's arguments
+    (timeout, metadata, ...) but offer no with_call or future. Thread-safe."""
 
     def __init__(self, target, make_channel):
         self._make_channel = make_channel
