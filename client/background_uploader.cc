@@ -141,7 +141,7 @@ CheckpointProcessor MeasureCheckpointProcessor(
           on_result = std::move(on_result), measurement_timeout](
              const PendingCheckpoint& pending) -> absl::Status {
     absl::StatusOr<std::string> digest =
-        client->UploadBlob(pending.safetensors);
+        client->UploadBlob(pending.safetensors, run_id);
     if (!digest.ok()) return digest.status();
     v1::Checkpoint checkpoint;
     checkpoint.set_step(pending.step);

@@ -222,7 +222,9 @@ std::vector<CommandDef> BuildCommands() {
        "FILE [flags]",
        "Uploads FILE as a content-addressed blob (1 MiB chunks, resumable) and "
        "prints its digest, sha256:<hex>.",
-       {ServerFlag()},
+       {ServerFlag(),
+        RunFlag("The run the blob is for: it is stored on that run's "
+                "replica. Empty: on the replica reached.")},
        1,
        1},
       {"measure", "--run ID --shard URI [flags]",
@@ -267,7 +269,15 @@ std::vector<CommandDef> BuildCommands() {
        {ServerFlag(), TimeoutFlag(), JsonFlag()},
        1,
        1},
-      {"runs", "[flags]", "Lists every run.", {ServerFlag(), JsonFlag()}, 0, 0},
+      {"runs",
+       "[flags]",
+       "Lists every run of the replica reached (a lone server's: every run).",
+       {ServerFlag(), JsonFlag(),
+        {"all_replicas", Type::kBool, "false",
+         "List the runs of every replica of the server's set, each asked "
+         "at the address the server names (docs/adr/0019)."}},
+       0,
+       0},
       {"results",
        "--run ID [--step N] [flags]",
        "Lists the measurements of a run, or of one of its checkpoints.",
@@ -429,7 +439,9 @@ absl::StatusOr<v1::ModelSpec> ModelFromFlags(const ParsedFlags& flags,
     absl::StatusOr<std::string> archive =
         ReadFileContents(flags.String("model"));
     if (!archive.ok()) return archive.status();
-    absl::StatusOr<std::string> digest = client.UploadBlob(*archive);
+    // To the run's replica; a server-chosen id is the receiving replica's.
+    absl::StatusOr<std::string> digest =
+        client.UploadBlob(*archive, flags.String("run"));
     if (!digest.ok()) return digest.status();
     model.set_archive_digest(*digest);
     return model;
@@ -510,7 +522,7 @@ int UploadCommand(const ParsedFlags& flags, std::ostream& out,
   absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
   if (!connected.ok()) return ExitFor(connected.status(), err);
   std::unique_ptr<Client> client = *std::move(connected);
-  absl::StatusOr<std::string> digest = client->UploadBlob(*bytes);
+  absl::StatusOr<std::string> digest = client->UploadBlob(*bytes, flags.String("run"));
   if (!digest.ok()) return ExitFor(digest.status(), err);
   out << *digest << "\n";
   return kExitOk;
@@ -530,7 +542,7 @@ absl::StatusOr<v1::Checkpoint> EnsureCheckpoint(const ParsedFlags& flags,
     absl::StatusOr<std::string> bytes =
         ReadFileContents(flags.String("weights"));
     if (!bytes.ok()) return bytes.status();
-    absl::StatusOr<std::string> digest = client.UploadBlob(*bytes);
+    absl::StatusOr<std::string> digest = client.UploadBlob(*bytes, run_id);
     if (!digest.ok()) return digest.status();
     checkpoint.set_format(v1::CHECKPOINT_FORMAT_SAFETENSORS);
     checkpoint.set_digest(*digest);
@@ -552,7 +564,7 @@ absl::StatusOr<v1::Checkpoint> EnsureCheckpoint(const ParsedFlags& flags,
       absl::StatusOr<std::string> weights = InitialZooWeights(
           run.model().zoo(), static_cast<uint64_t>(flags.Int("seed")));
       if (!weights.ok()) return weights.status();
-      absl::StatusOr<std::string> digest = client.UploadBlob(*weights);
+      absl::StatusOr<std::string> digest = client.UploadBlob(*weights, run_id);
       if (!digest.ok()) return digest.status();
       checkpoint.set_format(v1::CHECKPOINT_FORMAT_SAFETENSORS);
       checkpoint.set_digest(*digest);
@@ -709,7 +721,7 @@ absl::StatusOr<v1::Checkpoint> RecordCheckpointFile(
     Client& client, const std::string& run_id, const CheckpointFile& file) {
   absl::StatusOr<std::string> bytes = ReadFileContents(file.path);
   if (!bytes.ok()) return bytes.status();
-  absl::StatusOr<std::string> digest = client.UploadBlob(*bytes);
+  absl::StatusOr<std::string> digest = client.UploadBlob(*bytes, run_id);
   if (!digest.ok()) return digest.status();
   v1::Checkpoint checkpoint;
   checkpoint.set_step(file.step);
@@ -869,7 +881,9 @@ int RunsCommand(const ParsedFlags& flags, std::ostream& out,
   absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
   if (!connected.ok()) return ExitFor(connected.status(), err);
   std::unique_ptr<Client> client = *std::move(connected);
-  absl::StatusOr<std::vector<v1::Run>> runs = client->ListRuns();
+  absl::StatusOr<std::vector<v1::Run>> runs =
+      flags.Bool("all_replicas") ? client->ListRunsOfEveryReplica()
+                                 : client->ListRuns();
   if (!runs.ok()) return ExitFor(runs.status(), err);
   if (flags.Bool("json")) {
     v1::ListRunsResponse response;
@@ -997,7 +1011,10 @@ int ExportCommand(const ParsedFlags& flags, std::ostream& out,
   std::string blob;
   if (!gop->eigenvectors_blob_digest().empty()) {
     absl::StatusOr<std::string> read =
-        client->ReadBlob(gop->eigenvectors_blob_digest());
+        client->ReadBlob(gop->eigenvectors_blob_digest(),
+                         common::ParseMeasurementName(measurement->name())
+                             .value_or(common::MeasurementName())
+                             .run_id);
     if (!read.ok()) return ExitFor(read.status(), err);
     blob = *std::move(read);
   }

@@ -7,11 +7,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/replica_routing.h"
 #include "common/resource_names.h"
 
 namespace curvd::client {
@@ -64,6 +67,21 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& options) {
                                    args);
 }
 
+// The owner's address in a replica's refusal of a call about a run it does
+// not hold (docs/adr/0019), or nullopt.
+std::optional<std::string> OwnerNamed(const grpc::Status& status,
+                                      const grpc::ClientContext& context) {
+  if (status.error_code() != grpc::StatusCode::FAILED_PRECONDITION) {
+    return std::nullopt;
+  }
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto owner = trailers.find(
+      grpc::string_ref(common::kOwnerMetadataKey.data(),
+                       common::kOwnerMetadataKey.size()));
+  if (owner == trailers.end() || owner->second.empty()) return std::nullopt;
+  return std::string(owner->second.data(), owner->second.size());
+}
+
 // Calls `list(page_token, response)` until the server stops returning a token,
 // appending each page's items with `take(response, out)`.
 template <typename Response, typename Item, typename ListFn, typename TakeFn>
@@ -105,6 +123,50 @@ Client::Client(std::shared_ptr<grpc::Channel> channel,
       channel_(std::move(channel)),
       stub_(v1::Curvd::NewStub(channel_)) {}
 
+std::shared_ptr<Client::Stub> Client::StubFor(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  auto replica = run_replicas_.find(run_id);
+  if (replica == run_replicas_.end()) return stub_;
+  return replica_stubs_.at(replica->second);
+}
+
+std::shared_ptr<Client::Stub> Client::Remember(const std::string& run_id,
+                                               const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<Stub>& stub = replica_stubs_[address];
+  if (stub == nullptr) {
+    ConnectionOptions replica = options_;
+    replica.target = address;
+    stub = v1::Curvd::NewStub(MakeChannel(replica));
+  }
+  run_replicas_[run_id] = address;
+  return stub;
+}
+
+grpc::Status Client::Routed(const std::string& run_id,
+                            const ContextFactory& make_context,
+                            const Call& call) {
+  std::unique_ptr<grpc::ClientContext> context = make_context();
+  grpc::Status status = call(*StubFor(run_id), context.get());
+  std::optional<std::string> owner = OwnerNamed(status, *context);
+  if (!owner.has_value() || run_id.empty()) return status;
+  std::shared_ptr<Stub> stub = Remember(run_id, *owner);
+  context = make_context();
+  return call(*stub, context.get());
+}
+
+template <typename Request, typename Response>
+absl::Status Client::Unary(grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                                        const Request&,
+                                                        Response*),
+                           const Request& request, Response* response) {
+  return FromGrpcStatus(Routed(
+      common::RunIdOf(request).value_or(""), [this] { return UnaryContext(); },
+      [&](Stub& stub, grpc::ClientContext* context) {
+        return (stub.*method)(context, request, response);
+      }));
+}
+
 absl::Status Client::WaitForConnected(absl::Duration timeout) {
   if (channel_->WaitForConnected(Deadline(timeout))) return absl::OkStatus();
   return absl::UnavailableError(absl::StrCat(
@@ -118,6 +180,12 @@ std::unique_ptr<grpc::ClientContext> Client::UnaryContext() const {
   return context;
 }
 
+std::unique_ptr<grpc::ClientContext> Client::UploadContext() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(Deadline(options_.upload_timeout));
+  return context;
+}
+
 absl::StatusOr<v1::Run> Client::CreateRun(const std::string& run_id,
                                           const v1::ModelSpec& model,
                                           const std::string& display_name) {
@@ -126,9 +194,8 @@ absl::StatusOr<v1::Run> Client::CreateRun(const std::string& run_id,
   *request.mutable_run()->mutable_model() = model;
   request.mutable_run()->set_display_name(display_name);
   v1::Run run;
-  auto context = UnaryContext();
-  grpc::Status status = stub_->CreateRun(context.get(), request, &run);
-  if (!status.ok()) return FromGrpcStatus(status);
+  absl::Status status = Unary(&Stub::CreateRun, request, &run);
+  if (!status.ok()) return status;
   return run;
 }
 
@@ -136,21 +203,56 @@ absl::StatusOr<v1::Run> Client::GetRun(const std::string& name) {
   v1::GetRunRequest request;
   request.set_name(name);
   v1::Run run;
-  auto context = UnaryContext();
-  grpc::Status status = stub_->GetRun(context.get(), request, &run);
-  if (!status.ok()) return FromGrpcStatus(status);
+  absl::Status status = Unary(&Stub::GetRun, request, &run);
+  if (!status.ok()) return status;
   return run;
 }
 
 absl::StatusOr<std::vector<v1::Run>> Client::ListRuns(int page_size) {
+  return ListRunsOf(*stub_, page_size, nullptr);
+}
+
+absl::StatusOr<std::vector<v1::Run>> Client::ListRunsOfEveryReplica(
+    int page_size) {
+  std::string replicas;
+  absl::StatusOr<std::vector<v1::Run>> runs =
+      ListRunsOf(*stub_, page_size, &replicas);
+  if (!runs.ok() || replicas.empty()) return runs;
+  std::vector<v1::Run> all;
+  for (absl::string_view address : absl::StrSplit(replicas, ',')) {
+    ConnectionOptions replica = options_;
+    replica.target = std::string(address);
+    std::unique_ptr<Stub> stub = v1::Curvd::NewStub(MakeChannel(replica));
+    absl::StatusOr<std::vector<v1::Run>> listed =
+        ListRunsOf(*stub, page_size, nullptr);
+    if (!listed.ok()) {
+      return absl::Status(listed.status().code(),
+                          absl::StrCat("listing the runs of replica ", address,
+                                       ": ", listed.status().message()));
+    }
+    all.insert(all.end(), listed->begin(), listed->end());
+  }
+  return all;
+}
+
+absl::StatusOr<std::vector<v1::Run>> Client::ListRunsOf(Stub& stub,
+                                                        int page_size,
+                                                        std::string* replicas) {
   return ListAllPages<v1::ListRunsResponse, v1::Run>(
       [&](const std::string& token, v1::ListRunsResponse* response) {
         v1::ListRunsRequest request;
         request.set_page_size(page_size);
         request.set_page_token(token);
         auto context = UnaryContext();
-        return FromGrpcStatus(
-            stub_->ListRuns(context.get(), request, response));
+        grpc::Status status = stub.ListRuns(context.get(), request, response);
+        const auto& trailers = context->GetServerTrailingMetadata();
+        auto named = trailers.find(
+            grpc::string_ref(common::kReplicasMetadataKey.data(),
+                             common::kReplicasMetadataKey.size()));
+        if (replicas != nullptr && named != trailers.end()) {
+          replicas->assign(named->second.data(), named->second.size());
+        }
+        return FromGrpcStatus(status);
       },
       [](const v1::ListRunsResponse& response, std::vector<v1::Run>* out) {
         out->insert(out->end(), response.runs().begin(), response.runs().end());
@@ -159,37 +261,43 @@ absl::StatusOr<std::vector<v1::Run>> Client::ListRuns(int page_size) {
 
 absl::StatusOr<v1::BlobStatus> Client::WriteBlobFrom(absl::string_view bytes,
                                                      const std::string& digest,
-                                                     int64_t offset) {
-  grpc::ClientContext context;
-  context.set_deadline(Deadline(options_.upload_timeout));
+                                                     const std::string& run_id,
+                                                     int64_t from) {
   v1::BlobStatus result;
-  std::unique_ptr<grpc::ClientWriter<v1::WriteBlobRequest>> writer =
-      stub_->WriteBlob(&context, &result);
   const int64_t size = static_cast<int64_t>(bytes.size());
-  bool first = true;
-  // An empty remainder still needs one message to carry finish_write.
-  do {
-    const int64_t length = std::min(kUploadChunkBytes, size - offset);
-    v1::WriteBlobRequest request;
-    if (first) {
-      request.set_digest(digest);
-      request.set_size_bytes(size);
-      first = false;
-    }
-    request.set_write_offset(offset);
-    request.set_data(bytes.data() + offset, static_cast<size_t>(length));
-    offset += length;
-    request.set_finish_write(offset == size);
-    // A failed Write means the stream is broken; Finish says why.
-    if (!writer->Write(request)) break;
-  } while (offset < size);
-  writer->WritesDone();
-  grpc::Status status = writer->Finish();
+  grpc::Status status = Routed(
+      run_id, [this] { return UploadContext(); },
+      [&](Stub& stub, grpc::ClientContext* context) {
+        std::unique_ptr<grpc::ClientWriter<v1::WriteBlobRequest>> writer =
+            stub.WriteBlob(context, &result);
+        int64_t offset = from;
+        bool first = true;
+        // An empty remainder still needs one message to carry finish_write.
+        do {
+          const int64_t length = std::min(kUploadChunkBytes, size - offset);
+          v1::WriteBlobRequest request;
+          if (first) {
+            request.set_digest(digest);
+            request.set_size_bytes(size);
+            if (!run_id.empty()) request.set_run(common::RunName(run_id));
+            first = false;
+          }
+          request.set_write_offset(offset);
+          request.set_data(bytes.data() + offset, static_cast<size_t>(length));
+          offset += length;
+          request.set_finish_write(offset == size);
+          // A failed Write means the stream is broken; Finish says why.
+          if (!writer->Write(request)) break;
+        } while (offset < size);
+        writer->WritesDone();
+        return writer->Finish();
+      });
   if (!status.ok()) return FromGrpcStatus(status);
   return result;
 }
 
-absl::StatusOr<std::string> Client::UploadBlob(absl::string_view bytes) {
+absl::StatusOr<std::string> Client::UploadBlob(absl::string_view bytes,
+                                               const std::string& run_id) {
   const std::string digest = Sha256Digest(bytes);
   absl::Status last_error;
   for (int attempt = 0; attempt < std::max(1, options_.upload_attempts);
@@ -197,21 +305,21 @@ absl::StatusOr<std::string> Client::UploadBlob(absl::string_view bytes) {
     if (attempt > 0) absl::SleepFor(absl::Milliseconds(200) * (1 << attempt));
     v1::GetBlobStatusRequest request;
     request.set_digest(digest);
+    if (!run_id.empty()) request.set_run(common::RunName(run_id));
     v1::BlobStatus blob;
-    auto context = UnaryContext();
-    grpc::Status rpc = stub_->GetBlobStatus(context.get(), request, &blob);
+    absl::Status rpc = Unary(&Stub::GetBlobStatus, request, &blob);
     int64_t offset = 0;
     if (rpc.ok()) {
       if (blob.complete()) return digest;
       offset = blob.committed_size_bytes();
-    } else if (rpc.error_code() != grpc::StatusCode::NOT_FOUND) {
-      last_error = FromGrpcStatus(rpc);
+    } else if (!absl::IsNotFound(rpc)) {
+      last_error = rpc;
       if (!IsRetryable(last_error)) return last_error;
       continue;
     }
     if (offset < 0 || offset > static_cast<int64_t>(bytes.size())) offset = 0;
     absl::StatusOr<v1::BlobStatus> written =
-        WriteBlobFrom(bytes, digest, offset);
+        WriteBlobFrom(bytes, digest, run_id, offset);
     if (written.ok()) {
       if (written->complete()) return digest;
       last_error = absl::DataLossError(absl::StrCat(
@@ -228,7 +336,8 @@ absl::StatusOr<std::string> Client::UploadBlob(absl::string_view bytes) {
                                    " attempts: ", last_error.message()));
 }
 
-absl::StatusOr<std::string> Client::ReadBlob(const std::string& digest) {
+absl::StatusOr<std::string> Client::ReadBlob(const std::string& digest,
+                                             const std::string& run_id) {
   std::string bytes;
   absl::Status last_error;
   for (int attempt = 0; attempt < std::max(1, options_.upload_attempts);
@@ -237,13 +346,16 @@ absl::StatusOr<std::string> Client::ReadBlob(const std::string& digest) {
     v1::ReadBlobRequest request;
     request.set_digest(digest);
     request.set_read_offset(static_cast<int64_t>(bytes.size()));
-    grpc::ClientContext context;
-    context.set_deadline(Deadline(options_.upload_timeout));
-    std::unique_ptr<grpc::ClientReader<v1::ReadBlobResponse>> reader =
-        stub_->ReadBlob(&context, request);
-    v1::ReadBlobResponse chunk;
-    while (reader->Read(&chunk)) bytes.append(chunk.data());
-    last_error = FromGrpcStatus(reader->Finish());
+    if (!run_id.empty()) request.set_run(common::RunName(run_id));
+    last_error = FromGrpcStatus(Routed(
+        run_id, [this] { return UploadContext(); },
+        [&](Stub& stub, grpc::ClientContext* context) {
+          std::unique_ptr<grpc::ClientReader<v1::ReadBlobResponse>> reader =
+              stub.ReadBlob(context, request);
+          v1::ReadBlobResponse chunk;
+          while (reader->Read(&chunk)) bytes.append(chunk.data());
+          return reader->Finish();
+        }));
     if (last_error.ok()) {
       if (Sha256Digest(bytes) != digest) {
         return absl::DataLossError(absl::StrCat(
@@ -266,10 +378,8 @@ absl::StatusOr<v1::Checkpoint> Client::CreateCheckpoint(
   request.set_parent(common::RunName(run_id));
   *request.mutable_checkpoint() = checkpoint;
   v1::Checkpoint created;
-  auto context = UnaryContext();
-  grpc::Status status =
-      stub_->CreateCheckpoint(context.get(), request, &created);
-  if (!status.ok()) return FromGrpcStatus(status);
+  absl::Status status = Unary(&Stub::CreateCheckpoint, request, &created);
+  if (!status.ok()) return status;
   return created;
 }
 
@@ -277,10 +387,8 @@ absl::StatusOr<v1::Checkpoint> Client::GetCheckpoint(const std::string& name) {
   v1::GetCheckpointRequest request;
   request.set_name(name);
   v1::Checkpoint checkpoint;
-  auto context = UnaryContext();
-  grpc::Status status =
-      stub_->GetCheckpoint(context.get(), request, &checkpoint);
-  if (!status.ok()) return FromGrpcStatus(status);
+  absl::Status status = Unary(&Stub::GetCheckpoint, request, &checkpoint);
+  if (!status.ok()) return status;
   return checkpoint;
 }
 
@@ -292,9 +400,7 @@ absl::StatusOr<std::vector<v1::Checkpoint>> Client::ListCheckpoints(
         request.set_parent(run_name);
         request.set_page_size(page_size);
         request.set_page_token(token);
-        auto context = UnaryContext();
-        return FromGrpcStatus(
-            stub_->ListCheckpoints(context.get(), request, response));
+        return Unary(&Stub::ListCheckpoints, request, response);
       },
       [](const v1::ListCheckpointsResponse& response,
          std::vector<v1::Checkpoint>* out) {
@@ -311,10 +417,8 @@ absl::StatusOr<v1::Measurement> Client::CreateMeasurement(
   *request.mutable_spec() = spec;
   request.set_request_id(request_id);
   v1::Measurement measurement;
-  auto context = UnaryContext();
-  grpc::Status status =
-      stub_->CreateMeasurement(context.get(), request, &measurement);
-  if (!status.ok()) return FromGrpcStatus(status);
+  absl::Status status = Unary(&Stub::CreateMeasurement, request, &measurement);
+  if (!status.ok()) return status;
   return measurement;
 }
 
@@ -323,10 +427,8 @@ absl::StatusOr<v1::Measurement> Client::GetMeasurement(
   v1::GetMeasurementRequest request;
   request.set_name(name);
   v1::Measurement measurement;
-  auto context = UnaryContext();
-  grpc::Status status =
-      stub_->GetMeasurement(context.get(), request, &measurement);
-  if (!status.ok()) return FromGrpcStatus(status);
+  absl::Status status = Unary(&Stub::GetMeasurement, request, &measurement);
+  if (!status.ok()) return status;
   return measurement;
 }
 
@@ -338,9 +440,7 @@ absl::StatusOr<std::vector<v1::Measurement>> Client::ListMeasurements(
         request.set_parent(parent);
         request.set_page_size(page_size);
         request.set_page_token(token);
-        auto context = UnaryContext();
-        return FromGrpcStatus(
-            stub_->ListMeasurements(context.get(), request, response));
+        return Unary(&Stub::ListMeasurements, request, response);
       },
       [](const v1::ListMeasurementsResponse& response,
          std::vector<v1::Measurement>* out) {
@@ -354,10 +454,8 @@ absl::StatusOr<v1::Measurement> Client::CancelMeasurement(
   v1::CancelMeasurementRequest request;
   request.set_name(name);
   v1::Measurement measurement;
-  auto context = UnaryContext();
-  grpc::Status status =
-      stub_->CancelMeasurement(context.get(), request, &measurement);
-  if (!status.ok()) return FromGrpcStatus(status);
+  absl::Status status = Unary(&Stub::CancelMeasurement, request, &measurement);
+  if (!status.ok()) return status;
   return measurement;
 }
 
@@ -381,16 +479,18 @@ absl::StatusOr<v1::Measurement> Client::WaitMeasurement(
   absl::Status last_error = absl::DeadlineExceededError(
       absl::StrCat("measurement ", name, " did not finish within ",
                    absl::FormatDuration(timeout)));
+  v1::WatchMeasurementRequest request;
+  request.set_name(name);
+  const std::string run_id = common::RunIdOf(request).value_or("");
+  bool redirected = false;
   while (absl::Now() < deadline) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
     // A reattach during a server restart waits for the channel instead of
     // failing at once.
     context.set_wait_for_ready(true);
-    v1::WatchMeasurementRequest request;
-    request.set_name(name);
     std::unique_ptr<grpc::ClientReader<v1::Measurement>> reader =
-        stub_->WatchMeasurement(&context, request);
+        StubFor(run_id)->WatchMeasurement(&context, request);
     v1::Measurement measurement;
     bool received = false;
     while (reader->Read(&measurement)) {
@@ -402,7 +502,15 @@ absl::StatusOr<v1::Measurement> Client::WaitMeasurement(
         return measurement;
       }
     }
-    absl::Status status = FromGrpcStatus(reader->Finish());
+    const grpc::Status finished = reader->Finish();
+    // A replica that does not hold the run names the one that does.
+    if (std::optional<std::string> owner = OwnerNamed(finished, context);
+        owner.has_value() && !redirected && !run_id.empty()) {
+      Remember(run_id, *owner);
+      redirected = true;
+      continue;
+    }
+    absl::Status status = FromGrpcStatus(finished);
     if (!status.ok() && !IsRetryable(status) && !absl::IsCancelled(status)) {
       return status;
     }

@@ -2,6 +2,9 @@
 // that return absl::Status/StatusOr, a chunked resumable blob upload, a
 // measurement wait that reattaches to its watch stream, and List* calls that
 // follow every page. The proto is the real interface; this is a convenience.
+// With several replicas (docs/adr/0019) every call about a run goes to the
+// replica that holds it: a replica's refusal naming the owner is followed once
+// and remembered for the run, so one address of the set is all a client needs.
 #ifndef CURVD_CLIENT_CURVD_CLIENT_H_
 #define CURVD_CLIENT_CURVD_CLIENT_H_
 
@@ -13,9 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/measurements.h"
 #include "curvd/v1/curvd_service.grpc.pb.h"
@@ -46,8 +52,9 @@ struct ConnectionOptions {
   // Upload attempts after a transport failure, each resuming where the server
   // committed.
   int upload_attempts = 3;
-  // Load-balancing policy; round_robin spreads runs over replicas behind a
-  // headless Service.
+  // Load-balancing policy; round_robin spreads new runs over replicas behind
+  // a headless Service (a server-chosen run id stays where it was created;
+  // calls about an existing run reach its replica by redirect).
   std::string load_balancing_policy = "round_robin";
 
   // Credentials (ApplyCredentials fills them from flags and the environment).
@@ -86,8 +93,10 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 using ::curvd::common::IsTerminal;
 using ::curvd::common::KindName;
 
-// A connection to one curvd server. Thread-safe: calls may come from several
-// threads at once (gRPC channels and stubs are).
+// A connection to one curvd server, or to a replica set through any of its
+// replicas. Thread-safe: calls may come from several threads at once (gRPC
+// channels and stubs are). The channel to a replica that a refusal names is
+// made as the target's is (ConnectionOptions, the same credentials).
 class Client {
  public:
   // Creates a channel to options.target; it connects lazily on the first call,
@@ -109,8 +118,14 @@ class Client {
       const std::string& display_name = "");
   // `name` is "runs/{run}"; NOT_FOUND when it is unknown.
   absl::StatusOr<curvd::v1::Run> GetRun(const std::string& name);
-  // Every run, following next_page_token; `page_size` bounds each response.
+  // Every run of the replica reached, following next_page_token; `page_size`
+  // bounds each response.
   absl::StatusOr<std::vector<curvd::v1::Run>> ListRuns(int page_size = 100);
+  // Every run of every replica: the runs of each replica that the target's
+  // ListRuns names (trailer curvd-replicas), in replica order; a lone server's
+  // runs when it names none. The first error of any replica is returned.
+  absl::StatusOr<std::vector<curvd::v1::Run>> ListRunsOfEveryReplica(
+      int page_size = 100);
 
   // Uploads `bytes` as a content-addressed blob and returns its digest. Asks
   // GetBlobStatus first, so a stored blob costs no transfer and an interrupted
@@ -118,7 +133,10 @@ class Client {
   // options().upload_attempts times. Errors other than UNAVAILABLE,
   // DEADLINE_EXCEEDED and ABORTED are returned at once (RESOURCE_EXHAUSTED for
   // a blob over the server's limit, INVALID_ARGUMENT for a digest mismatch).
-  absl::StatusOr<std::string> UploadBlob(absl::string_view bytes);
+  // `run_id`, when set, is the run the blob is for: it goes to that run's
+  // replica (a checkpoint or an archive must be uploaded there).
+  absl::StatusOr<std::string> UploadBlob(absl::string_view bytes,
+                                         const std::string& run_id = "");
 
   // The bytes of the committed blob `digest` (an upload, or an array the server
   // stored, such as a gop result's eigenvectors), read with ReadBlob. A
@@ -126,7 +144,10 @@ class Client {
   // the bytes received, up to options().upload_attempts streams in all, each
   // under upload_timeout. NOT_FOUND for a blob not stored, INVALID_ARGUMENT
   // for a malformed digest, DATA_LOSS when the bytes do not hash to `digest`.
-  absl::StatusOr<std::string> ReadBlob(const std::string& digest);
+  // `run_id`, when set, is the run whose result or upload the blob is: it is
+  // read from that run's replica.
+  absl::StatusOr<std::string> ReadBlob(const std::string& digest,
+                                       const std::string& run_id = "");
 
   // Records `checkpoint` (step, format, digest or uri, train_loss) under run
   // `run_id`. Idempotent for the same step and content.
@@ -169,16 +190,51 @@ class Client {
       absl::Duration timeout);
 
  private:
+  using Stub = curvd::v1::Curvd::Stub;
+  using ContextFactory = std::function<std::unique_ptr<grpc::ClientContext>()>;
+  using Call = std::function<grpc::Status(Stub&, grpc::ClientContext*)>;
+
   // A context with the unary deadline.
   std::unique_ptr<grpc::ClientContext> UnaryContext() const;
+  // A context with the upload deadline.
+  std::unique_ptr<grpc::ClientContext> UploadContext() const;
+  // The stub for calls about run `run_id`: the replica a refusal named for it,
+  // else the target's (also for "", a call about no run).
+  std::shared_ptr<Stub> StubFor(const std::string& run_id);
+  // The stub of the replica at `address`, remembered as `run_id`'s.
+  std::shared_ptr<Stub> Remember(const std::string& run_id,
+                                 const std::string& address);
+  // Runs `call` with a context from `make_context` on the stub for `run_id`;
+  // when the answer is a replica's refusal naming the owner, remembers the
+  // owner and runs it once more there.
+  grpc::Status Routed(const std::string& run_id,
+                      const ContextFactory& make_context, const Call& call);
+  // A unary `method` of the stub, routed by the run `request` is about.
+  template <typename Request, typename Response>
+  absl::Status Unary(grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                                  const Request&, Response*),
+                     const Request& request, Response* response);
+  // Every run of the replica behind `stub`; `replicas` gets its
+  // curvd-replicas trailer, if it is not null.
+  absl::StatusOr<std::vector<curvd::v1::Run>> ListRunsOf(Stub& stub,
+                                                         int page_size,
+                                                         std::string* replicas);
   // One WriteBlob stream from the committed offset; returns the final status.
   absl::StatusOr<curvd::v1::BlobStatus> WriteBlobFrom(absl::string_view bytes,
                                                       const std::string& digest,
+                                                      const std::string& run_id,
                                                       int64_t offset);
 
   ConnectionOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<curvd::v1::Curvd::Stub> stub_;
+  std::shared_ptr<Stub> stub_;
+  absl::Mutex mu_;
+  // The stub of each replica a refusal named, by address, and the address of
+  // each run's replica where it is not the target.
+  absl::flat_hash_map<std::string, std::shared_ptr<Stub>> replica_stubs_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> run_replicas_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace curvd::client

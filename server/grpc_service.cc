@@ -6,6 +6,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/measurements.h"
@@ -13,6 +14,7 @@
 #include "server/blob_download.h"
 #include "server/grpc_status.h"
 #include "server/metrics.h"
+#include "server/replica_placement.h"
 #include "server/service_impl.h"
 #include "server/token_auth_processor.h"
 
@@ -42,14 +44,22 @@ class RpcRecord {
 };
 
 // Runs `impl` on the storage executor, which finishes the call: the gRPC
-// thread returns the reactor at once.
-// `impl` is called as impl(core, *request, response) -> absl::Status.
+// thread returns the reactor at once. A call about a run that another replica
+// holds is refused on the gRPC thread (deciding costs one hash), naming the
+// owner. `impl` is called as impl(core, *request, response) -> absl::Status.
 template <typename Request, typename Response, typename Impl>
 grpc::ServerUnaryReactor* Unary(ServiceCore& core, RpcMethod method, Impl impl,
                                 grpc::CallbackServerContext* context,
                                 const Request* request, Response* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   RpcRecord record(core.metrics(), method);
+  if (absl::Status placed = core.options().placement.Check(*request);
+      !placed.ok()) {
+    grpc::Status status = ToGrpcStatus(placed, context);
+    record.Finish(status);
+    reactor->Finish(status);
+    return reactor;
+  }
   core.storage().Schedule([&core, impl, request, response, reactor,
                            record]() mutable {
     grpc::Status status = ToGrpcStatus(impl(core, *request, response));
@@ -74,11 +84,12 @@ std::string ClientOf(const std::string& peer) {
 class WriteBlobReactor final
     : public grpc::ServerReadReactor<v1::WriteBlobRequest> {
  public:
-  WriteBlobReactor(ServiceCore& core, const std::string& peer,
+  WriteBlobReactor(ServiceCore& core, grpc::CallbackServerContext* context,
                    v1::BlobStatus* response)
       : core_(core),
+        context_(context),
         record_(core.metrics(), RpcMethod::kWriteBlob),
-        upload_(core, ClientOf(peer)),
+        upload_(core, ClientOf(context->peer())),
         response_(response) {
     StartRead(&request_);
   }
@@ -97,6 +108,15 @@ class WriteBlobReactor final
       End(upload_.OnClientDone(response_));
       return;
     }
+    // The first message names the blob, and the run it is for, if any.
+    if (first_) {
+      first_ = false;
+      absl::Status placed = core_.options().placement.Check(request_);
+      if (!placed.ok()) {
+        End(placed);
+        return;
+      }
+    }
     bool done = false;
     absl::Status status = upload_.OnMessage(request_, &done, response_);
     if (!status.ok() || done) {
@@ -108,16 +128,18 @@ class WriteBlobReactor final
 
   void End(const absl::Status& status) {
     upload_.Release();
-    grpc::Status grpc_status = ToGrpcStatus(status);
+    grpc::Status grpc_status = ToGrpcStatus(status, context_);
     record_.Finish(grpc_status);
     Finish(grpc_status);
   }
 
   ServiceCore& core_;
+  grpc::CallbackServerContext* const context_;
   RpcRecord record_;
   BlobUpload upload_;
   v1::BlobStatus* const response_;
   v1::WriteBlobRequest request_;
+  bool first_ = true;
 };
 
 // Each chunk is read on the storage executor, and the next one only once
@@ -125,8 +147,14 @@ class WriteBlobReactor final
 class ReadBlobReactor final
     : public grpc::ServerWriteReactor<v1::ReadBlobResponse> {
  public:
-  ReadBlobReactor(ServiceCore& core, const v1::ReadBlobRequest& request)
+  ReadBlobReactor(ServiceCore& core, grpc::CallbackServerContext* context,
+                  const v1::ReadBlobRequest& request)
       : core_(core), record_(core.metrics(), RpcMethod::kReadBlob) {
+    if (absl::Status placed = core.options().placement.Check(request);
+        !placed.ok()) {
+      End(ToGrpcStatus(placed, context));
+      return;
+    }
     core_.storage().Schedule([this, request] {
       const absl::Status opened = download_.Open(core_.blobs(), request);
       if (!opened.ok()) {
@@ -180,12 +208,14 @@ using ::curvd::common::IsTerminal;
 // it, because gRPC may run a reaction inline on the calling thread.
 class WatchReactor final : public grpc::ServerWriteReactor<v1::Measurement> {
  public:
-  WatchReactor(ServiceCore& core, const v1::WatchMeasurementRequest& request)
+  WatchReactor(ServiceCore& core, grpc::CallbackServerContext* context,
+               const v1::WatchMeasurementRequest& request)
       : record_(core.metrics(), RpcMethod::kWatchMeasurement),
         inbox_(std::make_shared<Inbox>()) {
     absl::Status valid = ParseMeasurementName(request.name()).status();
+    if (valid.ok()) valid = core.options().placement.Check(request);
     if (!valid.ok()) {
-      Act(FinishAction(ToGrpcStatus(valid)));
+      Act(FinishAction(ToGrpcStatus(valid, context)));
       return;
     }
     {
@@ -370,19 +400,25 @@ grpc::ServerUnaryReactor* CurvdService::GetRun(
 grpc::ServerUnaryReactor* CurvdService::ListRuns(
     grpc::CallbackServerContext* context, const v1::ListRunsRequest* request,
     v1::ListRunsResponse* response) {
+  // Each replica lists its own runs; the set's addresses let a client list
+  // the others too.
+  const ReplicaPlacement& placement = core_->options().placement;
+  if (placement.replicas() > 1) {
+    context->AddTrailingMetadata(std::string(kReplicasMetadataKey),
+                                 absl::StrJoin(placement.addresses(), ","));
+  }
   return Unary(*core_, RpcMethod::kListRuns, &ListRunsImpl, context, request,
                response);
 }
 
 grpc::ServerReadReactor<v1::WriteBlobRequest>* CurvdService::WriteBlob(
     grpc::CallbackServerContext* context, v1::BlobStatus* response) {
-  return new WriteBlobReactor(*core_, context->peer(), response);
+  return new WriteBlobReactor(*core_, context, response);
 }
 
 grpc::ServerWriteReactor<v1::ReadBlobResponse>* CurvdService::ReadBlob(
-    grpc::CallbackServerContext* /*context*/,
-    const v1::ReadBlobRequest* request) {
-  return new ReadBlobReactor(*core_, *request);
+    grpc::CallbackServerContext* context, const v1::ReadBlobRequest* request) {
+  return new ReadBlobReactor(*core_, context, *request);
 }
 
 grpc::ServerUnaryReactor* CurvdService::GetBlobStatus(
@@ -437,9 +473,9 @@ grpc::ServerUnaryReactor* CurvdService::ListMeasurements(
 }
 
 grpc::ServerWriteReactor<v1::Measurement>* CurvdService::WatchMeasurement(
-    grpc::CallbackServerContext* /*context*/,
+    grpc::CallbackServerContext* context,
     const v1::WatchMeasurementRequest* request) {
-  return new WatchReactor(*core_, *request);
+  return new WatchReactor(*core_, context, *request);
 }
 
 grpc::ServerUnaryReactor* CurvdService::CancelMeasurement(

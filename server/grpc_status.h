@@ -2,6 +2,7 @@
 #ifndef CURVD_SERVER_GRPC_STATUS_H_
 #define CURVD_SERVER_GRPC_STATUS_H_
 
+#include <grpcpp/server_context.h>
 #include <grpcpp/support/status.h>
 
 #include <cstddef>
@@ -18,6 +19,13 @@ inline constexpr size_t kMaxGrpcErrorMessageBytes = 1024;
 // absl::StatusCode and grpc::StatusCode agree) and its message, truncated to
 // kMaxGrpcErrorMessageBytes. Thread-safe; pure.
 grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// The same, and the owning replica's address of a misrouted call
+// (OwnerAddress in replica_placement.h) added to `context`'s trailing metadata
+// under kOwnerMetadataKey, where clients look for it. Call before the call
+// finishes.
+grpc::Status ToGrpcStatus(const absl::Status& status,
+                          grpc::ServerContextBase* context);
 
 }  // namespace curvd::server
 

@@ -1,6 +1,7 @@
 // curvd: the loss-landscape curvature measurement server.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <climits>
 #include <cstdint>
@@ -124,6 +125,25 @@ ABSL_FLAG(int32_t, worker_nice, 10,
           "starts inherit it: a trainer on the same host keeps the cores it "
           "needs while measurements use what is left. gRPC serving threads "
           "keep the process's priority. 0 leaves the workers as they are.");
+ABSL_FLAG(int32_t, replicas, 1,
+          "Replicas in this server's set, each with its own state: every run "
+          "is held by one, chosen by a hash of its id over this count "
+          "(docs/adr/0019), and other replicas refuse calls about it with "
+          "FAILED_PRECONDITION naming the owner. Runs stay on their replica "
+          "only while the count is unchanged.");
+ABSL_FLAG(int32_t, replica_index, 0,
+          "This server's index in its replica set, in [0, --replicas).");
+ABSL_FLAG(bool, replica_index_from_hostname, false,
+          "Take --replica_index from the host name's ordinal, as a "
+          "StatefulSet names its pods (curvd-2 is replica 2).");
+ABSL_FLAG(std::string, replica_address_template, "",
+          "Each replica's address as clients reach it, \"{index}\" standing "
+          "for its index, e.g. \"curvd-{index}.curvd-headless:50051\"; "
+          "required when --replicas > 1 and --replica_addresses is empty.");
+ABSL_FLAG(std::string, replica_addresses, "",
+          "Every replica's address, comma-separated in index order, instead "
+          "of --replica_address_template (hosts that follow no pattern, "
+          "local tests).");
 ABSL_FLAG(int64_t, shutdown_grace_seconds, 30,
           "On SIGTERM/SIGINT, seconds running measurements get to finish "
           "before they are cancelled. The process exits within this plus 2 "
@@ -236,6 +256,23 @@ int main(int argc, char** argv) {
                                     curvd::core::Engine::CudaDeviceCount());
   if (!devices.ok()) return Fail(std::string(devices.status().message()));
   options.service.devices = *devices;
+  curvd::server::ReplicaFlags replica_flags;
+  replica_flags.index = absl::GetFlag(FLAGS_replica_index);
+  replica_flags.replicas = absl::GetFlag(FLAGS_replicas);
+  replica_flags.address_template =
+      absl::GetFlag(FLAGS_replica_address_template);
+  replica_flags.addresses = absl::GetFlag(FLAGS_replica_addresses);
+  if (absl::GetFlag(FLAGS_replica_index_from_hostname)) {
+    char hostname[HOST_NAME_MAX + 1] = {};
+    if (gethostname(hostname, sizeof(hostname) - 1) != 0 || !*hostname) {
+      return Fail("--replica_index_from_hostname: no host name");
+    }
+    replica_flags.hostname = hostname;
+  }
+  absl::StatusOr<curvd::server::ReplicaPlacement> placement =
+      curvd::server::ResolveReplicaPlacement(replica_flags);
+  if (!placement.ok()) return Fail(std::string(placement.status().message()));
+  options.service.placement = *placement;
   if (absl::Status valid = curvd::server::ValidateServerOptions(&options);
       !valid.ok()) {
     return Fail(std::string(valid.message()));
@@ -259,7 +296,9 @@ int main(int argc, char** argv) {
                           ? ""
                           : " with client certificates")
                   << (security.auth_token_file.empty() ? ""
-                                                       : ", bearer tokens");
+                                                       : ", bearer tokens")
+                  << "; replica " << options.service.placement.index() << " of "
+                  << options.service.placement.replicas();
 
   int signal_number = 0;
   while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {

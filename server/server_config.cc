@@ -73,6 +73,42 @@ absl::StatusOr<std::vector<std::string>> ResolveDataRoots(
   return roots;
 }
 
+absl::StatusOr<ReplicaPlacement> ResolveReplicaPlacement(
+    const ReplicaFlags& flags) {
+  int index = flags.index;
+  if (!flags.hostname.empty()) {
+    CURVD_ASSIGN_OR_RETURN(index, ReplicaIndexFromHostname(flags.hostname));
+  }
+  std::vector<std::string> addresses;
+  if (!flags.addresses.empty()) {
+    if (!flags.address_template.empty()) {
+      return absl::InvalidArgumentError(
+          "give --replica_addresses or --replica_address_template, not both");
+    }
+    for (absl::string_view address : absl::StrSplit(flags.addresses, ',')) {
+      addresses.emplace_back(absl::StripAsciiWhitespace(address));
+    }
+    if (flags.replicas != 1 &&
+        flags.replicas != static_cast<int>(addresses.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--replicas ", flags.replicas, " disagrees with the ",
+          addresses.size(), " --replica_addresses"));
+    }
+  } else if (flags.replicas == 1 && flags.address_template.empty()) {
+    // A lone server: it holds every run and names no other replica.
+    if (index != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--replica_index must be 0 with --replicas 1, got ", index));
+    }
+    return ReplicaPlacement();
+  } else {
+    CURVD_ASSIGN_OR_RETURN(addresses,
+                           ExpandReplicaAddresses(flags.address_template,
+                                                  flags.replicas));
+  }
+  return ReplicaPlacement::Create(index, std::move(addresses));
+}
+
 absl::Status ValidateServerOptions(ServerOptions* options) {
   if (!absl::StrContains(options->listen, ':')) {
     return absl::InvalidArgumentError(

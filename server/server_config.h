@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/replica_placement.h"
 #include "server/server.h"
 
 namespace curvd::server {
@@ -21,6 +22,29 @@ absl::StatusOr<std::vector<std::string>> ResolveDevices(const std::string& flag,
 // entries are skipped. InvalidArgument naming a root that is not a directory.
 absl::StatusOr<std::vector<std::string>> ResolveDataRoots(
     const std::string& flag);
+
+// The replica-set flags, as given.
+struct ReplicaFlags {
+  // --replica_index.
+  int index = 0;
+  // This host's name when --replica_index_from_hostname is set: the index is
+  // then its StatefulSet ordinal ("curvd-2" -> 2) instead. Empty otherwise.
+  std::string hostname;
+  // --replicas.
+  int replicas = 1;
+  // --replica_address_template: "{index}" stands for each replica's index.
+  std::string address_template;
+  // --replica_addresses: a comma list, one per replica in index order.
+  std::string addresses;
+};
+
+// This server's place in its replica set: --replica_addresses, or --replicas
+// N with --replica_address_template expanded over 0 .. N - 1; --replicas 1
+// with neither is a lone server that holds every run. InvalidArgument naming
+// the flag (both address flags given, a count that disagrees with the list,
+// an index out of range, a host name without an ordinal). Pure.
+absl::StatusOr<ReplicaPlacement> ResolveReplicaPlacement(
+    const ReplicaFlags& flags);
 
 // Checks the ranges of every option (addresses present, the security options
 // as ValidateSecurityOptions does, sizes and capacity

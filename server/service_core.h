@@ -25,6 +25,7 @@
 #include "server/measurement_lifecycle.h"
 #include "server/measurement_watchers.h"
 #include "server/metrics.h"
+#include "server/replica_placement.h"
 #include "server/source_resolver.h"
 #include "server/spec_conversion.h"
 #include "server/storage_executor.h"
@@ -71,6 +72,9 @@ struct ServiceOptions {
   std::function<absl::StatusOr<int64_t>(const core::ModelSource&,
                                         const core::ParameterBlock&)>
       count_parameters;
+  // Which replica of the set this server is, and so which runs it answers
+  // for; the default is a lone server that holds every run.
+  ReplicaPlacement placement;
 };
 
 class ServiceCore {

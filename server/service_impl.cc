@@ -93,6 +93,15 @@ bool SameContent(const v1::Checkpoint& a, const v1::Checkpoint& b) {
          a.uri() == b.uri();
 }
 
+// A fresh run id that this replica holds: one draw in `replicas` is.
+std::string NewLocalRunId(ServiceCore& core) {
+  std::string run_id;
+  do {
+    run_id = absl::StrCat("run-", core.NewId());
+  } while (!core.options().placement.Owns(run_id));
+  return run_id;
+}
+
 }  // namespace
 
 absl::Status CreateRunImpl(ServiceCore& core,
@@ -101,7 +110,7 @@ absl::Status CreateRunImpl(ServiceCore& core,
   absl::ReaderMutexLock referencing(&core.blob_references());
   CURVD_RETURN_IF_ERROR(core.blobs().CheckSpace(0));
   std::string run_id = request.run_id();
-  if (run_id.empty()) run_id = absl::StrCat("run-", core.NewId());
+  if (run_id.empty()) run_id = NewLocalRunId(core);
   CURVD_RETURN_IF_ERROR(ValidateRunId(run_id));
   CURVD_RETURN_IF_ERROR(ValidateModel(core, request.run().model()));
   v1::Run run;

@@ -27,7 +27,8 @@ inline constexpr int kMaxPageSize = 1000;
 // RESOURCE_EXHAUSTED when the state directory is full (BlobStore::CheckSpace),
 // as for CreateCheckpoint and CreateMeasurement. A new run records `creator`
 // (CallerName of the call); a repeated create returns the stored run, creator
-// included.
+// included. An empty run_id gets a fresh one that this replica holds
+// (ServiceOptions::placement).
 absl::Status CreateRunImpl(ServiceCore& core,
                            const curvd::v1::CreateRunRequest& request,
                            curvd::v1::Run* response,

@@ -51,6 +51,7 @@ class CoreTest : public ::testing::Test {
     options.devices = {"cpu"};
     options.version = "test";
     options.worker_nice = worker_nice_;
+    options.placement = placement_;
     auto control = control_;
     absl::StatusOr<std::unique_ptr<ServiceCore>> core = ServiceCore::Create(
         options, [control](const std::string& device) {
@@ -117,6 +118,7 @@ class CoreTest : public ::testing::Test {
   std::string data_root_;
   // ServiceOptions::worker_nice of the next StartCore.
   int worker_nice_ = ServiceOptions().worker_nice;
+  ReplicaPlacement placement_;
   std::shared_ptr<FakeEngineControl> control_;
   std::shared_ptr<StoreFaults> faults_;
   std::unique_ptr<ServiceCore> core_;

@@ -92,6 +92,53 @@ TEST(ValidateServerOptionsTest, NamesTheBadFlag) {
   }
 }
 
+TEST(ResolveReplicaPlacementTest, ALoneServerByDefault) {
+  absl::StatusOr<ReplicaPlacement> lone = ResolveReplicaPlacement({});
+  ASSERT_TRUE(lone.ok());
+  EXPECT_EQ(lone->replicas(), 1);
+  EXPECT_TRUE(lone->addresses().empty());
+  ReplicaFlags indexed;
+  indexed.index = 1;
+  EXPECT_THAT(std::string(ResolveReplicaPlacement(indexed).status().message()),
+              HasSubstr("--replica_index must be 0"));
+}
+
+TEST(ResolveReplicaPlacementTest, ExpandsTheTemplateAndReadsTheHostName) {
+  ReplicaFlags flags;
+  flags.replicas = 3;
+  flags.address_template = "curvd-{index}.curvd-headless:50051";
+  flags.hostname = "curvd-2";
+  absl::StatusOr<ReplicaPlacement> placement = ResolveReplicaPlacement(flags);
+  ASSERT_TRUE(placement.ok()) << placement.status();
+  EXPECT_EQ(placement->index(), 2);
+  EXPECT_EQ(placement->replicas(), 3);
+  EXPECT_EQ(placement->addresses()[1], "curvd-1.curvd-headless:50051");
+  flags.hostname = "curvd-3";
+  EXPECT_THAT(std::string(ResolveReplicaPlacement(flags).status().message()),
+              HasSubstr("--replica_index must be in [0, 3)"));
+  flags.hostname = "";
+  flags.address_template = "curvd:50051";
+  EXPECT_THAT(std::string(ResolveReplicaPlacement(flags).status().message()),
+              HasSubstr("must contain {index}"));
+}
+
+TEST(ResolveReplicaPlacementTest, TakesAnAddressListThatAgreesWithTheCount) {
+  ReplicaFlags flags;
+  flags.index = 1;
+  flags.addresses = "127.0.0.1:5000, 127.0.0.1:5001";
+  absl::StatusOr<ReplicaPlacement> placement = ResolveReplicaPlacement(flags);
+  ASSERT_TRUE(placement.ok()) << placement.status();
+  EXPECT_EQ(placement->replicas(), 2);
+  EXPECT_EQ(placement->addresses()[1], "127.0.0.1:5001");
+  flags.replicas = 3;
+  EXPECT_THAT(std::string(ResolveReplicaPlacement(flags).status().message()),
+              HasSubstr("disagrees"));
+  flags.replicas = 2;
+  flags.address_template = "x-{index}:1";
+  EXPECT_THAT(std::string(ResolveReplicaPlacement(flags).status().message()),
+              HasSubstr("not both"));
+}
+
 TEST(GrpcStatusTest, KeepsTheCodeAndTruncatesLongMessages) {
   grpc::Status status = ToGrpcStatus(absl::NotFoundError("runs/x not found"));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);

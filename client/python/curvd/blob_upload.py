@@ -69,8 +69,9 @@ def encode_request(data_views, **fields):
     return b"".join([head, _varint(_DATA_FIELD << 3 | 2), _varint(length), *data_views])
 
 
-def _chunks(views, size, digest, offset):
-    """The serialised requests sending bytes [offset, size) of `views`."""
+def _chunks(views, size, digest, offset, run=""):
+    """The serialised requests sending bytes [offset, size) of `views`, the
+    first naming the blob and its run `run` ("runs/R" or "")."""
     # Skip the pieces before offset.
     index, start = 0, offset
     while index < len(views) and start >= len(views[index]):
@@ -90,7 +91,7 @@ def _chunks(views, size, digest, offset):
                 index, start = index + 1, 0
         fields = dict(write_offset=offset, finish_write=end == size)
         if first:
-            fields.update(digest=digest, size_bytes=size)
+            fields.update(digest=digest, size_bytes=size, run=run)
             first = False
         yield encode_request(parts, **fields)
         offset = end
@@ -98,7 +99,8 @@ def _chunks(views, size, digest, offset):
             return
 
 
-def upload_blob(stub, write_blob, data, *, rpc_timeout, upload_timeout, attempts, stats=None):
+def upload_blob(stub, write_blob, data, *, rpc_timeout, upload_timeout, attempts, stats=None,
+                run_id=""):
     """Uploads `data` (bytes-like, or a list or tuple of bytes-like pieces,
     concatenated) as a blob and returns its digest. `stub` is the CurvdStub,
     `write_blob` what write_blob_method returns for the same channel.
@@ -109,7 +111,10 @@ def upload_blob(stub, write_blob, data, *, rpc_timeout, upload_timeout, attempts
     and then re-raised as the grpc.RpcError; any other answer raises CurvdError
     (RESOURCE_EXHAUSTED for a blob over the server's limit). `stats`, a dict,
     gets "blobs_uploaded" and "bytes_uploaded" incremented by what was sent.
+    `run_id`, when given, names the run the blob is for, so that it is stored
+    on that run's replica (docs/adr/0019).
     """
+    run = f"runs/{run_id}" if run_id else ""
     views = _pieces(data)
     size = sum(len(v) for v in views)
     digest = sha256_digest(views)
@@ -118,7 +123,7 @@ def upload_blob(stub, write_blob, data, *, rpc_timeout, upload_timeout, attempts
         if attempt > 0:
             time.sleep(0.2 * (1 << attempt))
         try:
-            status = stub.GetBlobStatus(service_pb2.GetBlobStatusRequest(digest=digest),
+            status = stub.GetBlobStatus(service_pb2.GetBlobStatusRequest(digest=digest, run=run),
                                         timeout=rpc_timeout)
             if status.complete:
                 return digest
@@ -134,7 +139,8 @@ def upload_blob(stub, write_blob, data, *, rpc_timeout, upload_timeout, attempts
         if not 0 <= offset <= size:
             offset = 0
         try:
-            written = write_blob(_chunks(views, size, digest, offset), timeout=upload_timeout)
+            written = write_blob(_chunks(views, size, digest, offset, run),
+                                 timeout=upload_timeout)
         except grpc.RpcError as error:
             if is_transient(error):
                 last_error = error

@@ -32,7 +32,7 @@ def record_checkpoint(client, run_name, step, data, checkpoint_format, train_los
     Checkpoint of `step` of run `run_name` ("runs/R"), which it returns. The
     same content at the same step is the checkpoint recorded before;
     FAILED_PRECONDITION (a CurvdError) when the step holds other content."""
-    digest = client.upload(data)
+    digest = client.upload(data, run_id=run_name[len("runs/"):])
     return call(client, "CreateCheckpoint", service_pb2.CreateCheckpointRequest(
         parent=run_name, checkpoint=resources_pb2.Checkpoint(
             step=step, format=checkpoint_format, digest=digest, train_loss=train_loss or 0.0)),

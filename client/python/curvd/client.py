@@ -1,10 +1,13 @@
-"""A connection to one curvd server, and the runs a trainer opens on it."""
+"""A connection to one curvd server, or to a replica set through any of its
+replicas, and the runs a trainer opens on it."""
 
+import functools
 import logging
 
 import grpc
 
-from curvd import blob_upload, credentials, measurement_specs, model_source, shard_source
+from curvd import (blob_upload, credentials, measurement_specs, model_source, replica_routing,
+                   shard_source)
 from curvd.errors import CurvdError, from_rpc_error
 from curvd.run import DEFAULT_UPLOADER, UPLOADERS, Run
 from curvd.v1 import curvd_service_pb2 as service_pb2
@@ -21,6 +24,11 @@ class Client:
     call. Keepalive and message limits match the C++ client's
     ConnectionOptions (a server accepts pings no more often than every 5
     minutes by default, and answers more frequent ones with GOAWAY).
+
+    With several replicas (docs/adr/0019) every call about a run, through
+    this class or `stub`, goes to the replica that holds it: a replica's
+    refusal naming the owner is followed once and remembered for the run
+    (curvd.replica_routing), so one address of the set is enough.
     """
 
     def __init__(self, target="localhost:50051", *, rpc_timeout=30.0, upload_timeout=600.0,
@@ -55,25 +63,30 @@ class Client:
         self.rpc_timeout = rpc_timeout
         self.upload_timeout = upload_timeout
         self.upload_attempts = upload_attempts
-        self._channel = credentials.channel(target, [
+        channel_options = [
             ("grpc.keepalive_time_ms", int(keepalive_time * 1000)),
             ("grpc.keepalive_timeout_ms", int(keepalive_timeout * 1000)),
             ("grpc.keepalive_permit_without_calls", 0),
             ("grpc.max_receive_message_length", max_receive_message_bytes),
             ("grpc.lb_policy_name", load_balancing_policy),
             ("grpc.max_reconnect_backoff_ms", int(max_reconnect_backoff * 1000)),
-        ], **resolved)
+        ]
+        # Every replica's channel is made alike, with the same credentials.
+        self._channel = replica_routing.RoutedChannel(
+            target, lambda address: credentials.channel(address, channel_options, **resolved))
         # The generated stub of curvd.v1.Curvd, for calls this class does not wrap.
         self.stub = service_pb2_grpc.CurvdStub(self._channel)
         self._write_blob = blob_upload.write_blob_method(self._channel)
         # "blobs_uploaded" and "bytes_uploaded": what upload() actually sent.
         self.upload_stats = {"blobs_uploaded": 0, "bytes_uploaded": 0}
 
-    def upload(self, data):
+    def upload(self, data, run_id=""):
         """Uploads bytes-like `data` (or a list of bytes-like pieces, concatenated)
         as a content-addressed blob and returns its digest, "sha256:<hex>"; a
-        blob the server already holds costs no transfer (blob_upload.upload_blob)."""
-        return blob_upload.upload_blob(self.stub, self._write_blob, data,
+        blob the server already holds costs no transfer (blob_upload.upload_blob).
+        `run_id`, when given, is the run the blob is for (a checkpoint, the
+        run's archive or shard): it is stored on that run's replica."""
+        return blob_upload.upload_blob(self.stub, self._write_blob, data, run_id=run_id,
                                        rpc_timeout=self.rpc_timeout,
                                        upload_timeout=self.upload_timeout,
                                        attempts=self.upload_attempts, stats=self.upload_stats)
@@ -154,7 +167,9 @@ class Client:
             measure = ["sharpness"] if shard is not None else []
         if measure and shard is None:
             raise ValueError("shard= is required to measure: the data every measurement uses")
-        uri = shard_source.shard_uri(shard, self.upload) if shard is not None else ""
+        # The run's blobs go to its replica.
+        upload = functools.partial(self.upload, run_id=run_id)
+        uri = shard_source.shard_uri(shard, upload) if shard is not None else ""
         specs = measurement_specs.build_specs(measure, uri, loss, settings)
         name = f"runs/{run_id}"
         if model is None:
@@ -168,7 +183,7 @@ class Client:
                 raise from_rpc_error(error, f"GetRun {name}") from error
             how = None
         else:
-            spec, how = model_source.model_spec(model, self.upload, example_input)
+            spec, how = model_source.model_spec(model, upload, example_input)
             try:
                 run = self.stub.CreateRun(service_pb2.CreateRunRequest(
                     run_id=run_id, run=resources_pb2.Run(model=spec, display_name=display_name)),
