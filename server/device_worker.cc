@@ -80,7 +80,10 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
     return stop->load() != StopReason::kNone;
   };
   try {
-    return engine_->Measure(sources.model, sources.shard, request, progress);
+    absl::StatusOr<core::MeasurementResult> result =
+        engine_->Measure(sources.model, sources.shard, request, progress);
+    if (!result.ok()) return resolver_->WithoutBlobPaths(result.status());
+    return result;
   } catch (const std::exception& e) {
     // The engine promises not to throw; this keeps a broken promise from taking
     // the whole server down with it.
