@@ -3,6 +3,7 @@
 #include <exception>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -88,10 +89,13 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
   try {
     absl::StatusOr<core::MeasurementResult> result =
         engine_->Measure(sources.model, sources.shard, request, progress);
-    // The engine's only ResourceExhausted: out of memory at micro-batch 1.
-    if (absl::IsResourceExhausted(result.status())) {
+    // Out of memory at micro-batch 1 (core/engine/oom_retry.h); the memory
+    // budget's refusals, also ResourceExhausted, happen before any allocation.
+    if (absl::IsResourceExhausted(result.status()) &&
+        absl::StrContains(result.status().message(), "ran out of memory")) {
       metrics_->DeviceOutOfMemory(device_);
     }
+    if (!result.ok()) return resolver_->WithoutBlobPaths(result.status());
     return result;
   } catch (const std::exception& e) {
     // The engine promises not to throw; this keeps a broken promise from taking

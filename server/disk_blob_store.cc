@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 
 namespace curvd::server {
@@ -27,9 +28,12 @@ namespace fs = std::filesystem;
 
 constexpr absl::string_view kSha256Prefix = "sha256:";
 
+// The path goes to the log only: answers do not show where blobs are kept.
 absl::Status IoError(absl::string_view what, const std::string& path) {
+  const char* error = std::strerror(errno);
+  CURVD_LOG(ERROR) << "curvd: " << what << " " << path << ": " << error;
   return absl::InternalError(
-      absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+      absl::StrCat(what, " a file of the blob store: ", error));
 }
 
 absl::string_view HexOf(absl::string_view digest) {

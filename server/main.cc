@@ -144,6 +144,12 @@ ABSL_FLAG(std::string, replica_addresses, "",
           "Every replica's address, comma-separated in index order, instead "
           "of --replica_address_template (hosts that follow no pattern, "
           "local tests).");
+ABSL_FLAG(int64_t, measurement_host_memory_bytes, 0,
+          "Host memory one measurement may take: its model's parameters, its "
+          "shard and its working set, each sized from declared shapes and "
+          "file headers before it is allocated. More is RESOURCE_EXHAUSTED "
+          "naming what exceeded it and by how much. 0: half of the host's "
+          "physical memory.");
 ABSL_FLAG(int64_t, shutdown_grace_seconds, 30,
           "On SIGTERM/SIGINT, seconds running measurements get to finish "
           "before they are cancelled. The process exits within this plus 2 "
@@ -282,8 +288,15 @@ int main(int argc, char** argv) {
            options.listen, options.metrics_listen, options.security)) {
     CURVD_LOG(WARNING) << "curvd: " << warning;
   }
-  auto server =
-      curvd::server::CurvdServer::Start(options, &curvd::core::Engine::Create);
+  curvd::core::EngineOptions engine_options;
+  engine_options.measurement_host_bytes =
+      absl::GetFlag(FLAGS_measurement_host_memory_bytes);
+  if (engine_options.measurement_host_bytes < 0)
+    return Fail("--measurement_host_memory_bytes must be >= 0");
+  auto server = curvd::server::CurvdServer::Start(
+      options, [engine_options](const std::string& device) {
+        return curvd::core::Engine::CreateWithOptions(device, engine_options);
+      });
   if (!server.ok())
     return Fail(absl::StrCat("cannot start: ", server.status().ToString()));
   CURVD_LOG(INFO) << "curvd " << CURVD_VERSION << ": serving gRPC on port "

@@ -294,8 +294,9 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
                          core.store().GetRun(RunName(parent.run_id)));
   CURVD_ASSIGN_OR_RETURN(core::ModelSource model,
                          core.resolver().ResolveModel(run, checkpoint));
-  CURVD_RETURN_IF_ERROR(CheckExactHessianSize(core.options(), run, model,
-                                              measurement_request));
+  // Counting loads the archive, whose errors name its file.
+  CURVD_RETURN_IF_ERROR(core.resolver().WithoutBlobPaths(
+      CheckExactHessianSize(core.options(), run, model, measurement_request)));
   if (!spec.device().empty() && spec.device() != "cpu" &&
       spec.device() != "cuda") {
     return absl::InvalidArgumentError(

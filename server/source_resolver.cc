@@ -1,11 +1,14 @@
 #include "server/source_resolver.h"
 
+#include <climits>
+#include <cstdlib>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 
@@ -40,6 +43,7 @@ absl::StatusOr<core::ShardSpec> ParseBlobShard(const BlobStore& blobs,
     }
   }
   CURVD_ASSIGN_OR_RETURN(shard.path, blobs.PathOf(digest));
+  shard.data_roots = {blobs.committed_dir()};
   shard.cache_key = std::string(uri);
   return shard;
 }
@@ -54,7 +58,35 @@ core::ZooSpec ZooSpecOf(const v1::ZooModel& zoo) {
   return spec;
 }
 
+std::vector<std::string> WithBlobDir(std::vector<std::string> roots,
+                                     const BlobStore& blobs) {
+  roots.push_back(blobs.committed_dir());
+  return roots;
+}
+
 }  // namespace
+
+SourceResolver::SourceResolver(const BlobStore* blobs,
+                               std::vector<std::string> data_roots)
+    : blobs_(blobs),
+      data_roots_(std::move(data_roots)),
+      model_roots_(WithBlobDir(data_roots_, *blobs)) {
+  const std::string dir = blobs->committed_dir();
+  blob_dirs_.push_back(dir + "/");
+  char resolved[PATH_MAX];
+  if (realpath(dir.c_str(), resolved) != nullptr && dir != resolved)
+    blob_dirs_.push_back(std::string(resolved) + "/");
+}
+
+absl::Status SourceResolver::WithoutBlobPaths(
+    const absl::Status& status) const {
+  std::string message(status.message());
+  bool changed = false;
+  for (const std::string& dir : blob_dirs_) {
+    changed |= absl::StrReplaceAll({{dir, "blob://sha256:"}}, &message) > 0;
+  }
+  return changed ? absl::Status(status.code(), message) : status;
+}
 
 absl::Status SourceResolver::ValidateZoo(const v1::ZooModel& zoo) {
   return core::ValidateZooSpec(ZooSpecOf(zoo));
@@ -80,6 +112,7 @@ absl::StatusOr<std::string> SourceResolver::ResolveContent(
 absl::StatusOr<core::ModelSource> SourceResolver::ResolveModel(
     const v1::Run& run, const v1::Checkpoint& checkpoint) const {
   core::ModelSource model;
+  model.data_roots = model_roots_;
   CURVD_ASSIGN_OR_RETURN(std::string weights,
                          ResolveContent(checkpoint.digest(), checkpoint.uri()));
   const std::string weights_key =

@@ -16,10 +16,12 @@
 namespace curvd::server {
 
 // Immutable after construction, hence thread-safe. `blobs` must outlive it.
+// The sources it returns carry the roots their files are opened beneath when
+// the engine reads them (core::ModelSource::data_roots): the data roots, and
+// the blob directory for blobs.
 class SourceResolver {
  public:
-  SourceResolver(const BlobStore* blobs, std::vector<std::string> data_roots)
-      : blobs_(blobs), data_roots_(std::move(data_roots)) {}
+  SourceResolver(const BlobStore* blobs, std::vector<std::string> data_roots);
 
   // The local path of a content reference: a committed blob digest
   // (FailedPrecondition if not uploaded) or a file:// URI under the data roots
@@ -52,9 +54,20 @@ class SourceResolver {
   static int64_t ZooBlockSize(const curvd::v1::ZooModel& zoo,
                               const core::ParameterBlock& block);
 
+  // `status` with every path of the blob directory in its message replaced
+  // by the blob's name (blob://sha256:HEX), so that no answer shows where
+  // the server keeps its blobs; for errors of the engine that name the files
+  // it read.
+  absl::Status WithoutBlobPaths(const absl::Status& status) const;
+
  private:
   const BlobStore* blobs_;
   const std::vector<std::string> data_roots_;
+  // The roots of a model source: the data roots and the blob directory.
+  const std::vector<std::string> model_roots_;
+  // The blob directory as the store names it and as resolved, each with a
+  // trailing '/'.
+  std::vector<std::string> blob_dirs_;
 };
 
 }  // namespace curvd::server

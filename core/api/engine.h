@@ -31,6 +31,12 @@ struct EngineOptions {
   // default: 40% of the device's memory on CUDA (8 GiB when the CUDA runtime
   // cannot be asked), 4 GiB on the CPU.
   int64_t cache_budget_bytes = 0;
+  // Host bytes one measurement may take: its model's parameters, its shard
+  // (the slice) and its working set (a few parameter-sized vectors per
+  // method), each sized from the declared shapes and file headers before it
+  // is allocated (core/data/memory_budget.h). 0 picks the default: half of
+  // the host's physical memory.
+  int64_t measurement_host_bytes = 0;
 };
 
 // Memory of a device now, for the server's gauges.
@@ -57,7 +63,8 @@ class Engine {
   // InvalidArgument for an unknown or unavailable device.
   static absl::StatusOr<std::unique_ptr<Engine>> Create(
       const std::string& device);
-  // The same with `options`; InvalidArgument also for a negative budget. (Not
+  // The same with `options`; InvalidArgument also for a negative budget or
+  // negative measurement_host_bytes. (Not
   // an overload of Create, whose address the server takes.)
   static absl::StatusOr<std::unique_ptr<Engine>> CreateWithOptions(
       const std::string& device, const EngineOptions& options);
@@ -92,7 +99,10 @@ class Engine {
   // fit the model, a request out of range, a block that selects no parameter,
   // an exact Hessian over its cap), NotFound for missing files, Cancelled when
   // progress.cancelled() said so, ResourceExhausted when the device ran out of
-  // memory even at the smallest micro-batch. Never throws.
+  // memory even at the smallest micro-batch, or before anything of the
+  // model, shard or working set is allocated when they exceed
+  // EngineOptions::measurement_host_bytes or, on CUDA, the device's memory
+  // (the message names what exceeded it and by how much). Never throws.
   virtual absl::StatusOr<MeasurementResult> Measure(
       const ModelSource& model, const ShardSpec& shard,
       const MeasurementRequest& request, const Progress& progress) = 0;

@@ -2,14 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <limits>
-#include <set>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/api/data_roots.h"
 #include "nlohmann/json.hpp"
 
 namespace curvd::core {
@@ -18,9 +16,6 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr size_t kHeaderLengthBytes = 8;
-// The reference implementation refuses headers above 100 MB; a larger one is an
-// attack or a corrupt file, and parsing it would only waste memory.
-constexpr uint64_t kMaxHeaderBytes = 100u << 20;
 // A valid header nests three deep (object, tensor entry, shape array). Deeper
 // input is rejected before parsing because the JSON parser recurses once per
 // level.
@@ -76,8 +71,9 @@ absl::StatusOr<uint64_t> ByteSize(const std::string& name,
   return bytes;
 }
 
+// A header entry, its offsets relative to the data buffer.
 struct Entry {
-  SafetensorsTensor tensor;
+  SafetensorsEntry tensor;
   uint64_t begin = 0;
   uint64_t end = 0;
 };
@@ -139,49 +135,42 @@ absl::StatusOr<Entry> ParseEntry(const std::string& name, const Json& value,
   return entry;
 }
 
-}  // namespace
-
-int SafetensorsDtypeSize(const std::string& dtype) {
-  if (dtype == "F64" || dtype == "I64" || dtype == "U64") return 8;
-  if (dtype == "F32" || dtype == "I32" || dtype == "U32") return 4;
-  if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16")
-    return 2;
-  if (dtype == "I8" || dtype == "U8" || dtype == "BOOL") return 1;
-  return 0;
-}
-
-absl::StatusOr<std::vector<SafetensorsTensor>> ParseSafetensors(
-    const std::string& bytes) {
-  if (bytes.size() < kHeaderLengthBytes) {
-    return Invalid(
-        absl::StrCat("file of ", bytes.size(),
-                     " bytes is too short for the 8-byte header length"));
-  }
+// The length the first 8 bytes give, checked against the `available` bytes
+// after them and against `max_header_bytes`.
+absl::StatusOr<uint64_t> HeaderLength(const char* length_bytes,
+                                      uint64_t available,
+                                      uint64_t max_header_bytes) {
   uint64_t header_size = 0;
   for (size_t i = 0; i < kHeaderLengthBytes; ++i) {
-    header_size |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i]))
-                   << (8 * i);
+    header_size |=
+        static_cast<uint64_t>(static_cast<unsigned char>(length_bytes[i]))
+        << (8 * i);
   }
-  const uint64_t available = bytes.size() - kHeaderLengthBytes;
   if (header_size > available) {
     return Invalid(absl::StrCat("header length ", header_size,
                                 " is larger than the ", available,
                                 " bytes after it"));
   }
-  if (header_size > kMaxHeaderBytes) {
+  if (header_size > max_header_bytes) {
     return Invalid(absl::StrCat("header length ", header_size,
-                                " exceeds the limit of ", kMaxHeaderBytes));
+                                " exceeds the limit of ", max_header_bytes,
+                                " bytes"));
   }
-  const char* header_begin = bytes.data() + kHeaderLengthBytes;
-  if (JsonDepth(header_begin, header_size) > kMaxJsonDepth) {
+  return header_size;
+}
+
+// The entries of the JSON header `text`, sorted by name, their file offsets
+// set; `data_size` bytes follow the header.
+absl::StatusOr<std::vector<SafetensorsEntry>> ParseHeader(
+    const char* text, uint64_t size, uint64_t data_size) {
+  if (JsonDepth(text, size) > kMaxJsonDepth) {
     return Invalid("header JSON is nested too deeply");
   }
-  const Json header = Json::parse(header_begin, header_begin + header_size,
+  const Json header = Json::parse(text, text + size,
                                   /*cb=*/nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded()) return Invalid("header is not valid JSON");
   if (!header.is_object()) return Invalid("header is not a JSON object");
 
-  const uint64_t data_size = available - header_size;
   std::vector<Entry> entries;
   for (const auto& [name, value] : header.items()) {
     if (name == "__metadata__") continue;
@@ -212,31 +201,100 @@ absl::StatusOr<std::vector<SafetensorsTensor>> ParseSafetensors(
     return Invalid(absl::StrCat("tensors cover ", expected_begin,
                                 " data bytes but the file has ", data_size));
   }
-
-  const char* data = header_begin + header_size;
-  std::vector<SafetensorsTensor> tensors;
-  tensors.reserve(entries.size());
   // header.items() iterates keys in sorted order, so `entries` is sorted by
   // name.
+  std::vector<SafetensorsEntry> out;
+  out.reserve(entries.size());
+  const uint64_t data_start = kHeaderLengthBytes + size;
   for (Entry& e : entries) {
-    e.tensor.data.assign(data + e.begin, e.end - e.begin);
-    tensors.push_back(std::move(e.tensor));
+    e.tensor.offset = data_start + e.begin;
+    e.tensor.bytes = e.end - e.begin;
+    out.push_back(std::move(e.tensor));
+  }
+  return out;
+}
+
+// `status` with "NAME: " before its message.
+absl::Status Named(const std::string& name, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(name, ": ", status.message()));
+}
+
+}  // namespace
+
+int SafetensorsDtypeSize(const std::string& dtype) {
+  if (dtype == "F64" || dtype == "I64" || dtype == "U64") return 8;
+  if (dtype == "F32" || dtype == "I32" || dtype == "U32") return 4;
+  if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16")
+    return 2;
+  if (dtype == "I8" || dtype == "U8" || dtype == "BOOL") return 1;
+  return 0;
+}
+
+absl::StatusOr<std::vector<SafetensorsTensor>> ParseSafetensors(
+    const std::string& bytes) {
+  if (bytes.size() < kHeaderLengthBytes) {
+    return Invalid(
+        absl::StrCat("file of ", bytes.size(),
+                     " bytes is too short for the 8-byte header length"));
+  }
+  const uint64_t available = bytes.size() - kHeaderLengthBytes;
+  absl::StatusOr<uint64_t> header_size =
+      HeaderLength(bytes.data(), available, kMaxSafetensorsHeaderBytes);
+  if (!header_size.ok()) return header_size.status();
+  absl::StatusOr<std::vector<SafetensorsEntry>> entries =
+      ParseHeader(bytes.data() + kHeaderLengthBytes, *header_size,
+                  available - *header_size);
+  if (!entries.ok()) return entries.status();
+  std::vector<SafetensorsTensor> tensors;
+  tensors.reserve(entries->size());
+  for (SafetensorsEntry& e : *entries) {
+    tensors.push_back({std::move(e.name), std::move(e.dtype),
+                       std::move(e.shape), bytes.substr(e.offset, e.bytes)});
   }
   return tensors;
 }
 
+absl::StatusOr<std::vector<SafetensorsEntry>> ReadSafetensorsIndex(
+    int fd, const std::string& name, uint64_t max_header_bytes) {
+  absl::StatusOr<uint64_t> file_size = FileSize(fd, name);
+  if (!file_size.ok()) return file_size.status();
+  if (*file_size < kHeaderLengthBytes) {
+    return Named(name, Invalid(absl::StrCat(
+                           "file of ", *file_size,
+                           " bytes is too short for the 8-byte header length")));
+  }
+  char length_bytes[kHeaderLengthBytes];
+  absl::Status read =
+      ReadExactly(fd, 0, kHeaderLengthBytes, length_bytes, name);
+  if (!read.ok()) return read;
+  const uint64_t available = *file_size - kHeaderLengthBytes;
+  absl::StatusOr<uint64_t> header_size =
+      HeaderLength(length_bytes, available, max_header_bytes);
+  if (!header_size.ok()) return Named(name, header_size.status());
+  std::string header(*header_size, '\0');
+  read = ReadExactly(fd, kHeaderLengthBytes, *header_size, header.data(), name);
+  if (!read.ok()) return read;
+  absl::StatusOr<std::vector<SafetensorsEntry>> entries =
+      ParseHeader(header.data(), header.size(), available - *header_size);
+  if (!entries.ok()) return Named(name, entries.status());
+  return entries;
+}
+
 absl::StatusOr<std::vector<SafetensorsTensor>> ReadSafetensorsFile(
     const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (in.bad())
-    return absl::DataLossError(absl::StrCat("error reading ", path));
-  auto tensors = ParseSafetensors(contents.str());
-  if (!tensors.ok()) {
-    return absl::Status(tensors.status().code(),
-                        absl::StrCat(path, ": ", tensors.status().message()));
+  absl::StatusOr<FileDescriptor> fd = OpenDataFile(path, {});
+  if (!fd.ok()) return fd.status();
+  absl::StatusOr<std::vector<SafetensorsEntry>> entries =
+      ReadSafetensorsIndex(fd->get(), path);
+  if (!entries.ok()) return entries.status();
+  std::vector<SafetensorsTensor> tensors;
+  tensors.reserve(entries->size());
+  for (SafetensorsEntry& e : *entries) {
+    std::string data(e.bytes, '\0');
+    absl::Status read = ReadExactly(fd->get(), e.offset, e.bytes, data.data(), path);
+    if (!read.ok()) return read;
+    tensors.push_back({std::move(e.name), std::move(e.dtype),
+                       std::move(e.shape), std::move(data)});
   }
   return tensors;
 }

@@ -1,11 +1,6 @@
 #include "core/api/sources.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
 #include <climits>
-#include <cstdlib>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -15,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
+#include "core/api/data_roots.h"
 #include "core/api/modular_addition.h"
 #include "core/api/uri_query.h"
 
@@ -81,101 +77,16 @@ absl::StatusOr<SplitUri> Split(const std::string& uri) {
   return out;
 }
 
-// Normalises an absolute path lexically: collapses "//" and "." components.
-// ".." is refused rather than collapsed, because it would change meaning once
-// symlinks are followed and has no legitimate use in a data reference.
-absl::StatusOr<std::string> NormalizeAbsolute(const std::string& path) {
-  if (path.empty() || path[0] != '/') {
-    return absl::InvalidArgumentError(
-        absl::StrCat("path '", path, "' must be absolute (file:///abs/path)"));
-  }
-  std::vector<absl::string_view> parts;
-  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
-    if (part == "..") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("path '", path, "' must not contain '..'"));
-    }
-    if (part != ".") parts.push_back(part);
-  }
-  return absl::StrCat("/", absl::StrJoin(parts, "/"));
-}
-
-bool IsUnder(const std::string& path, const std::string& root) {
-  if (root == "/") return true;
-  return path == root ||
-         (absl::StartsWith(path, root) && path[root.size()] == '/');
-}
-
-// The roots as given (normalised) and as resolved: a path that does not exist
-// can only be compared lexically, an existing one after symlinks are followed.
-struct Roots {
-  std::vector<std::string> lexical;
-  std::vector<std::string> resolved;
-};
-
-Roots MakeRoots(const std::vector<std::string>& data_roots) {
-  Roots roots;
-  for (const std::string& root : data_roots) {
-    auto normal = NormalizeAbsolute(root);
-    if (!normal.ok()) continue;
-    roots.lexical.push_back(*normal);
-    char buffer[PATH_MAX];
-    if (realpath(normal->c_str(), buffer) != nullptr)
-      roots.resolved.emplace_back(buffer);
-  }
-  return roots;
-}
-
-// Resolves an absolute path to the canonical path of an existing file or
-// directory inside the roots.
-absl::StatusOr<std::string> ResolveExistingInRoots(const std::string& path,
-                                                   const Roots& roots) {
-  CURVD_ASSIGN_OR_RETURN(std::string normal, NormalizeAbsolute(path));
-  char buffer[PATH_MAX];
-  if (realpath(normal.c_str(), buffer) == nullptr) {
-    const int error = errno;
-    bool lexically_inside = false;
-    for (const std::string& root : roots.lexical)
-      lexically_inside |= IsUnder(normal, root);
-    if (!lexically_inside) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("path '", normal, "' is outside the data roots"));
-    }
-    if (error == ENOENT || error == ENOTDIR) {
-      return absl::NotFoundError(absl::StrCat("no such file: '", normal, "'"));
-    }
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot resolve '", normal, "': ", std::strerror(error)));
-  }
-  std::string resolved(buffer);
-  bool inside = false;
-  for (const std::string& root : roots.resolved)
-    inside |= IsUnder(resolved, root);
-  if (!inside) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("path '", normal, "' (resolved to '", resolved,
-                     "') is outside the data roots"));
-  }
-  return resolved;
-}
-
-bool IsDirectory(const std::string& path) {
-  struct stat info;
-  return stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
-}
-
-// Resolves an absolute path to the canonical path of an existing regular file
-// inside the roots.
-absl::StatusOr<std::string> ResolveInRoots(const std::string& path,
-                                           const Roots& roots) {
-  CURVD_ASSIGN_OR_RETURN(std::string resolved,
-                         ResolveExistingInRoots(path, roots));
-  struct stat info;
-  if (stat(resolved.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
+// The canonical path of an existing regular file inside the roots.
+absl::StatusOr<std::string> ResolveFileInRoots(
+    const std::string& path, const std::vector<std::string>& roots) {
+  CURVD_ASSIGN_OR_RETURN(RootedPath found, ResolveInDataRoots(path, roots));
+  if (found.directory) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "path '", NormalizeAbsolute(path).value(), "' is not a regular file"));
+        "path '", NormalizeAbsolutePath(path).value(),
+        "' is not a regular file"));
   }
-  return resolved;
+  return found.canonical;
 }
 
 bool IsIdxImages(absl::string_view path) {
@@ -192,7 +103,7 @@ absl::Status RejectUnknown(const UriQuery& query, const std::string& uri) {
 // A CIFAR batch file, or a directory whose split's batch files are read in
 // order; appends the canonical parameters to `key_params`.
 absl::Status ParseCifarShard(const std::string& uri, SplitUri& split,
-                             const Roots& roots, ShardSpec& spec,
+                             const std::vector<std::string>& roots, ShardSpec& spec,
                              std::vector<std::string>& key_params) {
   spec.kind = ShardSpec::Kind::kCifar;
   absl::StatusOr<CifarRecords> records = TakeCifarParams(split.query);
@@ -202,10 +113,11 @@ absl::Status ParseCifarShard(const std::string& uri, SplitUri& split,
   }
   spec.cifar = *std::move(records);
   key_params = CifarKeyParams(spec.cifar);
-  CURVD_ASSIGN_OR_RETURN(spec.path, ResolveExistingInRoots(split.rest, roots));
-  if (!IsDirectory(spec.path)) {
-    CURVD_ASSIGN_OR_RETURN(std::string file, ResolveInRoots(spec.path, roots));
-    spec.record_files = {file};
+  CURVD_ASSIGN_OR_RETURN(RootedPath named,
+                         ResolveInDataRoots(split.rest, roots));
+  spec.path = named.canonical;
+  if (!named.directory) {
+    spec.record_files = {spec.path};
     return absl::OkStatus();
   }
   absl::StatusOr<std::string> split_name =
@@ -220,20 +132,22 @@ absl::Status ParseCifarShard(const std::string& uri, SplitUri& split,
     // Each batch file is resolved again: a symlink inside the directory must
     // not lead out of the roots.
     CURVD_ASSIGN_OR_RETURN(std::string file,
-                           ResolveInRoots(spec.path + "/" + name, roots));
+                           ResolveFileInRoots(spec.path + "/" + name, roots));
     spec.record_files.push_back(std::move(file));
   }
   return absl::OkStatus();
 }
 
 absl::Status ParseFileShard(const std::string& uri, SplitUri split,
-                            const Roots& roots, ShardSpec& spec) {
+                            const std::vector<std::string>& roots,
+                            ShardSpec& spec) {
+  spec.data_roots = roots;
   std::vector<std::string> key_params;
   if (split.query.count("format") > 0) {
     CURVD_RETURN_IF_ERROR(
         ParseCifarShard(uri, split, roots, spec, key_params));
   } else if (IsIdxImages(split.rest)) {
-    CURVD_ASSIGN_OR_RETURN(spec.path, ResolveInRoots(split.rest, roots));
+    CURVD_ASSIGN_OR_RETURN(spec.path, ResolveFileInRoots(split.rest, roots));
     spec.kind = ShardSpec::Kind::kIdx;
     auto labels = split.query.find("labels");
     if (labels == split.query.end() || labels->second.empty()) {
@@ -244,16 +158,16 @@ absl::Status ParseFileShard(const std::string& uri, SplitUri split,
     if (labels_path[0] != '/') {
       // Relative to the directory the images were named in, before symlinks are
       // followed, so that a labels file beside a linked images file is found.
-      CURVD_ASSIGN_OR_RETURN(std::string images, NormalizeAbsolute(split.rest));
+      CURVD_ASSIGN_OR_RETURN(std::string images, NormalizeAbsolutePath(split.rest));
       labels_path =
           absl::StrCat(images.substr(0, images.rfind('/') + 1), labels_path);
     }
     CURVD_ASSIGN_OR_RETURN(spec.labels_path,
-                           ResolveInRoots(labels_path, roots));
+                           ResolveFileInRoots(labels_path, roots));
     split.query.erase(labels);
     key_params.push_back(absl::StrCat("labels=", spec.labels_path));
   } else {
-    CURVD_ASSIGN_OR_RETURN(spec.path, ResolveInRoots(split.rest, roots));
+    CURVD_ASSIGN_OR_RETURN(spec.path, ResolveFileInRoots(split.rest, roots));
     spec.kind = ShardSpec::Kind::kSafetensors;
   }
   CURVD_ASSIGN_OR_RETURN(spec.offset,
@@ -346,14 +260,25 @@ absl::Status ParseBuiltinShard(const std::string& uri, SplitUri split,
 
 std::string ZooLayerName(size_t layer) { return absl::StrCat("fc", layer); }
 
-std::vector<std::pair<std::string, int64_t>> ZooParameterSizes(
+std::vector<std::pair<std::string, std::vector<int64_t>>> ZooParameterShapes(
     const ZooSpec& spec) {
-  std::vector<std::pair<std::string, int64_t>> sizes;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
   for (size_t i = 0; i + 1 < spec.layer_widths.size(); ++i) {
     const int64_t in = spec.layer_widths[i];
     const int64_t out = spec.layer_widths[i + 1];
-    sizes.emplace_back(ZooLayerName(i) + ".weight", in * out);
-    sizes.emplace_back(ZooLayerName(i) + ".bias", out);
+    shapes.push_back({ZooLayerName(i) + ".weight", {out, in}});
+    shapes.push_back({ZooLayerName(i) + ".bias", {out}});
+  }
+  return shapes;
+}
+
+std::vector<std::pair<std::string, int64_t>> ZooParameterSizes(
+    const ZooSpec& spec) {
+  std::vector<std::pair<std::string, int64_t>> sizes;
+  for (const auto& [name, shape] : ZooParameterShapes(spec)) {
+    int64_t count = 1;
+    for (int64_t dim : shape) count *= dim;
+    sizes.emplace_back(name, count);
   }
   return sizes;
 }
@@ -403,7 +328,7 @@ absl::StatusOr<ShardSpec> ParseShardUri(
   ShardSpec spec;
   if (split.scheme == kFileScheme) {
     CURVD_RETURN_IF_ERROR(
-        ParseFileShard(uri, std::move(split), MakeRoots(data_roots), spec));
+        ParseFileShard(uri, std::move(split), data_roots, spec));
   } else {
     CURVD_RETURN_IF_ERROR(ParseBuiltinShard(uri, std::move(split), spec));
   }
@@ -421,7 +346,7 @@ absl::StatusOr<std::string> ResolveDataPath(
     return absl::InvalidArgumentError(
         absl::StrCat("file URI '", uri, "' must not have a query"));
   }
-  return ResolveInRoots(split.rest, MakeRoots(data_roots));
+  return ResolveFileInRoots(split.rest, data_roots);
 }
 
 }  // namespace curvd::core

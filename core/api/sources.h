@@ -32,6 +32,12 @@ absl::Status ValidateZooSpec(const ZooSpec& spec);
 // under these names.
 std::string ZooLayerName(size_t layer);
 
+// Every parameter of the zoo MLP `spec` with its shape ([out, in] weights,
+// [out] biases), in registration order, computed without building the model:
+// a state dict is checked against it before the model is allocated.
+std::vector<std::pair<std::string, std::vector<int64_t>>> ZooParameterShapes(
+    const ZooSpec& spec);
+
 // Every parameter of the zoo MLP `spec` with its number of elements, in
 // registration order (fc0.weight, fc0.bias, fc1.weight, ...), computed without
 // building the model: the server sizes parameter blocks with it.
@@ -50,6 +56,12 @@ struct ModelSource {
   std::string state_dict_path;
   // Content identity for caches: digests of archive and weights, or a zoo key.
   std::string cache_key;
+  // The directories the engine opens archive_path and state_dict_path
+  // beneath, by the walk of core/api/data_roots.h, so that a path checked
+  // when it was resolved cannot lead elsewhere when it is read (the server
+  // passes its data roots and its blob directory). Empty: the paths are
+  // opened as they are, trusted by the caller.
+  std::vector<std::string> data_roots;
 };
 
 struct ShardSpec {
@@ -68,12 +80,17 @@ struct ShardSpec {
   int64_t offset = 0;                         // first sample taken
   int64_t limit = 0;      // samples taken; 0 = all from offset
   std::string cache_key;  // the URI, canonicalised
+  // The directories every path above is opened beneath, as
+  // ModelSource::data_roots; ParseShardUri sets the roots it checked against.
+  std::vector<std::string> data_roots;
 };
 
 // Parses a shard URI (see MeasurementSpec.shard_uri in the proto). file://
-// paths must be absolute, contain no "..", and resolve (symlinks followed)
-// inside one of `data_roots`; otherwise InvalidArgument (bad form) or
-// PermissionDenied (outside the roots); NotFound for a missing file. With
+// paths must be absolute, contain no "..", and resolve inside one of
+// `data_roots` (core::ResolveInDataRoots: symlinks are followed only while
+// they stay inside the roots); otherwise InvalidArgument (bad form) or
+// PermissionDenied with one message for whatever is outside the roots,
+// existing or not, linked to or not; NotFound for a file missing inside them. With
 // format=cifar10|cifar100 the path is one batch file, or a directory whose
 // split=train|test (default train) batch files (CifarSplitFiles) are each
 // resolved the same way. blob:// URIs are not handled here (the

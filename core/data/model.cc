@@ -1,10 +1,12 @@
 #include "core/data/model.h"
 
-#include <sys/stat.h>
+#include <ext/stdio_filebuf.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <istream>
 #include <map>
 #include <optional>
 #include <utility>
@@ -12,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "core/api/data_roots.h"
 #include "core/api/safetensors.h"
 #include "core/data/torchscript_recording.h"
 #include "core/data/zoo_mlp.h"
@@ -85,52 +88,126 @@ absl::Status CheckLossless(const std::string& what,
       "in float32"));
 }
 
-// Loads the state dict at `path` into `slots` by name. Everything is checked
-// before anything is written, so a rejected file leaves the model as it was.
-absl::Status LoadStateDict(const std::string& path,
-                           const std::vector<Slot>& slots) {
-  CURVD_ASSIGN_OR_RETURN(std::vector<SafetensorsTensor> file,
-                         ReadSafetensorsFile(path));
-  std::map<std::string, const SafetensorsTensor*> by_name;
-  for (const SafetensorsTensor& t : file) by_name[t.name] = &t;
+// A tensor a state dict must or may give.
+struct Expected {
+  std::string name;
+  std::vector<int64_t> shape;
+  torch::ScalarType dtype;
+  bool required;  // parameters must be in the state dict; buffers may be absent
+};
 
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;
+std::vector<Expected> ExpectedOf(const std::vector<Slot>& slots) {
+  std::vector<Expected> out;
   for (const Slot& slot : slots) {
+    out.push_back({slot.name, slot.tensor.sizes().vec(),
+                   slot.tensor.scalar_type(), slot.required});
+  }
+  return out;
+}
+
+// A state dict file open for reading, its header read.
+struct StateDictFile {
+  std::string path;
+  FileDescriptor fd;
+  std::vector<SafetensorsEntry> entries;
+};
+
+// Per expected tensor, the room its header entry may take, and for metadata:
+// a header is refused before it is parsed when it is out of proportion to the
+// model (core/api/safetensors.h).
+constexpr uint64_t kStateDictHeaderBytesPerTensor = 16 << 10;
+constexpr uint64_t kStateDictHeaderBaseBytes = 1 << 20;
+
+absl::StatusOr<StateDictFile> OpenStateDict(
+    const std::string& path, const std::vector<std::string>& roots,
+    size_t expected_tensors) {
+  StateDictFile file;
+  file.path = path;
+  CURVD_ASSIGN_OR_RETURN(file.fd, OpenDataFile(path, roots));
+  CURVD_ASSIGN_OR_RETURN(
+      file.entries,
+      ReadSafetensorsIndex(file.fd.get(), path,
+                           std::min(kMaxSafetensorsHeaderBytes,
+                                    kStateDictHeaderBaseBytes +
+                                        kStateDictHeaderBytesPerTensor *
+                                            expected_tensors)));
+  return file;
+}
+
+// Checks the header of `file` against `expected` by name, floating or not,
+// and shape, before any data is read; returns each expected tensor's entry
+// (null for an absent buffer).
+absl::StatusOr<std::vector<const SafetensorsEntry*>> MatchStateDict(
+    const StateDictFile& file, const std::vector<Expected>& expected) {
+  std::map<std::string, const SafetensorsEntry*> by_name;
+  for (const SafetensorsEntry& t : file.entries) by_name[t.name] = &t;
+  std::vector<const SafetensorsEntry*> matched;
+  for (const Expected& slot : expected) {
     auto it = by_name.find(slot.name);
     if (it == by_name.end()) {
-      if (!slot.required) continue;
-      return absl::InvalidArgumentError(absl::StrCat(
-          "state dict ", path, " is missing parameter '", slot.name,
-          "' of shape ", ShapeString(slot.tensor.sizes())));
+      if (slot.required) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "state dict ", file.path, " is missing parameter '", slot.name,
+            "' of shape ", ShapeString(slot.shape)));
+      }
+      matched.push_back(nullptr);
+      continue;
     }
-    const SafetensorsTensor& stored = *it->second;
+    const SafetensorsEntry& stored = *it->second;
     by_name.erase(it);
-    if (slot.tensor.is_floating_point() != IsFloatingDtype(stored.dtype)) {
+    if (c10::isFloatingType(slot.dtype) != IsFloatingDtype(stored.dtype)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "state dict tensor '", slot.name, "' has dtype ", stored.dtype,
-          " but the model's is ", c10::toString(slot.tensor.scalar_type())));
+          " but the model's is ", c10::toString(slot.dtype)));
     }
-    if (c10::IntArrayRef(stored.shape) != slot.tensor.sizes()) {
+    if (stored.shape != slot.shape) {
       return absl::InvalidArgumentError(
           absl::StrCat("state dict tensor '", slot.name, "' has shape ",
                        ShapeString(stored.shape), " but the model expects ",
-                       ShapeString(slot.tensor.sizes())));
+                       ShapeString(slot.shape)));
     }
-    CURVD_ASSIGN_OR_RETURN(const torch::Tensor stored_value,
-                           TensorFromSafetensors(stored));
+    matched.push_back(&stored);
+  }
+  if (!by_name.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "state dict ", file.path, " has unexpected tensor '",
+        by_name.begin()->first,
+        "': the model has no parameter or buffer of that name"));
+  }
+  return matched;
+}
+
+// Loads the state dict `file` into `slots` by name. Everything is checked
+// before anything is written, so a rejected file leaves the model as it was.
+absl::Status LoadStateDict(const StateDictFile& file,
+                           const std::vector<Slot>& slots,
+                           MemoryBudget& budget) {
+  CURVD_ASSIGN_OR_RETURN(std::vector<const SafetensorsEntry*> matched,
+                         MatchStateDict(file, ExpectedOf(slots)));
+  int64_t bytes = 0;
+  for (const SafetensorsEntry* stored : matched)
+    bytes += stored == nullptr ? 0 : static_cast<int64_t>(stored->bytes);
+  CURVD_RETURN_IF_ERROR(budget.Charge(
+      absl::StrCat("the state dict's ", file.entries.size(), " tensors"),
+      bytes));
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const Slot& slot = slots[i];
+    const SafetensorsEntry* stored = matched[i];
+    if (stored == nullptr) continue;
+    CURVD_ASSIGN_OR_RETURN(
+        const torch::Tensor stored_value,
+        ReadSafetensorsRows(file.fd.get(), *stored, 0,
+                            stored->shape.empty() ? 1 : stored->shape[0],
+                            file.path));
     const torch::Tensor value = stored_value.to(slot.tensor.scalar_type());
     // Checked after conversion: an F64 value too large for float32 becomes Inf.
     CURVD_RETURN_IF_ERROR(CheckFinite(slot.name, value));
     CURVD_RETURN_IF_ERROR(
         CheckLossless(absl::StrCat("state dict tensor '", slot.name, "' (",
-                                   stored.dtype, ")"),
+                                   stored->dtype, ")"),
                       stored_value, value));
     copies.emplace_back(slot.tensor, value);
-  }
-  if (!by_name.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "state dict ", path, " has unexpected tensor '", by_name.begin()->first,
-        "': the model has no parameter or buffer of that name"));
   }
   torch::NoGradGuard no_grad;
   for (auto& [target, value] : copies) target.copy_(value);
@@ -295,18 +372,28 @@ class TorchScriptModel : public Model {
   std::optional<TorchScriptRecording> recording_;
 };
 
+// Loads the archive through its descriptor: torch reads it as a stream.
 absl::StatusOr<std::unique_ptr<TorchScriptModel>> LoadArchive(
-    const std::string& path) {
-  struct stat info;
-  if (stat(path.c_str(), &info) != 0) {
+    const ModelSource& source, MemoryBudget& budget) {
+  const std::string& path = source.archive_path;
+  absl::StatusOr<FileDescriptor> fd = OpenDataFile(path, source.data_roots);
+  if (absl::IsNotFound(fd.status()) && source.data_roots.empty()) {
     return absl::NotFoundError(
         absl::StrCat("TorchScript archive ", path, " not found"));
   }
+  if (!fd.ok()) return fd.status();
+  // The archive's tensors are most of its bytes, as stored or compressed.
+  CURVD_ASSIGN_OR_RETURN(const uint64_t size, FileSize(fd->get(), path));
+  CURVD_RETURN_IF_ERROR(
+      budget.Charge("the TorchScript archive", static_cast<int64_t>(size)));
+  // stdio_filebuf closes the descriptor it is given.
+  __gnu_cxx::stdio_filebuf<char> buffer(fd->release(), std::ios::in);
+  std::istream in(&buffer);
   absl::StatusOr<std::unique_ptr<TorchScriptModel>> model =
       CatchTorchExceptions(
           [&]() -> absl::StatusOr<std::unique_ptr<TorchScriptModel>> {
             return std::make_unique<TorchScriptModel>(
-                torch::jit::load(path, torch::Device("cpu")));
+                torch::jit::load(in, torch::Device("cpu")));
           });
   if (model.ok()) return model;
   // Whatever the loader threw, the archive is what is wrong with it; the
@@ -337,19 +424,47 @@ absl::Status ConvertArchiveWeights(TorchScriptModel& model,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<Model>> LoadModelOrThrow(
-    const ModelSource& source, torch::ScalarType dtype) {
-  if (source.kind == ModelSource::Kind::kZoo) {
-    CURVD_RETURN_IF_ERROR(ValidateZooSpec(source.zoo));
-    auto model = std::make_unique<ZooModel>(source.zoo);
-    model->To(torch::Device("cpu"), dtype);
-    if (!source.state_dict_path.empty()) {
-      CURVD_RETURN_IF_ERROR(
-          LoadStateDict(source.state_dict_path, model->Slots()));
-    }
-    return model;
+int64_t ElementCount(const std::vector<int64_t>& shape) {
+  int64_t count = 1;
+  for (int64_t dim : shape) count *= dim;
+  return count;
+}
+
+// The zoo model of `source`, its state dict checked against the declared
+// shapes and its parameters charged before the model is built.
+absl::StatusOr<std::unique_ptr<Model>> LoadZoo(const ModelSource& source,
+                                               torch::ScalarType dtype,
+                                               MemoryBudget& budget) {
+  CURVD_RETURN_IF_ERROR(ValidateZooSpec(source.zoo));
+  std::vector<Expected> expected;
+  int64_t parameters = 0;
+  for (auto& [name, shape] : ZooParameterShapes(source.zoo)) {
+    parameters += ElementCount(shape);
+    expected.push_back({std::move(name), std::move(shape), dtype, true});
   }
-  CURVD_ASSIGN_OR_RETURN(auto model, LoadArchive(source.archive_path));
+  std::optional<StateDictFile> state_dict;
+  if (!source.state_dict_path.empty()) {
+    CURVD_ASSIGN_OR_RETURN(state_dict,
+                           OpenStateDict(source.state_dict_path,
+                                         source.data_roots, expected.size()));
+    CURVD_RETURN_IF_ERROR(MatchStateDict(*state_dict, expected).status());
+  }
+  CURVD_RETURN_IF_ERROR(budget.Charge(
+      absl::StrCat("the zoo model's ", parameters, " parameters"),
+      parameters * static_cast<int64_t>(c10::elementSize(dtype))));
+  auto model = std::make_unique<ZooModel>(source.zoo);
+  model->To(torch::Device("cpu"), dtype);
+  if (state_dict.has_value()) {
+    CURVD_RETURN_IF_ERROR(LoadStateDict(*state_dict, model->Slots(), budget));
+  }
+  return model;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> LoadModelOrThrow(
+    const ModelSource& source, torch::ScalarType dtype, MemoryBudget& budget) {
+  if (source.kind == ModelSource::Kind::kZoo)
+    return LoadZoo(source, dtype, budget);
+  CURVD_ASSIGN_OR_RETURN(auto model, LoadArchive(source, budget));
   if (source.state_dict_path.empty()) {
     CURVD_RETURN_IF_ERROR(CheckAllFinite(model->Slots()));
     CURVD_RETURN_IF_ERROR(ConvertArchiveWeights(*model, dtype));
@@ -357,8 +472,11 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModelOrThrow(
     // The state dict replaces the parameters, so the archive's own are not
     // checked; buffers it leaves keep the archive's values, checked after.
     model->To(torch::Device("cpu"), dtype);
-    CURVD_RETURN_IF_ERROR(
-        LoadStateDict(source.state_dict_path, model->Slots()));
+    const std::vector<Slot> slots = model->Slots();
+    CURVD_ASSIGN_OR_RETURN(StateDictFile state_dict,
+                           OpenStateDict(source.state_dict_path,
+                                         source.data_roots, slots.size()));
+    CURVD_RETURN_IF_ERROR(LoadStateDict(state_dict, slots, budget));
     CURVD_RETURN_IF_ERROR(CheckAllFinite(model->Slots()));
   }
   return model;
@@ -377,20 +495,26 @@ torch::Tensor Model::ForwardRecording(const torch::Tensor&,
   TORCH_CHECK(false, "this model records no layers");
 }
 
-absl::StatusOr<torch::Tensor> TensorFromSafetensors(
-    const SafetensorsTensor& tensor) {
+absl::StatusOr<torch::ScalarType> TorchDtypeOf(const std::string& dtype,
+                                               const std::string& name) {
   static const std::map<std::string, torch::ScalarType> kDtypes = {
       {"F64", torch::kFloat64}, {"F32", torch::kFloat32},
       {"F16", torch::kFloat16}, {"BF16", torch::kBFloat16},
       {"I64", torch::kInt64},   {"I32", torch::kInt32},
       {"I16", torch::kInt16},   {"I8", torch::kInt8},
       {"U8", torch::kUInt8},    {"BOOL", torch::kBool}};
-  auto dtype = kDtypes.find(tensor.dtype);
-  if (dtype == kDtypes.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tensor '", tensor.name, "' has dtype ", tensor.dtype,
-                     ", which torch cannot hold"));
+  auto it = kDtypes.find(dtype);
+  if (it == kDtypes.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor '", name, "' has dtype ", dtype, ", which torch cannot hold"));
   }
+  return it->second;
+}
+
+absl::StatusOr<torch::Tensor> TensorFromSafetensors(
+    const SafetensorsTensor& tensor) {
+  CURVD_ASSIGN_OR_RETURN(const torch::ScalarType dtype,
+                         TorchDtypeOf(tensor.dtype, tensor.name));
   // Overflow-safe: the struct may come from a caller rather than
   // ParseSafetensors.
   int64_t bytes = SafetensorsDtypeSize(tensor.dtype);
@@ -405,16 +529,41 @@ absl::StatusOr<torch::Tensor> TensorFromSafetensors(
   }
   // from_blob does not own the bytes, hence the clone.
   return torch::from_blob(const_cast<char*>(tensor.data.data()), tensor.shape,
-                          torch::TensorOptions().dtype(dtype->second))
+                          torch::TensorOptions().dtype(dtype))
       .clone();
+}
+
+absl::StatusOr<torch::Tensor> ReadSafetensorsRows(
+    int fd, const SafetensorsEntry& entry, int64_t begin, int64_t count,
+    const std::string& name) {
+  CURVD_ASSIGN_OR_RETURN(const torch::ScalarType dtype,
+                         TorchDtypeOf(entry.dtype, entry.name));
+  std::vector<int64_t> shape = entry.shape;
+  const int64_t rows = shape.empty() ? 1 : std::max<int64_t>(shape[0], 1);
+  const uint64_t row_bytes = entry.bytes / static_cast<uint64_t>(rows);
+  if (!shape.empty()) shape[0] = count;
+  torch::Tensor out = torch::empty(shape, torch::TensorOptions().dtype(dtype));
+  CURVD_RETURN_IF_ERROR(
+      ReadExactly(fd, entry.offset + row_bytes * static_cast<uint64_t>(begin),
+                  row_bytes * static_cast<uint64_t>(count), out.data_ptr(),
+                  name));
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelSource& source,
+                                                 torch::ScalarType dtype,
+                                                 MemoryBudget& budget) {
+  // Anything torch throws past the archive loader (a copy into an exotic
+  // buffer, an allocation failure) still must not escape as an exception.
+  return CatchTorchExceptions(
+      [&] { return LoadModelOrThrow(source, dtype, budget); },
+      "cannot load model: ");
 }
 
 absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelSource& source,
                                                  torch::ScalarType dtype) {
-  // Anything torch throws past the archive loader (a copy into an exotic
-  // buffer, an allocation failure) still must not escape as an exception.
-  return CatchTorchExceptions([&] { return LoadModelOrThrow(source, dtype); },
-                              "cannot load model: ");
+  MemoryBudget unlimited(0);
+  return LoadModel(source, dtype, unlimited);
 }
 
 }  // namespace curvd::core

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "core/api/safetensors.h"
 #include "core/api/sources.h"
+#include "core/data/memory_budget.h"
 
 namespace curvd::core {
 
@@ -100,7 +101,9 @@ class Model {
                                          std::vector<LayerActivations>* layers);
 };
 
-// Builds the architecture and loads the weights of `source` on the CPU, every
+// Builds the architecture and loads the weights of `source` on the CPU, its
+// files opened beneath source.data_roots (core/api/data_roots.h) and read
+// through the descriptors, every
 // floating parameter and buffer in `dtype` (the measurement's: float64 for
 // PRECISION_FLOAT64, else float32). Weights are converted only when no value
 // changes: F16, BF16 and F32 always, F64 into float32 only when every value
@@ -109,9 +112,19 @@ class Model {
 // load losslessly into a float64 measurement and are never rounded silently.
 // InvalidArgument too for a corrupt or truncated archive, a state dict whose
 // names or shapes do not match the model (the message names the first
-// offender), or NaN/Inf weights; NotFound for a missing file. A zoo source
-// without a state dict keeps LibTorch's default initialisation (reproducible
-// via torch::manual_seed).
+// offender), a state dict header out of proportion to the model (over 1 MiB
+// plus 16 KiB per tensor the model has), or NaN/Inf weights; NotFound for a
+// missing file; the errors of core::OpenDataFile for a path that leads out of
+// the roots. A zoo model's state dict is checked against the declared shapes
+// before the model is built. `budget` is charged with the parameters (a zoo
+// model's from its declared shapes, an archive's by its size), then the state
+// dict's tensors, each before it is allocated: ResourceExhausted when one does
+// not fit. A zoo source without a state dict keeps LibTorch's default
+// initialisation (reproducible via torch::manual_seed).
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const ModelSource& source,
+                                                 torch::ScalarType dtype,
+                                                 MemoryBudget& budget);
+// The same without a budget.
 absl::StatusOr<std::unique_ptr<Model>> LoadModel(
     const ModelSource& source, torch::ScalarType dtype = torch::kFloat32);
 
@@ -120,6 +133,19 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(
 // data size that does not match the shape.
 absl::StatusOr<torch::Tensor> TensorFromSafetensors(
     const SafetensorsTensor& tensor);
+
+// The torch dtype of the safetensors dtype of tensor `name`; InvalidArgument
+// for dtypes torch lacks (U16/U32/U64).
+absl::StatusOr<torch::ScalarType> TorchDtypeOf(const std::string& dtype,
+                                               const std::string& name);
+
+// Rows [begin, begin + count) of `entry` of the safetensors file open at `fd`
+// (begin 0 and count 1 for a scalar), read straight into a new CPU tensor of
+// its dtype: the one copy. The caller keeps the rows within the entry's
+// shape. Errors as TorchDtypeOf, DataLoss naming `name` for a failed read.
+absl::StatusOr<torch::Tensor> ReadSafetensorsRows(
+    int fd, const SafetensorsEntry& entry, int64_t begin, int64_t count,
+    const std::string& name);
 
 }  // namespace curvd::core
 

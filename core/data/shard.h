@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/api/sources.h"
+#include "core/data/memory_budget.h"
 
 namespace curvd::core {
 
@@ -17,7 +18,10 @@ struct Shard {
   int64_t size() const { return inputs.size(0); }
 };
 
-// Loads the shard on the CPU, offset/limit applied. idx images become float32
+// Loads the shard on the CPU, offset/limit applied, its files opened beneath
+// spec.data_roots (core/api/data_roots.h) and read through the descriptors.
+// Only the slice is kept: a safetensors or idx file's other rows are never
+// held, and an idx file is decompressed no further than its dimensions need. idx images become float32
 // in [0, 1] with shape [N, rows*cols]; idx labels int64. CIFAR batch files
 // (gzipped or not) are concatenated in order into float32 [N, 3, 32, 32] and
 // int64 [N] as core/api/cifar_format.h states. Safetensors inputs
@@ -26,8 +30,14 @@ struct Shard {
 // int64 class indices. InvalidArgument for a corrupt or inconsistent file
 // (wrong magic, truncated, counts that disagree, missing "inputs"/"targets",
 // BOOL inputs, empty after the slice; a CIFAR file that is not whole records,
-// a label byte beyond the format's classes: each naming the file), NotFound
-// for a missing file.
+// a label byte beyond the format's classes, more data than an idx header
+// declares, a safetensors header over 1 MiB: each naming the file), NotFound
+// for a missing file, the errors of core::OpenDataFile for a path that leads
+// out of the data roots, ResourceExhausted (MemoryBudget::Charge) when the
+// slice, sized from the headers before anything is allocated, exceeds what
+// is left of `budget`, which is charged with it.
+absl::StatusOr<Shard> LoadShard(const ShardSpec& spec, MemoryBudget& budget);
+// The same without a budget.
 absl::StatusOr<Shard> LoadShard(const ShardSpec& spec);
 
 }  // namespace curvd::core

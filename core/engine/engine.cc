@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <sys/stat.h>
 #include <torch/cuda.h>
+#include <unistd.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "core/data/device_cache.h"
+#include "core/data/memory_budget.h"
 #include "core/data/model.h"
 #include "core/data/shard.h"
 #include "core/engine/oom_retry.h"
@@ -161,10 +163,28 @@ class Tf32Scope {
   const bool tf32_;
 };
 
+// Half of the host's physical memory, or 0 (no budget) when it cannot be
+// read.
+int64_t DefaultMeasurementHostBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_bytes = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_bytes <= 0) return 0;
+  return static_cast<int64_t>(pages) * page_bytes / 2;
+}
+
+// Parameter-sized vectors a measurement holds besides the parameters: the
+// gradient, a probe or Lanczos vector and its product, and their
+// temporaries. A lower bound, so that nothing that fits is refused.
+constexpr int64_t kWorkingSetVectors = 4;
+
 class TorchEngine final : public Engine {
  public:
-  TorchEngine(torch::Device device, std::string name, int64_t cache_budget)
-      : device_(device), name_(std::move(name)), cache_(cache_budget) {}
+  TorchEngine(torch::Device device, std::string name, int64_t cache_budget,
+              int64_t measurement_host_bytes)
+      : device_(device),
+        name_(std::move(name)),
+        cache_(cache_budget),
+        measurement_host_bytes_(measurement_host_bytes) {}
 
   absl::StatusOr<MeasurementResult> Measure(const ModelSource& model_source,
                                             const ShardSpec& shard_spec,
@@ -174,10 +194,13 @@ class TorchEngine final : public Engine {
     return CatchTorchExceptions([&]() -> absl::StatusOr<MeasurementResult> {
       const Precision precision = request.objective.precision;
       const torch::ScalarType dtype = DtypeOf(precision);
+      MemoryBudget budget(measurement_host_bytes_);
       CURVD_ASSIGN_OR_RETURN(DeviceCache::Handle<Model> model,
-                             DeviceModel(model_source, dtype));
+                             DeviceModel(model_source, dtype, budget));
       CURVD_ASSIGN_OR_RETURN(DeviceCache::Handle<Shard> shard,
-                             DeviceShard(shard_spec, dtype));
+                             DeviceShard(shard_spec, dtype, budget));
+      CURVD_RETURN_IF_ERROR(
+          ChargeWorkingSet(*model, dtype, request.methods.size(), budget));
       model->SetTrainMode(request.objective.train_mode);
       // Forward passes in train mode update BatchNorm running statistics: that
       // copy no longer holds the checkpoint's buffers and must not be reused.
@@ -215,36 +238,78 @@ class TorchEngine final : public Engine {
 
  private:
   // The model of `source` on the device in `dtype`, from the cache when its
-  // key matches.
+  // key matches. `budget` is charged with it either way: by the loader as it
+  // sizes the model, or with the parameters of the cached copy.
   absl::StatusOr<DeviceCache::Handle<Model>> DeviceModel(
-      const ModelSource& source, torch::ScalarType dtype) {
-    return cache_.GetOrLoad<Model>(
-        DeviceKey(source.cache_key, dtype,
-                  {source.archive_path, source.state_dict_path}),
-        [&]() -> absl::StatusOr<DeviceCache::Loaded<Model>> {
-          CURVD_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                                 LoadModel(source, dtype));
-          model->To(device_, dtype);
-          const int64_t bytes = ParameterBytes(*model);
-          return DeviceCache::Loaded<Model>{std::move(model), bytes};
-        });
+      const ModelSource& source, torch::ScalarType dtype,
+      MemoryBudget& budget) {
+    const int64_t before = budget.charged();
+    CURVD_ASSIGN_OR_RETURN(
+        DeviceCache::Handle<Model> model,
+        cache_.GetOrLoad<Model>(
+            DeviceKey(source.cache_key, dtype,
+                      {source.archive_path, source.state_dict_path}),
+            [&]() -> absl::StatusOr<DeviceCache::Loaded<Model>> {
+              CURVD_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                                     LoadModel(source, dtype, budget));
+              model->To(device_, dtype);
+              const int64_t bytes = ParameterBytes(*model);
+              return DeviceCache::Loaded<Model>{std::move(model), bytes};
+            }));
+    if (budget.charged() == before) {
+      CURVD_RETURN_IF_ERROR(
+          budget.Charge("the model's parameters", ParameterBytes(*model)));
+    }
+    return model;
   }
 
   // The shard of `spec` on the device, floating tensors in `dtype`, from the
-  // cache when its key matches.
+  // cache when its key matches; `budget` charged as DeviceModel's.
   absl::StatusOr<DeviceCache::Handle<Shard>> DeviceShard(
-      const ShardSpec& spec, torch::ScalarType dtype) {
-    return cache_.GetOrLoad<Shard>(
-        DeviceKey(spec.cache_key, dtype, {spec.path, spec.labels_path}),
-        [&]() -> absl::StatusOr<DeviceCache::Loaded<Shard>> {
-          CURVD_ASSIGN_OR_RETURN(Shard loaded, LoadShard(spec));
-          auto shard = std::make_unique<Shard>();
-          shard->inputs = ToDevice(loaded.inputs, device_, dtype);
-          shard->targets = ToDevice(loaded.targets, device_, dtype);
-          const int64_t bytes =
-              shard->inputs.nbytes() + shard->targets.nbytes();
-          return DeviceCache::Loaded<Shard>{std::move(shard), bytes};
-        });
+      const ShardSpec& spec, torch::ScalarType dtype, MemoryBudget& budget) {
+    const int64_t before = budget.charged();
+    CURVD_ASSIGN_OR_RETURN(
+        DeviceCache::Handle<Shard> shard,
+        cache_.GetOrLoad<Shard>(
+            DeviceKey(spec.cache_key, dtype, {spec.path, spec.labels_path}),
+            [&]() -> absl::StatusOr<DeviceCache::Loaded<Shard>> {
+              CURVD_ASSIGN_OR_RETURN(Shard loaded, LoadShard(spec, budget));
+              auto shard = std::make_unique<Shard>();
+              shard->inputs = ToDevice(loaded.inputs, device_, dtype);
+              shard->targets = ToDevice(loaded.targets, device_, dtype);
+              const int64_t bytes =
+                  shard->inputs.nbytes() + shard->targets.nbytes();
+              return DeviceCache::Loaded<Shard>{std::move(shard), bytes};
+            }));
+    if (budget.charged() == before) {
+      CURVD_RETURN_IF_ERROR(budget.Charge(
+          "the shard", shard->inputs.nbytes() + shard->targets.nbytes()));
+    }
+    return shard;
+  }
+
+  // Charges `budget` with the working set of `methods` methods on `model`;
+  // on CUDA, ResourceExhausted too when the whole budget charged exceeds the
+  // device's memory, which no smaller micro-batch could help.
+  absl::Status ChargeWorkingSet(Model& model, torch::ScalarType dtype,
+                                size_t methods, MemoryBudget& budget) {
+    int64_t parameters = 0;
+    for (const torch::Tensor& p : model.Parameters()) parameters += p.numel();
+    const int64_t vector_bytes =
+        parameters * static_cast<int64_t>(c10::elementSize(dtype));
+    CURVD_RETURN_IF_ERROR(budget.Charge(
+        absl::StrCat("the working set of ", methods, " method(s) (",
+                     kWorkingSetVectors, " parameter-sized vectors each)"),
+        kWorkingSetVectors * static_cast<int64_t>(methods) * vector_bytes));
+    if (!device_.is_cuda()) return absl::OkStatus();
+    const int64_t device_bytes = CudaMemoryBytes(device_);
+    if (device_bytes > 0 && budget.charged() > device_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the model, shard and working set need at least ", budget.charged(),
+          " bytes, ", budget.charged() - device_bytes, " bytes more than ",
+          name_, " has (", device_bytes, " bytes)"));
+    }
+    return absl::OkStatus();
   }
 
   // One attempt at `micro_batch` samples per batch, keeping the graphs of all
@@ -284,6 +349,7 @@ class TorchEngine final : public Engine {
   const torch::Device device_;
   const std::string name_;
   DeviceCache cache_;
+  const int64_t measurement_host_bytes_;  // 0: no budget
 };
 
 // "cuda" or "cuda:N" to N; -1 if `device` is neither.
@@ -355,6 +421,11 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::CreateWithOptions(
     return absl::InvalidArgumentError(absl::StrCat(
         "cache_budget_bytes must be >= 0, got ", options.cache_budget_bytes));
   }
+  if (options.measurement_host_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("measurement_host_bytes must be >= 0, got ",
+                     options.measurement_host_bytes));
+  }
   // Measurements in float32 must be float32: TF32 would cut matmul inputs to 10
   // mantissa bits and make GPU results disagree with the CPU reference. Only a
   // kTf32 measurement switches it on, for its own duration.
@@ -383,8 +454,10 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::CreateWithOptions(
   const int64_t budget = options.cache_budget_bytes > 0
                              ? options.cache_budget_bytes
                              : DefaultCacheBudget(torch_device);
-  return std::unique_ptr<Engine>(
-      new TorchEngine(torch_device, std::move(name), budget));
+  return std::unique_ptr<Engine>(new TorchEngine(
+      torch_device, std::move(name), budget,
+      options.measurement_host_bytes > 0 ? options.measurement_host_bytes
+                                         : DefaultMeasurementHostBytes()));
 }
 
 }  // namespace curvd::core

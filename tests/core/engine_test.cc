@@ -478,6 +478,41 @@ TEST_P(EngineTest, CacheBudgetBoundsWhatStaysOnTheDevice) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// The host budget of one measurement: the model (114 float64 parameters, 912
+// bytes), the generated shard (2080 bytes, as generated in float32) and the
+// working set of one method (4 x 912 bytes), refused at the first that does
+// not fit, before it is allocated.
+TEST_P(EngineTest, MeasurementOverItsHostBudgetIsResourceExhausted) {
+  const MeasurementRequest request =
+      Request<SharpnessMethod>(Precision::kFloat64);
+  const auto measure_within = [&](int64_t bytes) {
+    EngineOptions options;
+    options.measurement_host_bytes = bytes;
+    auto engine =
+        Engine::CreateWithOptions(on_cuda() ? "cuda:0" : "cpu", options);
+    EXPECT_TRUE(engine.ok()) << engine.status();
+    return (*engine)->Measure(ZooModel(), GaussianRegression(), request,
+                              Progress());
+  };
+  auto shard = measure_within(1000);
+  EXPECT_EQ(shard.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(shard.status().message()),
+              HasSubstr("the generated shard of n=64, d=4, outputs=2 needs "
+                        "2080 bytes of host memory, 1992 bytes more than is "
+                        "left (88 bytes) of the 1000-byte budget"));
+  auto working_set = measure_within(3000);
+  EXPECT_EQ(working_set.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(working_set.status().message()),
+              HasSubstr("the working set of 1 method(s) (4 parameter-sized "
+                        "vectors each) needs 3648 bytes of host memory, 3640 "
+                        "bytes more than is left (8 bytes)"));
+  EXPECT_TRUE(measure_within(6640).ok());
+  EngineOptions negative;
+  negative.measurement_host_bytes = -1;
+  EXPECT_EQ(Engine::CreateWithOptions("cpu", negative).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 CURVD_INSTANTIATE_DEVICE_TEST(EngineTest);
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "core/data/zoo_mlp.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/core/peak_memory.h"
 
 namespace curvd::core {
 namespace {
@@ -175,7 +176,7 @@ TEST_F(ModelTest, ZooSpecValidation) {
   spec = SmallMlp();
   spec.architecture = "resnet";
   auto model =
-      LoadModel(ModelSource{ModelSource::Kind::kZoo, "", spec, "", ""});
+      LoadModel(ModelSource{ModelSource::Kind::kZoo, "", spec, "", "", {}});
   ASSERT_FALSE(model.ok());
   EXPECT_THAT(std::string(model.status().message()), HasSubstr("'resnet'"));
 }
@@ -321,6 +322,78 @@ TEST_F(ModelTest, StateDictWhoseHeaderLiesIsRejected) {
   EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(model.status().message()),
               HasSubstr("outside the 20 data bytes"));
+}
+
+// Issue 15: a zoo MLP declared 1,048,576 wide took 1 GB before its
+// one-tensor checkpoint was refused. The state dict is checked against the
+// declared shapes before the model is built.
+TEST_F(ModelTest, WideZooMlpWithAOneTensorCheckpointIsRefusedBeforeBuilding) {
+  const std::string path = dir_ + "/one_tensor.safetensors";
+  WriteStateDict(path, {ToSafetensors("fc0.bias", torch::zeros({256}), "F32")});
+  ModelSource source;
+  source.zoo.layer_widths = {1 << 20, 256, 1};  // 268 M parameters, 1 GiB
+  source.state_dict_path = path;
+  absl::StatusOr<std::unique_ptr<Model>> model;
+  const int64_t growth =
+      testing::PeakRssGrowth([&] { model = LoadModel(source); });
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(model.status().message()),
+              HasSubstr("is missing parameter 'fc0.weight' of shape [256, "
+                        "1048576]"));
+  if (growth >= 0) {
+    EXPECT_LT(growth, int64_t{64} << 20);
+  }
+
+  WriteStateDict(path, {ToSafetensors("fc0.weight", torch::zeros({256, 2}),
+                                      "F32")});
+  model = LoadModel(source);
+  EXPECT_THAT(std::string(model.status().message()),
+              HasSubstr("'fc0.weight' has shape [256, 2] but the model "
+                        "expects [256, 1048576]"));
+}
+
+TEST_F(ModelTest, ZooModelOverTheBudgetIsRefusedBeforeBuilding) {
+  ModelSource source;
+  source.zoo.layer_widths = {1 << 20, 256, 1};
+  MemoryBudget budget(int64_t{100} << 20);
+  absl::StatusOr<std::unique_ptr<Model>> model;
+  const int64_t growth = testing::PeakRssGrowth(
+      [&] { model = LoadModel(source, torch::kFloat32, budget); });
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(model.status().message()),
+              HasSubstr("the zoo model's 268435969 parameters needs "
+                        "1073743876 bytes of host memory, 968886276 bytes "
+                        "more than is left"));
+  if (growth >= 0) {
+    EXPECT_LT(growth, int64_t{64} << 20);
+  }
+  MemoryBudget enough(int64_t{1} << 20);
+  ASSERT_TRUE(LoadModel(ZooWithStateDict(SmallMlpStateDict("F32")),
+                        torch::kFloat64, enough)
+                  .ok());
+  // The parameters in float64, then the state dict's float32 tensors.
+  EXPECT_EQ(enough.charged(), (53 * 8) + (53 * 4));
+}
+
+// A header is bounded by what the model it is for can need: 1 MiB and 16 KiB
+// per tensor.
+TEST_F(ModelTest, StateDictHeaderOutOfProportionToTheModelIsRefused) {
+  const std::string path = dir_ + "/padded.safetensors";
+  std::string header =
+      R"({"__metadata__":{"pad":")" + std::string(2 << 20, 'x') + R"("}})";
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    bytes[i] = static_cast<char>(uint64_t{header.size()} >> (8 * i));
+  WriteFile(path, bytes + header);
+  ModelSource source;
+  source.zoo = SmallMlp();
+  source.state_dict_path = path;
+  auto model = LoadModel(source);
+  ASSERT_FALSE(model.ok());
+  EXPECT_THAT(std::string(model.status().message()),
+              HasSubstr("exceeds the limit of 1114112 bytes"));
 }
 
 TEST_F(ModelTest, MissingStateDictIsNotFound) {

@@ -1,8 +1,15 @@
 #include "core/api/safetensors.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include "core/api/data_roots.h"
+#include "tests/core/peak_memory.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -177,6 +184,51 @@ TEST(SafetensorsTest, ReadFileReportsMissingFileAsNotFound) {
   auto parsed = ReadSafetensorsFile("/nonexistent/curvd/weights.safetensors");
   ASSERT_FALSE(parsed.ok());
   EXPECT_EQ(parsed.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SafetensorsTest, IndexGivesEachTensorsPlaceInTheFile) {
+  const std::string path = ::testing::TempDir() + "/index.safetensors";
+  const std::string bytes =
+      SerializeSafetensors({{"b", "U8", {3}, "xyz"}, {"a", "F32", {1}, "abcd"}})
+          .value();
+  std::ofstream(path, std::ios::binary) << bytes;
+  FileDescriptor fd(open(path.c_str(), O_RDONLY));
+  auto index = ReadSafetensorsIndex(fd.get(), path);
+  ASSERT_TRUE(index.ok()) << index.status();
+  ASSERT_EQ(index->size(), 2u);
+  EXPECT_EQ((*index)[0].name, "a");
+  EXPECT_EQ(bytes.substr((*index)[0].offset, (*index)[0].bytes), "abcd");
+  EXPECT_EQ(bytes.substr((*index)[1].offset, (*index)[1].bytes), "xyz");
+  auto capped = ReadSafetensorsIndex(fd.get(), path, 16);
+  ASSERT_FALSE(capped.ok());
+  EXPECT_THAT(std::string(capped.status().message()),
+              HasSubstr(path + ": safetensors: header length"));
+  EXPECT_THAT(std::string(capped.status().message()),
+              HasSubstr("exceeds the limit of 16 bytes"));
+}
+
+// Issue 15's 97 MiB header took 1.7 GB to refuse; its length alone refuses it
+// now, before any of it is read.
+TEST(SafetensorsTest, HugeHeaderIsRefusedBeforeItIsRead) {
+  const std::string path = ::testing::TempDir() + "/huge_header.safetensors";
+  const uint64_t header = uint64_t{97} << 20;
+  {
+    std::ofstream out(path, std::ios::binary);
+    for (int i = 0; i < 8; ++i) out.put(static_cast<char>(header >> (8 * i)));
+  }
+  ASSERT_EQ(truncate(path.c_str(), static_cast<off_t>(8 + header + 16)), 0);
+  FileDescriptor fd(open(path.c_str(), O_RDONLY));
+  absl::StatusOr<std::vector<SafetensorsEntry>> index;
+  const int64_t growth = testing::PeakRssGrowth(
+      [&] { index = ReadSafetensorsIndex(fd.get(), path); });
+  ASSERT_FALSE(index.ok());
+  EXPECT_EQ(index.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(index.status().message()),
+              HasSubstr("exceeds the limit of 16777216 bytes"));
+  if (growth >= 0) {
+    EXPECT_LT(growth, int64_t{8} << 20);
+  }
+  unlink(path.c_str());
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "core/api/safetensors.h"
 #include "core/api/sources.h"
 #include "gmock/gmock.h"
+#include "tests/core/peak_memory.h"
 #include "gtest/gtest.h"
 
 namespace curvd::core {
@@ -149,6 +150,55 @@ TEST_F(ShardTest, TruncatedGzipIsRejected) {
   ExpectInvalid(LoadShard(Idx(Write("half.gz", gz.substr(0, gz.size() / 2)),
                               WriteGzip("labels.gz", IdxLabels(200)))),
                 "truncated");
+}
+
+// Issue 15's 228 KB gzip bomb took 2.4 GB: an idx file decompresses no
+// further than one byte past what its dimensions declare.
+TEST_F(ShardTest, GzipBombIsRefusedOneBytePastTheDeclaredData) {
+  const std::string path = dir_ + "/bomb-idx3-ubyte.gz";
+  gzFile file = gzopen(path.c_str(), "wb1");
+  ASSERT_NE(file, nullptr);
+  const std::string header =
+      BigEndian(0x803) + BigEndian(1) + BigEndian(2) + BigEndian(3);
+  gzwrite(file, header.data(), header.size());
+  const std::string zeros(1 << 20, '\0');
+  for (int i = 0; i < 256; ++i) gzwrite(file, zeros.data(), zeros.size());
+  ASSERT_EQ(gzclose(file), Z_OK);
+  absl::StatusOr<Shard> shard;
+  const int64_t growth = testing::PeakRssGrowth([&] {
+    shard = LoadShard(Idx(path, WriteGzip("labels.gz", IdxLabels(1))));
+  });
+  ExpectInvalid(shard,
+                "oversized idx images file: dimensions [1, 2, 3] need 6 data "
+                "bytes but it has more");
+  if (growth >= 0) {
+    EXPECT_LT(growth, int64_t{32} << 20);
+  }
+}
+
+TEST_F(ShardTest, OversizedPlainIdxIsRejected) {
+  ExpectInvalid(LoadShard(Idx(Write("images", IdxImages(12) + "extra"),
+                              Write("labels", IdxLabels(12)))),
+                "oversized idx images file: dimensions [12, 2, 3] need 72 "
+                "data bytes but it has 77");
+}
+
+// The slice is sized from the headers and charged before it is allocated.
+TEST_F(ShardTest, ShardOverTheBudgetIsResourceExhausted) {
+  const ShardSpec spec =
+      Idx(Write("images", IdxImages(12)), Write("labels", IdxLabels(12)));
+  MemoryBudget budget(100);
+  auto shard = LoadShard(spec, budget);
+  ASSERT_FALSE(shard.ok());
+  EXPECT_EQ(shard.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(shard.status().message(),
+            "the shard's 12 images of 6 pixels needs 360 bytes of host "
+            "memory, 260 bytes more than is left (100 bytes) of the 100-byte "
+            "budget of one measurement (--measurement_host_memory_bytes)");
+  EXPECT_EQ(budget.charged(), 0);
+  MemoryBudget enough(1000);
+  ASSERT_TRUE(LoadShard(spec, enough).ok());
+  EXPECT_EQ(enough.charged(), 12 * 6 * 5 + 12 * 9);
 }
 
 TEST_F(ShardTest, IdxLabelCountMismatchIsRejected) {

@@ -151,11 +151,18 @@ TEST_F(RealEngineServiceTest, SafetensorsHeaderThatLiesFails) {
   lying += header + std::string(4, '\0');
   CreateRun("lying");
   const std::string parent = AddCheckpoint("lying", 1, lying);
-  ExpectFailed(Measure(parent, MseSharpness()), "safetensors");
+  const v1::Measurement weights = Measure(parent, MseSharpness());
+  ExpectFailed(weights, "safetensors");
   // The same file as a shard.
-  ExpectFailed(Measure(good_parent_,
-                       MseSharpness("blob://" + Upload(lying))),
-               "safetensors");
+  const std::string digest = Upload(lying);
+  const v1::Measurement shard =
+      Measure(good_parent_, MseSharpness("blob://" + digest));
+  ExpectFailed(shard, "safetensors");
+  // The errors name the blob, not where the server keeps it.
+  for (const v1::Measurement& m : {weights, shard}) {
+    EXPECT_THAT(m.error_message(), HasSubstr("blob://" + digest));
+    EXPECT_THAT(m.error_message(), ::testing::Not(HasSubstr(state_dir_)));
+  }
   ExpectStillServingAndStored();
 }
 
