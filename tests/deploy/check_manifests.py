@@ -165,6 +165,10 @@ def check_statefulset(s, by_kind, gpu):
     ports = {}
     for c in pod.get("containers", []):
         ports.update(check_container(c, set(volumes) | set(claims), configmaps, gpu))
+    # The replica count the servers hash runs over must be the set's size.
+    counts = {data["CURVD_REPLICAS"] for data in configmaps.values() if "CURVD_REPLICAS" in data}
+    if counts != {str(spec.get("replicas", 1))}:
+        problem(f"{where}: CURVD_REPLICAS {sorted(counts)} is not spec.replicas {spec.get('replicas', 1)}")
     return labels, ports
 
 
