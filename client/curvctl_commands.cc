@@ -977,7 +977,9 @@ int DeleteCommand(const ParsedFlags& flags, std::ostream& out,
                   std::ostream& err) {
   std::string name = flags.positional()[0];
   if (!absl::StartsWith(name, "runs/")) name = absl::StrCat("runs/", name);
-  auto client = Connect(flags);
+  absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
+  if (!connected.ok()) return ExitFor(connected.status(), err);
+  std::unique_ptr<Client> client = *std::move(connected);
   absl::StatusOr<v1::DeleteRunResponse> deleted = client->DeleteRun(name);
   if (!deleted.ok()) return ExitFor(deleted.status(), err);
   if (flags.Bool("json")) {
