@@ -113,8 +113,9 @@ std::optional<T> Constant(Value* value) {
 }
 
 // A site of `kind` recording `node`'s input 0 and output, its weight the
-// node's input `weight` and its bias input `bias` unless that is None; none
-// unless the site owns both.
+// node's input `weight` and its bias input `bias` where that is a parameter
+// (None, or any value not read as a parameter, leaves the weight's gradient
+// as it is); none unless the site owns both.
 std::optional<Site> WeightAndBiasSite(RecordedLayer::Kind kind, Node* node,
                                       size_t weight, size_t bias,
                                       const ParameterReads& reads) {
@@ -122,7 +123,7 @@ std::optional<Site> WeightAndBiasSite(RecordedLayer::Kind kind, Node* node,
       OwnedParameter(node->input(weight), reads);
   if (!weight_name) return std::nullopt;
   Site site{{kind, *weight_name, "", -1}, {node->input(0), node->output()}};
-  if (node->input(bias)->type()->kind() != c10::TypeKind::NoneType) {
+  if (reads.names.count(node->input(bias)) != 0) {
     const std::optional<std::string> bias_name =
         OwnedParameter(node->input(bias), reads);
     if (!bias_name) return std::nullopt;
