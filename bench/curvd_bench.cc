@@ -891,23 +891,17 @@ std::vector<int64_t> GopIndicesChecksum(const WorkloadSpec& w, int64_t n) {
 }
 
 // The estimated time of a generic-path gop measurement of `n` samples from
-// one of `n0` that took `seconds`. The generic path computes N per-sample
-// gradients when N x M fits max_gradient_floats, else about N + N^2 / (2c)
-// with c = max_gradient_floats / (2M) (core/measurements/gop.h), and its time
-// is about proportional to that count (the pilot's fixed costs make it an
-// overestimate).
+// one of `n0` that took `seconds`: about proportional to the per-sample
+// gradients it computes (core::GopGenericGradientCount; the pilot's fixed
+// costs make it an overestimate).
 double GenericGopEstimateSeconds(int64_t num_parameters, int64_t n0,
                                  double seconds, int64_t n) {
-  const double cap =
-      static_cast<double>(core::GopOptions{}.max_gradient_floats);
-  const double m = static_cast<double>(num_parameters);
-  auto passes = [&](int64_t samples) {
-    const double count = static_cast<double>(samples);
-    if (count * m <= cap) return count;
-    const double chunk = std::max(1.0, std::floor(cap / (2 * m)));
-    return count + count * count / (2 * chunk);
-  };
-  return seconds * passes(n) / passes(n0);
+  const int64_t cap = core::GopOptions{}.max_gradient_floats;
+  return seconds *
+         static_cast<double>(
+             core::GopGenericGradientCount(n, num_parameters, cap)) /
+         static_cast<double>(
+             core::GopGenericGradientCount(n0, num_parameters, cap));
 }
 
 // What a GOP row keeps of the whole model's metrics (and a layer's).

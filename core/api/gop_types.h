@@ -34,10 +34,11 @@ enum class GopPath {
   // One forward and backward pass per sample: any model.
   kGeneric,
   // Gram blocks from the layers' inputs and output gradients, no per-sample
-  // gradient formed: blocks of the parameters of a model's
-  // Model::RecordedLayers() (the zoo MLP; TorchScript Linear, Embedding and
-  // added parameters in eval mode). Refused (InvalidArgument saying
-  // why) for another block, or for kMeanGradient, which forms no Gram matrix.
+  // gradient of a Linear or Embedding layer formed: blocks of the parameters
+  // of a model's Model::RecordedLayers() (the zoo MLP; TorchScript Linear,
+  // Embedding, LayerNorm, Conv2d and added parameters in eval mode; not
+  // BatchNorm). Refused (InvalidArgument saying why) for another block, or
+  // for kMeanGradient, which forms no Gram matrix.
   kFast,
 };
 
@@ -80,8 +81,8 @@ struct GopOptions {
   // The per-sample gradients held at once (float64 elements, 1 GiB): all N
   // rows when N * M fits, else two chunks of rows (at least one row each).
   // The fast path holds N x (d_in + d_out) per Linear layer of the block
-  // instead, and is not taken (kAuto) or refused (kFast) when that exceeds
-  // this cap.
+  // and N x (its parameters) per LayerNorm or Conv2d layer instead, and is
+  // not taken (kAuto) or refused (kFast) when that exceeds this cap.
   int64_t max_gradient_floats = int64_t{1} << 27;
   // k * M for the eigenvectors asked for, k = top_k (at most 1 for
   // kMeanGradient), float64 (512 MiB).

@@ -30,17 +30,27 @@ struct RecordedLayer {
     // y = x + p, the parameter p (the weight) of the trailing shape of x
     // [B, ..., *p.shape], broadcast over the leading dimensions.
     kAdd,
+    // y = (x - mean) / sqrt(var + eps) * w + b, mean and (biased) var over
+    // the trailing w.shape dimensions of x [B, ..., *w.shape]: weight w, bias
+    // b of w's shape or none.
+    kLayerNorm,
+    // y = conv2d(x, W, b, stride, padding, dilation), one group, x [B, C_in,
+    // H, W]: weight W [C_out, C_in, kh, kw], bias b [C_out] or none.
+    kConv2d,
   };
   Kind kind = Kind::kLinear;
   std::string weight;
-  std::string bias;  // empty when the layer has none (always but kLinear)
+  std::string bias;  // empty when it has none (always for kEmbedding, kAdd)
   int64_t padding_idx = -1;  // kEmbedding only
+  double eps = 0;            // kLayerNorm only
+  // kConv2d only: (height, width) each.
+  std::vector<int64_t> stride = {}, padding = {}, dilation = {};
 };
 
 // What one recorded layer saw in a forward pass (Model::ForwardRecording).
 struct LayerActivations {
-  // kLinear: a [B, ..., d_in] as the layer received it; kEmbedding: the ids
-  // [B, ...]; kAdd: undefined.
+  // kLinear, kLayerNorm, kConv2d: x [B, ...] as the layer received it;
+  // kEmbedding: the ids [B, ...]; kAdd: undefined.
   torch::Tensor input;
   torch::Tensor output;  // y [B, ...], in the pass's graph
 };

@@ -102,24 +102,77 @@ std::optional<T> Constant(Value* value) {
   if (!constant) return std::nullopt;
   if constexpr (std::is_same_v<T, bool>) {
     if (constant->isBool()) return constant->toBool();
+  } else if constexpr (std::is_same_v<T, double>) {
+    if (constant->isDouble()) return constant->toDouble();
+  } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    if (constant->isIntList()) return constant->toIntVector();
   } else {
     if (constant->isInt()) return constant->toInt();
   }
   return std::nullopt;
 }
 
-std::optional<Site> LinearSite(Node* node, const ParameterReads& reads) {
-  const std::optional<std::string> weight =
-      OwnedParameter(node->input(1), reads);
-  if (!weight) return std::nullopt;
-  Site site{{RecordedLayer::Kind::kLinear, *weight, "", -1},
-            {node->input(0), node->output()}};
-  if (node->input(2)->type()->kind() != c10::TypeKind::NoneType) {
-    const std::optional<std::string> bias =
-        OwnedParameter(node->input(2), reads);
-    if (!bias) return std::nullopt;
-    site.layer.bias = *bias;
+// A site of `kind` recording `node`'s input 0 and output, its weight the
+// node's input `weight` and its bias input `bias` where that is a parameter
+// (None, or any value not read as a parameter, leaves the weight's gradient
+// as it is); none unless the site owns both.
+std::optional<Site> WeightAndBiasSite(RecordedLayer::Kind kind, Node* node,
+                                      size_t weight, size_t bias,
+                                      const ParameterReads& reads) {
+  const std::optional<std::string> weight_name =
+      OwnedParameter(node->input(weight), reads);
+  if (!weight_name) return std::nullopt;
+  Site site{{kind, *weight_name, "", -1}, {node->input(0), node->output()}};
+  if (reads.names.count(node->input(bias)) != 0) {
+    const std::optional<std::string> bias_name =
+        OwnedParameter(node->input(bias), reads);
+    if (!bias_name) return std::nullopt;
+    site.layer.bias = *bias_name;
   }
+  return site;
+}
+
+// aten::layer_norm(input, normalized_shape, weight, bias, eps, cudnn_enable)
+// with a weight (elementwise affine) and a constant eps.
+std::optional<Site> LayerNormSite(Node* node, const ParameterReads& reads) {
+  const std::optional<double> eps = Constant<double>(node->input(4));
+  if (!eps) return std::nullopt;
+  std::optional<Site> site =
+      WeightAndBiasSite(RecordedLayer::Kind::kLayerNorm, node, 2, 3, reads);
+  if (site) site->layer.eps = *eps;
+  return site;
+}
+
+// A constant int[] of one or two entries as two (conv2d repeats a single
+// one).
+std::optional<std::vector<int64_t>> Pair(Value* value) {
+  std::optional<std::vector<int64_t>> list =
+      Constant<std::vector<int64_t>>(value);
+  if (!list || list->empty() || list->size() > 2) return std::nullopt;
+  if (list->size() == 1) list->push_back(list->front());
+  return list;
+}
+
+// aten::conv2d(input, weight, bias, stride, padding, dilation, groups), or
+// aten::_convolution(input, weight, bias, stride, padding, dilation,
+// transposed, output_padding, groups, ...) not transposed (what tracing
+// writes), with constant geometry (not a padding string) and one group.
+std::optional<Site> ConvolutionSite(Node* node, const ParameterReads& reads) {
+  const bool traced = node->kind() == c10::aten::_convolution;
+  if (traced && Constant<bool>(node->input(6)) != false) return std::nullopt;
+  const std::optional<std::vector<int64_t>> stride = Pair(node->input(3));
+  const std::optional<std::vector<int64_t>> padding = Pair(node->input(4));
+  const std::optional<std::vector<int64_t>> dilation = Pair(node->input(5));
+  if (!stride || !padding || !dilation ||
+      Constant<int64_t>(node->input(traced ? 8 : 6)) != 1) {
+    return std::nullopt;
+  }
+  std::optional<Site> site =
+      WeightAndBiasSite(RecordedLayer::Kind::kConv2d, node, 1, 2, reads);
+  if (!site) return std::nullopt;
+  site->layer.stride = *stride;
+  site->layer.padding = *padding;
+  site->layer.dilation = *dilation;
   return site;
 }
 
@@ -152,7 +205,15 @@ std::optional<Site> AddSite(Node* node, const ParameterReads& reads) {
 
 std::optional<Site> RecognisedSite(Node* node, const ParameterReads& reads) {
   if (node->kind() == c10::aten::linear && node->inputs().size() == 3) {
-    return LinearSite(node, reads);
+    return WeightAndBiasSite(RecordedLayer::Kind::kLinear, node, 1, 2, reads);
+  }
+  if (node->kind() == c10::aten::layer_norm && node->inputs().size() == 6) {
+    return LayerNormSite(node, reads);
+  }
+  if ((node->kind() == c10::aten::conv2d && node->inputs().size() == 7) ||
+      (node->kind() == c10::aten::_convolution &&
+       node->inputs().size() >= 12)) {
+    return ConvolutionSite(node, reads);
   }
   if (node->kind() == c10::aten::embedding && node->inputs().size() == 5) {
     return EmbeddingSite(node, reads);

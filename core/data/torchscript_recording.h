@@ -19,9 +19,11 @@ class TorchScriptRecording {
  public:
   // The recorded layers of `module`'s forward, whose parameters are named
   // `parameter_names` (named_parameters order): the top-level calls of
-  // aten::linear, aten::embedding and aten::add (alpha 1) of the inlined
-  // graph whose weight (and bias) are parameters, each used there alone (read
-  // once from `self`, with no other use). None when the forward returns no
+  // aten::linear, aten::embedding, aten::add (alpha 1), aten::layer_norm
+  // (with a weight) and aten::conv2d or aten::_convolution (one group, not
+  // transposed, constant geometry) of the inlined graph whose weight (and
+  // bias) are parameters, each used there alone (read once from `self`, with
+  // no other use). aten::batch_norm is not among them. None when the forward returns no
   // Tensor, hands a submodule to anything but an attribute read, or has a
   // nondeterministic node. Never throws for a graph it does not understand:
   // it records nothing then.

@@ -359,6 +359,22 @@ absl::Status CapExceeded(const std::string& what, int64_t value,
                    " = ", limit, " by ", value - limit));
 }
 
+// GopGramMatrices's rows of G held at once: all N in one resident chunk when
+// N * M fits the cap, else the R rows that fit split into a large resident
+// chunk and a small streamed one. Each resident chunk recomputes every
+// earlier row, so the recomputation falls with the resident chunk's size.
+struct GradientChunks {
+  int64_t resident;
+  int64_t streamed;  // 0 when all N are resident
+};
+GradientChunks StreamedChunks(int64_t n, int64_t m,
+                              int64_t max_gradient_floats) {
+  if (n * m <= max_gradient_floats) return {n, 0};
+  const int64_t rows = std::max<int64_t>(2, max_gradient_floats / m);
+  const int64_t streamed = std::max<int64_t>(1, rows / 8);
+  return {rows - streamed, streamed};
+}
+
 // Whether MeasureGop takes the fast path (ValidateGopOptions has refused a
 // kFast it cannot take).
 bool TakesFastPath(Objective& objective, const GopOptions& options,
@@ -473,6 +489,13 @@ absl::Status ValidateGopOptions(const GopOptions& options,
   return absl::OkStatus();
 }
 
+int64_t GopGenericGradientCount(int64_t n, int64_t m,
+                                int64_t max_gradient_floats) {
+  const int64_t resident = StreamedChunks(n, m, max_gradient_floats).resident;
+  const int64_t k = (n + resident - 1) / resident;
+  return n + resident * k * (k - 1) / 2;
+}
+
 absl::StatusOr<GopGrams> GopGramMatrices(Objective& objective,
                                          const std::vector<int64_t>& samples,
                                          const std::vector<GopGroup>& groups,
@@ -488,8 +511,9 @@ absl::StatusOr<GopGrams> GopGramMatrices(Objective& objective,
     grams.groups.push_back(torch::zeros({n, n}, options));
   }
   const bool retain = n * m <= max_gradient_floats;
-  const int64_t chunk =
-      retain ? n : std::max<int64_t>(1, max_gradient_floats / (2 * m));
+  const GradientChunks chunks = StreamedChunks(n, m, max_gradient_floats);
+  const int64_t chunk = chunks.resident;
+  const int64_t streamed = chunks.streamed;
   const auto add = [&](const torch::Tensor& a, int64_t ia,
                        const torch::Tensor& b, int64_t ib) {
     SetBlockPair(grams.whole, ia, ib, a.mm(b.t()));
@@ -503,10 +527,10 @@ absl::StatusOr<GopGrams> GopGramMatrices(Objective& objective,
     CURVD_ASSIGN_OR_RETURN(const torch::Tensor a,
                            GradientRows(objective, samples, ia,
                                         std::min(chunk, n - ia), progress));
-    for (int64_t ib = 0; ib < ia; ib += chunk) {
+    for (int64_t ib = 0; ib < ia; ib += streamed) {
       CURVD_ASSIGN_OR_RETURN(
           const torch::Tensor b,
-          GradientRows(objective, samples, ib, chunk,
+          GradientRows(objective, samples, ib, std::min(streamed, ia - ib),
                        Progress{nullptr, progress.cancelled}));
       add(a, ia, b, ib);
     }

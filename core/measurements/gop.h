@@ -65,15 +65,23 @@ absl::Status ValidateGopOptions(const GopOptions& options,
 // G, N x M): whole = G G^T and groups[j] = G_j G_j^T for G_j the columns of
 // `groups`[j], unnormalised, float64 on the parameters' device; their sum
 // over a partition of the columns is `whole`. gradients is G itself (float64)
-// when N * M <= max_gradient_floats, else undefined: G is streamed in chunks
-// of max(1, max_gradient_floats / (2 M)) rows, each pair of chunks computed
-// together, so the gradients of about N^2 / (2 * chunk) samples are computed
-// in all.
+// when N * M <= max_gradient_floats, else undefined: of the R = max(2,
+// max_gradient_floats / M) rows that fit, G is held in resident chunks of
+// a = R - max(1, R / 8) rows, each multiplied with every earlier row, those
+// recomputed max(1, R / 8) at a time, so GopGenericGradientCount per-sample
+// gradients are computed in all.
 struct GopGrams {
   torch::Tensor whole;
   std::vector<torch::Tensor> groups;
   torch::Tensor gradients;
 };
+
+// The per-sample gradients GopGramMatrices computes for N = n samples of M =
+// m parameters: N when N * M <= max_gradient_floats, else N + a K (K - 1) / 2
+// (about N + N^2 / (2 a)), a the rows of its resident chunks and K = ceil(N /
+// a) their number. n, m, max_gradient_floats >= 1.
+int64_t GopGenericGradientCount(int64_t n, int64_t m,
+                                int64_t max_gradient_floats);
 
 // Each g_i is the gradient of sample i's loss (the objective's loss on the
 // one-sample batch), by one forward and one backward pass of that sample

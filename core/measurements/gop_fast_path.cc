@@ -34,8 +34,10 @@ absl::StatusOr<std::vector<LinearGopFeatures::Part>> LocateBlock(
   if (layers.empty()) {
     return absl::InvalidArgumentError(
         "gop.path = fast: the model records no layers the fast path covers "
-        "(Linear, Embedding, an added parameter; TorchScript in eval mode); "
-        "use path auto or generic");
+        "(Linear, Embedding, LayerNorm, Conv2d, an added parameter; "
+        "TorchScript in eval mode: in train mode BatchNorm's batch statistics "
+        "couple a batch's samples and dropout draws per batch); use path auto "
+        "or generic");
   }
   std::vector<LinearGopFeatures::Part> parts;
   for (const std::string& name : GopBlockNames(objective)) {
@@ -45,8 +47,10 @@ absl::StatusOr<std::vector<LinearGopFeatures::Part>> LocateBlock(
       return absl::InvalidArgumentError(absl::StrCat(
           "gop.path = fast: parameter '", name,
           "' is not the weight or bias of a layer the model records (Linear, "
-          "Embedding, an added parameter, each its parameters' only use); use "
-          "path auto or generic"));
+          "Embedding, LayerNorm, Conv2d with one group, an added parameter, "
+          "each its parameters' only use; not BatchNorm, whose batch "
+          "statistics couple a batch's samples in train mode); use path auto "
+          "or generic"));
     }
     parts.push_back(*part);
   }
@@ -74,32 +78,151 @@ torch::Tensor ParameterNamed(Objective& objective, const std::string& name) {
 }
 
 // OK when `seen`, from a pass over `count` samples, has a leading sample
-// dimension and an added parameter `parameter` of its output's trailing
-// shape.
+// dimension, a kAdd or kLayerNorm parameter `weight` the trailing shape of
+// its output and a kConv2d layer an input [count, C, H, W].
 absl::Status CheckActivations(const RecordedLayer& layer,
                               const LayerActivations& seen,
-                              const torch::Tensor& parameter, int64_t count) {
+                              const torch::Tensor& weight, int64_t count) {
   const torch::Tensor& y = seen.output;
   const bool batched = y.dim() >= 2 && y.size(0) == count &&
                        (!seen.input.defined() ||
                         (seen.input.dim() >= 1 && seen.input.size(0) == count));
-  const bool trailing =
-      layer.kind != Kind::kAdd ||
-      (y.dim() > parameter.dim() &&
-       y.sizes().slice(y.dim() - parameter.dim()) == parameter.sizes());
-  if (batched && trailing) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "gop.path = fast: the layer of '", layer.weight,
-      "' does not record a leading sample dimension",
-      trailing ? "" : " or its parameter is broadcast within a sample",
-      "; use path auto or generic"));
+  bool shaped = true;
+  if (layer.kind == Kind::kAdd || layer.kind == Kind::kLayerNorm) {
+    shaped = y.dim() > weight.dim() &&
+             y.sizes().slice(y.dim() - weight.dim()) == weight.sizes();
+  } else if (layer.kind == Kind::kConv2d) {
+    shaped = seen.input.dim() == 4;
+  }
+  if (batched && shaped) return absl::OkStatus();
+  const char* why =
+      layer.kind == Kind::kAdd
+          ? " or its parameter is broadcast within a sample"
+          : (layer.kind == Kind::kConv2d ? " or is no batched 2-d convolution"
+                                         : "");
+  return absl::InvalidArgumentError(
+      absl::StrCat("gop.path = fast: the layer of '", layer.weight,
+                   "' does not record a leading sample dimension",
+                   batched ? why : "", "; use path auto or generic"));
 }
 
-// The per-sample floats `seen` (of one sample) leaves among the features.
+// The per-sample floats that `seen` (of one sample) leaves among the
+// features of a layer with parameters `weight` and `bias` (undefined
+// without one).
 int64_t FeatureFloats(const RecordedLayer& layer, const LayerActivations& seen,
-                      const torch::Tensor& parameter) {
-  if (layer.kind == Kind::kAdd) return parameter.numel();
-  return seen.input.numel() + seen.output.numel();
+                      const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (layer.kind == Kind::kLinear || layer.kind == Kind::kEmbedding) {
+    return seen.input.numel() + seen.output.numel();
+  }
+  return weight.numel() + (bias.defined() ? bias.numel() : 0);
+}
+
+// [count, width]: t [count, ..., width] summed over the dimensions between.
+torch::Tensor SumOverTokens(const torch::Tensor& t, int64_t width) {
+  return t.reshape({t.size(0), -1, width}).sum(1);
+}
+
+// x normalised as layer_norm does, over its trailing `dims` dimensions (the
+// biased variance), in float64.
+torch::Tensor Normalised(const torch::Tensor& x, int64_t dims, double eps) {
+  const torch::Tensor x64 = x.detach().to(torch::kFloat64);
+  std::vector<int64_t> trailing;
+  for (int64_t d = x.dim() - dims; d < x.dim(); ++d) trailing.push_back(d);
+  const torch::Tensor centred = x64 - x64.mean(trailing, /*keepdim=*/true);
+  return centred *
+         (centred.square().mean(trailing, /*keepdim=*/true) + eps).rsqrt();
+}
+
+// A Conv2d layer's per-sample weight gradients [count, P] for its input x
+// [count, C_in, H, W] and output gradients b [count, C_out, H', W'] float64:
+// B_i U_i^T, U_i = im2col(x_i) [C_in kh kw, L] (its rows ordered as the
+// weight's (c, kh, kw)), a few samples at a time, so that the unfolded
+// inputs take at most the result's floats (at least one sample's).
+torch::Tensor ConvWeightGradients(const RecordedLayer& layer,
+                                  const torch::Tensor& x,
+                                  const torch::Tensor& b,
+                                  const torch::Tensor& weight) {
+  const int64_t count = x.size(0);
+  const int64_t outputs = weight.size(0);
+  const int64_t unfolded = weight.numel() / outputs * b.size(2) * b.size(3);
+  const int64_t chunk = std::max<int64_t>(
+      1, count * weight.numel() / std::max<int64_t>(1, unfolded));
+  torch::Tensor gradients =
+      torch::empty({count, outputs, weight.numel() / outputs}, b.options());
+  for (int64_t start = 0; start < count; start += chunk) {
+    const int64_t c = std::min(chunk, count - start);
+    const torch::Tensor u = torch::im2col(
+        x.narrow(0, start, c).detach().to(torch::kFloat64),
+        {weight.size(2), weight.size(3)}, layer.dilation, layer.padding,
+        layer.stride);  // [c, C_in kh kw, L]
+    gradients.narrow(0, start, c)
+        .copy_(b.narrow(0, start, c)
+                   .reshape({c, outputs, -1})
+                   .bmm(u.transpose(1, 2)));
+  }
+  return gradients.reshape({count, -1});
+}
+
+// The features of one micro-batch of `layer` (as LinearGopFeatures::Layer
+// holds them, for its `count` samples) from what it saw and its output
+// gradient b (float64, y's shape), `weight` its weight parameter.
+LinearGopFeatures::Layer MicroBatchFeatures(const RecordedLayer& layer,
+                                            const LayerActivations& seen,
+                                            torch::Tensor b,
+                                            const torch::Tensor& weight) {
+  LinearGopFeatures::Layer features;
+  features.kind = layer.kind;
+  features.vocabulary = weight.size(0);
+  const bool has_bias = !layer.bias.empty();
+  switch (layer.kind) {
+    case Kind::kLinear:
+      features.inputs = seen.input.detach().to(torch::kFloat64);
+      features.output_gradients = b;
+      break;
+    case Kind::kEmbedding:
+      if (layer.padding_idx >= 0) {
+        b.mul_(
+            seen.input.ne(layer.padding_idx).unsqueeze(-1).to(torch::kFloat64));
+      }
+      features.inputs = seen.input.detach().to(torch::kInt64);
+      features.output_gradients = b;
+      break;
+    case Kind::kAdd:
+      features.weight_gradients = SumOverTokens(b, weight.numel());
+      break;
+    case Kind::kLayerNorm:
+      features.weight_gradients = SumOverTokens(
+          b * Normalised(seen.input, weight.dim(), layer.eps), weight.numel());
+      if (has_bias) features.bias_gradients = SumOverTokens(b, weight.numel());
+      break;
+    case Kind::kConv2d:
+      features.weight_gradients =
+          ConvWeightGradients(layer, seen.input, b, weight);
+      if (has_bias) features.bias_gradients = b.sum({2, 3});
+      break;
+  }
+  return features;
+}
+
+// Rows [start, start + rows.size(0)) of *all [n, ...] set to `rows`, *all
+// made (of rows' dtype and device) when undefined; nothing when rows is.
+void SetRows(const torch::Tensor& rows, int64_t start, int64_t n,
+             torch::Tensor* all) {
+  if (!rows.defined()) return;
+  if (!all->defined()) {
+    std::vector<int64_t> shape = rows.sizes().vec();
+    shape[0] = n;
+    *all = torch::empty(shape, rows.options());
+  }
+  all->narrow(0, start, rows.size(0)).copy_(rows);
+}
+
+// The formed per-sample gradients [N, P] of a part, or null where the layer
+// keeps its inputs and output gradients instead (kLinear, kEmbedding).
+const torch::Tensor* FormedGradients(const LinearGopFeatures::Part& part,
+                                     const LinearGopFeatures::Layer& layer) {
+  if (!layer.weight_gradients.defined()) return nullptr;
+  return part.bias ? &layer.bias_gradients : &layer.weight_gradients;
 }
 
 // [N, T, width]: the tokens of each sample as rows (T = 1 for vectors).
@@ -128,8 +251,10 @@ torch::Tensor TokenPairGram(const torch::Tensor& b, const Factor& factor) {
 // The Gram matrix of one part's per-sample gradients.
 torch::Tensor PartGram(const LinearGopFeatures::Part& part,
                        const LinearGopFeatures::Layer& layer) {
+  if (const torch::Tensor* formed = FormedGradients(part, layer)) {
+    return formed->mm(formed->t());
+  }
   const torch::Tensor& out = layer.output_gradients;
-  if (layer.kind == Kind::kAdd) return out.mm(out.t());
   const torch::Tensor b = TokenRows(out, out.size(-1));
   if (part.bias) {
     const torch::Tensor sums = b.sum(1);
@@ -153,15 +278,11 @@ torch::Tensor PartGram(const LinearGopFeatures::Part& part,
 // The number of parameters of a part of a layer with these features.
 int64_t PartSize(const LinearGopFeatures::Part& part,
                  const LinearGopFeatures::Layer& layer) {
-  const int64_t outputs = layer.output_gradients.size(-1);
-  switch (layer.kind) {
-    case Kind::kAdd:
-      return outputs;
-    case Kind::kEmbedding:
-      return layer.vocabulary * outputs;
-    case Kind::kLinear:
-      break;
+  if (const torch::Tensor* formed = FormedGradients(part, layer)) {
+    return formed->size(1);
   }
+  const int64_t outputs = layer.output_gradients.size(-1);
+  if (layer.kind == Kind::kEmbedding) return layer.vocabulary * outputs;
   return part.bias ? outputs : outputs * layer.inputs.size(-1);
 }
 
@@ -180,10 +301,12 @@ absl::Status GopFastPathApplies(Objective& objective, int64_t num_samples,
   }
   int64_t widths = 0;
   for (size_t l : UsedLayers(&parts)) {
-    const torch::Tensor parameter = ParameterNamed(objective, layers[l].weight);
-    CURVD_RETURN_IF_ERROR(
-        CheckActivations(layers[l], recorded[l], parameter, 1));
-    widths += FeatureFloats(layers[l], recorded[l], parameter);
+    const torch::Tensor weight = ParameterNamed(objective, layers[l].weight);
+    CURVD_RETURN_IF_ERROR(CheckActivations(layers[l], recorded[l], weight, 1));
+    widths += FeatureFloats(layers[l], recorded[l], weight,
+                            layers[l].bias.empty()
+                                ? torch::Tensor()
+                                : ParameterNamed(objective, layers[l].bias));
   }
   if (num_samples * widths > max_gradient_floats) {
     return absl::InvalidArgumentError(
@@ -216,13 +339,6 @@ absl::StatusOr<LinearGopFeatures> ComputeLinearGopFeatures(
       torch::tensor(samples, torch::kInt64).to(objective.inputs().device());
   const torch::TensorOptions float64 =
       objective.vector_options().dtype(torch::kFloat64);
-  // A tensor of n samples shaped as `like`'s samples.
-  const auto all_samples = [n](const torch::Tensor& like,
-                               const torch::TensorOptions& options) {
-    std::vector<int64_t> shape = like.sizes().vec();
-    shape[0] = n;
-    return torch::zeros(shape, options);
-  };
   const int64_t batch = objective.micro_batch_size();
   for (int64_t start = 0; start < n; start += batch) {
     CURVD_RETURN_IF_ERROR(
@@ -243,38 +359,22 @@ absl::StatusOr<LinearGopFeatures> ComputeLinearGopFeatures(
                               /*create_graph=*/false, /*allow_unused=*/true);
     for (size_t l = 0; l < model_layer.size(); ++l) {
       const RecordedLayer& recorded_layer = layers[model_layer[l]];
-      LinearGopFeatures::Layer& layer = features.layers[l];
       const LayerActivations& seen = recorded[model_layer[l]];
       CURVD_RETURN_IF_ERROR(
           CheckActivations(recorded_layer, seen, parameters[l], count));
-      torch::Tensor gradient =
+      const LinearGopFeatures::Layer rows = MicroBatchFeatures(
+          recorded_layer, seen,
           gradients[l].defined()
               ? gradients[l].to(torch::kFloat64) * static_cast<double>(count)
-              : torch::zeros_like(seen.output, float64);
-      if (recorded_layer.kind == Kind::kAdd) {
-        gradient = gradient.reshape({count, -1, parameters[l].numel()}).sum(1);
-      }
-      if (recorded_layer.kind == Kind::kEmbedding &&
-          recorded_layer.padding_idx >= 0) {
-        gradient.mul_(seen.input.ne(recorded_layer.padding_idx)
-                          .unsqueeze(-1)
-                          .to(torch::kFloat64));
-      }
-      if (start == 0) {
-        layer.kind = recorded_layer.kind;
-        layer.vocabulary = parameters[l].size(0);
-        if (seen.input.defined()) {
-          layer.inputs =
-              all_samples(seen.input, recorded_layer.kind == Kind::kEmbedding
-                                          ? float64.dtype(torch::kInt64)
-                                          : float64);
-        }
-        layer.output_gradients = all_samples(gradient, float64);
-      }
-      if (seen.input.defined()) {
-        layer.inputs.narrow(0, start, count).copy_(seen.input.detach());
-      }
-      layer.output_gradients.narrow(0, start, count).copy_(gradient);
+              : torch::zeros_like(seen.output, float64),
+          parameters[l]);
+      LinearGopFeatures::Layer& layer = features.layers[l];
+      layer.kind = rows.kind;
+      layer.vocabulary = rows.vocabulary;
+      SetRows(rows.inputs, start, n, &layer.inputs);
+      SetRows(rows.output_gradients, start, n, &layer.output_gradients);
+      SetRows(rows.weight_gradients, start, n, &layer.weight_gradients);
+      SetRows(rows.bias_gradients, start, n, &layer.bias_gradients);
     }
   }
   return features;
@@ -282,7 +382,10 @@ absl::StatusOr<LinearGopFeatures> ComputeLinearGopFeatures(
 
 absl::StatusOr<GopGrams> LinearGopGramMatrices(
     const LinearGopFeatures& features, const std::vector<GopGroup>& groups) {
-  const torch::Tensor& first = features.layers.front().output_gradients;
+  const LinearGopFeatures::Layer& front = features.layers.front();
+  const torch::Tensor& first = front.weight_gradients.defined()
+                                   ? front.weight_gradients
+                                   : front.output_gradients;
   const int64_t n = first.size(0);
   GopGrams grams;
   grams.whole = torch::zeros({n, n}, first.options());
@@ -314,11 +417,11 @@ torch::Tensor LinearGopGradientTransposeTimes(const LinearGopFeatures& features,
   std::vector<torch::Tensor> rows;
   for (const LinearGopFeatures::Part& part : features.parts) {
     const LinearGopFeatures::Layer& layer = features.layers[part.layer];
-    const torch::Tensor& out = layer.output_gradients;
-    if (layer.kind == Kind::kAdd) {
-      rows.push_back(out.t().mm(w));  // [P, k]
+    if (const torch::Tensor* formed = FormedGradients(part, layer)) {
+      rows.push_back(formed->t().mm(w));  // [P, k]
       continue;
     }
+    const torch::Tensor& out = layer.output_gradients;
     const torch::Tensor b = TokenRows(out, out.size(-1));
     if (part.bias) {
       rows.push_back(b.sum(1).t().mm(w));  // [d_out, k]

@@ -375,6 +375,41 @@ TEST_P(GopTest, EigenvectorsSatisfyTheImplicitEigenEquation) {
   }
 }
 
+// Streamed with room for R = 16 rows of M = 26 over N = 40: resident chunks
+// of a = 14 rows (three), the earlier rows recomputed two at a time, so
+// N + a K (K - 1) / 2 = 40 + 14 * 3 = 82 per-sample gradients (each polls
+// `cancelled` once), where two chunks of R / 2 = 8 took 40 + 8 * 10 = 120;
+// the Gram matrices those of the retained gradients.
+TEST_P(GopTest, StreamingRecomputesEveryEarlierRowOnce) {
+  MakeMlp(40);
+  Objective objective = MlpObjective();
+  const std::vector<GopGroup> groups = GopGroups(objective);
+  auto retained = GopGramMatrices(objective, AllSamples(40), groups,
+                                  int64_t{1} << 20, Progress());
+  int64_t gradients = 0;
+  Progress counting;
+  counting.cancelled = [&gradients] {
+    ++gradients;
+    return false;
+  };
+  auto streamed =
+      GopGramMatrices(objective, AllSamples(40), groups, 16 * 26, counting);
+  ASSERT_TRUE(retained.ok()) << retained.status();
+  ASSERT_TRUE(streamed.ok()) << streamed.status();
+  EXPECT_EQ(gradients, 82);
+  EXPECT_EQ(GopGenericGradientCount(40, 26, 16 * 26), 82);
+  EXPECT_EQ(GopGenericGradientCount(40, 26, 40 * 26), 40);
+  EXPECT_FALSE(streamed->gradients.defined());
+  EXPECT_LT((streamed->whole - retained->whole).abs().max().item<double>(),
+            1e-12 * retained->whole.abs().max().item<double>());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    EXPECT_LT(
+        (streamed->groups[g] - retained->groups[g]).abs().max().item<double>(),
+        1e-12 * retained->groups[g].abs().max().item<double>())
+        << groups[g].name;
+  }
+}
+
 TEST_P(GopTest, StreamingEqualsRetainedGradients) {
   MakeMlp();
   Objective objective = MlpObjective();
@@ -383,9 +418,10 @@ TEST_P(GopTest, StreamingEqualsRetainedGradients) {
   options.eigenvectors = true;
   options.per_layer = true;
   auto retained = MeasureGop(objective, options, Progress());
-  // Two rows of 26 per chunk, four chunks over N = 7 (the last short), and
-  // the eigenvectors in a second pass.
-  options.max_gradient_floats = 2 * 2 * 26;
+  // Four rows of 26: resident chunks of three over N = 7 (the last short),
+  // the earlier rows recomputed one at a time, and the eigenvectors in a
+  // second pass.
+  options.max_gradient_floats = 4 * 26;
   auto streamed = MeasureGop(objective, options, Progress());
   ASSERT_TRUE(retained.ok()) << retained.status();
   ASSERT_TRUE(streamed.ok()) << streamed.status();

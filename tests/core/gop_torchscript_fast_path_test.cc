@@ -1,8 +1,9 @@
 // The GOP's fast path on TorchScript models (core/data/torchscript_recording.h,
 // core/measurements/gop_fast_path.h) against the generic path: an MLP (and the
 // zoo MLP of the same weights), the seed Transformer W3 (Embedding, an added
-// position parameter, Linear layers with and without bias), and a conv net,
-// whose conv layer the fast path does not cover.
+// position parameter, Linear layers with and without bias), a two-layer
+// LayerNorm Transformer, a conv net, and a conv net with BatchNorm, which the
+// fast path does not cover.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -13,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/data/model.h"
 #include "core/measurements/gop.h"
 #include "core/measurements/gop_fast_path.h"
@@ -103,6 +105,44 @@ class GopTorchScriptFastPathTest : public DeviceTest {
     ExpectSameResult(*automatic, *generic);
     return *automatic;
   }
+  // ExpectAutoEqualsGeneric with everything and top 4, for both per-sample
+  // variants.
+  void ExpectEveryVariantEqualsGeneric(Objective& objective) {
+    for (const GopVariant variant :
+         {GopVariant::kEmpiricalFisher, GopVariant::kGradientCovariance}) {
+      SCOPED_TRACE(static_cast<int>(variant));
+      ExpectAutoEqualsGeneric(objective, Everything(variant, 4));
+    }
+  }
+  // The fast path's Gram matrices of `samples` (whole and per group) equal
+  // the generic path's to 1e-12 of their largest entry, and so does G^T w;
+  // the fast path's features.
+  LinearGopFeatures ExpectSameGramMatrices(
+      Objective& objective, const std::vector<int64_t>& samples) {
+    const std::vector<GopGroup> groups = GopGroups(objective);
+    auto generic = GopGramMatrices(objective, samples, groups, int64_t{1} << 20,
+                                   Progress());
+    EXPECT_TRUE(generic.ok()) << generic.status();
+    auto features = ComputeLinearGopFeatures(objective, samples, Progress());
+    EXPECT_TRUE(features.ok()) << features.status();
+    if (!generic.ok() || !features.ok()) return LinearGopFeatures();
+    auto fast = LinearGopGramMatrices(*features, groups);
+    EXPECT_TRUE(fast.ok()) << fast.status();
+    if (!fast.ok()) return LinearGopFeatures();
+    for (size_t g = 0; g <= groups.size(); ++g) {
+      const torch::Tensor& expected =
+          g < groups.size() ? generic->groups[g] : generic->whole;
+      const torch::Tensor& got =
+          g < groups.size() ? fast->groups[g] : fast->whole;
+      EXPECT_LT((got - expected).abs().max().item<double>(),
+                1e-12 * expected.abs().max().item<double>())
+          << (g < groups.size() ? groups[g].name : "whole");
+    }
+    const int64_t n = static_cast<int64_t>(samples.size());
+    ExpectSameGradientTransposeTimes(*features, generic->gradients,
+                                     SeededRandn({n, 3}, 26).to(device()));
+    return *std::move(features);
+  }
 
   std::unique_ptr<Model> model_;
 };
@@ -141,11 +181,12 @@ TEST_P(GopTorchScriptFastPathTest, NestedMlpEqualsTheGenericPath) {
                           Everything(GopVariant::kGradientCovariance, 3));
 }
 
-// W3: token ids [N, 3] (a, b, '=') as floats.
+// W3 (or `archive`, a model of the same inputs): token ids [N, 3] (a, b,
+// '=') as floats.
 class GopTransformerTest : public GopTorchScriptFastPathTest {
  protected:
-  bool MakeTransformer() {
-    if (!Load("gop_transformer.pt")) return false;
+  bool MakeTransformer(const std::string& archive = "gop_transformer.pt") {
+    if (!Load(archive)) return false;
     const TokenPairs tokens = SeededTokenPairs(25);
     inputs_ =
         torch::cat({tokens.pairs, torch::full({kSamples, 1}, 5, torch::kInt64)},
@@ -170,39 +211,60 @@ TEST_P(GopTransformerTest, RecordsEveryParameter) {
 TEST_P(GopTransformerTest, GramMatricesEqualTheGenericOnes) {
   if (!MakeTransformer()) GTEST_SKIP() << "no TorchScript fixture";
   Objective objective = MakeObjective(inputs_, targets_);
-  const std::vector<GopGroup> groups = GopGroups(objective);
-  ASSERT_EQ(groups.size(), 7);
-  const std::vector<int64_t> samples = {0, 1, 3, 4, 5, 8};
-  auto generic =
-      GopGramMatrices(objective, samples, groups, int64_t{1} << 20, Progress());
-  ASSERT_TRUE(generic.ok()) << generic.status();
-  auto features = ComputeLinearGopFeatures(objective, samples, Progress());
-  ASSERT_TRUE(features.ok()) << features.status();
+  ASSERT_EQ(GopGroups(objective).size(), 7);
+  const LinearGopFeatures features =
+      ExpectSameGramMatrices(objective, {0, 1, 3, 4, 5, 8});
   // Tokens kept: qkv's inputs [N, T, d] (after position, embed).
-  EXPECT_EQ(features->layers[2].inputs.sizes(), (c10::IntArrayRef{6, 3, 8}));
-  auto fast = LinearGopGramMatrices(*features, groups);
-  ASSERT_TRUE(fast.ok()) << fast.status();
-  for (size_t g = 0; g <= groups.size(); ++g) {
-    const torch::Tensor& expected =
-        g < groups.size() ? generic->groups[g] : generic->whole;
-    const torch::Tensor& got =
-        g < groups.size() ? fast->groups[g] : fast->whole;
-    EXPECT_LT((got - expected).abs().max().item<double>(),
-              1e-12 * expected.abs().max().item<double>())
-        << (g < groups.size() ? groups[g].name : "whole");
-  }
-  ExpectSameGradientTransposeTimes(
-      *features, generic->gradients, SeededRandn({6, 3}, 26).to(device()));
+  ASSERT_EQ(features.layers.size(), 7);
+  EXPECT_EQ(features.layers[2].inputs.sizes(), (c10::IntArrayRef{6, 3, 8}));
 }
 
 TEST_P(GopTransformerTest, EveryVariantEqualsTheGenericPath) {
   if (!MakeTransformer()) GTEST_SKIP() << "no TorchScript fixture";
-  for (const GopVariant variant :
-       {GopVariant::kEmpiricalFisher, GopVariant::kGradientCovariance}) {
-    SCOPED_TRACE(static_cast<int>(variant));
-    Objective objective = MakeObjective(inputs_, targets_);
-    ExpectAutoEqualsGeneric(objective, Everything(variant, 4));
+  Objective objective = MakeObjective(inputs_, targets_);
+  ExpectEveryVariantEqualsGeneric(objective);
+}
+
+// The two-layer pre-LayerNorm Transformer: five LayerNorms (eps 1e-5) among
+// the Linear layers, every parameter recorded.
+TEST_P(GopTransformerTest, LayerNormTransformerRecordsEveryParameter) {
+  if (!MakeTransformer("gop_ln_transformer.pt")) {
+    GTEST_SKIP() << "no TorchScript fixture";
   }
+  const std::vector<RecordedLayer> layers = model_->RecordedLayers();
+  std::vector<std::string> layer_norms;
+  size_t parameters = 0;
+  for (const RecordedLayer& layer : layers) {
+    parameters += layer.bias.empty() ? 1 : 2;
+    if (layer.kind != Kind::kLayerNorm) continue;
+    layer_norms.push_back(layer.weight + "/" + layer.bias);
+    EXPECT_DOUBLE_EQ(layer.eps, 1e-5);
+  }
+  EXPECT_THAT(
+      layer_norms,
+      ElementsAre("blocks.0.ln_attention.weight/blocks.0.ln_attention.bias",
+                  "blocks.0.ln_mlp.weight/blocks.0.ln_mlp.bias",
+                  "blocks.1.ln_attention.weight/blocks.1.ln_attention.bias",
+                  "blocks.1.ln_mlp.weight/blocks.1.ln_mlp.bias",
+                  "ln_final.weight/ln_final.bias"));
+  EXPECT_EQ(parameters, model_->ParameterNames().size());
+}
+
+TEST_P(GopTransformerTest, LayerNormTransformerEqualsTheGenericPath) {
+  if (!MakeTransformer("gop_ln_transformer.pt")) {
+    GTEST_SKIP() << "no TorchScript fixture";
+  }
+  Objective objective = MakeObjective(inputs_, targets_);
+  const LinearGopFeatures features =
+      ExpectSameGramMatrices(objective, {0, 1, 2, 4, 6, 7, 8});
+  // A LayerNorm's per-sample gradients, formed: [N, d_model] each.
+  ASSERT_GT(features.layers.size(), 2);
+  EXPECT_EQ(features.layers[2].kind, Kind::kLayerNorm);
+  EXPECT_EQ(features.layers[2].weight_gradients.sizes(),
+            (c10::IntArrayRef{7, 8}));
+  EXPECT_EQ(features.layers[2].bias_gradients.sizes(),
+            (c10::IntArrayRef{7, 8}));
+  ExpectEveryVariantEqualsGeneric(objective);
 }
 
 // nn.Embedding on int64 ids, flattened into an MLP.
@@ -215,14 +277,62 @@ TEST_P(GopTorchScriptFastPathTest, TokenMlpEqualsTheGenericPath) {
                           Everything(GopVariant::kEmpiricalFisher, 3));
 }
 
-// A block with the conv layer takes the generic path under auto and is
-// refused under fast, naming it; the head alone takes the fast path.
-TEST_P(GopTorchScriptFastPathTest, AConvLayerTakesTheGenericPath) {
+// Two Conv2d layers (stride 2 and padding 1; dilation 2, padding 1, no
+// bias) before a Linear head.
+TEST_P(GopTorchScriptFastPathTest, ConvNetEqualsTheGenericPath) {
   if (!Load("gop_conv.pt")) GTEST_SKIP() << "no TorchScript fixture";
-  EXPECT_THAT(Describe(model_->RecordedLayers()),
-              ElementsAre("head.weight/head.bias:0"));
-  const torch::Tensor inputs = SeededRandn({kSamples, 1, 4, 4}, 28);
-  const torch::Tensor labels = SeededLabels(kSamples, 3, 29);
+  const std::vector<RecordedLayer> layers = model_->RecordedLayers();
+  EXPECT_THAT(Describe(layers),
+              ElementsAre("conv0.weight/conv0.bias:4", "conv1.weight/:4",
+                          "head.weight/head.bias:0"));
+  ASSERT_EQ(layers.size(), 3);
+  EXPECT_THAT(layers[0].stride, ElementsAre(2, 2));
+  EXPECT_THAT(layers[0].padding, ElementsAre(1, 1));
+  EXPECT_THAT(layers[1].dilation, ElementsAre(2, 2));
+  Objective objective = MakeObjective(SeededRandn({kSamples, 2, 6, 6}, 28),
+                                      SeededLabels(kSamples, 3, 29));
+  const LinearGopFeatures features =
+      ExpectSameGramMatrices(objective, {0, 2, 3, 5, 6, 7, 8});
+  ASSERT_EQ(features.layers.size(), 3);
+  // conv0's per-sample gradients, formed: [N, 3 * 2 * 3 * 3].
+  EXPECT_EQ(features.layers[0].weight_gradients.sizes(),
+            (c10::IntArrayRef{7, 54}));
+  ExpectEveryVariantEqualsGeneric(objective);
+}
+
+// The fast path holds a Conv2d layer's per-sample gradients: N x (its
+// parameters), beside N x (input + output) for the Linear head; one float
+// fewer than that in the cap and auto takes the generic path, fast is refused.
+TEST_P(GopTorchScriptFastPathTest, ConvGradientsCountAgainstTheCap) {
+  if (!Load("gop_conv.pt")) GTEST_SKIP() << "no TorchScript fixture";
+  Objective objective = MakeObjective(SeededRandn({kSamples, 2, 6, 6}, 30),
+                                      SeededLabels(kSamples, 3, 31));
+  const int64_t per_sample = (3 * 2 * 9 + 3) + 2 * 3 * 4 + (18 + 3);
+  EXPECT_TRUE(
+      GopFastPathApplies(objective, kSamples, kSamples * per_sample).ok());
+  GopOptions options;
+  options.top_k = 2;
+  options.max_gradient_floats = kSamples * per_sample - 1;
+  auto automatic = MeasureGop(objective, options, Progress());
+  ASSERT_TRUE(automatic.ok()) << automatic.status();
+  EXPECT_EQ(automatic->path, "generic");
+  auto refused =
+      MeasureGop(objective, WithPath(options, GopPath::kFast), Progress());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr(absl::StrCat("N x ", per_sample)));
+}
+
+// A block with the BatchNorm layer takes the generic path under auto and is
+// refused under fast, naming it; the conv layer and the head alone take the
+// fast path (BatchNorm in eval mode treats each sample alone).
+TEST_P(GopTorchScriptFastPathTest, ABatchNormLayerTakesTheGenericPath) {
+  if (!Load("gop_batchnorm.pt")) GTEST_SKIP() << "no TorchScript fixture";
+  EXPECT_THAT(
+      Describe(model_->RecordedLayers()),
+      ElementsAre("conv.weight/conv.bias:4", "head.weight/head.bias:0"));
+  const torch::Tensor inputs = SeededRandn({kSamples, 1, 4, 4}, 32);
+  const torch::Tensor labels = SeededLabels(kSamples, 3, 33);
   Objective whole = MakeObjective(inputs, labels);
   const GopOptions options = Everything(GopVariant::kEmpiricalFisher, 3);
   auto automatic = MeasureGop(whole, options, Progress());
@@ -231,11 +341,12 @@ TEST_P(GopTorchScriptFastPathTest, AConvLayerTakesTheGenericPath) {
   auto forced =
       MeasureGop(whole, WithPath(options, GopPath::kFast), Progress());
   EXPECT_EQ(forced.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(forced.status().message(), HasSubstr("'conv.weight'"));
-  ParameterBlock head;
-  head.prefixes = {"head."};
-  Objective only_head = MakeObjective(inputs, labels, head);
-  ExpectAutoEqualsGeneric(only_head, options);
+  EXPECT_THAT(forced.status().message(), HasSubstr("'bn.weight'"));
+  EXPECT_THAT(forced.status().message(), HasSubstr("not BatchNorm"));
+  ParameterBlock around;
+  around.prefixes = {"conv.", "head."};
+  Objective without_batch_norm = MakeObjective(inputs, labels, around);
+  ExpectAutoEqualsGeneric(without_batch_norm, options);
 }
 
 // In train mode the model records nothing: auto takes the generic path, fast
