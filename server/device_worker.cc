@@ -89,8 +89,9 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
   try {
     absl::StatusOr<core::MeasurementResult> result =
         engine_->Measure(sources.model, sources.shard, request, progress);
-    // Out of memory at micro-batch 1 (core/engine/oom_retry.h); the memory
-    // budget's refusals, also ResourceExhausted, happen before any allocation.
+    // Counted: out of memory at micro-batch 1, whose message says "ran out of
+    // memory" (core/engine/oom_retry.cc); not the memory budget's refusals,
+    // also ResourceExhausted, made before anything is allocated.
     if (absl::IsResourceExhausted(result.status()) &&
         absl::StrContains(result.status().message(), "ran out of memory")) {
       metrics_->DeviceOutOfMemory(device_);

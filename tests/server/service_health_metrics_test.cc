@@ -84,7 +84,8 @@ TEST_F(ServiceTest, MetricsShowDeviceMemoryOutOfMemoryAndTheRunsLatestResults) {
   v1::Measurement m;
   ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
   WaitForState(m.name(), v1::Measurement::SUCCEEDED);
-  control_->FailWith(absl::ResourceExhaustedError("out of memory on cpu"));
+  control_->FailWith(absl::ResourceExhaustedError(
+      "cpu ran out of memory even with micro_batch_size 1: out of memory"));
   ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
   WaitForState(m.name(), v1::Measurement::FAILED);
   const std::string body = HttpGet(server_->metrics_port(), "/metrics");
