@@ -107,27 +107,26 @@ class AuthTest(unittest.TestCase):
         finally:
             client.close()
 
+    def _assert_listing_fails(self, client, code):
+        """Listing runs through `client` fails with `code`; closes `client`."""
+        try:
+            with self.assertRaises(curvd.CurvdError) as raised:
+                client.list_all("ListRuns", "runs")
+            self.assertEqual(raised.exception.code, code)
+        finally:
+            client.close()
+
     def test_missing_and_wrong_tokens_are_unauthenticated(self):
         for token in ("", "not-the-token-0123456789"):
             with mock.patch.dict(os.environ, _clean_environment(), clear=True):
                 client = curvd.Client(self.server.target, token=token,
                                       root_certificates=self.ca)
-            try:
-                with self.assertRaises(curvd.CurvdError) as raised:
-                    client.list_all("ListRuns", "runs")
-                self.assertEqual(raised.exception.code, grpc.StatusCode.UNAUTHENTICATED)
-            finally:
-                client.close()
+            self._assert_listing_fails(client, grpc.StatusCode.UNAUTHENTICATED)
 
     def test_plain_text_is_refused(self):
         with mock.patch.dict(os.environ, _clean_environment(), clear=True):
             client = curvd.Client(self.server.target, rpc_timeout=5)
-        try:
-            with self.assertRaises(curvd.CurvdError) as raised:
-                client.list_all("ListRuns", "runs")
-            self.assertEqual(raised.exception.code, grpc.StatusCode.UNAVAILABLE)
-        finally:
-            client.close()
+        self._assert_listing_fails(client, grpc.StatusCode.UNAVAILABLE)
 
     def test_health_port_answers_plain_text(self):
         with grpc.insecure_channel(f"127.0.0.1:{self.health_port}") as channel:
