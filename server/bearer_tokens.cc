@@ -1,7 +1,6 @@
 #include "server/bearer_tokens.h"
 
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include <utility>
 
@@ -12,18 +11,9 @@
 #include "absl/strings/strip.h"
 #include "common/file_contents.h"
 #include "common/status_macros.h"
+#include "server/sha256_stream.h"
 
 namespace curvd::server {
-namespace {
-
-std::array<unsigned char, 32> Digest(absl::string_view token) {
-  std::array<unsigned char, 32> digest;
-  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(),
-         digest.data());
-  return digest;
-}
-
-}  // namespace
 
 absl::StatusOr<BearerTokens> BearerTokens::Parse(absl::string_view text,
                                                  absl::string_view source) {
@@ -58,7 +48,7 @@ absl::StatusOr<BearerTokens> BearerTokens::Parse(absl::string_view text,
       return absl::InvalidArgumentError(
           absl::StrCat(where(), ": the name ", name, " is listed twice"));
     }
-    Entry entry{std::string(name), Digest(token)};
+    Entry entry{std::string(name), Sha256Bytes(token)};
     if (!digests.insert(std::string(entry.digest.begin(), entry.digest.end()))
              .second) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -82,7 +72,7 @@ absl::StatusOr<BearerTokens> BearerTokens::Load(const std::string& path) {
 // stopping at a match, keeps the time independent of the token's length, of
 // the bytes it shares with a real one and of which entry matched.
 std::optional<std::string> BearerTokens::Find(absl::string_view token) const {
-  const std::array<unsigned char, 32> digest = Digest(token);
+  const std::array<unsigned char, 32> digest = Sha256Bytes(token);
   const Entry* found = nullptr;
   for (const Entry& entry : entries_) {
     const bool equal =

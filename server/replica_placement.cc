@@ -1,7 +1,5 @@
 #include "server/replica_placement.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <utility>
 
@@ -11,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "server/sha256_stream.h"
 
 namespace curvd::server {
 namespace {
@@ -20,9 +19,8 @@ constexpr absl::string_view kIndexPlaceholder = "{index}";
 }  // namespace
 
 uint64_t RunPlacementKey(absl::string_view run_id) {
-  unsigned char hash[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(run_id.data()), run_id.size(),
-         hash);
+  const std::array<unsigned char, SHA256_DIGEST_LENGTH> hash =
+      Sha256Bytes(run_id);
   uint64_t key = 0;
   for (int i = 0; i < 8; ++i) key = (key << 8) | hash[i];
   return key;

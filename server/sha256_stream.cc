@@ -11,6 +11,14 @@
 #include "absl/strings/str_cat.h"
 
 namespace curvd::server {
+
+std::array<unsigned char, SHA256_DIGEST_LENGTH> Sha256Bytes(
+    absl::string_view data) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest;
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+         digest.data());
+  return digest;
+}
 namespace {
 
 // Versions the record: the raw context of this OpenSSL build follows it.

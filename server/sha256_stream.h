@@ -5,6 +5,7 @@
 
 #include <openssl/sha.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,6 +13,10 @@
 #include "absl/strings/string_view.h"
 
 namespace curvd::server {
+
+// The 32 bytes of SHA-256 of `data`, hashed at once.
+std::array<unsigned char, SHA256_DIGEST_LENGTH> Sha256Bytes(
+    absl::string_view data);
 
 // Thread-compatible; copyable.
 class Sha256Stream {
