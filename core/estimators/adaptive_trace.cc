@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "core/estimators/term_and_norm.h"
 #include "core/estimators/trace_estimate.h"
 
 namespace curvd::core {
@@ -75,14 +76,6 @@ RunningTraceEstimate Accumulator() {
   TraceOptions never;
   never.target_relative_error = 0;
   return RunningTraceEstimate(never);
-}
-
-// (v^T A v, |A v|^2) in double, read from the device with one copy.
-std::pair<double, double> TermAndNormSquared(const torch::Tensor& v,
-                                             const torch::Tensor& av) {
-  const torch::Tensor both =
-      torch::stack({v.dot(av), av.dot(av)}).to(torch::kCPU, torch::kFloat64);
-  return {both[0].item<double>(), both[1].item<double>()};
 }
 
 }  // namespace
