@@ -32,8 +32,7 @@ absl::Status ValidateAdaptiveTraceOptions(const AdaptiveTraceOptions& a) {
       static_cast<int64_t>(a.initial_sketch_size) + 2) {
     return absl::InvalidArgumentError(absl::StrCat(
         "adaptive trace max_hvps must be >= initial_sketch_size + 2 = ",
-        static_cast<int64_t>(a.initial_sketch_size) + 2, ", got ",
-        a.max_hvps));
+        static_cast<int64_t>(a.initial_sketch_size) + 2, ", got ", a.max_hvps));
   }
   if (!(a.target_standard_error >= 0) || !(a.target_relative_error >= 0)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -117,13 +116,13 @@ absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
   RunningTraceEstimate hutchinson = Accumulator();
   bool hutchinson_terms_equal = true;
   double first_hutchinson_term = 0;
-  double sketch_norms = 0;   // sum of |A s|^2
+  double sketch_norms = 0;  // sum of |A s|^2
   // sum of s * A s (elementwise) in float64: its mean estimates diag(A).
   torch::Tensor diagonal_sum =
       torch::zeros({size}, options.dtype(torch::kFloat64));
-  double low_rank_trace = 0;  // tr(Q^T A Q)
+  double low_rank_trace = 0;    // tr(Q^T A Q)
   double sketch_frobenius = 0;  // |A Q|_F^2
-  torch::Tensor basis64;      // Q^T in float64, k x size
+  torch::Tensor basis64;        // Q^T in float64, k x size
   int64_t k = 0;
 
   // Adds `add` sketch columns: A s for new probes s, orthonormalised against
@@ -150,7 +149,9 @@ absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
     torch::Tensor y = block.to(torch::kFloat64);
     auto project_out = [&](torch::Tensor x) {
       if (!basis64.defined()) return x;
-      for (int pass = 0; pass < 2; ++pass) x = x - x.mm(basis64.t()).mm(basis64);
+      for (int pass = 0; pass < 2; ++pass) {
+        x = x - x.mm(basis64.t()).mm(basis64);
+      }
       return x;
     };
     for (int round = 0; round < 2; ++round) {
@@ -180,9 +181,9 @@ absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
     const double frobenius = sketch_norms / hutchinson.result().probes;
     if (previous_residual < 0) previous_residual = frobenius;
     const double residual = std::max(frobenius - sketch_frobenius, 0.0);
-    const double ratio =
-        previous_residual > 0 ? std::min(residual / previous_residual, 1.0)
-                              : 0.0;
+    const double ratio = previous_residual > 0
+                             ? std::min(residual / previous_residual, 1.0)
+                             : 0.0;
     const double allowance = Allowance(adaptive, hutchinson.result().trace);
     const double variance_unit = allowance * allowance;  // one product's worth
     // Remaining cost of each option times the target variance: the variance
@@ -242,9 +243,9 @@ absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
       result.trace = terms.trace;
       result.standard_error = terms.standard_error;
       result.probes = terms.probes;
-      const std::string reason = StopReason(
-          adaptive, terms, terms.trace,
-          terms.probes > 1 && hutchinson_terms_equal);
+      const std::string reason =
+          StopReason(adaptive, terms, terms.trace,
+                     terms.probes > 1 && hutchinson_terms_equal);
       if (!reason.empty()) {
         result.stop_reason = reason;
         break;

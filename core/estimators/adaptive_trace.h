@@ -37,10 +37,10 @@ struct AdaptiveTraceResult {
   std::string method;  // "hutch++" or "hutchinson"
   // Why: the predicted remaining products of each option at the decision.
   std::string decision;
-  int sketch_size = 0;  // columns of Q; 0 for Hutchinson
-  int probes = 0;       // Hutchinson terms (sketch probes included) or
-                        // residual probes
-  int64_t hvps = 0;     // every product, the sketch's included
+  int sketch_size = 0;      // columns of Q; 0 for Hutchinson
+  int probes = 0;           // Hutchinson terms (sketch probes included) or
+                            // residual probes
+  int64_t hvps = 0;         // every product, the sketch's included
   std::string stop_reason;  // "target_standard_error",
                             // "target_relative_error", "exact_zero_variance"
                             // or "max_hvps"

@@ -18,8 +18,11 @@ using ::curvd::core::testing::DeviceTest;
 using ::curvd::core::testing::MatrixOperator;
 using ::curvd::core::testing::MatrixWithSpectrum;
 
-AdaptiveTraceOptions ToStandardError(double target, uint64_t seed) {
+AdaptiveTraceOptions ToStandardError(
+    double target, uint64_t seed,
+    ProbeDistribution distribution = ProbeDistribution::kRademacher) {
   AdaptiveTraceOptions options;
+  options.distribution = distribution;
   options.target_standard_error = target;
   options.target_relative_error = 0;
   options.seed = seed;
@@ -40,25 +43,32 @@ TEST_P(AdaptiveTraceTest, SketchesAFastDecayAndBeatsHutchinson) {
   const double exact = a.trace().item<double>();
   const double hutchinson_probes =
       2 * (a * a).sum().item<double>() / (kTarget * kTarget);
-  for (uint64_t seed = 0; seed < 8; ++seed) {
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    auto products = std::make_shared<int64_t>(0);
-    auto result = AdaptiveTrace(MatrixOperator(a, products), kSize, options(),
-                                ToStandardError(kTarget, seed), Progress());
-    ASSERT_TRUE(result.ok()) << result.status();
-    EXPECT_EQ(result->method, "hutch++") << result->decision;
-    EXPECT_GE(result->sketch_size, 8);
-    EXPECT_EQ(result->hvps, *products);
-    EXPECT_EQ(result->hvps, 2 * result->sketch_size + result->probes);
-    EXPECT_EQ(result->stop_reason, "target_standard_error");
-    EXPECT_LE(result->standard_error, kTarget);
-    EXPECT_LT(result->hvps, hutchinson_probes / 4);
-    // The share is against |A|_F^2 estimated from the sketch probes' |A s|^2,
-    // which a few dominant directions make noisy (the exact share is ~0.97).
-    EXPECT_GT(result->sketch_frobenius_fraction, 0.7);
-    EXPECT_NE(result->decision.find("hutch++ with k = "), std::string::npos);
-    // Within 4 standard errors (of the residual part, given Q) of the trace.
-    EXPECT_LE(std::abs(result->trace - exact), 4 * result->standard_error);
+  for (ProbeDistribution distribution :
+       {ProbeDistribution::kRademacher, ProbeDistribution::kGaussian}) {
+    for (uint64_t seed = 0; seed < 8; ++seed) {
+      SCOPED_TRACE(std::string(distribution == ProbeDistribution::kGaussian
+                                   ? "gaussian"
+                                   : "rademacher") +
+                   " seed " + std::to_string(seed));
+      auto products = std::make_shared<int64_t>(0);
+      auto result = AdaptiveTrace(MatrixOperator(a, products), kSize, options(),
+                                  ToStandardError(kTarget, seed, distribution),
+                                  Progress());
+      ASSERT_TRUE(result.ok()) << result.status();
+      EXPECT_EQ(result->method, "hutch++") << result->decision;
+      EXPECT_GE(result->sketch_size, 8);
+      EXPECT_EQ(result->hvps, *products);
+      EXPECT_EQ(result->hvps, 2 * result->sketch_size + result->probes);
+      EXPECT_EQ(result->stop_reason, "target_standard_error");
+      EXPECT_LE(result->standard_error, kTarget);
+      EXPECT_LT(result->hvps, hutchinson_probes / 4);
+      // The share is against |A|_F^2 estimated from the sketch probes' |A s|^2,
+      // which a few dominant directions make noisy (the exact share is ~0.97).
+      EXPECT_GT(result->sketch_frobenius_fraction, 0.7);
+      EXPECT_NE(result->decision.find("hutch++ with k = "), std::string::npos);
+      // Within 4 standard errors (of the residual part, given Q) of the trace.
+      EXPECT_LE(std::abs(result->trace - exact), 4 * result->standard_error);
+    }
   }
 }
 
@@ -74,20 +84,27 @@ TEST_P(AdaptiveTraceTest, FallsBackToHutchinsonOnAFlatSpectrum) {
   }
   const torch::Tensor a = MatrixWithSpectrum(spectrum, 8).to(device());
   const double exact = a.trace().item<double>();
-  for (uint64_t seed = 0; seed < 8; ++seed) {
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    auto result = AdaptiveTrace(MatrixOperator(a), kSize, options(),
-                                ToStandardError(kTarget, seed), Progress());
-    ASSERT_TRUE(result.ok()) << result.status();
-    EXPECT_EQ(result->method, "hutchinson") << result->decision;
-    EXPECT_EQ(result->sketch_size, 0);
-    // The 8 sketch probes count as Hutchinson probes; only the 8 products
-    // of the low-rank trace are spent on the sketch.
-    EXPECT_EQ(result->hvps, result->probes + 8);
-    EXPECT_EQ(result->stop_reason, "target_standard_error");
-    EXPECT_LE(result->standard_error, kTarget);
-    EXPECT_LT(result->sketch_frobenius_fraction, 0.05);
-    EXPECT_LE(std::abs(result->trace - exact), 4 * result->standard_error);
+  for (ProbeDistribution distribution :
+       {ProbeDistribution::kRademacher, ProbeDistribution::kGaussian}) {
+    for (uint64_t seed = 0; seed < 8; ++seed) {
+      SCOPED_TRACE(std::string(distribution == ProbeDistribution::kGaussian
+                                   ? "gaussian"
+                                   : "rademacher") +
+                   " seed " + std::to_string(seed));
+      auto result = AdaptiveTrace(MatrixOperator(a), kSize, options(),
+                                  ToStandardError(kTarget, seed, distribution),
+                                  Progress());
+      ASSERT_TRUE(result.ok()) << result.status();
+      EXPECT_EQ(result->method, "hutchinson") << result->decision;
+      EXPECT_EQ(result->sketch_size, 0);
+      // The 8 sketch probes count as Hutchinson probes; only the 8 products
+      // of the low-rank trace are spent on the sketch.
+      EXPECT_EQ(result->hvps, result->probes + 8);
+      EXPECT_EQ(result->stop_reason, "target_standard_error");
+      EXPECT_LE(result->standard_error, kTarget);
+      EXPECT_LT(result->sketch_frobenius_fraction, 0.05);
+      EXPECT_LE(std::abs(result->trace - exact), 4 * result->standard_error);
+    }
   }
 }
 
@@ -122,8 +139,8 @@ TEST_P(AdaptiveTraceTest, RelativeTargetAndBudget) {
 TEST_P(AdaptiveTraceTest, RejectsBadOptionsAndHonoursCancellation) {
   const torch::Tensor a = torch::eye(10, options());
   auto bad = [&](AdaptiveTraceOptions adaptive, int64_t size = 10) {
-    auto result = AdaptiveTrace(MatrixOperator(a), size, options(), adaptive,
-                                Progress());
+    auto result =
+        AdaptiveTrace(MatrixOperator(a), size, options(), adaptive, Progress());
     return result.status().code();
   };
   const auto invalid = absl::StatusCode::kInvalidArgument;
