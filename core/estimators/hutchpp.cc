@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "core/estimators/term_and_norm.h"
 
 namespace curvd::core {
 namespace {
@@ -37,14 +38,6 @@ absl::Status ValidateHutchppOptions(const HutchppOptions& hutchpp) {
                      hutchpp.target_relative_error));
   }
   return absl::OkStatus();
-}
-
-// (v^T A v, |A v|^2) in double, read from the device with one copy.
-std::pair<double, double> TermAndNormSquared(const torch::Tensor& v,
-                                             const torch::Tensor& av) {
-  const torch::Tensor both =
-      torch::stack({v.dot(av), av.dot(av)}).to(torch::kCPU, torch::kFloat64);
-  return {both[0].item<double>(), both[1].item<double>()};
 }
 
 }  // namespace

@@ -1,0 +1,301 @@
+#include "core/estimators/adaptive_trace.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <tuple>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "core/estimators/term_and_norm.h"
+#include "core/estimators/trace_estimate.h"
+
+namespace curvd::core {
+namespace {
+
+absl::Status ValidateAdaptiveTraceOptions(const AdaptiveTraceOptions& a) {
+  if (a.initial_sketch_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("adaptive trace initial_sketch_size must be >= 1, got ",
+                     a.initial_sketch_size));
+  }
+  if (a.min_probes < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "adaptive trace min_probes must be >= 1, got ", a.min_probes));
+  }
+  if (static_cast<int64_t>(a.max_hvps) <
+      static_cast<int64_t>(a.initial_sketch_size) + 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "adaptive trace max_hvps must be >= initial_sketch_size + 2 = ",
+        static_cast<int64_t>(a.initial_sketch_size) + 2, ", got ", a.max_hvps));
+  }
+  if (!(a.target_standard_error >= 0) || !(a.target_relative_error >= 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "adaptive trace targets must be >= 0, got target_standard_error ",
+        a.target_standard_error, " and target_relative_error ",
+        a.target_relative_error));
+  }
+  if (a.target_standard_error == 0 && a.target_relative_error == 0) {
+    return absl::InvalidArgumentError(
+        "adaptive trace needs target_standard_error or target_relative_error "
+        "> 0: it runs to a standard error");
+  }
+  return absl::OkStatus();
+}
+
+// The standard error the targets accept at a trace of `trace`.
+double Allowance(const AdaptiveTraceOptions& a, double trace) {
+  return std::max(a.target_standard_error,
+                  a.target_relative_error * std::abs(trace));
+}
+
+// The stop reason for the running estimate `terms` of `trace`, or "" to go on.
+std::string StopReason(const AdaptiveTraceOptions& a, const TraceResult& terms,
+                       double trace, bool zero_variance) {
+  if (terms.probes < a.min_probes) return "";
+  if (zero_variance) return "exact_zero_variance";
+  if (a.target_standard_error > 0 &&
+      terms.standard_error <= a.target_standard_error) {
+    return "target_standard_error";
+  }
+  if (a.target_relative_error > 0 &&
+      terms.standard_error <= a.target_relative_error * std::abs(trace)) {
+    return "target_relative_error";
+  }
+  return "";
+}
+
+// A running mean and standard error with no stopping rule of its own.
+RunningTraceEstimate Accumulator() {
+  TraceOptions never;
+  never.target_relative_error = 0;
+  return RunningTraceEstimate(never);
+}
+
+}  // namespace
+
+absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
+    const LinearOperator& op, int64_t size, const torch::TensorOptions& options,
+    const AdaptiveTraceOptions& adaptive, const Progress& progress) {
+  if (size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "adaptive trace needs a non-empty operator, got size ", size));
+  }
+  CURVD_RETURN_IF_ERROR(ValidateAdaptiveTraceOptions(adaptive));
+  at::Generator generator = SeededGenerator(adaptive.seed);
+  AdaptiveTraceResult result;
+
+  auto product = [&](const torch::Tensor& v, const char* stage,
+                     int64_t index) -> absl::StatusOr<torch::Tensor> {
+    if (progress.cancelled && progress.cancelled()) {
+      return absl::CancelledError(
+          absl::StrCat("cancelled at adaptive trace ", stage, " ", index));
+    }
+    if (progress.report) {
+      progress.report(
+          static_cast<double>(result.hvps) / adaptive.max_hvps,
+          absl::StrFormat("adaptive trace %s %d, %d/%d products", stage,
+                          index + 1, result.hvps, adaptive.max_hvps));
+    }
+    CURVD_ASSIGN_OR_RETURN(torch::Tensor av, op(v));
+    ++result.hvps;
+    return av;
+  };
+  auto not_finite = [](const char* what, int64_t index) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("adaptive trace ", what, " ", index, " is not finite"));
+  };
+
+  // Every sketch probe s is also a Hutchinson probe: its term s^T A s feeds
+  // `hutchinson`, and |A s|^2 the estimate of |A|_F^2.
+  RunningTraceEstimate hutchinson = Accumulator();
+  bool hutchinson_terms_equal = true;
+  double first_hutchinson_term = 0;
+  double sketch_norms = 0;  // sum of |A s|^2
+  // sum of s * A s (elementwise) in float64: its mean estimates diag(A).
+  torch::Tensor diagonal_sum =
+      torch::zeros({size}, options.dtype(torch::kFloat64));
+  double low_rank_trace = 0;    // tr(Q^T A Q)
+  double sketch_frobenius = 0;  // |A Q|_F^2
+  torch::Tensor basis64;        // Q^T in float64, k x size
+  int64_t k = 0;
+
+  // Adds `add` sketch columns: A s for new probes s, orthonormalised against
+  // Q in float64 (projected out twice, then a reduced QR, projected and
+  // factored once more so that a rank-deficient block stays orthogonal to Q),
+  // and their exact q^T A q and |A q|^2.
+  auto grow = [&](int64_t add) -> absl::Status {
+    torch::Tensor block = torch::empty({add, size}, options);
+    for (int64_t i = 0; i < add; ++i) {
+      const torch::Tensor s =
+          RandomProbe(size, adaptive.distribution, generator, options);
+      CURVD_ASSIGN_OR_RETURN(torch::Tensor as, product(s, "sketch", k + i));
+      const auto [term, norm_squared] = TermAndNormSquared(s, as);
+      if (!std::isfinite(term) || !std::isfinite(norm_squared)) {
+        return not_finite("sketch product", k + i);
+      }
+      if (hutchinson.result().probes == 0) first_hutchinson_term = term;
+      hutchinson_terms_equal &= term == first_hutchinson_term;
+      hutchinson.Add(term);
+      sketch_norms += norm_squared;
+      diagonal_sum += (s * as).to(torch::kFloat64);
+      block[i].copy_(as);
+    }
+    torch::Tensor y = block.to(torch::kFloat64);
+    auto project_out = [&](torch::Tensor x) {
+      if (!basis64.defined()) return x;
+      for (int pass = 0; pass < 2; ++pass) {
+        x = x - x.mm(basis64.t()).mm(basis64);
+      }
+      return x;
+    };
+    for (int round = 0; round < 2; ++round) {
+      y = std::get<0>(torch::linalg_qr(project_out(y).t(), "reduced")).t();
+    }
+    for (int64_t i = 0; i < add; ++i) {
+      const torch::Tensor q = y[i].to(options);
+      CURVD_ASSIGN_OR_RETURN(torch::Tensor aq,
+                             product(q, "low-rank trace", k + i));
+      const auto [term, norm_squared] = TermAndNormSquared(q, aq);
+      if (!std::isfinite(term)) return not_finite("q^T A q of column", k + i);
+      low_rank_trace += term;
+      sketch_frobenius += norm_squared;
+    }
+    basis64 = basis64.defined() ? torch::cat({basis64, y}) : y.contiguous();
+    k += add;
+    return absl::OkStatus();
+  };
+
+  CURVD_RETURN_IF_ERROR(
+      grow(std::min<int64_t>(adaptive.initial_sketch_size, size)));
+  // The residual |A (I - QQ^T)|_F^2 before the last growth: all of |A|_F^2
+  // before the first.
+  double previous_residual = -1;
+  bool choose_hutchpp = false;
+  while (true) {
+    const double frobenius = sketch_norms / hutchinson.result().probes;
+    if (previous_residual < 0) previous_residual = frobenius;
+    const double residual = std::max(frobenius - sketch_frobenius, 0.0);
+    const double ratio = previous_residual > 0
+                             ? std::min(residual / previous_residual, 1.0)
+                             : 0.0;
+    const double allowance = Allowance(adaptive, hutchinson.result().trace);
+    const double variance_unit = allowance * allowance;  // one product's worth
+    // Remaining cost of each option times the target variance: the variance
+    // per probe it predicts, less the terms it already has. Hutchinson's is
+    // 2 (|A|_F^2 - |diag A|^2) for Rademacher probes (the diagonal's share is
+    // large for a shifted operator) and 2 |A|_F^2 for Gaussian ones; the
+    // residual's is the bound 2 |A (I - QQ^T)|_F^2, as the projected probes
+    // are not Rademacher. |diag A|^2 comes from the mean D of s * A s over
+    // the m sketch probes: E |D|^2 = |diag A|^2 + (|A|_F^2 - |diag A|^2) / m.
+    // These are far less noisy than the sample variance of a few terms.
+    const TraceResult& terms = hutchinson.result();
+    const double m = terms.probes;
+    double diagonal_squared = 0;
+    if (m > 1) {
+      const double mean_squared =
+          (diagonal_sum / m).square().sum().item<double>();
+      diagonal_squared =
+          std::clamp((m * mean_squared - frobenius) / (m - 1), 0.0, frobenius);
+    }
+    const double hutchinson_variance =
+        adaptive.distribution == ProbeDistribution::kRademacher
+            ? 2 * (frobenius - diagonal_squared)
+            : 2 * frobenius;
+    const double hutchinson_score =
+        std::max(hutchinson_variance - m * variance_unit, 0.0);
+    const double hutchpp_score = 2 * residual;
+    const int64_t add = std::min(k, size - k);
+    const bool can_grow =
+        add > 0 && result.hvps + 2 * add + adaptive.min_probes <=
+                       static_cast<int64_t>(adaptive.max_hvps);
+    const double grow_score =
+        can_grow ? 2 * add * variance_unit + ratio * hutchpp_score
+                 : std::numeric_limits<double>::infinity();
+    auto products = [&](double score) { return score / variance_unit; };
+    result.decision = absl::StrFormat(
+        "predicted remaining products: hutchinson %.0f, hutch++ with k = %d "
+        "%.0f, doubling to k = %d %.0f",
+        products(hutchinson_score), k, products(hutchpp_score), k + add,
+        products(grow_score));
+    result.frobenius_norm_squared = frobenius;
+    result.sketch_frobenius_fraction =
+        frobenius > 0 ? std::min(sketch_frobenius / frobenius, 1.0) : 1.0;
+    if (hutchinson_score <= std::min(hutchpp_score, grow_score)) break;
+    if (grow_score >= hutchpp_score) {
+      choose_hutchpp = true;
+      break;
+    }
+    previous_residual = residual;
+    CURVD_RETURN_IF_ERROR(grow(add));
+  }
+
+  result.stop_reason = "max_hvps";
+  if (!choose_hutchpp) {
+    result.method = "hutchinson";
+    while (true) {
+      const TraceResult& terms = hutchinson.result();
+      result.trace = terms.trace;
+      result.standard_error = terms.standard_error;
+      result.probes = terms.probes;
+      const std::string reason =
+          StopReason(adaptive, terms, terms.trace,
+                     terms.probes > 1 && hutchinson_terms_equal);
+      if (!reason.empty()) {
+        result.stop_reason = reason;
+        break;
+      }
+      if (result.hvps >= adaptive.max_hvps) break;
+      const torch::Tensor z =
+          RandomProbe(size, adaptive.distribution, generator, options);
+      CURVD_ASSIGN_OR_RETURN(torch::Tensor az,
+                             product(z, "Hutchinson probe", terms.probes));
+      const double term =
+          z.dot(az).to(torch::kCPU, torch::kFloat64).item<double>();
+      if (!std::isfinite(term)) return not_finite("probe", terms.probes);
+      hutchinson_terms_equal &= term == first_hutchinson_term;
+      hutchinson.Add(term);
+    }
+    return result;
+  }
+
+  result.method = "hutch++";
+  result.sketch_size = static_cast<int>(k);
+  const torch::Tensor basis = basis64.to(options);
+  RunningTraceEstimate residual = Accumulator();
+  bool residual_terms_equal = true;
+  double first_residual_term = 0;
+  while (true) {
+    const TraceResult& terms = residual.result();
+    result.trace = low_rank_trace + terms.trace;
+    result.standard_error = terms.standard_error;
+    result.probes = terms.probes;
+    const std::string reason =
+        StopReason(adaptive, terms, result.trace,
+                   terms.probes > 1 && residual_terms_equal);
+    if (!reason.empty()) {
+      result.stop_reason = reason;
+      break;
+    }
+    if (result.hvps >= adaptive.max_hvps) break;
+    torch::Tensor g =
+        RandomProbe(size, adaptive.distribution, generator, options);
+    g = g - basis.t().mv(basis.mv(g));
+    CURVD_ASSIGN_OR_RETURN(torch::Tensor ag,
+                           product(g, "residual probe", terms.probes));
+    const double term =
+        g.dot(ag).to(torch::kCPU, torch::kFloat64).item<double>();
+    if (!std::isfinite(term)) return not_finite("residual probe", terms.probes);
+    if (terms.probes == 0) first_residual_term = term;
+    residual_terms_equal &= term == first_residual_term;
+    residual.Add(term);
+  }
+  return result;
+}
+
+}  // namespace curvd::core

@@ -1,0 +1,85 @@
+// The trace of a symmetric operator to a requested standard error, choosing
+// between Hutch++ and plain Hutchinson from the products already computed
+// (ADR 0022). Internal to core (includes torch).
+#ifndef CURVD_CORE_ESTIMATORS_ADAPTIVE_TRACE_H_
+#define CURVD_CORE_ESTIMATORS_ADAPTIVE_TRACE_H_
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/api/engine.h"
+#include "core/api/method_types.h"
+#include "core/objective/linear_operator.h"
+
+namespace curvd::core {
+
+struct AdaptiveTraceOptions {
+  ProbeDistribution distribution = ProbeDistribution::kRademacher;
+  int max_hvps = 1000;  // the budget, >= initial_sketch_size + 2
+  // Stop once standard_error <= target_standard_error (absolute) or
+  // standard_error <= target_relative_error * |trace|, whichever is set
+  // (> 0) and met first; at least one must be set.
+  double target_standard_error = 0;
+  double target_relative_error = 0.01;
+  int initial_sketch_size = 8;  // k0: the first sketch; it doubles from there
+  int min_probes = 10;          // Hutchinson or residual probes before a stop
+  uint64_t seed = 0;
+};
+
+struct AdaptiveTraceResult {
+  double trace = 0;
+  // Hutch++: of the residual Hutchinson part, given the sketch (the low-rank
+  // part is exact given it); Hutchinson: of the mean of all probe terms.
+  double standard_error = 0;
+  std::string method;  // "hutch++" or "hutchinson"
+  // Why: the predicted remaining products of each option at the decision.
+  std::string decision;
+  int sketch_size = 0;      // columns of Q; 0 for Hutchinson
+  int probes = 0;           // Hutchinson terms (sketch probes included) or
+                            // residual probes
+  int64_t hvps = 0;         // every product, the sketch's included
+  std::string stop_reason;  // "target_standard_error",
+                            // "target_relative_error", "exact_zero_variance"
+                            // or "max_hvps"
+  // From the sketch probes: the mean of |A s|^2 (an unbiased estimate of
+  // |A|_F^2) and the share |A Q|_F^2 of it the final sketch holds.
+  double frobenius_norm_squared = 0;
+  double sketch_frobenius_fraction = 0;
+};
+
+// Estimates tr(A) for `op`, an operator on vectors of `size` elements with
+// `options`, to the requested standard error within adaptive.max_hvps
+// products. Probes (adaptive.distribution) come from
+// SeededGenerator(adaptive.seed). It sketches k0 = initial_sketch_size
+// columns A S (each sketch probe s also gives a Hutchinson term s^T A s),
+// orthonormalises them in float64 into Q and takes tr(Q^T A Q) and |A Q|_F^2
+// exactly (k0 more products). It then predicts, in products, what each option
+// still costs to reach the target: Hutchinson continuing from the sketch
+// probes' terms (2 (|A|_F^2 - |diag A|^2) for Rademacher probes, 2 |A|_F^2
+// for Gaussian ones, both estimated from the sketch products, over the
+// target SE squared, less the terms it has); Hutch++
+// with the current Q (2 max(|A|_F^2 - |A Q|_F^2, 0) over the target SE
+// squared); and doubling the sketch (its 2k products plus
+// the residual cost shrunk by the ratio the last growth achieved). It takes
+// the cheapest, doubling until that no longer pays or the budget would not
+// leave min_probes residual probes, and then runs that option's probes,
+// stopping after min_probes with the target's reason once it is met,
+// "exact_zero_variance" when every term was equal, else "max_hvps".
+// The sketch is held on the device (at most size columns).
+//
+// Cancellation is polled and progress reported before every product:
+// Cancelled if progress.cancelled() returns true. InvalidArgument for a size
+// < 1, initial_sketch_size < 1, min_probes < 1, max_hvps <
+// initial_sketch_size + 2, a negative target, no target set, or a product
+// that is not finite; errors of `op` are returned as they are.
+// Thread-compatible.
+absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
+    const LinearOperator& op, int64_t size, const torch::TensorOptions& options,
+    const AdaptiveTraceOptions& adaptive, const Progress& progress);
+
+}  // namespace curvd::core
+
+#endif  // CURVD_CORE_ESTIMATORS_ADAPTIVE_TRACE_H_
