@@ -6,7 +6,6 @@ store holds exactly N x M measurements.
   CURVD_LOAD_CHECKPOINTS  M (default 8; by hand 15)"""
 
 import os
-import subprocess
 import threading
 import unittest
 
