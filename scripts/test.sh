@@ -2,7 +2,8 @@
 # Installs what is missing, builds, and runs every test with ctest: unit, service
 # and end-to-end tests, the container test (skipped, with the reason, where podman
 # cannot run containers), and the GPU-labelled ones only when a GPU is present;
-# never the slow ones (ctest -L slow runs those).
+# never the slow ones (ctest -L slow runs those). The reliability label (load and
+# crash tests, tests/reliability) runs at its CI sizes; larger ones by hand.
 # Prints a summary; exits non-zero when a test fails.
 #   CURVD_BUILD_DIR   build directory (default: build)
 #   CURVD_TEST_JOBS   tests run in parallel (default: 2)

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "common/measurements.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
@@ -24,10 +25,46 @@ absl::Status ShutDownError() {
       "the server shut down before the measurement finished; create it again");
 }
 
+// `text` with every byte that is not part of a well-formed UTF-8 sequence
+// replaced by U+FFFD. An engine's message can quote bytes of the client's
+// input (a name inside a malformed archive); a proto3 string field must be
+// UTF-8, or no client can parse the measurement that carries it.
+std::string ValidUtf8(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    size_t length = byte < 0x80                    ? 1
+                    : byte >= 0xC2 && byte <= 0xDF ? 2
+                    : byte >= 0xE0 && byte <= 0xEF ? 3
+                    : byte >= 0xF0 && byte <= 0xF4 ? 4
+                                                   : 0;
+    bool valid = length != 0 && i + length <= text.size();
+    for (size_t k = 1; valid && k < length; ++k) {
+      valid = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+    }
+    if (valid && length >= 3) {  // no overlong forms, surrogates or > U+10FFFF
+      const auto second = static_cast<unsigned char>(text[i + 1]);
+      valid = !(byte == 0xE0 && second < 0xA0) &&
+              !(byte == 0xED && second > 0x9F) &&
+              !(byte == 0xF0 && second < 0x90) &&
+              !(byte == 0xF4 && second > 0x8F);
+    }
+    if (valid) {
+      out.append(text.data() + i, length);
+      i += length;
+    } else {
+      out.append("\xEF\xBF\xBD");
+      ++i;
+    }
+  }
+  return out;
+}
+
 void SetFailed(const absl::Status& error, Measurement* m) {
   m->set_state(Measurement::FAILED);
   m->set_error_code(static_cast<int32_t>(error.code()));
-  m->set_error_message(std::string(error.message()));
+  m->set_error_message(ValidUtf8(error.message()));
 }
 
 double SecondsBetween(const google::protobuf::Timestamp& start,
@@ -148,8 +185,8 @@ absl::StatusOr<Measurement> MeasurementLifecycle::Finish(
   m.clear_result();
   m.set_state(Measurement::FAILED);
   m.set_error_code(static_cast<int32_t>(absl::StatusCode::kInternal));
-  m.set_error_message(
-      absl::StrCat("the result could not be stored: ", stored.message()));
+  m.set_error_message(ValidUtf8(
+      absl::StrCat("the result could not be stored: ", stored.message())));
   CURVD_RETURN_IF_ERROR(StoreAndPublish(m));
   return m;
 }
