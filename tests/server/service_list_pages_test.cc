@@ -2,10 +2,13 @@
 // View): exact Hessians whose matrices together pass a client's 16 MiB
 // receive limit, listed through a channel with that limit.
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "client/curvctl_commands.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "server/list_pages.h"
 #include "service_fixture.h"
@@ -114,6 +117,39 @@ TEST_F(ListPagesTest, FullViewEndsPagesAtTheByteBudget) {
     const int p = i < 3 ? kParameters : 300;
     EXPECT_EQ(listed[i].exact_hessian().matrix_size(), p * p);
   }
+}
+
+// curvctl results over three exact Hessians of 20.8 MB in all: the table in
+// BASIC (--csv), --json in FULL (a page each) with every matrix.
+TEST_F(ListPagesTest, CurvctlResultsListsLargeExactHessians) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  for (const char* id : {"a", "b", "c"}) StoreExactHessian(parent, kParameters, id);
+  const std::string server = absl::StrCat("--server=127.0.0.1:", server_->port());
+  std::ostringstream table, table_err;
+  ASSERT_EQ(client::RunCurvctl({"results", server, "--run=r", "--csv"}, table,
+                               table_err),
+            client::kExitOk)
+      << table_err.str();
+  for (const char* id : {"a", "b", "c"})
+    EXPECT_THAT(table.str(), HasSubstr(absl::StrCat("measurements/", id)));
+  std::ostringstream json, json_err;
+  ASSERT_EQ(client::RunCurvctl({"results", server, "--run=r", "--json",
+                                "--page_size=2"},
+                               json, json_err),
+            client::kExitOk)
+      << json_err.str();
+  v1::ListMeasurementsResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.str(), &parsed)
+                  .ok());
+  ASSERT_EQ(parsed.measurements_size(), 3);
+  for (const v1::Measurement& m : parsed.measurements())
+    EXPECT_EQ(m.exact_hessian().matrix_size(), kParameters * kParameters);
+  std::ostringstream basic, basic_err;
+  ASSERT_EQ(client::RunCurvctl({"results", server, "--run=r", "--json",
+                                "--view=basic"},
+                               basic, basic_err),
+            client::kExitOk);
+  EXPECT_THAT(basic.str(), ::testing::Not(HasSubstr("\"matrix\"")));
 }
 
 TEST_F(ListPagesTest, FullViewRefusesAnItemOverTheLargestPage) {
