@@ -1,6 +1,7 @@
 // List pages bounded by bytes and the BASIC / FULL views (curvd_service.proto,
 // View): exact Hessians whose matrices together pass a client's 16 MiB
 // receive limit, listed through a channel with that limit.
+#include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -222,6 +223,18 @@ TEST_F(ListPagesTest, BadListInputsAreInvalidArgument) {
             }),
             grpc::StatusCode::OK);
   EXPECT_EQ(k.checkpoints_size(), 1);
+}
+
+// The proto's paging comment cites the constants.
+TEST(ListPageBoundsTest, AreTheDocumentedOnes) {
+  std::ifstream file(absl::StrCat(CURVD_PROTO_DIR, "/curvd_service.proto"));
+  std::stringstream proto;
+  proto << file.rdbuf();
+  ASSERT_FALSE(proto.str().empty());
+  EXPECT_THAT(proto.str(), HasSubstr(absl::StrCat("its items past ",
+                                                  kListPageBytes >> 20, " MiB")));
+  EXPECT_THAT(proto.str(), HasSubstr(absl::StrCat("one over ",
+                                                  kMaxListItemBytes >> 20, " MiB")));
 }
 
 TEST(ClearFullViewOnlyFieldsTest, ClearsMarkedFieldsAtAnyDepth) {
