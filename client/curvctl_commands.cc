@@ -100,6 +100,24 @@ FlagDef TracesFlag() {
           "distance, chain_diverged); --json carries them in full."};
 }
 
+FlagDef PageSizeFlag() {
+  return {"page_size", Type::kInt, "100",
+          "Items per List response, 1 to 1000 (the server also ends a page "
+          "at 4 MiB)."};
+}
+
+// The page size of --page_size; nullopt (after a message) when out of range.
+std::optional<int> PageSizeOf(const ParsedFlags& flags,
+                              const std::string& command, std::ostream& err) {
+  const int64_t page_size = flags.Int("page_size");
+  if (page_size < 1 || page_size > 1000) {
+    err << "curvctl " << command << ": --page_size must be 1 to 1000, got "
+        << page_size << "\n";
+    return std::nullopt;
+  }
+  return static_cast<int>(page_size);
+}
+
 FlagDef RunFlag(const std::string& help) {
   return {"run", Type::kString, "", help};
 }
@@ -272,7 +290,7 @@ std::vector<CommandDef> BuildCommands() {
       {"runs",
        "[flags]",
        "Lists every run of the replica reached (a lone server's: every run).",
-       {ServerFlag(), JsonFlag(),
+       {ServerFlag(), JsonFlag(), PageSizeFlag(),
         {"all_replicas", Type::kBool, "false",
          "List the runs of every replica of the server's set, each asked "
          "at the address the server names (docs/adr/0019)."}},
@@ -288,6 +306,11 @@ std::vector<CommandDef> BuildCommands() {
         JsonFlag(),
         CsvFlag(),
         TracesFlag(),
+        PageSizeFlag(),
+        {"view", Type::kString, "",
+         "basic: leave out the large arrays (an exact Hessian's matrix, LLC "
+         "traces); full: list everything. Empty: full with --json or "
+         "--traces, basic otherwise."},
         {"wide", Type::kBool, "false",
          "Print wide CSV: one row per checkpoint (and per shard, operator and "
          "parameter block measured there), columns step, shard, operator, "
@@ -878,12 +901,14 @@ int WatchCommand(const ParsedFlags& flags, std::ostream& out,
 
 int RunsCommand(const ParsedFlags& flags, std::ostream& out,
                 std::ostream& err) {
+  const std::optional<int> page_size = PageSizeOf(flags, "runs", err);
+  if (!page_size.has_value()) return kExitUsage;
   absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
   if (!connected.ok()) return ExitFor(connected.status(), err);
   std::unique_ptr<Client> client = *std::move(connected);
   absl::StatusOr<std::vector<v1::Run>> runs =
-      flags.Bool("all_replicas") ? client->ListRunsOfEveryReplica()
-                                 : client->ListRuns();
+      flags.Bool("all_replicas") ? client->ListRunsOfEveryReplica(*page_size)
+                                 : client->ListRuns(*page_size);
   if (!runs.ok()) return ExitFor(runs.status(), err);
   if (flags.Bool("json")) {
     v1::ListRunsResponse response;
@@ -905,6 +930,17 @@ int ResultsCommand(const ParsedFlags& flags, std::ostream& out,
     return kExitUsage;
   }
   if (!OutputFlagsAgree(flags, "results", err)) return kExitUsage;
+  const std::optional<int> page_size = PageSizeOf(flags, "results", err);
+  if (!page_size.has_value()) return kExitUsage;
+  const std::string& view_flag = flags.String("view");
+  if (view_flag != "" && view_flag != "basic" && view_flag != "full") {
+    err << "curvctl results: --view must be basic or full, got " << view_flag
+        << "\n";
+    return kExitUsage;
+  }
+  const bool full = view_flag.empty()
+                        ? flags.Bool("json") || flags.Bool("traces")
+                        : view_flag == "full";
   const int64_t step = flags.Int("step");
   const std::string parent =
       absl::StrCat("runs/", flags.String("run"), "/checkpoints/",
@@ -913,7 +949,8 @@ int ResultsCommand(const ParsedFlags& flags, std::ostream& out,
   if (!connected.ok()) return ExitFor(connected.status(), err);
   std::unique_ptr<Client> client = *std::move(connected);
   absl::StatusOr<std::vector<v1::Measurement>> measurements =
-      client->ListMeasurements(parent);
+      client->ListMeasurements(parent, *page_size,
+                               full ? v1::VIEW_FULL : v1::VIEW_BASIC);
   if (!measurements.ok()) return ExitFor(measurements.status(), err);
   // Steps in order whatever order the server pages in.
   std::stable_sort(measurements->begin(), measurements->end(),

@@ -433,12 +433,13 @@ absl::StatusOr<v1::Measurement> Client::GetMeasurement(
 }
 
 absl::StatusOr<std::vector<v1::Measurement>> Client::ListMeasurements(
-    const std::string& parent, int page_size) {
+    const std::string& parent, int page_size, v1::View view) {
   return ListAllPages<v1::ListMeasurementsResponse, v1::Measurement>(
       [&](const std::string& token, v1::ListMeasurementsResponse* response) {
         v1::ListMeasurementsRequest request;
         request.set_parent(parent);
         request.set_page_size(page_size);
+        request.set_view(view);
         request.set_page_token(token);
         return Unary(&Stub::ListMeasurements, request, response);
       },

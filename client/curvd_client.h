@@ -166,9 +166,13 @@ class Client {
   absl::StatusOr<curvd::v1::Measurement> GetMeasurement(
       const std::string& name);
   // Measurements of a checkpoint, or of a whole run with parent
-  // "runs/{run}/checkpoints/-".
+  // "runs/{run}/checkpoints/-", following next_page_token. `page_size` bounds
+  // each response's count (the server also bounds its bytes); VIEW_BASIC
+  // leaves out the fields marked full_view_only (an exact Hessian's matrix,
+  // LLC traces), VIEW_FULL has them (curvd_service.proto, View).
   absl::StatusOr<std::vector<curvd::v1::Measurement>> ListMeasurements(
-      const std::string& parent, int page_size = 100);
+      const std::string& parent, int page_size = 100,
+      curvd::v1::View view = curvd::v1::VIEW_BASIC);
   absl::StatusOr<curvd::v1::Measurement> CancelMeasurement(
       const std::string& name);
 

@@ -14,6 +14,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "server/checkpoint_content.h"
 #include "server/latest_calibration.h"
+#include "server/list_pages.h"
 #include "server/spec_conversion.h"
 
 namespace curvd::server {
@@ -144,12 +145,12 @@ absl::Status GetRunImpl(ServiceCore& core, const v1::GetRunRequest& request,
 absl::Status ListRunsImpl(ServiceCore& core, const v1::ListRunsRequest& request,
                           v1::ListRunsResponse* response) {
   CURVD_ASSIGN_OR_RETURN(int page_size, PageSize(request.page_size()));
+  CURVD_RETURN_IF_ERROR(CheckView(request.view()));
   CURVD_ASSIGN_OR_RETURN(
       Page<v1::Run> page,
       core.store().ListRuns(page_size, request.page_token()));
-  for (v1::Run& run : page.items) *response->add_runs() = std::move(run);
-  response->set_next_page_token(page.next_page_token);
-  return absl::OkStatus();
+  return FillPage(std::move(page), request.view(), response->mutable_runs(),
+                  response->mutable_next_page_token());
 }
 
 absl::Status GetBlobStatusImpl(ServiceCore& core,
@@ -245,15 +246,15 @@ absl::Status ListCheckpointsImpl(ServiceCore& core,
                                  v1::ListCheckpointsResponse* response) {
   CURVD_RETURN_IF_ERROR(ParseRunName(request.parent()).status());
   CURVD_ASSIGN_OR_RETURN(int page_size, PageSize(request.page_size()));
+  CURVD_RETURN_IF_ERROR(CheckView(request.view()));
   CURVD_RETURN_IF_ERROR(core.store().GetRun(request.parent()).status());
   CURVD_ASSIGN_OR_RETURN(
       Page<v1::Checkpoint> page,
       core.store().ListCheckpoints(request.parent(), page_size,
                                    request.page_token()));
-  for (v1::Checkpoint& c : page.items)
-    *response->add_checkpoints() = std::move(c);
-  response->set_next_page_token(page.next_page_token);
-  return absl::OkStatus();
+  return FillPage(std::move(page), request.view(),
+                  response->mutable_checkpoints(),
+                  response->mutable_next_page_token());
 }
 
 absl::Status CreateMeasurementImpl(ServiceCore& core,
@@ -348,6 +349,7 @@ absl::Status ListMeasurementsImpl(ServiceCore& core,
                                   const v1::ListMeasurementsRequest& request,
                                   v1::ListMeasurementsResponse* response) {
   CURVD_ASSIGN_OR_RETURN(int page_size, PageSize(request.page_size()));
+  CURVD_RETURN_IF_ERROR(CheckView(request.view()));
   const std::string& parent = request.parent();
   std::string run_name;
   std::string checkpoint_name;
@@ -365,10 +367,9 @@ absl::Status ListMeasurementsImpl(ServiceCore& core,
       Page<v1::Measurement> page,
       core.store().ListMeasurements(run_name, checkpoint_name, page_size,
                                     request.page_token()));
-  for (v1::Measurement& m : page.items)
-    *response->add_measurements() = std::move(m);
-  response->set_next_page_token(page.next_page_token);
-  return absl::OkStatus();
+  return FillPage(std::move(page), request.view(),
+                  response->mutable_measurements(),
+                  response->mutable_next_page_token());
 }
 
 absl::Status CancelMeasurementImpl(ServiceCore& core,

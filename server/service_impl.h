@@ -36,6 +36,10 @@ absl::Status CreateRunImpl(ServiceCore& core,
 absl::Status GetRunImpl(ServiceCore& core,
                         const curvd::v1::GetRunRequest& request,
                         curvd::v1::Run* response);
+// The List methods page as curvd_service.proto's View says (server/
+// list_pages.h): INVALID_ARGUMENT for a negative page_size, a view that is not
+// a View value, or a page_token not of the same list; RESOURCE_EXHAUSTED for
+// an item too large for a page in the view asked for.
 absl::Status ListRunsImpl(ServiceCore& core,
                           const curvd::v1::ListRunsRequest& request,
                           curvd::v1::ListRunsResponse* response);

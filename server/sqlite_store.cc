@@ -192,17 +192,16 @@ absl::StatusOr<Page<T>> ReadPage(Statement& stmt, int page_size,
                                  absl::string_view scope, int key_column,
                                  const ReadRow& read_row) {
   Page<T> page;
-  int64_t last = 0;
   while (true) {
     CURVD_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) break;
     if (static_cast<int>(page.items.size()) == page_size) {
-      page.next_page_token = EncodePageToken(scope, last);
+      page.next_page_token = page.item_tokens.back();
       break;
     }
     CURVD_ASSIGN_OR_RETURN(T item, read_row(stmt));
     page.items.push_back(std::move(item));
-    last = stmt.Int(key_column);
+    page.item_tokens.push_back(EncodePageToken(scope, stmt.Int(key_column)));
   }
   return page;
 }

@@ -17,11 +17,14 @@
 namespace curvd::server {
 
 // One page of a list. `next_page_token` is empty on the last page; otherwise it
-// is opaque and only valid for the same list (same parent).
+// is opaque and only valid for the same list (same parent). `item_tokens[i]`
+// is the token of the list after items[i] (one per item), so that a caller
+// can end the page early (server/list_pages.h).
 template <typename T>
 struct Page {
   std::vector<T> items;
   std::string next_page_token;
+  std::vector<std::string> item_tokens;
 };
 
 // What Store::DeleteRun removed.

@@ -149,6 +149,35 @@ TEST(CurvctlCommandsTest, ResultsTakesOneOfJsonCsvAndWide) {
   EXPECT_THAT(help.out, HasSubstr("train_loss"));
 }
 
+// --page_size and --view are checked before any call (the server is
+// unreachable here), and documented in the help.
+TEST(CurvctlCommandsTest, ListFlagsAreCheckedAndDocumented) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"results", "--server=127.0.0.1:1", "--run=r",
+                                 "--page_size=0"},
+        std::vector<std::string>{"results", "--server=127.0.0.1:1", "--run=r",
+                                 "--page_size=1001"},
+        std::vector<std::string>{"runs", "--server=127.0.0.1:1",
+                                 "--page_size=-1"}}) {
+    Outcome outcome = RunCli(args);
+    EXPECT_EQ(outcome.code, kExitUsage) << args.back();
+    EXPECT_THAT(outcome.err, HasSubstr("--page_size must be 1 to 1000"));
+  }
+  Outcome view = RunCli(
+      {"results", "--server=127.0.0.1:1", "--run=r", "--view=everything"});
+  EXPECT_EQ(view.code, kExitUsage);
+  EXPECT_THAT(view.err, HasSubstr("--view must be basic or full"));
+  // Valid flags reach the server.
+  Outcome valid = RunCli({"results", "--server=127.0.0.1:1", "--run=r",
+                          "--view=full", "--page_size=1000"});
+  EXPECT_EQ(valid.code, kExitError);
+  EXPECT_THAT(valid.err, HasSubstr("UNAVAILABLE"));
+  Outcome help = RunCli({"results", "--help"});
+  EXPECT_THAT(help.out, HasSubstr("--page_size"));
+  EXPECT_THAT(help.out, HasSubstr("--view"));
+  EXPECT_THAT(RunCli({"runs", "--help"}).out, HasSubstr("--page_size"));
+}
+
 TEST(CurvctlCommandsTest, UnreachableServerIsAnError) {
   // Port 1 on loopback refuses at once: the first call fails UNAVAILABLE.
   Outcome outcome =

@@ -138,6 +138,18 @@ class FakeCurvd final : public v1::Curvd::Service {
     return grpc::Status::OK;
   }
 
+  // Two pages of one measurement each; records the views asked for.
+  grpc::Status ListMeasurements(grpc::ServerContext*,
+                                const v1::ListMeasurementsRequest* request,
+                                v1::ListMeasurementsResponse* response) override {
+    absl::MutexLock lock(&mu);
+    list_views.push_back(request->view());
+    const bool first = request->page_token().empty();
+    response->add_measurements()->set_name(first ? "m0" : "m1");
+    if (first) response->set_next_page_token("1");
+    return grpc::Status::OK;
+  }
+
   // Scripted: the first stream breaks, the second ends early, the third
   // finishes.
   grpc::Status WatchMeasurement(
@@ -178,6 +190,7 @@ class FakeCurvd final : public v1::Curvd::Service {
   std::map<std::string, v1::Measurement> measurements ABSL_GUARDED_BY(mu);
   int write_calls ABSL_GUARDED_BY(mu) = 0;
   int list_calls ABSL_GUARDED_BY(mu) = 0;
+  std::vector<v1::View> list_views ABSL_GUARDED_BY(mu);
   int watch_calls ABSL_GUARDED_BY(mu) = 0;
 };
 
@@ -295,6 +308,20 @@ TEST_F(CurvdClientTest, ListFollowsEveryPage) {
                                  "runs/r4"));
   absl::MutexLock lock(&fake_.mu);
   EXPECT_EQ(fake_.list_calls, 3);
+}
+
+TEST_F(CurvdClientTest, ListMeasurementsAsksForItsViewOnEveryPage) {
+  absl::StatusOr<std::vector<v1::Measurement>> basic =
+      client_->ListMeasurements("runs/r/checkpoints/-");
+  ASSERT_TRUE(basic.ok()) << basic.status();
+  EXPECT_EQ(basic->size(), 2u);
+  ASSERT_TRUE(client_->ListMeasurements("runs/r/checkpoints/-", 1,
+                                        v1::VIEW_FULL)
+                  .ok());
+  absl::MutexLock lock(&fake_.mu);
+  EXPECT_THAT(fake_.list_views,
+              ElementsAre(v1::VIEW_BASIC, v1::VIEW_BASIC, v1::VIEW_FULL,
+                          v1::VIEW_FULL));
 }
 
 TEST_F(CurvdClientTest, MapsGrpcStatusToAbsl) {

@@ -115,7 +115,10 @@ TEST_F(ServiceTest, EveryNewKindReachesItsResultField) {
   EXPECT_EQ(plan.plan().exact_hessian().rank(), 2);
   EXPECT_FALSE(plan.plan().has_sharpness());
   EXPECT_EQ(plan.diagnostics().shared_size(), 1);
-  EXPECT_EQ(response.measurements(4).exact_hessian().matrix_size(), 9);
+  // The matrix is full_view_only: Get has it, the (BASIC) list does not.
+  EXPECT_EQ(response.measurements(4).exact_hessian().matrix_size(), 0);
+  EXPECT_EQ(Get(response.measurements(4).name()).exact_hessian().matrix_size(),
+            9);
   EXPECT_EQ(response.measurements(6).loss_slice().t_size(), 5);
 }
 

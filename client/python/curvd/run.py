@@ -24,6 +24,7 @@ from curvd.checkpoint_measurement import measure, record_checkpoint
 from curvd.errors import CurvdWarning, is_transient
 from curvd.measurement_specs import kind_name, request_id
 from curvd.submit_queue import SubmitQueue
+from curvd.v1 import curvd_service_pb2 as service_pb2
 from curvd.upload_process import UploadProcess
 from curvd.v1 import resources_pb2
 from curvd.weights_snapshot import PinnedBufferPool, WeightsSnapshot
@@ -144,10 +145,13 @@ class Run:
         of curvd.results_table), ordered by step and kind: every measurement of
         the run on the server, FAILED ones with their error_message, including
         those of other sessions. A pandas DataFrame when `frame` is True, or None
-        and pandas imports; else a list of dicts. Raises CurvdError when the
-        server cannot answer."""
+        and pandas imports; else a list of dicts. Listed in VIEW_BASIC: the
+        `result` messages lack the fields marked full_view_only (an exact
+        Hessian's matrix, LLC traces; get those with GetMeasurement). Raises
+        CurvdError when the server cannot answer."""
         measurements = self._client.list_all(
-            "ListMeasurements", "measurements", parent=f"{self.name}/checkpoints/-")
+            "ListMeasurements", "measurements", parent=f"{self.name}/checkpoints/-",
+            view=service_pb2.VIEW_BASIC)
         checkpoints = self._client.list_all("ListCheckpoints", "checkpoints", parent=self.name)
         train_losses = {c.step: c.train_loss for c in checkpoints}
         rows = [row for m in measurements
