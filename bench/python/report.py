@@ -371,14 +371,16 @@ def main() -> int:
         # (baseline.py), times the row's gradients or HVPs on each side.
         hvp_flops = get(p, "hvp", "flops")
 
-        def row(op, py_ms, eng_ms, grpc_ms, hvps, py_flops, eng_flops):
+        def row(op, py_ms, eng_ms, grpc_ms, hvps, py_flops, eng_flops,
+                engine=None):
             rows.append({"workload": name, "operation": op, "pytorch_ms": py_ms,
                          "engine_ms": eng_ms, "grpc_ms": grpc_ms,
                          "engine_over_pytorch": ratio(eng_ms, py_ms),
                          "grpc_over_engine": ratio(grpc_ms, eng_ms),
                          "hvps": hvps,
                          "pytorch_peak_fraction": peak_fraction(py_flops, py_ms, peak),
-                         "engine_peak_fraction": peak_fraction(eng_flops, eng_ms, peak)})
+                         "engine_peak_fraction": peak_fraction(eng_flops, eng_ms, peak),
+                         "hvp_graph": get(engine, "hvp_graph")})
 
         grad_flops = get(p, "gradient", "flops")
         row("full-shard gradient", get(p, "gradient", "median_ms"),
@@ -391,7 +393,8 @@ def main() -> int:
         row(f"Lanczos top-{top_k}, rel. residual {tol:g}",
             get(py_lz, "median_ms"), get(eng_lz, "median_ms"),
             get(grpc_lz, "median_ms"), hv,
-            times(hvp_flops, get(py_lz, "hvps")), times(hvp_flops, get(eng_lz, "hvps")))
+            times(hvp_flops, get(py_lz, "hvps")), times(hvp_flops, get(eng_lz, "hvps")),
+            eng_lz)
         row(f"Hutchinson {probes} probes (PyTorch: {probes} HVPs)",
             get(p, "hutchinson_hvps", "median_ms"),
             get(c, "hutchinson_engine", "median_ms"),
@@ -399,19 +402,20 @@ def main() -> int:
             f"{get(p, 'hutchinson_hvps', 'probes', default='—')}/"
             f"{get(c, 'hutchinson_engine', 'hvps', default='—')}",
             times(hvp_flops, get(p, "hutchinson_hvps", "probes")),
-            times(hvp_flops, get(c, "hutchinson_engine", "hvps")))
+            times(hvp_flops, get(c, "hutchinson_engine", "hvps")),
+            get(c, "hutchinson_engine"))
 
         slq, hpp = get(c, "slq_engine"), get(c, "hutchpp_engine")
         row(f"SLQ, one run of {get(slq, 'steps', default='—')} steps "
             f"(PyTorch: {probes} HVPs)",
             get(p, "hutchinson_hvps", "median_ms"), get(slq, "median_ms"),
             None, f"{probes}/{get(slq, 'hvps', default='—')}",
-            times(hvp_flops, probes), times(hvp_flops, get(slq, "hvps")))
+            times(hvp_flops, probes), times(hvp_flops, get(slq, "hvps")), slq)
         row(f"Hutch++, {get(hpp, 'hvps', default='—')} HVPs "
             f"(PyTorch: {probes} HVPs)",
             get(p, "hutchinson_hvps", "median_ms"), get(hpp, "median_ms"),
             None, f"{probes}/{get(hpp, 'hvps', default='—')}",
-            times(hvp_flops, probes), times(hvp_flops, get(hpp, "hvps")))
+            times(hvp_flops, probes), times(hvp_flops, get(hpp, "hvps")), hpp)
 
         # Targets (ratios from this run).
         r = ratio(get(c, "hvp", "median_ms"), get(p, "hvp", "median_ms"))
@@ -607,6 +611,11 @@ def main() -> int:
     else:
         lines.append(f"checks: {sum(1 for c in checks if c[3] is True)}/"
                      f"{len(checks)} pass (smoke run: timing targets not judged)")
+    graph_notes = [(r["workload"], r["operation"], r["hvp_graph"]) for r in rows
+                   if r.get("hvp_graph")]
+    if graph_notes:
+        lines += ["", "How the engine rows' Hessian products ran (issue 17):"]
+        lines += [f"- {name}, {op}: {note}" for name, op, note in graph_notes]
     for b in broken:
         lines.append(f"ERROR: {b}")
     text = "\n".join(lines)
