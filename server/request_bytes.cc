@@ -22,6 +22,7 @@ absl::Status ParseRequest(const grpc::ByteBuffer& bytes,
 
 absl::Status SerializeResponse(const google::protobuf::Message& response,
                                grpc::ByteBuffer* bytes) {
+  bytes->Clear();  // the writer fills an empty buffer only
   bool own_buffer = false;
   grpc::Status status =
       grpc::SerializationTraits<google::protobuf::Message>::Serialize(
