@@ -5,7 +5,7 @@
 // WatchMeasurement reads the stored state there and is then fed by
 // measurement publishes. Every method is registered raw and parses its
 // request itself (request_bytes.h): bytes that are not a request are
-// INVALID_ARGUMENT (docs/adr/0022-requests-parsed-by-the-service.md).
+// INVALID_ARGUMENT (docs/adr/0025-requests-parsed-by-the-service.md).
 #ifndef CURVD_SERVER_GRPC_SERVICE_H_
 #define CURVD_SERVER_GRPC_SERVICE_H_
 

@@ -1,5 +1,5 @@
 // Requests and responses as the bytes gRPC carries. The service's methods are
-// registered raw (docs/adr/0022-requests-parsed-by-the-service.md), so that it
+// registered raw (docs/adr/0025-requests-parsed-by-the-service.md), so that it
 // parses each request itself: bytes that are not a request are refused with
 // INVALID_ARGUMENT saying so, where gRPC's own parsing answers UNIMPLEMENTED
 // with no message.
