@@ -11,10 +11,12 @@
 #include "absl/time/clock.h"
 #include "common/measurements.h"
 #include "common/resource_names.h"
+#include "common/status_macros.h"
 #include "server/blob_download.h"
 #include "server/grpc_status.h"
 #include "server/metrics.h"
 #include "server/replica_placement.h"
+#include "server/request_bytes.h"
 #include "server/service_impl.h"
 #include "server/token_auth_processor.h"
 
@@ -43,26 +45,38 @@ class RpcRecord {
   const absl::Time start_;
 };
 
-// Runs `impl` on the storage executor, which finishes the call: the gRPC
-// thread returns the reactor at once. A call about a run that another replica
-// holds is refused on the gRPC thread (deciding costs one hash), naming the
-// owner. `impl` is called as impl(core, *request, response) -> absl::Status.
+// `bytes` parsed into `request` (ParseRequest), and refused when it is about
+// a run that another replica holds, naming the owner (deciding costs one hash).
+absl::Status Accept(ServiceCore& core, const grpc::ByteBuffer& bytes,
+                    google::protobuf::Message* request) {
+  CURVD_RETURN_IF_ERROR(ParseRequest(bytes, request));
+  return core.options().placement.Check(*request);
+}
+
+// Accepts the request on the gRPC thread, then runs `impl` on the storage
+// executor, which finishes the call: the gRPC thread returns the reactor at
+// once. `impl` is called as impl(core, request, &response) -> absl::Status.
 template <typename Request, typename Response, typename Impl>
 grpc::ServerUnaryReactor* Unary(ServiceCore& core, RpcMethod method, Impl impl,
                                 grpc::CallbackServerContext* context,
-                                const Request* request, Response* response) {
+                                const grpc::ByteBuffer* request_bytes,
+                                grpc::ByteBuffer* response_bytes) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   RpcRecord record(core.metrics(), method);
-  if (absl::Status placed = core.options().placement.Check(*request);
-      !placed.ok()) {
-    grpc::Status status = ToGrpcStatus(placed, context);
+  Request request;
+  if (absl::Status accepted = Accept(core, *request_bytes, &request);
+      !accepted.ok()) {
+    grpc::Status status = ToGrpcStatus(accepted, context);
     record.Finish(status);
     reactor->Finish(status);
     return reactor;
   }
-  core.storage().Schedule([&core, impl, request, response, reactor,
-                           record]() mutable {
-    grpc::Status status = ToGrpcStatus(impl(core, *request, response));
+  core.storage().Schedule([&core, impl, request = std::move(request),
+                           response_bytes, reactor, record]() mutable {
+    Response response;
+    absl::Status done = impl(core, request, &response);
+    if (done.ok()) done = SerializeResponse(response, response_bytes);
+    grpc::Status status = ToGrpcStatus(done);
     record.Finish(status);
     reactor->Finish(status);
   });
@@ -82,16 +96,16 @@ std::string ClientOf(const std::string& peer) {
 // next one or finishes the stream; only one read or task is outstanding at a
 // time, so the messages of a stream are handled in order.
 class WriteBlobReactor final
-    : public grpc::ServerReadReactor<v1::WriteBlobRequest> {
+    : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   WriteBlobReactor(ServiceCore& core, grpc::CallbackServerContext* context,
-                   v1::BlobStatus* response)
+                   grpc::ByteBuffer* response_bytes)
       : core_(core),
         context_(context),
         record_(core.metrics(), RpcMethod::kWriteBlob),
         upload_(core, ClientOf(context->peer())),
-        response_(response) {
-    StartRead(&request_);
+        response_bytes_(response_bytes) {
+    StartRead(&request_bytes_);
   }
 
   void OnReadDone(bool ok) override {
@@ -105,29 +119,29 @@ class WriteBlobReactor final
   // already run (and OnDone delete it) on another thread.
   void Consume(bool ok) {
     if (!ok) {  // the client half-closed (or went away) without finish_write
-      End(upload_.OnClientDone(response_));
+      End(upload_.OnClientDone(&response_));
       return;
     }
     // The first message names the blob, and the run it is for, if any.
-    if (first_) {
-      first_ = false;
-      absl::Status placed = core_.options().placement.Check(request_);
-      if (!placed.ok()) {
-        End(placed);
-        return;
-      }
+    absl::Status accepted = first_ ? Accept(core_, request_bytes_, &request_)
+                                   : ParseRequest(request_bytes_, &request_);
+    first_ = false;
+    if (!accepted.ok()) {
+      End(accepted);
+      return;
     }
     bool done = false;
-    absl::Status status = upload_.OnMessage(request_, &done, response_);
+    absl::Status status = upload_.OnMessage(request_, &done, &response_);
     if (!status.ok() || done) {
       End(status);
       return;
     }
-    StartRead(&request_);
+    StartRead(&request_bytes_);
   }
 
-  void End(const absl::Status& status) {
+  void End(absl::Status status) {
     upload_.Release();
+    if (status.ok()) status = SerializeResponse(response_, response_bytes_);
     grpc::Status grpc_status = ToGrpcStatus(status, context_);
     record_.Finish(grpc_status);
     Finish(grpc_status);
@@ -137,7 +151,9 @@ class WriteBlobReactor final
   grpc::CallbackServerContext* const context_;
   RpcRecord record_;
   BlobUpload upload_;
-  v1::BlobStatus* const response_;
+  grpc::ByteBuffer* const response_bytes_;
+  v1::BlobStatus response_;
+  grpc::ByteBuffer request_bytes_;
   v1::WriteBlobRequest request_;
   bool first_ = true;
 };
@@ -145,14 +161,15 @@ class WriteBlobReactor final
 // Each chunk is read on the storage executor, and the next one only once
 // its write is done: one task or write outstanding at a time.
 class ReadBlobReactor final
-    : public grpc::ServerWriteReactor<v1::ReadBlobResponse> {
+    : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   ReadBlobReactor(ServiceCore& core, grpc::CallbackServerContext* context,
-                  const v1::ReadBlobRequest& request)
+                  const grpc::ByteBuffer& request_bytes)
       : core_(core), record_(core.metrics(), RpcMethod::kReadBlob) {
-    if (absl::Status placed = core.options().placement.Check(request);
-        !placed.ok()) {
-      End(ToGrpcStatus(placed, context));
+    v1::ReadBlobRequest request;
+    if (absl::Status accepted = Accept(core, request_bytes, &request);
+        !accepted.ok()) {
+      End(ToGrpcStatus(accepted, context));
       return;
     }
     core_.storage().Schedule([this, request] {
@@ -179,12 +196,14 @@ class ReadBlobReactor final
   // Nothing touches `this` after StartWrite or Finish.
   void Next() {
     bool done = false;
-    const absl::Status read = download_.Next(&response_, &done);
+    absl::Status read = download_.Next(&response_, &done);
+    if (read.ok() && !done)
+      read = SerializeResponse(response_, &response_bytes_);
     if (!read.ok() || done) {
       End(ToGrpcStatus(read));
       return;
     }
-    StartWrite(&response_);
+    StartWrite(&response_bytes_);
   }
 
   void End(const grpc::Status& status) {
@@ -196,6 +215,7 @@ class ReadBlobReactor final
   RpcRecord record_;
   BlobDownload download_;
   v1::ReadBlobResponse response_;
+  grpc::ByteBuffer response_bytes_;
 };
 
 using ::curvd::common::IsTerminal;
@@ -206,13 +226,15 @@ using ::curvd::common::IsTerminal;
 // the newest, so a slow reader never holds more than one entry per state.
 // Decisions are made under mu_ and StartWrite/Finish are called after releasing
 // it, because gRPC may run a reaction inline on the calling thread.
-class WatchReactor final : public grpc::ServerWriteReactor<v1::Measurement> {
+class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   WatchReactor(ServiceCore& core, grpc::CallbackServerContext* context,
-               const v1::WatchMeasurementRequest& request)
+               const grpc::ByteBuffer& request_bytes)
       : record_(core.metrics(), RpcMethod::kWatchMeasurement),
         inbox_(std::make_shared<Inbox>()) {
-    absl::Status valid = ParseMeasurementName(request.name()).status();
+    v1::WatchMeasurementRequest request;
+    absl::Status valid = ParseRequest(request_bytes, &request);
+    if (valid.ok()) valid = ParseMeasurementName(request.name()).status();
     if (valid.ok()) valid = core.options().placement.Check(request);
     if (!valid.ok()) {
       Act(FinishAction(ToGrpcStatus(valid, context)));
@@ -315,7 +337,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Measurement> {
 
   void Act(const Action& action) {
     if (action.write)
-      StartWrite(&in_flight_);  // stable: only one write outstanding
+      StartWrite(&in_flight_bytes_);  // stable: only one write outstanding
     if (action.finish) {
       record_.Finish(action.status);
       Finish(action.status);
@@ -348,6 +370,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Measurement> {
     if (pending_.empty() || finished_) return {};
     in_flight_ = std::move(pending_.front());
     pending_.pop_front();
+    if (absl::Status serialized =
+            SerializeResponse(in_flight_, &in_flight_bytes_);
+        !serialized.ok()) {
+      return FinishLocked(ToGrpcStatus(serialized));
+    }
     writing_ = true;
     return Action{true, false, grpc::Status::OK};
   }
@@ -363,8 +390,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Measurement> {
   std::unique_ptr<MeasurementWatchers::Subscription> subscription_;
   absl::Mutex mu_;
   std::deque<v1::Measurement> pending_ ABSL_GUARDED_BY(mu_);
-  // Written only while no write is outstanding, read by gRPC during one.
+  // Written only while no write is outstanding, in_flight_bytes_ read by gRPC
+  // during one.
   v1::Measurement in_flight_;
+  grpc::ByteBuffer in_flight_bytes_;
   int last_state_ ABSL_GUARDED_BY(mu_) = v1::Measurement::STATE_UNSPECIFIED;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool loaded_ ABSL_GUARDED_BY(mu_) = false;
@@ -375,12 +404,12 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Measurement> {
 }  // namespace
 
 grpc::ServerUnaryReactor* CurvdService::CreateRun(
-    grpc::CallbackServerContext* context, const v1::CreateRunRequest* request,
-    v1::Run* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
   // Read here: the AuthContext belongs to the call, not to the executor.
   const std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
   std::string creator = auth != nullptr ? CallerName(*auth) : "";
-  return Unary(
+  return Unary<v1::CreateRunRequest, v1::Run>(
       *core_, RpcMethod::kCreateRun,
       [creator = std::move(creator)](ServiceCore& core,
                                      const v1::CreateRunRequest& request,
@@ -391,15 +420,15 @@ grpc::ServerUnaryReactor* CurvdService::CreateRun(
 }
 
 grpc::ServerUnaryReactor* CurvdService::GetRun(
-    grpc::CallbackServerContext* context, const v1::GetRunRequest* request,
-    v1::Run* response) {
-  return Unary(*core_, RpcMethod::kGetRun, &GetRunImpl, context, request,
-               response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<v1::GetRunRequest, v1::Run>(
+      *core_, RpcMethod::kGetRun, &GetRunImpl, context, request, response);
 }
 
 grpc::ServerUnaryReactor* CurvdService::ListRuns(
-    grpc::CallbackServerContext* context, const v1::ListRunsRequest* request,
-    v1::ListRunsResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
   // Each replica lists its own runs; the set's addresses let a client list
   // the others too.
   const ReplicaPlacement& placement = core_->options().placement;
@@ -407,89 +436,95 @@ grpc::ServerUnaryReactor* CurvdService::ListRuns(
     context->AddTrailingMetadata(std::string(kReplicasMetadataKey),
                                  absl::StrJoin(placement.addresses(), ","));
   }
-  return Unary(*core_, RpcMethod::kListRuns, &ListRunsImpl, context, request,
-               response);
+  return Unary<v1::ListRunsRequest, v1::ListRunsResponse>(
+      *core_, RpcMethod::kListRuns, &ListRunsImpl, context, request, response);
 }
 
-grpc::ServerReadReactor<v1::WriteBlobRequest>* CurvdService::WriteBlob(
-    grpc::CallbackServerContext* context, v1::BlobStatus* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* CurvdService::WriteBlob(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
   return new WriteBlobReactor(*core_, context, response);
 }
 
-grpc::ServerWriteReactor<v1::ReadBlobResponse>* CurvdService::ReadBlob(
-    grpc::CallbackServerContext* context, const v1::ReadBlobRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* CurvdService::ReadBlob(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   return new ReadBlobReactor(*core_, context, *request);
 }
 
 grpc::ServerUnaryReactor* CurvdService::GetBlobStatus(
-    grpc::CallbackServerContext* context,
-    const v1::GetBlobStatusRequest* request, v1::BlobStatus* response) {
-  return Unary(*core_, RpcMethod::kGetBlobStatus, &GetBlobStatusImpl, context,
-               request, response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<v1::GetBlobStatusRequest, v1::BlobStatus>(
+      *core_, RpcMethod::kGetBlobStatus, &GetBlobStatusImpl, context, request,
+      response);
 }
 
 grpc::ServerUnaryReactor* CurvdService::CreateCheckpoint(
-    grpc::CallbackServerContext* context,
-    const v1::CreateCheckpointRequest* request, v1::Checkpoint* response) {
-  return Unary(*core_, RpcMethod::kCreateCheckpoint, &CreateCheckpointImpl,
-               context, request, response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<v1::CreateCheckpointRequest, v1::Checkpoint>(
+      *core_, RpcMethod::kCreateCheckpoint, &CreateCheckpointImpl, context,
+      request, response);
 }
 
 grpc::ServerUnaryReactor* CurvdService::GetCheckpoint(
-    grpc::CallbackServerContext* context,
-    const v1::GetCheckpointRequest* request, v1::Checkpoint* response) {
-  return Unary(*core_, RpcMethod::kGetCheckpoint, &GetCheckpointImpl, context,
-               request, response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<v1::GetCheckpointRequest, v1::Checkpoint>(
+      *core_, RpcMethod::kGetCheckpoint, &GetCheckpointImpl, context, request,
+      response);
 }
 
 grpc::ServerUnaryReactor* CurvdService::ListCheckpoints(
-    grpc::CallbackServerContext* context,
-    const v1::ListCheckpointsRequest* request,
-    v1::ListCheckpointsResponse* response) {
-  return Unary(*core_, RpcMethod::kListCheckpoints, &ListCheckpointsImpl,
-               context, request, response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<v1::ListCheckpointsRequest, v1::ListCheckpointsResponse>(
+      *core_, RpcMethod::kListCheckpoints, &ListCheckpointsImpl, context,
+      request, response);
 }
 
 grpc::ServerUnaryReactor* CurvdService::CreateMeasurement(
-    grpc::CallbackServerContext* context,
-    const v1::CreateMeasurementRequest* request, v1::Measurement* response) {
-  return Unary(*core_, RpcMethod::kCreateMeasurement, &CreateMeasurementImpl,
-               context, request, response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<v1::CreateMeasurementRequest, v1::Measurement>(
+      *core_, RpcMethod::kCreateMeasurement, &CreateMeasurementImpl, context,
+      request, response);
 }
 
 grpc::ServerUnaryReactor* CurvdService::GetMeasurement(
-    grpc::CallbackServerContext* context,
-    const v1::GetMeasurementRequest* request, v1::Measurement* response) {
-  return Unary(*core_, RpcMethod::kGetMeasurement, &GetMeasurementImpl, context,
-               request, response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<v1::GetMeasurementRequest, v1::Measurement>(
+      *core_, RpcMethod::kGetMeasurement, &GetMeasurementImpl, context, request,
+      response);
 }
 
 grpc::ServerUnaryReactor* CurvdService::ListMeasurements(
-    grpc::CallbackServerContext* context,
-    const v1::ListMeasurementsRequest* request,
-    v1::ListMeasurementsResponse* response) {
-  return Unary(*core_, RpcMethod::kListMeasurements, &ListMeasurementsImpl,
-               context, request, response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<v1::ListMeasurementsRequest, v1::ListMeasurementsResponse>(
+      *core_, RpcMethod::kListMeasurements, &ListMeasurementsImpl, context,
+      request, response);
 }
 
-grpc::ServerWriteReactor<v1::Measurement>* CurvdService::WatchMeasurement(
-    grpc::CallbackServerContext* context,
-    const v1::WatchMeasurementRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* CurvdService::WatchMeasurement(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   return new WatchReactor(*core_, context, *request);
 }
 
 grpc::ServerUnaryReactor* CurvdService::CancelMeasurement(
-    grpc::CallbackServerContext* context,
-    const v1::CancelMeasurementRequest* request, v1::Measurement* response) {
-  return Unary(*core_, RpcMethod::kCancelMeasurement, &CancelMeasurementImpl,
-               context, request, response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<v1::CancelMeasurementRequest, v1::Measurement>(
+      *core_, RpcMethod::kCancelMeasurement, &CancelMeasurementImpl, context,
+      request, response);
 }
 
 grpc::ServerUnaryReactor* CurvdService::DeleteRun(
-    grpc::CallbackServerContext* context, const v1::DeleteRunRequest* request,
-    v1::DeleteRunResponse* response) {
-  return Unary(*core_, RpcMethod::kDeleteRun, &DeleteRunImpl, context, request,
-               response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Unary<v1::DeleteRunRequest, v1::DeleteRunResponse>(
+      *core_, RpcMethod::kDeleteRun, &DeleteRunImpl, context, request,
+      response);
 }
 
 }  // namespace curvd::server

@@ -3,7 +3,9 @@
 // disk: unary methods and each WriteBlob and ReadBlob chunk run on the core's
 // storage executor, which finishes the call (or asks for the next chunk), and
 // WatchMeasurement reads the stored state there and is then fed by
-// measurement publishes.
+// measurement publishes. Every method is registered raw and parses its
+// request itself (request_bytes.h): bytes that are not a request are
+// INVALID_ARGUMENT (docs/adr/0025-requests-parsed-by-the-service.md).
 #ifndef CURVD_SERVER_GRPC_SERVICE_H_
 #define CURVD_SERVER_GRPC_SERVICE_H_
 
@@ -14,67 +16,81 @@
 
 namespace curvd::server {
 
-// Thread-safe; `core` must outlive the gRPC server that serves this service.
-class CurvdService final : public curvd::v1::Curvd::CallbackService {
+// curvd.v1.Curvd with every method a raw (grpc::ByteBuffer) callback method.
+// A method added to the proto must be added here (and to CurvdService);
+// until it is, it is answered UNIMPLEMENTED.
+// clang-format off
+using RawCurvdService =
+    curvd::v1::Curvd::WithRawCallbackMethod_CreateRun<
+    curvd::v1::Curvd::WithRawCallbackMethod_GetRun<
+    curvd::v1::Curvd::WithRawCallbackMethod_ListRuns<
+    curvd::v1::Curvd::WithRawCallbackMethod_WriteBlob<
+    curvd::v1::Curvd::WithRawCallbackMethod_GetBlobStatus<
+    curvd::v1::Curvd::WithRawCallbackMethod_ReadBlob<
+    curvd::v1::Curvd::WithRawCallbackMethod_CreateCheckpoint<
+    curvd::v1::Curvd::WithRawCallbackMethod_GetCheckpoint<
+    curvd::v1::Curvd::WithRawCallbackMethod_ListCheckpoints<
+    curvd::v1::Curvd::WithRawCallbackMethod_CreateMeasurement<
+    curvd::v1::Curvd::WithRawCallbackMethod_GetMeasurement<
+    curvd::v1::Curvd::WithRawCallbackMethod_ListMeasurements<
+    curvd::v1::Curvd::WithRawCallbackMethod_WatchMeasurement<
+    curvd::v1::Curvd::WithRawCallbackMethod_CancelMeasurement<
+    curvd::v1::Curvd::WithRawCallbackMethod_DeleteRun<
+    curvd::v1::Curvd::Service>>>>>>>>>>>>>>>;
+// clang-format on
+
+// Each method takes the serialized request of its proto type and answers the
+// serialized response. Thread-safe; `core` must outlive the gRPC server that
+// serves this service.
+class CurvdService final : public RawCurvdService {
  public:
   explicit CurvdService(ServiceCore* core) : core_(core) {}
 
-  grpc::ServerUnaryReactor* CreateRun(
-      grpc::CallbackServerContext* context,
-      const curvd::v1::CreateRunRequest* request,
-      curvd::v1::Run* response) override;
+  grpc::ServerUnaryReactor* CreateRun(grpc::CallbackServerContext* context,
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetRun(grpc::CallbackServerContext* context,
-                                   const curvd::v1::GetRunRequest* request,
-                                   curvd::v1::Run* response) override;
-  grpc::ServerUnaryReactor* ListRuns(
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ListRuns(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* WriteBlob(
       grpc::CallbackServerContext* context,
-      const curvd::v1::ListRunsRequest* request,
-      curvd::v1::ListRunsResponse* response) override;
-  grpc::ServerReadReactor<curvd::v1::WriteBlobRequest>* WriteBlob(
+      grpc::ByteBuffer* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* ReadBlob(
       grpc::CallbackServerContext* context,
-      curvd::v1::BlobStatus* response) override;
-  grpc::ServerWriteReactor<curvd::v1::ReadBlobResponse>* ReadBlob(
-      grpc::CallbackServerContext* context,
-      const curvd::v1::ReadBlobRequest* request) override;
-  grpc::ServerUnaryReactor* GetBlobStatus(
-      grpc::CallbackServerContext* context,
-      const curvd::v1::GetBlobStatusRequest* request,
-      curvd::v1::BlobStatus* response) override;
+      const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* GetBlobStatus(grpc::CallbackServerContext* context,
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* CreateCheckpoint(
-      grpc::CallbackServerContext* context,
-      const curvd::v1::CreateCheckpointRequest* request,
-      curvd::v1::Checkpoint* response) override;
-  grpc::ServerUnaryReactor* GetCheckpoint(
-      grpc::CallbackServerContext* context,
-      const curvd::v1::GetCheckpointRequest* request,
-      curvd::v1::Checkpoint* response) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* GetCheckpoint(grpc::CallbackServerContext* context,
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListCheckpoints(
-      grpc::CallbackServerContext* context,
-      const curvd::v1::ListCheckpointsRequest* request,
-      curvd::v1::ListCheckpointsResponse* response) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* CreateMeasurement(
-      grpc::CallbackServerContext* context,
-      const curvd::v1::CreateMeasurementRequest* request,
-      curvd::v1::Measurement* response) override;
-  grpc::ServerUnaryReactor* GetMeasurement(
-      grpc::CallbackServerContext* context,
-      const curvd::v1::GetMeasurementRequest* request,
-      curvd::v1::Measurement* response) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* GetMeasurement(grpc::CallbackServerContext* context,
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListMeasurements(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchMeasurement(
       grpc::CallbackServerContext* context,
-      const curvd::v1::ListMeasurementsRequest* request,
-      curvd::v1::ListMeasurementsResponse* response) override;
-  grpc::ServerWriteReactor<curvd::v1::Measurement>* WatchMeasurement(
-      grpc::CallbackServerContext* context,
-      const curvd::v1::WatchMeasurementRequest* request) override;
+      const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* CancelMeasurement(
-      grpc::CallbackServerContext* context,
-      const curvd::v1::CancelMeasurementRequest* request,
-      curvd::v1::Measurement* response) override;
-  grpc::ServerUnaryReactor* DeleteRun(
-      grpc::CallbackServerContext* context,
-      const curvd::v1::DeleteRunRequest* request,
-      curvd::v1::DeleteRunResponse* response) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* DeleteRun(grpc::CallbackServerContext* context,
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
 
  private:
   ServiceCore* const core_;

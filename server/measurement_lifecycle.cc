@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/spec_conversion.h"
+#include "server/timestamps.h"
 
 namespace curvd::server {
 namespace {
@@ -104,7 +105,7 @@ absl::StatusOr<RunningMeasurement> MeasurementLifecycle::Start(
         name, " is ", Measurement::State_Name(m.state()), ", not QUEUED"));
   }
   m.set_state(Measurement::RUNNING);
-  *m.mutable_start_time() = TimeUtil::GetCurrentTime();
+  *m.mutable_start_time() = TimestampNow();
   m.mutable_diagnostics()->set_device(device);
   m.set_progress(0);
   m.set_progress_message("starting");
@@ -171,7 +172,7 @@ absl::StatusOr<Measurement> MeasurementLifecycle::Finish(
     SetFailed(error, &m);
     outcome = Outcome::kFailed;
   }
-  *m.mutable_end_time() = TimeUtil::GetCurrentTime();
+  *m.mutable_end_time() = TimestampNow();
   // Counted (and its results shown) first, so that whoever sees the terminal
   // state also sees it counted.
   metrics_->MeasurementFinished(KindName(m.spec()), device, outcome,
@@ -204,7 +205,7 @@ absl::StatusOr<Measurement> MeasurementLifecycle::Cancel(
   // and skips it, so whether Remove found it does not matter.
   queue_->Remove(name);
   m.set_state(Measurement::CANCELLED);
-  *m.mutable_end_time() = TimeUtil::GetCurrentTime();
+  *m.mutable_end_time() = TimestampNow();
   metrics_->MeasurementFinished(KindName(m.spec()), "", Outcome::kCancelled, 0,
                                 0);
   CURVD_RETURN_IF_ERROR(StoreAndPublish(m));
@@ -215,7 +216,7 @@ absl::StatusOr<Measurement> MeasurementLifecycle::FailQueued(
     Measurement queued, const absl::Status& why) {
   absl::MutexLock lock(&mu_);
   SetFailed(why, &queued);
-  *queued.mutable_end_time() = TimeUtil::GetCurrentTime();
+  *queued.mutable_end_time() = TimestampNow();
   metrics_->MeasurementFinished(KindName(queued.spec()), "", Outcome::kFailed,
                                 0, 0);
   CURVD_RETURN_IF_ERROR(StoreAndPublish(queued));
@@ -237,7 +238,7 @@ int MeasurementLifecycle::AbandonRunning() {
   for (auto& [name, running] : running_) {
     Measurement& m = running.current;
     SetFailed(ShutDownError(), &m);
-    *m.mutable_end_time() = TimeUtil::GetCurrentTime();
+    *m.mutable_end_time() = TimestampNow();
     metrics_->MeasurementFinished(KindName(m.spec()), m.diagnostics().device(),
                                   Outcome::kFailed,
                                   SecondsBetween(m.start_time(), m.end_time()),

@@ -11,11 +11,11 @@
 #include "common/resource_names.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "google/protobuf/util/time_util.h"
 #include "server/checkpoint_content.h"
 #include "server/latest_calibration.h"
 #include "server/list_pages.h"
 #include "server/spec_conversion.h"
+#include "server/timestamps.h"
 
 namespace curvd::server {
 
@@ -32,7 +32,6 @@ namespace {
 
 namespace v1 = ::curvd::v1;
 using ::google::protobuf::util::MessageDifferencer;
-using ::google::protobuf::util::TimeUtil;
 
 constexpr absl::string_view kAllCheckpoints = "/checkpoints/-";
 
@@ -119,7 +118,7 @@ absl::Status CreateRunImpl(ServiceCore& core,
   *run.mutable_model() = request.run().model();
   run.set_display_name(request.run().display_name());
   run.set_creator(creator);
-  *run.mutable_create_time() = TimeUtil::GetCurrentTime();
+  *run.mutable_create_time() = TimestampNow();
   absl::Status inserted = core.store().InsertRun(run);
   if (absl::IsAlreadyExists(inserted)) {
     CURVD_ASSIGN_OR_RETURN(v1::Run existing, core.store().GetRun(run.name()));
@@ -177,12 +176,6 @@ absl::Status CreateCheckpointImpl(ServiceCore& core,
   if (in.content_case() == v1::Checkpoint::CONTENT_NOT_SET) {
     return absl::InvalidArgumentError("checkpoint must set a digest or a uri");
   }
-  if (!v1::CheckpointFormat_IsValid(in.format())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "checkpoint.format ", in.format(),
-        " is not a CheckpointFormat (CHECKPOINT_FORMAT_TORCHSCRIPT = 1, "
-        "CHECKPOINT_FORMAT_SAFETENSORS = 2, or unset)"));
-  }
   v1::Checkpoint checkpoint;
   checkpoint.set_name(CheckpointNameOf(run_id, in.step()));
   checkpoint.set_step(in.step());
@@ -215,7 +208,7 @@ absl::Status CreateCheckpointImpl(ServiceCore& core,
   CURVD_RETURN_IF_ERROR(
       CheckCheckpointContent(checkpoint.format(), defaulted, path));
   checkpoint.set_train_loss(in.train_loss());
-  *checkpoint.mutable_create_time() = TimeUtil::GetCurrentTime();
+  *checkpoint.mutable_create_time() = TimestampNow();
   absl::Status inserted =
       core.store().InsertCheckpoint(request.parent(), checkpoint);
   if (absl::IsAlreadyExists(inserted)) {
@@ -263,6 +256,11 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
   if (!core.accepting()) {
     return absl::UnavailableError(
         "the server is shutting down; not taking measurements");
+  }
+  if (request.request_id().size() > kMaxRequestIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id has ", request.request_id().size(),
+                     " bytes, more than ", kMaxRequestIdBytes));
   }
   absl::ReaderMutexLock referencing(&core.blob_references());
   CURVD_RETURN_IF_ERROR(core.blobs().CheckSpace(0));
@@ -314,7 +312,7 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
   *m.mutable_spec() = spec;
   *m.mutable_effective_spec() = EffectiveSpec(resolved, measurement_request);
   m.set_state(v1::Measurement::QUEUED);
-  *m.mutable_create_time() = TimeUtil::GetCurrentTime();
+  *m.mutable_create_time() = TimestampNow();
   absl::Status inserted =
       core.store().InsertMeasurement(request.parent(), m, request.request_id());
   if (absl::IsAlreadyExists(inserted) && !request.request_id().empty()) {

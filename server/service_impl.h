@@ -2,10 +2,13 @@
 // shims call, and what tests call without a network. Each returns the status of
 // the call; the response is only meaningful when it is OK. All are thread-safe
 // and bounded: they touch the store and the disk (so the gRPC shims run them
-// on the storage executor), and never wait for a measurement.
+// on the storage executor), and never wait for a measurement. Requests are
+// taken as ParseRequest (request_bytes.h) leaves them, every enum value a
+// declared one: the gRPC shims refuse the others.
 #ifndef CURVD_SERVER_SERVICE_IMPL_H_
 #define CURVD_SERVER_SERVICE_IMPL_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -19,6 +22,10 @@ namespace curvd::server {
 // Default and largest page_size of the List methods.
 inline constexpr int kDefaultPageSize = 50;
 inline constexpr int kMaxPageSize = 1000;
+
+// The longest CreateMeasurementRequest.request_id, in bytes: it is a key of
+// the store's index of measurements.
+inline constexpr size_t kMaxRequestIdBytes = 256;
 
 // Registers a run. Idempotent for the same run_id and model (returns the stored
 // run); ALREADY_EXISTS for a different model; INVALID_ARGUMENT for a bad run_id
@@ -70,7 +77,8 @@ absl::Status ListCheckpointsImpl(
 // PERMISSION_DENIED for a shard outside the data roots, NOT_FOUND for an
 // unknown checkpoint, RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE
 // while shutting down. The same non-empty request_id under the same parent
-// returns the measurement created first.
+// returns the measurement created first; one over kMaxRequestIdBytes is
+// INVALID_ARGUMENT.
 absl::Status CreateMeasurementImpl(
     ServiceCore& core, const curvd::v1::CreateMeasurementRequest& request,
     curvd::v1::Measurement* response);

@@ -14,6 +14,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "server/blob_digests.h"
 #include "server/spec_conversion.h"
+#include "server/timestamps.h"
 
 namespace curvd::server {
 namespace {
@@ -716,7 +717,7 @@ absl::StatusOr<std::vector<Measurement>> SqliteStore::RecoverInterrupted() {
     fail.Bind(1, int64_t{Measurement::FAILED});
     fail.Bind(2, int64_t{static_cast<int>(absl::StatusCode::kUnavailable)});
     fail.Bind(3, "server restarted while the measurement was running");
-    fail.Bind(4, ToMicros(TimeUtil::GetCurrentTime()));
+    fail.Bind(4, ToMicros(TimestampNow()));
     fail.Bind(5, int64_t{Measurement::RUNNING});
     CURVD_RETURN_IF_ERROR(fail.Run());
   }

@@ -8,6 +8,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/service_impl.h"
 #include "service_fixture.h"
 
 namespace curvd::server {
@@ -160,6 +161,105 @@ TEST_F(ServiceTest, NewKindSpecsOutOfRangeAreInvalidArgumentAndNotStored) {
   EXPECT_EQ(Get(done.name()).sharpness().sharpness(), 10.0);
 }
 
+// A value that its enum does not declare is refused naming the field, not
+// read as the default; nothing is stored or run, and the server keeps
+// measuring.
+TEST_F(ServiceTest, UndeclaredEnumValuesAreInvalidArgumentAndNotStored) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  std::vector<std::pair<v1::MeasurementSpec, std::string>> bad;
+  v1::MeasurementSpec spec = SharpnessSpec();
+  spec.set_loss(static_cast<v1::LossFunction>(99));
+  bad.push_back({spec, "spec.loss 99 is not a value of LossFunction"});
+  spec = SharpnessSpec();
+  spec.set_precision(static_cast<v1::Precision>(99));
+  bad.push_back({spec, "spec.precision 99 is not a value of Precision"});
+  spec = SharpnessSpec();
+  spec.set_operator_(static_cast<v1::Operator>(99));
+  bad.push_back({spec, "spec.operator 99 is not a value of Operator"});
+  spec.Clear();
+  spec.set_shard_uri(kShard);
+  spec.mutable_hessian_trace()->set_distribution(
+      static_cast<v1::ProbeDistribution>(99));
+  bad.push_back({spec,
+                 "spec.hessian_trace.distribution 99 is not a value of "
+                 "ProbeDistribution"});
+  spec.Clear();
+  spec.set_shard_uri(kShard);
+  spec.mutable_plan()->mutable_spectral_density()->set_distribution(
+      static_cast<v1::ProbeDistribution>(99));
+  bad.push_back({spec, "spec.plan.spectral_density.distribution 99"});
+  spec.Clear();
+  spec.set_shard_uri(kShard);
+  spec.mutable_loss_slice()->set_direction(
+      static_cast<v1::LossSliceSpec::Direction>(99));
+  bad.push_back(
+      {spec,
+       "spec.loss_slice.direction 99 is not a value of LossSliceSpec.Direction "
+       "(DIRECTION_UNSPECIFIED = 0, TOP_EIGENVECTOR = 1, RANDOM = 2)"});
+  for (const auto& [bad_spec, message] : bad) {
+    SCOPED_TRACE(message);
+    v1::Measurement m;
+    grpc::Status status = CreateMeasurement(parent, bad_spec, &m);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr(message));
+  }
+  EXPECT_EQ(ListAll(parent).measurements_size(), 0);
+  EXPECT_EQ(control_->started(), 0);
+
+  v1::CreateCheckpointRequest checkpoint;
+  checkpoint.set_parent("runs/r");
+  checkpoint.mutable_checkpoint()->set_step(2);
+  checkpoint.mutable_checkpoint()->set_format(
+      static_cast<v1::CheckpointFormat>(99));
+  checkpoint.mutable_checkpoint()->set_digest(
+      Upload(testing::SafetensorsNote("weights")));
+  grpc::ClientContext context;
+  v1::Checkpoint created;
+  grpc::Status status = stub_->CreateCheckpoint(&context, checkpoint, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(
+      status.error_message(),
+      HasSubstr("checkpoint.format 99 is not a value of CheckpointFormat"));
+  v1::GetCheckpointRequest get;
+  get.set_name("runs/r/checkpoints/2");
+  grpc::ClientContext get_context;
+  EXPECT_EQ(stub_->GetCheckpoint(&get_context, get, &created).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  v1::Measurement m;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  EXPECT_EQ(WaitForState(m.name(), v1::Measurement::SUCCEEDED)
+                .sharpness()
+                .sharpness(),
+            10.0);
+}
+
+// request_id is a key of the store's index: one over kMaxRequestIdBytes is
+// refused before anything is stored; one at the bound is taken and
+// deduplicates as any other.
+TEST_F(ServiceTest, RequestIdOverTheBoundIsInvalidArgument) {
+  const std::string parent = CreateCheckpoint("r", 1);
+  v1::Measurement m;
+  for (const size_t size : {kMaxRequestIdBytes + 1, size_t{1} << 20}) {
+    SCOPED_TRACE(size);
+    grpc::Status status =
+        CreateMeasurement(parent, SharpnessSpec(), &m, std::string(size, 'x'));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(),
+                HasSubstr(absl::StrCat("request_id has ", size,
+                                       " bytes, more than 256")));
+  }
+  EXPECT_EQ(ListAll(parent).measurements_size(), 0);
+
+  const std::string longest(kMaxRequestIdBytes, 'x');
+  v1::Measurement first;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &first, longest).ok());
+  v1::Measurement again;
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &again, longest).ok());
+  EXPECT_EQ(again.name(), first.name());
+  EXPECT_EQ(ListAll(parent).measurements_size(), 1);
+}
+
 // A checkpoint whose first bytes do not match its format, given or the run's
 // default, is refused at create, naming checkpoint.format and what the bytes
 // are; nothing is stored and the server keeps measuring.
@@ -204,7 +304,7 @@ TEST_F(ServiceTest, CheckpointWhoseBytesDoNotMatchItsFormatIsRefused) {
        "but the content is empty"},
       // An enum value this server does not know (a newer client's).
       {"archive", static_cast<v1::CheckpointFormat>(7), zip,
-       "checkpoint.format 7 is not a CheckpointFormat"},
+       "checkpoint.format 7 is not a value of CheckpointFormat"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.message);

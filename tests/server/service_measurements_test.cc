@@ -7,6 +7,7 @@
 
 #include "server/service_impl.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "service_fixture.h"
 
@@ -122,6 +123,35 @@ TEST_F(ServiceTest, EveryNewKindReachesItsResultField) {
   EXPECT_EQ(response.measurements(6).loss_slice().t_size(), 5);
 }
 
+
+// Times have microsecond resolution: runs and measurements created within a
+// second are ordered by create_time, a measurement's run time is non-zero and
+// under a second, and the times Create answers read back the same.
+TEST_F(ServiceTest, TimesOrderEventsWithinOneSecond) {
+  using ::google::protobuf::util::TimeUtil;
+  const v1::Run a = CreateRun("a");
+  const v1::Run b = CreateRun("b");
+  EXPECT_LT(a.create_time(), b.create_time());
+  const std::string parent = CreateCheckpoint("r", 1);
+  std::vector<v1::Measurement> created(3);
+  for (v1::Measurement& m : created) {
+    ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  }
+  for (size_t i = 1; i < created.size(); ++i) {
+    EXPECT_LT(created[i - 1].create_time(), created[i].create_time()) << i;
+  }
+  EXPECT_LT(created.back().create_time() - created.front().create_time(),
+            TimeUtil::SecondsToDuration(1));
+  for (const v1::Measurement& m : created) {
+    const v1::Measurement done =
+        WaitForState(m.name(), v1::Measurement::SUCCEEDED);
+    EXPECT_EQ(done.create_time(), m.create_time());
+    EXPECT_GE(done.start_time(), done.create_time());
+    EXPECT_GT(done.end_time(), done.start_time());
+    EXPECT_LT(done.end_time() - done.start_time(),
+              TimeUtil::SecondsToDuration(1));
+  }
+}
 
 TEST_F(ServiceTest, FullQueueIsResourceExhausted) {
   RestartServer(/*queue_capacity=*/2);
