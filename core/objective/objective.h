@@ -55,7 +55,7 @@ torch::Tensor MeanLoss(const torch::Tensor& outputs,
 // Hessian product of one vector (every micro-batch's backward pass and the
 // weighted sum) is recorded once and replayed for each later vector, one
 // launch per product; where recording fails the products run eagerly
-// (hvp_graph_note() says which ran; docs/adr/0024-hvp-device-graphs.md).
+// (hvp_graph_note() says which ran; docs/adr/0022-hvp-device-graphs.md).
 //
 // Randomness in the forward pass (dropout in train mode, any torch.rand in
 // forward) is fixed per objective: every forward pass of micro-batch b, in
