@@ -11,13 +11,6 @@ using ::google::protobuf::FieldDescriptor;
 using ::google::protobuf::Message;
 using ::google::protobuf::Reflection;
 
-absl::Status CheckView(curvd::v1::View view) {
-  if (curvd::v1::View_IsValid(view)) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "view must be VIEW_UNSPECIFIED, VIEW_BASIC or VIEW_FULL, got ",
-      static_cast<int>(view)));
-}
-
 // Walks the fields that are set (ListFields), so the cost follows the message,
 // not its type's size.
 void ClearFullViewOnlyFields(Message* message) {

@@ -21,10 +21,6 @@ inline constexpr size_t kListPageBytes = size_t{4} << 20;
 // the Python client.
 inline constexpr size_t kMaxListItemBytes = size_t{16} << 20;
 
-// OK for VIEW_UNSPECIFIED, VIEW_BASIC and VIEW_FULL; INVALID_ARGUMENT naming
-// the value for any other.
-absl::Status CheckView(curvd::v1::View view);
-
 // Clears every field marked [(full_view_only) = true] in `message` and in
 // every message it holds, at any depth.
 void ClearFullViewOnlyFields(google::protobuf::Message* message);
@@ -34,8 +30,8 @@ void ClearFullViewOnlyFields(google::protobuf::Message* message);
 // the page ends before the first item that would take the encoded bytes of
 // `out` past kListPageBytes (its token is then that of the last item moved),
 // except that the first item is always moved. RESOURCE_EXHAUSTED naming the
-// item when the first is over kMaxListItemBytes. `view` must have passed
-// CheckView.
+// item when the first is over kMaxListItemBytes. `view` must be a declared
+// View (the service refuses others: server/enum_values.h).
 template <typename T>
 absl::Status FillPage(Page<T> page, curvd::v1::View view,
                       google::protobuf::RepeatedPtrField<T>* out,

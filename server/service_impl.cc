@@ -144,7 +144,6 @@ absl::Status GetRunImpl(ServiceCore& core, const v1::GetRunRequest& request,
 absl::Status ListRunsImpl(ServiceCore& core, const v1::ListRunsRequest& request,
                           v1::ListRunsResponse* response) {
   CURVD_ASSIGN_OR_RETURN(int page_size, PageSize(request.page_size()));
-  CURVD_RETURN_IF_ERROR(CheckView(request.view()));
   CURVD_ASSIGN_OR_RETURN(
       Page<v1::Run> page,
       core.store().ListRuns(page_size, request.page_token()));
@@ -239,7 +238,6 @@ absl::Status ListCheckpointsImpl(ServiceCore& core,
                                  v1::ListCheckpointsResponse* response) {
   CURVD_RETURN_IF_ERROR(ParseRunName(request.parent()).status());
   CURVD_ASSIGN_OR_RETURN(int page_size, PageSize(request.page_size()));
-  CURVD_RETURN_IF_ERROR(CheckView(request.view()));
   CURVD_RETURN_IF_ERROR(core.store().GetRun(request.parent()).status());
   CURVD_ASSIGN_OR_RETURN(
       Page<v1::Checkpoint> page,
@@ -347,7 +345,6 @@ absl::Status ListMeasurementsImpl(ServiceCore& core,
                                   const v1::ListMeasurementsRequest& request,
                                   v1::ListMeasurementsResponse* response) {
   CURVD_ASSIGN_OR_RETURN(int page_size, PageSize(request.page_size()));
-  CURVD_RETURN_IF_ERROR(CheckView(request.view()));
   const std::string& parent = request.parent();
   std::string run_name;
   std::string checkpoint_name;
