@@ -495,6 +495,7 @@ absl::Status BenchTraceEstimators(const Context& ctx, const WorkloadSpec& w,
   timing["probes"] = Of<core::HessianTraceMethod>(result).probes;
   timing["hvps"] = result.hvps;
   timing["compute_seconds"] = result.compute_seconds;
+  timing["hvp_graph"] = result.hvp_graph;
   out["hutchinson_engine"] = timing;
 
   const core::MeasurementRequest hutchpp =
@@ -512,6 +513,7 @@ absl::Status BenchTraceEstimators(const Context& ctx, const WorkloadSpec& w,
   timing["hutchinson_standard_error_same_hvps"] =
       Of<core::HutchppMethod>(result).hutchinson_standard_error_same_hvps;
   timing["compute_seconds"] = result.compute_seconds;
+  timing["hvp_graph"] = result.hvp_graph;
   out["hutchpp_engine"] = timing;
   return absl::OkStatus();
 }
@@ -650,6 +652,7 @@ absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
   CURVD_ASSIGN_OR_RETURN(json timing, ctx.timer(run_lanczos, ctx.slow));
   timing.update(SharpnessJson(Of<core::SharpnessMethod>(result), result.hvps));
   timing["compute_seconds"] = result.compute_seconds;
+  timing["hvp_graph"] = result.hvp_graph;
   out["lanczos_engine"] = timing;
 
   CURVD_RETURN_IF_ERROR(BenchTraceEstimators(ctx, w, out));
@@ -665,6 +668,7 @@ absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
   timing["steps"] = Of<core::SpectralDensityMethod>(result).runs.empty() ? 0
                                                 : Of<core::SpectralDensityMethod>(result).runs[0].steps;
   timing["compute_seconds"] = result.compute_seconds;
+  timing["hvp_graph"] = result.hvp_graph;
   out["slq_engine"] = timing;
   if (w.llc) {
     CURVD_RETURN_IF_ERROR(BenchLlcEngine(ctx, w, ModelSourceOf(w), "llc", out));

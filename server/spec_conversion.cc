@@ -159,6 +159,7 @@ void ApplyResult(const core::MeasurementResult& result,
                                         result.block_parameters.end());
   d->mutable_shared()->Assign(result.shared.begin(), result.shared.end());
   d->set_graphs_retained(result.graphs_retained);
+  d->set_hvp_graph(result.hvp_graph);
   d->set_forward_seed(result.forward_seed);
   d->set_forward_randomness_fixed(true);  // the engine always seeds (objective.h)
   if (result.operator_check_difference.has_value()) {

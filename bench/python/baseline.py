@@ -16,7 +16,9 @@ manifest and at each N of its ladder: the empirical Fisher of curvd's subset
 of N samples as a careful researcher writes it (torch.func's vmap over grad
 of a functional_call, chunked; functorch's on PyTorch 1.13), the Gram matrices
 in float64, eigvalsh and every metric, per layer; and one plain full-shard
-gradient over the same N samples; with the device's peak memory.
+gradient over the same N samples; with the device's peak memory. The FLOPs of
+one gradient and one HVP as torch.utils.flop_counter counts them (null on a
+PyTorch without it), for report.py's roofline column.
 
 Method: CUDA synchronisation around every timed region (perf_counter between
 two torch.cuda.synchronize()), warm-up runs first, the median of repeats. TF32
@@ -37,7 +39,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -487,6 +489,21 @@ def time_gop(w: wl.Workload, problem: Problem, run: Dict, timer: Timer,
     return out
 
 
+def count_flops(fn: Callable[[], object]) -> Optional[int]:
+    """The FLOPs of one call of `fn` as PyTorch counts them
+    (torch.utils.flop_counter.FlopCounterMode: matmuls, convolutions and
+    attention, not elementwise kernels), or None where it is missing (PyTorch
+    < 2.1)."""
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+    except ImportError:
+        return None
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -532,6 +549,9 @@ def time_hessian_and_llc(args, w: wl.Workload, problem: Problem, entry: Dict,
     r["lanczos"] = lz
     for key in ("gradient", "hvp"):
         r[key].pop("result")
+    # The roofline column (report.py): FLOPs of one gradient and one HVP.
+    r["gradient"]["flops"] = count_flops(problem.gradient)
+    r["hvp"]["flops"] = count_flops(lambda: problem.hvp(v))
     if entry["llc"]:
         r["llc"] = time_llc(problem, entry["llc"], settings, timer, quick, slow)
     print(f"[baseline] {w.name}: n={problem.n} grad {r['gradient']['median_ms']:.2f} ms, "

@@ -57,6 +57,46 @@ def get(d: Optional[Dict], *keys, default=None):
     return d
 
 
+# Dense peak arithmetic rates in TFLOP/s by device-name fragment and
+# precision, from NVIDIA's H100 SXM and H200 datasheets (bench/README.md,
+# "Roofline"): FP32 on the CUDA cores, TF32 on the tensor cores without
+# sparsity, FP64 on the tensor cores (34 on the CUDA cores). H100 PCIe and
+# NVL boards are slower and absent: n/a.
+PEAK_TFLOPS = {
+    "H200": {"float32": 67.0, "tf32": 494.7, "float64": 67.0},
+    "H100 80GB HBM3": {"float32": 67.0, "tf32": 494.7, "float64": 67.0},
+}
+
+
+def peak_flops(device_name: str, precision: str) -> Optional[float]:
+    """FLOP/s of the device for the precision the rows ran in ("float32, ..."
+    with TF32 off, "tf32...", "float64..."), or None for an unknown device."""
+    for fragment, peaks in PEAK_TFLOPS.items():
+        if fragment in device_name:
+            key = next((k for k in peaks if precision.startswith(k)), None)
+            return None if key is None else peaks[key] * 1e12
+    return None
+
+
+def peak_fraction(flops: Optional[float], t_ms: Optional[float],
+                  peak: Optional[float]) -> Optional[float]:
+    """Achieved FLOP/s (flops / time) as a fraction of `peak`."""
+    if None in (flops, t_ms, peak) or t_ms <= 0:
+        return None
+    return flops / (t_ms / 1e3) / peak
+
+
+def fmt_percent(f: Optional[float]) -> str:
+    if f is None:
+        return "n/a"
+    return f"{100 * f:.2f}%" if f < 0.1 else f"{100 * f:.1f}%"
+
+
+def times(per: Optional[int], count) -> Optional[float]:
+    """per × count, None when either is unknown."""
+    return None if per is None or not isinstance(count, int) else per * count
+
+
 def ms(x: Optional[float]) -> str:
     if x is None:
         return "—"
@@ -311,6 +351,8 @@ def main() -> int:
     llc_rows = []  # one per workload with an LLC run
     gop_table = []  # one per curvd GOP row
     broken = []
+    device = py.get("device_name", py.get("device", "?"))
+    peak = peak_flops(device, py.get("precision") or "")
     probes = get(cv, "settings", "hutchinson_probes", default=100)
     top_k = get(cv, "settings", "lanczos_top_k", default=5)
     tol = get(cv, "settings", "lanczos_relative_tolerance", default=1e-4)
@@ -325,39 +367,55 @@ def main() -> int:
         if not has_hessian_rows(p, c):
             continue
 
-        def row(op, py_ms, eng_ms, grpc_ms, hvps):
+        # The roofline: the FLOPs PyTorch counts for one gradient and one HVP
+        # (baseline.py), times the row's gradients or HVPs on each side.
+        hvp_flops = get(p, "hvp", "flops")
+
+        def row(op, py_ms, eng_ms, grpc_ms, hvps, py_flops, eng_flops,
+                engine=None):
             rows.append({"workload": name, "operation": op, "pytorch_ms": py_ms,
                          "engine_ms": eng_ms, "grpc_ms": grpc_ms,
                          "engine_over_pytorch": ratio(eng_ms, py_ms),
                          "grpc_over_engine": ratio(grpc_ms, eng_ms),
-                         "hvps": hvps})
+                         "hvps": hvps,
+                         "pytorch_peak_fraction": peak_fraction(py_flops, py_ms, peak),
+                         "engine_peak_fraction": peak_fraction(eng_flops, eng_ms, peak),
+                         "hvp_graph": get(engine, "hvp_graph")})
 
+        grad_flops = get(p, "gradient", "flops")
         row("full-shard gradient", get(p, "gradient", "median_ms"),
-            get(c, "gradient", "median_ms"), None, "")
+            get(c, "gradient", "median_ms"), None, "", grad_flops, grad_flops)
         row("one HVP (double backward)", get(p, "hvp", "median_ms"),
-            get(c, "hvp", "median_ms"), None, "1")
+            get(c, "hvp", "median_ms"), None, "1", hvp_flops, hvp_flops)
         py_lz, eng_lz, grpc_lz = (get(p, "lanczos"), get(c, "lanczos_engine"),
                                   get(c, "lanczos_grpc"))
         hv = "/".join(str(get(x, "hvps", default="—")) for x in (py_lz, eng_lz))
         row(f"Lanczos top-{top_k}, rel. residual {tol:g}",
             get(py_lz, "median_ms"), get(eng_lz, "median_ms"),
-            get(grpc_lz, "median_ms"), hv)
+            get(grpc_lz, "median_ms"), hv,
+            times(hvp_flops, get(py_lz, "hvps")), times(hvp_flops, get(eng_lz, "hvps")),
+            eng_lz)
         row(f"Hutchinson {probes} probes (PyTorch: {probes} HVPs)",
             get(p, "hutchinson_hvps", "median_ms"),
             get(c, "hutchinson_engine", "median_ms"),
             get(c, "hutchinson_grpc", "median_ms"),
             f"{get(p, 'hutchinson_hvps', 'probes', default='—')}/"
-            f"{get(c, 'hutchinson_engine', 'hvps', default='—')}")
+            f"{get(c, 'hutchinson_engine', 'hvps', default='—')}",
+            times(hvp_flops, get(p, "hutchinson_hvps", "probes")),
+            times(hvp_flops, get(c, "hutchinson_engine", "hvps")),
+            get(c, "hutchinson_engine"))
 
         slq, hpp = get(c, "slq_engine"), get(c, "hutchpp_engine")
         row(f"SLQ, one run of {get(slq, 'steps', default='—')} steps "
             f"(PyTorch: {probes} HVPs)",
             get(p, "hutchinson_hvps", "median_ms"), get(slq, "median_ms"),
-            None, f"{probes}/{get(slq, 'hvps', default='—')}")
+            None, f"{probes}/{get(slq, 'hvps', default='—')}",
+            times(hvp_flops, probes), times(hvp_flops, get(slq, "hvps")), slq)
         row(f"Hutch++, {get(hpp, 'hvps', default='—')} HVPs "
             f"(PyTorch: {probes} HVPs)",
             get(p, "hutchinson_hvps", "median_ms"), get(hpp, "median_ms"),
-            None, f"{probes}/{get(hpp, 'hvps', default='—')}")
+            None, f"{probes}/{get(hpp, 'hvps', default='—')}",
+            times(hvp_flops, probes), times(hvp_flops, get(hpp, "hvps")), hpp)
 
         # Targets (ratios from this run).
         r = ratio(get(c, "hvp", "median_ms"), get(p, "hvp", "median_ms"))
@@ -441,7 +499,6 @@ def main() -> int:
                            "—" if d is None else f"{d:.1e}",
                            None if d is None else d <= VECTOR_TOLERANCE))
 
-    device = py.get("device_name", py.get("device", "?"))
     lines = [
         f"device: {device} (PyTorch {py.get('torch_version')}, curvd on "
         f"{cv.get('device')} with LibTorch {cv.get('torch_version')}); "
@@ -451,16 +508,27 @@ def main() -> int:
     if rows:
         lines += [
             "",
+            "Roofline: FLOPs of one gradient and one HVP as PyTorch's "
+            "FlopCounterMode counts them (matmuls; n/a without it) × the row's "
+            "gradients or HVPs / time, as a share of the device's peak "
+            + ("(n/a: no peak known for this device and precision)" if peak is None
+               else f"{peak / 1e12:g} TFLOP/s") + ". curvd's retained-graph "
+            "products skip the forward and first backward that PyTorch's count "
+            "includes: its share is in PyTorch-HVP equivalents.",
+            "",
             "| workload | operation | PyTorch ms | curvd engine ms | curvd gRPC ms "
-            "| engine/PyTorch | gRPC/engine | HVPs (PyTorch/curvd) |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| engine/PyTorch | gRPC/engine | HVPs (PyTorch/curvd) "
+            "| PyTorch % peak | engine % peak |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
     for r in rows:
         lines.append(
             f"| {r['workload']} | {r['operation']} | {ms(r['pytorch_ms'])} | "
             f"{ms(r['engine_ms'])} | {ms(r['grpc_ms'])} | "
             f"{fmt_ratio(r['engine_over_pytorch'])} | "
-            f"{fmt_ratio(r['grpc_over_engine'])} | {r['hvps']} |")
+            f"{fmt_ratio(r['grpc_over_engine'])} | {r['hvps']} | "
+            f"{fmt_percent(r['pytorch_peak_fraction'])} | "
+            f"{fmt_percent(r['engine_peak_fraction'])} |")
 
     if estimators:
         lines += ["", "Trace estimators (engine): Hutch++'s sketch share of "
@@ -543,6 +611,11 @@ def main() -> int:
     else:
         lines.append(f"checks: {sum(1 for c in checks if c[3] is True)}/"
                      f"{len(checks)} pass (smoke run: timing targets not judged)")
+    graph_notes = [(r["workload"], r["operation"], r["hvp_graph"]) for r in rows
+                   if r.get("hvp_graph")]
+    if graph_notes:
+        lines += ["", "How the engine rows' Hessian products ran (issue 17):"]
+        lines += [f"- {name}, {op}: {note}" for name, op, note in graph_notes]
     for b in broken:
         lines.append(f"ERROR: {b}")
     text = "\n".join(lines)

@@ -135,6 +135,9 @@ struct MeasurementResult {
   // Whether the micro-batches' autograd graphs were kept for the whole run
   // (false after an out-of-memory retry dropped them).
   bool graphs_retained = false;
+  // How the Hessian products ran (Objective::hvp_graph_note); empty when
+  // none ran.
+  std::string hvp_graph;
 };
 
 }  // namespace curvd::core

@@ -2,6 +2,7 @@
 // LibTorch has CUDA, else device_graph_cpu_only.cc).
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
@@ -71,6 +72,46 @@ void Join(const c10::cuda::CUDAStream& branch,
   (void)cudaGetLastError();
 }
 
+// While a capture is under way PyTorch's caching allocator cannot give its
+// cached, unused blocks back to the driver (that would synchronise the
+// capturing stream), so a recording whose private pool needs fresh device
+// memory fails with out-of-memory when the driver's free memory sits in that
+// cache (after a large measurement, say). Before capturing on the current
+// device: when the driver reports less than an eighth of the device free,
+// the cache is emptied (which waits for the device).
+void ReleaseCachedMemoryIfTight() {
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+  if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return;
+  }
+  if (free_bytes < total_bytes / 8) {
+    c10::cuda::CUDACachingAllocator::emptyCache();
+  }
+}
+
+// After a failed recording: where capture_end threw before telling the
+// caching allocator that the capture is over, tells it and releases the
+// recording's pool. Left undone, the allocator would consider a capture under
+// way for the rest of the process, and while one is, it never gives cached
+// memory back to the driver to satisfy an allocation: every later large
+// allocation on the device would fail. Where capture_end did tell it
+// (endAllocateToPool throws: not recording to that pool), the graph object
+// releases its pool itself.
+void LeaveAllocationToPool(c10::DeviceIndex device,
+                           const at::cuda::MempoolId_t& pool) {
+  try {
+    c10::cuda::CUDACachingAllocator::endAllocateToPool(device, pool);
+  } catch (const c10::Error&) {
+    return;
+  }
+  try {
+    c10::cuda::CUDACachingAllocator::releasePool(device, pool);
+  } catch (const c10::Error&) {
+  }
+}
+
 // The first line of an exception's message (torch appends a backtrace).
 std::string FirstLine(const std::exception& e) {
   const std::string what = e.what();
@@ -110,20 +151,26 @@ absl::StatusOr<std::unique_ptr<DeviceGraph>> RecordDeviceGraph(
   {
     const c10::cuda::CUDAStreamGuard stream_guard(side);
     for (int i = 0; i < warmup; ++i) work();
+    ReleaseCachedMemoryIfTight();
     // Thread-local capture: the server's other threads may use the device
     // meanwhile (their own synchronisations must not break this recording).
-    graph->capture_begin(/*pool=*/{0, 0}, cudaStreamCaptureModeThreadLocal);
+    // A pool of its own, so that a failed recording can be cleaned up.
+    const at::cuda::MempoolId_t pool = at::cuda::graph_pool_handle();
+    graph->capture_begin(pool, cudaStreamCaptureModeThreadLocal);
     try {
       work();
-      graph->capture_end();
     } catch (const std::exception& e) {
       failure = FirstLine(e);
-      // End the broken capture (which fails: the graph is dropped), so that
-      // the stream and the allocator leave capture mode.
-      try {
-        graph->capture_end();
-      } catch (const std::exception&) {
-      }
+    }
+    // Ends the capture also after a failure (the partial graph is dropped
+    // with `graph`), so that the stream leaves capture mode.
+    try {
+      graph->capture_end();
+    } catch (const std::exception& e) {
+      if (failure.empty()) failure = FirstLine(e);
+    }
+    if (!failure.empty()) {
+      LeaveAllocationToPool(c10::cuda::current_device(), pool);
       (void)cudaGetLastError();
     }
   }

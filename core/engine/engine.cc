@@ -331,6 +331,9 @@ class TorchEngine final : public Engine {
       CURVD_ASSIGN_OR_RETURN(result.loss, objective.Loss());
       CURVD_RETURN_IF_ERROR(
           RunMeasurementPlan(objective, request, progress, &result));
+      if (request.op == CurvatureOperator::kHessian && objective.hvps() > 0) {
+        result.hvp_graph = objective.hvp_graph_note();
+      }
       result.op = request.op;
       result.block_parameters = objective.block_parameter_names();
       result.hvps = objective.hvps();

@@ -265,14 +265,37 @@ void Objective::set_forward_seed(uint64_t seed) {
   const int64_t n = num_samples();
   batch_seeds_ =
       StreamWords(seed, (n + micro_batch_size_ - 1) / micro_batch_size_);
-  for (std::vector<Graph>& graphs : retained_) graphs.clear();
+  FreeRetainedGraphs();
 }
 
 void Objective::set_retain_graphs(bool retain) {
   retain_graphs_ = retain;
-  if (!retain) {
-    for (std::vector<Graph>& graphs : retained_) graphs.clear();
+  if (!retain) FreeRetainedGraphs();
+}
+
+void Objective::FreeRetainedGraphs() {
+  // The device graph first: its replays read the retained graphs' memory
+  // (destroying it waits for those queued).
+  hvp_graph_.reset();
+  hvp_graph_input_ = torch::Tensor();
+  hvp_graph_output_ = torch::Tensor();
+  for (std::vector<Graph>& graphs : retained_) graphs.clear();
+}
+
+std::string Objective::hvp_graph_note() const {
+  if (hvp_graph_replays_ > 0) {
+    return absl::StrCat("hvp_graph: replayed (", hvp_graph_replays_,
+                        " Hessian-vector products, one device-graph launch "
+                        "each)");
   }
+  if (!hvp_graph_failure_.empty()) {
+    return absl::StrCat("hvp_graph: eager (", hvp_graph_failure_, ")");
+  }
+  if (!DeviceGraphsAvailable(vector_options_.device())) {
+    return absl::StrCat("hvp_graph: eager (no device graphs on ",
+                        vector_options_.device().str(), ")");
+  }
+  return "hvp_graph: eager (micro-batch graphs not retained)";
 }
 
 void Objective::ForEachBatch(
@@ -460,15 +483,14 @@ absl::StatusOr<torch::Tensor> Objective::Products(const torch::Tensor& vectors,
   const int64_t k = block.size(0);
   torch::Tensor products = torch::empty({k, num_parameters_}, vector_options_);
   if (k == 0) return products;
+  if (curvature == Curvature::kHessian && ReplayedProducts(block, products)) {
+    hvps_ += k;
+    return products;
+  }
   // Each vector's per-parameter parts, as views shaped like the parameters:
   // the grad_outputs of the backward pass through a batch's gradients.
   std::vector<std::vector<torch::Tensor>> parts(k);
-  for (int64_t i = 0; i < k; ++i) {
-    parts[i] = block[i].split_with_sizes(numels_);
-    for (size_t j = 0; j < parts[i].size(); ++j) {
-      parts[i][j] = parts[i][j].view(parameters_[j].sizes());
-    }
-  }
+  for (int64_t i = 0; i < k; ++i) parts[i] = PartsOf(block[i]);
   std::vector<Graph>& retained = retained_[static_cast<int>(curvature)];
   ForEachBatch([&](const Batch& batch) {
     const int64_t index = batch.index;
@@ -497,6 +519,70 @@ absl::StatusOr<torch::Tensor> Objective::Products(const torch::Tensor& vectors,
   return products;
 }
 
+std::vector<torch::Tensor> Objective::PartsOf(const torch::Tensor& flat) {
+  std::vector<torch::Tensor> parts = flat.split_with_sizes(numels_);
+  for (size_t j = 0; j < parts.size(); ++j) {
+    parts[j] = parts[j].view(parameters_[j].sizes());
+  }
+  return parts;
+}
+
+void Objective::RetainedHessianProduct(const std::vector<torch::Tensor>& parts,
+                                       torch::Tensor out) {
+  std::vector<Graph>& retained =
+      retained_[static_cast<int>(Curvature::kHessian)];
+  ForEachBatch([&](const Batch& batch) {
+    if (batch.index == static_cast<int64_t>(retained.size())) {
+      retained.push_back(BuildGraph(batch, Curvature::kHessian));
+    }
+    const Graph& graph = retained[batch.index];
+    if (graph.gradients.empty()) {
+      if (batch.index == 0) out.zero_();
+      return;
+    }
+    Accumulate(Apply(graph, Curvature::kHessian, parts, /*keep=*/true),
+               batch.weight, batch.index == 0, out);
+  });
+}
+
+bool Objective::ReplayedProducts(const torch::Tensor& block,
+                                 torch::Tensor products) {
+  const torch::Device device = vector_options_.device();
+  if (!retain_graphs_ || !hvp_graph_failure_.empty() ||
+      !DeviceGraphsAvailable(device)) {
+    return false;
+  }
+  if (hvp_graph_ == nullptr) {
+    // Autograd runs a node's backward on the stream its forward ran on, and
+    // a recording captures its side stream only: the retained graphs are
+    // (re)built by the warmup run, on that stream. The shapes are fixed: the
+    // same micro-batches and parameters every time.
+    retained_[static_cast<int>(Curvature::kHessian)].clear();
+    hvp_graph_input_ = torch::zeros({num_parameters_}, vector_options_);
+    hvp_graph_output_ = torch::empty({num_parameters_}, vector_options_);
+    const std::vector<torch::Tensor> parts = PartsOf(hvp_graph_input_);
+    absl::StatusOr<std::unique_ptr<DeviceGraph>> recorded =
+        RecordDeviceGraph(device, /*warmup=*/1, [&] {
+          RetainedHessianProduct(parts, hvp_graph_output_);
+        });
+    if (!recorded.ok()) {
+      // The retained graphs the warmup built stay for the eager products.
+      hvp_graph_failure_ = std::string(recorded.status().message());
+      hvp_graph_input_ = torch::Tensor();
+      hvp_graph_output_ = torch::Tensor();
+      return false;
+    }
+    hvp_graph_ = *std::move(recorded);
+  }
+  for (int64_t i = 0; i < block.size(0); ++i) {
+    hvp_graph_input_.copy_(block[i]);
+    hvp_graph_->Replay();
+    products[i].copy_(hvp_graph_output_);
+  }
+  hvp_graph_replays_ += block.size(0);
+  return true;
+}
+
 absl::StatusOr<std::vector<double>> Objective::LossAlong(
     const torch::Tensor& direction, const std::vector<double>& t) {
   if (direction.dim() != 1 || direction.size(0) != num_parameters_) {
@@ -507,7 +593,7 @@ absl::StatusOr<std::vector<double>> Objective::LossAlong(
   if (t.empty()) return std::vector<double>();
   // Graphs hold the parameters' values (and version counters) of the point
   // they were built at.
-  for (std::vector<Graph>& graphs : retained_) graphs.clear();
+  FreeRetainedGraphs();
   const std::vector<torch::Tensor> parts =
       direction.to(vector_options_).detach().split_with_sizes(numels_);
   torch::Tensor losses;

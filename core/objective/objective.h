@@ -10,6 +10,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "core/api/measurement.h"
 #include "core/data/model.h"
+#include "core/engine/device_graph.h"
 
 namespace curvd::core {
 
@@ -49,6 +51,11 @@ torch::Tensor MeanLoss(const torch::Tensor& outputs,
 // J^T H_out J v), two of them through the model. The parameters must not
 // change while graphs are retained (autograd refuses a graph whose saved
 // tensors were modified in place); LossAlong, which moves them, frees them.
+// With retained graphs on a device with device graphs (device_graph.h), the
+// Hessian product of one vector (every micro-batch's backward pass and the
+// weighted sum) is recorded once and replayed for each later vector, one
+// launch per product; where recording fails the products run eagerly
+// (hvp_graph_note() says which ran; docs/adr/0024-hvp-device-graphs.md).
 //
 // Randomness in the forward pass (dropout in train mode, any torch.rand in
 // forward) is fixed per objective: every forward pass of micro-batch b, in
@@ -120,6 +127,10 @@ class Objective {
   // Curvature-matrix-vector products computed so far, Hessian and GGN (an
   // Hvps or Ggnvps call of k vectors counts k).
   int64_t hvps() const { return hvps_; }
+  // How the Hessian products ran, for a measurement's diagnostics:
+  // "hvp_graph: replayed (...)" when a device graph replayed them, else
+  // "hvp_graph: eager (reason)".
+  std::string hvp_graph_note() const;
 
   // The seed of the forward passes' randomness (above); 0 until set. Setting
   // it frees retained graphs, which hold the masks of the old seed.
@@ -236,6 +247,18 @@ class Objective {
                                         Curvature curvature);
   absl::StatusOr<torch::Tensor> Products(const torch::Tensor& vectors,
                                          Curvature curvature);
+  // `flat` [num_parameters]'s per-parameter parts, views shaped like the
+  // parameters: the grad_outputs of a backward pass through the gradients.
+  std::vector<torch::Tensor> PartsOf(const torch::Tensor& flat);
+  // H v for every micro-batch of the retained graphs (built where missing), weighted and summed
+  // into `out` [num_parameters]; `parts` are v's per-parameter parts.
+  void RetainedHessianProduct(const std::vector<torch::Tensor>& parts,
+                              torch::Tensor out);
+  // The retained Hessian products as a replay of hvp_graph_, recorded at the
+  // first call; false (the caller runs them eagerly) where it cannot be.
+  bool ReplayedProducts(const torch::Tensor& block, torch::Tensor products);
+  // Frees the retained graphs and the device graph that replays them.
+  void FreeRetainedGraphs();
   // Writes (first batch) or adds weight * (the per-parameter tensors
   // flattened) to `out` [num_parameters]; undefined entries (a parameter the
   // loss does not depend on) count as zeros.
@@ -261,6 +284,14 @@ class Objective {
   at::Generator forward_generator_;
   // Indexed by Curvature: one per micro-batch once built.
   std::vector<Graph> retained_[2];
+  // The recorded Hessian product: it reads hvp_graph_input_ and writes
+  // hvp_graph_output_ (both [num_parameters]); null until recorded.
+  std::unique_ptr<DeviceGraph> hvp_graph_;
+  torch::Tensor hvp_graph_input_;
+  torch::Tensor hvp_graph_output_;
+  int64_t hvp_graph_replays_ = 0;
+  // Why recording failed (then it is not tried again); empty if it did not.
+  std::string hvp_graph_failure_;
   // Reused flat buffer for one batch's contribution when there are several.
   torch::Tensor scratch_;
   // Zeros for parameters the loss does not depend on, made when first needed.

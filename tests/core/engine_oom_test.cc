@@ -53,13 +53,14 @@ int64_t FreeDeviceBytes() {
 // A 1024-1024-1024-1 tanh MLP (2.1M parameters): one micro-batch of 4096
 // samples keeps about 150 MiB of activations for double backward, the eight of
 // the shard about 1.3 GiB; the shard itself is 128 MiB.
-ModelSource WideMlp() {
+ModelSource Mlp(int64_t hidden) {
   ModelSource source;
   source.kind = ModelSource::Kind::kZoo;
-  source.zoo.layer_widths = {kFeatures, 1024, 1024, 1};
-  source.cache_key = "zoo:oom-test-mlp";
+  source.zoo.layer_widths = {kFeatures, hidden, hidden, 1};
+  source.cache_key = "zoo:oom-test-mlp-" + std::to_string(hidden);
   return source;
 }
+ModelSource WideMlp() { return Mlp(1024); }
 
 ShardSpec Regression() {
   ShardSpec spec;
@@ -141,8 +142,9 @@ TEST_P(EngineOomSerialTest, RetainedGraphsAreDroppedWhenTheyDoNotFit) {
 TEST_P(EngineOomSerialTest, MicroBatchesAreHalvedUntilOneFits) {
   ASSERT_GT(FreeDeviceBytes(), 0) << "cudaMemGetInfo not found";
   // The whole shard in one batch (about 1.2 GiB of graph) where 4096 samples
-  // fit: measured in smaller micro-batches.
-  const TightAndRoomy got = MeasureTightThenRoomy(700 * kMiB, kSamples);
+  // fit: measured in smaller micro-batches. (With 700 MiB free the whole
+  // shard's graph, built on the recording's side stream, once fitted.)
+  const TightAndRoomy got = MeasureTightThenRoomy(560 * kMiB, kSamples);
   ASSERT_TRUE(got.tight.ok()) << got.tight.status();
   ASSERT_TRUE(got.roomy.ok()) << got.roomy.status();
   EXPECT_FALSE(got.tight->graphs_retained);
@@ -159,6 +161,41 @@ TEST_P(EngineOomSerialTest, NothingFitsIsResourceExhaustedAndTheEngineGoesOn) {
       << got.tight.status();
   ASSERT_TRUE(got.roomy.ok()) << got.roomy.status();
   EXPECT_TRUE(got.roomy->graphs_retained);
+}
+
+// An out-of-memory error must leave the device as usable as before: a later
+// measurement in the same process, with its Hessian products replayed from a
+// device graph, succeeds, and so does a plain matmul. (The first graph replay
+// of Hessian products failed here: a recording that ran out of memory left
+// PyTorch's allocator believing a capture was under way, after which it never
+// gave cached memory back, and every later large allocation failed;
+// docs/adr/0024-hvp-device-graphs.md.)
+TEST_P(EngineOomSerialTest, TheDeviceStaysUsableAfterAnOutOfMemory) {
+  ASSERT_GT(FreeDeviceBytes(), 0) << "cudaMemGetInfo not found";
+  const TightAndRoomy got = MeasureTightThenRoomy(700 * kMiB, kMicroBatch);
+  ASSERT_TRUE(got.tight.ok()) << got.tight.status();
+  ASSERT_TRUE(got.roomy.ok()) << got.roomy.status();
+  // The zoo model's weights come from torch's generator: those of the first
+  // engine's model again.
+  torch::manual_seed(0);
+  auto engine = Engine::Create("cuda:0");
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  auto again = (*engine)->Measure(WideMlp(), Regression(),
+                                  TraceRequest(kMicroBatch), {});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->graphs_retained) << again->hvp_graph;
+  EXPECT_NE(again->hvp_graph.find("hvp_graph: replayed"), std::string::npos)
+      << again->hvp_graph;
+  EXPECT_NEAR(Of<HessianTraceMethod>(again).trace,
+              Of<HessianTraceMethod>(got.roomy).trace,
+              1e-4 * std::abs(Of<HessianTraceMethod>(got.roomy).trace));
+  // Shapes not seen before (other cuBLAS kernels).
+  auto other = (*engine)->Measure(Mlp(333), Regression(),
+                                  TraceRequest(kMicroBatch / 4), {});
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_TRUE(other->graphs_retained) << other->hvp_graph;
+  const torch::Tensor a = torch::ones({77, 129}, torch::kCUDA);
+  EXPECT_EQ(torch::mm(a, a.t()).sum().item<float>(), 77.0f * 77 * 129);
 }
 
 CURVD_INSTANTIATE_DEVICE_TEST(EngineOomSerialTest);

@@ -427,6 +427,10 @@ TEST_P(EngineTest, TraceEqualsSequentialHutchinson) {
     // Products of a block past the stopping point count as spent.
     EXPECT_GE(result->hvps, Of<HessianTraceMethod>(result).probes);
     EXPECT_EQ(result->graphs_retained, micro_batch == 0 || on_cuda());
+    // On CUDA the retained products replay one device graph each.
+    EXPECT_THAT(result->hvp_graph,
+                HasSubstr(on_cuda() ? "hvp_graph: replayed ("
+                                    : "hvp_graph: eager (no device graphs on cpu)"));
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/api/sources.h"
+#include "core/engine/device_graph.h"
 #include "tests/core/toy_models.h"
 #include "tests/core/zoo_mlp_fixture.h"
 
@@ -285,6 +286,54 @@ TEST_P(ObjectiveTest, BlockProductsEqualOneProductPerVector) {
     EXPECT_EQ(sequential->Hvps(torch::ones({p}, options())).status().code(),
               absl::StatusCode::kInvalidArgument);
   }
+}
+
+// With retained graphs on CUDA, Hessian products replay one device graph per
+// vector (every micro-batch, a short last one included); on the CPU they run
+// eagerly. Either way they equal the eager products of graphs rebuilt per
+// call, also after LossAlong and a new forward seed free the graph.
+TEST_P(ObjectiveTest, RetainedProductsReplayedEqualEagerProducts) {
+  constexpr int64_t kN = 37;  // micro-batches 8, 8, 8, 8, 5
+  TanhMlp model({6, 10, 4}, /*seed=*/60);
+  model.To(device(), torch::kFloat64);
+  const torch::Tensor x = SeededRandn({kN, 6}, 61).to(device());
+  const torch::Tensor labels = SeededLabels(kN, 4, 62).to(device());
+  auto eager =
+      Objective::Create(&model, x, labels, LossFunction::kCrossEntropy, 8);
+  auto replayed =
+      Objective::Create(&model, x, labels, LossFunction::kCrossEntropy, 8);
+  ASSERT_TRUE(eager.ok()) << eager.status();
+  ASSERT_TRUE(replayed.ok()) << replayed.status();
+  replayed->set_retain_graphs(true);
+  const int64_t p = eager->num_parameters();
+  const torch::Tensor block = SeededRandn({4, p}, 63).to(device());
+  const torch::Tensor expected = eager->Hvps(block).value();
+
+  EXPECT_LT(RelativeError(replayed->Hvps(block).value(), expected), 1e-13);
+  for (int64_t i = 0; i < 4; ++i) {
+    EXPECT_LT(RelativeError(replayed->Hvp(block[i]).value(), expected[i]),
+              1e-13);
+  }
+  ASSERT_TRUE(replayed->LossAlong(block[0], {0.25}).ok());
+  EXPECT_LT(RelativeError(replayed->Hvp(block[1]).value(), expected[1]),
+            1e-13);
+  if (DeviceGraphsAvailable(device())) {
+    EXPECT_EQ(replayed->hvp_graph_note(),
+              "hvp_graph: replayed (9 Hessian-vector products, one "
+              "device-graph launch each)");
+  } else {
+    EXPECT_EQ(replayed->hvp_graph_note(),
+              "hvp_graph: eager (no device graphs on cpu)");
+  }
+  EXPECT_EQ(eager->hvp_graph_note(),
+            DeviceGraphsAvailable(device())
+                ? "hvp_graph: eager (micro-batch graphs not retained)"
+                : "hvp_graph: eager (no device graphs on cpu)");
+  // Another seed frees the graph (the model has no randomness: same products).
+  replayed->set_forward_seed(5);
+  EXPECT_LT(RelativeError(replayed->Hvp(block[2]).value(), expected[2]),
+            1e-13);
+  EXPECT_EQ(replayed->hvps(), 10);
 }
 
 // A parameter the loss does not depend on has zero gradient and zero Hessian

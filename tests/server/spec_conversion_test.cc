@@ -695,6 +695,7 @@ core::MeasurementResult EveryResult() {
   r.block_parameters = {"fc0.weight", "fc0.bias"};
   r.shared = {"hessian_trace reused the SLQ start vectors"};
   r.graphs_retained = true;
+  r.hvp_graph = "hvp_graph: eager (no device graphs on cpu)";
   return r;
 }
 
@@ -783,6 +784,8 @@ TEST(SpecConversionTest, EveryKindsResultIsWrittenToItsField) {
   EXPECT_THAT(m.diagnostics().block_parameters(),
               ElementsAre("fc0.weight", "fc0.bias"));
   EXPECT_TRUE(m.diagnostics().graphs_retained());
+  EXPECT_EQ(m.diagnostics().hvp_graph(),
+            "hvp_graph: eager (no device graphs on cpu)");
 }
 
 TEST(SpecConversionTest, PlanResultHoldsWhatThePlanAskedFor) {
