@@ -387,6 +387,49 @@ core::ModelSource ModelSourceOf(const WorkloadSpec& w) {
   return source;
 }
 
+// Issue 17's TF32 rows, for a request that asks for TF32: one HVP in TF32
+// (matmuls and convolutions), eager (PyTorch's TF32 double backward is its
+// baseline) and through retained graphs, on the whole shard in one
+// micro-batch (a request's default: curvd halves it only when it does not
+// fit), with the retained product's relative difference from the IEEE
+// float32 one of `v` (`hvp_tf32_retained.rel_diff_vs_ieee`). TF32 is on only
+// inside (Engine::Create turned it off for the process).
+absl::Status BenchTf32Hvp(const Context& ctx, core::Model& model,
+                          const torch::Tensor& inputs,
+                          const torch::Tensor& targets, const torch::Tensor& v,
+                          json& out) {
+  if (!torch::Device(ctx.device).is_cuda()) return absl::OkStatus();
+  struct Tf32On {
+    Tf32On() { Set(true); }
+    ~Tf32On() { Set(false); }
+    static void Set(bool on) {
+      at::globalContext().setAllowTF32CuBLAS(on);
+      at::globalContext().setAllowTF32CuDNN(on);
+    }
+  } tf32;
+  CURVD_ASSIGN_OR_RETURN(
+      core::Objective objective,
+      core::Objective::Create(&model, inputs, targets,
+                              core::LossFunction::kCrossEntropy,
+                              /*micro_batch_size=*/0));
+  torch::Tensor hv;
+  auto run_hvp = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(hv, objective.Hvp(v));
+    return absl::OkStatus();
+  };
+  CURVD_ASSIGN_OR_RETURN(out["hvp_tf32"], ctx.timer(run_hvp, ctx.quick));
+  objective.set_retain_graphs(true);
+  CURVD_ASSIGN_OR_RETURN(out["hvp_tf32_retained"],
+                         ctx.timer(run_hvp, ctx.quick));
+  out["hvp_tf32_retained"]["hvp_graph"] = objective.hvp_graph_note();
+  out["hvp_tf32_retained"]["micro_batch_size"] = objective.micro_batch_size();
+  objective.set_retain_graphs(false);
+  Tf32On::Set(false);
+  CURVD_ASSIGN_OR_RETURN(const torch::Tensor ieee, objective.Hvp(v));
+  out["hvp_tf32_retained"]["rel_diff_vs_ieee"] = RelativeDifference(hv, ieee);
+  return absl::OkStatus();
+}
+
 // Gradient and one HVP through core::Objective, and both compared with what
 // Python computed.
 absl::Status BenchObjective(const Context& ctx, const WorkloadSpec& w,
@@ -446,6 +489,20 @@ absl::Status BenchObjective(const Context& ctx, const WorkloadSpec& w,
     return absl::OkStatus();
   };
   CURVD_ASSIGN_OR_RETURN(out["hvp"], ctx.timer(run_hvp, ctx.quick));
+  // Issue 17: the product every probe, Lanczos and SLQ step of a measurement
+  // pays, through the retained graphs (replayed as a device graph where the
+  // objective can record one): the warm-up builds them.
+  objective.set_retain_graphs(true);
+  torch::Tensor retained_hv;
+  auto run_retained = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(retained_hv, objective.Hvp(v));
+    return absl::OkStatus();
+  };
+  CURVD_ASSIGN_OR_RETURN(out["hvp_retained"],
+                         ctx.timer(run_retained, ctx.quick));
+  out["hvp_retained"]["hvp_graph"] = objective.hvp_graph_note();
+  objective.set_retain_graphs(false);
+  CURVD_RETURN_IF_ERROR(BenchTf32Hvp(ctx, *model, inputs, targets, v, out));
   json check;
   if (python_gradient.defined() &&
       python_gradient.numel() == gradient.numel()) {
@@ -453,6 +510,7 @@ absl::Status BenchObjective(const Context& ctx, const WorkloadSpec& w,
   }
   if (python_hv.defined() && python_hv.numel() == hv.numel()) {
     check["hvp_rel_diff"] = RelativeDifference(hv, python_hv);
+    check["hvp_retained_rel_diff"] = RelativeDifference(retained_hv, python_hv);
   }
   if (check.empty()) check["note"] = "no Python check file";
   out["check_vs_pytorch"] = check;
@@ -654,6 +712,25 @@ absl::Status BenchEngine(const Context& ctx, const WorkloadSpec& w, json& out) {
   timing["compute_seconds"] = result.compute_seconds;
   timing["hvp_graph"] = result.hvp_graph;
   out["lanczos_engine"] = timing;
+  if (torch::Device(ctx.device).is_cuda()) {
+    // Issue 17: the same Lanczos with TF32 requested, on the whole shard in
+    // one micro-batch (a request's default); report.py compares its
+    // eigenvalues with the float64 reference (or, where that was skipped,
+    // with the float32 ones).
+    core::MeasurementRequest tf32 = SharpnessRequest(
+        w, ctx.settings, core::Precision::kTf32, ctx.settings.tolerance);
+    tf32.objective.micro_batch_size = 0;
+    auto run_tf32 = [&]() -> absl::Status {
+      CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, tf32));
+      return absl::OkStatus();
+    };
+    CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_tf32, ctx.slow));
+    timing.update(
+        SharpnessJson(Of<core::SharpnessMethod>(result), result.hvps));
+    timing["hvp_graph"] = result.hvp_graph;
+    timing["micro_batch_size"] = result.micro_batch_size;
+    out["lanczos_tf32_engine"] = timing;
+  }
 
   CURVD_RETURN_IF_ERROR(BenchTraceEstimators(ctx, w, out));
 

@@ -32,6 +32,7 @@ DIR/W*.check.safetensors (a probe vector v, H v and the gradient, which
 curvd_bench compares with its own) and DIR/baseline.json (the timings).
 """
 import argparse
+import contextlib
 import dataclasses
 import json
 import platform
@@ -63,6 +64,21 @@ def set_strict_fp32() -> str:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     return "allow_tf32=False (cuBLAS, cuDNN)"
+
+
+@contextlib.contextmanager
+def tf32_enabled():
+    """TF32 for matmuls and convolutions inside, strict float32 again after."""
+    if hasattr(torch.backends, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
+        torch.backends.cudnn.conv.fp32_precision = "tf32"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        set_strict_fp32()
 
 
 class Timer:
@@ -533,6 +549,13 @@ def time_hessian_and_llc(args, w: wl.Workload, problem: Problem, entry: Dict,
     g.manual_seed(7)
     v = torch.randn(problem.n, generator=g).to(device)
     r["hvp"] = timer(lambda: problem.hvp(v), **quick)
+    if device.type == "cuda":
+        # Issue 17's TF32 row: the same double backward with TF32 on.
+        with tf32_enabled():
+            r["hvp_tf32"] = timer(lambda: problem.hvp(v), **quick)
+        hv_tf32 = r["hvp_tf32"].pop("result")
+        r["hvp_tf32"]["rel_diff_vs_ieee"] = float(
+            (hv_tf32 - r["hvp"]["result"]).norm() / r["hvp"]["result"].norm())
     # What curvd_bench compares its own gradient and H v with.
     wl.write_safetensors(args.out / f"{w.name}.check.safetensors", {
         "v": v, "hv": r["hvp"]["result"], "gradient": r["gradient"]["result"]})
