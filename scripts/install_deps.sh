@@ -11,6 +11,8 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libtorch-dev libsqlite3-dev libssl-dev zlib1g-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev
+  # clang with libFuzzer's runtime builds the fuzz targets (scripts/fuzz.sh).
+  clang libclang-rt-14-dev
   dataset-fashion-mnist
   # prometheus brings promtool, which the alert and dashboard tests run.
   prometheus sqlite3 curl openssl python3-torch python3-grpcio python3-protobuf

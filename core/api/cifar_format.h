@@ -52,9 +52,10 @@ struct CifarRecords {
 // Takes format (required: cifar10 or cifar100), label (cifar100 only: fine,
 // the default, or coarse) and normalize (none, the default, or mean_std: the
 // training set's per-channel statistics of the format, stated in the .cc and
-// the README) from `query`, removing each; the rest are left for the caller.
-// InvalidArgument naming the parameter and its values when one is missing,
-// unknown or given for the other format (label= for cifar10).
+// the README) from `query`, removing each; the rest are left for the caller,
+// label= with cifar10 among them (the caller refuses it as the unknown
+// parameter it is for that format). InvalidArgument naming the parameter and
+// its values when one is missing or has an unknown value.
 absl::StatusOr<CifarRecords> TakeCifarParams(UriQuery& query);
 
 // The parameters of `records` in canonical form ("format=..", then "label=.."
