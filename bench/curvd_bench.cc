@@ -91,10 +91,11 @@ ABSL_FLAG(bool, measurements, true,
           "Time Lanczos and Hutchinson (engine, gRPC) and run the float64 "
           "reference; false: gradient and HVP only (a quick check).");
 ABSL_FLAG(bool, estimators_only, false,
-          "Only Hutchinson and Hutch++ through the engine, once each without "
-          "warm-up: issue 5's comparison of their standard errors, which does "
-          "not depend on the device, on a machine without a GPU (where the "
-          "timed rows would take hours). The report then lacks PyTorch's side.");
+          "Only Hutchinson, Hutch++ and the adaptive trace through the engine, "
+          "once each without warm-up: issue 5's comparison of their standard "
+          "errors, which does not depend on the device, on a machine without "
+          "a GPU (where the timed rows would take hours). The report then "
+          "lacks PyTorch's side.");
 ABSL_FLAG(double, reference_budget_seconds, 45,
           "Skip a workload's float64 reference Lanczos when its estimated "
           "time exceeds this.");
@@ -338,6 +339,19 @@ core::MeasurementRequest HutchppRequest(const WorkloadSpec& w, int hvps) {
   return r;
 }
 
+// The trace to `target_standard_error` (absolute; relative target off), the
+// estimator choosing Hutch++ or Hutchinson from its first products (issue 17).
+core::MeasurementRequest AdaptiveTraceRequest(const WorkloadSpec& w,
+                                              double target_standard_error) {
+  core::MeasurementRequest r = BaseRequest(w);
+  core::AdaptiveTraceOptions& adaptive =
+      r.Add<core::AdaptiveTraceMethod>().options;
+  adaptive.target_standard_error = target_standard_error;
+  adaptive.target_relative_error = 0;
+  adaptive.seed = kTraceSeed;
+  return r;
+}
+
 // An SGLD llc measurement of the workload's LLC run with `chains` chains, at
 // the manifest's step size, localization and seed, n_beta by the batch
 // convention.
@@ -537,7 +551,8 @@ absl::StatusOr<core::MeasurementResult> Measure(
 
 // Hutchinson with the manifest's probes and Hutch++ with half as many HVPs,
 // through Engine::Measure: their times, estimates and standard errors, and
-// Hutch++'s account of whether its sketch paid off (issue 5).
+// Hutch++'s account of whether its sketch paid off (issue 5); then the
+// adaptive trace to the standard error Hutchinson reached (issue 17).
 absl::Status BenchTraceEstimators(const Context& ctx, const WorkloadSpec& w,
                                   json& out) {
   const core::MeasurementRequest trace =
@@ -555,6 +570,8 @@ absl::Status BenchTraceEstimators(const Context& ctx, const WorkloadSpec& w,
   timing["compute_seconds"] = result.compute_seconds;
   timing["hvp_graph"] = result.hvp_graph;
   out["hutchinson_engine"] = timing;
+  const double hutchinson_standard_error =
+      Of<core::HessianTraceMethod>(result).standard_error;
 
   const core::MeasurementRequest hutchpp =
       HutchppRequest(w, ctx.settings.probes / 2);
@@ -573,6 +590,34 @@ absl::Status BenchTraceEstimators(const Context& ctx, const WorkloadSpec& w,
   timing["compute_seconds"] = result.compute_seconds;
   timing["hvp_graph"] = result.hvp_graph;
   out["hutchpp_engine"] = timing;
+
+  // Equal terms give an SE of 0, which no estimator can be asked for.
+  if (!(hutchinson_standard_error > 0)) {
+    out["adaptive_trace_engine"] = {
+        {"skipped", absl::StrCat("Hutchinson's standard error is ",
+                                 hutchinson_standard_error)}};
+    return absl::OkStatus();
+  }
+  const core::MeasurementRequest adaptive =
+      AdaptiveTraceRequest(w, hutchinson_standard_error);
+  auto run_adaptive = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(result, Measure(ctx, w, adaptive));
+    return absl::OkStatus();
+  };
+  CURVD_ASSIGN_OR_RETURN(timing, ctx.timer(run_adaptive, ctx.slow));
+  const core::AdaptiveTraceResult& a = Of<core::AdaptiveTraceMethod>(result);
+  timing["target_standard_error"] = hutchinson_standard_error;
+  timing["trace"] = a.trace;
+  timing["standard_error"] = a.standard_error;
+  timing["method"] = a.method;
+  timing["decision"] = a.decision;
+  timing["sketch_size"] = a.sketch_size;
+  timing["probes"] = a.probes;
+  timing["stop_reason"] = a.stop_reason;
+  timing["sketch_frobenius_fraction"] = a.sketch_frobenius_fraction;
+  timing["hvps"] = result.hvps;
+  timing["compute_seconds"] = result.compute_seconds;
+  out["adaptive_trace_engine"] = timing;
   return absl::OkStatus();
 }
 

@@ -34,6 +34,12 @@ void SetIfGiven(const ParsedFlags& flags, const char* name, Setter set) {
   if (flags.IsSet(name)) set(Int32(flags, name));
 }
 
+// Calls `set` with a double flag only when the command line gives it.
+template <typename Setter>
+void SetDoubleIfGiven(const ParsedFlags& flags, const char* name, Setter set) {
+  if (flags.IsSet(name)) set(flags.Double(name));
+}
+
 absl::StatusOr<v1::ProbeDistribution> Distribution(const ParsedFlags& flags) {
   const std::string& distribution = flags.String("distribution");
   if (distribution == "rademacher") return v1::PROBE_DISTRIBUTION_RADEMACHER;
@@ -192,7 +198,8 @@ KindRow HessianTraceRow() {
                "error)."},
               {"distribution", Type::kString, "rademacher",
                "hessian_trace, trace_h3, loss_expansion, spectral_density, "
-               "hutchpp: probe distribution, rademacher or gaussian."}},
+               "hutchpp, adaptive_trace: probe distribution, rademacher or "
+               "gaussian."}},
              {"distribution", "probes", "seed"},
              {"trace", "trace_standard_error"}, FillTrace,
              SummarizeHessianTrace);
@@ -312,13 +319,81 @@ KindRow HutchppRow() {
   return Row(
       "hutchpp",
       {{"max_hvps", Type::kInt, "",
-        "hutchpp: the HVP budget (>= 3; server default 300)."},
+        "hutchpp, adaptive_trace: the HVP budget (>= 3; server default "
+        "300; 1000 for adaptive_trace)."},
        {"sketch_size", Type::kInt, "0",
         "hutchpp: sketch columns; 0 = max_hvps / 3."}},
       {"distribution", "seed", "max_hvps", "sketch_size"},
       {"hutchpp_trace", "hutchpp_standard_error", "sketch_frobenius_fraction",
        "hutchinson_standard_error_same_hvps"},
       FillHutchpp, SummarizeHutchpp);
+}
+
+absl::Status FillAdaptiveTrace(const ParsedFlags& flags,
+                               v1::AdaptiveTraceSpec* a) {
+  absl::StatusOr<v1::ProbeDistribution> distribution = Distribution(flags);
+  if (!distribution.ok()) return distribution.status();
+  a->set_distribution(*distribution);
+  a->set_seed(Seed(flags));
+  SetIfGiven(flags, "max_hvps", [a](int32_t v) { a->set_max_hvps(v); });
+  a->set_target_standard_error(flags.Double("target_standard_error"));
+  SetDoubleIfGiven(flags, "target_relative_error",
+                   [a](double v) { a->set_target_relative_error(v); });
+  SetIfGiven(flags, "initial_sketch_size",
+             [a](int32_t v) { a->set_initial_sketch_size(v); });
+  SetIfGiven(flags, "min_probes", [a](int32_t v) { a->set_min_probes(v); });
+  return absl::OkStatus();
+}
+
+// As Hutch++'s, with the method chosen; its reasons are a note.
+KindSummary SummarizeAdaptiveTrace(const v1::AdaptiveTraceResult& r) {
+  const std::string method = r.method().empty() ? "?" : r.method();
+  const std::string probes = r.sketch_size() > 0
+                                 ? absl::StrCat("sketch ", r.sketch_size(),
+                                                " + ", r.probes(), " probes")
+                                 : absl::StrCat(r.probes(), " probes");
+  KindSummary s = {
+      r.trace(),
+      r.standard_error(),
+      absl::StrCat(method, ": ", probes, ", ", r.hvps(), " HVPs; sketch holds ",
+                   ShortNumber(100 * r.sketch_frobenius_fraction()),
+                   "% of |H|_F^2; stop ", r.stop_reason()),
+      {{"adaptive_trace", RoundTripNumber(r.trace())},
+       {"adaptive_trace_standard_error", RoundTripNumber(r.standard_error())},
+       {"adaptive_trace_method", r.method()},
+       {"adaptive_trace_hvps", absl::StrCat(r.hvps())},
+       {"adaptive_trace_sketch_frobenius_fraction",
+        RoundTripNumber(r.sketch_frobenius_fraction())},
+       {"probes", absl::StrCat(r.probes())}}};
+  if (!r.decision().empty()) {
+    s.notes.push_back(
+        absl::StrCat("adaptive_trace chose ", method, ": ", r.decision()));
+  }
+  return s;
+}
+
+KindRow AdaptiveTraceRow() {
+  return Row(
+      "adaptive_trace",
+      {{"target_standard_error", Type::kDouble, "0",
+        "adaptive_trace: stop once the trace's standard error is at most "
+        "this (absolute); 0 = off. Given alone, the relative target is off."},
+       {"target_relative_error", Type::kDouble, "",
+        "adaptive_trace: stop once the standard error is at most this times "
+        "|trace|, in [0, 1) (server default 0.01, or 0 when "
+        "--target_standard_error is given)."},
+       {"initial_sketch_size", Type::kInt, "",
+        "adaptive_trace: columns of the first sketch, which doubles while "
+        "that pays (server default 8)."},
+       {"min_probes", Type::kInt, "",
+        "adaptive_trace: probes before a target can stop it (>= 2; server "
+        "default 10)."}},
+      {"distribution", "seed", "max_hvps", "target_standard_error",
+       "target_relative_error", "initial_sketch_size", "min_probes"},
+      {"adaptive_trace", "adaptive_trace_standard_error",
+       "adaptive_trace_method", "adaptive_trace_hvps",
+       "adaptive_trace_sketch_frobenius_fraction"},
+      FillAdaptiveTrace, SummarizeAdaptiveTrace);
 }
 
 KindSummary SummarizeTraceH3(const v1::HessianTraceResult& r) {
@@ -545,13 +620,6 @@ const std::vector<std::pair<std::string, v1::LlcSpec::Sampler>>& Samplers() {
           {"sgnht", v1::LlcSpec::SGNHT},
           {"mala", v1::LlcSpec::MALA}};
   return *samplers;
-}
-
-// Calls `set` with a double flag only when the command line gives it.
-template <typename Setter>
-void SetDoubleIfGiven(const ParsedFlags& flags, const char* name,
-                      Setter set) {
-  if (flags.IsSet(name)) set(flags.Double(name));
 }
 
 // The chains' settings of llc and of llc_calibration's base; the step size,
@@ -1039,10 +1107,19 @@ KindRow GopRow() {
 }
 
 std::vector<KindRow> BuildKinds() {
-  return {SharpnessRow(),    HessianTraceRow(),   SpectralDensityRow(),
-          HutchppRow(),      TraceH3Row(),        LossExpansionRow(),
-          ExactHessianRow(), PowerIterationRow(), LossSliceRow(),
-          LlcRow(),          LlcCalibrationRow(), GopRow()};
+  return {SharpnessRow(),
+          HessianTraceRow(),
+          SpectralDensityRow(),
+          HutchppRow(),
+          AdaptiveTraceRow(),
+          TraceH3Row(),
+          LossExpansionRow(),
+          ExactHessianRow(),
+          PowerIterationRow(),
+          LossSliceRow(),
+          LlcRow(),
+          LlcCalibrationRow(),
+          GopRow()};
 }
 
 }  // namespace

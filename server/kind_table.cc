@@ -222,6 +222,51 @@ struct Codec<core::HutchppMethod> {
 };
 
 template <>
+struct Codec<core::AdaptiveTraceMethod> {
+  using Spec = v1::AdaptiveTraceSpec;
+  using Result = v1::AdaptiveTraceResult;
+  // An absolute target given without a relative one turns the relative
+  // default off, so that the absolute request is honoured exactly.
+  static void Read(const Spec& a, const RequestLimits&,
+                   core::AdaptiveTraceOptions* o) {
+    o->distribution = ToCore(a.distribution());
+    if (a.has_max_hvps()) o->max_hvps = a.max_hvps();
+    o->target_standard_error = a.target_standard_error();
+    if (a.has_target_relative_error()) {
+      o->target_relative_error = a.target_relative_error();
+    } else if (a.target_standard_error() > 0) {
+      o->target_relative_error = 0;
+    }
+    if (a.has_initial_sketch_size()) {
+      o->initial_sketch_size = a.initial_sketch_size();
+    }
+    if (a.has_min_probes()) o->min_probes = a.min_probes();
+    o->seed = a.seed();
+  }
+  static void Write(const core::AdaptiveTraceOptions& o, Spec* a) {
+    a->set_distribution(ToProto(o.distribution));
+    a->set_max_hvps(o.max_hvps);
+    a->set_target_standard_error(o.target_standard_error);
+    a->set_target_relative_error(o.target_relative_error);
+    a->set_initial_sketch_size(o.initial_sketch_size);
+    a->set_min_probes(o.min_probes);
+    a->set_seed(o.seed);
+  }
+  static void WriteResult(const core::AdaptiveTraceResult& in, Result* out) {
+    out->set_trace(in.trace);
+    out->set_standard_error(in.standard_error);
+    out->set_method(in.method);
+    out->set_decision(in.decision);
+    out->set_sketch_size(in.sketch_size);
+    out->set_probes(in.probes);
+    out->set_hvps(in.hvps);
+    out->set_stop_reason(in.stop_reason);
+    out->set_frobenius_norm_squared(in.frobenius_norm_squared);
+    out->set_sketch_frobenius_fraction(in.sketch_frobenius_fraction);
+  }
+};
+
+template <>
 struct Codec<core::TraceCubedMethod> : Codec<core::HessianTraceMethod> {};
 
 template <>

@@ -26,6 +26,9 @@ GRPC_RATIO, GRPC_EXTRA_MS = 1.05, 20.0
 # the same network on Fashion-MNIST after some training).
 SLQ_RATIO, SLQ_WORKLOADS = 1.15, ("W1", "W2")
 HUTCHPP_WORKLOADS = ("W1", "W1F")
+# Issue 17: the adaptive trace to the standard error Hutchinson's 100 probes
+# reached, against the time of 100 plain HVPs, on these workloads.
+ADAPTIVE_RATIO, ADAPTIVE_WORKLOADS = 0.35, ("W1F", "W2", "W3")
 # Issue 12: one chain's sampler step against one plain forward+backward of the
 # same batch; steps per second of the multi-chain run (4 chains) against the
 # plain-PyTorch single-chain loop on these workloads; gRPC against the engine.
@@ -376,6 +379,34 @@ def llc_line(r: Dict) -> str:
             f"{fmt_ratio(r['grpc_over_engine'])} | {llcs} |")
 
 
+def adaptive_cell(ada: Optional[Dict]) -> str:
+    """The adaptive trace's estimate, SE, HVPs and method for the estimators
+    table; its reason when it was skipped."""
+    if not ada:
+        return "—"
+    if "skipped" in ada:
+        return f"skipped: {ada['skipped']}"
+    return (f"{get(ada, 'trace', default=0):.5g} ± "
+            f"{get(ada, 'standard_error', default=0):.3g} ({get(ada, 'hvps')} "
+            f"HVPs, {get(ada, 'method')}, sketch {get(ada, 'sketch_size')})")
+
+
+def adaptive_target(name: str, p: Dict, ada: Optional[Dict]):
+    """Issue 17's target on workload `name`: the adaptive trace to Hutchinson's
+    standard error (`ada`, curvd.json's adaptive_trace_engine) within
+    ADAPTIVE_RATIO of the time of the baseline `p`'s 100 HVPs, reaching it."""
+    r = ratio(get(ada, "median_ms"), get(p, "hutchinson_hvps", "median_ms"))
+    se, goal = get(ada, "standard_error"), get(ada, "target_standard_error")
+    reached = None if se is None or goal is None else se <= goal
+    ok = None if r is None or reached is None else r <= ADAPTIVE_RATIO and reached
+    value = ("—" if r is None or reached is None else
+             f"{fmt_ratio(r)}, {get(ada, 'method')} {get(ada, 'hvps')} HVPs, "
+             f"SE {se:.3g} for {goal:.3g}"
+             f"{'' if reached else ' (NOT reached)'}")
+    return (f"trace to Hutchinson's SE ≤ {ADAPTIVE_RATIO}× 100 PyTorch HVPs",
+            name, value, ok)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--baseline", required=True)
@@ -482,6 +513,14 @@ def main() -> int:
             get(p, "hutchinson_hvps", "median_ms"), get(hpp, "median_ms"),
             None, f"{probes}/{get(hpp, 'hvps', default='—')}",
             times(hvp_flops, probes), times(hvp_flops, get(hpp, "hvps")), hpp)
+        ada = get(c, "adaptive_trace_engine")
+        if ada:
+            row(f"trace to Hutchinson-{probes}'s SE, adaptive "
+                f"({get(ada, 'method', default='skipped')}) "
+                f"(PyTorch: {probes} HVPs)",
+                get(p, "hutchinson_hvps", "median_ms"), get(ada, "median_ms"),
+                None, f"{probes}/{get(ada, 'hvps', default='—')}",
+                times(hvp_flops, probes), times(hvp_flops, get(ada, "hvps")), ada)
 
         # Targets (ratios from this run).
         r = ratio(get(c, "hvp", "median_ms"), get(p, "hvp", "median_ms"))
@@ -507,9 +546,11 @@ def main() -> int:
             targets.append((f"SLQ {probes} steps ≤ {SLQ_RATIO}× {probes} PyTorch HVPs",
                             name, fmt_ratio(r), None if r is None else r <= SLQ_RATIO))
         issue17_targets(name, p, c, eng_lz, py_lz, tf32_lz, probes, top_k, targets)
+        if name in ADAPTIVE_WORKLOADS:
+            targets.append(adaptive_target(name, p, ada))
         hut = get(c, "hutchinson_engine")
         if hut and hpp:
-            estimators.append((name, hut, hpp))
+            estimators.append((name, hut, hpp, ada))
         if name in HUTCHPP_WORKLOADS:
             se_h, se_p = get(hut, "standard_error"), get(hpp, "standard_error")
             n_h, n_p = get(hut, "hvps"), get(hpp, "hvps")
@@ -600,13 +641,15 @@ def main() -> int:
 
     if estimators:
         lines += ["", "Trace estimators (engine): Hutch++'s sketch share of "
-                  "‖H‖_F² says whether a sketch can pay off; the last column is "
+                  "‖H‖_F² says whether a sketch can pay off; the fifth column is "
                   "the standard error Hutchinson would have with Hutch++'s HVPs, "
-                  "sqrt(2‖H‖_F²/HVPs), estimated by Hutch++.", "",
+                  "sqrt(2‖H‖_F²/HVPs), estimated by Hutch++; the adaptive trace "
+                  "ran to Hutchinson's standard error, with the method it chose.",
+                  "",
                   "| workload | Hutchinson | Hutch++ | sketch share of ‖H‖_F² "
-                  "| Hutchinson SE at Hutch++'s HVPs |",
-                  "| --- | --- | --- | ---: | ---: |"]
-        for name, hut, hpp in estimators:
+                  "| Hutchinson SE at Hutch++'s HVPs | adaptive to Hutchinson's SE |",
+                  "| --- | --- | --- | ---: | ---: | --- |"]
+        for name, hut, hpp, ada in estimators:
             share = get(hpp, "sketch_frobenius_fraction")
             same = get(hpp, "hutchinson_standard_error_same_hvps")
             lines.append(
@@ -616,7 +659,8 @@ def main() -> int:
                 f"{get(hpp, 'standard_error', default=0):.3g} ({get(hpp, 'hvps')} "
                 f"HVPs, sketch {get(hpp, 'sketch_size')}) | "
                 f"{'—' if share is None else f'{100 * share:.1f}%'} | "
-                f"{'—' if same is None else f'{same:.3g}'} |")
+                f"{'—' if same is None else f'{same:.3g}'} | "
+                f"{adaptive_cell(ada)} |")
 
     if llc_rows:
         lines += ["", "LLC (issue 12), SGLD, burn-in 0: curvd's llc measurements "

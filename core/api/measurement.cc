@@ -156,6 +156,45 @@ absl::Status ValidateHutchpp(const HutchppOptions& o,
                        limits::kMinProbes, o.max_hvps);
 }
 
+// As adaptive_trace.cc checks them, with the proto's bounds on top.
+absl::Status ValidateAdaptiveTrace(const AdaptiveTraceOptions& o,
+                                   const std::string& field) {
+  if (absl::Status s =
+          CheckIntRange(field + ".max_hvps", o.max_hvps,
+                        limits::kMinHutchppHvps, limits::kMaxHutchppHvps);
+      !s.ok()) {
+    return s;
+  }
+  // The first sketch costs two HVPs a column, and a probe must follow it.
+  if (absl::Status s = CheckIntRange(field + ".initial_sketch_size",
+                                     o.initial_sketch_size, 1, o.max_hvps - 2);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckIntRange(field + ".min_probes", o.min_probes,
+                                     limits::kMinProbes, o.max_hvps);
+      !s.ok()) {
+    return s;
+  }
+  if (!(o.target_standard_error >= 0 &&
+        std::isfinite(o.target_standard_error))) {
+    return OutOfRange(
+        field + ".target_standard_error",
+        absl::StrCat("must be finite and >= 0, got ", o.target_standard_error));
+  }
+  if (!(o.target_relative_error >= 0 && o.target_relative_error < 1)) {
+    return OutOfRange(
+        field + ".target_relative_error",
+        absl::StrCat("must be in [0, 1), got ", o.target_relative_error));
+  }
+  if (o.target_standard_error == 0 && o.target_relative_error == 0) {
+    return OutOfRange(field + ".target_standard_error",
+                      "or target_relative_error must be > 0: the trace runs "
+                      "to a standard error");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateLossExpansion(const LossExpansionOptions& o,
                                    const std::string& field) {
   for (const auto& [name, value] :
@@ -288,6 +327,9 @@ absl::Status Validate(const HessianTraceMethod& m, const std::string& field) {
 }
 absl::Status Validate(const HutchppMethod& m, const std::string& field) {
   return ValidateHutchpp(m.options, field);
+}
+absl::Status Validate(const AdaptiveTraceMethod& m, const std::string& field) {
+  return ValidateAdaptiveTrace(m.options, field);
 }
 absl::Status Validate(const TraceCubedMethod& m, const std::string& field) {
   return ValidateTrace(m.options, field);

@@ -46,6 +46,12 @@ struct HutchppMethod {  // Hutch++ tr(H)
   HutchppResult result;
 };
 
+struct AdaptiveTraceMethod {  // tr(H) to a standard error (ADR 0022)
+  static constexpr char kName[] = "adaptive_trace";
+  AdaptiveTraceOptions options;
+  AdaptiveTraceResult result;
+};
+
 struct TraceCubedMethod {  // Hutchinson tr(H^3)
   static constexpr char kName[] = "trace_h3";
   TraceOptions options;
@@ -104,9 +110,9 @@ struct LlcCalibrationMethod {  // a grid of short LLC runs
 // (measurement_plan.h).
 using Method =
     std::variant<SharpnessMethod, SpectralDensityMethod, HessianTraceMethod,
-                 HutchppMethod, TraceCubedMethod, LossExpansionMethod,
-                 ExactHessianMethod, PowerIterationMethod, LossSliceMethod,
-                 GopMethod, LlcMethod, LlcCalibrationMethod>;
+                 HutchppMethod, AdaptiveTraceMethod, TraceCubedMethod,
+                 LossExpansionMethod, ExactHessianMethod, PowerIterationMethod,
+                 LossSliceMethod, GopMethod, LlcMethod, LlcCalibrationMethod>;
 
 // The kName of `method`'s kind. Thread-safe.
 const char* MethodName(const Method& method);

@@ -19,6 +19,7 @@ inline constexpr int kMaxSlqRuns = 1000;
 inline constexpr int kMaxSlqSteps = 1000;
 inline constexpr int kMinGridPoints = 2;
 inline constexpr int kMaxGridPoints = 100000;
+// hutchpp.max_hvps and adaptive_trace.max_hvps.
 inline constexpr int kMinHutchppHvps = 3;
 inline constexpr int kMaxHutchppHvps = 100000;
 inline constexpr int kMaxPowerIterations = 100000;

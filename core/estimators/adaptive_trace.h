@@ -7,48 +7,13 @@
 #include <torch/types.h>
 
 #include <cstdint>
-#include <string>
 
 #include "absl/status/statusor.h"
 #include "core/api/engine.h"
-#include "core/api/method_types.h"
+#include "core/api/spectral_measurement.h"
 #include "core/objective/linear_operator.h"
 
 namespace curvd::core {
-
-struct AdaptiveTraceOptions {
-  ProbeDistribution distribution = ProbeDistribution::kRademacher;
-  int max_hvps = 1000;  // the budget, >= initial_sketch_size + 2
-  // Stop once standard_error <= target_standard_error (absolute) or
-  // standard_error <= target_relative_error * |trace|, whichever is set
-  // (> 0) and met first; at least one must be set.
-  double target_standard_error = 0;
-  double target_relative_error = 0.01;
-  int initial_sketch_size = 8;  // k0: the first sketch; it doubles from there
-  int min_probes = 10;          // Hutchinson or residual probes before a stop
-  uint64_t seed = 0;
-};
-
-struct AdaptiveTraceResult {
-  double trace = 0;
-  // Hutch++: of the residual Hutchinson part, given the sketch (the low-rank
-  // part is exact given it); Hutchinson: of the mean of all probe terms.
-  double standard_error = 0;
-  std::string method;  // "hutch++" or "hutchinson"
-  // Why: the predicted remaining products of each option at the decision.
-  std::string decision;
-  int sketch_size = 0;      // columns of Q; 0 for Hutchinson
-  int probes = 0;           // Hutchinson terms (sketch probes included) or
-                            // residual probes
-  int64_t hvps = 0;         // every product, the sketch's included
-  std::string stop_reason;  // "target_standard_error",
-                            // "target_relative_error", "exact_zero_variance"
-                            // or "max_hvps"
-  // From the sketch probes: the mean of |A s|^2 (an unbiased estimate of
-  // |A|_F^2) and the share |A Q|_F^2 of it the final sketch holds.
-  double frobenius_norm_squared = 0;
-  double sketch_frobenius_fraction = 0;
-};
 
 // Estimates tr(A) for `op`, an operator on vectors of `size` elements with
 // `options`, to the requested standard error within adaptive.max_hvps

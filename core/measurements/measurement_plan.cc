@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "core/estimators/adaptive_trace.h"
 #include "core/estimators/hutchinson.h"
 #include "core/estimators/hutchpp.h"
 #include "core/estimators/power_iteration.h"
@@ -158,6 +159,13 @@ class PlanRunner {
   absl::Status Run(HutchppMethod& m, const Progress& progress) {
     CURVD_ASSIGN_OR_RETURN(
         m.result, HutchPlusPlus(op_, size_, options_, m.options, progress));
+    return absl::OkStatus();
+  }
+
+  // Shares nothing: its probes follow its own decision.
+  absl::Status Run(AdaptiveTraceMethod& m, const Progress& progress) {
+    CURVD_ASSIGN_OR_RETURN(
+        m.result, AdaptiveTrace(op_, size_, options_, m.options, progress));
     return absl::OkStatus();
   }
 

@@ -37,6 +37,7 @@ TEST(CliDefaultsTest, MeasureHelpCitesCoresDefaultsAndBounds) {
   const core::TraceOptions trace;
   const core::SlqOptions slq;
   const core::HutchppOptions hutchpp;
+  const core::AdaptiveTraceOptions adaptive;
   const core::PowerIterationOptions power;
   const core::LossSliceOptions slice;
   const core::LlcOptions llc;
@@ -66,7 +67,19 @@ TEST(CliDefaultsTest, MeasureHelpCitesCoresDefaultsAndBounds) {
       {"sigma", {Percent(slq.sigma_fraction)}},
       {"max_hvps",
        {absl::StrCat(">= ", limits::kMinHutchppHvps),
-        absl::StrCat("default ", hutchpp.max_hvps)}},
+        absl::StrCat("default ", hutchpp.max_hvps),
+        absl::StrCat(adaptive.max_hvps, " for adaptive_trace")}},
+      {"target_relative_error",
+       {absl::StrCat("default ", Number(adaptive.target_relative_error)),
+        "0 when --target_standard_error is given"}},
+      {"target_standard_error",
+       {absl::StrCat(Number(adaptive.target_standard_error), " = off"),
+        "the relative target is off"}},
+      {"initial_sketch_size",
+       {absl::StrCat("default ", adaptive.initial_sketch_size)}},
+      {"min_probes",
+       {absl::StrCat(">= ", limits::kMinProbes),
+        absl::StrCat("default ", adaptive.min_probes)}},
       {"points",
        {Range(1, limits::kMaxSlicePoints),
         absl::StrCat("default ", slice.points)}},

@@ -449,6 +449,48 @@ TEST(MeasurementSpecsFromFlagsTest, NewKindsTakeTheirFlags) {
   EXPECT_EQ(l.seed(), 5u);
 }
 
+TEST(MeasurementSpecsFromFlagsTest, AdaptiveTraceTakesItsFlags) {
+  const std::vector<v1::MeasurementSpec> specs =
+      Specs({"--measure=adaptive_trace,hutchpp", "--target_standard_error=0.25",
+             "--target_relative_error=0.05", "--max_hvps=400",
+             "--initial_sketch_size=4", "--min_probes=6",
+             "--distribution=gaussian", "--seed=8"});
+  ASSERT_EQ(specs.size(), 2u);
+  const v1::AdaptiveTraceSpec& a = specs[0].adaptive_trace();
+  EXPECT_DOUBLE_EQ(a.target_standard_error(), 0.25);
+  ASSERT_TRUE(a.has_target_relative_error());
+  EXPECT_DOUBLE_EQ(a.target_relative_error(), 0.05);
+  EXPECT_EQ(a.max_hvps(), 400);
+  EXPECT_EQ(a.initial_sketch_size(), 4);
+  EXPECT_EQ(a.min_probes(), 6);
+  EXPECT_EQ(a.distribution(), v1::PROBE_DISTRIBUTION_GAUSSIAN);
+  EXPECT_EQ(a.seed(), 8u);
+  // --max_hvps is shared with hutchpp.
+  EXPECT_EQ(specs[1].hutchpp().max_hvps(), 400);
+
+  // An absolute target alone sends no relative one: the server turns its
+  // default off. Unset numbers take the server's defaults.
+  const std::vector<v1::MeasurementSpec> absolute =
+      Specs({"--measure=adaptive_trace", "--target_standard_error=0.5"});
+  ASSERT_EQ(absolute.size(), 1u);
+  EXPECT_DOUBLE_EQ(absolute[0].adaptive_trace().target_standard_error(), 0.5);
+  EXPECT_FALSE(absolute[0].adaptive_trace().has_target_relative_error());
+  EXPECT_FALSE(absolute[0].adaptive_trace().has_max_hvps());
+  EXPECT_FALSE(absolute[0].adaptive_trace().has_initial_sketch_size());
+  EXPECT_FALSE(absolute[0].adaptive_trace().has_min_probes());
+  // An explicit 0 is sent, for the server to judge.
+  EXPECT_TRUE(
+      Specs({"--measure=adaptive_trace", "--target_relative_error=0"})[0]
+          .adaptive_trace()
+          .has_target_relative_error());
+  // In a plan too.
+  const std::vector<v1::MeasurementSpec> plan =
+      Specs({"--measure=plan", "--plan=adaptive_trace,hessian_trace",
+             "--target_standard_error=2"});
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_DOUBLE_EQ(plan[0].plan().adaptive_trace().target_standard_error(), 2);
+}
+
 TEST(MeasurementSpecsFromFlagsTest, UnsetOptionalNumbersLeaveServerDefaults) {
   const std::vector<v1::MeasurementSpec> specs =
       Specs({"--measure=spectral_density,hutchpp,loss_slice"});
@@ -508,6 +550,11 @@ TEST(CurvctlCommandsTest, MeasureHelpListsEveryKindAndNewFlag) {
   Outcome help = RunCli({"measure", "--help"});
   for (const char* text : {"spectral_density",
                            "hutchpp",
+                           "adaptive_trace",
+                           "--target_standard_error (",
+                           "--target_relative_error (",
+                           "--initial_sketch_size (",
+                           "--min_probes (",
                            "trace_h3",
                            "loss_expansion",
                            "exact_hessian",

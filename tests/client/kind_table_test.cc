@@ -95,9 +95,9 @@ TEST(KindTableTest, FindsKindsByName) {
   EXPECT_EQ(FindKind("plan"), nullptr);
   EXPECT_EQ(FindKind("curvature"), nullptr);
   EXPECT_EQ(KindNameList(),
-            "sharpness, hessian_trace, spectral_density, hutchpp, trace_h3, "
-            "loss_expansion, exact_hessian, power_iteration, loss_slice, llc, "
-            "llc_calibration, gop");
+            "sharpness, hessian_trace, spectral_density, hutchpp, "
+            "adaptive_trace, trace_h3, loss_expansion, exact_hessian, "
+            "power_iteration, loss_slice, llc, llc_calibration, gop");
 }
 
 TEST(KindTableTest, EveryFlagARowReadsIsAMeasureFlag) {

@@ -250,6 +250,46 @@ TEST(MeasurementSummaryTest, NamesEachKindAndEachResultOfAPlan) {
                          "900"));
 }
 
+// An adaptive trace reads like Hutch++'s, with the method it chose; its
+// decision is a note under the table.
+TEST(MeasurementSummaryTest, AdaptiveTraceSaysWhichMethodRan) {
+  v1::Measurement m;
+  m.set_name("runs/r/checkpoints/5/measurements/a");
+  m.set_state(v1::Measurement::SUCCEEDED);
+  m.mutable_spec()->mutable_adaptive_trace();
+  auto* a = m.mutable_adaptive_trace();
+  a->set_trace(120);
+  a->set_standard_error(1.5);
+  a->set_method("hutch++");
+  a->set_decision("predicted remaining products: hutchinson 400");
+  a->set_sketch_size(16);
+  a->set_probes(20);
+  a->set_hvps(52);
+  a->set_stop_reason("target_standard_error");
+  a->set_sketch_frobenius_fraction(0.75);
+  EXPECT_EQ(MeasurementSummary(m),
+            "adaptive_trace 120 ± 1.5 (hutch++: sketch 16 + 20 probes, 52 "
+            "HVPs; sketch holds 75% of |H|_F^2; stop target_standard_error)");
+  const std::string csv = MeasurementsToCsv({m});
+  EXPECT_EQ(Column(csv, 1, "value"), "120");
+  EXPECT_EQ(Column(csv, 1, "standard_error"), "1.5");
+  EXPECT_EQ(Column(csv, 1, "adaptive_trace"), "120");
+  EXPECT_EQ(Column(csv, 1, "adaptive_trace_standard_error"), "1.5");
+  EXPECT_EQ(Column(csv, 1, "adaptive_trace_method"), "hutch++");
+  EXPECT_EQ(Column(csv, 1, "adaptive_trace_hvps"), "52");
+  EXPECT_EQ(Column(csv, 1, "adaptive_trace_sketch_frobenius_fraction"), "0.75");
+  EXPECT_EQ(Column(csv, 1, "probes"), "20");
+  EXPECT_THAT(MeasurementsToTable({m}),
+              HasSubstr("adaptive_trace chose hutch++: predicted remaining "
+                        "products: hutchinson 400"));
+
+  a->set_method("hutchinson");
+  a->set_sketch_size(0);
+  a->set_probes(44);
+  EXPECT_THAT(MeasurementSummary(m),
+              HasSubstr("(hutchinson: 44 probes, 52 HVPs;"));
+}
+
 TEST(MeasurementSummaryTest, ExactHessianRankSaysHowClearItsCutIs) {
   v1::Measurement m;
   m.mutable_spec()->mutable_exact_hessian();

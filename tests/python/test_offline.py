@@ -12,10 +12,11 @@ from unittest import mock
 import torch
 
 import curvd
-from curvd import blob_upload, model_source, safetensors_format
+from curvd import blob_upload, model_source, results_table, safetensors_format
 from curvd.measurement_specs import build_specs, request_id
 from curvd.submit_queue import SubmitQueue
 from curvd.v1 import curvd_service_pb2 as service_pb2
+from curvd.v1 import resources_pb2
 from curvd.weights_snapshot import PinnedBufferPool, WeightsSnapshot
 
 
@@ -203,6 +204,34 @@ class SpecsTest(unittest.TestCase):
             build_specs(["sharpness"], "builtin://x", "l1")
         with self.assertRaisesRegex(ValueError, "plan cannot hold kind 'plan'"):
             curvd.plan("plan")
+
+
+class ResultsTableTest(unittest.TestCase):
+    def test_every_kind_has_a_headline(self):
+        kinds = [f.name for f in
+                 resources_pb2.Measurement.DESCRIPTOR.oneofs_by_name["result"].fields]
+        self.assertIn("adaptive_trace", kinds)
+        self.assertEqual(sorted(set(kinds) - {"plan"}), sorted(results_table.HEADLINES))
+
+    def test_adaptive_trace_row_gives_the_trace_and_its_standard_error(self):
+        m = resources_pb2.Measurement(
+            name="runs/r/checkpoints/7/measurements/a",
+            state=resources_pb2.Measurement.SUCCEEDED)
+        m.spec.adaptive_trace.target_standard_error = 0.5
+        m.adaptive_trace.trace = 12.5
+        m.adaptive_trace.standard_error = 0.25
+        m.adaptive_trace.method = "hutchinson"
+        m.adaptive_trace.hvps = 108
+        [row] = results_table.measurement_rows(m, "r", {7: 1.5})
+        self.assertEqual((row["kind"], row["step"], row["train_loss"]),
+                         ("adaptive_trace", 7, 1.5))
+        self.assertEqual((row["value"], row["standard_error"]), (12.5, 0.25))
+        self.assertEqual(row["adaptive_trace.method"], "hutchinson")
+        self.assertEqual(row["adaptive_trace.hvps"], 108)
+        # Not yet succeeded: no value.
+        m.state = resources_pb2.Measurement.RUNNING
+        [row] = results_table.measurement_rows(m, "r", {})
+        self.assertIsNone(row["value"])
 
 
 class ExportTest(unittest.TestCase):

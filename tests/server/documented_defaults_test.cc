@@ -79,6 +79,7 @@ TEST(DocumentedDefaultsTest, ProtoCommentsCiteCoresDefaultsAndBounds) {
   const core::TraceOptions trace;
   const core::SlqOptions slq;
   const core::HutchppOptions hutchpp;
+  const core::AdaptiveTraceOptions adaptive;
   const core::PowerIterationOptions power;
   const core::LossSliceOptions slice;
   const core::LlcOptions llc;
@@ -146,6 +147,20 @@ TEST(DocumentedDefaultsTest, ProtoCommentsCiteCoresDefaultsAndBounds) {
        "min_residual_probes",
        {Default(hutchpp.min_residual_probes),
         absl::StrCat("at least ", limits::kMinProbes)}},
+      {"AdaptiveTraceSpec", "max_hvps",
+       {Default(adaptive.max_hvps),
+        Range(limits::kMinHutchppHvps, limits::kMaxHutchppHvps),
+        "initial_sketch_size + 2"}},
+      {"AdaptiveTraceSpec", "target_standard_error",
+       {Default(adaptive.target_standard_error), "finite and >= 0"}},
+      {"AdaptiveTraceSpec", "target_relative_error",
+       {Default(adaptive.target_relative_error), "target_standard_error > 0",
+        "relative target is off", "effective_spec", "invalid_argument"}},
+      {"AdaptiveTraceSpec", "initial_sketch_size",
+       {Default(adaptive.initial_sketch_size), "1..max_hvps - 2"}},
+      {"AdaptiveTraceSpec", "min_probes",
+       {Default(adaptive.min_probes),
+        absl::StrCat(limits::kMinProbes, "..max_hvps")}},
       {"ExactHessianSpec",
        "return_matrix",
        {Default(caps.exact_hessian_max_matrix_parameters)}},

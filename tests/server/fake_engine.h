@@ -115,6 +115,20 @@ inline void FakeResult(core::HutchppMethod& m) {
   m.result = {42.0, 0.25, 40.0, 2.0, 3, 10, 16, "target_relative_error"};
 }
 
+inline void FakeResult(core::AdaptiveTraceMethod& m) {
+  core::AdaptiveTraceResult& a = m.result;
+  a.trace = 42.0;
+  a.standard_error = 0.4;
+  a.method = "hutch++";
+  a.decision = "predicted remaining products: hutchinson 900, hutch++ 24";
+  a.sketch_size = 16;
+  a.probes = 24;
+  a.hvps = 2 * a.sketch_size + a.probes;
+  a.stop_reason = "target_standard_error";
+  a.frobenius_norm_squared = 50.0;
+  a.sketch_frobenius_fraction = 0.875;
+}
+
 inline void FakeResult(core::TraceCubedMethod& m) {
   m.result = {1000.0, 5.0, m.options.min_probes, "target_relative_error"};
 }

@@ -1,5 +1,6 @@
 // Requests the service refuses over the socket: unknown and malformed names,
 // specs out of range, shards outside the data roots. Nothing is stored or run.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -159,6 +160,92 @@ TEST_F(ServiceTest, NewKindSpecsOutOfRangeAreInvalidArgumentAndNotStored) {
   EXPECT_EQ(response.measurements_size(), 2);  // the good ones only
   EXPECT_EQ(control_->started(), 2);
   EXPECT_EQ(Get(done.name()).sharpness().sharpness(), 10.0);
+}
+
+class AdaptiveTraceBadInputTest : public ServiceTest {
+ protected:
+  // Each adaptive_trace spec of `bad` is refused with INVALID_ARGUMENT naming
+  // its field (the paired message), before anything is stored or run.
+  void ExpectRefused(
+      const std::vector<std::pair<v1::AdaptiveTraceSpec, std::string>>& bad) {
+    const std::string parent = CreateCheckpoint("r", 1);
+    for (const auto& [adaptive, message] : bad) {
+      SCOPED_TRACE(message);
+      v1::MeasurementSpec spec;
+      spec.set_shard_uri(kShard);
+      *spec.mutable_adaptive_trace() = adaptive;
+      v1::Measurement m;
+      grpc::Status status = CreateMeasurement(parent, spec, &m);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+      EXPECT_THAT(status.error_message(), HasSubstr(message));
+    }
+    EXPECT_EQ(ListAll(parent).measurements_size(), 0);
+    EXPECT_EQ(control_->started(), 0);
+  }
+};
+
+TEST_F(AdaptiveTraceBadInputTest, NegativeTargetsAreRefused) {
+  v1::AdaptiveTraceSpec absolute;
+  absolute.set_target_standard_error(-1);
+  v1::AdaptiveTraceSpec relative;
+  relative.set_target_relative_error(-0.01);
+  v1::AdaptiveTraceSpec not_a_number;
+  not_a_number.set_target_standard_error(std::nan(""));
+  ExpectRefused(
+      {{absolute,
+        "adaptive_trace.target_standard_error must be finite and "
+        ">= 0, got -1"},
+       {relative, "adaptive_trace.target_relative_error must be in [0, 1)"},
+       {not_a_number, "adaptive_trace.target_standard_error"}});
+}
+
+TEST_F(AdaptiveTraceBadInputTest, BothTargetsZeroAreRefused) {
+  v1::AdaptiveTraceSpec none;
+  none.set_target_standard_error(0);
+  none.set_target_relative_error(0);
+  ExpectRefused(
+      {{none,
+        "adaptive_trace.target_standard_error or target_relative_error "
+        "must be > 0"}});
+}
+
+TEST_F(AdaptiveTraceBadInputTest, SizesOutOfRangeAreRefused) {
+  v1::AdaptiveTraceSpec budget;
+  budget.set_max_hvps(2);
+  v1::AdaptiveTraceSpec huge_budget;
+  huge_budget.set_max_hvps(100001);
+  v1::AdaptiveTraceSpec no_sketch;
+  no_sketch.set_initial_sketch_size(0);
+  v1::AdaptiveTraceSpec sketch_over_budget;
+  sketch_over_budget.set_max_hvps(30);
+  sketch_over_budget.set_initial_sketch_size(29);
+  v1::AdaptiveTraceSpec one_probe;
+  one_probe.set_min_probes(1);
+  v1::AdaptiveTraceSpec probes_over_budget;
+  probes_over_budget.set_max_hvps(30);
+  probes_over_budget.set_min_probes(31);
+  ExpectRefused(
+      {{budget, "adaptive_trace.max_hvps must be in [3, 100000], got 2"},
+       {huge_budget, "adaptive_trace.max_hvps"},
+       {no_sketch, "adaptive_trace.initial_sketch_size must be in [1, 998]"},
+       {sketch_over_budget,
+        "adaptive_trace.initial_sketch_size must be in [1, 28], got 29"},
+       {one_probe, "adaptive_trace.min_probes must be in [2, 1000], got 1"},
+       {probes_over_budget,
+        "adaptive_trace.min_probes must be in [2, 30], got 31"}});
+
+  // Within the ranges it runs, and the fake engine's result comes back.
+  const std::string parent = CreateCheckpoint("r", 2);
+  v1::MeasurementSpec good;
+  good.set_shard_uri(kShard);
+  good.mutable_adaptive_trace()->set_target_standard_error(0.5);
+  v1::Measurement created;
+  ASSERT_TRUE(CreateMeasurement(parent, good, &created).ok());
+  const v1::Measurement done =
+      WaitForState(created.name(), v1::Measurement::SUCCEEDED);
+  EXPECT_EQ(done.adaptive_trace().method(), "hutch++");
+  EXPECT_DOUBLE_EQ(
+      done.effective_spec().adaptive_trace().target_relative_error(), 0);
 }
 
 // A value that its enum does not declare is refused naming the field, not

@@ -78,6 +78,7 @@ inline std::vector<v1::MeasurementSpec> NewKindSpecs() {
   plan->mutable_hessian_trace()->set_max_probes(20);
   plan->mutable_trace_h3()->set_max_probes(20);
   plan->mutable_exact_hessian();
+  plan->mutable_adaptive_trace()->set_max_hvps(200);
   return specs;
 }
 

@@ -497,6 +497,16 @@ TEST_F(RealEngineServiceTest, EveryNewKindSucceedsOnTheCpuEngine) {
       EXPECT_GT(m.plan().hessian_trace().probes(), 0);
       EXPECT_GT(m.plan().trace_h3().probes(), 0);
       EXPECT_EQ(m.plan().exact_hessian().eigenvalues_size(), 21);
+      // The adaptive trace agrees with the exact Hessian's within 4 of its
+      // standard errors (and a rounding margin: a sketch may span H).
+      double exact_trace = 0;
+      for (double x : m.plan().exact_hessian().eigenvalues()) exact_trace += x;
+      const v1::AdaptiveTraceResult& adaptive = m.plan().adaptive_trace();
+      EXPECT_GT(adaptive.hvps(), 0);
+      EXPECT_LE(adaptive.hvps(), 200);
+      EXPECT_NEAR(adaptive.trace(), exact_trace,
+                  4 * adaptive.standard_error() + 1e-4 * std::abs(exact_trace))
+          << adaptive.method() << " " << adaptive.stop_reason();
       EXPECT_FALSE(m.plan().has_sharpness());
     }
   }

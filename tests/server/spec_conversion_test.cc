@@ -307,6 +307,83 @@ TEST(SpecConversionTest, NewKindsCarryExplicitValues) {
   EXPECT_EQ(Options<core::LossSliceMethod>(*request).lanczos.top_k, 1);
 }
 
+// Unset, adaptive_trace runs to 1% relative error; an absolute target given
+// alone turns the relative one off, and the effective spec records the
+// targets used, so that it reads back as the same request.
+TEST(SpecConversionTest, AdaptiveTraceTargetsAndTheirRecordedDefaults) {
+  using core::AdaptiveTraceMethod;
+  v1::MeasurementSpec unset;
+  unset.mutable_adaptive_trace();
+  auto request = ToCoreRequest(unset);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_TRUE(IsSingle<AdaptiveTraceMethod>(*request));
+  const core::AdaptiveTraceOptions defaults;
+  EXPECT_EQ(Options<AdaptiveTraceMethod>(*request).max_hvps, 1000);
+  EXPECT_EQ(Options<AdaptiveTraceMethod>(*request).max_hvps, defaults.max_hvps);
+  EXPECT_DOUBLE_EQ(Options<AdaptiveTraceMethod>(*request).target_standard_error,
+                   0);
+  EXPECT_DOUBLE_EQ(Options<AdaptiveTraceMethod>(*request).target_relative_error,
+                   0.01);
+  EXPECT_EQ(Options<AdaptiveTraceMethod>(*request).initial_sketch_size, 8);
+  EXPECT_EQ(Options<AdaptiveTraceMethod>(*request).min_probes, 10);
+  v1::MeasurementSpec effective = EffectiveSpec(unset, *request);
+  EXPECT_EQ(effective.adaptive_trace().max_hvps(), 1000);
+  EXPECT_DOUBLE_EQ(effective.adaptive_trace().target_relative_error(), 0.01);
+  EXPECT_EQ(effective.adaptive_trace().initial_sketch_size(), 8);
+  EXPECT_EQ(effective.adaptive_trace().min_probes(), 10);
+
+  v1::MeasurementSpec absolute;
+  absolute.mutable_adaptive_trace()->set_target_standard_error(0.25);
+  request = ToCoreRequest(absolute);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_DOUBLE_EQ(Options<AdaptiveTraceMethod>(*request).target_standard_error,
+                   0.25);
+  EXPECT_DOUBLE_EQ(Options<AdaptiveTraceMethod>(*request).target_relative_error,
+                   0);
+  effective = EffectiveSpec(absolute, *request);
+  ASSERT_TRUE(effective.adaptive_trace().has_target_relative_error());
+  EXPECT_DOUBLE_EQ(effective.adaptive_trace().target_relative_error(), 0);
+  EXPECT_DOUBLE_EQ(effective.adaptive_trace().target_standard_error(), 0.25);
+  auto again = ToCoreRequest(effective);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_DOUBLE_EQ(Options<AdaptiveTraceMethod>(*again).target_relative_error,
+                   0);
+  EXPECT_DOUBLE_EQ(Options<AdaptiveTraceMethod>(*again).target_standard_error,
+                   0.25);
+
+  // Both given: both kept, whichever is met first stops it.
+  v1::MeasurementSpec both;
+  v1::AdaptiveTraceSpec* a = both.mutable_adaptive_trace();
+  a->set_distribution(v1::PROBE_DISTRIBUTION_GAUSSIAN);
+  a->set_max_hvps(300);
+  a->set_target_standard_error(0.5);
+  a->set_target_relative_error(0.02);
+  a->set_initial_sketch_size(4);
+  a->set_min_probes(3);
+  a->set_seed(9);
+  request = ToCoreRequest(both);
+  ASSERT_TRUE(request.ok()) << request.status();
+  const core::AdaptiveTraceOptions o = Options<AdaptiveTraceMethod>(*request);
+  EXPECT_EQ(o.distribution, core::ProbeDistribution::kGaussian);
+  EXPECT_EQ(o.max_hvps, 300);
+  EXPECT_DOUBLE_EQ(o.target_standard_error, 0.5);
+  EXPECT_DOUBLE_EQ(o.target_relative_error, 0.02);
+  EXPECT_EQ(o.initial_sketch_size, 4);
+  EXPECT_EQ(o.min_probes, 3);
+  EXPECT_EQ(o.seed, 9u);
+
+  // In a plan, the same rule.
+  v1::MeasurementSpec plan;
+  plan.mutable_plan()->mutable_adaptive_trace()->set_target_standard_error(1);
+  plan.mutable_plan()->mutable_hutchpp();
+  request = ToCoreRequest(plan);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_DOUBLE_EQ(Options<AdaptiveTraceMethod>(*request).target_relative_error,
+                   0);
+  EXPECT_DOUBLE_EQ(Options<core::HutchppMethod>(*request).target_relative_error,
+                   0.01);
+}
+
 TEST(SpecConversionTest, PlanListsItsKindsWithTheirOptions) {
   v1::MeasurementSpec spec;
   v1::MeasurementPlanSpec* plan = spec.mutable_plan();
@@ -496,6 +573,49 @@ TEST(SpecConversionTest, OutOfRangeValuesNameTheField) {
          s->mutable_hutchpp()->set_min_residual_probes(1);
        },
        "hutchpp.min_residual_probes"},
+      {"adaptive budget of 2",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_adaptive_trace()->set_max_hvps(2);
+       },
+       "adaptive_trace.max_hvps must be in [3, 100000], got 2"},
+      {"adaptive sketch eats the budget",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_adaptive_trace()->set_max_hvps(20);
+         s->mutable_adaptive_trace()->set_initial_sketch_size(19);
+       },
+       "adaptive_trace.initial_sketch_size must be in [1, 18], got 19"},
+      {"adaptive sketch of 0",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_adaptive_trace()->set_initial_sketch_size(0);
+       },
+       "adaptive_trace.initial_sketch_size"},
+      {"adaptive one probe",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_adaptive_trace()->set_min_probes(1);
+       },
+       "adaptive_trace.min_probes must be in [2, 1000], got 1"},
+      {"negative absolute target",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_adaptive_trace()->set_target_standard_error(-0.1);
+       },
+       "adaptive_trace.target_standard_error must be finite and >= 0"},
+      {"infinite absolute target",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_adaptive_trace()->set_target_standard_error(
+             std::numeric_limits<double>::infinity());
+       },
+       "adaptive_trace.target_standard_error"},
+      {"negative relative target",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_adaptive_trace()->set_target_relative_error(-0.01);
+       },
+       "adaptive_trace.target_relative_error must be in [0, 1)"},
+      {"no target",
+       [](v1::MeasurementSpec* s) {
+         s->mutable_adaptive_trace()->set_target_relative_error(0);
+       },
+       "adaptive_trace.target_standard_error or target_relative_error must "
+       "be > 0"},
       {"rho 0",
        [](v1::MeasurementSpec* s) {
          v1::LossExpansionSpec* e = s->mutable_loss_expansion();
@@ -609,6 +729,8 @@ TEST(SpecConversionTest, KindNamesAreTheFieldNames) {
   EXPECT_EQ(KindName(spec), "spectral_density");
   spec.mutable_hutchpp();
   EXPECT_EQ(KindName(spec), "hutchpp");
+  spec.mutable_adaptive_trace();
+  EXPECT_EQ(KindName(spec), "adaptive_trace");
   spec.mutable_trace_h3();
   EXPECT_EQ(KindName(spec), "trace_h3");
   spec.mutable_loss_expansion();
@@ -653,6 +775,11 @@ core::MeasurementResult EveryResult() {
   core::HutchppMethod hutchpp;
   hutchpp.result = {41.0, 0.2, 40.0, 1.0, 5, 7, 17, "max_hvps"};
   r.methods.push_back(hutchpp);
+  core::AdaptiveTraceMethod adaptive;
+  adaptive.result = {43.0, 0.3, "hutchinson", "predicted: hutchinson 80",
+                     0,    90,  98,           "target_standard_error",
+                     60.0, 0.01};
+  r.methods.push_back(adaptive);
   core::TraceCubedMethod cubed;
   cubed.result = {900.0, 9.0, 20, "max_probes"};
   r.methods.push_back(cubed);
@@ -731,6 +858,16 @@ void ExpectEveryResult(const Holder& h) {
   EXPECT_DOUBLE_EQ(h.hutchpp().low_rank_trace(), 40.0);
   EXPECT_EQ(h.hutchpp().sketch_size(), 5);
   EXPECT_EQ(h.hutchpp().stop_reason(), "max_hvps");
+  EXPECT_DOUBLE_EQ(h.adaptive_trace().trace(), 43.0);
+  EXPECT_DOUBLE_EQ(h.adaptive_trace().standard_error(), 0.3);
+  EXPECT_EQ(h.adaptive_trace().method(), "hutchinson");
+  EXPECT_EQ(h.adaptive_trace().decision(), "predicted: hutchinson 80");
+  EXPECT_EQ(h.adaptive_trace().sketch_size(), 0);
+  EXPECT_EQ(h.adaptive_trace().probes(), 90);
+  EXPECT_EQ(h.adaptive_trace().hvps(), 98);
+  EXPECT_EQ(h.adaptive_trace().stop_reason(), "target_standard_error");
+  EXPECT_DOUBLE_EQ(h.adaptive_trace().frobenius_norm_squared(), 60.0);
+  EXPECT_DOUBLE_EQ(h.adaptive_trace().sketch_frobenius_fraction(), 0.01);
   EXPECT_DOUBLE_EQ(h.trace_h3().trace(), 900.0);
   EXPECT_DOUBLE_EQ(h.loss_expansion().trace_h3().trace(), 800.0);
   EXPECT_DOUBLE_EQ(h.loss_expansion().total(), -0.25);
@@ -748,6 +885,7 @@ TEST(SpecConversionTest, EveryKindsResultIsWrittenToItsField) {
        std::vector<std::function<void(v1::MeasurementSpec*)>>{
            [](v1::MeasurementSpec* s) { s->mutable_spectral_density(); },
            [](v1::MeasurementSpec* s) { s->mutable_hutchpp(); },
+           [](v1::MeasurementSpec* s) { s->mutable_adaptive_trace(); },
            [](v1::MeasurementSpec* s) { s->mutable_trace_h3(); },
            [](v1::MeasurementSpec* s) { s->mutable_loss_expansion(); },
            [](v1::MeasurementSpec* s) { s->mutable_exact_hessian(); },
@@ -795,6 +933,7 @@ TEST(SpecConversionTest, PlanResultHoldsWhatThePlanAskedFor) {
   plan->mutable_hessian_trace();
   plan->mutable_spectral_density();
   plan->mutable_hutchpp();
+  plan->mutable_adaptive_trace();
   plan->mutable_trace_h3();
   plan->mutable_loss_expansion();
   plan->mutable_exact_hessian();

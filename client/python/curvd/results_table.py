@@ -55,6 +55,7 @@ HEADLINES = {
     "hessian_trace": lambda r: (r.trace, r.standard_error),
     "trace_h3": lambda r: (r.trace, r.standard_error),
     "hutchpp": lambda r: (r.trace, r.standard_error),
+    "adaptive_trace": lambda r: (r.trace, r.standard_error),
     "spectral_density": _density_trace,
     "loss_expansion": lambda r: (r.total, r.total_standard_error),
     "exact_hessian": lambda r: (r.eigenvalues[-1] if r.eigenvalues else None, None),
