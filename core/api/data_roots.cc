@@ -20,6 +20,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -243,6 +244,12 @@ absl::StatusOr<std::string> NormalizeAbsolutePath(const std::string& path) {
   if (path.empty() || path[0] != '/') {
     return absl::InvalidArgumentError(
         absl::StrCat("path '", path, "' must be absolute (file:///abs/path)"));
+  }
+  // The kernel would end the name at a NUL byte and open another file than
+  // the one named.
+  if (path.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "path '", absl::CHexEscape(path), "' must not contain a NUL byte"));
   }
   std::vector<absl::string_view> parts;
   for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {

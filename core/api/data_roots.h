@@ -36,7 +36,8 @@ class FileDescriptor {
 // Normalises an absolute path lexically: collapses "//" and "." components.
 // ".." is refused (InvalidArgument) rather than collapsed, because it would
 // change meaning once symlinks are followed and has no legitimate use in a
-// data reference; so is a relative path.
+// data reference; so are a relative path and a NUL byte (where the kernel
+// would end the name).
 absl::StatusOr<std::string> NormalizeAbsolutePath(const std::string& path);
 
 // A path resolved inside the roots: its canonical form (the root's real path,

@@ -1,7 +1,8 @@
 """What the reliability tests share: a run of the tests' tiny model measured by
 the fast CPU kind "sharpness", and one checkpoint's way through the server
 (upload, CreateCheckpoint, CreateMeasurement, WatchMeasurement until it ends)
-as curvd.Run's background thread takes it."""
+as curvd.Run's background thread takes it; a measurement's result as bytes, to
+check that it is still what it was."""
 
 from curvd import checkpoint_measurement, safetensors_format
 from curvd.v1 import resources_pb2
@@ -33,3 +34,9 @@ def measure_step(client, run_name, specs, step, timeout=120):
         resources_pb2.CHECKPOINT_FORMAT_SAFETENSORS, train_loss=float(step))
     ids = [f"{run_name.replace('/', '-')}-{step}-{i}" for i in range(len(specs))]
     return list(checkpoint_measurement.measure(client, checkpoint.name, specs, ids, timeout))
+
+
+def result_bytes(measurement):
+    """The serialised result of `measurement` (its oneof `result`)."""
+    field = measurement.WhichOneof("result")
+    return getattr(measurement, field).SerializeToString(deterministic=True) if field else b""

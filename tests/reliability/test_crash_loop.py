@@ -25,7 +25,7 @@ from curvd.v1 import curvd_service_pb2 as service_pb2
 from curvd.v1 import resources_pb2
 
 from curvd_server import CurvdServer
-from reliability_clients import create_run, measure_step
+from reliability_clients import create_run, measure_step, result_bytes
 
 ROUNDS = int(os.environ.get("CURVD_CRASH_ROUNDS", "10"))
 SEED = int(os.environ.get("CURVD_CRASH_SEED", "20261202"))
@@ -46,6 +46,7 @@ class CrashLoopTest(unittest.TestCase):
         self.attempted = {}        # digest -> bytes of every upload begun
         self.acknowledged = set()  # digests an upload returned
         self.succeeded = {}        # measurement name -> its result, serialised
+        self.rehashed = 0          # blob files re-hashed after the kills
 
     def tearDown(self):
         self.server.close()
@@ -83,6 +84,7 @@ class CrashLoopTest(unittest.TestCase):
             with open(os.path.join(blob_dir, name), "rb") as f:
                 self.assertEqual(hashlib.file_digest(f, "sha256").hexdigest(), name,
                                  "a committed blob's bytes hash to its name")
+            self.rehashed += 1
 
     def _check_after_restart(self, client):
         for name, result in self.succeeded.items():
@@ -122,8 +124,9 @@ class CrashLoopTest(unittest.TestCase):
             self.server.start()
             with self._client() as client:
                 resumed += self._check_after_restart(client)
-        print(f"crash loop: {ROUNDS} kills, {len(self.succeeded)} measurements kept, "
-              f"{len(self.acknowledged)} blobs kept, {resumed} cut uploads resumed mid-way")
+        print(f"crash loop: {ROUNDS} kills (and store integrity checks), "
+              f"{len(self.succeeded)} measurements kept, {len(self.acknowledged)} blobs kept, "
+              f"{self.rehashed} blob files re-hashed, {resumed} cut uploads resumed mid-way")
         self.assertGreater(len(self.succeeded), 0, "the kills left time to measure")
         with self._client() as client:
             self._check_no_measurement_left_running(client)
@@ -141,12 +144,6 @@ class CrashLoopTest(unittest.TestCase):
             if m.state == resources_pb2.Measurement.FAILED:
                 self.assertEqual(m.error_code, grpc.StatusCode.UNAVAILABLE.value[0],
                                  f"{m.name}: {m.error_message}")
-
-
-def result_bytes(measurement):
-    """The serialised result of `measurement` (its oneof `result`)."""
-    field = measurement.WhichOneof("result")
-    return getattr(measurement, field).SerializeToString(deterministic=True) if field else b""
 
 
 def blob_status(client, digest):
