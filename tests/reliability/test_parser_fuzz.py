@@ -143,9 +143,13 @@ class ParserFuzzTest(unittest.TestCase):
             parent=checkpoint_name, spec=spec), what)
         if m is None:
             return refused
-        for m in self.client.stub.WatchMeasurement(
-                service_pb2.WatchMeasurementRequest(name=m.name), timeout=120):
-            pass
+        try:
+            for m in self.client.stub.WatchMeasurement(
+                    service_pb2.WatchMeasurementRequest(name=m.name), timeout=120):
+                pass
+        except grpc.RpcError as error:
+            self.fail(f"{what}: watching {m.name}: {error.code()} {error.details()}\n"
+                      f"{self.server.log()}")
         self.assertIn(m.state, (resources_pb2.Measurement.SUCCEEDED,
                                 resources_pb2.Measurement.FAILED), what)
         if m.state == resources_pb2.Measurement.SUCCEEDED:
