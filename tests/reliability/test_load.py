@@ -30,10 +30,16 @@ class LoadTest(unittest.TestCase):
     def test_concurrent_streaming_clients_lose_nothing(self):
         measurements, errors, lock = [], [], threading.Lock()
 
+        # The runs first, in turn: creating one scripts the model with
+        # torch.jit.script, which is not safe on many threads at once ("Can't
+        # redefine method" at 32 clients); the checkpoints stream concurrently.
+        with curvd.Client(self.server.target, rpc_timeout=60) as client:
+            runs = [create_run(client, f"load-{index}") for index in range(CLIENTS)]
+
         def stream(index):
             with curvd.Client(self.server.target, rpc_timeout=60) as client:
                 try:
-                    run_name, specs = create_run(client, f"load-{index}")
+                    run_name, specs = runs[index]
                     for step in range(CHECKPOINTS):
                         ended = measure_step(client, run_name, specs, step, timeout=600)
                         with lock:
