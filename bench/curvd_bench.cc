@@ -401,6 +401,40 @@ core::ModelSource ModelSourceOf(const WorkloadSpec& w) {
   return source;
 }
 
+// H v of one vector, the last of each timing.
+struct Products {
+  torch::Tensor eager;     // a fresh double backward per call
+  torch::Tensor retained;  // through the retained graphs
+};
+
+// Times objective.Hvp(v) eagerly as out[key] (PyTorch's double backward:
+// what the first product at a point costs), then through retained graphs as
+// out[key + "_retained"] (issue 17: what every later probe, Lanczos and SLQ
+// step pays; the warm-up builds the graphs and records the device graph where
+// the objective can), with how they ran and the micro-batch. The graphs are
+// freed again.
+absl::StatusOr<Products> TimeProducts(const Context& ctx,
+                                      core::Objective& objective,
+                                      const torch::Tensor& v,
+                                      const std::string& key, json& out) {
+  Products products;
+  torch::Tensor hv;
+  auto run_hvp = [&]() -> absl::Status {
+    CURVD_ASSIGN_OR_RETURN(hv, objective.Hvp(v));
+    return absl::OkStatus();
+  };
+  CURVD_ASSIGN_OR_RETURN(out[key], ctx.timer(run_hvp, ctx.quick));
+  products.eager = hv;
+  objective.set_retain_graphs(true);
+  json& retained = out[key + "_retained"];
+  CURVD_ASSIGN_OR_RETURN(retained, ctx.timer(run_hvp, ctx.quick));
+  retained["hvp_graph"] = objective.hvp_graph_note();
+  retained["micro_batch_size"] = objective.micro_batch_size();
+  objective.set_retain_graphs(false);
+  products.retained = hv;
+  return products;
+}
+
 // Issue 17's TF32 rows, for a request that asks for TF32: one HVP in TF32
 // (matmuls and convolutions), eager (PyTorch's TF32 double backward is its
 // baseline) and through retained graphs, on the whole shard in one
@@ -426,21 +460,12 @@ absl::Status BenchTf32Hvp(const Context& ctx, core::Model& model,
       core::Objective::Create(&model, inputs, targets,
                               core::LossFunction::kCrossEntropy,
                               /*micro_batch_size=*/0));
-  torch::Tensor hv;
-  auto run_hvp = [&]() -> absl::Status {
-    CURVD_ASSIGN_OR_RETURN(hv, objective.Hvp(v));
-    return absl::OkStatus();
-  };
-  CURVD_ASSIGN_OR_RETURN(out["hvp_tf32"], ctx.timer(run_hvp, ctx.quick));
-  objective.set_retain_graphs(true);
-  CURVD_ASSIGN_OR_RETURN(out["hvp_tf32_retained"],
-                         ctx.timer(run_hvp, ctx.quick));
-  out["hvp_tf32_retained"]["hvp_graph"] = objective.hvp_graph_note();
-  out["hvp_tf32_retained"]["micro_batch_size"] = objective.micro_batch_size();
-  objective.set_retain_graphs(false);
+  CURVD_ASSIGN_OR_RETURN(const Products hv,
+                         TimeProducts(ctx, objective, v, "hvp_tf32", out));
   Tf32On::Set(false);
   CURVD_ASSIGN_OR_RETURN(const torch::Tensor ieee, objective.Hvp(v));
-  out["hvp_tf32_retained"]["rel_diff_vs_ieee"] = RelativeDifference(hv, ieee);
+  out["hvp_tf32_retained"]["rel_diff_vs_ieee"] =
+      RelativeDifference(hv.retained, ieee);
   return absl::OkStatus();
 }
 
@@ -497,34 +522,17 @@ absl::Status BenchObjective(const Context& ctx, const WorkloadSpec& w,
     v = torch::randn({objective.num_parameters()});
   }
   v = v.to(objective.vector_options());
-  torch::Tensor hv;
-  auto run_hvp = [&]() -> absl::Status {
-    CURVD_ASSIGN_OR_RETURN(hv, objective.Hvp(v));
-    return absl::OkStatus();
-  };
-  CURVD_ASSIGN_OR_RETURN(out["hvp"], ctx.timer(run_hvp, ctx.quick));
-  // Issue 17: the product every probe, Lanczos and SLQ step of a measurement
-  // pays, through the retained graphs (replayed as a device graph where the
-  // objective can record one): the warm-up builds them.
-  objective.set_retain_graphs(true);
-  torch::Tensor retained_hv;
-  auto run_retained = [&]() -> absl::Status {
-    CURVD_ASSIGN_OR_RETURN(retained_hv, objective.Hvp(v));
-    return absl::OkStatus();
-  };
-  CURVD_ASSIGN_OR_RETURN(out["hvp_retained"],
-                         ctx.timer(run_retained, ctx.quick));
-  out["hvp_retained"]["hvp_graph"] = objective.hvp_graph_note();
-  objective.set_retain_graphs(false);
+  CURVD_ASSIGN_OR_RETURN(const Products hv,
+                         TimeProducts(ctx, objective, v, "hvp", out));
   CURVD_RETURN_IF_ERROR(BenchTf32Hvp(ctx, *model, inputs, targets, v, out));
   json check;
   if (python_gradient.defined() &&
       python_gradient.numel() == gradient.numel()) {
     check["gradient_rel_diff"] = RelativeDifference(gradient, python_gradient);
   }
-  if (python_hv.defined() && python_hv.numel() == hv.numel()) {
-    check["hvp_rel_diff"] = RelativeDifference(hv, python_hv);
-    check["hvp_retained_rel_diff"] = RelativeDifference(retained_hv, python_hv);
+  if (python_hv.defined() && python_hv.numel() == hv.eager.numel()) {
+    check["hvp_rel_diff"] = RelativeDifference(hv.eager, python_hv);
+    check["hvp_retained_rel_diff"] = RelativeDifference(hv.retained, python_hv);
   }
   if (check.empty()) check["note"] = "no Python check file";
   out["check_vs_pytorch"] = check;

@@ -130,15 +130,17 @@ absl::Status ValidateDensity(const SlqOptions& o, const std::string& field) {
   return absl::OkStatus();
 }
 
+// FIELD.max_hvps of a sketched trace (Hutch++, the adaptive trace): the
+// proto's bounds.
+absl::Status CheckHvpBudget(const std::string& field, int max_hvps) {
+  return CheckIntRange(field + ".max_hvps", max_hvps, limits::kMinHutchppHvps,
+                       limits::kMaxHutchppHvps);
+}
+
 // As hutchpp.cc checks them, with the proto's bounds on top.
 absl::Status ValidateHutchpp(const HutchppOptions& o,
                              const std::string& field) {
-  if (absl::Status s =
-          CheckIntRange(field + ".max_hvps", o.max_hvps,
-                        limits::kMinHutchppHvps, limits::kMaxHutchppHvps);
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = CheckHvpBudget(field, o.max_hvps); !s.ok()) return s;
   // Each sketch column costs two HVPs and at least one residual probe must fit.
   if (o.sketch_size < 0 ||
       2 * static_cast<int64_t>(o.sketch_size) >= o.max_hvps) {
@@ -159,12 +161,7 @@ absl::Status ValidateHutchpp(const HutchppOptions& o,
 // As adaptive_trace.cc checks them, with the proto's bounds on top.
 absl::Status ValidateAdaptiveTrace(const AdaptiveTraceOptions& o,
                                    const std::string& field) {
-  if (absl::Status s =
-          CheckIntRange(field + ".max_hvps", o.max_hvps,
-                        limits::kMinHutchppHvps, limits::kMaxHutchppHvps);
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = CheckHvpBudget(field, o.max_hvps); !s.ok()) return s;
   // The first sketch costs two HVPs a column, and a probe must follow it.
   if (absl::Status s = CheckIntRange(field + ".initial_sketch_size",
                                      o.initial_sketch_size, 1, o.max_hvps - 2);
