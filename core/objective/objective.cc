@@ -491,6 +491,23 @@ absl::StatusOr<torch::Tensor> Objective::Products(const torch::Tensor& vectors,
   // the grad_outputs of the backward pass through a batch's gradients.
   std::vector<std::vector<torch::Tensor>> parts(k);
   for (int64_t i = 0; i < k; ++i) parts[i] = PartsOf(block[i]);
+  ProductsInto(parts, curvature, products);
+  hvps_ += k;
+  return products;
+}
+
+std::vector<torch::Tensor> Objective::PartsOf(const torch::Tensor& flat) {
+  std::vector<torch::Tensor> parts = flat.split_with_sizes(numels_);
+  for (size_t j = 0; j < parts.size(); ++j) {
+    parts[j] = parts[j].view(parameters_[j].sizes());
+  }
+  return parts;
+}
+
+void Objective::ProductsInto(
+    const std::vector<std::vector<torch::Tensor>>& parts, Curvature curvature,
+    torch::Tensor products) {
+  const int64_t k = static_cast<int64_t>(parts.size());
   std::vector<Graph>& retained = retained_[static_cast<int>(curvature)];
   ForEachBatch([&](const Batch& batch) {
     const int64_t index = batch.index;
@@ -515,34 +532,6 @@ absl::StatusOr<torch::Tensor> Objective::Products(const torch::Tensor& vectors,
                  index == 0, products[i]);
     }
   });
-  hvps_ += k;
-  return products;
-}
-
-std::vector<torch::Tensor> Objective::PartsOf(const torch::Tensor& flat) {
-  std::vector<torch::Tensor> parts = flat.split_with_sizes(numels_);
-  for (size_t j = 0; j < parts.size(); ++j) {
-    parts[j] = parts[j].view(parameters_[j].sizes());
-  }
-  return parts;
-}
-
-void Objective::RetainedHessianProduct(const std::vector<torch::Tensor>& parts,
-                                       torch::Tensor out) {
-  std::vector<Graph>& retained =
-      retained_[static_cast<int>(Curvature::kHessian)];
-  ForEachBatch([&](const Batch& batch) {
-    if (batch.index == static_cast<int64_t>(retained.size())) {
-      retained.push_back(BuildGraph(batch, Curvature::kHessian));
-    }
-    const Graph& graph = retained[batch.index];
-    if (graph.gradients.empty()) {
-      if (batch.index == 0) out.zero_();
-      return;
-    }
-    Accumulate(Apply(graph, Curvature::kHessian, parts, /*keep=*/true),
-               batch.weight, batch.index == 0, out);
-  });
 }
 
 bool Objective::ReplayedProducts(const torch::Tensor& block,
@@ -560,10 +549,12 @@ bool Objective::ReplayedProducts(const torch::Tensor& block,
     retained_[static_cast<int>(Curvature::kHessian)].clear();
     hvp_graph_input_ = torch::zeros({num_parameters_}, vector_options_);
     hvp_graph_output_ = torch::empty({num_parameters_}, vector_options_);
-    const std::vector<torch::Tensor> parts = PartsOf(hvp_graph_input_);
+    const std::vector<std::vector<torch::Tensor>> parts = {
+        PartsOf(hvp_graph_input_)};
+    torch::Tensor output = hvp_graph_output_.view({1, num_parameters_});
     absl::StatusOr<std::unique_ptr<DeviceGraph>> recorded =
         RecordDeviceGraph(device, /*warmup=*/1, [&] {
-          RetainedHessianProduct(parts, hvp_graph_output_);
+          ProductsInto(parts, Curvature::kHessian, output);
         });
     if (!recorded.ok()) {
       // The retained graphs the warmup built stay for the eager products.

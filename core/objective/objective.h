@@ -250,10 +250,12 @@ class Objective {
   // `flat` [num_parameters]'s per-parameter parts, views shaped like the
   // parameters: the grad_outputs of a backward pass through the gradients.
   std::vector<torch::Tensor> PartsOf(const torch::Tensor& flat);
-  // H v for every micro-batch of the retained graphs (built where missing), weighted and summed
-  // into `out` [num_parameters]; `parts` are v's per-parameter parts.
-  void RetainedHessianProduct(const std::vector<torch::Tensor>& parts,
-                              torch::Tensor out);
+  // The curvature products of the vectors whose per-parameter parts are
+  // `parts` (PartsOf), every micro-batch's weighted and summed into row i of
+  // `products` [k, num_parameters]: through the retained graphs (built where
+  // missing) when graphs are retained, else through graphs built per call.
+  void ProductsInto(const std::vector<std::vector<torch::Tensor>>& parts,
+                    Curvature curvature, torch::Tensor products);
   // The retained Hessian products as a replay of hvp_graph_, recorded at the
   // first call; false (the caller runs them eagerly) where it cannot be.
   bool ReplayedProducts(const torch::Tensor& block, torch::Tensor products);
