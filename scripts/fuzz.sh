@@ -12,6 +12,10 @@
 #                         fuzz/*_fuzz.cc)
 #   CURVD_JOBS            parallel build jobs and targets fuzzed at once
 #                         (default: the number of cores)
+#   CURVD_FUZZ_SEED       libFuzzer's -seed (default: a new random one each run,
+#                         printed in the log; ctest fixes it, so that CI meets
+#                         the same inputs on every run and a failure there is
+#                         the change's, never the draw's)
 # A new crash is written to BUILD_DIR/crashes/TARGET/ and fails the script (exit
 # 1); keep it as a regression case in fuzz/regressions/TARGET/, then fix the
 # parser. Inputs the fuzzer found interesting accumulate in BUILD_DIR/corpus/,
@@ -61,6 +65,7 @@ rm -rf "$TMPDIR"
 mkdir -p "$TMPDIR"
 # libFuzzer's own default failure code is 77, which ctest would take for a skip.
 codes=(-error_exitcode=1 -timeout_exitcode=1 -timeout=10 -rss_limit_mb=2048)
+if [ -n "${CURVD_FUZZ_SEED:-}" ]; then codes+=(-seed="$CURVD_FUZZ_SEED"); fi
 
 # Replays TARGET's regression cases, then fuzzes it; writes one line saying how
 # it went to logs/TARGET.summary, starting "ok" or not.

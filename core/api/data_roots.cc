@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -36,6 +37,12 @@ using Components = std::vector<std::string>;
 
 Components Split(const std::string& path) {
   return absl::StrSplit(path, '/', absl::SkipEmpty());
+}
+
+// Whether `path` ends in "/" or "/.", which for the kernel names a directory
+// (a file so named is ENOTDIR).
+bool NamesADirectory(const std::string& path) {
+  return absl::EndsWith(path, "/") || absl::EndsWith(path, "/.");
 }
 
 struct Root {
@@ -119,7 +126,11 @@ class Walk {
     while (!pending.empty()) {
       const std::string part = std::move(pending.front());
       pending.pop_front();
-      if (part == ".") continue;
+      // "." stays only where it asks for a directory, as after a trailing "/".
+      if (part == ".") {
+        if (!top_is_directory_) return NoSuchFile(shown_);
+        continue;
+      }
       if (part == "..") {
         // Only a symlink's target gets here: the requested path has none.
         if (names_.empty()) return Outside(shown_);
@@ -142,6 +153,7 @@ class Walk {
         if (++links > kMaxSymlinks) return CannotResolve(shown_, ELOOP);
         CURVD_ASSIGN_OR_RETURN(std::string target, ReadLink(fd.get()));
         Components target_parts = Split(target);
+        if (NamesADirectory(target)) target_parts.push_back(".");
         pending.insert(pending.begin(), target_parts.begin(),
                        target_parts.end());
         if (target[0] == '/') {
@@ -218,6 +230,7 @@ absl::StatusOr<WalkEnd> WalkInRoots(const std::string& path,
     std::optional<Components> below = Below(parts, resolved[i].lexical);
     if (!below.has_value()) below = Below(parts, resolved[i].real_parts);
     if (!below.has_value()) continue;
+    if (NamesADirectory(path)) below->push_back(".");
     absl::StatusOr<WalkEnd> end = Walk(resolved, normal).Run(i, *below);
     if (end.ok() || end.status() != Outside(normal)) return end;
   }

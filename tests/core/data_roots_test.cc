@@ -122,6 +122,17 @@ TEST_F(DataRootsTest, WhatIsMissingInsideARootIsNotFound) {
             absl::StatusCode::kNotFound);
   EXPECT_EQ(Resolve(root_ + "/sub/file/below").status().code(),
             absl::StatusCode::kNotFound);
+  // A trailing "/" or "/." names a directory, as for the kernel's ENOTDIR.
+  EXPECT_EQ(Resolve(root_ + "/sub/file/").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Read(root_ + "/sub/file/.").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(Resolve(root_ + "/sub/").ok());
+  Link("sub/file/", "slashed-link");
+  EXPECT_EQ(Read(root_ + "/slashed-link").status().code(),
+            absl::StatusCode::kNotFound);
+  Link("sub/", "slashed-directory-link");
+  EXPECT_TRUE(Resolve(root_ + "/slashed-directory-link/file").ok());
   Link("sub/absent", "dangling-inside");
   EXPECT_EQ(Read(root_ + "/dangling-inside").status().code(),
             absl::StatusCode::kNotFound);

@@ -168,6 +168,13 @@ TEST_F(SourcesTest, MissingFileIsNotFound) {
               absl::StatusCode::kNotFound, "no such file");
 }
 
+// The name with the slash is no idx name: accepted, it parsed as safetensors
+// with a cache key (the canonical path) that did not parse again.
+TEST_F(SourcesTest, FileNamedWithATrailingSlashIsNotFound) {
+  ExpectError(Parse("file://" + root_ + "/mnist/train-images-idx3-ubyte.gz/"),
+              absl::StatusCode::kNotFound, "no such file");
+}
+
 TEST_F(SourcesTest, DirectoryIsNotAShard) {
   ExpectError(Parse("file://" + root_ + "/mnist"),
               absl::StatusCode::kInvalidArgument, "not a regular file");
