@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # curvd, CPU build, Debian 12 (the CUDA image is Dockerfile.cuda). Stages:
-#   compiled  installs with the README's script, builds curvd, curvctl and the
-#             example trainer, and stages them with the Debian packages that
+#   compiled  installs with the README's script, builds curvd (with the
+#             curvd_archive_check it runs), curvctl and the example trainer,
+#             and stages them with the Debian packages that
 #             own the libraries they load (scripts/stage_image_files.sh)
 #   runtime   installs exactly those packages, copies the binaries, runs as the
 #             non-root user curvd (uid 10001) and keeps a read-only root: state
@@ -20,7 +21,7 @@ COPY scripts/install_deps.sh scripts/install_deps.sh
 RUN CURVD_SKIP_CONTAINER_TOOLS=1 scripts/install_deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCURVD_BUILD_TESTS=OFF \
- && ninja -C /build curvd curvctl curvd_example_trainer \
+ && ninja -C /build curvd curvd_archive_check curvctl curvd_example_trainer \
  && scripts/stage_image_files.sh /build/bin /staging
 
 FROM ${BINARIES} AS binaries

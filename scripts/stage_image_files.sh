@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stages what the runtime image carries, from a build directory: the binaries
-# curvd, curvctl and curvd_example_trainer (debug sections stripped) under
+# curvd, curvd_archive_check (which curvd runs beside itself), curvctl and
+# curvd_example_trainer (debug sections stripped) under
 # STAGING/usr/local/bin, and STAGING/runtime-packages.txt, the Debian packages
 # that own the shared libraries they load (found with ldd and dpkg -S), which the
 # runtime stage installs with their own dependencies. The Dockerfile's build
@@ -10,7 +11,7 @@ set -euo pipefail
 
 bin_dir=${1:?usage: stage_image_files.sh BIN_DIR STAGING_DIR}
 staging=${2:?usage: stage_image_files.sh BIN_DIR STAGING_DIR}
-binaries=(curvd curvctl curvd_example_trainer)
+binaries=(curvd curvd_archive_check curvctl curvd_example_trainer)
 
 rm -rf "$staging"
 mkdir -p "$staging/usr/local/bin"

@@ -62,6 +62,13 @@ ABSL_FLAG(std::string, data_roots, "",
           "Comma-separated directories that file:// URIs may name. Empty: only "
           "uploaded "
           "blobs and builtin:// shards.");
+ABSL_FLAG(std::string, archive_checker, "auto",
+          "The executable that loads each TorchScript archive in a child "
+          "process before the server loads it, so that an archive that "
+          "crashes LibTorch's loader fails its request instead of the "
+          "server. \"auto\": curvd_archive_check beside this executable; "
+          "\"none\": archives are loaded in this process only (for clients "
+          "that are trusted); else a path.");
 ABSL_FLAG(int64_t, max_blob_bytes, int64_t{1} << 30,
           "Largest blob (checkpoint, archive, shard) an upload may declare, in "
           "bytes.");
@@ -257,6 +264,10 @@ int main(int argc, char** argv) {
       curvd::server::ResolveDataRoots(absl::GetFlag(FLAGS_data_roots));
   if (!roots.ok()) return Fail(std::string(roots.status().message()));
   options.service.data_roots = *roots;
+  absl::StatusOr<std::string> checker = curvd::server::ResolveArchiveChecker(
+      absl::GetFlag(FLAGS_archive_checker));
+  if (!checker.ok()) return Fail(std::string(checker.status().message()));
+  options.service.archive_checker = *checker;
   absl::StatusOr<std::vector<std::string>> devices =
       curvd::server::ResolveDevices(absl::GetFlag(FLAGS_devices),
                                     curvd::core::Engine::CudaDeviceCount());

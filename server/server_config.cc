@@ -1,5 +1,7 @@
 #include "server/server_config.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -71,6 +73,25 @@ absl::StatusOr<std::vector<std::string>> ResolveDataRoots(
     roots.push_back(fs::absolute(root, error).lexically_normal().string());
   }
   return roots;
+}
+
+absl::StatusOr<std::string> ResolveArchiveChecker(const std::string& flag) {
+  if (flag == "none") return std::string();
+  std::error_code error;
+  const fs::path checker =
+      flag == "auto"
+          ? fs::read_symlink("/proc/self/exe", error).parent_path() /
+                "curvd_archive_check"
+          : fs::path(flag);
+  if (error || !fs::is_regular_file(checker, error) ||
+      access(checker.c_str(), X_OK) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--archive_checker: ", checker.string(),
+        " is not an executable file (build curvd_archive_check beside curvd, "
+        "or pass --archive_checker=none to load archives in the server's "
+        "process)"));
+  }
+  return fs::absolute(checker, error).lexically_normal().string();
 }
 
 absl::StatusOr<ReplicaPlacement> ResolveReplicaPlacement(

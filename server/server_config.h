@@ -23,6 +23,14 @@ absl::StatusOr<std::vector<std::string>> ResolveDevices(const std::string& flag,
 absl::StatusOr<std::vector<std::string>> ResolveDataRoots(
     const std::string& flag);
 
+// --archive_checker: "auto" is curvd_archive_check in the directory of this
+// process's executable (/proc/self/exe), as the build and the images place
+// it; "none" is no checker, returned empty (archives are then loaded in the
+// server's own process, where one that crashes LibTorch's loader ends the
+// server); anything else is the checker's path. InvalidArgument naming the
+// flag when the checker is not an executable regular file.
+absl::StatusOr<std::string> ResolveArchiveChecker(const std::string& flag);
+
 // The replica-set flags, as given.
 struct ReplicaFlags {
   // --replica_index.

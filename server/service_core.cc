@@ -45,7 +45,8 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
   core->lifecycle_ = std::make_unique<MeasurementLifecycle>(
       core->store_.get(), core->queue_.get(), &core->watchers_, metrics);
   core->resolver_ =
-      std::make_unique<SourceResolver>(core->blobs_.get(), options.data_roots);
+      std::make_unique<SourceResolver>(
+      core->blobs_.get(), options.data_roots, options.archive_checker);
 
   absl::StatusOr<std::vector<curvd::v1::Measurement>> queued =
       core->store_->RecoverInterrupted();

@@ -44,6 +44,10 @@ struct ServiceOptions {
   int storage_threads = 4;
   // Directories that file:// URIs may name.
   std::vector<std::string> data_roots;
+  // The executable that loads each TorchScript archive in a child process
+  // before a worker loads it (core::ModelSource::archive_checker); empty:
+  // archives are loaded in this process only.
+  std::string archive_checker;
   // What the blob store may hold (max_blob_bytes, the partial-upload and
   // state-directory quotas).
   BlobStoreLimits blob_limits;

@@ -67,10 +67,12 @@ std::vector<std::string> WithBlobDir(std::vector<std::string> roots,
 }  // namespace
 
 SourceResolver::SourceResolver(const BlobStore* blobs,
-                               std::vector<std::string> data_roots)
+                               std::vector<std::string> data_roots,
+                               std::string archive_checker)
     : blobs_(blobs),
       data_roots_(std::move(data_roots)),
-      model_roots_(WithBlobDir(data_roots_, *blobs)) {
+      model_roots_(WithBlobDir(data_roots_, *blobs)),
+      archive_checker_(std::move(archive_checker)) {
   const std::string dir = blobs->committed_dir();
   blob_dirs_.push_back(dir + "/");
   char resolved[PATH_MAX];
@@ -113,6 +115,7 @@ absl::StatusOr<core::ModelSource> SourceResolver::ResolveModel(
     const v1::Run& run, const v1::Checkpoint& checkpoint) const {
   core::ModelSource model;
   model.data_roots = model_roots_;
+  model.archive_checker = archive_checker_;
   CURVD_ASSIGN_OR_RETURN(std::string weights,
                          ResolveContent(checkpoint.digest(), checkpoint.uri()));
   const std::string weights_key =

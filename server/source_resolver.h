@@ -21,7 +21,10 @@ namespace curvd::server {
 // the blob directory for blobs.
 class SourceResolver {
  public:
-  SourceResolver(const BlobStore* blobs, std::vector<std::string> data_roots);
+  // `archive_checker` goes into every TorchScript model source
+  // (core::ModelSource::archive_checker).
+  SourceResolver(const BlobStore* blobs, std::vector<std::string> data_roots,
+                 std::string archive_checker = "");
 
   // The local path of a content reference: a committed blob digest
   // (FailedPrecondition if not uploaded) or a file:// URI under the data roots
@@ -65,6 +68,7 @@ class SourceResolver {
   const std::vector<std::string> data_roots_;
   // The roots of a model source: the data roots and the blob directory.
   const std::vector<std::string> model_roots_;
+  const std::string archive_checker_;
   // The blob directory as the store names it and as resolved, each with a
   // trailing '/'.
   std::vector<std::string> blob_dirs_;

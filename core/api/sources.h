@@ -62,6 +62,12 @@ struct ModelSource {
   // passes its data roots and its blob directory). Empty: the paths are
   // opened as they are, trusted by the caller.
   std::vector<std::string> data_roots;
+  // kTorchScript: the executable that loads archive_path in a child process
+  // before the engine loads it, so that an archive that crashes LibTorch's
+  // loader is refused instead of ending the process (core/data/archive_check.h;
+  // the server passes curvd_archive_check). Empty: loaded in this process
+  // only, for archives the caller trusts.
+  std::string archive_checker;
 };
 
 struct ShardSpec {

@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "core/api/data_roots.h"
 #include "core/api/safetensors.h"
+#include "core/data/archive_check.h"
 #include "core/data/torchscript_recording.h"
 #include "core/data/zoo_mlp.h"
 #include "core/engine/torch_status.h"
@@ -372,7 +373,16 @@ class TorchScriptModel : public Model {
   std::optional<TorchScriptRecording> recording_;
 };
 
-// Loads the archive through its descriptor: torch reads it as a stream.
+// The archive at `path` refused, for `why`.
+absl::Status Unloadable(const std::string& path, const absl::Status& why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("cannot load TorchScript archive ", path,
+                   " (corrupt, truncated or not written by torch.jit.save): ",
+                   why.message()));
+}
+
+// Loads the archive through its descriptor: torch reads it as a stream,
+// after the child process of source.archive_checker did.
 absl::StatusOr<std::unique_ptr<TorchScriptModel>> LoadArchive(
     const ModelSource& source, MemoryBudget& budget) {
   const std::string& path = source.archive_path;
@@ -386,6 +396,16 @@ absl::StatusOr<std::unique_ptr<TorchScriptModel>> LoadArchive(
   CURVD_ASSIGN_OR_RETURN(const uint64_t size, FileSize(fd->get(), path));
   CURVD_RETURN_IF_ERROR(
       budget.Charge("the TorchScript archive", static_cast<int64_t>(size)));
+  if (!source.archive_checker.empty()) {
+    const absl::Status checked =
+        CheckArchiveInChild(fd->get(), source.archive_checker);
+    if (absl::IsInvalidArgument(checked)) return Unloadable(path, checked);
+    if (!checked.ok()) {
+      return absl::Status(checked.code(),
+                          absl::StrCat("cannot load TorchScript archive ",
+                                       path, ": ", checked.message()));
+    }
+  }
   // stdio_filebuf closes the descriptor it is given.
   __gnu_cxx::stdio_filebuf<char> buffer(fd->release(), std::ios::in);
   std::istream in(&buffer);
@@ -398,10 +418,7 @@ absl::StatusOr<std::unique_ptr<TorchScriptModel>> LoadArchive(
   if (model.ok()) return model;
   // Whatever the loader threw, the archive is what is wrong with it; the
   // conversion keeps torch's message, without its backtrace, and shortens it.
-  return absl::InvalidArgumentError(
-      absl::StrCat("cannot load TorchScript archive ", path,
-                   " (corrupt, truncated or not written by torch.jit.save): ",
-                   model.status().message()));
+  return Unloadable(path, model.status());
 }
 
 absl::Status CheckAllFinite(const std::vector<Slot>& slots) {

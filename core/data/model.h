@@ -120,6 +120,10 @@ class Model {
 // is a float32 (else InvalidArgument naming the tensor, its dtype, float32
 // and the remedies, precision float64 or float32 weights), so float64 weights
 // load losslessly into a float64 measurement and are never rounded silently.
+// An archive is loaded by source.archive_checker's child process first
+// (core/data/archive_check.h), when there is one: what it refuses, or crashes
+// on, is InvalidArgument here too; the checker's other errors (a timeout, a
+// checker that cannot run) keep their codes.
 // InvalidArgument too for a corrupt or truncated archive, a state dict whose
 // names or shapes do not match the model (the message names the first
 // offender), a state dict header out of proportion to the model (over 1 MiB

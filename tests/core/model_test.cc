@@ -176,7 +176,7 @@ TEST_F(ModelTest, ZooSpecValidation) {
   spec = SmallMlp();
   spec.architecture = "resnet";
   auto model =
-      LoadModel(ModelSource{ModelSource::Kind::kZoo, "", spec, "", "", {}});
+      LoadModel(ModelSource{ModelSource::Kind::kZoo, "", spec, "", "", {}, ""});
   ASSERT_FALSE(model.ok());
   EXPECT_THAT(std::string(model.status().message()), HasSubstr("'resnet'"));
 }

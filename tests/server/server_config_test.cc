@@ -1,5 +1,11 @@
 #include "server/server_config.h"
 
+#include <unistd.h>
+
+#include <climits>
+#include <fstream>
+#include <string>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/grpc_status.h"
@@ -39,6 +45,31 @@ TEST(ResolveDataRootsTest, RequiresExistingDirectories) {
   EXPECT_TRUE(ResolveDataRoots("")->empty());
   EXPECT_EQ(ResolveDataRoots("/no/such/dir").status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ResolveArchiveCheckerTest, AutoIsTheCheckerBesideThisProgram) {
+  char self[PATH_MAX] = {};
+  ASSERT_GT(readlink("/proc/self/exe", self, sizeof(self) - 1), 0);
+  const std::string program = self;
+  auto checker = ResolveArchiveChecker("auto");
+  ASSERT_TRUE(checker.ok()) << checker.status();
+  EXPECT_EQ(*checker, program.substr(0, program.rfind('/')) +
+                          "/curvd_archive_check");
+  EXPECT_EQ(*ResolveArchiveChecker("none"), "");
+  EXPECT_EQ(*ResolveArchiveChecker("/bin/sh"), "/bin/sh");
+}
+
+TEST(ResolveArchiveCheckerTest, RequiresAnExecutableFile) {
+  const std::string plain = ::testing::TempDir() + "/not-executable";
+  std::ofstream(plain) << "#!/bin/sh\n";
+  for (const std::string& flag : {std::string("/no/such/checker"), plain,
+                                  ::testing::TempDir()}) {
+    auto checker = ResolveArchiveChecker(flag);
+    EXPECT_EQ(checker.status().code(), absl::StatusCode::kInvalidArgument)
+        << flag;
+    EXPECT_THAT(std::string(checker.status().message()),
+                HasSubstr("--archive_checker"));
+  }
 }
 
 TEST(ValidateServerOptionsTest, NamesTheBadFlag) {

@@ -114,6 +114,7 @@ class ServiceTest : public ::testing::Test {
     options.service.store_factory = store_factory_;
     options.service.blob_store_factory = DiskBlobStore::Factory();
     options.service.data_roots = {data_root_};
+    options.service.archive_checker = archive_checker_;
     options.service.blob_limits.max_blob_bytes = max_blob_bytes_;
     options.service.queue_capacity = queue_capacity;
     options.service.devices = {"cpu"};
@@ -314,6 +315,8 @@ class ServiceTest : public ::testing::Test {
   // The exact-Hessian caps and the blob limit of the next StartServer.
   RequestLimits limits_;
   int64_t max_blob_bytes_ = kMaxBlobBytes;
+  // ServiceOptions::archive_checker (none: archives load in this process).
+  std::string archive_checker_;
   std::string state_dir_;
   std::string data_root_;
   std::shared_ptr<FakeEngineControl> control_;

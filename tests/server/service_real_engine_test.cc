@@ -140,6 +140,36 @@ TEST_F(RealEngineServiceTest, CorruptAndTruncatedTorchScriptArchivesFail) {
   ExpectStillServingAndStored();
 }
 
+// The server hands its archive checker to the engine: an archive whose
+// checker dies of a signal (as LibTorch's loader did on a malformed archive)
+// fails its measurement, and the server goes on.
+TEST_F(RealEngineServiceTest, AnArchiveTheCheckerCrashesOnFails) {
+  const std::filesystem::path fixtures(CURVD_CORE_FIXTURE_DIR);
+  if (!std::filesystem::exists(fixtures / "zoo_mlp.pt")) {
+    GTEST_SKIP() << "no TorchScript fixture: CMake found no python3 with torch";
+  }
+  archive_checker_ = testing::MakeTempDir() + "/crashing_checker";
+  std::ofstream(archive_checker_) << "#!/bin/sh\nkill -SEGV $$\n";
+  std::filesystem::permissions(archive_checker_,
+                               std::filesystem::perms::owner_all);
+  max_blob_bytes_ = 1 << 20;  // the archive is about 5 KB
+  RestartServer();
+  MeasureGoodCheckpoint();
+  std::ifstream in(fixtures / "zoo_mlp.pt", std::ios::binary);
+  const std::string archive(std::istreambuf_iterator<char>(in), {});
+  v1::CreateRunRequest request;
+  request.set_run_id("archive");
+  request.mutable_run()->mutable_model()->set_archive_digest(Upload(archive));
+  grpc::ClientContext context;
+  v1::Run run;
+  ASSERT_TRUE(stub_->CreateRun(&context, request, &run).ok());
+  v1::MeasurementSpec spec =
+      MseSharpness("builtin://gaussian_regression?n=8&d=5&outputs=3");
+  ExpectFailed(Measure(AddCheckpoint("archive", 1, archive), spec),
+               "crashed on it (signal 11");
+  ExpectStillServingAndStored();
+}
+
 TEST_F(RealEngineServiceTest, SafetensorsHeaderThatLiesFails) {
   MeasureGoodCheckpoint();
   // The header promises 400 bytes of fc0.bias; the file has 4.
