@@ -10,6 +10,10 @@ PyTorch has it) and the time of one product of the whole shard's loss by
                        earlier product: what curvd's later probes cost
   retained, CUDA graph the same backward recorded once in a CUDA graph and
                        replayed (torch.cuda.CUDAGraph): the launch cost removed
+  retained, K abreast   K products at once in one CUDA graph, each through
+                       graphs of its own built on a stream of its own (autograd
+                       runs a backward node on its forward's stream), so that
+                       small kernels of K probes overlap; ms per product
   forward-over-reverse torch.func.jvp of torch.func.grad per micro-batch
 
 at several micro-batch sizes, in IEEE float32 and in TF32, each with its
@@ -156,6 +160,41 @@ def cuda_graph_product(product, v_static, device):
     return replay
 
 
+def abreast_product(prob, mb, k, device):
+    """K retained products side by side in one CUDA graph; returns replay()."""
+    current = torch.cuda.current_stream(device)
+    streams = [torch.cuda.Stream(device) for _ in range(k)]
+    n = sum(p.numel() for p in prob.params)
+    inputs = [torch.randn(n, device=device) for _ in range(k)]
+    products = []
+    for stream in streams:
+        stream.wait_stream(current)
+        with torch.cuda.stream(stream):
+            products.append(prob.retained(mb))
+    for _ in range(2):
+        for stream, product, v in zip(streams, products, inputs):
+            with torch.cuda.stream(stream):
+                product(v)
+    for stream in streams:
+        current.wait_stream(stream)
+    torch.cuda.synchronize(device)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        capture = torch.cuda.current_stream(device)
+        outs = []
+        for stream, product, v in zip(streams, products, inputs):
+            stream.wait_stream(capture)
+            with torch.cuda.stream(stream):
+                outs.append(product(v))
+        for stream in streams:
+            capture.wait_stream(stream)
+
+    def replay():
+        graph.replay()
+        return outs[0]
+    return replay, inputs[0]
+
+
 def study(w, device, micro_batches, rows):
     set_tf32(False)
     ref = Problem(w, device, torch.float64)
@@ -200,6 +239,23 @@ def study(w, device, micro_batches, rows):
                                      micro_batch=mb, ms=None, rel_err=None,
                                      note=f"capture failed: {str(ex)[:80]}"))
             del product
+            if device.type == "cuda":
+                for k in (2, 4):
+                    try:
+                        replay, v_in = abreast_product(prob, mb, k, device)
+                        v_in.copy_(v)
+                        h = replay().clone()
+                        ms = time_it(replay, device) / k
+                        rows.append(dict(workload=w.name, mode=f"retained, {k} abreast",
+                                         precision=precision, micro_batch=mb, ms=ms,
+                                         rel_err=err(h), gflop=None if flops is None else flops / 1e9,
+                                         note="ms per product"))
+                        del replay, v_in
+                    except Exception as ex:  # noqa: BLE001
+                        rows.append(dict(workload=w.name, mode=f"retained, {k} abreast",
+                                         precision=precision, micro_batch=mb, ms=None, rel_err=None,
+                                         note=f"failed: {type(ex).__name__}: {str(ex)[:80]}"))
+                    torch.cuda.empty_cache()
             add("forward-over-reverse", precision, mb, lambda: prob.forward_over_reverse(v, mb))
             if device.type == "cuda":
                 torch.cuda.empty_cache()
