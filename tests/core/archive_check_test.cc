@@ -68,6 +68,22 @@ TEST_F(ArchiveCheckTest, AnArchiveThatLoadsIsOk) {
   EXPECT_TRUE(Check(SaveArchive("good.pt"), kChecker).ok());
 }
 
+// A server whose standard input was closed opens its files as 0, 1, ...: the
+// archive on descriptor 0 still reaches the child as its standard input.
+TEST_F(ArchiveCheckTest, AnArchiveOnDescriptorZeroIsChecked) {
+  const int saved_stdin = dup(STDIN_FILENO);
+  ASSERT_GE(saved_stdin, 0);
+  const std::string archive = SaveArchive("on_zero.pt");
+  close(STDIN_FILENO);
+  // Close-on-exec, as every descriptor curvd opens.
+  ASSERT_EQ(open(archive.c_str(), O_RDONLY | O_CLOEXEC), STDIN_FILENO);
+  const absl::Status status = CheckArchiveInChild(STDIN_FILENO, kChecker);
+  EXPECT_EQ(lseek(STDIN_FILENO, 0, SEEK_CUR), 0);
+  ASSERT_EQ(dup2(saved_stdin, STDIN_FILENO), STDIN_FILENO);
+  close(saved_stdin);
+  EXPECT_TRUE(status.ok()) << status;
+}
+
 TEST_F(ArchiveCheckTest, ARefusedArchiveGetsTheLoadersMessage) {
   const absl::Status status = Check(Write("zip.pt", "not a zip"), kChecker);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
