@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <map>
@@ -25,7 +26,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 
 extern char** environ;
 
@@ -71,17 +71,18 @@ std::optional<FileIdentity> IdentityOf(int fd) {
                       info.st_ctim.tv_sec, info.st_ctim.tv_nsec);
 }
 
-// Reads `pipe` until its writers close it or `deadline`; false on a timeout.
-bool ReadUntilClosed(int pipe, absl::Time deadline, std::string& output) {
+// Reads `pipe` until its writers close it or `deadline`; false on a timeout
+// or when the pipe cannot be polled (the caller then kills the child).
+bool ReadUntilClosed(int pipe, std::chrono::steady_clock::time_point deadline,
+                     std::string& output) {
   while (true) {
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return false;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
     pollfd ready = {pipe, POLLIN, 0};
     const int polled = poll(
-        &ready, 1,
-        static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1,
-                                           INT_MAX)));
-    if (polled < 0 && errno != EINTR) return true;
+        &ready, 1, static_cast<int>(std::min<int64_t>(left.count() + 1, INT_MAX)));
+    if (polled < 0 && errno != EINTR) return false;
     if (polled <= 0) continue;
     char buffer[4096];
     const ssize_t n = read(pipe, buffer, sizeof(buffer));
@@ -92,25 +93,64 @@ bool ReadUntilClosed(int pipe, absl::Time deadline, std::string& output) {
   }
 }
 
-// The child's verdict from how it ended and what it wrote.
+// Signals by which a loader crash ends the child; any other (SIGKILL from
+// the kernel's out-of-memory killer, a signal from outside) says nothing of
+// the archive.
+bool IsCrash(int signal) {
+  return signal == SIGSEGV || signal == SIGBUS || signal == SIGILL ||
+         signal == SIGFPE || signal == SIGABRT || signal == SIGTRAP;
+}
+
+// The child's verdict from how it ended and what it wrote: OK or
+// InvalidArgument for what the archive decides, Unavailable or
+// FailedPrecondition otherwise.
 absl::Status VerdictOf(int wait_status, const std::string& output) {
-  if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0)
-    return absl::OkStatus();
+  const absl::string_view message = absl::StripAsciiWhitespace(output);
   if (WIFSIGNALED(wait_status)) {
     const int signal = WTERMSIG(wait_status);
+    if (!IsCrash(signal)) {
+      return absl::UnavailableError(absl::StrCat(
+          "the archive checker was killed by signal ", signal, " (",
+          strsignal(signal), "), perhaps for want of memory; try again"));
+    }
     return absl::InvalidArgumentError(absl::StrCat(
         "LibTorch's TorchScript loader crashed on it (signal ", signal, ", ",
         strsignal(signal), ") in the child process curvd loads archives in "
         "first"));
   }
-  const absl::string_view message = absl::StripAsciiWhitespace(output);
-  if (message.empty()) {
+  const int code = WEXITSTATUS(wait_status);
+  if (code == 0) return absl::OkStatus();
+  if (code == kArchiveRefusedExitCode) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the archive checker exited with status ",
-                     WEXITSTATUS(wait_status), " and said nothing"));
+        message.empty() ? "the loader refused it and said nothing" : message);
   }
-  return absl::InvalidArgumentError(message);
+  // 127: the checker's libraries missing, say: the deployment, not the
+  // archive.
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the archive checker exited with status ", code,
+      message.empty() ? "" : ": ", message));
 }
+
+// Attributes of the child: no signal blocked (the server blocks SIGTERM,
+// SIGINT and SIGHUP for its signal thread) and the default action for those
+// and SIGPIPE, so that the child can be stopped like any process.
+struct SpawnAttributes {
+  SpawnAttributes() {
+    posix_spawnattr_init(&attributes);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    for (int signal : {SIGPIPE, SIGTERM, SIGINT, SIGHUP})
+      sigaddset(&defaults, signal);
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    posix_spawnattr_setflags(&attributes,
+                             POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  }
+  ~SpawnAttributes() { posix_spawnattr_destroy(&attributes); }
+  posix_spawnattr_t attributes;
+};
 
 absl::Status RunChild(int fd, const std::string& checker,
                       absl::Duration timeout) {
@@ -124,10 +164,13 @@ absl::Status RunChild(int fd, const std::string& checker,
   posix_spawn_file_actions_adddup2(&actions, fd, STDIN_FILENO);
   posix_spawn_file_actions_adddup2(&actions, pipe[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, pipe[1], STDERR_FILENO);
+  // Descriptors opened without close-on-exec stay out of the child too.
+  posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
+  const SpawnAttributes spawn;
   char* argv[] = {const_cast<char*>(checker.c_str()), nullptr};
   pid_t child = 0;
-  const int spawned = posix_spawn(&child, checker.c_str(), &actions, nullptr,
-                                  argv, environ);
+  const int spawned = posix_spawn(&child, checker.c_str(), &actions,
+                                  &spawn.attributes, argv, environ);
   posix_spawn_file_actions_destroy(&actions);
   close(pipe[1]);
   if (spawned != 0) {
@@ -137,8 +180,10 @@ absl::Status RunChild(int fd, const std::string& checker,
                      "': ", std::strerror(spawned)));
   }
   std::string output;
-  const bool closed =
-      ReadUntilClosed(pipe[0], absl::Now() + timeout, output);
+  const bool closed = ReadUntilClosed(
+      pipe[0],
+      std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout),
+      output);
   close(pipe[0]);
   if (!closed) kill(child, SIGKILL);
   int wait_status = 0;
@@ -161,21 +206,24 @@ absl::Status RunChild(int fd, const std::string& checker,
 
 absl::Status CheckArchiveInChild(int fd, const std::string& checker,
                                  absl::Duration timeout) {
-  const std::optional<FileIdentity> file = IdentityOf(fd);
-  if (file.has_value()) {
-    if (std::optional<absl::Status> known = TheVerdicts().Find(*file))
-      return *known;
+  const std::optional<FileIdentity> before = IdentityOf(fd);
+  std::optional<absl::Status> verdict;
+  if (before.has_value()) verdict = TheVerdicts().Find(*before);
+  if (!verdict.has_value()) {
+    verdict = RunChild(fd, checker, timeout);
+    // Kept: what the archive decides (OK, InvalidArgument), and only when
+    // the file did not change while the child read it. A timeout may be the
+    // machine's load, and the other errors say nothing of the archive.
+    if (before.has_value() && IdentityOf(fd) == before &&
+        (verdict->ok() || absl::IsInvalidArgument(*verdict))) {
+      TheVerdicts().Keep(*before, *verdict);
+    }
   }
-  absl::Status verdict = RunChild(fd, checker, timeout);
   if (lseek(fd, 0, SEEK_SET) != 0) {
     return absl::InternalError(absl::StrCat(
         "cannot rewind the archive after checking it: ", std::strerror(errno)));
   }
-  // A timeout may be the machine's load, and a checker that cannot run says
-  // nothing of the archive: neither is kept.
-  if (file.has_value() && (verdict.ok() || absl::IsInvalidArgument(verdict)))
-    TheVerdicts().Keep(*file, verdict);
-  return verdict;
+  return *verdict;
 }
 
 }  // namespace curvd::core

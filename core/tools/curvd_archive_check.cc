@@ -15,6 +15,7 @@
 #include <torch/script.h>
 
 #include "absl/status/status.h"
+#include "core/data/archive_check.h"
 #include "core/engine/torch_status.h"
 
 int main(int argc, char** argv) {
@@ -31,5 +32,5 @@ int main(int argc, char** argv) {
   if (loaded.ok()) return 0;
   const std::string message(loaded.message());
   std::fwrite(message.data(), 1, message.size(), stdout);
-  return 3;
+  return curvd::core::kArchiveRefusedExitCode;
 }

@@ -112,11 +112,27 @@ TEST_F(ArchiveCheckTest, ALoaderCrashIsInvalidArgumentNamingTheSignal) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("signal 11"));
 }
 
-TEST_F(ArchiveCheckTest, ASilentRefusalSaysTheExitStatus) {
+TEST_F(ArchiveCheckTest, ASilentRefusalIsStillARefusal) {
   const absl::Status status =
       Check(SaveArchive("silent.pt"), FakeChecker("silent", "exit 3"));
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(status.message()), HasSubstr("status 3"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("said nothing"));
+}
+
+// A checker that cannot load its own libraries (127), or that something
+// outside kills (the out-of-memory killer's SIGKILL), says nothing of the
+// archive: not a refusal, and not kept.
+TEST_F(ArchiveCheckTest, WhatSaysNothingOfTheArchiveIsNotAVerdict) {
+  const std::string archive = SaveArchive("unjudged.pt");
+  const absl::Status broken =
+      Check(archive, FakeChecker("broken", "echo 'libtorch.so: not found'; exit 127"));
+  EXPECT_EQ(broken.code(), absl::StatusCode::kFailedPrecondition) << broken;
+  EXPECT_THAT(std::string(broken.message()), HasSubstr("status 127"));
+  EXPECT_THAT(std::string(broken.message()), HasSubstr("libtorch.so"));
+  const absl::Status killed =
+      Check(archive, FakeChecker("killed", "kill -KILL $$"));
+  EXPECT_EQ(killed.code(), absl::StatusCode::kUnavailable) << killed;
+  EXPECT_TRUE(Check(archive, kChecker).ok());
 }
 
 TEST_F(ArchiveCheckTest, ALoaderThatHangsIsStoppedAtTheTimeout) {
@@ -145,6 +161,13 @@ TEST_F(ArchiveCheckTest, AVerdictIsKeptUntilTheFileChanges) {
   Write("kept.pt", "not a zip any more");
   EXPECT_EQ(Check(archive, crashing).code(),
             absl::StatusCode::kInvalidArgument);
+  // The same size again, a clock tick later: the times tell.
+  absl::SleepFor(absl::Milliseconds(20));
+  Write("kept.pt", "not a zip any more");
+  EXPECT_EQ(Check(archive, FakeChecker("refusing", "exit 3")).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(Check(archive, crashing).message()),
+              HasSubstr("said nothing"));
 }
 
 // LoadModel runs the source's checker before it loads the archive itself, and

@@ -133,6 +133,12 @@ TEST_F(DataRootsTest, WhatIsMissingInsideARootIsNotFound) {
             absl::StatusCode::kNotFound);
   Link("sub/", "slashed-directory-link");
   EXPECT_TRUE(Resolve(root_ + "/slashed-directory-link/file").ok());
+  Link(root_ + "/sub/file/", "absolute-slashed-link");
+  EXPECT_EQ(Read(root_ + "/absolute-slashed-link").status().code(),
+            absl::StatusCode::kNotFound);
+  Link(root_ + "/sub/", "absolute-slashed-directory-link");
+  EXPECT_TRUE(Read(root_ + "/absolute-slashed-directory-link/file").ok());
+  EXPECT_TRUE(Resolve(root_ + "/").ok());
   Link("sub/absent", "dangling-inside");
   EXPECT_EQ(Read(root_ + "/dangling-inside").status().code(),
             absl::StatusCode::kNotFound);
