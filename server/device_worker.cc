@@ -3,10 +3,10 @@
 #include <exception>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "core/api/out_of_memory.h"
 #include "server/measurement_sources.h"
 #include "server/result_blobs.h"
 #include "server/spec_conversion.h"
@@ -89,11 +89,10 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
   try {
     absl::StatusOr<core::MeasurementResult> result =
         engine_->Measure(sources.model, sources.shard, request, progress);
-    // Counted: out of memory at micro-batch 1, whose message says "ran out of
-    // memory" (core/engine/oom_retry.cc); not the memory budget's refusals,
-    // also ResourceExhausted, made before anything is allocated.
-    if (absl::IsResourceExhausted(result.status()) &&
-        absl::StrContains(result.status().message(), "ran out of memory")) {
+    // Counted: out of memory at micro-batch 1 (core/engine/oom_retry.cc);
+    // not the memory budget's refusals, also ResourceExhausted, made before
+    // anything is allocated.
+    if (core::IsDeviceOutOfMemory(result.status())) {
       metrics_->DeviceOutOfMemory(device_);
     }
     if (!result.ok()) return resolver_->WithoutBlobPaths(result.status());

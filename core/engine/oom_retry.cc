@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "core/api/out_of_memory.h"
 #include "core/engine/torch_status.h"
 
 namespace curvd::core {
@@ -16,7 +17,7 @@ absl::StatusOr<MeasurementResult> RetryWithSmallerMicroBatches(
     absl::StatusOr<MeasurementResult> result = attempt(batch);
     if (result.ok() || !IsOutOfMemory(result.status())) return result;
     if (batch == 1) {
-      return absl::ResourceExhaustedError(absl::StrCat(
+      return DeviceOutOfMemoryError(absl::StrCat(
           device, " ran out of memory even with micro_batch_size 1: ",
           result.status().message()));
     }

@@ -16,8 +16,9 @@ namespace curvd::core {
 // Calls attempt(micro_batch_size) and, while it fails with an out-of-memory
 // status (IsOutOfMemory), calls it again with half the micro-batch (rounded
 // down, at least 1). Returns the first result that is not out of memory;
-// ResourceExhausted naming `device` if the attempt at micro-batch 1 also ran
-// out. `micro_batch_size` >= 1. Thread-compatible.
+// DeviceOutOfMemoryError (core/api/out_of_memory.h) naming `device` if the
+// attempt at micro-batch 1 also ran out. `micro_batch_size` >= 1.
+// Thread-compatible.
 absl::StatusOr<MeasurementResult> RetryWithSmallerMicroBatches(
     int64_t micro_batch_size,
     const std::function<absl::StatusOr<MeasurementResult>(int64_t)>& attempt,

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/api/out_of_memory.h"
 #include "core/api/safetensors.h"
 #include "core/data/model.h"
 #include "core/data/shard.h"
@@ -183,6 +184,9 @@ TEST(OomRetryTest, HalvesTheMicroBatchUntilItFits) {
       RetryWithSmallerMicroBatches(5, never_fits, "cuda:0").status();
   EXPECT_EQ(exhausted.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(exhausted.message(), HasSubstr("micro_batch_size 1"));
+  EXPECT_TRUE(IsDeviceOutOfMemory(exhausted));
+  EXPECT_FALSE(IsDeviceOutOfMemory(
+      absl::ResourceExhaustedError("cuda:0 ran out of memory: a budget")));
   EXPECT_EQ(tried, (std::vector<int64_t>{5, 2, 1}));
 
   // Other errors are not retried.

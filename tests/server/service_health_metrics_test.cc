@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "core/api/out_of_memory.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "health_check.h"
@@ -84,7 +85,13 @@ TEST_F(ServiceTest, MetricsShowDeviceMemoryOutOfMemoryAndTheRunsLatestResults) {
   v1::Measurement m;
   ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
   WaitForState(m.name(), v1::Measurement::SUCCEEDED);
+  // A refusal that only reads like it (the memory budget's, say) is not
+  // counted: the engine marks the real one.
   control_->FailWith(absl::ResourceExhaustedError(
+      "cpu ran out of memory even with micro_batch_size 1: out of memory"));
+  ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
+  WaitForState(m.name(), v1::Measurement::FAILED);
+  control_->FailWith(core::DeviceOutOfMemoryError(
       "cpu ran out of memory even with micro_batch_size 1: out of memory"));
   ASSERT_TRUE(CreateMeasurement(parent, SharpnessSpec(), &m).ok());
   WaitForState(m.name(), v1::Measurement::FAILED);
