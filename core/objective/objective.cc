@@ -154,6 +154,20 @@ absl::StatusOr<Objective> Objective::Create(Model* model, torch::Tensor inputs,
                                             LossFunction loss,
                                             int64_t micro_batch_size,
                                             const ParameterBlock& block) {
+  return CreateSplit({model}, std::move(inputs), std::move(targets), loss,
+                     micro_batch_size, block);
+}
+
+absl::StatusOr<Objective> Objective::CreateSplit(std::vector<Model*> models,
+                                                 torch::Tensor inputs,
+                                                 torch::Tensor targets,
+                                                 LossFunction loss,
+                                                 int64_t micro_batch_size,
+                                                 const ParameterBlock& block) {
+  if (models.empty()) {
+    return absl::InvalidArgumentError("a split objective needs a model");
+  }
+  Model* model = models[0];
   if (inputs.dim() < 1 || inputs.size(0) == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("the shard is empty: inputs of shape ", ShapeOf(inputs)));
@@ -193,10 +207,12 @@ absl::StatusOr<Objective> Objective::Create(Model* model, torch::Tensor inputs,
 
   // A forward pass on a couple of samples tells whether the inputs fit, with a
   // message naming the shapes instead of a failure deep inside a measurement.
+  const torch::Device device = parameters[0].device();
   absl::StatusOr<torch::Tensor> forward =
       CatchTorchExceptions([&]() -> absl::StatusOr<torch::Tensor> {
         torch::NoGradGuard no_grad;
-        return model->Forward(inputs.narrow(0, 0, std::min<int64_t>(n, 2)));
+        return model->Forward(
+            inputs.narrow(0, 0, std::min<int64_t>(n, 2)).to(device));
       });
   if (!forward.ok()) {
     if (IsOutOfMemory(forward.status())) return forward.status();
@@ -231,21 +247,84 @@ absl::StatusOr<Objective> Objective::Create(Model* model, torch::Tensor inputs,
 
   const int64_t batch =
       micro_batch_size == 0 ? n : std::min(micro_batch_size, n);
-  return Objective(model, std::move(block_parameters), std::move(block_names),
-                   std::move(inputs), std::move(targets), loss, batch);
+  const int64_t batches = (n + batch - 1) / batch;
+  const int64_t parts =
+      std::min<int64_t>(static_cast<int64_t>(models.size()), batches);
+  // Part p: micro-batches [p B / P, (p + 1) B / P).
+  const auto slice_of = [&](int64_t p) {
+    const int64_t first = p * batches / parts;
+    const int64_t end = std::min(n, (p + 1) * batches / parts * batch);
+    return Slice{first * batch, end - first * batch, first, n};
+  };
+  const auto slice_on = [](const torch::Tensor& t, const Slice& slice,
+                           const torch::Device& on) {
+    return t.narrow(0, slice.start, slice.count).to(on);
+  };
+  const Slice first = slice_of(0);
+  Objective objective(model, std::move(block_parameters),
+                      std::move(block_names), slice_on(inputs, first, device),
+                      slice_on(targets, first, device), loss, batch, first);
+  std::vector<torch::Device> lane_devices = {device};
+  objective.lanes_.resize(1);
+  objective.lanes_[0].push_back(0);
+  for (int64_t p = 1; p < parts; ++p) {
+    Model* copy = models[p];
+    std::vector<torch::Tensor> copy_parameters = copy->Parameters();
+    if (copy->ParameterNames() != names ||
+        copy_parameters.size() != parameters.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model ", p, " of the split does not have model 0's parameters"));
+    }
+    std::vector<torch::Tensor> copy_block;
+    for (size_t i : selected) {
+      const torch::Tensor& mine = parameters[i];
+      const torch::Tensor& theirs = copy_parameters[i];
+      if (!theirs.sizes().equals(mine.sizes()) ||
+          theirs.scalar_type() != mine.scalar_type()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "parameter ", NameOf(names, i), " of model ", p,
+            " of the split is ", ShapeOf(theirs), " ",
+            std::string(theirs.dtype().name()), ", model 0's is ",
+            ShapeOf(mine), " ", std::string(mine.dtype().name())));
+      }
+      copy_block.push_back(theirs);
+    }
+    const torch::Device on = copy_block[0].device();
+    const Slice slice = slice_of(p);
+    objective.replicas_.push_back(std::unique_ptr<Objective>(new Objective(
+        copy, std::move(copy_block), objective.block_parameter_names_,
+        slice_on(inputs, slice, on), slice_on(targets, slice, on), loss, batch,
+        slice)));
+    const auto lane =
+        std::find(lane_devices.begin(), lane_devices.end(), on) -
+        lane_devices.begin();
+    if (lane == static_cast<int64_t>(lane_devices.size())) {
+      lane_devices.push_back(on);
+      objective.lanes_.emplace_back();
+    }
+    objective.lanes_[lane].push_back(static_cast<size_t>(p));
+  }
+  objective.part_threads_ =
+      std::make_unique<PartThreads>(static_cast<int>(lane_devices.size()));
+  // Versions that match none: the first operation copies the parameters.
+  objective.refreshed_versions_.assign(objective.parameters_.size(), -1);
+  return objective;
 }
 
 Objective::Objective(Model* model, std::vector<torch::Tensor> parameters,
                      std::vector<std::string> block_parameter_names,
                      torch::Tensor inputs, torch::Tensor targets,
-                     LossFunction loss, int64_t micro_batch_size)
+                     LossFunction loss, int64_t micro_batch_size,
+                     const Slice& slice)
     : model_(model),
       parameters_(std::move(parameters)),
       block_parameter_names_(std::move(block_parameter_names)),
       inputs_(std::move(inputs)),
       targets_(std::move(targets)),
       loss_(loss),
-      micro_batch_size_(micro_batch_size) {
+      micro_batch_size_(micro_batch_size),
+      first_batch_(slice.first_batch),
+      total_samples_(slice.total_samples) {
   for (torch::Tensor& p : parameters_) {
     p.requires_grad_(true);
     numels_.push_back(p.numel());
@@ -262,15 +341,22 @@ Objective::Objective(Model* model, std::vector<torch::Tensor> parameters,
 
 void Objective::set_forward_seed(uint64_t seed) {
   forward_seed_ = seed;
-  const int64_t n = num_samples();
-  batch_seeds_ =
-      StreamWords(seed, (n + micro_batch_size_ - 1) / micro_batch_size_);
+  const int64_t batches =
+      (inputs_.size(0) + micro_batch_size_ - 1) / micro_batch_size_;
+  const std::vector<uint64_t> words = StreamWords(seed, first_batch_ + batches);
+  batch_seeds_.assign(words.begin() + first_batch_, words.end());
   FreeRetainedGraphs();
+  for (const std::unique_ptr<Objective>& part : replicas_) {
+    part->set_forward_seed(seed);
+  }
 }
 
 void Objective::set_retain_graphs(bool retain) {
   retain_graphs_ = retain;
   if (!retain) FreeRetainedGraphs();
+  for (const std::unique_ptr<Objective>& part : replicas_) {
+    part->set_retain_graphs(retain);
+  }
 }
 
 void Objective::FreeRetainedGraphs() {
@@ -283,6 +369,15 @@ void Objective::FreeRetainedGraphs() {
 }
 
 std::string Objective::hvp_graph_note() const {
+  std::string note = PartHvpGraphNote();
+  for (size_t p = 0; p < replicas_.size(); ++p) {
+    const std::string theirs = replicas_[p]->PartHvpGraphNote();
+    if (theirs != note) absl::StrAppend(&note, "; part ", p + 1, ": ", theirs);
+  }
+  return note;
+}
+
+std::string Objective::PartHvpGraphNote() const {
   if (hvp_graph_replays_ > 0) {
     return absl::StrCat("hvp_graph: replayed (", hvp_graph_replays_,
                         " Hessian-vector products, one device-graph launch "
@@ -298,13 +393,72 @@ std::string Objective::hvp_graph_note() const {
   return "hvp_graph: eager (micro-batch graphs not retained)";
 }
 
+std::string Objective::split_note() const {
+  if (replicas_.empty()) return "";
+  const int64_t batches_in_all =
+      (total_samples_ + micro_batch_size_ - 1) / micro_batch_size_;
+  std::vector<std::string> parts;
+  for (int p = 0; p < this->parts(); ++p) {
+    const Objective& part = p == 0 ? *this : *replicas_[p - 1];
+    const int64_t last = p + 1 < this->parts()
+                             ? replicas_[p]->first_batch_ - 1
+                             : batches_in_all - 1;
+    parts.push_back(absl::StrCat(part.vector_options_.device().str(),
+                                 " micro-batches ", part.first_batch_, "-",
+                                 last));
+  }
+  return absl::StrCat("split: ", this->parts(),
+                      " parts: ", absl::StrJoin(parts, ", "));
+}
+
+std::vector<int64_t> Objective::ParameterVersions() const {
+  std::vector<int64_t> versions;
+  versions.reserve(parameters_.size());
+  for (const torch::Tensor& p : parameters_) versions.push_back(p._version());
+  return versions;
+}
+
+void Objective::RefreshPoint() {
+  std::vector<int64_t> versions = ParameterVersions();
+  if (versions == refreshed_versions_) return;
+  FreeRetainedGraphs();
+  torch::NoGradGuard no_grad;
+  for (const std::unique_ptr<Objective>& part : replicas_) {
+    part->FreeRetainedGraphs();
+    for (size_t j = 0; j < parameters_.size(); ++j) {
+      part->parameters_[j].copy_(parameters_[j]);
+    }
+  }
+  refreshed_versions_ = std::move(versions);
+}
+
+torch::Tensor Objective::SumOverParts(
+    absl::FunctionRef<torch::Tensor(Objective& part)> body) {
+  RefreshPoint();
+  if (replicas_.empty()) return body(*this);
+  std::vector<torch::Tensor> partial(parts());
+  part_threads_->Run([&](int lane) {
+    for (size_t p : lanes_[lane]) {
+      Objective& part = p == 0 ? *this : *replicas_[p - 1];
+      const c10::DeviceGuard on(part.vector_options_.device());
+      partial[p] = body(part);
+    }
+  });
+  torch::Tensor total = partial[0];
+  for (size_t p = 1; p < partial.size(); ++p) {
+    total.add_(partial[p].to(vector_options_.device()));
+  }
+  return total;
+}
+
 void Objective::ForEachBatch(
     absl::FunctionRef<void(const Batch&)> body) {
-  const int64_t n = num_samples();
+  const int64_t n = inputs_.size(0);
   int64_t index = 0;
   for (int64_t start = 0; start < n; start += micro_batch_size_) {
     const int64_t count = std::min(micro_batch_size_, n - start);
-    body(Batch{index++, start, count, static_cast<double>(count) / n});
+    body(Batch{index++, start, count,
+               static_cast<double>(count) / total_samples_});
   }
 }
 
@@ -420,7 +574,9 @@ torch::Tensor Objective::LossOnDevice() {
 }
 
 absl::StatusOr<double> Objective::Loss() {
-  const double loss = LossOnDevice().item<double>();
+  const double loss =
+      SumOverParts([](Objective& part) { return part.LossOnDevice(); })
+          .item<double>();
   if (!std::isfinite(loss)) {
     return absl::InvalidArgumentError(
         absl::StrCat("the loss on the shard is not finite (", loss, ")"));
@@ -428,7 +584,7 @@ absl::StatusOr<double> Objective::Loss() {
   return loss;
 }
 
-absl::StatusOr<torch::Tensor> Objective::Gradient() {
+torch::Tensor Objective::LocalGradient() {
   torch::Tensor total = torch::empty({num_parameters_}, vector_options_);
   ForEachBatch([&](const Batch& batch) {
     const std::vector<torch::Tensor> gradients = torch::autograd::grad(
@@ -436,6 +592,12 @@ absl::StatusOr<torch::Tensor> Objective::Gradient() {
         /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
     Accumulate(gradients, batch.weight, batch.index == 0, total);
   });
+  return total;
+}
+
+absl::StatusOr<torch::Tensor> Objective::Gradient() {
+  const torch::Tensor total =
+      SumOverParts([](Objective& part) { return part.LocalGradient(); });
   if (!AllFinite(total)) {
     return absl::InvalidArgumentError(
         "the gradient on the shard is not finite");
@@ -481,10 +643,20 @@ absl::StatusOr<torch::Tensor> Objective::Products(const torch::Tensor& vectors,
   }
   const torch::Tensor block = vectors.to(vector_options_).detach();
   const int64_t k = block.size(0);
+  if (k == 0) return torch::empty({0, num_parameters_}, vector_options_);
+  torch::Tensor products = SumOverParts([&](Objective& part) {
+    return part.LocalProducts(
+        &part == this ? block : block.to(part.vector_options_), curvature);
+  });
+  hvps_ += k;
+  return products;
+}
+
+torch::Tensor Objective::LocalProducts(const torch::Tensor& block,
+                                       Curvature curvature) {
+  const int64_t k = block.size(0);
   torch::Tensor products = torch::empty({k, num_parameters_}, vector_options_);
-  if (k == 0) return products;
   if (curvature == Curvature::kHessian && ReplayedProducts(block, products)) {
-    hvps_ += k;
     return products;
   }
   // Each vector's per-parameter parts, as views shaped like the parameters:
@@ -492,7 +664,6 @@ absl::StatusOr<torch::Tensor> Objective::Products(const torch::Tensor& vectors,
   std::vector<std::vector<torch::Tensor>> parts(k);
   for (int64_t i = 0; i < k; ++i) parts[i] = PartsOf(block[i]);
   ProductsInto(parts, curvature, products);
-  hvps_ += k;
   return products;
 }
 
@@ -582,28 +753,14 @@ absl::StatusOr<std::vector<double>> Objective::LossAlong(
                      ", want [", num_parameters_, "]"));
   }
   if (t.empty()) return std::vector<double>();
-  // Graphs hold the parameters' values (and version counters) of the point
-  // they were built at.
-  FreeRetainedGraphs();
-  const std::vector<torch::Tensor> parts =
-      direction.to(vector_options_).detach().split_with_sizes(numels_);
-  torch::Tensor losses;
-  {
-    const ParameterRestorer restorer(parameters_);
-    std::vector<torch::Tensor> on_device;
-    for (double step : t) {
-      {
-        torch::NoGradGuard no_grad;
-        for (size_t j = 0; j < parameters_.size(); ++j) {
-          parameters_[j]
-              .copy_(restorer.saved(j))
-              .add_(parts[j].view(parameters_[j].sizes()), step);
-        }
-      }
-      on_device.push_back(LossOnDevice());
-    }
-    losses = torch::stack(on_device).cpu();
-  }
+  const torch::Tensor along = direction.to(vector_options_).detach();
+  const torch::Tensor losses =
+      SumOverParts([&](Objective& part) {
+        return part.LocalLossesAlong(
+            &part == this ? along : along.to(part.vector_options_), t);
+      }).cpu();
+  // Every part's parameters are back as they were, bit for bit.
+  refreshed_versions_ = ParameterVersions();
   std::vector<double> values(losses.data_ptr<double>(),
                              losses.data_ptr<double>() + losses.numel());
   for (size_t i = 0; i < values.size(); ++i) {
@@ -614,6 +771,28 @@ absl::StatusOr<std::vector<double>> Objective::LossAlong(
     }
   }
   return values;
+}
+
+torch::Tensor Objective::LocalLossesAlong(const torch::Tensor& direction,
+                                          const std::vector<double>& t) {
+  // Graphs hold the parameters' values (and version counters) of the point
+  // they were built at.
+  FreeRetainedGraphs();
+  const std::vector<torch::Tensor> parts = direction.split_with_sizes(numels_);
+  const ParameterRestorer restorer(parameters_);
+  std::vector<torch::Tensor> on_device;
+  for (double step : t) {
+    {
+      torch::NoGradGuard no_grad;
+      for (size_t j = 0; j < parameters_.size(); ++j) {
+        parameters_[j]
+            .copy_(restorer.saved(j))
+            .add_(parts[j].view(parameters_[j].sizes()), step);
+      }
+    }
+    on_device.push_back(LossOnDevice());
+  }
+  return torch::stack(on_device);
 }
 
 }  // namespace curvd::core

@@ -9,6 +9,7 @@
 #include <ATen/core/Generator.h>
 #include <torch/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -19,6 +20,7 @@
 #include "core/api/measurement.h"
 #include "core/data/model.h"
 #include "core/engine/device_graph.h"
+#include "core/objective/part_threads.h"
 
 namespace curvd::core {
 
@@ -48,9 +50,10 @@ torch::Tensor MeanLoss(const torch::Tensor& outputs,
 // activations of the whole shard on the device until set_retain_graphs(false).
 // Gauss-Newton products (Ggnvps) work the same way with graphs of their own,
 // at three backward passes per vector and micro-batch (J v, H_out J v and
-// J^T H_out J v), two of them through the model. The parameters must not
-// change while graphs are retained (autograd refuses a graph whose saved
-// tensors were modified in place); LossAlong, which moves them, frees them.
+// J^T H_out J v), two of them through the model. Writing into the parameters
+// moves the point: the next operation sees it (autograd's version counters
+// tell) and frees the graphs built at the old one, which the next product
+// rebuilds; LossAlong, which moves and restores them, frees them too.
 // With retained graphs on a device with device graphs (device_graph.h), the
 // Hessian product of one vector (every micro-batch's backward pass and the
 // weighted sum) is recorded once and replayed for each later vector, one
@@ -67,6 +70,11 @@ torch::Tensor MeanLoss(const torch::Tensor& outputs,
 // during a forward pass (curvd runs one measurement per device at a time);
 // randomness from any other source (a generator of the model's own) is not
 // fixed, which the measurement plan detects (operator_check.h).
+//
+// A split objective (CreateSplit) divides the micro-batches among copies of
+// the model on several devices and sums their parts on the first device; its
+// values are those of the unsplit objective, to rounding
+// (docs/adr/0028-one-measurement-split-across-devices.md).
 class Objective {
  public:
   // The seed of micro-batch `batch`'s forward stream for `forward_seed`: word
@@ -98,6 +106,33 @@ class Objective {
                                           int64_t micro_batch_size,
                                           const ParameterBlock& block = {});
 
+  // Create's objective with its micro-batches divided among `models`: models[0]
+  // is the model Create takes (the objective's point, device and dtype are
+  // its), models[1..] are models of the same architecture on any devices (the
+  // same one too: a logical split), whose block parameters are overwritten
+  // with models[0]'s. Part p evaluates a contiguous run of the micro-batches
+  // on models[p]'s device (the runs as even as the count allows, the short
+  // last batch in the last run), each batch with weight |b|/N and the
+  // forward seed of its index in the whole shard, and the parts are summed on
+  // models[0]'s device: Loss, Gradient, every product and LossAlong equal
+  // Create's to rounding. Parts on distinct devices run at the same time, one
+  // host thread per device; parts on one device run one after another. With
+  // fewer micro-batches than models the last models are left out (parts()).
+  // `inputs` and `targets` may be on any device; each part copies its slice
+  // to its own. Before each operation the copies' block parameters are
+  // refreshed from models[0]'s when any of those changed since the last
+  // refresh (autograd's version counters tell), so writing into
+  // block_parameters() moves every part. Errors as Create's, and
+  // InvalidArgument when `models` is empty or a copy's parameters differ from
+  // models[0]'s in names, shapes or dtypes. Every model must outlive the
+  // objective.
+  static absl::StatusOr<Objective> CreateSplit(std::vector<Model*> models,
+                                               torch::Tensor inputs,
+                                               torch::Tensor targets,
+                                               LossFunction loss,
+                                               int64_t micro_batch_size,
+                                               const ParameterBlock& block = {});
+
   // The size of the flat vectors: the block's number of parameters.
   int64_t num_parameters() const { return num_parameters_; }
   // Names of the block's parameters in model order; empty when the block was
@@ -105,13 +140,22 @@ class Objective {
   const std::vector<std::string>& block_parameter_names() const {
     return block_parameter_names_;
   }
-  int64_t num_samples() const { return inputs_.size(0); }
+  // N, the samples of the whole shard (of every part).
+  int64_t num_samples() const { return total_samples_; }
+  // The parts the micro-batches are divided among: 1 unless split.
+  int parts() const { return static_cast<int>(replicas_.size()) + 1; }
+  // For a measurement's diagnostics, empty unless split: each part's device
+  // and micro-batches, e.g. "split: 2 parts: cuda:0 micro-batches 0-3,
+  // cuda:1 micro-batches 4-6".
+  std::string split_note() const;
   // Samples per micro-batch actually used (N when the request said 0).
   int64_t micro_batch_size() const { return micro_batch_size_; }
   // The model, the shard (inputs [N, ...] and targets [N, ...] on the
   // parameters' device; MSE targets [N] of a model with outputs [N, 1] are
   // held as [N, 1]) and the loss, as Create was given them. The model's
   // parameters are its own: writing into them changes the objective's point.
+  // Of a split objective the shard (and ForEachBatch) is the first part's
+  // slice alone: per-sample methods (GOP, LLC chains) need an unsplit one.
   Model* model() const { return model_; }
   const torch::Tensor& inputs() const { return inputs_; }
   const torch::Tensor& targets() const { return targets_; }
@@ -129,7 +173,8 @@ class Objective {
   int64_t hvps() const { return hvps_; }
   // How the Hessian products ran, for a measurement's diagnostics:
   // "hvp_graph: replayed (...)" when a device graph replayed them, else
-  // "hvp_graph: eager (reason)".
+  // "hvp_graph: eager (reason)"; of a split objective, the first part's,
+  // then "; part p: ..." for each part where it differs.
   std::string hvp_graph_note() const;
 
   // The seed of the forward passes' randomness (above); 0 until set. Setting
@@ -190,12 +235,13 @@ class Objective {
 
   // A micro-batch: samples [start, start + count) of the shard.
   struct Batch {
-    int64_t index;  // 0, 1, ... in shard order
+    int64_t index;  // 0, 1, ... in shard order (in the part's, when split)
     int64_t start;
     int64_t count;
     double weight;  // count / N
   };
-  // Calls `body` for each micro-batch, in shard order; their weights sum to 1.
+  // Calls `body` for each micro-batch, in shard order; their weights sum to 1
+  // (to the part's share of N, when split).
   void ForEachBatch(absl::FunctionRef<void(const Batch&)> body);
 
  private:
@@ -222,10 +268,38 @@ class Objective {
     torch::Tensor output_gradient;
   };
 
+  // A part: samples [start, start + count) of a shard of `total_samples`,
+  // beginning with micro-batch `first_batch` of the whole shard.
+  struct Slice {
+    int64_t start;
+    int64_t count;
+    int64_t first_batch;
+    int64_t total_samples;
+  };
+
   Objective(Model* model, std::vector<torch::Tensor> parameters,
             std::vector<std::string> block_parameter_names,
             torch::Tensor inputs, torch::Tensor targets, LossFunction loss,
-            int64_t micro_batch_size);
+            int64_t micro_batch_size, const Slice& slice);
+
+  // This part's own work (its slice of the shard), for the whole objective's
+  // operations to sum over the parts.
+  torch::Tensor LocalGradient();
+  torch::Tensor LocalProducts(const torch::Tensor& block, Curvature curvature);
+  // The losses [t.size()] in float64 on the device, restored after.
+  torch::Tensor LocalLossesAlong(const torch::Tensor& direction,
+                                 const std::vector<double>& t);
+  // body(part) for every part, each on its device's lane, summed on this
+  // part's device, after RefreshPoint.
+  torch::Tensor SumOverParts(
+      absl::FunctionRef<torch::Tensor(Objective& part)> body);
+  // When the block parameters changed since the last call: frees the
+  // retained graphs, built at the old point, and copies the parameters into
+  // every other part (freeing theirs).
+  void RefreshPoint();
+  std::vector<int64_t> ParameterVersions() const;
+  // hvp_graph_note of this part alone.
+  std::string PartHvpGraphNote() const;
 
   // The model's outputs on `batch`, its randomness seeded for the batch.
   torch::Tensor BatchOutputs(const Batch& batch);
@@ -275,6 +349,8 @@ class Objective {
   torch::Tensor targets_;
   LossFunction loss_;
   int64_t micro_batch_size_;
+  int64_t first_batch_;
+  int64_t total_samples_;
   int64_t num_parameters_ = 0;
   torch::TensorOptions vector_options_;
   int64_t hvps_ = 0;
@@ -298,6 +374,13 @@ class Objective {
   torch::Tensor scratch_;
   // Zeros for parameters the loss does not depend on, made when first needed.
   std::vector<torch::Tensor> zero_parts_;
+  // Split only: the other parts (part p = replicas_[p - 1]) and which lane
+  // of part_threads_ runs each part (one lane per device, this part's
+  // first). The block parameters' versions at the last RefreshPoint.
+  std::vector<std::unique_ptr<Objective>> replicas_;
+  std::vector<std::vector<size_t>> lanes_;
+  std::unique_ptr<PartThreads> part_threads_;
+  std::vector<int64_t> refreshed_versions_;
 };
 
 }  // namespace curvd::core

@@ -26,6 +26,7 @@ namespace curvd::core {
 namespace {
 
 using ::curvd::core::testing::DeviceTest;
+using ::curvd::core::testing::DropoutTanhMlp;
 using ::curvd::core::testing::EngineDeviceTest;
 using ::curvd::core::testing::MatrixColumns;
 using ::curvd::core::testing::Of;
@@ -38,27 +39,6 @@ constexpr int64_t kSamples = 12;
 constexpr int64_t kMicroBatch = 4;  // three micro-batches
 const std::vector<int64_t> kWidths = {3, 6, 2};
 constexpr int64_t kParameters = 3 * 6 + 6 + 6 * 2 + 2;
-
-// The tanh MLP with dropout (p = 0.5) after each hidden layer in train mode,
-// through torch's dropout as a TorchScript nn.Dropout runs it.
-class DropoutTanhMlp : public TanhMlp {
- public:
-  using TanhMlp::TanhMlp;
-  void SetTrainMode(bool train) override { train_ = train; }
-  torch::Tensor Forward(const torch::Tensor& x) override {
-    torch::Tensor h = x;
-    for (size_t i = 0; i < parameters_.size(); i += 2) {
-      h = torch::addmm(parameters_[i + 1], h, parameters_[i].t());
-      if (i + 2 < parameters_.size()) {
-        h = torch::dropout(torch::tanh(h), 0.5, train_);
-      }
-    }
-    return h;
-  }
-
- private:
-  bool train_ = false;
-};
 
 // The same, but its masks come from a generator of its own, which advances
 // at every forward pass: randomness curvd cannot fix.

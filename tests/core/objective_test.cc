@@ -498,6 +498,32 @@ TEST_P(ObjectiveTest, ProductsAfterLossAlongEqualThoseBefore) {
   EXPECT_TRUE(torch::equal(objective->Ggnvp(v).value(), gv));
 }
 
+TEST_P(ObjectiveTest, WritingIntoTheParametersMovesRetainedProducts) {
+  constexpr int64_t kN = 12;
+  TanhMlp model({4, 6, 3}, /*seed=*/21);
+  model.To(device(), torch::kFloat64);
+  const torch::Tensor x = SeededRandn({kN, 4}, 22).to(device());
+  const torch::Tensor labels = SeededLabels(kN, 3, 23).to(device());
+  auto objective = Objective::Create(&model, x, labels,
+                                     LossFunction::kCrossEntropy, 4);
+  ASSERT_TRUE(objective.ok()) << objective.status();
+  objective->set_retain_graphs(true);
+  const torch::Tensor v =
+      SeededRandn({objective->num_parameters()}, 24).to(device());
+  const torch::Tensor before = objective->Hvp(v).value();
+  {
+    torch::NoGradGuard no_grad;
+    for (const torch::Tensor& p : objective->block_parameters()) p.mul_(2.0);
+  }
+  // The graphs of the old point are rebuilt, not replayed at it.
+  auto fresh = Objective::Create(&model, x, labels,
+                                 LossFunction::kCrossEntropy, 4);
+  const torch::Tensor expected = fresh->Hvp(v).value();
+  const torch::Tensor after = objective->Hvp(v).value();
+  EXPECT_LT(RelativeError(after, expected), 1e-12);
+  EXPECT_GT(RelativeError(before, expected), 1e-3);
+}
+
 TEST_P(ObjectiveTest, LossAlongRejectsWrongSizeAndNamesNonFiniteT) {
   LinearModel model(4, 2, /*seed=*/50);
   model.To(device(), torch::kFloat64);

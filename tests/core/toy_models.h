@@ -94,6 +94,27 @@ class LayeredTanhMlp : public TanhMlp {
   }
 };
 
+// The tanh MLP with dropout (p = 0.5) after each hidden layer in train mode,
+// through torch's dropout as a TorchScript nn.Dropout runs it.
+class DropoutTanhMlp : public TanhMlp {
+ public:
+  using TanhMlp::TanhMlp;
+  void SetTrainMode(bool train) override { train_ = train; }
+  torch::Tensor Forward(const torch::Tensor& x) override {
+    torch::Tensor h = x;
+    for (size_t i = 0; i < parameters_.size(); i += 2) {
+      h = torch::addmm(parameters_[i + 1], h, parameters_[i].t());
+      if (i + 2 < parameters_.size()) {
+        h = torch::dropout(torch::tanh(h), 0.5, train_);
+      }
+    }
+    return h;
+  }
+
+ private:
+  bool train_ = false;
+};
+
 // A linear model with a second parameter that the forward pass ignores.
 class LinearWithUnusedParameter : public LinearModel {
  public:
