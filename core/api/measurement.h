@@ -138,6 +138,9 @@ struct MeasurementResult {
   // How the Hessian products ran (Objective::hvp_graph_note); empty when
   // none ran.
   std::string hvp_graph;
+  // How the micro-batches were divided among devices (Objective::split_note);
+  // empty when the measurement ran on one device.
+  std::string split;
 };
 
 }  // namespace curvd::core

@@ -20,6 +20,8 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <variant>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
@@ -190,6 +192,44 @@ class TorchEngine final : public Engine {
                                             const ShardSpec& shard_spec,
                                             const MeasurementRequest& request,
                                             const Progress& progress) override {
+    return MeasureOn({}, model_source, shard_spec, request, progress);
+  }
+
+  absl::StatusOr<MeasurementResult> MeasureSplit(
+      const std::vector<Engine*>& helpers, const ModelSource& model_source,
+      const ShardSpec& shard_spec, const MeasurementRequest& request,
+      const Progress& progress) override {
+    std::vector<TorchEngine*> engines;
+    for (Engine* helper : helpers) {
+      auto* engine = dynamic_cast<TorchEngine*>(helper);
+      if (engine == nullptr) {
+        return absl::InvalidArgumentError(
+            "a split's helpers must be engines made by Engine::Create");
+      }
+      engines.push_back(engine);
+    }
+    for (const Method& method : request.methods) {
+      if (std::holds_alternative<GopMethod>(method) ||
+          std::holds_alternative<LlcMethod>(method) ||
+          std::holds_alternative<LlcCalibrationMethod>(method)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            MethodName(method),
+            " reads per-sample data and is not split across devices; measure "
+            "it on one device"));
+      }
+    }
+    return MeasureOn(engines, model_source, shard_spec, request, progress);
+  }
+
+  std::string device() const override { return name_; }
+
+ private:
+  // Measure on this engine's device, divided with `helpers` when there are
+  // any (MeasureSplit).
+  absl::StatusOr<MeasurementResult> MeasureOn(
+      const std::vector<TorchEngine*>& helpers,
+      const ModelSource& model_source, const ShardSpec& shard_spec,
+      const MeasurementRequest& request, const Progress& progress) {
     CURVD_RETURN_IF_ERROR(ValidateRequest(request));
     return CatchTorchExceptions([&]() -> absl::StatusOr<MeasurementResult> {
       const Precision precision = request.objective.precision;
@@ -201,17 +241,36 @@ class TorchEngine final : public Engine {
                              DeviceShard(shard_spec, dtype, budget));
       CURVD_RETURN_IF_ERROR(
           ChargeWorkingSet(*model, dtype, request.methods.size(), budget));
-      model->SetTrainMode(request.objective.train_mode);
       // Forward passes in train mode update BatchNorm running statistics: that
       // copy no longer holds the checkpoint's buffers and must not be reused.
-      if (request.objective.train_mode) model.Invalidate();
-      const bool tf32 = device_.is_cuda() && precision == Precision::kTf32;
-      const Tf32Scope tf32_scope(device_.is_cuda(), tf32);
+      const auto set_mode = [&](DeviceCache::Handle<Model>& copy) {
+        copy->SetTrainMode(request.objective.train_mode);
+        if (request.objective.train_mode) copy.Invalidate();
+      };
+      set_mode(model);
+      std::vector<DeviceCache::Handle<Model>> copies;
+      bool cuda = device_.is_cuda();
+      for (TorchEngine* helper : helpers) {
+        MemoryBudget helper_budget(helper->measurement_host_bytes_);
+        CURVD_ASSIGN_OR_RETURN(
+            DeviceCache::Handle<Model> copy,
+            helper->DeviceModel(model_source, dtype, helper_budget));
+        CURVD_RETURN_IF_ERROR(helper->ChargeWorkingSet(
+            *copy, dtype, request.methods.size(), helper_budget));
+        set_mode(copy);
+        copies.push_back(std::move(copy));
+        cuda = cuda || helper->device_.is_cuda();
+      }
+      const bool tf32 = cuda && precision == Precision::kTf32;
+      const Tf32Scope tf32_scope(cuda, tf32);
       const int64_t n = shard->size();
+      const int64_t devices = static_cast<int64_t>(helpers.size()) + 1;
       const int64_t batch =
           request.objective.micro_batch_size == 0
-              ? n
+              ? (n + devices - 1) / devices
               : std::min(request.objective.micro_batch_size, n);
+      std::vector<Model*> models = {&*model};
+      for (DeviceCache::Handle<Model>& copy : copies) models.push_back(&*copy);
       // The graphs of the whole shard are kept where that costs no more
       // memory than one product needs anyway (one micro-batch), or where
       // running out of memory is an error the retry recovers from (CUDA; on
@@ -221,7 +280,7 @@ class TorchEngine final : public Engine {
                              RetryOnOutOfMemory(
                                  batch, retain_graphs,
                                  [&](int64_t micro_batch, bool retain) {
-                                   return MeasureWithBatch(*model, *shard,
+                                   return MeasureWithBatch(models, *shard,
                                                            request, micro_batch,
                                                            retain, progress);
                                  },
@@ -234,9 +293,6 @@ class TorchEngine final : public Engine {
     });
   }
 
-  std::string device() const override { return name_; }
-
- private:
   // The model of `source` on the device in `dtype`, from the cache when its
   // key matches. `budget` is charged with it either way: by the loader as it
   // sizes the model, or with the parameters of the cached copy.
@@ -312,19 +368,21 @@ class TorchEngine final : public Engine {
     return absl::OkStatus();
   }
 
-  // One attempt at `micro_batch` samples per batch, keeping the graphs of all
+  // One attempt at `micro_batch` samples per batch on `models` (this
+  // device's first, then the helpers' copies), keeping the graphs of all
   // batches for the run if `retain_graphs`. compute_seconds covers this
   // attempt (objective, loss, the iterative method), not loading.
   absl::StatusOr<MeasurementResult> MeasureWithBatch(
-      Model& model, const Shard& shard, const MeasurementRequest& request,
-      int64_t micro_batch, bool retain_graphs, const Progress& progress) {
+      const std::vector<Model*>& models, const Shard& shard,
+      const MeasurementRequest& request, int64_t micro_batch,
+      bool retain_graphs, const Progress& progress) {
     return CatchTorchExceptions([&]() -> absl::StatusOr<MeasurementResult> {
       const absl::Time start = absl::Now();
       CURVD_ASSIGN_OR_RETURN(
           Objective objective,
-          Objective::Create(&model, shard.inputs, shard.targets,
-                            request.objective.loss, micro_batch,
-                            request.block));
+          Objective::CreateSplit(models, shard.inputs, shard.targets,
+                                 request.objective.loss, micro_batch,
+                                 request.block));
       objective.set_forward_seed(request.objective.forward_seed);
       objective.set_retain_graphs(retain_graphs);
       MeasurementResult result;
@@ -345,6 +403,7 @@ class TorchEngine final : public Engine {
       result.forward_seed = objective.forward_seed();
       result.micro_batch_size = objective.micro_batch_size();
       result.graphs_retained = retain_graphs;
+      result.split = objective.split_note();
       return result;
     });
   }

@@ -275,8 +275,7 @@ absl::StatusOr<Objective> Objective::CreateSplit(std::vector<Model*> models,
       return absl::InvalidArgumentError(absl::StrCat(
           "model ", p, " of the split does not have model 0's parameters"));
     }
-    std::vector<torch::Tensor> copy_block;
-    for (size_t i : selected) {
+    for (size_t i = 0; i < parameters.size(); ++i) {
       const torch::Tensor& mine = parameters[i];
       const torch::Tensor& theirs = copy_parameters[i];
       if (!theirs.sizes().equals(mine.sizes()) ||
@@ -287,8 +286,16 @@ absl::StatusOr<Objective> Objective::CreateSplit(std::vector<Model*> models,
             std::string(theirs.dtype().name()), ", model 0's is ",
             ShapeOf(mine), " ", std::string(mine.dtype().name())));
       }
-      copy_block.push_back(theirs);
     }
+    {
+      // Every parameter, those outside the block too, as model 0 has them.
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < parameters.size(); ++i) {
+        copy_parameters[i].copy_(parameters[i]);
+      }
+    }
+    std::vector<torch::Tensor> copy_block;
+    for (size_t i : selected) copy_block.push_back(copy_parameters[i]);
     const torch::Device on = copy_block[0].device();
     const Slice slice = slice_of(p);
     objective.replicas_.push_back(std::unique_ptr<Objective>(new Objective(

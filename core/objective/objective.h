@@ -109,8 +109,8 @@ class Objective {
   // Create's objective with its micro-batches divided among `models`: models[0]
   // is the model Create takes (the objective's point, device and dtype are
   // its), models[1..] are models of the same architecture on any devices (the
-  // same one too: a logical split), whose block parameters are overwritten
-  // with models[0]'s. Part p evaluates a contiguous run of the micro-batches
+  // same one too: a logical split), whose parameters are overwritten with
+  // models[0]'s (buffers are not: the copies must hold the same ones). Part p evaluates a contiguous run of the micro-batches
   // on models[p]'s device (the runs as even as the count allows, the short
   // last batch in the last run), each batch with weight |b|/N and the
   // forward seed of its index in the whole shard, and the parts are summed on

@@ -348,6 +348,15 @@ class FakeEngine : public core::Engine {
     return result;
   }
 
+  // The server does not split measurements yet.
+  absl::StatusOr<core::MeasurementResult> MeasureSplit(
+      const std::vector<core::Engine*>& /*helpers*/,
+      const core::ModelSource& /*model*/, const core::ShardSpec& /*shard*/,
+      const core::MeasurementRequest& /*request*/,
+      const core::Progress& /*progress*/) override {
+    return absl::UnimplementedError("FakeEngine does not split");
+  }
+
   std::string device() const override { return device_; }
 
  private:
