@@ -168,6 +168,11 @@ std::vector<FlagDef> MeasureFlags(const FlagDef& model, const FlagDef& zoo) {
       {"micro_batch", Type::kInt, "0",
        "Samples per micro-batch; 0 = the whole shard at once."},
       {"device", Type::kString, "", "cuda, cpu, or empty for any worker."},
+      {"device_split", Type::kString, "auto",
+       "auto (split across the other idle devices of the class when no queued "
+       "measurement needs them and samples x parameters >= 2^30), one (one "
+       "device) or all_idle (every idle device of the class, whatever the "
+       "size); GOP and LLC kinds are never split."},
       {"train_mode", Type::kBool, "false",
        "Measure in train mode (dropout on, BatchNorm batch statistics)."},
       {"forward_seed", Type::kInt, "0",
@@ -290,7 +295,9 @@ std::vector<CommandDef> BuildCommands() {
       {"runs",
        "[flags]",
        "Lists every run of the replica reached (a lone server's: every run).",
-       {ServerFlag(), JsonFlag(), PageSizeFlag(),
+       {ServerFlag(),
+        JsonFlag(),
+        PageSizeFlag(),
         {"all_replicas", Type::kBool, "false",
          "List the runs of every replica of the server's set, each asked "
          "at the address the server names (docs/adr/0019)."}},
@@ -545,7 +552,8 @@ int UploadCommand(const ParsedFlags& flags, std::ostream& out,
   absl::StatusOr<std::unique_ptr<Client>> connected = Connect(flags);
   if (!connected.ok()) return ExitFor(connected.status(), err);
   std::unique_ptr<Client> client = *std::move(connected);
-  absl::StatusOr<std::string> digest = client->UploadBlob(*bytes, flags.String("run"));
+  absl::StatusOr<std::string> digest =
+      client->UploadBlob(*bytes, flags.String("run"));
   if (!digest.ok()) return ExitFor(digest.status(), err);
   out << *digest << "\n";
   return kExitOk;
@@ -1151,6 +1159,17 @@ absl::StatusOr<std::vector<v1::MeasurementSpec>> MeasurementSpecsFromFlags(
   }
   common.set_micro_batch_size(flags.Int("micro_batch"));
   common.set_device(flags.String("device"));
+  const std::string& split = flags.String("device_split");
+  if (split == "auto") {
+    common.set_device_split(v1::DEVICE_SPLIT_UNSPECIFIED);
+  } else if (split == "one") {
+    common.set_device_split(v1::DEVICE_SPLIT_ONE_DEVICE);
+  } else if (split == "all_idle") {
+    common.set_device_split(v1::DEVICE_SPLIT_ALL_IDLE_DEVICES);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--device_split '", split, "' is not auto, one or all_idle"));
+  }
   common.set_train_mode(flags.Bool("train_mode"));
   common.set_forward_seed(static_cast<uint64_t>(flags.Int("forward_seed")));
 

@@ -3,6 +3,7 @@
 #include <exception>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -14,15 +15,16 @@
 
 namespace curvd::server {
 
-DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
-                           JobQueue* queue, Store* store, BlobStore* blobs,
-                           absl::Mutex* blob_references,
-                           const SourceResolver* resolver,
-                           MeasurementLifecycle* lifecycle, Metrics* metrics,
-                           const RequestLimits& limits, int nice)
+DeviceWorker::DeviceWorker(
+    std::unique_ptr<core::Engine> engine, JobQueue* queue,
+    const absl::flat_hash_map<std::string, core::Engine*>* engines,
+    Store* store, BlobStore* blobs, absl::Mutex* blob_references,
+    const SourceResolver* resolver, MeasurementLifecycle* lifecycle,
+    Metrics* metrics, const RequestLimits& limits, int nice)
     : engine_(std::move(engine)),
       device_(engine_->device()),
       queue_(queue),
+      engines_(engines),
       store_(store),
       blobs_(blobs),
       blob_references_(blob_references),
@@ -36,8 +38,7 @@ DeviceWorker::DeviceWorker(std::unique_ptr<core::Engine> engine,
 DeviceWorker::~DeviceWorker() { thread_.join(); }
 
 void DeviceWorker::Loop() {
-  if (absl::Status lowered = LowerCurrentThreadPriority(nice_);
-      !lowered.ok()) {
+  if (absl::Status lowered = LowerCurrentThreadPriority(nice_); !lowered.ok()) {
     CURVD_LOG(WARNING) << "curvd: the " << device_
                        << " worker keeps its priority: " << lowered;
   }
@@ -73,10 +74,10 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
                          ResolveSources(m, *store_, *resolver_));
   // The effective spec holds what CreateMeasurement resolved (llc's
   // use_latest_calibration); measurements stored before it have none.
-  CURVD_ASSIGN_OR_RETURN(
-      core::MeasurementRequest request,
-      ToCoreRequest(m.has_effective_spec() ? m.effective_spec() : m.spec(),
-                    limits_));
+  const curvd::v1::MeasurementSpec& spec =
+      m.has_effective_spec() ? m.effective_spec() : m.spec();
+  CURVD_ASSIGN_OR_RETURN(core::MeasurementRequest request,
+                         ToCoreRequest(spec, limits_));
   core::Progress progress;
   const std::string measurement_name = m.name();
   progress.report = [this, measurement_name](double fraction,
@@ -86,9 +87,23 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
   progress.cancelled = [stop = running.stop] {
     return stop->load() != StopReason::kNone;
   };
+  const std::vector<std::string> helpers = ReserveHelpers(spec, request);
+  const absl::Cleanup release = [&] { queue_->Release(helpers); };
   try {
+    std::vector<core::Engine*> helper_engines;
+    for (const std::string& helper : helpers) {
+      helper_engines.push_back(engines_->at(helper));
+    }
     absl::StatusOr<core::MeasurementResult> result =
-        engine_->Measure(sources.model, sources.shard, request, progress);
+        helpers.empty()
+            ? engine_->Measure(sources.model, sources.shard, request, progress)
+            : engine_->MeasureSplit(
+                  helper_engines,
+                  spec.device_split() ==
+                          curvd::v1::DEVICE_SPLIT_ALL_IDLE_DEVICES
+                      ? core::SplitRule::kAlways
+                      : core::SplitRule::kIfLargeEnough,
+                  sources.model, sources.shard, request, progress);
     // Counted: out of memory at micro-batch 1 (core/engine/oom_retry.cc);
     // not the memory budget's refusals, also ResourceExhausted, made before
     // anything is allocated.
@@ -104,6 +119,17 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
   } catch (...) {
     return absl::InternalError("engine threw a non-standard exception");
   }
+}
+
+std::vector<std::string> DeviceWorker::ReserveHelpers(
+    const curvd::v1::MeasurementSpec& spec,
+    const core::MeasurementRequest& request) {
+  if (spec.device_split() == curvd::v1::DEVICE_SPLIT_ONE_DEVICE) return {};
+  for (const core::Method& method : request.methods) {
+    if (!core::MethodSplits(method)) return {};
+  }
+  return queue_->ReserveIdle(
+      device_, spec.device_split() == curvd::v1::DEVICE_SPLIT_ALL_IDLE_DEVICES);
 }
 
 }  // namespace curvd::server

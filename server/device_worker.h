@@ -7,7 +7,9 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/api/engine.h"
@@ -30,7 +32,11 @@ using EngineFactory =
 class DeviceWorker {
  public:
   // Takes ownership of `engine`; the other objects must outlive the worker.
-  // Every request gets `limits`; a result's large arrays go to `blobs`
+  // `engines` holds every worker's engine by device (this one's too): a
+  // measurement that may be split (v1::DeviceSplit) reserves the idle ones of
+  // its class in `queue` (JobQueue::ReserveIdle) and runs on them with its
+  // own (Engine::MeasureSplit), releasing them when it ends. Every request
+  // gets `limits`; a result's large arrays go to `blobs`
   // (result_blobs.h) before it is recorded, with `blob_references` held
   // shared from the one to the other (ServiceCore::blob_references); the
   // engine running out of memory is counted in `metrics`. The thread starts at
@@ -38,10 +44,10 @@ class DeviceWorker {
   // refusal is logged and the worker runs on) and serves jobs until `queue` is
   // closed.
   DeviceWorker(std::unique_ptr<core::Engine> engine, JobQueue* queue,
+               const absl::flat_hash_map<std::string, core::Engine*>* engines,
                Store* store, BlobStore* blobs, absl::Mutex* blob_references,
-               const SourceResolver* resolver,
-               MeasurementLifecycle* lifecycle, Metrics* metrics,
-               const RequestLimits& limits, int nice);
+               const SourceResolver* resolver, MeasurementLifecycle* lifecycle,
+               Metrics* metrics, const RequestLimits& limits, int nice);
   // Joins the thread: close the queue first, and stop running measurements
   // (MeasurementLifecycle::StopAllRunning) to join sooner.
   ~DeviceWorker();
@@ -53,10 +59,16 @@ class DeviceWorker {
   // Resolves sources and runs one RUNNING measurement; never throws.
   absl::StatusOr<core::MeasurementResult> Run(
       const RunningMeasurement& running);
+  // The devices reserved to share a measurement of `spec` (empty: this one
+  // alone).
+  std::vector<std::string> ReserveHelpers(
+      const curvd::v1::MeasurementSpec& spec,
+      const core::MeasurementRequest& request);
 
   std::unique_ptr<core::Engine> engine_;
   const std::string device_;
   JobQueue* const queue_;
+  const absl::flat_hash_map<std::string, core::Engine*>* const engines_;
   Store* const store_;
   BlobStore* const blobs_;
   absl::Mutex* const blob_references_;

@@ -55,8 +55,9 @@ bool JobQueue::Claimed(const std::string& device, const Job& job) const {
   return false;
 }
 
-std::optional<JobQueue::Place> JobQueue::Choose(
-    const std::string& device, absl::Time now, absl::Time* next_change) const {
+std::optional<JobQueue::Place> JobQueue::Choose(const std::string& device,
+                                                absl::Time now,
+                                                absl::Time* next_change) const {
   const std::string device_class = DeviceClassOf(device);
   const auto own = devices_.find(device);
   std::optional<Place> best;
@@ -78,11 +79,10 @@ std::optional<JobQueue::Place> JobQueue::Choose(
           continue;
         }
       }
-      const int warmth =
-          own == devices_.end()
-              ? 0
-              : own->second.loads.Warmth(queued.job.model_key,
-                                         queued.job.shard_key);
+      const int warmth = own == devices_.end()
+                             ? 0
+                             : own->second.loads.Warmth(queued.job.model_key,
+                                                        queued.job.shard_key);
       const std::tuple<bool, int> rank{claimed, -warmth};
       if (!best.has_value() || rank < best_rank) {
         best = Place{t, i};
@@ -122,21 +122,29 @@ Job JobQueue::Take(const std::string& device, Place place) {
 
 std::optional<Job> JobQueue::Pop(const std::string& device) {
   absl::MutexLock lock(&mu_);
+  waiting_.insert(device);
   while (!closed_) {
     absl::Time next_change = absl::InfiniteFuture();
-    if (std::optional<Place> place = Choose(device, absl::Now(), &next_change)) {
-      return Take(device, *place);
+    if (!reserved_.contains(device)) {
+      if (std::optional<Place> place =
+              Choose(device, absl::Now(), &next_change)) {
+        waiting_.erase(device);
+        return Take(device, *place);
+      }
     }
     // Conditions are evaluated whenever the lock is released; the deadline
     // covers a held-back job that time alone releases, and a job pushed since,
     // held back to an earlier time, ends the wait to take a new deadline.
     auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (closed_) return true;
+      if (reserved_.contains(device)) return false;
       absl::Time earliest = absl::InfiniteFuture();
-      return closed_ || Choose(device, absl::Now(), &earliest).has_value() ||
+      return Choose(device, absl::Now(), &earliest).has_value() ||
              earliest < next_change;
     };
     mu_.AwaitWithDeadline(absl::Condition(&ready), next_change);
   }
+  waiting_.erase(device);
   return std::nullopt;
 }
 
@@ -172,6 +180,45 @@ size_t JobQueue::size() const {
 
 void JobQueue::NotifyDepth() {
   if (on_depth_change_) on_depth_change_(size_);
+}
+
+std::vector<std::string> JobQueue::ReserveIdle(const std::string& device,
+                                               bool even_if_queued) {
+  absl::MutexLock lock(&mu_);
+  const std::string device_class = DeviceClassOf(device);
+  if (!even_if_queued) {
+    for (const auto& [run, jobs] : by_run_) {
+      for (const Queued& queued : jobs) {
+        if (Accepts(device_class, queued.job)) return {};
+      }
+    }
+  }
+  std::vector<std::string> idle;
+  for (const std::string& other : waiting_) {
+    if (other != device && DeviceClassOf(other) == device_class &&
+        !reserved_.contains(other)) {
+      idle.push_back(other);
+    }
+  }
+  std::sort(idle.begin(), idle.end());
+  reserved_.insert(idle.begin(), idle.end());
+  return idle;
+}
+
+int JobQueue::Idle(const std::string& device_class) const {
+  absl::MutexLock lock(&mu_);
+  int idle = 0;
+  for (const std::string& device : waiting_) {
+    if (DeviceClassOf(device) == device_class && !reserved_.contains(device)) {
+      ++idle;
+    }
+  }
+  return idle;
+}
+
+void JobQueue::Release(const std::vector<std::string>& devices) {
+  absl::MutexLock lock(&mu_);
+  for (const std::string& device : devices) reserved_.erase(device);
 }
 
 }  // namespace curvd::server

@@ -8,9 +8,11 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -77,6 +79,20 @@ class JobQueue {
   // is closed. Records the job's keys as loaded by `device`.
   std::optional<Job> Pop(const std::string& device);
 
+  // For a job `device` took that may be split: reserves the other devices of
+  // its class that wait in Pop now, when no queued job could go to one of
+  // them (or whatever is queued, with `even_if_queued`), and returns their
+  // names (sorted; empty when none). A reserved device's Pop takes no job
+  // until Release; its worker stays blocked in Pop, so its engine is the
+  // caller's to use meanwhile. So a split never takes a device busy with
+  // another measurement, and, unless forced, never one a queued job needs.
+  std::vector<std::string> ReserveIdle(const std::string& device,
+                                       bool even_if_queued);
+  // Ends the reservation of `devices` (ReserveIdle's result).
+  void Release(const std::vector<std::string>& devices);
+  // Devices of `device_class` waiting in Pop and not reserved.
+  int Idle(const std::string& device_class) const;
+
   // Removes the queued job of `measurement_name`; false if it is not queued (it
   // was never queued, or a worker took it).
   bool Remove(const std::string& measurement_name);
@@ -130,6 +146,9 @@ class JobQueue {
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   // Every device that has taken a job, by name.
   absl::flat_hash_map<std::string, Device> devices_ ABSL_GUARDED_BY(mu_);
+  // Devices whose worker is inside Pop, and those of them reserved.
+  absl::flat_hash_set<std::string> waiting_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> reserved_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace curvd::server

@@ -44,8 +44,7 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
       [metrics](size_t depth) { metrics->SetQueueDepth(depth); });
   core->lifecycle_ = std::make_unique<MeasurementLifecycle>(
       core->store_.get(), core->queue_.get(), &core->watchers_, metrics);
-  core->resolver_ =
-      std::make_unique<SourceResolver>(
+  core->resolver_ = std::make_unique<SourceResolver>(
       core->blobs_.get(), options.data_roots, options.archive_checker);
 
   absl::StatusOr<std::vector<curvd::v1::Measurement>> queued =
@@ -94,11 +93,15 @@ absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Create(
   limits.gop_max_eigenvector_floats =
       std::min(limits.gop_max_eigenvector_floats,
                GopEigenvectorFloatsInBlob(options.blob_limits.max_blob_bytes));
+  for (const auto& engine : engines) {
+    core->engines_by_device_[engine->device()] = engine.get();
+  }
   for (auto& engine : engines) {
     core->workers_.push_back(std::make_unique<DeviceWorker>(
-        std::move(engine), core->queue_.get(), core->store_.get(),
-        core->blobs_.get(), &core->blob_references_, core->resolver_.get(),
-        core->lifecycle_.get(), metrics, limits, options.worker_nice));
+        std::move(engine), core->queue_.get(), &core->engines_by_device_,
+        core->store_.get(), core->blobs_.get(), &core->blob_references_,
+        core->resolver_.get(), core->lifecycle_.get(), metrics, limits,
+        options.worker_nice));
   }
   core->sweeper_ = std::thread([core = core.get()] { core->SweepLoop(); });
   return core;
@@ -164,8 +167,8 @@ absl::StatusOr<ServiceCore::SweepCounts> ServiceCore::SweepBlobs(
 }
 
 void ServiceCore::SweepLoop() {
-  const absl::Duration period = std::clamp(
-      options_.upload_expiry / 4, absl::Seconds(1), absl::Minutes(10));
+  const absl::Duration period = std::clamp(options_.upload_expiry / 4,
+                                           absl::Seconds(1), absl::Minutes(10));
   while (!stop_sweeping_.WaitForNotificationWithTimeout(period)) {
     absl::StatusOr<SweepCounts> swept = SweepBlobs(absl::Now());
     if (!swept.ok()) {

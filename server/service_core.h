@@ -85,13 +85,13 @@ class ServiceCore {
  public:
   // Opens the store and the blob store under options.state_dir with their
   // factories, fails measurements left RUNNING by a dead process, sweeps the
-  // blobs (SweepBlobs; a failure is logged), makes one engine per device with `engine_factory` and
-  // starts its worker, queues again the measurements left QUEUED, and sweeps
-  // again every upload_expiry / 4 (at most 10 minutes apart) until
-  // CloseStore. Errors from any step (no factory, bad
-  // state_dir, newer schema, a store failing during recovery, an engine that
-  // cannot be made) are returned, naming the step, and nothing keeps running;
-  // what the store held stays for the next start.
+  // blobs (SweepBlobs; a failure is logged), makes one engine per device with
+  // `engine_factory` and starts its worker, queues again the measurements left
+  // QUEUED, and sweeps again every upload_expiry / 4 (at most 10 minutes apart)
+  // until CloseStore. Errors from any step (no factory, bad state_dir, newer
+  // schema, a store failing during recovery, an engine that cannot be made) are
+  // returned, naming the step, and nothing keeps running; what the store held
+  // stays for the next start.
   static absl::StatusOr<std::unique_ptr<ServiceCore>> Create(
       const ServiceOptions& options, const EngineFactory& engine_factory);
 
@@ -176,6 +176,8 @@ class ServiceCore {
   MeasurementWatchers watchers_;
   std::unique_ptr<MeasurementLifecycle> lifecycle_;
   std::unique_ptr<SourceResolver> resolver_;
+  // Every worker's engine, for splits (DeviceWorker); owned by the workers.
+  absl::flat_hash_map<std::string, core::Engine*> engines_by_device_;
   std::vector<std::unique_ptr<DeviceWorker>> workers_;
 };
 

@@ -280,11 +280,21 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
   // The values a calibration gives are fixed now, in the effective spec that
   // the worker runs.
   v1::MeasurementSpec resolved = spec;
-  CURVD_RETURN_IF_ERROR(ApplyLatestCalibration(
-      core.store(), RunName(parent.run_id), &resolved));
+  CURVD_RETURN_IF_ERROR(
+      ApplyLatestCalibration(core.store(), RunName(parent.run_id), &resolved));
   CURVD_ASSIGN_OR_RETURN(
       core::MeasurementRequest measurement_request,
       ToCoreRequest(resolved, core.options().request_limits));
+  if (spec.device_split() == v1::DEVICE_SPLIT_ALL_IDLE_DEVICES) {
+    for (const core::Method& method : measurement_request.methods) {
+      if (!core::MethodSplits(method)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "spec.device_split DEVICE_SPLIT_ALL_IDLE_DEVICES: ",
+            core::MethodName(method),
+            " reads per-sample data and is not split across devices"));
+      }
+    }
+  }
   CURVD_ASSIGN_OR_RETURN(core::ShardSpec shard,
                          core.resolver().ResolveShard(spec.shard_uri()));
   CURVD_ASSIGN_OR_RETURN(v1::Run run,
@@ -405,9 +415,8 @@ absl::Status BlobUpload::OnMessage(const v1::WriteBlobRequest& request,
           "the first WriteBlob message must set digest");
     }
     CURVD_ASSIGN_OR_RETURN(
-        writer_,
-        core_.blobs().OpenWriter(request.digest(), request.size_bytes(),
-                                 client_));
+        writer_, core_.blobs().OpenWriter(request.digest(),
+                                          request.size_bytes(), client_));
     digest_ = request.digest();
     if (writer_ == nullptr) {  // already stored: answer at once
       CURVD_ASSIGN_OR_RETURN(BlobState state, core_.blobs().Status(digest_));

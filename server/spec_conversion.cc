@@ -123,6 +123,7 @@ v1::MeasurementSpec EffectiveSpec(const v1::MeasurementSpec& spec,
   v1::MeasurementSpec effective;
   effective.set_shard_uri(spec.shard_uri());
   effective.set_device(spec.device());
+  effective.set_device_split(spec.device_split());
   effective.set_loss(ToProto(request.objective.loss));
   effective.set_micro_batch_size(request.objective.micro_batch_size);
   effective.set_precision(ToProto(request.objective.precision));
@@ -130,9 +131,9 @@ v1::MeasurementSpec EffectiveSpec(const v1::MeasurementSpec& spec,
   effective.set_forward_seed(request.objective.forward_seed);
   effective.set_operator_(ToProto(request.op));
   *effective.mutable_block() = spec.block();
-  Message* holder =
-      spec.has_plan() ? static_cast<Message*>(effective.mutable_plan())
-                      : static_cast<Message*>(&effective);
+  Message* holder = spec.has_plan()
+                        ? static_cast<Message*>(effective.mutable_plan())
+                        : static_cast<Message*>(&effective);
   for (const core::Method& method : request.methods) {
     const KindRow* row = FindKindRow(core::MethodName(method));
     row->write_spec(method, MutableSubMessage(holder, row->name));
@@ -160,8 +161,10 @@ void ApplyResult(const core::MeasurementResult& result,
   d->mutable_shared()->Assign(result.shared.begin(), result.shared.end());
   d->set_graphs_retained(result.graphs_retained);
   d->set_hvp_graph(result.hvp_graph);
+  d->set_split(result.split);
   d->set_forward_seed(result.forward_seed);
-  d->set_forward_randomness_fixed(true);  // the engine always seeds (objective.h)
+  d->set_forward_randomness_fixed(
+      true);  // the engine always seeds (objective.h)
   if (result.operator_check_difference.has_value()) {
     d->set_operator_check_difference(*result.operator_check_difference);
   }
@@ -172,22 +175,23 @@ void ApplyResult(const core::MeasurementResult& result,
     // (llc's n_beta of its convention); the same as before for the others.
     if (measurement->has_effective_spec()) {
       v1::MeasurementSpec* effective = measurement->mutable_effective_spec();
-      Message* holder =
-          effective->has_plan() ? static_cast<Message*>(effective->mutable_plan())
-                                : static_cast<Message*>(effective);
-      if (holder->GetReflection()->HasField(*holder, Field(*holder, row->name))) {
+      Message* holder = effective->has_plan()
+                            ? static_cast<Message*>(effective->mutable_plan())
+                            : static_cast<Message*>(effective);
+      if (holder->GetReflection()->HasField(*holder,
+                                            Field(*holder, row->name))) {
         Message* options = MutableSubMessage(holder, row->name);
         options->Clear();
         row->write_spec(method, options);
       }
     }
     if (spec.has_plan()) {
-      if (!spec.plan().GetReflection()->HasField(spec.plan(),
-                                                 Field(spec.plan(), row->name))) {
+      if (!spec.plan().GetReflection()->HasField(
+              spec.plan(), Field(spec.plan(), row->name))) {
         continue;
       }
-      row->write_result(method,
-                        MutableSubMessage(measurement->mutable_plan(), row->name));
+      row->write_result(
+          method, MutableSubMessage(measurement->mutable_plan(), row->name));
     } else if (row->name == KindName(spec)) {
       row->write_result(method, MutableSubMessage(measurement, row->name));
     }

@@ -83,6 +83,10 @@ def parse_args(argv):
     parser.add_argument("--trainer_cpus",
                         help="CPU list (e.g. 0-1 or 0,8) for this process, its trainer and "
                              "uploader; the servers get the other CPUs (default: no pinning)")
+    parser.add_argument("--server_cpus",
+                        help="CPU list for the servers alone, the trainer left where the "
+                             "kernel puts it (as `taskset -c LIST curvd` or a container's "
+                             "cpuset would); not with --trainer_cpus")
     parser.add_argument("--worker_nice", type=int,
                         help="the servers' --worker_nice (default: curvd's own, 10)")
     parser.add_argument("--uploader", choices=("process", "thread"), default="process",
@@ -107,7 +111,12 @@ def parse_args(argv):
     for name, (full, smoke) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, smoke if args.smoke else full)
-    args.server_cpus = None
+    if args.server_cpus is not None:
+        if args.trainer_cpus is not None:
+            parser.error("give --trainer_cpus or --server_cpus, not both")
+        args.server_cpus = cpu_list(args.server_cpus)
+        if not args.server_cpus < os.sched_getaffinity(0):
+            parser.error(f"--server_cpus must be a proper subset of {sorted(os.sched_getaffinity(0))}")
     if args.trainer_cpus is not None:
         args.trainer_cpus = cpu_list(args.trainer_cpus)
         args.server_cpus = os.sched_getaffinity(0) - args.trainer_cpus
@@ -471,6 +480,9 @@ def markdown(result):
     if result.get("trainer_cpus"):
         config += (f", trainer on CPUs {cpu_ranges(result['trainer_cpus'])}, server on "
                    f"{cpu_ranges(result['server_cpus'])}")
+    elif result.get("server_cpus"):
+        config += (f", server on CPUs {cpu_ranges(result['server_cpus'])}, trainer "
+                   "unpinned")
     entries += [(f"grokking loop, submit every 10, server on {t['server']} ({config})",
                  f"≥ {TRAINING_TARGET_RATIO:g}", training_cells, t)
                 for t in rows.get("training", [])]

@@ -26,6 +26,17 @@ struct Progress {
   std::function<bool()> cancelled;
 };
 
+// How Engine::MeasureSplit decides between its helpers and one device.
+enum class SplitRule {
+  // Across the helpers when the shard's samples times the model's parameters
+  // reach kMinSplitWork, else on this engine's device alone.
+  kIfLargeEnough,
+  kAlways,  // across the helpers whatever the size
+};
+// Below this, samples x parameters, a product is too short for devices to
+// gain from sharing it (the rule of DeviceSplit's automatic mode).
+inline constexpr int64_t kMinSplitWork = int64_t{1} << 30;
+
 struct EngineOptions {
   // Bytes of models and shards kept on the device between measurements (least
   // recently used out first; those of a running measurement stay). 0 picks the
@@ -110,23 +121,23 @@ class Engine {
 
   // Measure, with the micro-batches divided between this engine's device and
   // those of `helpers` (Objective::CreateSplit;
-  // docs/adr/0028-one-measurement-split-across-devices.md): the same result to
-  // rounding, on this engine's device, with result.split saying how it was
-  // divided. A request with micro_batch_size 0 gets micro-batches of
-  // ceil(N / devices) samples, one per device (the result records it; in
-  // train mode, where BatchNorm statistics and dropout masks are per
-  // micro-batch, that is another sampled loss than the unsplit whole-shard
-  // batch). Each helper keeps the model in its own cache, charged to its own
-  // budgets, and gets its slice of the shard for the measurement. `helpers`
-  // are engines of this process made by Create or CreateWithOptions, on any
-  // devices (this one's too), that no other thread uses until this returns.
-  // InvalidArgument for a helper of another kind and for a request with GOP
-  // or LLC methods, which read per-sample data and are not split; otherwise
-  // errors as Measure's. Never throws.
+  // docs/adr/0028-one-measurement-split-across-devices.md) as `rule` says:
+  // the same result to rounding, on this engine's device, with result.split
+  // saying how it was divided, or why not ("not split: ..."). A request with
+  // micro_batch_size 0 gets micro-batches of ceil(N / devices) samples, one per
+  // device (the result records it; in train mode, where BatchNorm statistics
+  // and dropout masks are per micro-batch, that is another sampled loss than
+  // the unsplit whole-shard batch). Each helper keeps the model in its own
+  // cache, charged to its own budgets, and gets its slice of the shard for the
+  // measurement. `helpers` are engines of this process made by Create or
+  // CreateWithOptions, on any devices (this one's too), that no other thread
+  // uses until this returns. InvalidArgument for a helper of another kind and
+  // for a request with GOP or LLC methods, which read per-sample data and are
+  // not split; otherwise errors as Measure's. Never throws.
   virtual absl::StatusOr<MeasurementResult> MeasureSplit(
-      const std::vector<Engine*>& helpers, const ModelSource& model,
-      const ShardSpec& shard, const MeasurementRequest& request,
-      const Progress& progress) = 0;
+      const std::vector<Engine*>& helpers, SplitRule rule,
+      const ModelSource& model, const ShardSpec& shard,
+      const MeasurementRequest& request, const Progress& progress) = 0;
 
   // The device this engine runs on, e.g. "cuda:0".
   virtual std::string device() const = 0;

@@ -290,8 +290,7 @@ absl::Status ValidateLlcCalibration(const LlcCalibrationOptions& o,
   CURVD_RETURN_IF_ERROR(ValidateLlcOptions(o.base, field + ".base"));
   CURVD_RETURN_IF_ERROR(ValidateAxis(o.step_sizes, field + ".step_sizes",
                                      /*required=*/true, CheckPositiveFinite));
-  CURVD_RETURN_IF_ERROR(ValidateAxis(o.localizations,
-                                     field + ".localizations",
+  CURVD_RETURN_IF_ERROR(ValidateAxis(o.localizations, field + ".localizations",
                                      /*required=*/true,
                                      CheckNonNegativeFinite));
   CURVD_RETURN_IF_ERROR(ValidateAxis(o.n_betas, field + ".n_betas",
@@ -349,8 +348,7 @@ absl::Status Validate(const GopMethod& m, const std::string& field) {
 absl::Status Validate(const LlcMethod& m, const std::string& field) {
   return ValidateLlcOptions(m.options, field);
 }
-absl::Status Validate(const LlcCalibrationMethod& m,
-                      const std::string& field) {
+absl::Status Validate(const LlcCalibrationMethod& m, const std::string& field) {
   return ValidateLlcCalibration(m.options, field);
 }
 
@@ -401,8 +399,7 @@ absl::Status ValidateBlock(const ParameterBlock& block) {
 }  // namespace
 
 absl::Status ValidateLlcOptions(const LlcOptions& o, const std::string& field) {
-  CURVD_RETURN_IF_ERROR(
-      CheckPositiveFinite(field + ".step_size", o.step_size));
+  CURVD_RETURN_IF_ERROR(CheckPositiveFinite(field + ".step_size", o.step_size));
   CURVD_RETURN_IF_ERROR(
       CheckNonNegativeFinite(field + ".localization", o.localization));
   CURVD_RETURN_IF_ERROR(
@@ -410,8 +407,8 @@ absl::Status ValidateLlcOptions(const LlcOptions& o, const std::string& field) {
   if (o.n_beta_convention == NBetaConvention::kGiven) {
     CURVD_RETURN_IF_ERROR(CheckPositiveFinite(field + ".n_beta", o.n_beta));
   }
-  CURVD_RETURN_IF_ERROR(CheckIntRange(field + ".chains", o.chains, 1,
-                                      limits::kMaxLlcChains));
+  CURVD_RETURN_IF_ERROR(
+      CheckIntRange(field + ".chains", o.chains, 1, limits::kMaxLlcChains));
   CURVD_RETURN_IF_ERROR(
       CheckIntRange(field + ".draws", o.draws, 1, limits::kMaxLlcDraws));
   CURVD_RETURN_IF_ERROR(
@@ -423,12 +420,12 @@ absl::Status ValidateLlcOptions(const LlcOptions& o, const std::string& field) {
     return OutOfRange(field + ".batch_size",
                       absl::StrCat("must be >= 1, got ", o.batch_size));
   }
-  CURVD_RETURN_IF_ERROR(CheckIntRange(field + ".full_loss_every",
-                                      o.full_loss_every, 0, o.draws));
+  CURVD_RETURN_IF_ERROR(
+      CheckIntRange(field + ".full_loss_every", o.full_loss_every, 0, o.draws));
   if (!(o.divergence_factor > 1 && std::isfinite(o.divergence_factor))) {
-    return OutOfRange(field + ".divergence_factor",
-                      absl::StrCat("must be finite and > 1, got ",
-                                   o.divergence_factor));
+    return OutOfRange(
+        field + ".divergence_factor",
+        absl::StrCat("must be finite and > 1, got ", o.divergence_factor));
   }
   CURVD_RETURN_IF_ERROR(
       CheckOpenUnit(field + ".rmsprop_alpha", o.rmsprop_alpha));
@@ -439,8 +436,6 @@ absl::Status ValidateLlcOptions(const LlcOptions& o, const std::string& field) {
   return CheckIntRange(field + ".trace_cap", o.trace_cap,
                        limits::kMinLlcTraceCap, limits::kMaxLlcTraceCap);
 }
-
-
 
 bool ParameterBlock::Selects(const std::string& name) const {
   if (names.empty() && prefixes.empty()) return true;
@@ -454,6 +449,12 @@ bool ParameterBlock::Selects(const std::string& name) const {
 const char* MethodName(const Method& method) {
   return std::visit([](const auto& m) -> const char* { return m.kName; },
                     method);
+}
+
+bool MethodSplits(const Method& method) {
+  return !std::holds_alternative<GopMethod>(method) &&
+         !std::holds_alternative<LlcMethod>(method) &&
+         !std::holds_alternative<LlcCalibrationMethod>(method);
 }
 
 absl::Status ValidateGopFields(const GopOptions& o, const std::string& field) {

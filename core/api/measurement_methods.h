@@ -117,6 +117,11 @@ using Method =
 // The kName of `method`'s kind. Thread-safe.
 const char* MethodName(const Method& method);
 
+// Whether a measurement with `method` can be divided among devices
+// (Engine::MeasureSplit): every kind but GOP and the LLC kinds, which read
+// per-sample data. Thread-safe.
+bool MethodSplits(const Method& method);
+
 // The method of kind M in `methods`, or nullptr when there is none.
 template <typename M>
 const M* FindMethod(const std::vector<Method>& methods) {

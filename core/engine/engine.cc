@@ -8,7 +8,6 @@
 #include <dlfcn.h>
 #include <sys/stat.h>
 #include <torch/cuda.h>
-#include <unistd.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -20,7 +19,6 @@
 #include <memory>
 #include <string>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -192,13 +190,14 @@ class TorchEngine final : public Engine {
                                             const ShardSpec& shard_spec,
                                             const MeasurementRequest& request,
                                             const Progress& progress) override {
-    return MeasureOn({}, model_source, shard_spec, request, progress);
+    return MeasureOn({}, SplitRule::kAlways, model_source, shard_spec, request,
+                     progress);
   }
 
   absl::StatusOr<MeasurementResult> MeasureSplit(
-      const std::vector<Engine*>& helpers, const ModelSource& model_source,
-      const ShardSpec& shard_spec, const MeasurementRequest& request,
-      const Progress& progress) override {
+      const std::vector<Engine*>& helpers, SplitRule rule,
+      const ModelSource& model_source, const ShardSpec& shard_spec,
+      const MeasurementRequest& request, const Progress& progress) override {
     std::vector<TorchEngine*> engines;
     for (Engine* helper : helpers) {
       auto* engine = dynamic_cast<TorchEngine*>(helper);
@@ -209,27 +208,28 @@ class TorchEngine final : public Engine {
       engines.push_back(engine);
     }
     for (const Method& method : request.methods) {
-      if (std::holds_alternative<GopMethod>(method) ||
-          std::holds_alternative<LlcMethod>(method) ||
-          std::holds_alternative<LlcCalibrationMethod>(method)) {
+      if (!MethodSplits(method)) {
         return absl::InvalidArgumentError(absl::StrCat(
             MethodName(method),
             " reads per-sample data and is not split across devices; measure "
             "it on one device"));
       }
     }
-    return MeasureOn(engines, model_source, shard_spec, request, progress);
+    return MeasureOn(engines, rule, model_source, shard_spec, request,
+                     progress);
   }
 
   std::string device() const override { return name_; }
 
  private:
-  // Measure on this engine's device, divided with `helpers` when there are
-  // any (MeasureSplit).
-  absl::StatusOr<MeasurementResult> MeasureOn(
-      const std::vector<TorchEngine*>& helpers,
-      const ModelSource& model_source, const ShardSpec& shard_spec,
-      const MeasurementRequest& request, const Progress& progress) {
+  // Measure on this engine's device, divided with `helpers` by `rule` when
+  // there are any (MeasureSplit).
+  absl::StatusOr<MeasurementResult> MeasureOn(std::vector<TorchEngine*> helpers,
+                                              SplitRule rule,
+                                              const ModelSource& model_source,
+                                              const ShardSpec& shard_spec,
+                                              const MeasurementRequest& request,
+                                              const Progress& progress) {
     CURVD_RETURN_IF_ERROR(ValidateRequest(request));
     return CatchTorchExceptions([&]() -> absl::StatusOr<MeasurementResult> {
       const Precision precision = request.objective.precision;
@@ -248,6 +248,19 @@ class TorchEngine final : public Engine {
         if (request.objective.train_mode) copy.Invalidate();
       };
       set_mode(model);
+      const int64_t n = shard->size();
+      std::string not_split;
+      if (!helpers.empty() && rule == SplitRule::kIfLargeEnough) {
+        int64_t parameters = 0;
+        for (const torch::Tensor& p : model->Parameters()) {
+          parameters += p.numel();
+        }
+        if (n * parameters < kMinSplitWork) {
+          not_split = absl::StrCat("not split: ", n, " samples x ", parameters,
+                                   " parameters = ", n * parameters, " < 2^30");
+          helpers.clear();
+        }
+      }
       std::vector<DeviceCache::Handle<Model>> copies;
       bool cuda = device_.is_cuda();
       for (TorchEngine* helper : helpers) {
@@ -263,7 +276,6 @@ class TorchEngine final : public Engine {
       }
       const bool tf32 = cuda && precision == Precision::kTf32;
       const Tf32Scope tf32_scope(cuda, tf32);
-      const int64_t n = shard->size();
       const int64_t devices = static_cast<int64_t>(helpers.size()) + 1;
       const int64_t batch =
           request.objective.micro_batch_size == 0
@@ -285,6 +297,7 @@ class TorchEngine final : public Engine {
                                                            retain, progress);
                                  },
                                  name_));
+      if (!not_split.empty()) result.split = not_split;
       // What was used: TF32 exists only on CUDA.
       result.precision = precision == Precision::kTf32 && !tf32
                              ? Precision::kFloat32

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
@@ -48,13 +49,13 @@ class CoreTest : public ::testing::Test {
         FaultInjectingStore::Wrap(SqliteStore::Factory(), faults_);
     options.blob_store_factory = DiskBlobStore::Factory();
     options.data_roots = {data_root_};
-    options.devices = {"cpu"};
+    options.devices = devices_;
     options.version = "test";
     options.worker_nice = worker_nice_;
     options.placement = placement_;
     auto control = control_;
-    absl::StatusOr<std::unique_ptr<ServiceCore>> core = ServiceCore::Create(
-        options, [control](const std::string& device) {
+    absl::StatusOr<std::unique_ptr<ServiceCore>> core =
+        ServiceCore::Create(options, [control](const std::string& device) {
           return absl::StatusOr<std::unique_ptr<core::Engine>>(
               std::make_unique<FakeEngine>(device, control));
         });
@@ -109,14 +110,14 @@ class CoreTest : public ::testing::Test {
     } while (absl::Now() < deadline);
     ADD_FAILURE() << name << " is "
                   << curvd::v1::Measurement::State_Name(m.state())
-                  << ", expected "
-                  << curvd::v1::Measurement::State_Name(state);
+                  << ", expected " << curvd::v1::Measurement::State_Name(state);
     return m;
   }
 
   std::string state_dir_;
   std::string data_root_;
-  // ServiceOptions::worker_nice of the next StartCore.
+  // ServiceOptions::devices and worker_nice of the next StartCore.
+  std::vector<std::string> devices_ = {"cpu"};
   int worker_nice_ = ServiceOptions().worker_nice;
   ReplicaPlacement placement_;
   std::shared_ptr<FakeEngineControl> control_;

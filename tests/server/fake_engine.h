@@ -7,12 +7,15 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/api/engine.h"
@@ -62,6 +65,15 @@ class FakeEngineControl {
     absl::MutexLock lock(&mu_);
     return last_measure_nice_;
   }
+  // The helpers' devices and rule of the latest MeasureSplit call.
+  std::vector<std::string> last_split_helpers() {
+    absl::MutexLock lock(&mu_);
+    return last_split_helpers_;
+  }
+  std::optional<core::SplitRule> last_split_rule() {
+    absl::MutexLock lock(&mu_);
+    return last_split_rule_;
+  }
 
  private:
   friend class FakeEngine;
@@ -71,6 +83,8 @@ class FakeEngineControl {
   absl::Status fail_ ABSL_GUARDED_BY(mu_);
   int started_ ABSL_GUARDED_BY(mu_) = 0;
   int last_measure_nice_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> last_split_helpers_ ABSL_GUARDED_BY(mu_);
+  std::optional<core::SplitRule> last_split_rule_ ABSL_GUARDED_BY(mu_);
 };
 
 // Fixed, plausible results, one overload per kind (a kind without one does
@@ -201,7 +215,8 @@ inline core::LlcResult FakeLlc(const core::LlcOptions& o) {
   const int draws = std::min(o.draws, o.trace_cap);
   for (int i = 0; i < o.chains; ++i) {
     core::LlcChain chain;
-    chain.llc = o.chains == 1 ? 5.0 : 4.5 + static_cast<double>(i) / (o.chains - 1);
+    chain.llc =
+        o.chains == 1 ? 5.0 : 4.5 + static_cast<double>(i) / (o.chains - 1);
     for (int d = 0; d < draws; ++d) {
       chain.loss_trace.push_back(r.initial_loss + chain.llc / r.n_beta);
       chain.llc_running_mean.push_back(chain.llc);
@@ -348,13 +363,28 @@ class FakeEngine : public core::Engine {
     return result;
   }
 
-  // The server does not split measurements yet.
+  // Measure, recording the helpers and the rule, with a split note that
+  // names the devices: "split: 3 parts: cuda:0, cuda:1, cuda:2".
   absl::StatusOr<core::MeasurementResult> MeasureSplit(
-      const std::vector<core::Engine*>& /*helpers*/,
-      const core::ModelSource& /*model*/, const core::ShardSpec& /*shard*/,
-      const core::MeasurementRequest& /*request*/,
-      const core::Progress& /*progress*/) override {
-    return absl::UnimplementedError("FakeEngine does not split");
+      const std::vector<core::Engine*>& helpers, core::SplitRule rule,
+      const core::ModelSource& model, const core::ShardSpec& shard,
+      const core::MeasurementRequest& request,
+      const core::Progress& progress) override {
+    std::vector<std::string> devices;
+    for (core::Engine* helper : helpers) devices.push_back(helper->device());
+    {
+      absl::MutexLock lock(&control_->mu_);
+      control_->last_split_helpers_ = devices;
+      control_->last_split_rule_ = rule;
+    }
+    absl::StatusOr<core::MeasurementResult> result =
+        Measure(model, shard, request, progress);
+    if (result.ok()) {
+      result->split =
+          absl::StrCat("split: ", helpers.size() + 1, " parts: ", device_, ", ",
+                       absl::StrJoin(devices, ", "));
+    }
+    return result;
   }
 
   std::string device() const override { return device_; }

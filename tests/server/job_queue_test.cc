@@ -1,7 +1,7 @@
 #include "server/job_queue.h"
 
-#include <string>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -193,7 +193,8 @@ TEST(JobQueueTest, PrefersTheHeldModelToTheHeldShard) {
   ASSERT_TRUE(queue.Push(Job{"model", "runs/a", "", "m1", "s3"}).ok());
   ASSERT_TRUE(queue.Push(Job{"both", "runs/a", "", "m1", "s1"}).ok());
   std::vector<std::string> order;
-  for (int i = 0; i < 4; ++i) order.push_back(queue.Pop("cpu")->measurement_name);
+  for (int i = 0; i < 4; ++i)
+    order.push_back(queue.Pop("cpu")->measurement_name);
   EXPECT_EQ(order,
             (std::vector<std::string>{"both", "model", "shard", "cold"}));
 }
@@ -201,6 +202,68 @@ TEST(JobQueueTest, PrefersTheHeldModelToTheHeldShard) {
 TEST(JobQueueTest, DeviceClassOfStripsTheIndex) {
   EXPECT_EQ(DeviceClassOf("cuda:3"), "cuda");
   EXPECT_EQ(DeviceClassOf("cpu"), "cpu");
+}
+
+// Waits until `count` devices of `device_class` are idle in Pop.
+void AwaitIdle(const JobQueue& queue, const std::string& device_class,
+               int count) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (queue.Idle(device_class) < count && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(queue.Idle(device_class), count);
+}
+
+// A split takes the devices of its class that wait in Pop, and they take no
+// job until released.
+TEST(JobQueueTest, ReservedIdleDevicesTakeNoJobUntilReleased) {
+  JobQueue queue(16);
+  std::vector<std::optional<Job>> taken(3);
+  std::vector<std::thread> workers;
+  const std::vector<std::string> devices = {"cuda:0", "cuda:1", "cpu"};
+  for (size_t i = 0; i < devices.size(); ++i) {
+    workers.emplace_back([&, i] { taken[i] = queue.Pop(devices[i]); });
+  }
+  AwaitIdle(queue, "cuda", 2);
+  AwaitIdle(queue, "cpu", 1);
+  // cuda:2 took a job and is busy: not in Pop, so never reserved.
+  const std::vector<std::string> reserved =
+      queue.ReserveIdle("cuda:2", /*even_if_queued=*/false);
+  EXPECT_EQ(reserved, (std::vector<std::string>{"cuda:0", "cuda:1"}));
+  EXPECT_EQ(queue.Idle("cuda"), 0);
+  EXPECT_TRUE(queue.ReserveIdle("cuda:3", false).empty());  // none left
+  ASSERT_TRUE(queue.Push(MakeJob("runs/a", 0, "cuda")).ok());
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(queue.size(), 1u);  // the cuda devices are reserved
+  queue.Release(reserved);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (queue.size() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(queue.size(), 0u);
+  queue.Close();
+  for (std::thread& worker : workers) worker.join();
+  EXPECT_EQ(taken[0].has_value() + taken[1].has_value(), 1);
+  EXPECT_FALSE(taken[2].has_value());  // the cpu took nothing
+}
+
+// An automatic split leaves idle devices to the queued work they could take
+// (here a job held back for its model's busy device); a forced one does not.
+TEST(JobQueueTest, QueuedWorkKeepsItsDevicesFromAnAutomaticSplit) {
+  JobQueue queue(16, nullptr, absl::Hours(1));
+  ASSERT_TRUE(queue.Push(ModelJob("c1/sharpness", "m1")).ok());
+  ASSERT_TRUE(queue.Pop("cuda:1").has_value());  // cuda:1 holds m1, busy
+  ASSERT_TRUE(queue.Push(ModelJob("c1/trace", "m1")).ok());
+  std::optional<Job> taken;
+  std::thread idle([&] { taken = queue.Pop("cuda:0"); });
+  AwaitIdle(queue, "cuda", 1);
+  EXPECT_TRUE(queue.ReserveIdle("cuda:2", /*even_if_queued=*/false).empty());
+  const std::vector<std::string> forced =
+      queue.ReserveIdle("cuda:2", /*even_if_queued=*/true);
+  EXPECT_EQ(forced, std::vector<std::string>{"cuda:0"});
+  queue.Release(forced);
+  queue.Close();
+  idle.join();
 }
 
 }  // namespace

@@ -68,10 +68,11 @@ class LoggingEngine : public core::Engine {
     return fake_.Measure(model, shard, request, progress);
   }
   absl::StatusOr<core::MeasurementResult> MeasureSplit(
-      const std::vector<core::Engine*>& helpers, const core::ModelSource& model,
-      const core::ShardSpec& shard, const core::MeasurementRequest& request,
+      const std::vector<core::Engine*>& helpers, core::SplitRule rule,
+      const core::ModelSource& model, const core::ShardSpec& shard,
+      const core::MeasurementRequest& request,
       const core::Progress& progress) override {
-    return fake_.MeasureSplit(helpers, model, shard, request, progress);
+    return fake_.MeasureSplit(helpers, rule, model, shard, request, progress);
   }
   std::string device() const override { return fake_.device(); }
 
@@ -85,6 +86,8 @@ std::vector<v1::MeasurementSpec> KindSpecs() {
   v1::MeasurementSpec common;
   common.set_shard_uri(kShard);
   common.set_loss(v1::LOSS_FUNCTION_MSE);
+  // The affinity of whole measurements: none shares the idle devices.
+  common.set_device_split(v1::DEVICE_SPLIT_ONE_DEVICE);
   std::vector<v1::MeasurementSpec> specs(4, common);
   specs[0].mutable_sharpness()->set_top_k(2);
   specs[1].mutable_hessian_trace()->set_max_probes(20);
@@ -245,15 +248,14 @@ TEST_F(SchedulerAffinityTest, AnIdleDeviceTakesAJobOnceTheAffinityWaitIsOver) {
 // key the engine is given and the shard's cache key; without sources, none.
 TEST_F(SchedulerAffinityTest, JobOfKeysAStoredMeasurementByItsSources) {
   const std::string c1 = AddCheckpoint(1);
-  v1::Measurement m = WaitPast(Measure(c1, KindSpecs()[0]),
-                               v1::Measurement::QUEUED);
+  v1::Measurement m =
+      WaitPast(Measure(c1, KindSpecs()[0]), v1::Measurement::QUEUED);
   ASSERT_TRUE(controls_.at(m.diagnostics().device())->WaitForStarted(1));
   Job job = JobOf(m, "runs/r", core_->store(), core_->resolver());
   EXPECT_EQ(job.measurement_name, m.name());
   EXPECT_EQ(job.run_name, "runs/r");
-  EXPECT_EQ(job.model_key, log_.models_by_device()
-                               .at(m.diagnostics().device())
-                               .front());
+  EXPECT_EQ(job.model_key,
+            log_.models_by_device().at(m.diagnostics().device()).front());
   EXPECT_EQ(job.shard_key, core_->resolver().ResolveShard(kShard)->cache_key);
   EXPECT_NE(job.shard_key, "");
 

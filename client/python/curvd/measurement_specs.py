@@ -98,7 +98,8 @@ def build_specs(measure, shard_uri, loss, settings=None):
     `shard_uri` and `loss` ("cross_entropy", "mse", or a LossFunction value) go
     into every spec without a shard or loss of its own; `settings`, a dict of
     MeasurementSpec's other fields (precision, micro_batch_size, device,
-    operator, train_mode, forward_seed, block) by proto field name, too.
+    device_split, operator, train_mode, forward_seed, block) by proto field
+    name, too.
     Raises ValueError for an unknown kind, option, loss or setting.
     """
     single = (str, dict, resources_pb2.MeasurementSpec, resources_pb2.MeasurementPlanSpec)
