@@ -87,7 +87,9 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
   progress.cancelled = [stop = running.stop] {
     return stop->load() != StopReason::kNone;
   };
-  const std::vector<std::string> helpers = ReserveHelpers(spec, request);
+  std::string not_split;
+  const std::vector<std::string> helpers =
+      ReserveHelpers(spec, request, sources, &not_split);
   const absl::Cleanup release = [&] { queue_->Release(helpers); };
   try {
     std::vector<core::Engine*> helper_engines;
@@ -97,13 +99,9 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
     absl::StatusOr<core::MeasurementResult> result =
         helpers.empty()
             ? engine_->Measure(sources.model, sources.shard, request, progress)
-            : engine_->MeasureSplit(
-                  helper_engines,
-                  spec.device_split() ==
-                          curvd::v1::DEVICE_SPLIT_ALL_IDLE_DEVICES
-                      ? core::SplitRule::kAlways
-                      : core::SplitRule::kIfLargeEnough,
-                  sources.model, sources.shard, request, progress);
+            : engine_->MeasureSplit(helper_engines, sources.model,
+                                    sources.shard, request, progress);
+    if (result.ok() && result->split.empty()) result->split = not_split;
     // Counted: out of memory at micro-batch 1 (core/engine/oom_retry.cc);
     // not the memory budget's refusals, also ResourceExhausted, made before
     // anything is allocated.
@@ -123,13 +121,27 @@ absl::StatusOr<core::MeasurementResult> DeviceWorker::Run(
 
 std::vector<std::string> DeviceWorker::ReserveHelpers(
     const curvd::v1::MeasurementSpec& spec,
-    const core::MeasurementRequest& request) {
-  if (spec.device_split() == curvd::v1::DEVICE_SPLIT_ONE_DEVICE) return {};
-  for (const core::Method& method : request.methods) {
-    if (!core::MethodSplits(method)) return {};
+    const core::MeasurementRequest& request, const MeasurementSources& sources,
+    std::string* not_split) {
+  if (spec.device_split() == curvd::v1::DEVICE_SPLIT_ONE_DEVICE ||
+      core::FirstUnsplitMethod(request.methods) != nullptr) {
+    return {};
   }
-  return queue_->ReserveIdle(
-      device_, spec.device_split() == curvd::v1::DEVICE_SPLIT_ALL_IDLE_DEVICES);
+  const int available = queue_->Idle(DeviceClassOf(device_));
+  if (available == 0) return {};
+  const bool forced =
+      spec.device_split() == curvd::v1::DEVICE_SPLIT_ALL_IDLE_DEVICES;
+  // Sized before reserving, so that devices a split would not use stay free
+  // for other work. A plan that fails (a corrupt checkpoint) leaves the
+  // measurement to report the error itself, on one device.
+  const absl::StatusOr<core::SplitPlan> plan = engine_->PlanSplit(
+      sources.model, sources.shard, request,
+      forced ? core::SplitRule::kAlways : core::SplitRule::kIfLargeEnough,
+      available);
+  if (!plan.ok()) return {};
+  *not_split = plan->note;
+  if (plan->helpers == 0) return {};
+  return queue_->ReserveIdle(device_, forced, plan->helpers);
 }
 
 }  // namespace curvd::server

@@ -16,6 +16,7 @@
 #include "server/blob_store.h"
 #include "server/job_queue.h"
 #include "server/measurement_lifecycle.h"
+#include "server/measurement_sources.h"
 #include "server/metrics.h"
 #include "server/source_resolver.h"
 #include "server/spec_conversion.h"
@@ -60,10 +61,11 @@ class DeviceWorker {
   absl::StatusOr<core::MeasurementResult> Run(
       const RunningMeasurement& running);
   // The devices reserved to share a measurement of `spec` (empty: this one
-  // alone).
+  // alone, with the engine's reason in *not_split when it gave one).
   std::vector<std::string> ReserveHelpers(
       const curvd::v1::MeasurementSpec& spec,
-      const core::MeasurementRequest& request);
+      const core::MeasurementRequest& request,
+      const MeasurementSources& sources, std::string* not_split);
 
   std::unique_ptr<core::Engine> engine_;
   const std::string device_;

@@ -123,7 +123,7 @@ Job JobQueue::Take(const std::string& device, Place place) {
 std::optional<Job> JobQueue::Pop(const std::string& device) {
   absl::MutexLock lock(&mu_);
   waiting_.insert(device);
-  while (!closed_) {
+  while (!closed_ || reserved_.contains(device)) {
     absl::Time next_change = absl::InfiniteFuture();
     if (!reserved_.contains(device)) {
       if (std::optional<Place> place =
@@ -136,8 +136,8 @@ std::optional<Job> JobQueue::Pop(const std::string& device) {
     // covers a held-back job that time alone releases, and a job pushed since,
     // held back to an earlier time, ends the wait to take a new deadline.
     auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      if (closed_) return true;
       if (reserved_.contains(device)) return false;
+      if (closed_) return true;
       absl::Time earliest = absl::InfiniteFuture();
       return Choose(device, absl::Now(), &earliest).has_value() ||
              earliest < next_change;
@@ -183,7 +183,7 @@ void JobQueue::NotifyDepth() {
 }
 
 std::vector<std::string> JobQueue::ReserveIdle(const std::string& device,
-                                               bool even_if_queued) {
+                                               bool even_if_queued, int most) {
   absl::MutexLock lock(&mu_);
   const std::string device_class = DeviceClassOf(device);
   if (!even_if_queued) {
@@ -201,6 +201,7 @@ std::vector<std::string> JobQueue::ReserveIdle(const std::string& device,
     }
   }
   std::sort(idle.begin(), idle.end());
+  if (most < static_cast<int>(idle.size())) idle.resize(std::max(most, 0));
   reserved_.insert(idle.begin(), idle.end());
   return idle;
 }

@@ -79,18 +79,20 @@ class JobQueue {
   // is closed. Records the job's keys as loaded by `device`.
   std::optional<Job> Pop(const std::string& device);
 
-  // For a job `device` took that may be split: reserves the other devices of
-  // its class that wait in Pop now, when no queued job could go to one of
-  // them (or whatever is queued, with `even_if_queued`), and returns their
-  // names (sorted; empty when none). A reserved device's Pop takes no job
-  // until Release; its worker stays blocked in Pop, so its engine is the
-  // caller's to use meanwhile. So a split never takes a device busy with
-  // another measurement, and, unless forced, never one a queued job needs.
+  // For a job `device` took that may be split: reserves up to `most` other
+  // devices of its class that wait in Pop now, when no queued job could go
+  // to one of them (or whatever is queued, with `even_if_queued`), and
+  // returns their names (sorted; empty when none). A reserved device's Pop
+  // takes no job and does not return, not even after Close, until Release:
+  // its worker stays blocked there, so its engine is the caller's to use
+  // meanwhile. So a split never takes a device busy with another
+  // measurement, and, unless forced, never one a queued job needs.
   std::vector<std::string> ReserveIdle(const std::string& device,
-                                       bool even_if_queued);
+                                       bool even_if_queued, int most);
   // Ends the reservation of `devices` (ReserveIdle's result).
   void Release(const std::vector<std::string>& devices);
-  // Devices of `device_class` waiting in Pop and not reserved.
+  // Devices of `device_class` waiting in Pop and not reserved: what a split
+  // could have.
   int Idle(const std::string& device_class) const;
 
   // Removes the queued job of `measurement_name`; false if it is not queued (it

@@ -285,15 +285,14 @@ absl::Status CreateMeasurementImpl(ServiceCore& core,
   CURVD_ASSIGN_OR_RETURN(
       core::MeasurementRequest measurement_request,
       ToCoreRequest(resolved, core.options().request_limits));
-  if (spec.device_split() == v1::DEVICE_SPLIT_ALL_IDLE_DEVICES) {
-    for (const core::Method& method : measurement_request.methods) {
-      if (!core::MethodSplits(method)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "spec.device_split DEVICE_SPLIT_ALL_IDLE_DEVICES: ",
-            core::MethodName(method),
-            " reads per-sample data and is not split across devices"));
-      }
-    }
+  if (const core::Method* unsplit =
+          core::FirstUnsplitMethod(measurement_request.methods);
+      unsplit != nullptr &&
+      spec.device_split() == v1::DEVICE_SPLIT_ALL_IDLE_DEVICES) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.device_split DEVICE_SPLIT_ALL_IDLE_DEVICES: ",
+                     core::MethodName(*unsplit),
+                     " reads per-sample data and is not split across devices"));
   }
   CURVD_ASSIGN_OR_RETURN(core::ShardSpec shard,
                          core.resolver().ResolveShard(spec.shard_uri()));

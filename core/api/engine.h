@@ -26,16 +26,25 @@ struct Progress {
   std::function<bool()> cancelled;
 };
 
-// How Engine::MeasureSplit decides between its helpers and one device.
+// How Engine::PlanSplit decides between helpers and one device.
 enum class SplitRule {
-  // Across the helpers when the shard's samples times the model's parameters
-  // reach kMinSplitWork, else on this engine's device alone.
+  // Helpers only when the shard's samples times the model's parameters reach
+  // kMinSplitWork, and not for a train-mode request with micro_batch_size 0
+  // (a split would change its micro-batches, and so the sampled loss).
   kIfLargeEnough,
-  kAlways,  // across the helpers whatever the size
+  kAlways,  // helpers whatever the size
 };
 // Below this, samples x parameters, a product is too short for devices to
 // gain from sharing it (the rule of DeviceSplit's automatic mode).
 inline constexpr int64_t kMinSplitWork = int64_t{1} << 30;
+
+// Engine::PlanSplit's answer: how many helpers a split would use (0: none),
+// and why none, for the result's diagnostics ("not split: ..."; empty when
+// some are used).
+struct SplitPlan {
+  int helpers = 0;
+  std::string note;
+};
 
 struct EngineOptions {
   // Bytes of models and shards kept on the device between measurements (least
@@ -119,11 +128,24 @@ class Engine {
       const ModelSource& model, const ShardSpec& shard,
       const MeasurementRequest& request, const Progress& progress) = 0;
 
+  // How many of `available` helper engines MeasureSplit would put to use for
+  // this measurement by `rule`: at most one fewer than the micro-batches (a
+  // request with micro_batch_size 0 has one per device), and none by
+  // kIfLargeEnough's limits. Loads the model and the shard into this
+  // engine's cache, as Measure would, so that the measurement finds them
+  // there. Errors as Measure's (a request with a kind that does not split,
+  // FirstUnsplitMethod, gets 0 helpers, not an error). Never throws.
+  virtual absl::StatusOr<SplitPlan> PlanSplit(const ModelSource& model,
+                                              const ShardSpec& shard,
+                                              const MeasurementRequest& request,
+                                              SplitRule rule,
+                                              int available) = 0;
+
   // Measure, with the micro-batches divided between this engine's device and
   // those of `helpers` (Objective::CreateSplit;
-  // docs/adr/0028-one-measurement-split-across-devices.md) as `rule` says:
-  // the same result to rounding, on this engine's device, with result.split
-  // saying how it was divided, or why not ("not split: ..."). A request with
+  // docs/adr/0028-one-measurement-split-across-devices.md): the same result
+  // to rounding, on this engine's device, with result.split saying how it
+  // was divided. A request with
   // micro_batch_size 0 gets micro-batches of ceil(N / devices) samples, one per
   // device (the result records it; in train mode, where BatchNorm statistics
   // and dropout masks are per micro-batch, that is another sampled loss than
@@ -135,9 +157,9 @@ class Engine {
   // for a request with GOP or LLC methods, which read per-sample data and are
   // not split; otherwise errors as Measure's. Never throws.
   virtual absl::StatusOr<MeasurementResult> MeasureSplit(
-      const std::vector<Engine*>& helpers, SplitRule rule,
-      const ModelSource& model, const ShardSpec& shard,
-      const MeasurementRequest& request, const Progress& progress) = 0;
+      const std::vector<Engine*>& helpers, const ModelSource& model,
+      const ShardSpec& shard, const MeasurementRequest& request,
+      const Progress& progress) = 0;
 
   // The device this engine runs on, e.g. "cuda:0".
   virtual std::string device() const = 0;

@@ -451,10 +451,15 @@ const char* MethodName(const Method& method) {
                     method);
 }
 
-bool MethodSplits(const Method& method) {
-  return !std::holds_alternative<GopMethod>(method) &&
-         !std::holds_alternative<LlcMethod>(method) &&
-         !std::holds_alternative<LlcCalibrationMethod>(method);
+const Method* FirstUnsplitMethod(const std::vector<Method>& methods) {
+  for (const Method& method : methods) {
+    if (std::holds_alternative<GopMethod>(method) ||
+        std::holds_alternative<LlcMethod>(method) ||
+        std::holds_alternative<LlcCalibrationMethod>(method)) {
+      return &method;
+    }
+  }
+  return nullptr;
 }
 
 absl::Status ValidateGopFields(const GopOptions& o, const std::string& field) {

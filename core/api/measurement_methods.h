@@ -117,10 +117,10 @@ using Method =
 // The kName of `method`'s kind. Thread-safe.
 const char* MethodName(const Method& method);
 
-// Whether a measurement with `method` can be divided among devices
-// (Engine::MeasureSplit): every kind but GOP and the LLC kinds, which read
-// per-sample data. Thread-safe.
-bool MethodSplits(const Method& method);
+// The first of `methods` that keeps a measurement from being divided among
+// devices (Engine::MeasureSplit), or nullptr: GOP and the LLC kinds, which
+// read per-sample data. Thread-safe.
+const Method* FirstUnsplitMethod(const std::vector<Method>& methods);
 
 // The method of kind M in `methods`, or nullptr when there is none.
 template <typename M>

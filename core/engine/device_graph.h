@@ -39,9 +39,12 @@ bool DeviceGraphsAvailable(const torch::Device& device);
 // Replay(). An exception in a warmup run propagates unchanged. A failure
 // while recording (work that synchronises, for one) is FailedPrecondition
 // with torch's message, and leaves the device usable. Unimplemented where
-// !DeviceGraphsAvailable(device). Threads may record at the same time (each
-// on a side stream of its own). A graph must not be destroyed while another
-// stream uses its outputs; replays it queued are waited for.
+// !DeviceGraphsAvailable(device). Threads may call it at the same time: their
+// warmups run side by side (each on a side stream of its own), their
+// recordings one at a time (emptying the allocator's cache, which a
+// recording may need, must not happen during another thread's capture). A graph
+// must not be destroyed while another stream uses its outputs; replays it
+// queued are waited for.
 absl::StatusOr<std::unique_ptr<DeviceGraph>> RecordDeviceGraph(
     const torch::Device& device, int warmup, const std::function<void()>& work);
 
@@ -53,9 +56,9 @@ inline bool RunsSideBySide(const torch::Device& device, int count) {
 }
 
 // Runs body(i) for each i in [0, count) on `device`, side by side where CUDA
-// can (RunsSideBySide): each on a stream of its own (this thread's, the same for the same i in
-// every call) that starts after the work queued so far on the current
-// stream, which then waits for them all. Within a recording they become
+// can (RunsSideBySide): each on a stream of its own (this thread's, the same
+// for the same i in every call) that starts after the work queued so far on the
+// current stream, which then waits for them all. Within a recording they become
 // parallel branches of the graph. Elsewhere, and for count 1, in turn on the
 // current stream. Bodies must write disjoint memory. An exception propagates
 // once the current stream waits for every branch started.

@@ -17,6 +17,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "core/engine/device_graph.h"
 
 namespace curvd::core {
@@ -79,6 +80,12 @@ void Join(const c10::cuda::CUDAStream& branch,
 // cache (after a large measurement, say). Before capturing on the current
 // device: when the driver reports less than an eighth of the device free,
 // the cache is emptied (which waits for the device).
+//
+// Emptying the cache during another thread's capture is not allowed (the
+// allocator's capture bookkeeping is per process), so the release and the
+// capture of every recording in the process hold recording_mutex.
+ABSL_CONST_INIT absl::Mutex recording_mutex(absl::kConstInit);
+
 void ReleaseCachedMemoryIfTight() {
   size_t free_bytes = 0;
   size_t total_bytes = 0;
@@ -125,7 +132,8 @@ bool DeviceGraphsAvailable(const torch::Device& device) {
 }
 
 absl::StatusOr<std::unique_ptr<DeviceGraph>> RecordDeviceGraph(
-    const torch::Device& device, int warmup, const std::function<void()>& work) {
+    const torch::Device& device, int warmup,
+    const std::function<void()>& work) {
   if (!DeviceGraphsAvailable(device)) {
     return absl::UnimplementedError(
         absl::StrCat("device graphs need a CUDA device, got ", device.str()));
@@ -151,6 +159,7 @@ absl::StatusOr<std::unique_ptr<DeviceGraph>> RecordDeviceGraph(
   {
     const c10::cuda::CUDAStreamGuard stream_guard(side);
     for (int i = 0; i < warmup; ++i) work();
+    const absl::MutexLock recording(&recording_mutex);
     ReleaseCachedMemoryIfTight();
     // Thread-local capture: the server's other threads may use the device
     // meanwhile (their own synchronisations must not break this recording).

@@ -190,14 +190,60 @@ class TorchEngine final : public Engine {
                                             const ShardSpec& shard_spec,
                                             const MeasurementRequest& request,
                                             const Progress& progress) override {
-    return MeasureOn({}, SplitRule::kAlways, model_source, shard_spec, request,
-                     progress);
+    return MeasureOn({}, model_source, shard_spec, request, progress);
+  }
+
+  absl::StatusOr<SplitPlan> PlanSplit(const ModelSource& model_source,
+                                      const ShardSpec& shard_spec,
+                                      const MeasurementRequest& request,
+                                      SplitRule rule, int available) override {
+    CURVD_RETURN_IF_ERROR(ValidateRequest(request));
+    if (FirstUnsplitMethod(request.methods) != nullptr || available <= 0) {
+      return SplitPlan();
+    }
+    return CatchTorchExceptions([&]() -> absl::StatusOr<SplitPlan> {
+      const torch::ScalarType dtype = DtypeOf(request.objective.precision);
+      MemoryBudget budget(measurement_host_bytes_);
+      CURVD_ASSIGN_OR_RETURN(DeviceCache::Handle<Model> model,
+                             DeviceModel(model_source, dtype, budget));
+      CURVD_ASSIGN_OR_RETURN(DeviceCache::Handle<Shard> shard,
+                             DeviceShard(shard_spec, dtype, budget));
+      const int64_t n = shard->size();
+      const int64_t micro = request.objective.micro_batch_size;
+      SplitPlan plan;
+      if (rule == SplitRule::kIfLargeEnough) {
+        int64_t parameters = 0;
+        for (const torch::Tensor& p : model->Parameters()) {
+          parameters += p.numel();
+        }
+        if (n * parameters < kMinSplitWork) {
+          plan.note = absl::StrCat("not split: ", n, " samples x ", parameters,
+                                   " parameters = ", n * parameters, " < 2^30");
+          return plan;
+        }
+        if (micro == 0 && request.objective.train_mode) {
+          plan.note =
+              "not split: train mode with micro_batch_size 0 (a split would "
+              "change the micro-batches, and so the sampled loss)";
+          return plan;
+        }
+      }
+      const int64_t batches =
+          micro == 0 ? std::min<int64_t>(n, available + 1)
+                     : (n + std::min(micro, n) - 1) / std::min(micro, n);
+      plan.helpers = static_cast<int>(
+          std::min<int64_t>(available, std::max<int64_t>(batches - 1, 0)));
+      if (plan.helpers == 0) {
+        plan.note = "not split: one micro-batch";
+      }
+      return plan;
+    });
   }
 
   absl::StatusOr<MeasurementResult> MeasureSplit(
-      const std::vector<Engine*>& helpers, SplitRule rule,
-      const ModelSource& model_source, const ShardSpec& shard_spec,
-      const MeasurementRequest& request, const Progress& progress) override {
+      const std::vector<Engine*>& helpers, const ModelSource& model_source,
+      const ShardSpec& shard_spec, const MeasurementRequest& request,
+      const Progress& progress) override {
     std::vector<TorchEngine*> engines;
     for (Engine* helper : helpers) {
       auto* engine = dynamic_cast<TorchEngine*>(helper);
@@ -207,29 +253,24 @@ class TorchEngine final : public Engine {
       }
       engines.push_back(engine);
     }
-    for (const Method& method : request.methods) {
-      if (!MethodSplits(method)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            MethodName(method),
-            " reads per-sample data and is not split across devices; measure "
-            "it on one device"));
-      }
+    if (const Method* method = FirstUnsplitMethod(request.methods)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          MethodName(*method),
+          " reads per-sample data and is not split across devices; measure "
+          "it on one device"));
     }
-    return MeasureOn(engines, rule, model_source, shard_spec, request,
-                     progress);
+    return MeasureOn(engines, model_source, shard_spec, request, progress);
   }
 
   std::string device() const override { return name_; }
 
  private:
-  // Measure on this engine's device, divided with `helpers` by `rule` when
-  // there are any (MeasureSplit).
-  absl::StatusOr<MeasurementResult> MeasureOn(std::vector<TorchEngine*> helpers,
-                                              SplitRule rule,
-                                              const ModelSource& model_source,
-                                              const ShardSpec& shard_spec,
-                                              const MeasurementRequest& request,
-                                              const Progress& progress) {
+  // Measure on this engine's device, divided with `helpers` when there are
+  // any (MeasureSplit).
+  absl::StatusOr<MeasurementResult> MeasureOn(
+      const std::vector<TorchEngine*>& helpers, const ModelSource& model_source,
+      const ShardSpec& shard_spec, const MeasurementRequest& request,
+      const Progress& progress) {
     CURVD_RETURN_IF_ERROR(ValidateRequest(request));
     return CatchTorchExceptions([&]() -> absl::StatusOr<MeasurementResult> {
       const Precision precision = request.objective.precision;
@@ -249,20 +290,9 @@ class TorchEngine final : public Engine {
       };
       set_mode(model);
       const int64_t n = shard->size();
-      std::string not_split;
-      if (!helpers.empty() && rule == SplitRule::kIfLargeEnough) {
-        int64_t parameters = 0;
-        for (const torch::Tensor& p : model->Parameters()) {
-          parameters += p.numel();
-        }
-        if (n * parameters < kMinSplitWork) {
-          not_split = absl::StrCat("not split: ", n, " samples x ", parameters,
-                                   " parameters = ", n * parameters, " < 2^30");
-          helpers.clear();
-        }
-      }
       std::vector<DeviceCache::Handle<Model>> copies;
       bool cuda = device_.is_cuda();
+      bool all_cuda = device_.is_cuda();
       for (TorchEngine* helper : helpers) {
         MemoryBudget helper_budget(helper->measurement_host_bytes_);
         CURVD_ASSIGN_OR_RETURN(
@@ -273,6 +303,7 @@ class TorchEngine final : public Engine {
         set_mode(copy);
         copies.push_back(std::move(copy));
         cuda = cuda || helper->device_.is_cuda();
+        all_cuda = all_cuda && helper->device_.is_cuda();
       }
       const bool tf32 = cuda && precision == Precision::kTf32;
       const Tf32Scope tf32_scope(cuda, tf32);
@@ -285,9 +316,10 @@ class TorchEngine final : public Engine {
       for (DeviceCache::Handle<Model>& copy : copies) models.push_back(&*copy);
       // The graphs of the whole shard are kept where that costs no more
       // memory than one product needs anyway (one micro-batch), or where
-      // running out of memory is an error the retry recovers from (CUDA; on
-      // the host the kernel may kill the process instead).
-      const bool retain_graphs = batch == n || device_.is_cuda();
+      // running out of memory is an error the retry recovers from (CUDA, on
+      // every part's device; on the host the kernel may kill the process
+      // instead).
+      const bool retain_graphs = batch == n || all_cuda;
       CURVD_ASSIGN_OR_RETURN(MeasurementResult result,
                              RetryOnOutOfMemory(
                                  batch, retain_graphs,
@@ -297,7 +329,6 @@ class TorchEngine final : public Engine {
                                                            retain, progress);
                                  },
                                  name_));
-      if (!not_split.empty()) result.split = not_split;
       // What was used: TF32 exists only on CUDA.
       result.precision = precision == Precision::kTf32 && !tf32
                              ? Precision::kFloat32

@@ -82,8 +82,8 @@ TEST_P(EngineSplitTest, EveryKindThatSplitsEqualsTheUnsplitMeasurement) {
       engine_->Measure(model, GaussianRegression(), request, Progress());
   ASSERT_TRUE(whole.ok()) << whole.status();
   // The cached copy of the model (same weights) measured again, split.
-  auto split = engine_->MeasureSplit(helpers(), SplitRule::kAlways, model,
-                                     GaussianRegression(), request, Progress());
+  auto split = engine_->MeasureSplit(helpers(), model, GaussianRegression(),
+                                     request, Progress());
   ASSERT_TRUE(split.ok()) << split.status();
 
   // 64 samples over three devices: micro-batches of 22, the last of 20.
@@ -130,29 +130,43 @@ TEST_P(EngineSplitTest, EveryKindThatSplitsEqualsTheUnsplitMeasurement) {
   }
 }
 
-TEST_P(EngineSplitTest, SmallWorkIsNotSplitUnlessForced) {
+TEST_P(EngineSplitTest, PlansNoMoreHelpersThanTheWorkUses) {
   // 64 samples x 86 parameters, far below kMinSplitWork.
   const ModelSource model = ZooMlp({4, 12, 2}, "zoo:split-small");
   MeasurementRequest request;
   request.objective.loss = LossFunction::kMse;
-  request.objective.precision = Precision::kFloat64;
   request.Add<SharpnessMethod>();
   torch::manual_seed(6);
-  auto automatic =
-      engine_->MeasureSplit(helpers(), SplitRule::kIfLargeEnough, model,
-                            GaussianRegression(), request, Progress());
+  auto automatic = engine_->PlanSplit(model, GaussianRegression(), request,
+                                      SplitRule::kIfLargeEnough, 2);
   ASSERT_TRUE(automatic.ok()) << automatic.status();
-  EXPECT_EQ(automatic->split,
+  EXPECT_EQ(automatic->helpers, 0);
+  EXPECT_EQ(automatic->note,
             "not split: 64 samples x 86 parameters = 5504 < 2^30");
-  EXPECT_EQ(automatic->micro_batch_size, kRegressionSamples);
-  auto forced =
-      engine_->MeasureSplit(helpers(), SplitRule::kAlways, model,
-                            GaussianRegression(), request, Progress());
+  // Forced: one micro-batch per device when the request leaves it to the
+  // engine, else no more parts than micro-batches.
+  auto forced = engine_->PlanSplit(model, GaussianRegression(), request,
+                                   SplitRule::kAlways, 2);
   ASSERT_TRUE(forced.ok()) << forced.status();
-  EXPECT_THAT(forced->split, ::testing::StartsWith("split: 3 parts"));
-  ExpectNear(Of<SharpnessMethod>(forced).top[0].value,
-             Of<SharpnessMethod>(automatic).top[0].value,
-             Of<SharpnessMethod>(automatic).top[0].value);
+  EXPECT_EQ(forced->helpers, 2);
+  request.objective.micro_batch_size = 40;  // two micro-batches
+  EXPECT_EQ(engine_
+                ->PlanSplit(model, GaussianRegression(), request,
+                            SplitRule::kAlways, 2)
+                ->helpers,
+            1);
+  request.objective.micro_batch_size = 64;
+  auto one = engine_->PlanSplit(model, GaussianRegression(), request,
+                                SplitRule::kAlways, 2);
+  EXPECT_EQ(one->helpers, 0);
+  EXPECT_EQ(one->note, "not split: one micro-batch");
+  // Kinds that do not split plan none, without an error.
+  request.Add<GopMethod>();
+  EXPECT_EQ(engine_
+                ->PlanSplit(model, GaussianRegression(), request,
+                            SplitRule::kAlways, 2)
+                ->helpers,
+            0);
 }
 
 TEST_P(EngineSplitTest, PerSampleKindsAreRefused) {
@@ -164,9 +178,8 @@ TEST_P(EngineSplitTest, PerSampleKindsAreRefused) {
     if (kind == 0) request.Add<GopMethod>();
     if (kind == 1) request.Add<LlcMethod>();
     if (kind == 2) request.Add<LlcCalibrationMethod>();
-    auto split =
-        engine_->MeasureSplit(helpers(), SplitRule::kAlways, model,
-                              GaussianRegression(), request, Progress());
+    auto split = engine_->MeasureSplit(helpers(), model, GaussianRegression(),
+                                       request, Progress());
     ASSERT_FALSE(split.ok());
     EXPECT_EQ(split.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(split.status().message(), HasSubstr("is not split"));

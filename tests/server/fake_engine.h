@@ -65,7 +65,13 @@ class FakeEngineControl {
     absl::MutexLock lock(&mu_);
     return last_measure_nice_;
   }
-  // The helpers' devices and rule of the latest MeasureSplit call.
+  // Later PlanSplit calls by kIfLargeEnough plan no helper.
+  void SetSmallSplitWork() {
+    absl::MutexLock lock(&mu_);
+    small_split_work_ = true;
+  }
+  // The helpers' devices of the latest MeasureSplit call, the rule of the
+  // latest PlanSplit call.
   std::vector<std::string> last_split_helpers() {
     absl::MutexLock lock(&mu_);
     return last_split_helpers_;
@@ -85,6 +91,7 @@ class FakeEngineControl {
   int last_measure_nice_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> last_split_helpers_ ABSL_GUARDED_BY(mu_);
   std::optional<core::SplitRule> last_split_rule_ ABSL_GUARDED_BY(mu_);
+  bool small_split_work_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Fixed, plausible results, one overload per kind (a kind without one does
@@ -363,19 +370,35 @@ class FakeEngine : public core::Engine {
     return result;
   }
 
-  // Measure, recording the helpers and the rule, with a split note that
-  // names the devices: "split: 3 parts: cuda:0, cuda:1, cuda:2".
+  // Records the rule; plans every available helper, or none with "not
+  // split: fake small work" after SetSmallSplitWork under kIfLargeEnough.
+  absl::StatusOr<core::SplitPlan> PlanSplit(
+      const core::ModelSource& /*model*/, const core::ShardSpec& /*shard*/,
+      const core::MeasurementRequest& /*request*/, core::SplitRule rule,
+      int available) override {
+    absl::MutexLock lock(&control_->mu_);
+    control_->last_split_rule_ = rule;
+    core::SplitPlan plan;
+    if (control_->small_split_work_ &&
+        rule == core::SplitRule::kIfLargeEnough) {
+      plan.note = "not split: fake small work";
+    } else {
+      plan.helpers = available;
+    }
+    return plan;
+  }
+
+  // Measure, recording the helpers, with a split note that names the
+  // devices: "split: 3 parts: cuda:0, cuda:1, cuda:2".
   absl::StatusOr<core::MeasurementResult> MeasureSplit(
-      const std::vector<core::Engine*>& helpers, core::SplitRule rule,
-      const core::ModelSource& model, const core::ShardSpec& shard,
-      const core::MeasurementRequest& request,
+      const std::vector<core::Engine*>& helpers, const core::ModelSource& model,
+      const core::ShardSpec& shard, const core::MeasurementRequest& request,
       const core::Progress& progress) override {
     std::vector<std::string> devices;
     for (core::Engine* helper : helpers) devices.push_back(helper->device());
     {
       absl::MutexLock lock(&control_->mu_);
       control_->last_split_helpers_ = devices;
-      control_->last_split_rule_ = rule;
     }
     absl::StatusOr<core::MeasurementResult> result =
         Measure(model, shard, request, progress);

@@ -1,5 +1,6 @@
 #include "server/job_queue.h"
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <thread>
@@ -228,10 +229,10 @@ TEST(JobQueueTest, ReservedIdleDevicesTakeNoJobUntilReleased) {
   AwaitIdle(queue, "cpu", 1);
   // cuda:2 took a job and is busy: not in Pop, so never reserved.
   const std::vector<std::string> reserved =
-      queue.ReserveIdle("cuda:2", /*even_if_queued=*/false);
+      queue.ReserveIdle("cuda:2", /*even_if_queued=*/false, /*most=*/8);
   EXPECT_EQ(reserved, (std::vector<std::string>{"cuda:0", "cuda:1"}));
   EXPECT_EQ(queue.Idle("cuda"), 0);
-  EXPECT_TRUE(queue.ReserveIdle("cuda:3", false).empty());  // none left
+  EXPECT_TRUE(queue.ReserveIdle("cuda:3", false, 8).empty());  // none left
   ASSERT_TRUE(queue.Push(MakeJob("runs/a", 0, "cuda")).ok());
   absl::SleepFor(absl::Milliseconds(50));
   EXPECT_EQ(queue.size(), 1u);  // the cuda devices are reserved
@@ -257,13 +258,42 @@ TEST(JobQueueTest, QueuedWorkKeepsItsDevicesFromAnAutomaticSplit) {
   std::optional<Job> taken;
   std::thread idle([&] { taken = queue.Pop("cuda:0"); });
   AwaitIdle(queue, "cuda", 1);
-  EXPECT_TRUE(queue.ReserveIdle("cuda:2", /*even_if_queued=*/false).empty());
+  EXPECT_TRUE(queue.ReserveIdle("cuda:2", /*even_if_queued=*/false, 8).empty());
   const std::vector<std::string> forced =
-      queue.ReserveIdle("cuda:2", /*even_if_queued=*/true);
+      queue.ReserveIdle("cuda:2", /*even_if_queued=*/true, 8);
   EXPECT_EQ(forced, std::vector<std::string>{"cuda:0"});
   queue.Release(forced);
   queue.Close();
   idle.join();
+}
+
+// A split reserves no more devices than it asks for, and a reserved worker
+// stays in Pop after Close until it is released (its engine is in use).
+TEST(JobQueueTest, ReservesAtMostWhatItIsAskedAndOutlastsClose) {
+  JobQueue queue(16);
+  std::atomic<int> returned{0};
+  std::vector<std::thread> workers;
+  for (const std::string device : {"cuda:0", "cuda:1"}) {
+    workers.emplace_back([&queue, &returned, device] {
+      EXPECT_FALSE(queue.Pop(device).has_value());
+      ++returned;
+    });
+  }
+  AwaitIdle(queue, "cuda", 2);
+  const std::vector<std::string> reserved =
+      queue.ReserveIdle("cuda:2", /*even_if_queued=*/false, /*most=*/1);
+  EXPECT_EQ(reserved, std::vector<std::string>{"cuda:0"});
+  EXPECT_EQ(queue.Idle("cuda"), 1);
+  queue.Close();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (returned.load() < 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(returned.load(), 1);  // cuda:1 left; cuda:0 waits for Release
+  queue.Release(reserved);
+  for (std::thread& worker : workers) worker.join();
+  EXPECT_EQ(returned.load(), 2);
 }
 
 }  // namespace

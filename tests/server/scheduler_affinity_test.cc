@@ -67,12 +67,17 @@ class LoggingEngine : public core::Engine {
     log_->Add(fake_.device(), model.cache_key);
     return fake_.Measure(model, shard, request, progress);
   }
-  absl::StatusOr<core::MeasurementResult> MeasureSplit(
-      const std::vector<core::Engine*>& helpers, core::SplitRule rule,
+  absl::StatusOr<core::SplitPlan> PlanSplit(
       const core::ModelSource& model, const core::ShardSpec& shard,
-      const core::MeasurementRequest& request,
+      const core::MeasurementRequest& request, core::SplitRule rule,
+      int available) override {
+    return fake_.PlanSplit(model, shard, request, rule, available);
+  }
+  absl::StatusOr<core::MeasurementResult> MeasureSplit(
+      const std::vector<core::Engine*>& helpers, const core::ModelSource& model,
+      const core::ShardSpec& shard, const core::MeasurementRequest& request,
       const core::Progress& progress) override {
-    return fake_.MeasureSplit(helpers, rule, model, shard, request, progress);
+    return fake_.MeasureSplit(helpers, model, shard, request, progress);
   }
   std::string device() const override { return fake_.device(); }
 

@@ -63,6 +63,23 @@ TEST_F(ServiceSplitTest, AutomaticSplitTakesEveryIdleDeviceOfItsClass) {
   EXPECT_EQ(core_->queue().Idle("cuda"), 3);
 }
 
+// Work the engine would not split holds no device: the others stay idle for
+// other measurements while it runs.
+TEST_F(ServiceSplitTest, WorkTooSmallToSplitLeavesTheOtherDevicesFree) {
+  control_->SetSmallSplitWork();
+  control_->Block();
+  curvd::v1::MeasurementSpec spec;
+  spec.mutable_sharpness()->set_top_k(1);
+  curvd::v1::Measurement m;
+  ASSERT_TRUE(CreateWith(spec, &m).ok());
+  ASSERT_TRUE(control_->WaitForStarted(1));
+  EXPECT_EQ(core_->queue().Idle("cuda"), 2);
+  control_->Release();
+  m = WaitFor(m.name(), curvd::v1::Measurement::SUCCEEDED);
+  EXPECT_EQ(m.diagnostics().split(), "not split: fake small work");
+  EXPECT_TRUE(control_->last_split_helpers().empty());
+}
+
 TEST_F(ServiceSplitTest, OneDeviceAndPerSampleKindsAreNotSplit) {
   curvd::v1::MeasurementSpec one;
   one.mutable_sharpness()->set_top_k(1);
