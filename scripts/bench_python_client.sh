@@ -19,6 +19,7 @@
 #                        less two; a CPU server beside a trainer may get fewer)
 #   CURVD_BENCH_ARGS     more flags of client_speed.py (--rows, --worker_nice,
 #                        --measure, ...: its --help lists them)
+#   CURVD_BENCH_TIMEOUT  seconds client_speed.py may run (default 480)
 # Writes under $OUT: client_speed.json, client_speed.md and the logs; prints the
 # table last.
 set -euo pipefail
@@ -79,7 +80,7 @@ fi
 echo "== $(tail -1 "$out/import.log")"
 
 rc=0
-timeout -k 15 240 "$python" bench/python/client_speed.py --curvd "$build/bin/curvd" --device "$device" \
+timeout -k 15 "${CURVD_BENCH_TIMEOUT:-480}" "$python" bench/python/client_speed.py --curvd "$build/bin/curvd" --device "$device" \
   --server_library_path "$libs" --out "$out" "${smoke[@]}" "${extra[@]}" >"$out/client_speed.log" 2>&1 || rc=$?
 grep -E '^\[client_speed\]|Traceback|Error' "$out/client_speed.log" | cut -c1-300 || true
 echo

@@ -13,7 +13,8 @@ loopback, in one run, each figure beside its baseline:
            called every step of a run with every=10, against the same loop with
            curvd disabled (no submit call), same process, interleaved segments of
            equal length; a baseline segment starts once the server has finished
-           what it was given (waiting at most 10 s; the row counts those it had not).
+           what it was given (waiting at most --idle_timeout s; the row counts
+           those it had not).
            Twice: the server measuring on the CPU, then sharing --device. The
            plan measured at each checkpoint (coalescing policy, so the server is
            busy throughout a curvd segment): sharpness (Lanczos) and the Hessian
@@ -102,12 +103,15 @@ def parse_args(argv):
                         help="length of one training segment (default 1.5; smoke 0.5)")
     parser.add_argument("--lanczos_iterations", type=int, help="default 20; smoke 5")
     parser.add_argument("--probes", type=int, help="trace probes, default 20; smoke 4")
+    parser.add_argument("--idle_timeout", type=float,
+                        help="longest wait for the server to finish before a baseline "
+                             "segment of a training row (default 60)")
     parser.add_argument("--upload_mb", type=float, help="checkpoint MiB (default 100; smoke 16)")
     parser.add_argument("--upload_repetitions", type=int, help="default 5; smoke 2")
     args = parser.parse_args(argv)
     defaults = dict(submits=(200, 20), repetitions=(5, 2), segment_seconds=(1.5, 0.5),
                     lanczos_iterations=(20, 5), probes=(20, 4), upload_mb=(100, 16),
-                    upload_repetitions=(5, 2))
+                    upload_repetitions=(5, 2), idle_timeout=(60.0, 60.0))
     for name, (full, smoke) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, smoke if args.smoke else full)
@@ -363,7 +367,6 @@ def training_row(client, args, device, server_label):
     segment(20, True)
     rate = max(segment(20, True), segment(20, False))
     steps = max(20, int(rate * args.segment_seconds) // 10 * 10)
-    idle_timeout = 30.0 if args.smoke else 10.0
     timed = True
     baseline, with_curvd, busy_baselines = [], [], 0
     for rep in range(args.repetitions):
@@ -372,7 +375,7 @@ def training_row(client, args, device, server_label):
             if curvd_on:
                 with_curvd.append(segment(steps, True))
             else:
-                busy_baselines += not wait_idle(run, idle_timeout)
+                busy_baselines += not wait_idle(run, args.idle_timeout)
                 baseline.append(segment(steps, False))
     stats = run.stats
     closed = run.close(timeout=5)
@@ -388,6 +391,7 @@ def training_row(client, args, device, server_label):
             "baseline_segments": baseline, "curvd_segments": with_curvd,
             "ratios": ratios, "ratio": ratio, "min_ratio": min(ratios),
             "baseline_segments_with_server_busy": busy_baselines,
+            "idle_timeout_s": args.idle_timeout,
             "submit_seconds_per_s": cpu["curvd"]["submit"] / max(cpu["curvd"]["wall"], 1e-9),
             "cpu_per_s": {mode: {key: statistics.median(share[key] for share in a["shares"])
                                  for key in ("trainer", "uploader", "other_threads",
