@@ -18,7 +18,9 @@ loopback, in one run, each figure beside its baseline:
            Twice: the server measuring on the CPU, then sharing --device. The
            plan measured at each checkpoint (coalescing policy, so the server is
            busy throughout a curvd segment): sharpness (Lanczos) and the Hessian
-           trace (Hutchinson) on the training split, as one plan.
+           trace (Hutchinson) on the training split, as one plan. The row's
+           ratio is the median over the pairs of segments, beside the pairs'
+           geometric mean with its standard error.
   upload   a --upload_mb checkpoint of float32 tensors, fresh random content each
            repetition: safetensors encoding plus client.upload (sha256, then the
            chunked WriteBlob stream until the server commits it); then the same
@@ -35,6 +37,7 @@ otherwise. scripts/bench_python_client.sh drives it on the GPU machine.
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -96,6 +99,9 @@ def parse_args(argv):
                         default="sharpness_trace",
                         help="what the training rows' server measures at each checkpoint; "
                              "none stores the checkpoints only, leaving the client's own cost")
+    parser.add_argument("--server_micro_batch", type=int, default=0,
+                        help="micro_batch_size of the training rows' measurements "
+                             "(default 0: the server's choice)")
     parser.add_argument("--submits", type=int, help="timed submits (default 200; smoke 20)")
     parser.add_argument("--repetitions", type=int,
                         help="pairs of training segments per server (default 5; smoke 2)")
@@ -307,6 +313,18 @@ def wait_idle(run, timeout):
     return False
 
 
+def geometric_mean_and_se(ratios):
+    """The geometric mean of `ratios` and its standard error (the standard error
+    of the mean log ratio, carried through exp by the delta method; 0 for one
+    ratio). The pairs' ratios scatter by ±10 % on a busy host, so a median of a
+    few pairs alone cannot tell 0.94 from 0.98."""
+    logs = [math.log(r) for r in ratios]
+    mean = math.exp(statistics.fmean(logs))
+    if len(logs) < 2:
+        return mean, 0.0
+    return mean, mean * statistics.stdev(logs) / math.sqrt(len(logs))
+
+
 def training_row(client, args, device, server_label):
     """The grokking loop with and without curvd, interleaved."""
     gargs = grokking.parse_args(SMOKE_GROKKING_ARGS if args.smoke else [])
@@ -320,7 +338,8 @@ def training_row(client, args, device, server_label):
     run = client.run(f"speed-grokking-{int(time.time() * 1000)}", model,
                      shard=modular_addition.uri(**split, split="train"), loss="cross_entropy",
                      measure=[plan] if args.measure != "none" else [], every=10,
-                     example_input=x[:2].cpu(), uploader=args.uploader)
+                     example_input=x[:2].cpu(), uploader=args.uploader,
+                     settings={"micro_batch_size": args.server_micro_batch})
     model.to(device)
     step = 0
     # Where the trainer process's CPU goes, per mode, summed over the timed
@@ -382,6 +401,7 @@ def training_row(client, args, device, server_label):
     rows = run.results(frame=False)
     ratios = [c / b for c, b in zip(with_curvd, baseline)]
     ratio = statistics.median(ratios)
+    geomean, geomean_se = geometric_mean_and_se(ratios)
     return {"server": server_label, "steps_per_segment": steps,
             "repetitions": args.repetitions,
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -390,6 +410,7 @@ def training_row(client, args, device, server_label):
             "curvd_steps_per_s": statistics.median(with_curvd),
             "baseline_segments": baseline, "curvd_segments": with_curvd,
             "ratios": ratios, "ratio": ratio, "min_ratio": min(ratios),
+            "ratio_geomean": geomean, "ratio_geomean_se": geomean_se,
             "baseline_segments_with_server_busy": busy_baselines,
             "idle_timeout_s": args.idle_timeout,
             "submit_seconds_per_s": cpu["curvd"]["submit"] / max(cpu["curvd"]["wall"], 1e-9),
@@ -398,7 +419,8 @@ def training_row(client, args, device, server_label):
                                              "upload_process")}
                           for mode, a in cpu.items() if a["shares"]},
             "plan": f"sharpness (max_iterations {args.lanczos_iterations}) + hessian_trace "
-                    f"({min(10, args.probes)}-{args.probes} probes), one plan"
+                    f"({min(10, args.probes)}-{args.probes} probes), one plan, "
+                    f"micro_batch_size {args.server_micro_batch}"
                     if args.measure != "none" else "none (checkpoints stored only)",
             "run_stats": stats, "closed_in_time": closed,
             "measurements": {state: sum(r["state"] == state for r in rows)
@@ -462,7 +484,8 @@ def training_cells(t):
     return (f"{t['curvd_steps_per_s']:.1f} steps/s ({where})",
             f"{t['baseline_steps_per_s']:.1f} steps/s ({t['repetitions']} × "
             f"{t['steps_per_segment']} steps each{busy})",
-            f"{t['ratio']:.3f} (min {t['min_ratio']:.3f})")
+            f"{t['ratio']:.3f} (min {t['min_ratio']:.3f}; geometric mean "
+            f"{t['ratio_geomean']:.3f} ± {t['ratio_geomean_se']:.3f})")
 
 
 def upload_cells(u):
@@ -481,6 +504,8 @@ def markdown(result):
     config = (f"uploader {result.get('uploader', 'thread')}, measuring "
               f"{result.get('measure', 'sharpness_trace')}, server threads "
               f"{result.get('server_threads')}")
+    if result.get("server_micro_batch"):
+        config += f", micro-batches of {result['server_micro_batch']}"
     if result.get("trainer_cpus"):
         config += (f", trainer on CPUs {cpu_ranges(result['trainer_cpus'])}, server on "
                    f"{cpu_ranges(result['server_cpus'])}")
@@ -546,6 +571,7 @@ def main(argv=None):
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
               "cpus": os.cpu_count(), "server_threads": args.server_threads,
               "worker_nice": args.worker_nice, "measure": args.measure,
+              "server_micro_batch": args.server_micro_batch,
               "trainer_cpus": sorted(args.trainer_cpus or []),
               "server_cpus": sorted(args.server_cpus or []),
               "uploader": args.uploader}
