@@ -462,6 +462,11 @@ const Method* FirstUnsplitMethod(const std::vector<Method>& methods) {
   return nullptr;
 }
 
+const LlcMethod* ChainSplitMethod(const std::vector<Method>& methods) {
+  if (methods.size() != 1) return nullptr;
+  return std::get_if<LlcMethod>(&methods[0]);
+}
+
 absl::Status ValidateGopFields(const GopOptions& o, const std::string& field) {
   switch (o.variant) {
     case GopVariant::kEmpiricalFisher:

@@ -122,6 +122,11 @@ const char* MethodName(const Method& method);
 // read per-sample data. Thread-safe.
 const Method* FirstUnsplitMethod(const std::vector<Method>& methods);
 
+// The llc method of `methods` when it is their only kind, whose chains can
+// be divided among devices instead of the shard (Engine::MeasureSplit), or
+// nullptr. Thread-safe.
+const LlcMethod* ChainSplitMethod(const std::vector<Method>& methods);
+
 // The method of kind M in `methods`, or nullptr when there is none.
 template <typename M>
 const M* FindMethod(const std::vector<Method>& methods) {

@@ -25,6 +25,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -35,6 +36,7 @@
 #include "core/data/shard.h"
 #include "core/engine/oom_retry.h"
 #include "core/engine/torch_status.h"
+#include "core/measurements/llc.h"
 #include "core/measurements/measurement_plan.h"
 #include "core/objective/objective.h"
 
@@ -172,6 +174,56 @@ int64_t DefaultMeasurementHostBytes() {
   return static_cast<int64_t>(pages) * page_bytes / 2;
 }
 
+int64_t ParameterCount(Model& model) {
+  int64_t count = 0;
+  for (const torch::Tensor& p : model.Parameters()) count += p.numel();
+  return count;
+}
+
+// PlanSplit for a request of the llc kind alone, whose chains are divided
+// among the devices (a group per device, so at most chains - 1 helpers); by
+// kIfLargeEnough only when one step of every chain, chains x batch x
+// parameters, reaches kMinSplitWork.
+SplitPlan PlanChainSplit(const LlcOptions& options, Model& model, int64_t n,
+                         SplitRule rule, int available) {
+  SplitPlan plan;
+  if (rule == SplitRule::kIfLargeEnough) {
+    const int64_t batch = options.sampler == LlcSampler::kMala
+                              ? n
+                              : std::min<int64_t>(options.batch_size, n);
+    const int64_t parameters = ParameterCount(model);
+    const int64_t work = options.chains * batch * parameters;
+    if (work < kMinSplitWork) {
+      plan.note = absl::StrCat("not split: ", options.chains, " chains x ",
+                               batch, " samples x ", parameters,
+                               " parameters = ", work, " < 2^30");
+      return plan;
+    }
+  }
+  plan.helpers = std::min(available, std::max(options.chains - 1, 0));
+  if (plan.helpers == 0) plan.note = "not split: one chain";
+  return plan;
+}
+
+// Result::split of llc chains divided among `objectives` (the first
+// device's first).
+std::string ChainSplitNote(int chains,
+                           const std::vector<Objective*>& objectives) {
+  const std::vector<int64_t> sizes =
+      ChainGroupSizes(chains, static_cast<int64_t>(objectives.size()));
+  std::vector<std::string> parts;
+  int64_t first = 0;
+  for (size_t g = 0; g < sizes.size(); ++g) {
+    parts.push_back(absl::StrCat(
+        "chains ", first, "-", first + sizes[g] - 1, " on ",
+        objectives[g]->vector_options().device().str()));
+    first += sizes[g];
+  }
+  return absl::StrCat("llc chains divided among ", sizes.size(),
+                      " devices (each with the whole shard): ",
+                      absl::StrJoin(parts, ", "));
+}
+
 // Parameter-sized vectors a measurement holds besides the parameters: the
 // gradient, a probe or Lanczos vector and its product, and their
 // temporaries. A lower bound, so that nothing that fits is refused.
@@ -198,7 +250,9 @@ class TorchEngine final : public Engine {
                                       const MeasurementRequest& request,
                                       SplitRule rule, int available) override {
     CURVD_RETURN_IF_ERROR(ValidateRequest(request));
-    if (FirstUnsplitMethod(request.methods) != nullptr || available <= 0) {
+    const LlcMethod* llc = ChainSplitMethod(request.methods);
+    if ((FirstUnsplitMethod(request.methods) != nullptr && llc == nullptr) ||
+        available <= 0) {
       return SplitPlan();
     }
     return CatchTorchExceptions([&]() -> absl::StatusOr<SplitPlan> {
@@ -209,13 +263,13 @@ class TorchEngine final : public Engine {
       CURVD_ASSIGN_OR_RETURN(DeviceCache::Handle<Shard> shard,
                              DeviceShard(shard_spec, dtype, budget));
       const int64_t n = shard->size();
+      if (llc != nullptr) {
+        return PlanChainSplit(llc->options, *model, n, rule, available);
+      }
       const int64_t micro = request.objective.micro_batch_size;
       SplitPlan plan;
       if (rule == SplitRule::kIfLargeEnough) {
-        int64_t parameters = 0;
-        for (const torch::Tensor& p : model->Parameters()) {
-          parameters += p.numel();
-        }
+        const int64_t parameters = ParameterCount(*model);
         if (n * parameters < kMinSplitWork) {
           plan.note = absl::StrCat("not split: ", n, " samples x ", parameters,
                                    " parameters = ", n * parameters, " < 2^30");
@@ -253,11 +307,13 @@ class TorchEngine final : public Engine {
       }
       engines.push_back(engine);
     }
-    if (const Method* method = FirstUnsplitMethod(request.methods)) {
+    const Method* method = FirstUnsplitMethod(request.methods);
+    if (method != nullptr && ChainSplitMethod(request.methods) == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(
           MethodName(*method),
           " reads per-sample data and is not split across devices; measure "
-          "it on one device"));
+          "it on one device (llc divides its chains when it is the only "
+          "kind)"));
     }
     return MeasureOn(engines, model_source, shard_spec, request, progress);
   }
@@ -290,7 +346,12 @@ class TorchEngine final : public Engine {
       };
       set_mode(model);
       const int64_t n = shard->size();
+      // An llc request divides its chains, each device with the whole shard;
+      // any other divides the shard's micro-batches.
+      const LlcMethod* llc =
+          helpers.empty() ? nullptr : ChainSplitMethod(request.methods);
       std::vector<DeviceCache::Handle<Model>> copies;
+      std::vector<DeviceCache::Handle<Shard>> chain_shards;
       bool cuda = device_.is_cuda();
       bool all_cuda = device_.is_cuda();
       for (TorchEngine* helper : helpers) {
@@ -298,6 +359,12 @@ class TorchEngine final : public Engine {
         CURVD_ASSIGN_OR_RETURN(
             DeviceCache::Handle<Model> copy,
             helper->DeviceModel(model_source, dtype, helper_budget));
+        if (llc != nullptr) {
+          CURVD_ASSIGN_OR_RETURN(
+              DeviceCache::Handle<Shard> whole,
+              helper->DeviceShard(shard_spec, dtype, helper_budget));
+          chain_shards.push_back(std::move(whole));
+        }
         CURVD_RETURN_IF_ERROR(helper->ChargeWorkingSet(
             *copy, dtype, request.methods.size(), helper_budget));
         set_mode(copy);
@@ -310,10 +377,14 @@ class TorchEngine final : public Engine {
       const int64_t devices = static_cast<int64_t>(helpers.size()) + 1;
       const int64_t batch =
           request.objective.micro_batch_size == 0
-              ? (n + devices - 1) / devices
+              ? (llc != nullptr ? n : (n + devices - 1) / devices)
               : std::min(request.objective.micro_batch_size, n);
       std::vector<Model*> models = {&*model};
       for (DeviceCache::Handle<Model>& copy : copies) models.push_back(&*copy);
+      std::vector<const Shard*> shards;
+      for (const DeviceCache::Handle<Shard>& s : chain_shards) {
+        shards.push_back(&*s);
+      }
       // The graphs of the whole shard are kept where that costs no more
       // memory than one product needs anyway (one micro-batch), or where
       // running out of memory is an error the retry recovers from (CUDA, on
@@ -324,9 +395,9 @@ class TorchEngine final : public Engine {
                              RetryOnOutOfMemory(
                                  batch, retain_graphs,
                                  [&](int64_t micro_batch, bool retain) {
-                                   return MeasureWithBatch(models, *shard,
-                                                           request, micro_batch,
-                                                           retain, progress);
+                                   return MeasureWithBatch(
+                                       models, *shard, shards, request,
+                                       micro_batch, retain, progress);
                                  },
                                  name_));
       // What was used: TF32 exists only on CUDA.
@@ -393,10 +464,8 @@ class TorchEngine final : public Engine {
   // device's memory, which no smaller micro-batch could help.
   absl::Status ChargeWorkingSet(Model& model, torch::ScalarType dtype,
                                 size_t methods, MemoryBudget& budget) {
-    int64_t parameters = 0;
-    for (const torch::Tensor& p : model.Parameters()) parameters += p.numel();
     const int64_t vector_bytes =
-        parameters * static_cast<int64_t>(c10::elementSize(dtype));
+        ParameterCount(model) * static_cast<int64_t>(c10::elementSize(dtype));
     CURVD_RETURN_IF_ERROR(budget.Charge(
         absl::StrCat("the working set of ", methods, " method(s) (",
                      kWorkingSetVectors, " parameter-sized vectors each)"),
@@ -414,25 +483,45 @@ class TorchEngine final : public Engine {
 
   // One attempt at `micro_batch` samples per batch on `models` (this
   // device's first, then the helpers' copies), keeping the graphs of all
-  // batches for the run if `retain_graphs`. compute_seconds covers this
-  // attempt (objective, loss, the iterative method), not loading.
+  // batches for the run if `retain_graphs`. With `chain_shards` (the whole
+  // shard on each helper's device, one per helper) the llc chains are
+  // divided among the models, each with an objective of its own; without,
+  // the micro-batches of `shard` are. compute_seconds covers this attempt
+  // (objective, loss, the iterative method), not loading.
   absl::StatusOr<MeasurementResult> MeasureWithBatch(
       const std::vector<Model*>& models, const Shard& shard,
+      const std::vector<const Shard*>& chain_shards,
       const MeasurementRequest& request, int64_t micro_batch,
       bool retain_graphs, const Progress& progress) {
     return CatchTorchExceptions([&]() -> absl::StatusOr<MeasurementResult> {
       const absl::Time start = absl::Now();
+      const bool by_chains = !chain_shards.empty();
       CURVD_ASSIGN_OR_RETURN(
           Objective objective,
-          Objective::CreateSplit(models, shard.inputs, shard.targets,
-                                 request.objective.loss, micro_batch,
-                                 request.block));
+          Objective::CreateSplit(
+              by_chains ? std::vector<Model*>{models[0]} : models,
+              shard.inputs, shard.targets, request.objective.loss,
+              micro_batch, request.block));
       objective.set_forward_seed(request.objective.forward_seed);
       objective.set_retain_graphs(retain_graphs);
+      std::vector<Objective> helper_objectives;
+      for (size_t h = 0; h < chain_shards.size(); ++h) {
+        CURVD_ASSIGN_OR_RETURN(
+            Objective helper,
+            Objective::Create(models[h + 1], chain_shards[h]->inputs,
+                              chain_shards[h]->targets, request.objective.loss,
+                              micro_batch, request.block));
+        helper.set_forward_seed(request.objective.forward_seed);
+        helper_objectives.push_back(std::move(helper));
+      }
+      std::vector<Objective*> chain_helpers;
+      for (Objective& helper : helper_objectives) {
+        chain_helpers.push_back(&helper);
+      }
       MeasurementResult result;
       CURVD_ASSIGN_OR_RETURN(result.loss, objective.Loss());
-      CURVD_RETURN_IF_ERROR(
-          RunMeasurementPlan(objective, request, progress, &result));
+      CURVD_RETURN_IF_ERROR(RunMeasurementPlan(objective, request, progress,
+                                               &result, chain_helpers));
       if (request.op == CurvatureOperator::kHessian && objective.hvps() > 0) {
         result.hvp_graph = objective.hvp_graph_note();
       }
@@ -447,7 +536,15 @@ class TorchEngine final : public Engine {
       result.forward_seed = objective.forward_seed();
       result.micro_batch_size = objective.micro_batch_size();
       result.graphs_retained = retain_graphs;
-      result.split = objective.split_note();
+      if (by_chains) {
+        std::vector<Objective*> all = {&objective};
+        all.insert(all.end(), chain_helpers.begin(), chain_helpers.end());
+        result.split =
+            ChainSplitNote(ChainSplitMethod(request.methods)->options.chains,
+                           all);
+      } else {
+        result.split = objective.split_note();
+      }
       return result;
     });
   }

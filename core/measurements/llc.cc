@@ -16,6 +16,7 @@
 #include "core/measurements/llc_diagnostics.h"
 #include "core/objective/chain_objective.h"
 #include "core/objective/linear_operator.h"
+#include "core/samplers/chain_streams.h"
 #include "core/samplers/minibatch_schedule.h"
 #include "core/samplers/sampler.h"
 
@@ -27,8 +28,8 @@ namespace {
 constexpr int64_t kCheckEvery = 25;
 
 // Words of the splitmix64 stream of the request's seed (the derivation the
-// forward passes' seeds use, Objective::ForwardSeed) that seed the noise and
-// the minibatch order: they must not share a generator.
+// forward passes' seeds use, Objective::ForwardSeed) that seed the chains'
+// noise and their minibatch order: they must not share a generator.
 constexpr int64_t kNoiseStream = 0;
 constexpr int64_t kScheduleStream = 1;
 
@@ -108,12 +109,76 @@ std::string DivergenceAdvice(double n_beta) {
       n_beta, ") may lie above the threshold, raise divergence_factor");
 }
 
+// The chains of one device: chains [first, first + w.size(0)) of the
+// measurement, with their own sampler, schedule and objective.
+struct ChainGroup {
+  int64_t first = 0;
+  torch::Tensor center;  // w* [P] on the group's device
+  torch::Tensor w;       // the chains [count, P]
+  std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<ChainObjective> objective;
+  std::unique_ptr<MinibatchSchedule> schedule;
+  torch::Tensor step_losses;               // [steps, count], float64
+  std::vector<torch::Tensor> distances;    // [count] at every stride-th draw
+  std::vector<torch::Tensor> full_losses;  // [count] at every k-th draw
+};
+
+// The columns that `part` gives of each group ([rows, count] on its
+// device), side by side in chain order on the host: [rows, C], contiguous.
+template <typename Part>
+torch::Tensor HostColumns(const std::vector<ChainGroup>& groups, Part part) {
+  std::vector<torch::Tensor> columns;
+  for (const ChainGroup& group : groups) columns.push_back(part(group).cpu());
+  return torch::cat(columns, 1).contiguous();
+}
+
+// A per-chain value of every group's sampler (`values`), in chain order;
+// nullopt where the sampler has none.
+std::optional<std::vector<double>> JoinChainValues(
+    const std::vector<ChainGroup>& groups,
+    std::optional<std::vector<double>> (Sampler::*values)() const) {
+  std::vector<double> joined;
+  for (const ChainGroup& group : groups) {
+    std::optional<std::vector<double>> part = ((*group.sampler).*values)();
+    if (!part) return std::nullopt;
+    joined.insert(joined.end(), part->begin(), part->end());
+  }
+  return joined;
+}
+
 }  // namespace
+
+std::vector<int64_t> ChainGroupSizes(int64_t chains, int64_t devices) {
+  const int64_t groups = std::max<int64_t>(1, std::min(chains, devices));
+  std::vector<int64_t> sizes(groups, chains / groups);
+  for (int64_t g = 0; g < chains % groups; ++g) ++sizes[g];
+  return sizes;
+}
 
 absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
                                      const LlcOptions& options,
                                      const Progress& progress) {
+  return MeasureLlc(std::vector<Objective*>{&objective}, options, progress);
+}
+
+absl::StatusOr<LlcResult> MeasureLlc(const std::vector<Objective*>& objectives,
+                                     const LlcOptions& options,
+                                     const Progress& progress) {
   CURVD_RETURN_IF_ERROR(ValidateLlcOptions(options, "llc"));
+  if (objectives.empty()) {
+    return absl::InvalidArgumentError("llc needs at least one objective");
+  }
+  Objective& objective = *objectives[0];
+  for (const Objective* other : objectives) {
+    if (other->num_samples() != objective.num_samples() ||
+        other->num_parameters() != objective.num_parameters()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "llc's objectives must share their shard and block: ",
+          objective.num_samples(), " samples x ", objective.num_parameters(),
+          " parameters against ", other->num_samples(), " x ",
+          other->num_parameters()));
+    }
+  }
   LlcResult result;
   const int64_t n = objective.num_samples();
   result.num_samples = n;
@@ -127,26 +192,33 @@ absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
       options.divergence_factor *
       std::max(result.initial_loss, kLlcDivergenceFloor);
 
-  const torch::Tensor center = FlatCenter(objective);
-  const torch::Device device = center.device();
   const int64_t chains = options.chains;
-  torch::Tensor w = center.unsqueeze(0).repeat({chains, 1});
-  CURVD_ASSIGN_OR_RETURN(
-      std::unique_ptr<Sampler> sampler,
-      MakeSampler(options, result.n_beta, center,
-                  DeviceGenerator(device, Objective::ForwardSeed(options.seed,
-                                                              kNoiseStream))));
-  ChainObjective chain_objective(objective);
-  MinibatchSchedule schedule(
-      chains, n, result.batch_size, device,
-      DeviceGenerator(device,
-                      Objective::ForwardSeed(options.seed, kScheduleStream)));
-  auto minibatch = [&](const torch::Tensor& at) {
-    return chain_objective.Minibatch(at, schedule.Next());
-  };
-  auto full_shard = [&](const torch::Tensor& at) {
-    return chain_objective.FullShard(at, /*with_gradients=*/true);
-  };
+  // Chain c's noise and minibatch order: generators seeded by word c of the
+  // splitmix64 streams of these two seeds (ChainStreams).
+  const uint64_t noise_seed = Objective::ForwardSeed(options.seed, kNoiseStream);
+  const uint64_t schedule_seed =
+      Objective::ForwardSeed(options.seed, kScheduleStream);
+  std::vector<ChainGroup> groups;
+  int64_t first = 0;
+  const std::vector<int64_t> sizes =
+      ChainGroupSizes(chains, static_cast<int64_t>(objectives.size()));
+  for (size_t g = 0; g < sizes.size(); ++g) {
+    ChainGroup group;
+    group.first = first;
+    group.center = FlatCenter(*objectives[g]);
+    const torch::Device device = group.center.device();
+    group.w = group.center.unsqueeze(0).repeat({sizes[g], 1});
+    CURVD_ASSIGN_OR_RETURN(
+        group.sampler,
+        MakeSampler(options, result.n_beta, group.center,
+                    ChainStreams(device, noise_seed, first)));
+    group.objective = std::make_unique<ChainObjective>(*objectives[g]);
+    group.schedule = std::make_unique<MinibatchSchedule>(
+        sizes[g], n, result.batch_size,
+        ChainStreams(device, schedule_seed, first));
+    first += sizes[g];
+    groups.push_back(std::move(group));
+  }
 
   const int64_t steps =
       options.burn_in +
@@ -154,18 +226,19 @@ absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
   result.steps = steps;
   result.trace_stride = static_cast<int>(
       (options.draws + options.trace_cap - 1) / options.trace_cap);
-  const auto on_host = torch::TensorOptions().dtype(torch::kFloat64);
-  // Every step's losses [steps, C], on the device until read.
-  torch::Tensor step_losses =
-      torch::empty({steps, chains}, on_host.device(device));
-  std::vector<torch::Tensor> distances;   // [C] at every stride-th draw
-  std::vector<torch::Tensor> full_losses;  // [C] at every k-th draw
+  for (ChainGroup& group : groups) {
+    group.step_losses =
+        torch::empty({steps, group.w.size(0)},
+                     group.center.options().dtype(torch::kFloat64));
+  }
   std::vector<int64_t> divergence_step(chains, -1);
   std::vector<std::string> divergence_reason(chains);
   torch::Tensor host_losses;
   int64_t checked = 0;  // steps whose losses were read
   auto check = [&](int64_t through) -> absl::Status {
-    host_losses = step_losses.narrow(0, 0, through).cpu();
+    host_losses = HostColumns(groups, [through](const ChainGroup& group) {
+      return group.step_losses.narrow(0, 0, through);
+    });
     for (int64_t c = 0; c < chains; ++c) {
       if (divergence_step[c] >= 0) continue;
       const Divergence d = FirstDivergence(host_losses, c, checked,
@@ -192,6 +265,8 @@ absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
     return absl::OkStatus();
   };
 
+  // Each step is launched on every group's device in turn; nothing waits for
+  // a device between the checks, so the devices run side by side.
   for (int64_t step = 0; step < steps; ++step) {
     if (progress.cancelled && progress.cancelled()) {
       return absl::CancelledError(
@@ -202,20 +277,30 @@ absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
         since_burn_in >= 0 && since_burn_in % options.steps_between_draws == 0;
     const int64_t draw = is_draw ? since_burn_in / options.steps_between_draws
                                  : -1;
-    if (is_draw && draw % result.trace_stride == 0) {
-      distances.push_back((w - center).norm(2, {1}).to(torch::kFloat64));
+    for (ChainGroup& group : groups) {
+      if (is_draw && draw % result.trace_stride == 0) {
+        group.distances.push_back(
+            (group.w - group.center).norm(2, {1}).to(torch::kFloat64));
+      }
+      if (is_draw && options.full_loss_every > 0 &&
+          draw % options.full_loss_every == 0) {
+        CURVD_ASSIGN_OR_RETURN(ChainEvaluation full,
+                               group.objective->FullShard(group.w, false));
+        group.full_losses.push_back(full.losses);
+      }
+      auto minibatch = [&group](const torch::Tensor& at) {
+        return group.objective->Minibatch(at, group.schedule->Next());
+      };
+      auto full_shard = [&group](const torch::Tensor& at) {
+        return group.objective->FullShard(at, /*with_gradients=*/true);
+      };
+      absl::StatusOr<torch::Tensor> losses =
+          options.sampler == LlcSampler::kMala
+              ? group.sampler->Step(full_shard, group.w)
+              : group.sampler->Step(minibatch, group.w);
+      if (!losses.ok()) return losses.status();
+      group.step_losses[step].copy_(*losses);
     }
-    if (is_draw && options.full_loss_every > 0 &&
-        draw % options.full_loss_every == 0) {
-      CURVD_ASSIGN_OR_RETURN(ChainEvaluation full,
-                             chain_objective.FullShard(w, false));
-      full_losses.push_back(full.losses);
-    }
-    absl::StatusOr<torch::Tensor> losses =
-        options.sampler == LlcSampler::kMala ? sampler->Step(full_shard, w)
-                                             : sampler->Step(minibatch, w);
-    if (!losses.ok()) return losses.status();
-    step_losses[step].copy_(*losses);
     if ((step + 1) % kCheckEvery == 0 || step + 1 == steps) {
       CURVD_RETURN_IF_ERROR(check(step + 1));
       if (progress.report) {
@@ -234,14 +319,20 @@ absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
                       options.steps_between_draws)
           .slice(0, 0, host_losses.size(0), options.steps_between_draws)
           .contiguous();
-  const torch::Tensor distance_trace =
-      torch::stack(distances).cpu().contiguous();  // [kept, C]
+  const torch::Tensor distance_trace =  // [kept, C]
+      HostColumns(groups, [](const ChainGroup& group) {
+        return torch::stack(group.distances);
+      });
   const torch::Tensor full_trace =
-      full_losses.empty() ? torch::Tensor()
-                          : torch::stack(full_losses).cpu().contiguous();
-  std::optional<std::vector<double>> acceptance = sampler->AcceptanceRates();
+      groups[0].full_losses.empty()
+          ? torch::Tensor()
+          : HostColumns(groups, [](const ChainGroup& group) {
+              return torch::stack(group.full_losses);
+            });
+  std::optional<std::vector<double>> acceptance =
+      JoinChainValues(groups, &Sampler::AcceptanceRates);
   std::optional<std::vector<double>> temperature =
-      sampler->KineticTemperatures();
+      JoinChainValues(groups, &Sampler::KineticTemperatures);
   // Of the chains that did not diverge.
   std::vector<double> kept_llcs;
   ChainTraces kept_traces;  // capped, for R-hat and the ESS
@@ -320,11 +411,13 @@ absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
   }
   if (accepting > 0) result.acceptance_rate = accepted / accepting;
   result.warnings = LlcWarnings(result);
-  if (!chain_objective.graph_failure().empty()) {
+  for (const ChainGroup& group : groups) {
+    if (group.objective->graph_failure().empty()) continue;
     result.warnings.push_back(absl::StrCat(
         "the chains ran eagerly, without a device graph (",
-        chain_objective.graph_failure(),
+        group.objective->graph_failure(),
         "): the estimate is unaffected, its steps were slower"));
+    break;
   }
   return result;
 }

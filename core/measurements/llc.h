@@ -4,6 +4,9 @@
 #ifndef CURVD_CORE_MEASUREMENTS_LLC_H_
 #define CURVD_CORE_MEASUREMENTS_LLC_H_
 
+#include <cstdint>
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "core/api/engine.h"
 #include "core/api/llc_types.h"
@@ -24,6 +27,27 @@ namespace curvd::core {
 absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
                                      const LlcOptions& options,
                                      const Progress& progress);
+
+// MeasureLlc with the chains divided among `objectives` (at least one), each
+// over the same shard and block with the same parameters, typically on
+// devices of their own: contiguous groups as ChainGroupSizes gives them, the
+// first group on objectives[0], which also gives L(w*) and n. Every chain
+// draws its noise and its minibatches from streams of its own (the seed and
+// its index decide them), so the result equals MeasureLlc's on objectives[0]
+// alone to rounding where the devices are of one kind (the generators of the
+// CPU and of CUDA differ), except for forward randomness (dropout in train
+// mode), which each device's default generator draws. Each step is launched
+// on every device in turn, without waiting between the divergence checks.
+// Errors as MeasureLlc's, and InvalidArgument for objectives that disagree on
+// the number of samples or parameters.
+absl::StatusOr<LlcResult> MeasureLlc(const std::vector<Objective*>& objectives,
+                                     const LlcOptions& options,
+                                     const Progress& progress);
+
+// How many of `chains` chains each of `devices` devices runs: min(chains,
+// devices) groups (at least one) as even as the count allows, the first ones
+// one larger.
+std::vector<int64_t> ChainGroupSizes(int64_t chains, int64_t devices);
 
 }  // namespace curvd::core
 

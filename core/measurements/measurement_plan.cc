@@ -95,9 +95,10 @@ std::vector<double> StartVectorTerms(const SlqResult& slq, int power) {
 // compile.
 class PlanRunner {
  public:
-  PlanRunner(Objective& objective, CurvatureOperator op,
-             MeasurementResult* result)
+  PlanRunner(Objective& objective, std::vector<Objective*> chain_helpers,
+             CurvatureOperator op, MeasurementResult* result)
       : objective_(objective),
+        chain_helpers_(std::move(chain_helpers)),
         op_kind_(op),
         result_(result),
         size_(objective.num_parameters()),
@@ -270,7 +271,11 @@ class PlanRunner {
   absl::Status Run(LlcMethod& m, const Progress& progress) {
     CURVD_ASSIGN_OR_RETURN(m.result,
                            WithoutRetainedGraphs([&] {
-                             return MeasureLlc(objective_, m.options, progress);
+                             std::vector<Objective*> objectives = {&objective_};
+                             objectives.insert(objectives.end(),
+                                               chain_helpers_.begin(),
+                                               chain_helpers_.end());
+                             return MeasureLlc(objectives, m.options, progress);
                            }));
     m.options.n_beta = m.result.n_beta;
     return absl::OkStatus();
@@ -336,6 +341,7 @@ class PlanRunner {
   }
 
   Objective& objective_;
+  std::vector<Objective*> chain_helpers_;  // the llc kind's other devices
   const CurvatureOperator op_kind_;
   MeasurementResult* result_;
   const int64_t size_;
@@ -357,13 +363,14 @@ class PlanRunner {
 absl::Status RunMeasurementPlan(Objective& objective,
                                 const MeasurementRequest& request,
                                 const Progress& progress,
-                                MeasurementResult* result) {
+                                MeasurementResult* result,
+                                const std::vector<Objective*>& chain_helpers) {
   CURVD_RETURN_IF_ERROR(ValidateRequest(request));
   result->methods = request.methods;
   std::stable_sort(
       result->methods.begin(), result->methods.end(),
       [](const Method& a, const Method& b) { return a.index() < b.index(); });
-  PlanRunner runner(objective, request.op, result);
+  PlanRunner runner(objective, chain_helpers, request.op, result);
   if (request.objective.train_mode) {
     // Graphs rebuilt for both products, as a product without retained graphs
     // rebuilds them: a mask drawn anew at each build shows.

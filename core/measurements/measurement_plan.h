@@ -5,6 +5,8 @@
 #ifndef CURVD_CORE_MEASUREMENTS_MEASUREMENT_PLAN_H_
 #define CURVD_CORE_MEASUREMENTS_MEASUREMENT_PLAN_H_
 
+#include <vector>
+
 #include "absl/status/status.h"
 #include "core/api/engine.h"
 #include "core/api/measurement.h"
@@ -37,10 +39,13 @@ namespace curvd::core {
 // is polled by every method. Errors: those of the methods (InvalidArgument for
 // options out of range, an exact Hessian over its cap, non-finite products;
 // Cancelled), and ValidateRequest's. Thread-compatible.
-absl::Status RunMeasurementPlan(Objective& objective,
-                                const MeasurementRequest& request,
-                                const Progress& progress,
-                                MeasurementResult* result);
+// `chain_helpers`, objectives like `objective` on other devices (each over
+// the whole shard), take a share of the llc kind's chains (MeasureLlc over
+// several objectives); the other kinds use `objective` alone.
+absl::Status RunMeasurementPlan(
+    Objective& objective, const MeasurementRequest& request,
+    const Progress& progress, MeasurementResult* result,
+    const std::vector<Objective*>& chain_helpers = {});
 
 }  // namespace curvd::core
 

@@ -9,10 +9,10 @@
 
 namespace curvd::core {
 Mala::Mala(LocalizedPotential potential, double step_size,
-           at::Generator generator)
+           ChainStreams streams)
     : potential_(std::move(potential)),
       step_size_(step_size),
-      generator_(std::move(generator)) {}
+      streams_(std::move(streams)) {}
 
 absl::Status Mala::Refresh(ChainEvaluator evaluate,
                            const torch::Tensor& chains) {
@@ -39,7 +39,7 @@ absl::StatusOr<torch::Tensor> Mala::Step(ChainEvaluator evaluate,
   CURVD_RETURN_IF_ERROR(potential_.CheckChains(chains, accepted_));
   CURVD_RETURN_IF_ERROR(Refresh(evaluate, chains));
   const torch::Tensor noise =
-      torch::randn(chains.sizes(), generator_, chains.options());
+      streams_.Normal(chains.sizes(), chains.options());
   const torch::Tensor proposal = torch::add(chains, drifts_, -step_size_ / 2)
                                      .add_(noise, std::sqrt(step_size_));
   CURVD_ASSIGN_OR_RETURN(ChainEvaluation proposed,
@@ -58,8 +58,8 @@ absl::StatusOr<torch::Tensor> Mala::Step(ChainEvaluator evaluate,
       (energies_ - proposed_energies)
           .sub_(RowSquaredNorms(reverse), 1 / (2 * step_size_))
           .add_(RowSquaredNorms(noise), 0.5);
-  const torch::Tensor uniform = torch::rand(
-      {chains.size(0)}, generator_, chains.options().dtype(torch::kFloat64));
+  const torch::Tensor uniform = streams_.Uniform(
+      {chains.size(0)}, chains.options().dtype(torch::kFloat64));
   // NaN compares false: a NaN ratio is a rejection.
   const torch::Tensor accept = uniform.log() < log_ratio;
   const torch::Tensor accept_rows = accept.unsqueeze(1);

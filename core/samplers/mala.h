@@ -4,7 +4,6 @@
 #ifndef CURVD_CORE_SAMPLERS_MALA_H_
 #define CURVD_CORE_SAMPLERS_MALA_H_
 
-#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 #include <cstdint>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/samplers/chain_streams.h"
 #include "core/samplers/localized_potential.h"
 #include "core/samplers/sampler.h"
 
@@ -29,11 +29,12 @@ namespace curvd::core {
 // is cached, so a step costs one evaluation (the proposal's) and the first
 // two; the cache is refreshed when `chains` is another tensor or was written
 // outside Step (its version counter moved), so it must not be an inference
-// tensor. Noise: one torch::randn [C, P] and one torch::rand [C] per step.
+// tensor. Noise: a standard normal [C, P] and a uniform [C] per step, each row from
+// its chain's stream.
 // Made by MakeSampler, which checks the options.
 class Mala final : public Sampler {
  public:
-  Mala(LocalizedPotential potential, double step_size, at::Generator generator);
+  Mala(LocalizedPotential potential, double step_size, ChainStreams streams);
 
   // The losses returned are the full-shard losses of the current states.
   absl::StatusOr<torch::Tensor> Step(ChainEvaluator evaluate,
@@ -48,7 +49,7 @@ class Mala final : public Sampler {
 
   const LocalizedPotential potential_;
   const double step_size_;
-  at::Generator generator_;
+  ChainStreams streams_;
   // The current points' losses [C], energies U [C] (float64) and drifts
   // grad U [C, P]; undefined before the first step.
   torch::Tensor losses_;

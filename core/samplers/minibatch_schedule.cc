@@ -7,22 +7,19 @@
 namespace curvd::core {
 
 MinibatchSchedule::MinibatchSchedule(int64_t chains, int64_t num_samples,
-                                     int64_t batch_size,
-                                     const torch::Device& device,
-                                     at::Generator generator)
+                                     int64_t batch_size, ChainStreams streams)
     : chains_(chains),
       num_samples_(num_samples),
       batch_size_(batch_size),
-      device_(device),
-      generator_(std::move(generator)) {
+      streams_(std::move(streams)) {
   Shuffle();
 }
 
 void MinibatchSchedule::Shuffle() {
-  // A permutation per chain in one kernel: the ranks of i.i.d. uniforms.
-  const torch::Tensor keys = at::rand(
-      {chains_, num_samples_}, generator_,
-      torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  // A permutation per chain: the ranks of i.i.d. uniforms, one sort for all.
+  const torch::Tensor keys = streams_.Uniform(
+      {chains_, num_samples_},
+      torch::TensorOptions().dtype(torch::kFloat32).device(streams_.device()));
   permutations_ = keys.argsort(/*dim=*/1, /*descending=*/false);
   position_ = 0;
 }

@@ -5,20 +5,21 @@
 #ifndef CURVD_CORE_SAMPLERS_MINIBATCH_SCHEDULE_H_
 #define CURVD_CORE_SAMPLERS_MINIBATCH_SCHEDULE_H_
 
-#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 #include <cstdint>
+
+#include "core/samplers/chain_streams.h"
 
 namespace curvd::core {
 
 class MinibatchSchedule {
  public:
   // `chains` >= 1 chains over `num_samples` samples, `batch_size` in
-  // [1, num_samples], indices int64 on `device`, permutations drawn from
-  // `generator` (of that device; it must outlive the schedule).
+  // [1, num_samples], indices int64 on the streams' device, each chain's
+  // permutations drawn from its stream of `streams` (shared, not copied).
   MinibatchSchedule(int64_t chains, int64_t num_samples, int64_t batch_size,
-                    const torch::Device& device, at::Generator generator);
+                    ChainStreams streams);
 
   // The next step's sample indices, int64 [chains, batch_size]: within an
   // epoch no index repeats in a chain. Device work only (no host sync).
@@ -30,8 +31,7 @@ class MinibatchSchedule {
   int64_t chains_;
   int64_t num_samples_;
   int64_t batch_size_;
-  torch::Device device_;
-  at::Generator generator_;
+  ChainStreams streams_;
   torch::Tensor permutations_;  // [chains, num_samples]
   int64_t position_ = 0;
 };

@@ -10,12 +10,12 @@
 namespace curvd::core {
 
 RmspropSgld::RmspropSgld(LocalizedPotential potential, double step_size,
-                         double alpha, double epsilon, at::Generator generator)
+                         double alpha, double epsilon, ChainStreams streams)
     : potential_(std::move(potential)),
       step_size_(step_size),
       alpha_(alpha),
       epsilon_(epsilon),
-      generator_(std::move(generator)) {}
+      streams_(std::move(streams)) {}
 
 absl::StatusOr<torch::Tensor> RmspropSgld::Step(ChainEvaluator evaluate,
                                                 torch::Tensor& chains) {
@@ -31,7 +31,7 @@ absl::StatusOr<torch::Tensor> RmspropSgld::Step(ChainEvaluator evaluate,
   torch::Tensor preconditioner =
       second_moment_.sqrt().add_(epsilon_).reciprocal_();
   const torch::Tensor noise =
-      torch::randn(chains.sizes(), generator_, chains.options());
+      streams_.Normal(chains.sizes(), chains.options());
   chains.addcmul_(preconditioner, drift, -step_size_ / 2);
   // sqrt(epsilon G) xi: G's square root in place, as G is not needed again.
   chains.addcmul_(preconditioner.sqrt_(), noise, std::sqrt(step_size_));

@@ -4,10 +4,10 @@
 #ifndef CURVD_CORE_SAMPLERS_RMSPROP_SGLD_H_
 #define CURVD_CORE_SAMPLERS_RMSPROP_SGLD_H_
 
-#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 #include "absl/status/statusor.h"
+#include "core/samplers/chain_streams.h"
 #include "core/samplers/localized_potential.h"
 #include "core/samplers/sampler.h"
 
@@ -20,14 +20,14 @@ namespace curvd::core {
 // is preconditioned by |d| itself; devinterp starts v at 0, which makes the
 // first ~1 / (1 - alpha) steps up to 1 / sqrt(1 - alpha) times larger). Unlike
 // devinterp, v follows the whole drift (localisation and prior included),
-// not the loss gradient alone. The noise is one torch::randn [C, P] from the
-// generator per step. A drift of exactly 0 (a chain at a point where
+// not the loss gradient alone. The noise is a standard normal [C, P] per step,
+// each row from its chain's stream. A drift of exactly 0 (a chain at a point where
 // n_beta g = 0 and w = w*) gives G = 1 / epsilon_r: a small epsilon_r then
 // makes a huge first step. Made by MakeSampler, which checks the options.
 class RmspropSgld final : public Sampler {
  public:
   RmspropSgld(LocalizedPotential potential, double step_size, double alpha,
-              double epsilon, at::Generator generator);
+              double epsilon, ChainStreams streams);
 
   absl::StatusOr<torch::Tensor> Step(ChainEvaluator evaluate,
                                      torch::Tensor& chains) override;
@@ -37,7 +37,7 @@ class RmspropSgld final : public Sampler {
   const double step_size_;
   const double alpha_;
   const double epsilon_;
-  at::Generator generator_;
+  ChainStreams streams_;
   torch::Tensor second_moment_;  // v [C, P]; undefined before the first step
 };
 

@@ -51,7 +51,7 @@ absl::Status CheckOptions(const LlcOptions& options, double n_beta) {
 
 absl::StatusOr<std::unique_ptr<Sampler>> MakeSampler(
     const LlcOptions& options, double n_beta, const torch::Tensor& center,
-    at::Generator generator) {
+    ChainStreams streams) {
   CURVD_RETURN_IF_ERROR(CheckOptions(options, n_beta));
   if (!center.defined() || center.dim() != 1 ||
       !c10::isFloatingType(center.scalar_type())) {
@@ -61,9 +61,9 @@ absl::StatusOr<std::unique_ptr<Sampler>> MakeSampler(
                                         c10::toString(center.scalar_type()))
                          : "an undefined tensor"));
   }
-  if (generator.device() != center.device()) {
+  if (streams.device() != center.device()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the generator is of ", generator.device().str(),
+        absl::StrCat("the random streams are of ", streams.device().str(),
                      " but the center is on ", center.device().str()));
   }
   LocalizedPotential potential(n_beta, options.localization,
@@ -71,18 +71,18 @@ absl::StatusOr<std::unique_ptr<Sampler>> MakeSampler(
   switch (options.sampler) {
     case LlcSampler::kSgld:
       return std::make_unique<Sgld>(std::move(potential), options.step_size,
-                                    std::move(generator));
+                                    std::move(streams));
     case LlcSampler::kRmspropSgld:
       return std::make_unique<RmspropSgld>(
           std::move(potential), options.step_size, options.rmsprop_alpha,
-          options.rmsprop_epsilon, std::move(generator));
+          options.rmsprop_epsilon, std::move(streams));
     case LlcSampler::kSgnht:
       return std::make_unique<Sgnht>(std::move(potential), options.step_size,
                                      options.sgnht_diffusion,
-                                     std::move(generator));
+                                     std::move(streams));
     case LlcSampler::kMala:
       return std::make_unique<Mala>(std::move(potential), options.step_size,
-                                    std::move(generator));
+                                    std::move(streams));
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "sampler ", static_cast<int>(options.sampler), " is not a sampler"));

@@ -6,12 +6,11 @@
 // (core/api/llc_types.h), whose gradient is the drift
 //   d(w) = n_beta g + gamma (w - w*) + precision w.
 // Chains are independent: a NaN in one row never reaches another. Each step
-// draws its noise for all chains at once on the chains' device and makes no
-// host synchronisation. Internal to core (includes torch).
+// draws each chain's noise from that chain's own stream (ChainStreams) on the
+// chains' device and makes no host synchronisation. Internal to core (includes torch).
 #ifndef CURVD_CORE_SAMPLERS_SAMPLER_H_
 #define CURVD_CORE_SAMPLERS_SAMPLER_H_
 
-#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 #include <cstdint>
@@ -23,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "core/api/llc_types.h"
 #include "core/objective/chain_objective.h"
+#include "core/samplers/chain_streams.h"
 
 namespace curvd::core {
 
@@ -62,15 +62,16 @@ class Sampler {
 
 // The sampler `options.sampler` for chains about `center` [P] (a floating
 // dtype: the chains'), with `n_beta` (resolved, > 0) and the noise drawn from
-// `generator` (of the center's device; shared, not copied). InvalidArgument
+// `streams` (of the center's device, one per chain; shared, not copied).
+// InvalidArgument
 // naming the option for a value out of range, whichever sampler is chosen:
 // step_size <= 0, n_beta <= 0, a negative localization or prior_precision,
 // rmsprop_alpha outside [0, 1), rmsprop_epsilon <= 0, a negative
 // sgnht_diffusion, NaN or infinity anywhere; and for a center that is not a
-// floating vector or a generator of another device.
+// floating vector or streams of another device.
 absl::StatusOr<std::unique_ptr<Sampler>> MakeSampler(
     const LlcOptions& options, double n_beta, const torch::Tensor& center,
-    at::Generator generator);
+    ChainStreams streams);
 
 }  // namespace curvd::core
 

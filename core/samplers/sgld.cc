@@ -10,10 +10,10 @@
 namespace curvd::core {
 
 Sgld::Sgld(LocalizedPotential potential, double step_size,
-           at::Generator generator)
+           ChainStreams streams)
     : potential_(std::move(potential)),
       step_size_(step_size),
-      generator_(std::move(generator)) {}
+      streams_(std::move(streams)) {}
 
 absl::StatusOr<torch::Tensor> Sgld::Step(ChainEvaluator evaluate,
                                          torch::Tensor& chains) {
@@ -22,7 +22,7 @@ absl::StatusOr<torch::Tensor> Sgld::Step(ChainEvaluator evaluate,
                          potential_.Evaluate(evaluate, chains));
   const torch::Tensor drift = potential_.Drift(evaluation.gradients, chains);
   const torch::Tensor noise =
-      torch::randn(chains.sizes(), generator_, chains.options());
+      streams_.Normal(chains.sizes(), chains.options());
   chains.add_(drift, -step_size_ / 2).add_(noise, std::sqrt(step_size_));
   return evaluation.losses;
 }

@@ -5,10 +5,10 @@
 #ifndef CURVD_CORE_SAMPLERS_SGLD_H_
 #define CURVD_CORE_SAMPLERS_SGLD_H_
 
-#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 #include "absl/status/statusor.h"
+#include "core/samplers/chain_streams.h"
 #include "core/samplers/localized_potential.h"
 #include "core/samplers/sampler.h"
 
@@ -18,11 +18,11 @@ namespace curvd::core {
 //   w <- w - (epsilon / 2) d(w) + sqrt(epsilon) xi,   xi ~ N(0, I),
 // d the drift at w with the evaluator's (minibatch) gradient: the update of
 // ../shared/VALIDATION.md and devinterp's, so that numbers compare. The noise
-// is one torch::randn [C, P] from the generator per step. Stateless between
+// is a standard normal [C, P] per step, each row from its chain's stream. Stateless between
 // steps. Made by MakeSampler, which checks the step size.
 class Sgld final : public Sampler {
  public:
-  Sgld(LocalizedPotential potential, double step_size, at::Generator generator);
+  Sgld(LocalizedPotential potential, double step_size, ChainStreams streams);
 
   absl::StatusOr<torch::Tensor> Step(ChainEvaluator evaluate,
                                      torch::Tensor& chains) override;
@@ -30,7 +30,7 @@ class Sgld final : public Sampler {
  private:
   const LocalizedPotential potential_;
   const double step_size_;
-  at::Generator generator_;
+  ChainStreams streams_;
 };
 
 }  // namespace curvd::core

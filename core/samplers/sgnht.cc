@@ -10,11 +10,11 @@
 namespace curvd::core {
 
 Sgnht::Sgnht(LocalizedPotential potential, double step_size, double diffusion,
-             at::Generator generator)
+             ChainStreams streams)
     : potential_(std::move(potential)),
       step_size_(step_size),
       diffusion_(diffusion),
-      generator_(std::move(generator)) {}
+      streams_(std::move(streams)) {}
 
 absl::StatusOr<torch::Tensor> Sgnht::Step(ChainEvaluator evaluate,
                                           torch::Tensor& chains) {
@@ -22,12 +22,12 @@ absl::StatusOr<torch::Tensor> Sgnht::Step(ChainEvaluator evaluate,
   CURVD_ASSIGN_OR_RETURN(ChainEvaluation evaluation,
                          potential_.Evaluate(evaluate, chains));
   if (!momentum_.defined()) {
-    momentum_ = torch::randn(chains.sizes(), generator_, chains.options());
+    momentum_ = streams_.Normal(chains.sizes(), chains.options());
     thermostat_ = torch::full({chains.size(0)}, diffusion_, chains.options());
   }
   const torch::Tensor drift = potential_.Drift(evaluation.gradients, chains);
   const torch::Tensor noise =
-      torch::randn(chains.sizes(), generator_, chains.options());
+      streams_.Normal(chains.sizes(), chains.options());
   // p - epsilon xi p: addcmul_ reads each entry of p before writing it.
   momentum_.addcmul_(thermostat_.unsqueeze(1), momentum_, -step_size_)
       .add_(drift, -step_size_)

@@ -4,13 +4,13 @@
 #ifndef CURVD_CORE_SAMPLERS_SGNHT_H_
 #define CURVD_CORE_SAMPLERS_SGNHT_H_
 
-#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 #include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/samplers/chain_streams.h"
 #include "core/samplers/localized_potential.h"
 #include "core/samplers/sampler.h"
 
@@ -25,12 +25,12 @@ namespace curvd::core {
 // applies it). p starts as N(0, I), the kinetic temperature the thermostat
 // holds, and xi at A, its value when the gradient is exact; the thermostat
 // then absorbs the minibatch gradient's noise by raising xi. The noise is one
-// torch::randn [C, P] per step (and one more on the first, for p). Made by
+// standard normal [C, P] per step (and one more on the first, for p). Made by
 // MakeSampler, which checks the options.
 class Sgnht final : public Sampler {
  public:
   Sgnht(LocalizedPotential potential, double step_size, double diffusion,
-        at::Generator generator);
+        ChainStreams streams);
 
   absl::StatusOr<torch::Tensor> Step(ChainEvaluator evaluate,
                                      torch::Tensor& chains) override;
@@ -41,7 +41,7 @@ class Sgnht final : public Sampler {
   const LocalizedPotential potential_;
   const double step_size_;
   const double diffusion_;
-  at::Generator generator_;
+  ChainStreams streams_;
   // Undefined before the first step.
   torch::Tensor momentum_;             // p [C, P], the chains' dtype
   torch::Tensor thermostat_;           // xi [C], the chains' dtype

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -277,6 +278,127 @@ TEST_P(LlcTest, ASeedRepeatsItsChainsAndAnotherDoesNot) {
                 ::testing::Not(::testing::Contains(
                     ::testing::HasSubstr("without a device graph"))));
   }
+}
+
+// Chains divided among objectives (here on one device, as logical devices)
+// draw what they would together: every chain's record equals the undivided
+// run's, for a minibatch sampler and for MALA (per-chain acceptance joined),
+// with groups of unequal size and more objectives than chains.
+// LinearModel counting its forward passes.
+class CountingLinear : public LinearModel {
+ public:
+  CountingLinear() : LinearModel(kInputs, kOutputs, 3) {}
+  torch::Tensor Forward(const torch::Tensor& x) override {
+    ++forwards;
+    return LinearModel::Forward(x);
+  }
+  int forwards = 0;
+};
+
+TEST_P(LlcTest, ChainsDividedAmongObjectivesEqualTheUndividedChains) {
+  std::vector<std::unique_ptr<CountingLinear>> copies;
+  std::vector<Objective> objectives;
+  for (int i = 0; i < 6; ++i) {
+    copies.push_back(std::make_unique<CountingLinear>());
+    copies.back()->To(device(), torch::kFloat64);
+    objectives.push_back(Objective::Create(copies.back().get(), inputs_,
+                                           targets_, LossFunction::kMse, 16)
+                             .value());
+  }
+  for (LlcSampler sampler : {LlcSampler::kSgld, LlcSampler::kMala}) {
+    LlcOptions o = FullBatch(sampler, 1e-3, 10, 1);
+    o.chains = 5;
+    o.draws = 30;
+    o.burn_in = 5;
+    o.batch_size = 8;
+    o.full_loss_every = 4;
+    const LlcResult whole = MeasureLlc(objectives[0], o, {}).value();
+    for (size_t devices : {2u, 3u, 6u}) {
+      SCOPED_TRACE(::testing::Message() << "sampler "
+                                        << static_cast<int>(sampler) << ", "
+                                        << devices << " objectives");
+      std::vector<Objective*> parts;
+      for (size_t i = 0; i < devices; ++i) parts.push_back(&objectives[i]);
+      for (auto& copy : copies) copy->forwards = 0;
+      const absl::StatusOr<LlcResult> divided = MeasureLlc(parts, o, {});
+      ASSERT_TRUE(divided.ok()) << divided.status();
+      // Every objective with a chain evaluated it; the sixth has none.
+      for (size_t i = 0; i < copies.size(); ++i) {
+        EXPECT_EQ(copies[i]->forwards > 0, i < std::min<size_t>(devices, 5))
+            << "objective " << i;
+      }
+      ASSERT_EQ(divided->chains.size(), whole.chains.size());
+      EXPECT_NEAR(divided->llc_mean, whole.llc_mean,
+                  1e-12 * std::abs(whole.llc_mean));
+      for (size_t c = 0; c < whole.chains.size(); ++c) {
+        SCOPED_TRACE(c);
+        const LlcChain& a = whole.chains[c];
+        const LlcChain& b = divided->chains[c];
+        ASSERT_EQ(b.loss_trace.size(), a.loss_trace.size());
+        for (size_t t = 0; t < a.loss_trace.size(); ++t) {
+          EXPECT_NEAR(b.loss_trace[t], a.loss_trace[t],
+                      1e-12 * std::abs(a.loss_trace[t]) + 1e-300);
+        }
+        EXPECT_EQ(b.full_loss_trace.size(), a.full_loss_trace.size());
+        EXPECT_EQ(b.distance_trace.size(), a.distance_trace.size());
+        EXPECT_NEAR(b.llc, a.llc, 1e-12 * std::abs(a.llc));
+        EXPECT_EQ(b.acceptance_rate, a.acceptance_rate);
+      }
+    }
+  }
+  // The chains differ from one another (each its own streams).
+  LlcOptions o = FullBatch(LlcSampler::kSgld, 1e-3, 10, 1);
+  o.chains = 2;
+  o.draws = 10;
+  o.batch_size = 8;
+  const LlcResult two = MeasureLlc(objectives[0], o, {}).value();
+  EXPECT_NE(two.chains[0].loss_trace, two.chains[1].loss_trace);
+}
+
+TEST_P(LlcTest, DividedChainsFailAsTheUndividedOnes) {
+  std::vector<std::unique_ptr<LinearModel>> copies;
+  std::vector<Objective> objectives;
+  for (int i = 0; i < 2; ++i) {
+    copies.push_back(std::make_unique<LinearModel>(kInputs, kOutputs, 3));
+    copies.back()->To(device(), torch::kFloat64);
+    objectives.push_back(Objective::Create(copies.back().get(), inputs_,
+                                           targets_, LossFunction::kMse, 16)
+                             .value());
+  }
+  const std::vector<double> h = HessianEigenvalues();
+  LlcOptions o = FullBatch(LlcSampler::kSgld, 0, 30, 0);
+  o.step_size = 8 / (30 * h.back());
+  o.chains = 4;
+  o.draws = 200;
+  const std::vector<Objective*> parts = {&objectives[0], &objectives[1]};
+  for (DivergencePolicy policy :
+       {DivergencePolicy::kFail, DivergencePolicy::kDropChain}) {
+    o.on_divergence = policy;
+    const absl::Status one = MeasureLlc(objectives[0], o, {}).status();
+    const absl::Status two = MeasureLlc(parts, o, {}).status();
+    EXPECT_EQ(one.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(two, one);
+  }
+  // Objectives over other shards are refused.
+  LinearModel other(kInputs, kOutputs, 3);
+  other.To(device(), torch::kFloat64);
+  Objective shorter =
+      Objective::Create(&other, inputs_.narrow(0, 0, 10),
+                        targets_.narrow(0, 0, 10), LossFunction::kMse, 16)
+          .value();
+  const absl::Status mismatch =
+      MeasureLlc({&objectives[0], &shorter}, o, {}).status();
+  EXPECT_EQ(mismatch.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(mismatch.message().find("share their shard"), std::string::npos)
+      << mismatch;
+}
+
+TEST(ChainGroupSizesTest, AsEvenAsTheCountAllowsFirstOnesLarger) {
+  EXPECT_EQ(ChainGroupSizes(5, 2), (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(ChainGroupSizes(5, 3), (std::vector<int64_t>{2, 2, 1}));
+  EXPECT_EQ(ChainGroupSizes(4, 8), (std::vector<int64_t>{1, 1, 1, 1}));
+  EXPECT_EQ(ChainGroupSizes(4, 1), (std::vector<int64_t>{4}));
+  EXPECT_EQ(ChainGroupSizes(4, 0), (std::vector<int64_t>{4}));
 }
 
 // The restricted LLC: a block the loss does not depend on has lambda_hat 0

@@ -32,7 +32,7 @@ class MalaTest : public DeviceTest {
                                     double n_beta, int64_t size) {
     absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(
         SamplerOptions(LlcSampler::kMala, step_size, localization), n_beta,
-        torch::zeros({size}, options()), DeviceGenerator(device(), 5));
+        torch::zeros({size}, options()), ChainStreams(device(), 5));
     EXPECT_TRUE(sampler.ok()) << sampler.status();
     return std::move(sampler).value();
   }

@@ -18,8 +18,8 @@ TEST_P(MinibatchScheduleTest, EachEpochOfEachChainIsAPermutationPrefix) {
   constexpr int64_t kChains = 3;
   constexpr int64_t kSamples = 10;
   constexpr int64_t kBatch = 3;  // 3 steps an epoch, one sample skipped
-  MinibatchSchedule schedule(kChains, kSamples, kBatch, device(),
-                             DeviceGenerator(device(), 5));
+  MinibatchSchedule schedule(kChains, kSamples, kBatch,
+                             ChainStreams(device(), 5));
   for (int epoch = 0; epoch < 4; ++epoch) {
     std::vector<torch::Tensor> steps;
     for (int s = 0; s < 3; ++s) {
@@ -41,9 +41,9 @@ TEST_P(MinibatchScheduleTest, EachEpochOfEachChainIsAPermutationPrefix) {
 }
 
 TEST_P(MinibatchScheduleTest, ChainsDrawDifferentOrdersAndASeedRepeats) {
-  MinibatchSchedule a(2, 1000, 100, device(), DeviceGenerator(device(), 9));
-  MinibatchSchedule b(2, 1000, 100, device(), DeviceGenerator(device(), 9));
-  MinibatchSchedule c(2, 1000, 100, device(), DeviceGenerator(device(), 10));
+  MinibatchSchedule a(2, 1000, 100, ChainStreams(device(), 9));
+  MinibatchSchedule b(2, 1000, 100, ChainStreams(device(), 9));
+  MinibatchSchedule c(2, 1000, 100, ChainStreams(device(), 10));
   const torch::Tensor first = a.Next();
   EXPECT_TRUE(torch::equal(first, b.Next()));
   EXPECT_FALSE(torch::equal(first, c.Next()));
@@ -51,7 +51,7 @@ TEST_P(MinibatchScheduleTest, ChainsDrawDifferentOrdersAndASeedRepeats) {
 }
 
 TEST_P(MinibatchScheduleTest, AWholeShardBatchIsEveryIndexEachStep) {
-  MinibatchSchedule schedule(2, 7, 7, device(), DeviceGenerator(device(), 1));
+  MinibatchSchedule schedule(2, 7, 7, ChainStreams(device(), 1));
   for (int s = 0; s < 3; ++s) {
     const torch::Tensor batch = std::get<0>(schedule.Next().cpu().sort(1));
     EXPECT_TRUE(torch::equal(batch[1], torch::arange(7)));

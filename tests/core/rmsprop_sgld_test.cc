@@ -34,9 +34,9 @@ TEST_P(RmspropSgldTest, StepsFollowTheDefiningEquationsWithTheSameNoise) {
   const torch::Tensor center =
       torch::randn({6}, DeviceGenerator(device(), 7), options());
   absl::StatusOr<std::unique_ptr<Sampler>> sampler =
-      MakeSampler(o, kNBeta, center, DeviceGenerator(device(), 8));
+      MakeSampler(o, kNBeta, center, ChainStreams(device(), 8));
   ASSERT_TRUE(sampler.ok()) << sampler.status();
-  at::Generator same_noise = DeviceGenerator(device(), 8);
+  ChainStreams same_noise(device(), 8);
   const Quadratic quadratic{4};
   torch::Tensor chains =
       torch::randn({3, 6}, DeviceGenerator(device(), 9), options());
@@ -49,7 +49,7 @@ TEST_P(RmspropSgldTest, StepsFollowTheDefiningEquationsWithTheSameNoise) {
                             o.prior_precision * w;
     v = t == 0 ? d * d : o.rmsprop_alpha * v + (1 - o.rmsprop_alpha) * d * d;
     const torch::Tensor g = 1 / (torch::sqrt(v) + o.rmsprop_epsilon);
-    const torch::Tensor xi = torch::randn({3, 6}, same_noise, options());
+    const torch::Tensor xi = same_noise.Normal({3, 6}, options());
     const torch::Tensor expected_losses = quadratic(w).losses;
     w = w - o.step_size / 2 * g * d + torch::sqrt(o.step_size * g) * xi;
     absl::StatusOr<torch::Tensor> losses = (*sampler)->Step(quadratic, chains);
@@ -90,7 +90,7 @@ TEST_P(RmspropSgldTest, QuadraticStationaryMeanIsTheExactOneForSmallSteps) {
       scale;
   absl::StatusOr<std::unique_ptr<Sampler>> sampler =
       MakeSampler(o, kNBeta, torch::zeros({kSize}, options()),
-                  DeviceGenerator(device(), 4));
+                  ChainStreams(device(), 4));
   ASSERT_TRUE(sampler.ok()) << sampler.status();
   const Quadratic quadratic{kRank};
   torch::Tensor loss_sum = torch::zeros({kChains}, options());

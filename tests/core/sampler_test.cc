@@ -60,7 +60,7 @@ TEST_P(SamplerTest, BadOptionsAreRefusedNamingThem) {
       double n_beta = 1;
       b.spoil(o, n_beta);
       const absl::Status status =
-          MakeSampler(o, n_beta, center, DeviceGenerator(device(), 1))
+          MakeSampler(o, n_beta, center, ChainStreams(device(), 1))
               .status();
       EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << b.name;
       EXPECT_NE(status.message().find(b.name), std::string::npos) << status;
@@ -70,20 +70,21 @@ TEST_P(SamplerTest, BadOptionsAreRefusedNamingThem) {
     edges.rmsprop_alpha = 0;
     edges.sgnht_diffusion = 0;
     EXPECT_TRUE(
-        MakeSampler(edges, 1, center, DeviceGenerator(device(), 1)).ok());
+        MakeSampler(edges, 1, center, ChainStreams(device(), 1)).ok());
   }
   const absl::Status matrix =
       MakeSampler(LlcOptions(), 1, torch::zeros({2, 2}, options()),
-                  DeviceGenerator(device(), 1))
+                  ChainStreams(device(), 1))
           .status();
   EXPECT_EQ(matrix.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(matrix.message().find("center"), std::string::npos) << matrix;
   if (on_cuda()) {
     const absl::Status generator =
-        MakeSampler(LlcOptions(), 1, center, DeviceGenerator(torch::kCPU, 1))
+        MakeSampler(LlcOptions(), 1, center, ChainStreams(torch::kCPU, 1))
             .status();
     EXPECT_EQ(generator.code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(generator.message().find("generator"), std::string::npos);
+    EXPECT_NE(generator.message().find("random streams"), std::string::npos)
+        << generator;
   }
 }
 
@@ -94,7 +95,7 @@ TEST_P(SamplerTest, BadChainsAndFailedEvaluationsChangeNothing) {
     SCOPED_TRACE(static_cast<int>(kind));
     absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(
         SamplerOptions(kind, 1e-3, 1), 1, torch::zeros({3}, options()),
-        DeviceGenerator(device(), 1));
+        ChainStreams(device(), 1));
     ASSERT_TRUE(sampler.ok()) << sampler.status();
     torch::Tensor chains = start.clone();
     torch::Tensor transposed = chains.t();
@@ -135,7 +136,7 @@ TEST_P(SamplerTest, TheSeedFixesTheChains) {
     const auto run = [&](uint64_t seed) {
       std::unique_ptr<Sampler> sampler = *MakeSampler(
           SamplerOptions(kind, 1e-2, 1), 1, torch::zeros({5}, options()),
-          DeviceGenerator(device(), seed));
+          ChainStreams(device(), seed));
       torch::Tensor chains = torch::full({4, 5}, 0.5, options());
       for (int t = 0; t < 5; ++t)
         EXPECT_TRUE(sampler->Step(quadratic, chains).ok());

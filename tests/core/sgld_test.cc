@@ -63,7 +63,7 @@ TEST_P(SgldTest, QuadraticMatchesTheExactExpectationWithinThreeStandardErrors) {
     absl::StatusOr<std::unique_ptr<Sampler>> sampler =
         MakeSampler(SamplerOptions(LlcSampler::kSgld, s.step_size,
                                    s.localization, s.prior_precision),
-                    s.n_beta, center, DeviceGenerator(device(), 11));
+                    s.n_beta, center, ChainStreams(device(), 11));
     ASSERT_TRUE(sampler.ok()) << sampler.status();
     torch::Tensor chains = torch::zeros({kChains, kSize}, options());
     torch::Tensor loss_sum = torch::zeros({kChains}, options());
@@ -86,7 +86,7 @@ TEST_P(SgldTest, ReturnsTheLossesAtTheStartOfTheStep) {
   const Quadratic quadratic{2};
   absl::StatusOr<std::unique_ptr<Sampler>> sampler =
       MakeSampler(SamplerOptions(LlcSampler::kSgld, 1e-2, 1), 1,
-                  torch::zeros({3}, options()), DeviceGenerator(device(), 2));
+                  torch::zeros({3}, options()), ChainStreams(device(), 2));
   ASSERT_TRUE(sampler.ok()) << sampler.status();
   torch::Tensor chains = torch::ones({4, 3}, options());
   const torch::Tensor before = quadratic(chains).losses;

@@ -44,7 +44,7 @@ TEST_P(SgnhtTest, ThermostatHoldsTheTemperatureAndSamplesTheQuadratic) {
       std::sqrt(2 * o.sgnht_diffusion / o.step_size * 0.5);
   absl::StatusOr<std::unique_ptr<Sampler>> sampler =
       MakeSampler(o, kNBeta, torch::zeros({kSize}, options()),
-                  DeviceGenerator(device(), 6));
+                  ChainStreams(device(), 6));
   ASSERT_TRUE(sampler.ok()) << sampler.status();
   const Quadratic quadratic{kRank};
   at::Generator minibatch = DeviceGenerator(device(), 7);
@@ -87,13 +87,13 @@ TEST_P(SgnhtTest, KineticTemperatureIsTheMomentumsAfterTheStep) {
   LlcOptions o = SamplerOptions(LlcSampler::kSgnht, 0.1, 0);
   o.sgnht_diffusion = 0;
   absl::StatusOr<std::unique_ptr<Sampler>> sampler = MakeSampler(
-      o, 1, torch::zeros({4}, options()), DeviceGenerator(device(), 2));
+      o, 1, torch::zeros({4}, options()), ChainStreams(device(), 2));
   ASSERT_TRUE(sampler.ok()) << sampler.status();
   EXPECT_TRUE((*sampler)->KineticTemperatures()->empty());
   const Quadratic flat{0};
   torch::Tensor chains = torch::zeros({3, 4}, options());
   const torch::Tensor p =
-      torch::randn({3, 4}, DeviceGenerator(device(), 2), options());
+      ChainStreams(device(), 2).Normal({3, 4}, options());
   ASSERT_TRUE((*sampler)->Step(flat, chains).ok());
   // xi starts at A = 0, so the first step leaves p as it was.
   EXPECT_TRUE(torch::allclose(chains, 0.1 * p));

@@ -1,0 +1,47 @@
+#include "core/samplers/chain_streams.h"
+
+#include <torch/torch.h>
+
+#include "core/objective/linear_operator.h"
+#include "core/objective/objective.h"
+
+namespace curvd::core {
+
+ChainStreams::ChainStreams(const torch::Device& device, uint64_t seed,
+                           int64_t first_chain)
+    : device_(device), seed_(seed), first_chain_(first_chain) {}
+
+torch::Tensor ChainStreams::Rows(at::IntArrayRef sizes,
+                                 const torch::TensorOptions& options) {
+  TORCH_CHECK(!sizes.empty() && sizes[0] >= 1,
+              "ChainStreams draws [C, ...] with C >= 1, asked for ", sizes);
+  TORCH_CHECK(options.device() == device_, "ChainStreams of ", device_,
+              " asked for a tensor on ", options.device());
+  while (static_cast<int64_t>(generators_.size()) < sizes[0]) {
+    const int64_t chain =
+        first_chain_ + static_cast<int64_t>(generators_.size());
+    generators_.push_back(
+        DeviceGenerator(device_, Objective::ForwardSeed(seed_, chain)));
+  }
+  return torch::empty(sizes, options);
+}
+
+torch::Tensor ChainStreams::Normal(at::IntArrayRef sizes,
+                                   const torch::TensorOptions& options) {
+  torch::Tensor out = Rows(sizes, options);
+  for (int64_t r = 0; r < out.size(0); ++r) {
+    out[r].normal_(0, 1, generators_[r]);
+  }
+  return out;
+}
+
+torch::Tensor ChainStreams::Uniform(at::IntArrayRef sizes,
+                                    const torch::TensorOptions& options) {
+  torch::Tensor out = Rows(sizes, options);
+  for (int64_t r = 0; r < out.size(0); ++r) {
+    out[r].uniform_(0, 1, generators_[r]);
+  }
+  return out;
+}
+
+}  // namespace curvd::core
