@@ -131,7 +131,9 @@ class Engine {
   // How many of `available` helper engines MeasureSplit would put to use for
   // this measurement by `rule`: at most one fewer than the micro-batches (a
   // request with micro_batch_size 0 has one per device), and none by
-  // kIfLargeEnough's limits. Loads the model and the shard into this
+  // kIfLargeEnough's limits; for a request of the llc kind alone
+  // (ChainSplitMethod), at most one fewer than its chains, and by
+  // kIfLargeEnough none below kMinSplitWork chains x batch x parameters. Loads the model and the shard into this
   // engine's cache, as Measure would, so that the measurement finds them
   // there. Errors as Measure's (a request with a kind that does not split,
   // FirstUnsplitMethod, gets 0 helpers, not an error). Never throws.
@@ -153,9 +155,14 @@ class Engine {
   // cache, charged to its own budgets, and gets its slice of the shard for the
   // measurement. `helpers` are engines of this process made by Create or
   // CreateWithOptions, on any devices (this one's too), that no other thread
-  // uses until this returns. InvalidArgument for a helper of another kind and
-  // for a request with GOP or LLC methods, which read per-sample data and are
-  // not split; otherwise errors as Measure's. Never throws.
+  // uses until this returns. A request of the llc kind alone divides its
+  // chains instead (MeasureLlc over one objective per device, in
+  // ChainGroupSizes' groups): each helper loads the whole shard,
+  // micro_batch_size 0 stays the whole shard, and the chains equal Measure's
+  // to rounding where every device is of this engine's kind. InvalidArgument
+  // for a helper of another kind and for a request FirstUnsplitMethod names
+  // (GOP, LLC calibration, llc beside other kinds), which read per-sample
+  // data and are not split; otherwise errors as Measure's. Never throws.
   virtual absl::StatusOr<MeasurementResult> MeasureSplit(
       const std::vector<Engine*>& helpers, const ModelSource& model,
       const ShardSpec& shard, const MeasurementRequest& request,

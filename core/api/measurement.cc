@@ -452,6 +452,7 @@ const char* MethodName(const Method& method) {
 }
 
 const Method* FirstUnsplitMethod(const std::vector<Method>& methods) {
+  if (ChainSplitMethod(methods) != nullptr) return nullptr;
   for (const Method& method : methods) {
     if (std::holds_alternative<GopMethod>(method) ||
         std::holds_alternative<LlcMethod>(method) ||

@@ -119,7 +119,8 @@ const char* MethodName(const Method& method);
 
 // The first of `methods` that keeps a measurement from being divided among
 // devices (Engine::MeasureSplit), or nullptr: GOP and the LLC kinds, which
-// read per-sample data. Thread-safe.
+// read per-sample data, except llc as the only kind (ChainSplitMethod),
+// whose chains are divided instead. Thread-safe.
 const Method* FirstUnsplitMethod(const std::vector<Method>& methods);
 
 // The llc method of `methods` when it is their only kind, whose chains can

@@ -205,6 +205,18 @@ SplitPlan PlanChainSplit(const LlcOptions& options, Model& model, int64_t n,
   return plan;
 }
 
+// Writes `from`'s parameter values into `to`, a copy of the same model on
+// another device: the copies of a zoo model are initialised apart, and the
+// chains of every device must start from the checkpoint's w*.
+void CopyParameterValues(Model& from, Model& to) {
+  const std::vector<torch::Tensor> source = from.Parameters();
+  const std::vector<torch::Tensor> target = to.Parameters();
+  TORCH_CHECK(source.size() == target.size(),
+              "a helper's copy of the model has other parameters");
+  const torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < source.size(); ++i) target[i].copy_(source[i]);
+}
+
 // Result::split of llc chains divided among `objectives` (the first
 // device's first).
 std::string ChainSplitNote(int chains,
@@ -250,9 +262,7 @@ class TorchEngine final : public Engine {
                                       const MeasurementRequest& request,
                                       SplitRule rule, int available) override {
     CURVD_RETURN_IF_ERROR(ValidateRequest(request));
-    const LlcMethod* llc = ChainSplitMethod(request.methods);
-    if ((FirstUnsplitMethod(request.methods) != nullptr && llc == nullptr) ||
-        available <= 0) {
+    if (FirstUnsplitMethod(request.methods) != nullptr || available <= 0) {
       return SplitPlan();
     }
     return CatchTorchExceptions([&]() -> absl::StatusOr<SplitPlan> {
@@ -263,7 +273,7 @@ class TorchEngine final : public Engine {
       CURVD_ASSIGN_OR_RETURN(DeviceCache::Handle<Shard> shard,
                              DeviceShard(shard_spec, dtype, budget));
       const int64_t n = shard->size();
-      if (llc != nullptr) {
+      if (const LlcMethod* llc = ChainSplitMethod(request.methods)) {
         return PlanChainSplit(llc->options, *model, n, rule, available);
       }
       const int64_t micro = request.objective.micro_batch_size;
@@ -307,8 +317,7 @@ class TorchEngine final : public Engine {
       }
       engines.push_back(engine);
     }
-    const Method* method = FirstUnsplitMethod(request.methods);
-    if (method != nullptr && ChainSplitMethod(request.methods) == nullptr) {
+    if (const Method* method = FirstUnsplitMethod(request.methods)) {
       return absl::InvalidArgumentError(absl::StrCat(
           MethodName(*method),
           " reads per-sample data and is not split across devices; measure "
@@ -506,6 +515,7 @@ class TorchEngine final : public Engine {
       objective.set_retain_graphs(retain_graphs);
       std::vector<Objective> helper_objectives;
       for (size_t h = 0; h < chain_shards.size(); ++h) {
+        CopyParameterValues(*models[0], *models[h + 1]);
         CURVD_ASSIGN_OR_RETURN(
             Objective helper,
             Objective::Create(models[h + 1], chain_shards[h]->inputs,

@@ -186,6 +186,74 @@ TEST_P(EngineSplitTest, PerSampleKindsAreRefused) {
   }
 }
 
+// A request of the llc kind alone divides its chains, each device holding
+// the whole shard: the same chains as on one device (each chain's streams
+// are its own), devices of one kind (the CPU's and CUDA's generators
+// differ).
+TEST_P(EngineSplitTest, LlcAloneDividesItsChainsAndEqualsTheUndividedRun) {
+  const ModelSource model = ZooMlp({4, 8, 2}, "zoo:split-llc");
+  MeasurementRequest request;
+  request.objective.precision = Precision::kFloat64;
+  request.objective.loss = LossFunction::kMse;
+  LlcOptions& o = request.Add<LlcMethod>().options;
+  o.chains = 3;
+  o.draws = 20;
+  o.burn_in = 5;
+  o.batch_size = 16;
+  o.full_loss_every = 5;
+  auto whole = engine_->Measure(model, GaussianRegression(), request,
+                                Progress());
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  Engine* same_kind = helpers_[1].get();
+  auto split = engine_->MeasureSplit({same_kind}, model, GaussianRegression(),
+                                     request, Progress());
+  ASSERT_TRUE(split.ok()) << split.status();
+  EXPECT_THAT(split->split, HasSubstr("llc chains divided among 2 devices"));
+  EXPECT_THAT(split->split, HasSubstr("chains 0-1 on "));
+  EXPECT_THAT(split->split, HasSubstr("chains 2-2 on "));
+  EXPECT_EQ(split->micro_batch_size, whole->micro_batch_size);
+  const LlcResult& a = FindMethod<LlcMethod>(whole->methods)->result;
+  const LlcResult& b = FindMethod<LlcMethod>(split->methods)->result;
+  ASSERT_EQ(b.chains.size(), a.chains.size());
+  ExpectNear(b.llc_mean, a.llc_mean, a.llc_mean);
+  for (size_t c = 0; c < a.chains.size(); ++c) {
+    SCOPED_TRACE(c);
+    ExpectNear(b.chains[c].llc, a.chains[c].llc, a.chains[c].llc);
+    ASSERT_EQ(b.chains[c].loss_trace.size(), a.chains[c].loss_trace.size());
+    for (size_t t = 0; t < a.chains[c].loss_trace.size(); ++t) {
+      ExpectNear(b.chains[c].loss_trace[t], a.chains[c].loss_trace[t],
+                 a.chains[c].loss_trace[t]);
+    }
+  }
+}
+
+TEST_P(EngineSplitTest, PlansAChainSplitByItsChainsAndTheirWork) {
+  // 3 chains x 16 samples x 58 parameters, far below kMinSplitWork.
+  const ModelSource model = ZooMlp({4, 8, 2}, "zoo:split-llc-plan");
+  MeasurementRequest request;
+  request.objective.loss = LossFunction::kMse;
+  LlcOptions& o = request.Add<LlcMethod>().options;
+  o.chains = 3;
+  o.batch_size = 16;
+  auto automatic = engine_->PlanSplit(model, GaussianRegression(), request,
+                                      SplitRule::kIfLargeEnough, 4);
+  ASSERT_TRUE(automatic.ok()) << automatic.status();
+  EXPECT_EQ(automatic->helpers, 0);
+  EXPECT_EQ(automatic->note,
+            "not split: 3 chains x 16 samples x 58 parameters = 2784 < 2^30");
+  // Forced: a group per device, no more groups than chains.
+  auto forced = engine_->PlanSplit(model, GaussianRegression(), request,
+                                   SplitRule::kAlways, 4);
+  ASSERT_TRUE(forced.ok()) << forced.status();
+  EXPECT_EQ(forced->helpers, 2);
+  o.chains = 1;
+  auto one = engine_->PlanSplit(model, GaussianRegression(), request,
+                                SplitRule::kAlways, 4);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->helpers, 0);
+  EXPECT_EQ(one->note, "not split: one chain");
+}
+
 CURVD_INSTANTIATE_DEVICE_TEST(EngineSplitTest);
 
 }  // namespace
