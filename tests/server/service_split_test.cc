@@ -106,6 +106,27 @@ TEST_F(ServiceSplitTest, ForcingASplitOfAPerSampleKindIsInvalid) {
               HasSubstr("gop reads per-sample data and is not split"));
 }
 
+// The llc kind alone divides its chains (docs/adr/0029): the scheduler
+// offers it a split; beside other kinds in a plan it is not split.
+TEST_F(ServiceSplitTest, LlcAloneIsOfferedASplitAndInAPlanIsNot) {
+  curvd::v1::MeasurementSpec llc;
+  llc.mutable_llc();
+  llc.set_device_split(curvd::v1::DEVICE_SPLIT_ALL_IDLE_DEVICES);
+  curvd::v1::Measurement m;
+  ASSERT_TRUE(CreateWith(llc, &m).ok());
+  m = WaitFor(m.name(), curvd::v1::Measurement::SUCCEEDED);
+  EXPECT_EQ(control_->last_split_rule(), core::SplitRule::kAlways);
+  EXPECT_EQ(control_->last_split_helpers().size(), 2u);
+  curvd::v1::MeasurementSpec plan;
+  plan.mutable_plan()->mutable_llc();
+  plan.mutable_plan()->mutable_sharpness();
+  plan.set_device_split(curvd::v1::DEVICE_SPLIT_ALL_IDLE_DEVICES);
+  const absl::Status status = CreateWith(plan, &m);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              HasSubstr("llc reads per-sample data and is not split"));
+}
+
 // A device busy with another measurement is not taken, and a forced split
 // is forced.
 TEST_F(ServiceSplitTest, ASplitNeverTakesABusyDevice) {
