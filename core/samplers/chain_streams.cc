@@ -11,8 +11,9 @@ ChainStreams::ChainStreams(const torch::Device& device, uint64_t seed,
                            int64_t first_chain)
     : device_(device), seed_(seed), first_chain_(first_chain) {}
 
-torch::Tensor ChainStreams::Rows(at::IntArrayRef sizes,
-                                 const torch::TensorOptions& options) {
+torch::Tensor ChainStreams::Rows(
+    at::IntArrayRef sizes, const torch::TensorOptions& options,
+    absl::FunctionRef<void(torch::Tensor&, at::Generator&)> fill) {
   TORCH_CHECK(!sizes.empty() && sizes[0] >= 1,
               "ChainStreams draws [C, ...] with C >= 1, asked for ", sizes);
   TORCH_CHECK(options.device() == device_, "ChainStreams of ", device_,
@@ -23,25 +24,26 @@ torch::Tensor ChainStreams::Rows(at::IntArrayRef sizes,
     generators_.push_back(
         DeviceGenerator(device_, Objective::ForwardSeed(seed_, chain)));
   }
-  return torch::empty(sizes, options);
+  torch::Tensor out = torch::empty(sizes, options);
+  for (int64_t r = 0; r < out.size(0); ++r) {
+    torch::Tensor row = out[r];
+    fill(row, generators_[r]);
+  }
+  return out;
 }
 
 torch::Tensor ChainStreams::Normal(at::IntArrayRef sizes,
                                    const torch::TensorOptions& options) {
-  torch::Tensor out = Rows(sizes, options);
-  for (int64_t r = 0; r < out.size(0); ++r) {
-    out[r].normal_(0, 1, generators_[r]);
-  }
-  return out;
+  return Rows(sizes, options, [](torch::Tensor& row, at::Generator& g) {
+    row.normal_(0, 1, g);
+  });
 }
 
 torch::Tensor ChainStreams::Uniform(at::IntArrayRef sizes,
                                     const torch::TensorOptions& options) {
-  torch::Tensor out = Rows(sizes, options);
-  for (int64_t r = 0; r < out.size(0); ++r) {
-    out[r].uniform_(0, 1, generators_[r]);
-  }
-  return out;
+  return Rows(sizes, options, [](torch::Tensor& row, at::Generator& g) {
+    row.uniform_(0, 1, g);
+  });
 }
 
 }  // namespace curvd::core

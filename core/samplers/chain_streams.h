@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
+
 namespace curvd::core {
 
 // Copies share the generators. Not thread-safe.
@@ -36,9 +38,11 @@ class ChainStreams {
                         const torch::TensorOptions& options);
 
  private:
-  // An empty tensor of `sizes` and `options`, with a generator for each row.
-  torch::Tensor Rows(at::IntArrayRef sizes,
-                     const torch::TensorOptions& options);
+  // A tensor of `sizes` and `options`, each row r written by fill(row,
+  // generator of row r).
+  torch::Tensor Rows(
+      at::IntArrayRef sizes, const torch::TensorOptions& options,
+      absl::FunctionRef<void(torch::Tensor&, at::Generator&)> fill);
 
   torch::Device device_;
   uint64_t seed_;
