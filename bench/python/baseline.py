@@ -601,6 +601,9 @@ def main() -> int:
                         help="tiny workloads, few repeats (CPU CI)")
     parser.add_argument("--workloads", default="W1,W2,W3")
     parser.add_argument("--export_only", action="store_true")
+    parser.add_argument("--w2_samples", type=int,
+                        help="W2's image count (default 2048; the split bench "
+                             "of issue 18 uses 16384)")
     parser.add_argument("--lanczos_max_iterations", type=int,
                         default=wl.LANCZOS_MAX_ITERATIONS,
                         help="cap on Lanczos steps (both sides, via the manifest)")
@@ -614,7 +617,7 @@ def main() -> int:
     device = torch.device(args.device)
     precision = set_strict_fp32()
     names = [s.strip().upper() for s in args.workloads.split(",") if s.strip()]
-    workloads = wl.all_workloads(args.smoke, names)
+    workloads = wl.all_workloads(args.smoke, names, w2_samples=args.w2_samples)
     manifest = wl.export(workloads, args.out, args.smoke,
                          lanczos_max_iterations=args.lanczos_max_iterations,
                          probes=args.probes)

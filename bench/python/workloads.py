@@ -204,13 +204,15 @@ def w1f(smoke: bool = False) -> Optional[Workload]:
         [f"data from {FASHION_MNIST_DIR}"])
 
 
-def w2(smoke: bool = False) -> Optional[Workload]:
+def w2(smoke: bool = False, samples: Optional[int] = None) -> Optional[Workload]:
+    """W2; `samples` overrides its image count (the split bench's 16,384)."""
     try:
         import torchvision  # noqa: F401
         from torchvision.models import resnet18
     except ImportError:
         return None
     n, batch = (16, 8) if smoke else (2048, 512)
+    n = samples or n
     torch.manual_seed(2)
     model = resnet18(num_classes=10).eval()
     g = _generator(12)
@@ -268,15 +270,15 @@ def gop_run(name: str, num_samples: int, smoke: bool) -> Optional[dict]:
             "top_k": GOP_TOP_K}
 
 
-def all_workloads(smoke: bool = False,
-                  names: Optional[List[str]] = None) -> List[Workload]:
+def all_workloads(smoke: bool = False, names: Optional[List[str]] = None,
+                  w2_samples: Optional[int] = None) -> List[Workload]:
     out = []
     for make, needs in ((w1, ""), (w1f, f"Fashion-MNIST in {FASHION_MNIST_DIR}"),
                         (w2, "torchvision"), (w3, "")):
         name = make.__name__.upper()
         if names and name not in names:
             continue
-        workload = make(smoke)
+        workload = make(smoke, w2_samples) if make is w2 else make(smoke)
         if workload is None:
             print(f"[workloads] {name} skipped: it needs {needs}")
             continue
