@@ -7,7 +7,8 @@
 // through core::Engine (N = 1: Measure; N > 1: MeasureSplit with the other
 // N - 1 engines as helpers), each timed as the median of --repeats after one
 // untimed run that loads the model and shard into every device's cache:
-//   hvp        Hutchinson with --hvp_probes probes, reported per product;
+//   hvp        Hutchinson with --hvp_probes probes, reported per probe (the
+//              measurement's setup included);
 //   lanczos    top-5 eigenvalues to the manifest's tolerance;
 //   hutchinson --probes Rademacher probes.
 // Speed-up T(1) / T(N) beside the target 0.8 N, and whether the

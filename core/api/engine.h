@@ -133,7 +133,8 @@ class Engine {
   // request with micro_batch_size 0 has one per device), and none by
   // kIfLargeEnough's limits; for a request of the llc kind alone
   // (ChainSplitMethod), at most one fewer than its chains, and by
-  // kIfLargeEnough none below kMinSplitWork chains x batch x parameters. Loads the model and the shard into this
+  // kIfLargeEnough none below kMinSplitWork chains x batch x parameters nor
+  // in train mode. Loads the model and the shard into this
   // engine's cache, as Measure would, so that the measurement finds them
   // there. Errors as Measure's (a request with a kind that does not split,
   // FirstUnsplitMethod, gets 0 helpers, not an error). Never throws.
@@ -158,8 +159,10 @@ class Engine {
   // uses until this returns. A request of the llc kind alone divides its
   // chains instead (MeasureLlc over one objective per device, in
   // ChainGroupSizes' groups): each helper loads the whole shard,
-  // micro_batch_size 0 stays the whole shard, and the chains equal Measure's
-  // to rounding where every device is of this engine's kind. InvalidArgument
+  // micro_batch_size 0 stays the whole shard, helpers beyond chains - 1 are
+  // left out, and the chains equal Measure's to rounding where every device
+  // is of this engine's kind and no forward draws randomness (dropout in
+  // train mode draws it from each device's generator). InvalidArgument
   // for a helper of another kind and for a request FirstUnsplitMethod names
   // (GOP, LLC calibration, llc beside other kinds), which read per-sample
   // data and are not split; otherwise errors as Measure's. Never throws.

@@ -148,6 +148,13 @@ struct LlcResult {
   // kLlcMaxRHat, still-rising traces, a low MALA acceptance.
   std::vector<std::string> warnings;
   int64_t steps = 0;  // sampler steps per chain
+  // The chains' groups in chain order, each on the device named (one group
+  // unless the chains were divided among devices, docs/adr/0029).
+  struct ChainGroup {
+    int64_t chains = 0;
+    std::string device;
+  };
+  std::vector<ChainGroup> groups;
 };
 
 // R-hat above this is a warning.

@@ -183,10 +183,18 @@ int64_t ParameterCount(Model& model) {
 // PlanSplit for a request of the llc kind alone, whose chains are divided
 // among the devices (a group per device, so at most chains - 1 helpers); by
 // kIfLargeEnough only when one step of every chain, chains x batch x
-// parameters, reaches kMinSplitWork.
-SplitPlan PlanChainSplit(const LlcOptions& options, Model& model, int64_t n,
-                         SplitRule rule, int available) {
+// parameters, reaches kMinSplitWork, and not in train mode (the helpers'
+// dropout masks would differ from one device's).
+SplitPlan PlanChainSplit(const LlcOptions& options, bool train_mode,
+                         Model& model, int64_t n, SplitRule rule,
+                         int available) {
   SplitPlan plan;
+  if (rule == SplitRule::kIfLargeEnough && train_mode) {
+    plan.note =
+        "not split: train mode (the other devices would draw other dropout "
+        "masks)";
+    return plan;
+  }
   if (rule == SplitRule::kIfLargeEnough) {
     const int64_t batch = options.sampler == LlcSampler::kMala
                               ? n
@@ -217,21 +225,17 @@ void CopyParameterValues(Model& from, Model& to) {
   for (size_t i = 0; i < source.size(); ++i) target[i].copy_(source[i]);
 }
 
-// Result::split of llc chains divided among `objectives` (the first
-// device's first).
-std::string ChainSplitNote(int chains,
-                           const std::vector<Objective*>& objectives) {
-  const std::vector<int64_t> sizes =
-      ChainGroupSizes(chains, static_cast<int64_t>(objectives.size()));
+// Result::split of an llc run whose chains ran in `groups`.
+std::string ChainSplitNote(const std::vector<LlcResult::ChainGroup>& groups) {
   std::vector<std::string> parts;
   int64_t first = 0;
-  for (size_t g = 0; g < sizes.size(); ++g) {
-    parts.push_back(absl::StrCat(
-        "chains ", first, "-", first + sizes[g] - 1, " on ",
-        objectives[g]->vector_options().device().str()));
-    first += sizes[g];
+  for (const LlcResult::ChainGroup& group : groups) {
+    parts.push_back(absl::StrCat("chains ", first, "-",
+                                 first + group.chains - 1, " on ",
+                                 group.device));
+    first += group.chains;
   }
-  return absl::StrCat("llc chains divided among ", sizes.size(),
+  return absl::StrCat("llc chains divided among ", groups.size(),
                       " devices (each with the whole shard): ",
                       absl::StrJoin(parts, ", "));
 }
@@ -274,7 +278,8 @@ class TorchEngine final : public Engine {
                              DeviceShard(shard_spec, dtype, budget));
       const int64_t n = shard->size();
       if (const LlcMethod* llc = ChainSplitMethod(request.methods)) {
-        return PlanChainSplit(llc->options, *model, n, rule, available);
+        return PlanChainSplit(llc->options, request.objective.train_mode,
+                              *model, n, rule, available);
       }
       const int64_t micro = request.objective.micro_batch_size;
       SplitPlan plan;
@@ -323,6 +328,12 @@ class TorchEngine final : public Engine {
           " reads per-sample data and is not split across devices; measure "
           "it on one device (llc divides its chains when it is the only "
           "kind)"));
+    }
+    // A chain split uses no more devices than the chains.
+    if (const LlcMethod* llc = ChainSplitMethod(request.methods)) {
+      engines.resize(std::min<size_t>(
+          engines.size(),
+          static_cast<size_t>(std::max(llc->options.chains - 1, 0))));
     }
     return MeasureOn(engines, model_source, shard_spec, request, progress);
   }
@@ -547,11 +558,8 @@ class TorchEngine final : public Engine {
       result.micro_batch_size = objective.micro_batch_size();
       result.graphs_retained = retain_graphs;
       if (by_chains) {
-        std::vector<Objective*> all = {&objective};
-        all.insert(all.end(), chain_helpers.begin(), chain_helpers.end());
-        result.split =
-            ChainSplitNote(ChainSplitMethod(request.methods)->options.chains,
-                           all);
+        result.split = ChainSplitNote(
+            FindMethod<LlcMethod>(result.methods)->result.groups);
       } else {
         result.split = objective.split_note();
       }

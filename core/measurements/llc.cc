@@ -1,5 +1,6 @@
 #include "core/measurements/llc.h"
 
+#include <c10/core/DeviceGuard.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -179,6 +180,15 @@ absl::StatusOr<LlcResult> MeasureLlc(const std::vector<Objective*>& objectives,
           other->num_parameters()));
     }
   }
+  const torch::Tensor center0 = FlatCenter(objective);
+  for (Objective* other : objectives) {
+    if (other == &objective) continue;
+    const c10::DeviceGuard on(other->vector_options().device());
+    if (!torch::equal(FlatCenter(*other).to(center0.device()), center0)) {
+      return absl::InvalidArgumentError(
+          "llc's objectives must start at the same parameters w*");
+    }
+  }
   LlcResult result;
   const int64_t n = objective.num_samples();
   result.num_samples = n;
@@ -203,10 +213,15 @@ absl::StatusOr<LlcResult> MeasureLlc(const std::vector<Objective*>& objectives,
   const std::vector<int64_t> sizes =
       ChainGroupSizes(chains, static_cast<int64_t>(objectives.size()));
   for (size_t g = 0; g < sizes.size(); ++g) {
+    const torch::Device device = objectives[g]->vector_options().device();
+    const c10::DeviceGuard on(device);
+    // A whole-shard loss seeds the device's default generator, as
+    // objective.Loss() above did the first's: the forward randomness of the
+    // chains (dropout in train mode) then repeats with the request's seed.
+    if (g > 0) CURVD_RETURN_IF_ERROR(objectives[g]->Loss().status());
     ChainGroup group;
     group.first = first;
     group.center = FlatCenter(*objectives[g]);
-    const torch::Device device = group.center.device();
     group.w = group.center.unsqueeze(0).repeat({sizes[g], 1});
     CURVD_ASSIGN_OR_RETURN(
         group.sampler,
@@ -218,6 +233,7 @@ absl::StatusOr<LlcResult> MeasureLlc(const std::vector<Objective*>& objectives,
         ChainStreams(device, schedule_seed, first));
     first += sizes[g];
     groups.push_back(std::move(group));
+    result.groups.push_back({sizes[g], device.str()});
   }
 
   const int64_t steps =
@@ -278,6 +294,7 @@ absl::StatusOr<LlcResult> MeasureLlc(const std::vector<Objective*>& objectives,
     const int64_t draw = is_draw ? since_burn_in / options.steps_between_draws
                                  : -1;
     for (ChainGroup& group : groups) {
+      const c10::DeviceGuard on(group.center.device());
       if (is_draw && draw % result.trace_stride == 0) {
         group.distances.push_back(
             (group.w - group.center).norm(2, {1}).to(torch::kFloat64));

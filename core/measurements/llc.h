@@ -36,10 +36,12 @@ absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
 // its index decide them), so the result equals MeasureLlc's on objectives[0]
 // alone to rounding where the devices are of one kind (the generators of the
 // CPU and of CUDA differ), except for forward randomness (dropout in train
-// mode), which each device's default generator draws. Each step is launched
-// on every device in turn, without waiting between the divergence checks.
+// mode), which each device's default generator draws (seeded, as the first's,
+// by a whole-shard loss, so that a seed repeats its run). Each step is
+// launched on every device in turn, that device current, without waiting
+// between the divergence checks; result.groups says where the chains ran.
 // Errors as MeasureLlc's, and InvalidArgument for objectives that disagree on
-// the number of samples or parameters.
+// the number of samples or parameters or on w*.
 absl::StatusOr<LlcResult> MeasureLlc(const std::vector<Objective*>& objectives,
                                      const LlcOptions& options,
                                      const Progress& progress);

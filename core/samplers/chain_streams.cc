@@ -9,7 +9,10 @@ namespace curvd::core {
 
 ChainStreams::ChainStreams(const torch::Device& device, uint64_t seed,
                            int64_t first_chain)
-    : device_(device), seed_(seed), first_chain_(first_chain) {}
+    : device_(device),
+      seed_(seed),
+      first_chain_(first_chain),
+      generators_(std::make_shared<std::vector<at::Generator>>()) {}
 
 torch::Tensor ChainStreams::Rows(
     at::IntArrayRef sizes, const torch::TensorOptions& options,
@@ -18,16 +21,17 @@ torch::Tensor ChainStreams::Rows(
               "ChainStreams draws [C, ...] with C >= 1, asked for ", sizes);
   TORCH_CHECK(options.device() == device_, "ChainStreams of ", device_,
               " asked for a tensor on ", options.device());
-  while (static_cast<int64_t>(generators_.size()) < sizes[0]) {
+  std::vector<at::Generator>& generators = *generators_;
+  while (static_cast<int64_t>(generators.size()) < sizes[0]) {
     const int64_t chain =
-        first_chain_ + static_cast<int64_t>(generators_.size());
-    generators_.push_back(
+        first_chain_ + static_cast<int64_t>(generators.size());
+    generators.push_back(
         DeviceGenerator(device_, Objective::ForwardSeed(seed_, chain)));
   }
   torch::Tensor out = torch::empty(sizes, options);
   for (int64_t r = 0; r < out.size(0); ++r) {
     torch::Tensor row = out[r];
-    fill(row, generators_[r]);
+    fill(row, generators[r]);
   }
   return out;
 }

@@ -10,13 +10,15 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
 
 namespace curvd::core {
 
-// Copies share the generators. Not thread-safe.
+// Copies share the streams (the generators made so far and later ones). Not
+// thread-safe.
 class ChainStreams {
  public:
   // The streams of chains first_chain, first_chain + 1, ... on `device`:
@@ -47,7 +49,8 @@ class ChainStreams {
   torch::Device device_;
   uint64_t seed_;
   int64_t first_chain_;
-  std::vector<at::Generator> generators_;  // of rows 0, 1, ...
+  // Of rows 0, 1, ...; shared by copies.
+  std::shared_ptr<std::vector<at::Generator>> generators_;
 };
 
 }  // namespace curvd::core

@@ -246,6 +246,14 @@ TEST_P(EngineSplitTest, PlansAChainSplitByItsChainsAndTheirWork) {
                                    SplitRule::kAlways, 4);
   ASSERT_TRUE(forced.ok()) << forced.status();
   EXPECT_EQ(forced->helpers, 2);
+  // In train mode only a forced split divides the chains.
+  request.objective.train_mode = true;
+  auto train = engine_->PlanSplit(model, GaussianRegression(), request,
+                                  SplitRule::kIfLargeEnough, 4);
+  ASSERT_TRUE(train.ok()) << train.status();
+  EXPECT_EQ(train->helpers, 0);
+  EXPECT_THAT(train->note, HasSubstr("not split: train mode"));
+  request.objective.train_mode = false;
   o.chains = 1;
   auto one = engine_->PlanSplit(model, GaussianRegression(), request,
                                 SplitRule::kAlways, 4);

@@ -322,7 +322,15 @@ TEST_P(LlcTest, ChainsDividedAmongObjectivesEqualTheUndividedChains) {
       for (auto& copy : copies) copy->forwards = 0;
       const absl::StatusOr<LlcResult> divided = MeasureLlc(parts, o, {});
       ASSERT_TRUE(divided.ok()) << divided.status();
-      // Every objective with a chain evaluated it; the sixth has none.
+      // The groups: as even as the count allows, one per objective with a
+      // chain; every such objective evaluated its chains, the sixth none.
+      std::vector<int64_t> sizes;
+      for (const LlcResult::ChainGroup& group : divided->groups) {
+        sizes.push_back(group.chains);
+        EXPECT_EQ(group.device, device().str());
+      }
+      EXPECT_EQ(sizes, ChainGroupSizes(5, static_cast<int64_t>(devices)));
+      EXPECT_EQ(whole.groups.size(), 1u);
       for (size_t i = 0; i < copies.size(); ++i) {
         EXPECT_EQ(copies[i]->forwards > 0, i < std::min<size_t>(devices, 5))
             << "objective " << i;
@@ -339,8 +347,16 @@ TEST_P(LlcTest, ChainsDividedAmongObjectivesEqualTheUndividedChains) {
           EXPECT_NEAR(b.loss_trace[t], a.loss_trace[t],
                       1e-12 * std::abs(a.loss_trace[t]) + 1e-300);
         }
-        EXPECT_EQ(b.full_loss_trace.size(), a.full_loss_trace.size());
-        EXPECT_EQ(b.distance_trace.size(), a.distance_trace.size());
+        ASSERT_EQ(b.full_loss_trace.size(), a.full_loss_trace.size());
+        for (size_t t = 0; t < a.full_loss_trace.size(); ++t) {
+          EXPECT_NEAR(b.full_loss_trace[t], a.full_loss_trace[t],
+                      1e-12 * std::abs(a.full_loss_trace[t]) + 1e-300);
+        }
+        ASSERT_EQ(b.distance_trace.size(), a.distance_trace.size());
+        for (size_t t = 0; t < a.distance_trace.size(); ++t) {
+          EXPECT_NEAR(b.distance_trace[t], a.distance_trace[t],
+                      1e-12 * std::abs(a.distance_trace[t]) + 1e-300);
+        }
         EXPECT_NEAR(b.llc, a.llc, 1e-12 * std::abs(a.llc));
         EXPECT_EQ(b.acceptance_rate, a.acceptance_rate);
       }
