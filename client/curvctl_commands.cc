@@ -172,7 +172,10 @@ std::vector<FlagDef> MeasureFlags(const FlagDef& model, const FlagDef& zoo) {
        "auto (split across the other idle devices of the class when no queued "
        "measurement needs them and samples x parameters >= 2^30), one (one "
        "device) or all_idle (every idle device of the class, whatever the "
-       "size); GOP and LLC kinds are never split."},
+       "size); llc alone divides its chains among the devices instead (auto: "
+       "when chains x batch x parameters >= 2^30, not in train mode); GOP, "
+       "llc_calibration and plans with llc beside other kinds are never "
+       "split."},
       {"train_mode", Type::kBool, "false",
        "Measure in train mode (dropout on, BatchNorm batch statistics)."},
       {"forward_seed", Type::kInt, "0",
