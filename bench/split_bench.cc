@@ -5,8 +5,10 @@
 //
 // For each device count N of --counts (the first N of --devices), three rows
 // through core::Engine (N = 1: Measure; N > 1: MeasureSplit with the other
-// N - 1 engines as helpers), each timed as the median of --repeats after one
-// untimed run that loads the model and shard into every device's cache:
+// N - 1 engines as helpers), each timed as the median of --repeats after an
+// untimed product (the hvp row's request) that loads the model and shard into
+// every device's cache (on the GPU machine W2's rows take from seconds to
+// minutes each: --rows and --counts divide a run among calls):
 //   hvp        Hutchinson with --hvp_probes probes, reported per probe (the
 //              measurement's setup included);
 //   lanczos    top-5 eigenvalues to the manifest's tolerance;
@@ -33,6 +35,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
@@ -49,7 +52,8 @@ ABSL_FLAG(std::string, counts, "1,2,4,8",
           "Device counts to time; those above --devices' count are left out.");
 ABSL_FLAG(int, hvp_probes, 5, "Probes of the per-product row.");
 ABSL_FLAG(int, probes, 100, "Probes of the Hutchinson row.");
-ABSL_FLAG(int, repeats, 3, "Timed runs per row and count (the median).");
+ABSL_FLAG(int, repeats, 1, "Timed runs per row and count (the median).");
+ABSL_FLAG(std::string, rows, "hvp,lanczos,hutchinson", "The rows to time.");
 ABSL_FLAG(std::string, out, "", "JSON output (default EXPORT_DIR/split.json).");
 
 namespace curvd {
@@ -141,23 +145,25 @@ struct Timed {
   core::MeasurementResult result;
 };
 
-// `request` on engines[0], split with engines[1..count) when count > 1.
+// `request` on engines[0], split with engines[1..count) when count > 1,
+// after an untimed `warmup`.
 absl::StatusOr<Timed> TimeRow(const std::vector<core::Engine*>& engines,
                               int count, const Workload& w,
+                              const core::MeasurementRequest& warmup,
                               const core::MeasurementRequest& request) {
   const std::vector<core::Engine*> helpers(engines.begin() + 1,
                                            engines.begin() + count);
-  auto measure = [&]() {
-    return count == 1 ? engines[0]->Measure(w.model, w.shard, request, {})
-                      : engines[0]->MeasureSplit(helpers, w.model, w.shard,
-                                                 request, {});
+  auto measure = [&](const core::MeasurementRequest& r) {
+    return count == 1 ? engines[0]->Measure(w.model, w.shard, r, {})
+                      : engines[0]->MeasureSplit(helpers, w.model, w.shard, r,
+                                                 {});
   };
   Timed timed;
-  CURVD_ASSIGN_OR_RETURN(timed.result, measure());  // loads every cache
+  CURVD_RETURN_IF_ERROR(measure(warmup).status());  // fills every cache
   std::vector<double> seconds;
   for (int r = 0; r < std::max(1, absl::GetFlag(FLAGS_repeats)); ++r) {
     const absl::Time start = absl::Now();
-    CURVD_ASSIGN_OR_RETURN(timed.result, measure());
+    CURVD_ASSIGN_OR_RETURN(timed.result, measure(request));
     seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start));
   }
   std::sort(seconds.begin(), seconds.end());
@@ -231,13 +237,21 @@ absl::Status Run() {
       absl::GetFlag(FLAGS_workload), w.num_samples, w.micro_batch_size,
       devices[0]);
   bool all_agree = true;
-  for (const std::string row : {"hvp", "lanczos", "hutchinson"}) {
+  const core::MeasurementRequest warmup = RequestOf(w, "hvp");
+  for (const absl::string_view name :
+       absl::StrSplit(absl::GetFlag(FLAGS_rows), ',', absl::SkipEmpty())) {
+    const std::string row(name);
+    if (row != "hvp" && row != "lanczos" && row != "hutchinson") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--rows: '", row, "' is not hvp, lanczos or hutchinson"));
+    }
     const core::MeasurementRequest request = RequestOf(w, row);
     const double per = row == "hvp" ? absl::GetFlag(FLAGS_hvp_probes) : 1;
     double one_device = 0;
     std::vector<double> reference;
     for (int count : counts) {
-      CURVD_ASSIGN_OR_RETURN(const Timed t, TimeRow(engines, count, w, request));
+      CURVD_ASSIGN_OR_RETURN(const Timed t,
+                             TimeRow(engines, count, w, warmup, request));
       const double seconds = t.seconds / per;
       const std::vector<double> answer = AnswerOf(t.result);
       if (count == 1) {
