@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -197,8 +198,13 @@ absl::StatusOr<std::vector<std::string>> DevicesToUse() {
 }
 
 absl::Status Run() {
-  const std::string dir = absl::GetFlag(FLAGS_export_dir);
-  if (dir.empty()) return absl::InvalidArgumentError("--export_dir is required");
+  if (absl::GetFlag(FLAGS_export_dir).empty()) {
+    return absl::InvalidArgumentError("--export_dir is required");
+  }
+  // Canonical: it is the data root the shard's path is checked against.
+  const std::string dir =
+      std::filesystem::weakly_canonical(absl::GetFlag(FLAGS_export_dir))
+          .string();
   CURVD_ASSIGN_OR_RETURN(const Workload w,
                          ReadWorkload(dir, absl::GetFlag(FLAGS_workload)));
   CURVD_ASSIGN_OR_RETURN(const std::vector<std::string> devices,
