@@ -109,7 +109,7 @@ def parse_args(argv):
                         help="length of one training segment (default 1.5; smoke 0.5)")
     parser.add_argument("--lanczos_iterations", type=int, help="default 20; smoke 5")
     parser.add_argument("--probes", type=int, help="trace probes, default 20; smoke 4")
-    parser.add_argument("--idle_timeout", type=float,
+    parser.add_argument("--idle_timeout", type=float, default=60.0,
                         help="longest wait for the server to finish before a baseline "
                              "segment of a training row (default 60)")
     parser.add_argument("--upload_mb", type=float, help="checkpoint MiB (default 100; smoke 16)")
@@ -117,7 +117,7 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     defaults = dict(submits=(200, 20), repetitions=(5, 2), segment_seconds=(1.5, 0.5),
                     lanczos_iterations=(20, 5), probes=(20, 4), upload_mb=(100, 16),
-                    upload_repetitions=(5, 2), idle_timeout=(60.0, 60.0))
+                    upload_repetitions=(5, 2))
     for name, (full, smoke) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, smoke if args.smoke else full)

@@ -16,7 +16,6 @@
 #include "core/api/measurement.h"
 #include "core/measurements/llc_diagnostics.h"
 #include "core/objective/chain_objective.h"
-#include "core/objective/linear_operator.h"
 #include "core/samplers/chain_streams.h"
 #include "core/samplers/minibatch_schedule.h"
 #include "core/samplers/sampler.h"
@@ -110,10 +109,9 @@ std::string DivergenceAdvice(double n_beta) {
       n_beta, ") may lie above the threshold, raise divergence_factor");
 }
 
-// The chains of one device: chains [first, first + w.size(0)) of the
-// measurement, with their own sampler, schedule and objective.
+// The chains of one device, a contiguous run of the measurement's, with
+// their own sampler, schedule and objective.
 struct ChainGroup {
-  int64_t first = 0;
   torch::Tensor center;  // w* [P] on the group's device
   torch::Tensor w;       // the chains [count, P]
   std::unique_ptr<Sampler> sampler;
@@ -180,15 +178,6 @@ absl::StatusOr<LlcResult> MeasureLlc(const std::vector<Objective*>& objectives,
           other->num_parameters()));
     }
   }
-  const torch::Tensor center0 = FlatCenter(objective);
-  for (Objective* other : objectives) {
-    if (other == &objective) continue;
-    const c10::DeviceGuard on(other->vector_options().device());
-    if (!torch::equal(FlatCenter(*other).to(center0.device()), center0)) {
-      return absl::InvalidArgumentError(
-          "llc's objectives must start at the same parameters w*");
-    }
-  }
   LlcResult result;
   const int64_t n = objective.num_samples();
   result.num_samples = n;
@@ -215,13 +204,17 @@ absl::StatusOr<LlcResult> MeasureLlc(const std::vector<Objective*>& objectives,
   for (size_t g = 0; g < sizes.size(); ++g) {
     const torch::Device device = objectives[g]->vector_options().device();
     const c10::DeviceGuard on(device);
+    ChainGroup group;
+    group.center = FlatCenter(*objectives[g]);
+    if (g > 0 && !torch::equal(group.center.to(groups[0].center.device()),
+                               groups[0].center)) {
+      return absl::InvalidArgumentError(
+          "llc's objectives must start at the same parameters w*");
+    }
     // A whole-shard loss seeds the device's default generator, as
     // objective.Loss() above did the first's: the forward randomness of the
     // chains (dropout in train mode) then repeats with the request's seed.
     if (g > 0) CURVD_RETURN_IF_ERROR(objectives[g]->Loss().status());
-    ChainGroup group;
-    group.first = first;
-    group.center = FlatCenter(*objectives[g]);
     group.w = group.center.unsqueeze(0).repeat({sizes[g], 1});
     CURVD_ASSIGN_OR_RETURN(
         group.sampler,

@@ -41,7 +41,7 @@ absl::StatusOr<LlcResult> MeasureLlc(Objective& objective,
 // launched on every device in turn, that device current, without waiting
 // between the divergence checks; result.groups says where the chains ran.
 // Errors as MeasureLlc's, and InvalidArgument for objectives that disagree on
-// the number of samples or parameters or on w*.
+// the number of samples or parameters, or (those given chains) on w*.
 absl::StatusOr<LlcResult> MeasureLlc(const std::vector<Objective*>& objectives,
                                      const LlcOptions& options,
                                      const Progress& progress);
