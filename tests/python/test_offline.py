@@ -15,9 +15,10 @@ import curvd
 from curvd import blob_upload, model_source, results_table, safetensors_format
 from curvd.measurement_specs import build_specs, request_id
 from curvd.submit_queue import SubmitQueue
+from curvd.upload_process import UploadProcess
 from curvd.v1 import curvd_service_pb2 as service_pb2
 from curvd.v1 import resources_pb2
-from curvd.weights_snapshot import PinnedBufferPool, WeightsSnapshot
+from curvd.weights_snapshot import PinnedBufferPool, WeightsSnapshot, byte_layout, pack, unpack
 
 
 class Unscriptable(torch.nn.Module):
@@ -114,16 +115,16 @@ class _Event:
 class PinnedBufferPoolTest(unittest.TestCase):
     def test_a_set_is_lent_again_only_after_its_copies(self):
         pool = PinnedBufferPool()
-        buffers = [torch.empty(3)]
+        buffers = [torch.empty(12, dtype=torch.uint8)]
         event = _Event(False)
         pool.release(buffers, [event])
         with mock.patch.object(torch, "empty", return_value="new") as allocate:
-            self.assertEqual(pool.take([torch.zeros(3)]), ["new"],
+            self.assertEqual(pool.take([12]), ["new"],
                              "buffers still being copied into are not lent")
             allocate.assert_called_once()
             event.done = True
-            self.assertIs(pool.take([torch.zeros(3)]), buffers)
-            self.assertEqual(pool.take([torch.zeros(2)]), ["new"], "another shape")
+            self.assertIs(pool.take([12]), buffers)
+            self.assertEqual(pool.take([8]), ["new"], "another size")
 
 
 class SubmitQueueTest(unittest.TestCase):
@@ -171,10 +172,94 @@ class SnapshotTest(unittest.TestCase):
         before = model.weight.detach().clone()
         with torch.no_grad():
             model.weight.add_(1.0)
-        state, extra = snapshot.ready()
+        state, extra, data = snapshot.ready()
         self.assertTrue(torch.equal(state["weight"], before))
         self.assertEqual(float(extra["train_loss"]), 0.5)
         self.assertEqual(list(state), ["weight", "bias"])
+        self.assertIsNone(data, "CPU tensors are cloned one by one, into no common buffer")
+
+    @staticmethod
+    def mixed_state(device):
+        """Every element size, odd lengths, a non-contiguous tensor and a scalar."""
+        return {"half": torch.arange(3, dtype=torch.float16, device=device),
+                "weight": torch.arange(6.0, device=device).reshape(2, 3).t(),
+                "flag": torch.tensor([True, False, True], device=device),
+                "count": torch.tensor(7, device=device),
+                "double": torch.tensor([1.5, -2.0], dtype=torch.float64, device=device),
+                "bytes": torch.arange(5, dtype=torch.uint8, device=device),
+                "empty": torch.zeros(0, 4, device=device)}
+
+    def test_packed_bytes_unpack_to_every_tensor_at_an_aligned_offset(self):
+        state = self.mixed_state("cpu")
+        tensors = list(state.values())
+        order, offsets, total = byte_layout(tensors)
+        self.assertEqual(sorted(order), list(range(len(tensors))))
+        self.assertEqual(total, sum(t.numel() * t.element_size() for t in tensors))
+        for tensor, offset in zip(tensors, offsets):
+            self.assertEqual(offset % tensor.element_size(), 0)
+        sizes = [tensors[i].element_size() for i in order]
+        self.assertEqual(sizes, sorted(sizes, reverse=True), "larger elements first")
+        buffer = pack(tensors, order)
+        self.assertEqual((buffer.dtype, buffer.numel()), (torch.uint8, total))
+        for tensor, view in zip(tensors, unpack(buffer, tensors, offsets)):
+            self.assertEqual((view.dtype, view.shape), (tensor.dtype, tensor.shape))
+            self.assertTrue(torch.equal(view, tensor))
+            if view.numel():
+                self.assertTrue(buffer.data_ptr() <= view.data_ptr() < buffer.data_ptr() + total,
+                                "a view of the buffer, not a copy")
+
+
+class HandOverTest(unittest.TestCase):
+    def test_one_copy_of_the_packed_bytes_writes_what_the_tensors_write(self):
+        named = SnapshotTest.mixed_state("cpu")
+        tensors = list(named.values())
+        order, offsets, total = byte_layout(tensors)
+        buffer = pack(tensors, order)
+        views = unpack(buffer, tensors, offsets)
+        state = {list(named)[i]: views[i] for i in order}
+        process = UploadProcess("localhost:1", {}, "runs/r", "r", [], 1.0)
+        try:
+            files = []
+            for data in (None, buffer):
+                entries = process._hand_over(state, data)  # noqa: SLF001
+                mapped = process._buffer[1]  # noqa: SLF001 - the shared file
+                files.append((entries, bytes(mapped[:total])))
+                mapped[:total] = bytes(total)  # what the second hand-over must overwrite
+            self.assertEqual(files[1], files[0])
+            self.assertEqual(files[0][1], bytes(buffer.numpy()))
+            self.assertEqual([e[0] for e in files[0][0]], list(state))
+        finally:
+            process.close()
+
+
+@unittest.skipUnless(torch.cuda.is_available(), "needs CUDA")
+class SnapshotOnCudaTest(unittest.TestCase):
+    def test_one_buffer_holds_the_state_in_order_after_the_loss(self):
+        state = SnapshotTest.mixed_state("cuda")
+        loss = torch.tensor(0.25, device="cuda")
+        snapshot = WeightsSnapshot(state, PinnedBufferPool(), {"train_loss": loss})
+        for tensor in state.values():
+            tensor.zero_()  # training goes on while the copy runs
+        copied, extra, data = snapshot.ready()
+        expected = SnapshotTest.mixed_state("cpu")
+        self.assertEqual(set(copied), set(expected))
+        for name, tensor in copied.items():
+            self.assertTrue(torch.equal(tensor, expected[name]), name)
+            self.assertTrue(tensor.is_pinned(), name)
+        self.assertEqual(float(extra["train_loss"]), 0.25)
+        self.assertEqual(bytes(data.numpy()),
+                         b"".join(bytes(safetensors_format.tensor_bytes(t))
+                                  for t in copied.values()),
+                         "data is the state's bytes back to back in the state's order")
+        snapshot.release()
+        self.assertIsNone(snapshot.ready()[2])
+
+    def test_a_cpu_tensor_beside_cuda_ones_leaves_no_common_buffer(self):
+        state = {"a": torch.ones(3, device="cuda"), "b": torch.ones(2)}
+        copied, _, data = WeightsSnapshot(state, PinnedBufferPool()).ready()
+        self.assertIsNone(data)
+        self.assertEqual({k: v.tolist() for k, v in copied.items()},
+                         {"a": [1.0] * 3, "b": [1.0] * 2})
 
 
 class SpecsTest(unittest.TestCase):

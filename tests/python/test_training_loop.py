@@ -14,6 +14,7 @@ import torch
 import curvd
 from curvd import safetensors_format
 from curvd.upload_process import UploadProcess
+from curvd.upload_worker import UPLOAD_NICE
 from curvd_server import CurvdServerTest, mlp, regression_data, train
 
 try:
@@ -85,6 +86,9 @@ class UploaderTest(CurvdServerTest):
                 child = run._upload_process._process  # noqa: SLF001 - the child itself
                 self.assertIsNotNone(child, "the process uploader started no child")
                 self.assertNotEqual(child.pid, os.getpid())
+                self.assertEqual(os.getpriority(os.PRIO_PROCESS, child.pid),
+                                 min(19, os.getpriority(os.PRIO_PROCESS, 0) + UPLOAD_NICE),
+                                 "the uploads yield the trainer's cores")
             self.assertTrue(run.close(timeout=60))
             self.assertEqual(run.stats["processed"], 3, run.stats)
             values[uploader] = {(r["step"], r["kind"]): r["value"] for r in self.rows(run)}

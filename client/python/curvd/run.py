@@ -272,13 +272,13 @@ class Run:
             log.info("curvd: the server at %s is back", self._client.target)
 
     def _process(self, item):
-        state, extra = item.snapshot.ready()
+        state, extra, data = item.snapshot.ready()
         train_loss = item.train_loss
         if "train_loss" in extra:
             train_loss = float(extra["train_loss"])
         if self._upload_process is not None:
             measurements = self._upload_process.checkpoint(item.step, state, train_loss,
-                                                           self._stop)
+                                                           self._stop, data)
         else:
             measurements = self._measure_here(item.step, state, train_loss)
         for measurement in measurements:

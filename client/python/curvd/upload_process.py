@@ -70,15 +70,16 @@ class UploadProcess:
         self._replies = None
         self._buffer = None  # (descriptor, mmap, size) of the shared file
 
-    def checkpoint(self, step, state, train_loss, stop):
+    def checkpoint(self, step, state, train_loss, stop, data=None):
         """Hands `state` (a mapping of name to contiguous CPU tensor, in file
-        order) of `step` to the child, which uploads it, records the
+        order; `data`, when given, a uint8 CPU tensor of their bytes back to
+        back, copied at once) of `step` to the child, which uploads it, records the
         checkpoint and measures it; yields each finished Measurement. Raises
         RemoteRpcError for a transport failure (the same call may succeed
         later), CurvdError for a refusal, for a child that died (restarted at
         the next checkpoint) and, with code CANCELLED, once `stop` (a
         threading.Event) is set: the child is then stopped."""
-        entries = self._hand_over(state)
+        entries = self._hand_over(state, data)
         self._start()
         self._send(("checkpoint", step, train_loss, entries))
         answered = False
@@ -118,10 +119,11 @@ class UploadProcess:
                                  f"restarts at the next checkpoint")
         return self._receive()
 
-    def _hand_over(self, state):
-        """Copies `state` into the shared-memory file, back to back in order;
-        returns its entries (name, dtype string, shape, byte count). No view of
-        the file outlives the call, so the file can be closed at any time."""
+    def _hand_over(self, state, data):
+        """Copies `state` (or `data`, its bytes, in one copy) into the
+        shared-memory file, back to back in order; returns its entries (name,
+        dtype string, shape, byte count). No view of the file outlives the call,
+        so the file can be closed at any time."""
         import numpy  # the parent's torch has it; the child never needs this path
 
         from curvd import safetensors_format
@@ -132,6 +134,9 @@ class UploadProcess:
         # numpy's copy: one thread, the GIL released while it copies. torch's
         # copy_ would wake its intra-op threads, which spin on the cores the
         # training loop needs.
+        if data is not None:
+            numpy.copyto(buffer, data.numpy())
+            return entries
         offset = 0
         for tensor, (_, _, _, nbytes) in zip(state.values(), entries):
             if nbytes:

@@ -19,11 +19,19 @@ from curvd.measurement_specs import request_id
 from curvd.v1 import resources_pb2
 
 
+# How much lower than the trainer's the child's CPU priority is: where the
+# trainer's cores are busy (its loop, the autograd thread, the CUDA driver's
+# threads) the uploads wait for them, as the server's workers do (its
+# --worker_nice); an idle core runs them at full speed either way.
+UPLOAD_NICE = 10
+
+
 def serve(commands, replies, buffer_fd):
     """The child's loop over Connections `commands` and `replies` and the shared
     file `buffer_fd`: the "start" command, then checkpoints until "exit", the
     pipe closing or the parent exiting (which also ends a wait for a
-    measurement)."""
+    measurement). Runs at UPLOAD_NICE more than the parent, its threads too."""
+    os.nice(UPLOAD_NICE)  # before any thread starts: Linux threads inherit it
     _, target, client_options, run_name, run_id, spec_bytes, timeout = commands.recv()
     client = Client(target, **client_options)
     specs = [resources_pb2.MeasurementSpec.FromString(b) for b in spec_bytes]

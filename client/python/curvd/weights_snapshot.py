@@ -1,15 +1,50 @@
 """Copies of a model's weights taken off its device without waiting for it.
 
-A CUDA tensor is copied with non_blocking=True into a page-locked (pinned) CPU
-buffer, and a CUDA event recorded after the copies marks when they are done, so
-the trainer's thread returns while the GPU copies; a CPU tensor is cloned. The
-pinned buffers come from a pool and go back to it once the snapshot is
-serialised, since allocating page-locked memory costs far more than copying.
+The CUDA tensors of one device are packed into one byte buffer there (one
+torch.cat of their bytes) and that buffer is copied with non_blocking=True into
+a page-locked (pinned) CPU buffer, once: a model of n tensors costs the
+trainer's thread one copy launch instead of n, and the uploader one hand-over
+copy instead of n (each of which takes the GIL back from the training loop). A
+CUDA event recorded after the copy marks when it is done, so the trainer's
+thread returns while the GPU copies; a CPU tensor is cloned. The pinned
+buffers come from a pool and go back to it once the snapshot is serialised,
+since allocating page-locked memory costs far more than copying.
 """
 
 import threading
 
 import torch
+
+
+def byte_layout(tensors):
+    """Where each of `tensors` goes in one byte buffer holding them all back to
+    back: (order, offsets, total), `order` the indices of `tensors` in buffer
+    order, `offsets[i]` the byte offset of tensors[i]. Larger elements come
+    first (the given order kept among equal sizes), so every offset is a
+    multiple of its tensor's element size and a view of the buffer as that
+    dtype is allowed."""
+    order = sorted(range(len(tensors)), key=lambda i: -tensors[i].element_size())
+    offsets, total = [0] * len(tensors), 0
+    for i in order:
+        offsets[i] = total
+        total += tensors[i].numel() * tensors[i].element_size()
+    return order, offsets, total
+
+
+def pack(tensors, order):
+    """One uint8 tensor, on the tensors' device, of their bytes in `order` (as
+    byte_layout gives it): a single copy kernel."""
+    return torch.cat([tensors[i].reshape(-1).view(torch.uint8) for i in order])
+
+
+def unpack(buffer, tensors, offsets):
+    """Views of uint8 `buffer` shaped and typed like each of `tensors` at its
+    byte offset in `offsets`."""
+    views = []
+    for tensor, offset in zip(tensors, offsets):
+        nbytes = tensor.numel() * tensor.element_size()
+        views.append(buffer[offset:offset + nbytes].view(tensor.dtype).reshape(tensor.shape))
+    return views
 
 
 class PinnedBufferPool:
@@ -24,17 +59,15 @@ class PinnedBufferPool:
         self._free = []  # (list of pinned tensors, their pending events), one per snapshot
         self._lock = threading.Lock()
 
-    def take(self, tensors):
-        """Pinned CPU buffers shaped like `tensors` (a list of CUDA tensors), reused
-        from a released set that matches them all and is no longer being copied
+    def take(self, sizes):
+        """Pinned uint8 CPU buffers of `sizes` bytes (a list of ints), reused
+        from a released set of the same sizes that is no longer being copied
         into, else newly allocated."""
-        key = [(t.shape, t.dtype) for t in tensors]
         with self._lock:
             for index, (buffers, events) in enumerate(self._free):
-                if [(b.shape, b.dtype) for b in buffers] == key and \
-                        all(e.query() for e in events):
+                if [b.numel() for b in buffers] == sizes and all(e.query() for e in events):
                     return self._free.pop(index)[0]
-        return [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in tensors]
+        return [torch.empty(size, dtype=torch.uint8, pin_memory=True) for size in sizes]
 
     def release(self, buffers, events=()):
         """Returns `buffers` (from take) for reuse once `events` (CUDA events
@@ -50,40 +83,62 @@ class WeightsSnapshot:
 
     def __init__(self, state, pool, extra=None):
         """Starts copying `state` (a mapping of name to tensor, e.g.
-        module.state_dict()) and `extra` (a mapping of name to tensor kept apart,
-        such as a train loss still on the GPU) off their devices; returns without
-        waiting for CUDA copies. `pool` (a PinnedBufferPool) lends the buffers."""
+        module.state_dict()) and `extra` (a mapping of name to scalar tensor
+        kept apart, such as a train loss still on the GPU, read back as
+        float64) off their devices; returns without waiting for CUDA copies.
+        `pool` (a PinnedBufferPool) lends the buffers. The packing takes a
+        device buffer as large as that device's tensors for as long as the
+        copy runs."""
         self._pool = pool
         self._events = []
         self._pinned = None
-        names = list(state) + [f"\0{name}" for name in (extra or {})]
-        values = [t.detach() for t in state.values()] + \
-            [torch.as_tensor(t).detach().reshape(()) for t in (extra or {}).values()]
-        cuda = [i for i, t in enumerate(values) if t.is_cuda]
-        copies = list(values)
-        if cuda:
-            self._pinned = pool.take([values[i] for i in cuda])
-            devices = set()
-            for buffer, i in zip(self._pinned, cuda):
-                buffer.copy_(values[i], non_blocking=True)
-                copies[i] = buffer
-                devices.add(values[i].device)
-            for device in devices:
+        self._data = None
+        extra = {f"\0{name}": torch.as_tensor(t).detach().reshape(()).double()
+                 for name, t in (extra or {}).items()}
+        # Extras first: their 8-byte elements lead the buffer, so that the
+        # state's bytes follow them back to back.
+        named = list(extra.items()) + [(name, t.detach()) for name, t in state.items()]
+        groups = {}  # device -> indices into `named`, CUDA devices only
+        for i, (_, t) in enumerate(named):
+            if t.is_cuda:
+                groups.setdefault(t.device, []).append(i)
+        copies = {}
+        if groups:
+            layouts = {device: byte_layout([named[i][1] for i in indices])
+                       for device, indices in groups.items()}
+            self._pinned = pool.take([total for _, _, total in layouts.values()])
+            for buffer, (device, indices) in zip(self._pinned, groups.items()):
+                tensors = [named[i][1] for i in indices]
+                order, offsets, _ = layouts[device]
+                buffer.copy_(pack(tensors, order), non_blocking=True)
                 event = torch.cuda.Event()
                 event.record(torch.cuda.current_stream(device))
                 self._events.append(event)
-        for i, t in enumerate(values):
+                views = unpack(buffer, tensors, offsets)
+                copies.update((indices[j], views[j]) for j in order)
+            state_on_one_device = len(groups) == 1 and all(
+                t.is_cuda for _, t in named[len(extra):])
+            if state_on_one_device:
+                # The CUDA extras lead the buffer, 8 bytes each.
+                first = 8 * sum(t.is_cuda for _, t in named[:len(extra)])
+                self._data = self._pinned[0][first:]
+        for i, (_, t) in enumerate(named):
             if not t.is_cuda:
                 copies[i] = t.clone(memory_format=torch.contiguous_format)
-        self._tensors = dict(zip(names, copies))
+        # Buffer order where there is one buffer, so that its bytes are the
+        # state's in order.
+        self._tensors = {named[i][0]: copy for i, copy in copies.items()}
 
     def ready(self):
-        """Waits for the copies; returns (state dict of CPU tensors, extra dict)."""
+        """Waits for the copies; returns (state dict of CPU tensors, extra dict,
+        data), `data` a uint8 CPU tensor of the state's tensors' bytes back to
+        back in the state dict's order when one buffer holds them all, else
+        None."""
         for event in self._events:
             event.synchronize()
         state = {k: v for k, v in self._tensors.items() if not k.startswith("\0")}
         extra = {k[1:]: v for k, v in self._tensors.items() if k.startswith("\0")}
-        return state, extra
+        return state, extra, self._data
 
     def release(self):
         """Gives the pinned buffers back to the pool, without waiting for the
@@ -91,3 +146,4 @@ class WeightsSnapshot:
         if self._pinned is not None:
             self._pool.release(self._pinned, self._events)
             self._pinned = None
+            self._data = None
