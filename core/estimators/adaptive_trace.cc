@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <tuple>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -14,6 +13,7 @@
 #include "common/status_macros.h"
 #include "core/estimators/term_and_norm.h"
 #include "core/estimators/trace_estimate.h"
+#include "core/linalg/orthonormal_rows.h"
 
 namespace curvd::core {
 namespace {
@@ -126,9 +126,7 @@ absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
   int64_t k = 0;
 
   // Adds `add` sketch columns: A s for new probes s, orthonormalised against
-  // Q in float64 (projected out twice, then a reduced QR, projected and
-  // factored once more so that a rank-deficient block stays orthogonal to Q),
-  // and their exact q^T A q and |A q|^2.
+  // Q in float64, and their exact q^T A q and |A q|^2.
   auto grow = [&](int64_t add) -> absl::Status {
     torch::Tensor block = torch::empty({add, size}, options);
     for (int64_t i = 0; i < add; ++i) {
@@ -146,17 +144,7 @@ absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
       diagonal_sum += (s * as).to(torch::kFloat64);
       block[i].copy_(as);
     }
-    torch::Tensor y = block.to(torch::kFloat64);
-    auto project_out = [&](torch::Tensor x) {
-      if (!basis64.defined()) return x;
-      for (int pass = 0; pass < 2; ++pass) {
-        x = x - x.mm(basis64.t()).mm(basis64);
-      }
-      return x;
-    };
-    for (int round = 0; round < 2; ++round) {
-      y = std::get<0>(torch::linalg_qr(project_out(y).t(), "reduced")).t();
-    }
+    const torch::Tensor y = OrthonormalRows(block.to(torch::kFloat64), basis64);
     for (int64_t i = 0; i < add; ++i) {
       const torch::Tensor q = y[i].to(options);
       CURVD_ASSIGN_OR_RETURN(torch::Tensor aq,

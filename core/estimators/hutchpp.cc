@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <tuple>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -12,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "core/estimators/term_and_norm.h"
+#include "core/linalg/orthonormal_rows.h"
 
 namespace curvd::core {
 namespace {
@@ -94,13 +94,10 @@ absl::StatusOr<HutchppResult> HutchPlusPlus(const LinearOperator& op,
   if (!torch::isfinite(sketch).all().item<bool>()) {
     return absl::InvalidArgumentError("a Hutch++ sketch product is not finite");
   }
-  // QR in float64: a float32 Gram-Schmidt would lose orthogonality on the
-  // fast-decaying spectra Hutch++ is for.
+  // Orthonormalised in float64: a float32 Gram-Schmidt would lose
+  // orthogonality on the fast-decaying spectra Hutch++ is for.
   const torch::Tensor basis =
-      std::get<0>(torch::linalg_qr(sketch.t().to(torch::kFloat64), "reduced"))
-          .t()
-          .contiguous()
-          .to(options);
+      OrthonormalRows(sketch.to(torch::kFloat64)).to(options);
   sketch = torch::Tensor();  // A S is no longer needed
   for (int64_t i = 0; i < k; ++i) {
     const torch::Tensor qi = basis[i];
