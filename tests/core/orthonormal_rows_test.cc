@@ -30,6 +30,17 @@ class OrthonormalRowsTest : public DeviceTest {
     return (x - x.mm(y.t()).mm(y)).abs().max().item<double>() /
            x.abs().max().item<double>();
   }
+  // y: as many orthonormal rows as `block`, orthogonal to `basis`, spanning
+  // what of `block` lies off it.
+  static void ExpectABasisOfTheRest(const torch::Tensor& y,
+                                    const torch::Tensor& block,
+                                    const torch::Tensor& basis) {
+    ASSERT_EQ(y.sizes(), block.sizes());
+    EXPECT_LT(Departure(y), 1e-13);
+    EXPECT_LT(basis.mm(y.t()).abs().max().item<double>(), 1e-13);
+    const torch::Tensor rest = block - block.mm(basis.t()).mm(basis);
+    EXPECT_LT(Outside(rest, y), 1e-10);
+  }
 };
 
 TEST_P(OrthonormalRowsTest, SpansAFullRankBlock) {
@@ -47,28 +58,18 @@ TEST_P(OrthonormalRowsTest, IsOrthogonalToTheBasisAndSpansTheRest) {
   // Mostly along the basis: what is left is a small part of each row.
   const torch::Tensor block =
       Random(6, 5, 3).mm(basis) * 1e3 + Random(6, 300, 4);
-  const torch::Tensor y = OrthonormalRows(block, basis);
-  ASSERT_EQ(y.sizes(), block.sizes());
-  EXPECT_LT(Departure(y), 1e-13);
-  EXPECT_LT(basis.mm(y.t()).abs().max().item<double>(), 1e-13);
-  const torch::Tensor rest = block - block.mm(basis.t()).mm(basis);
-  EXPECT_LT(Outside(rest, y), 1e-10);
+  ExpectABasisOfTheRest(OrthonormalRows(block, basis), block, basis);
 }
 
 TEST_P(OrthonormalRowsTest, ARankDeficientBlockStillGivesOrthonormalRows) {
   const torch::Tensor basis = OrthonormalRows(Random(3, 200, 5));
   torch::Tensor block = Random(4, 200, 6);
   block[3] = block[0] - 2 * block[1];  // rank 3
-  const torch::Tensor y = OrthonormalRows(block, basis);
-  ASSERT_EQ(y.sizes(), block.sizes());
-  EXPECT_LT(Departure(y), 1e-13);
-  EXPECT_LT(basis.mm(y.t()).abs().max().item<double>(), 1e-13);
-  const torch::Tensor rest = block - block.mm(basis.t()).mm(basis);
-  EXPECT_LT(Outside(rest, y), 1e-10);
+  ExpectABasisOfTheRest(OrthonormalRows(block, basis), block, basis);
 }
 
 TEST_P(OrthonormalRowsTest, ABadlyConditionedBlockIsSpannedToRounding) {
-  // Rows of norms 1 down to 1e-12: beyond CholeskyQR2's reach.
+  // Rows of norms 1 down to 1e-12: a condition number of 1e12.
   torch::Tensor block = Random(6, 250, 7);
   for (int64_t i = 0; i < 6; ++i) block[i] *= std::pow(1e-12, i / 5.0);
   const torch::Tensor y = OrthonormalRows(block);
