@@ -77,6 +77,26 @@ TEST_P(OrthonormalRowsTest, ABadlyConditionedBlockIsSpannedToRounding) {
   EXPECT_LT(Outside(block, y), 1e-12);
 }
 
+TEST_P(OrthonormalRowsTest, NearlyCollinearRowsAreSpannedToRounding) {
+  // One direction and tiny departures from it (1e-8 down to 1e-14): a Gram
+  // matrix Cholesky cannot factor, the Householder path's case.
+  const torch::Tensor basis = OrthonormalRows(Random(2, 250, 9));
+  const torch::Tensor direction = Random(1, 250, 10);
+  torch::Tensor block = direction.repeat({6, 1});
+  const torch::Tensor noise = Random(6, 250, 11);
+  for (int64_t i = 1; i < 6; ++i) {
+    block[i] += noise[i] * std::pow(10.0, -8.0 - 1.5 * (i - 1));
+  }
+  ExpectABasisOfTheRest(OrthonormalRows(block, basis), block, basis);
+}
+
+TEST_P(OrthonormalRowsTest, AnEmptyBasisIsNone) {
+  const torch::Tensor block = Random(4, 50, 12);
+  const torch::Tensor y = OrthonormalRows(block, Random(0, 50, 13));
+  EXPECT_LT(Departure(y), 1e-13);
+  EXPECT_LT(Outside(block, y), 1e-12);
+}
+
 TEST_P(OrthonormalRowsTest, AnEmptyBlockIsEmpty) {
   EXPECT_EQ(OrthonormalRows(Random(0, 10, 8)).size(0), 0);
 }

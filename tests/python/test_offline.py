@@ -18,7 +18,8 @@ from curvd.submit_queue import SubmitQueue
 from curvd.upload_process import UploadProcess
 from curvd.v1 import curvd_service_pb2 as service_pb2
 from curvd.v1 import resources_pb2
-from curvd.weights_snapshot import PinnedBufferPool, WeightsSnapshot, byte_layout, pack, unpack
+from curvd.weights_snapshot import (PinnedBufferPool, WeightsSnapshot, byte_layout,
+                                    copy_packed, unpack)
 
 
 class Unscriptable(torch.nn.Module):
@@ -180,9 +181,12 @@ class SnapshotTest(unittest.TestCase):
 
     @staticmethod
     def mixed_state(device):
-        """Every element size, odd lengths, a non-contiguous tensor and a scalar."""
+        """Every element size, odd lengths, non-contiguous tensors (a
+        transpose, a strided slice, an expanded one) and a scalar."""
         return {"half": torch.arange(3, dtype=torch.float16, device=device),
                 "weight": torch.arange(6.0, device=device).reshape(2, 3).t(),
+                "every_other": torch.arange(10.0, device=device)[::2],
+                "expanded": torch.tensor([3.0], device=device).expand(4),
                 "flag": torch.tensor([True, False, True], device=device),
                 "count": torch.tensor(7, device=device),
                 "double": torch.tensor([1.5, -2.0], dtype=torch.float64, device=device),
@@ -199,8 +203,8 @@ class SnapshotTest(unittest.TestCase):
             self.assertEqual(offset % tensor.element_size(), 0)
         sizes = [tensors[i].element_size() for i in order]
         self.assertEqual(sizes, sorted(sizes, reverse=True), "larger elements first")
-        buffer = pack(tensors, order)
-        self.assertEqual((buffer.dtype, buffer.numel()), (torch.uint8, total))
+        buffer = torch.empty(total, dtype=torch.uint8)
+        copy_packed(tensors, order, offsets, buffer, chunk_bytes=16)  # several chunks
         for tensor, view in zip(tensors, unpack(buffer, tensors, offsets)):
             self.assertEqual((view.dtype, view.shape), (tensor.dtype, tensor.shape))
             self.assertTrue(torch.equal(view, tensor))
@@ -214,7 +218,8 @@ class HandOverTest(unittest.TestCase):
         named = SnapshotTest.mixed_state("cpu")
         tensors = list(named.values())
         order, offsets, total = byte_layout(tensors)
-        buffer = pack(tensors, order)
+        buffer = torch.empty(total, dtype=torch.uint8)
+        copy_packed(tensors, order, offsets, buffer)
         views = unpack(buffer, tensors, offsets)
         state = {list(named)[i]: views[i] for i in order}
         process = UploadProcess("localhost:1", {}, "runs/r", "r", [], 1.0)
@@ -253,6 +258,16 @@ class SnapshotOnCudaTest(unittest.TestCase):
                          "data is the state's bytes back to back in the state's order")
         snapshot.release()
         self.assertIsNone(snapshot.ready()[2])
+
+    def test_an_element_wider_than_the_loss_leaves_no_common_buffer(self):
+        state = {"z": torch.ones(2, dtype=torch.complex128, device="cuda"),
+                 "w": torch.ones(3, device="cuda")}
+        loss = torch.tensor(0.5, device="cuda")
+        copied, extra, data = WeightsSnapshot(state, PinnedBufferPool(),
+                                              {"train_loss": loss}).ready()
+        self.assertIsNone(data, "the loss lies between the state's tensors")
+        self.assertEqual(float(extra["train_loss"]), 0.5)
+        self.assertTrue(torch.equal(copied["z"], state["z"].cpu()))
 
     def test_a_cpu_tensor_beside_cuda_ones_leaves_no_common_buffer(self):
         state = {"a": torch.ones(3, device="cuda"), "b": torch.ones(2)}

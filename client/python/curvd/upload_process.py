@@ -135,6 +135,8 @@ class UploadProcess:
         # copy_ would wake its intra-op threads, which spin on the cores the
         # training loop needs.
         if data is not None:
+            if data.numel() != buffer.size:
+                raise ValueError(f"{data.numel()} bytes of data for {buffer.size} of tensors")
             numpy.copyto(buffer, data.numpy())
             return entries
         offset = 0

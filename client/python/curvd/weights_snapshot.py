@@ -1,8 +1,8 @@
 """Copies of a model's weights taken off its device without waiting for it.
 
-The CUDA tensors of one device are packed into one byte buffer there (one
-torch.cat of their bytes) and that buffer is copied with non_blocking=True into
-a page-locked (pinned) CPU buffer, once: a model of n tensors costs the
+The CUDA tensors of one device are packed into byte buffers there (a
+torch.cat of their bytes per 64 MiB) and each is copied with non_blocking=True
+into one page-locked (pinned) CPU buffer: a model of n tensors costs the
 trainer's thread one copy launch instead of n, and the uploader one hand-over
 copy instead of n (each of which takes the GIL back from the training loop). A
 CUDA event recorded after the copy marks when it is done, so the trainer's
@@ -31,10 +31,31 @@ def byte_layout(tensors):
     return order, offsets, total
 
 
-def pack(tensors, order):
-    """One uint8 tensor, on the tensors' device, of their bytes in `order` (as
-    byte_layout gives it): a single copy kernel."""
-    return torch.cat([tensors[i].reshape(-1).view(torch.uint8) for i in order])
+# The most bytes packed on a device at once: copying a large state holds no
+# more device memory than this beside it (one tensor larger than this is
+# copied alone, unpacked).
+PACK_CHUNK_BYTES = 64 << 20
+
+
+def copy_packed(tensors, order, offsets, buffer, chunk_bytes=PACK_CHUNK_BYTES):
+    """Copies the bytes of `tensors` (on one device) into uint8 `buffer` at
+    `offsets`, in `order` (as byte_layout gives them), with non-blocking
+    copies, each of up to `chunk_bytes` packed by one torch.cat."""
+    chunk, start, size = [], 0, 0
+
+    def flush():
+        if chunk:
+            packed = torch.cat(chunk) if len(chunk) > 1 else chunk[0]
+            buffer[start:start + size].copy_(packed, non_blocking=True)
+
+    for i in order:
+        data = tensors[i].contiguous().view(-1).view(torch.uint8)
+        if chunk and size + data.numel() > chunk_bytes:
+            flush()
+            chunk, start, size = [], offsets[i], 0
+        chunk.append(data)
+        size += data.numel()
+    flush()
 
 
 def unpack(buffer, tensors, offsets):
@@ -110,18 +131,13 @@ class WeightsSnapshot:
             for buffer, (device, indices) in zip(self._pinned, groups.items()):
                 tensors = [named[i][1] for i in indices]
                 order, offsets, _ = layouts[device]
-                buffer.copy_(pack(tensors, order), non_blocking=True)
+                copy_packed(tensors, order, offsets, buffer)
                 event = torch.cuda.Event()
                 event.record(torch.cuda.current_stream(device))
                 self._events.append(event)
                 views = unpack(buffer, tensors, offsets)
                 copies.update((indices[j], views[j]) for j in order)
-            state_on_one_device = len(groups) == 1 and all(
-                t.is_cuda for _, t in named[len(extra):])
-            if state_on_one_device:
-                # The CUDA extras lead the buffer, 8 bytes each.
-                first = 8 * sum(t.is_cuda for _, t in named[:len(extra)])
-                self._data = self._pinned[0][first:]
+            self._data = self._state_bytes(named, len(extra), groups, layouts)
         for i, (_, t) in enumerate(named):
             if not t.is_cuda:
                 copies[i] = t.clone(memory_format=torch.contiguous_format)
@@ -129,11 +145,28 @@ class WeightsSnapshot:
         # state's in order.
         self._tensors = {named[i][0]: copy for i, copy in copies.items()}
 
+    def _state_bytes(self, named, extras, groups, layouts):
+        """The slice of the one pinned buffer that holds the state's tensors
+        (those of `named` after the first `extras`) back to back, after every
+        extra; None when the state is not all in one buffer or an extra lies
+        among its tensors (an element wider than 8 bytes sorts ahead of the
+        float64 extras)."""
+        if len(groups) != 1 or not all(t.is_cuda for _, t in named[extras:]):
+            return None
+        (indices,) = groups.values()
+        (_, offsets, total), = layouts.values()
+        extra_ends = [offsets[j] + 8 for j, i in enumerate(indices) if i < extras]
+        first = min((offsets[j] for j, i in enumerate(indices) if i >= extras), default=total)
+        if any(end > first for end in extra_ends):
+            return None
+        return self._pinned[0][first:]
+
     def ready(self):
         """Waits for the copies; returns (state dict of CPU tensors, extra dict,
-        data), `data` a uint8 CPU tensor of the state's tensors' bytes back to
-        back in the state dict's order when one buffer holds them all, else
-        None."""
+        data), `data` a uint8 CPU tensor of the returned state's tensors' bytes
+        back to back in its order when one buffer holds them all, else None.
+        The order is the buffer's (larger elements first), not the given
+        state's."""
         for event in self._events:
             event.synchronize()
         state = {k: v for k, v in self._tensors.items() if not k.startswith("\0")}
