@@ -165,7 +165,9 @@ struct AdaptiveTraceResult {
                             // "target_relative_error", "exact_zero_variance"
                             // or "max_hvps"
   // From the sketch probes: the mean of |A s|^2 (an unbiased estimate of
-  // |A|_F^2) and the share |A Q|_F^2 of it the final sketch holds.
+  // |A|_F^2) and the share |A Q|_F^2 of it the final sketch holds (where
+  // Hutchinson was taken before any low-rank product, the share estimated
+  // for the basis of the first sketch's first half).
   double frobenius_norm_squared = 0;
   double sketch_frobenius_fraction = 0;
 };

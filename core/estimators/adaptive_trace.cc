@@ -77,6 +77,26 @@ RunningTraceEstimate Accumulator() {
   return RunningTraceEstimate(never);
 }
 
+// (the share of |A|_F^2 = `frobenius` that a basis of the first half of
+// `block`'s rows holds, the most a basis of all of them could hold), for
+// `block` the products A s of sketch probes s, float64, at least two rows,
+// judged before any low-rank product. The second half's products are
+// independent of the first half's basis Q_h, so their mean |Q_h^T A s|^2
+// estimates |A Q_h|_F^2 without bias. The best basis of twice the columns
+// holds at most twice what the best of half as many holds; a factor of 1.5
+// more allows for a random sketch's shortfall from the best.
+std::pair<double, double> MostASketchCouldHold(const torch::Tensor& block,
+                                               double frobenius) {
+  const int64_t half = block.size(0) / 2;
+  const torch::Tensor first = OrthonormalRows(block.slice(0, 0, half));
+  const torch::Tensor rest = block.slice(0, half);
+  const double held =
+      rest.mm(first.t()).square().sum().item<double>() / rest.size(0);
+  const double share =
+      frobenius > 0 ? std::clamp(held / frobenius, 0.0, 1.0) : 1.0;
+  return {share, std::min(3 * share, 1.0)};
+}
+
 }  // namespace
 
 absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
@@ -125,9 +145,9 @@ absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
   torch::Tensor basis64;        // Q^T in float64, k x size
   int64_t k = 0;
 
-  // Adds `add` sketch columns: A s for new probes s, orthonormalised against
-  // Q in float64, and their exact q^T A q and |A q|^2.
-  auto grow = [&](int64_t add) -> absl::Status {
+  // Draws `add` sketch probes s and returns their products A s, the rows of
+  // a block; each probe is a Hutchinson probe too.
+  auto sketch = [&](int64_t add) -> absl::StatusOr<torch::Tensor> {
     torch::Tensor block = torch::empty({add, size}, options);
     for (int64_t i = 0; i < add; ++i) {
       const torch::Tensor s =
@@ -144,6 +164,12 @@ absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
       diagonal_sum += (s * as).to(torch::kFloat64);
       block[i].copy_(as);
     }
+    return block;
+  };
+  // Adds the rows of `block` (from sketch) to Q, orthonormalised against it
+  // in float64, with their exact q^T A q and |A q|^2.
+  auto extend = [&](const torch::Tensor& block) -> absl::Status {
+    const int64_t add = block.size(0);
     const torch::Tensor y = OrthonormalRows(block.to(torch::kFloat64), basis64);
     for (int64_t i = 0; i < add; ++i) {
       const torch::Tensor q = y[i].to(options);
@@ -158,69 +184,108 @@ absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
     k += add;
     return absl::OkStatus();
   };
-
-  CURVD_RETURN_IF_ERROR(
-      grow(std::min<int64_t>(adaptive.initial_sketch_size, size)));
-  // The residual |A (I - QQ^T)|_F^2 before the last growth: all of |A|_F^2
-  // before the first.
-  double previous_residual = -1;
-  bool choose_hutchpp = false;
-  while (true) {
-    const double frobenius = sketch_norms / hutchinson.result().probes;
-    if (previous_residual < 0) previous_residual = frobenius;
-    const double residual = std::max(frobenius - sketch_frobenius, 0.0);
-    const double ratio = previous_residual > 0
-                             ? std::min(residual / previous_residual, 1.0)
-                             : 0.0;
-    const double allowance = Allowance(adaptive, hutchinson.result().trace);
-    const double variance_unit = allowance * allowance;  // one product's worth
-    // Remaining cost of each option times the target variance: the variance
-    // per probe it predicts, less the terms it already has. Hutchinson's is
-    // 2 (|A|_F^2 - |diag A|^2) for Rademacher probes (the diagonal's share is
-    // large for a shifted operator) and 2 |A|_F^2 for Gaussian ones; the
-    // residual's is the bound 2 |A (I - QQ^T)|_F^2, as the projected probes
-    // are not Rademacher. |diag A|^2 comes from the mean D of s * A s over
-    // the m sketch probes: E |D|^2 = |diag A|^2 + (|A|_F^2 - |diag A|^2) / m.
-    // These are far less noisy than the sample variance of a few terms.
-    const TraceResult& terms = hutchinson.result();
-    const double m = terms.probes;
+  // The mean of |A s|^2 over the sketch probes: |A|_F^2.
+  auto frobenius = [&] { return sketch_norms / hutchinson.result().probes; };
+  // Hutchinson's remaining cost times the target variance `variance_unit`:
+  // the variance per probe it predicts, less the terms it already has. That
+  // is 2 (|A|_F^2 - |diag A|^2) for Rademacher probes (the diagonal's share
+  // is large for a shifted operator) and 2 |A|_F^2 for Gaussian ones.
+  // |diag A|^2 comes from the mean D of s * A s over the m sketch probes:
+  // E |D|^2 = |diag A|^2 + (|A|_F^2 - |diag A|^2) / m. These are far less
+  // noisy than the sample variance of a few terms.
+  auto hutchinson_remaining = [&](double variance_unit) {
+    const double m = hutchinson.result().probes;
+    const double f = frobenius();
     double diagonal_squared = 0;
     if (m > 1) {
       const double mean_squared =
           (diagonal_sum / m).square().sum().item<double>();
-      diagonal_squared =
-          std::clamp((m * mean_squared - frobenius) / (m - 1), 0.0, frobenius);
+      diagonal_squared = std::clamp((m * mean_squared - f) / (m - 1), 0.0, f);
     }
-    const double hutchinson_variance =
+    const double variance =
         adaptive.distribution == ProbeDistribution::kRademacher
-            ? 2 * (frobenius - diagonal_squared)
-            : 2 * frobenius;
-    const double hutchinson_score =
-        std::max(hutchinson_variance - m * variance_unit, 0.0);
-    const double hutchpp_score = 2 * residual;
-    const int64_t add = std::min(k, size - k);
-    const bool can_grow =
-        add > 0 && result.hvps + 2 * add + adaptive.min_probes <=
-                       static_cast<int64_t>(adaptive.max_hvps);
-    const double grow_score =
-        can_grow ? 2 * add * variance_unit + ratio * hutchpp_score
-                 : std::numeric_limits<double>::infinity();
-    auto products = [&](double score) { return score / variance_unit; };
-    result.decision = absl::StrFormat(
-        "predicted remaining products: hutchinson %.0f, hutch++ with k = %d "
-        "%.0f, doubling to k = %d %.0f",
-        products(hutchinson_score), k, products(hutchpp_score), k + add,
-        products(grow_score));
-    result.frobenius_norm_squared = frobenius;
-    result.sketch_frobenius_fraction =
-        frobenius > 0 ? std::min(sketch_frobenius / frobenius, 1.0) : 1.0;
-    if (hutchinson_score <= std::min(hutchpp_score, grow_score)) break;
-    if (grow_score >= hutchpp_score) {
-      choose_hutchpp = true;
-      break;
+            ? 2 * (f - diagonal_squared)
+            : 2 * f;
+    return std::max(variance - m * variance_unit, 0.0);
+  };
+  auto products = [&](double score, double variance_unit) {
+    return score / variance_unit;
+  };
+
+  // From a first sketch in Q on: grows it while doubling is predicted to be
+  // cheapest; true for Hutch++ with the sketch as it then is, false for
+  // Hutchinson.
+  auto sketch_or_not = [&]() -> absl::StatusOr<bool> {
+    // The residual |A (I - QQ^T)|_F^2 before the last growth: all of
+    // |A|_F^2 before the first.
+    double previous_residual = frobenius();
+    while (true) {
+      const double residual = std::max(frobenius() - sketch_frobenius, 0.0);
+      const double ratio = previous_residual > 0
+                               ? std::min(residual / previous_residual, 1.0)
+                               : 0.0;
+      const double allowance = Allowance(adaptive, hutchinson.result().trace);
+      const double variance_unit = allowance * allowance;  // one product's
+      // Remaining cost of each option times the target variance; the
+      // residual's variance per probe is the bound 2 |A (I - QQ^T)|_F^2, as
+      // the projected probes are not Rademacher.
+      const double hutchinson_score = hutchinson_remaining(variance_unit);
+      const double hutchpp_score = 2 * residual;
+      const int64_t add = std::min(k, size - k);
+      const bool can_grow =
+          add > 0 && result.hvps + 2 * add + adaptive.min_probes <=
+                         static_cast<int64_t>(adaptive.max_hvps);
+      const double grow_score =
+          can_grow ? 2 * add * variance_unit + ratio * hutchpp_score
+                   : std::numeric_limits<double>::infinity();
+      result.decision = absl::StrFormat(
+          "predicted remaining products: hutchinson %.0f, hutch++ with k = %d "
+          "%.0f, doubling to k = %d %.0f",
+          products(hutchinson_score, variance_unit), k,
+          products(hutchpp_score, variance_unit), k + add,
+          products(grow_score, variance_unit));
+      result.frobenius_norm_squared = frobenius();
+      result.sketch_frobenius_fraction =
+          frobenius() > 0 ? std::min(sketch_frobenius / frobenius(), 1.0) : 1.0;
+      if (hutchinson_score <= std::min(hutchpp_score, grow_score)) return false;
+      if (grow_score >= hutchpp_score) return true;
+      previous_residual = residual;
+      CURVD_ASSIGN_OR_RETURN(const torch::Tensor block, sketch(add));
+      CURVD_RETURN_IF_ERROR(extend(block));
     }
-    previous_residual = residual;
-    CURVD_RETURN_IF_ERROR(grow(add));
+  };
+
+  const int64_t first_size =
+      std::min<int64_t>(adaptive.initial_sketch_size, size);
+  CURVD_ASSIGN_OR_RETURN(const torch::Tensor first_block, sketch(first_size));
+  bool choose_hutchpp = false;
+  // Before the first sketch's low-rank products: where Hutchinson wins even
+  // against the most that sketch could hold, it is taken at once, and the
+  // sketch probes, Hutchinson probes already, cost nothing extra.
+  bool hutchinson_at_once = false;
+  if (first_size >= 2) {
+    const auto [half_share, most] =
+        MostASketchCouldHold(first_block.to(torch::kFloat64), frobenius());
+    const double allowance = Allowance(adaptive, hutchinson.result().trace);
+    const double variance_unit = allowance * allowance;
+    const double hutchinson_score = hutchinson_remaining(variance_unit);
+    // The residual's variance per probe is the bound 2 |A (I - QQ^T)|_F^2.
+    const double hutchpp_best = first_size * variance_unit +
+                                2 * (1 - most) * frobenius();
+    hutchinson_at_once = hutchinson_score <= hutchpp_best;
+    result.decision = absl::StrFormat(
+        "after %d sketch products (the basis of the first %d holding %.1f%% of "
+        "|A|_F^2, so %d columns at most %.1f%%): predicted remaining "
+        "products: hutchinson %.0f, hutch++ with k = %d at best %.0f",
+        first_size, first_size / 2, 100 * half_share, first_size, 100 * most,
+        products(hutchinson_score, variance_unit), first_size,
+        products(hutchpp_best, variance_unit));
+    result.frobenius_norm_squared = frobenius();
+    result.sketch_frobenius_fraction = half_share;
+  }
+  if (!hutchinson_at_once) {
+    CURVD_RETURN_IF_ERROR(extend(first_block));
+    CURVD_ASSIGN_OR_RETURN(choose_hutchpp, sketch_or_not());
   }
 
   result.stop_reason = "max_hvps";

@@ -97,9 +97,11 @@ TEST_P(AdaptiveTraceTest, FallsBackToHutchinsonOnAFlatSpectrum) {
       ASSERT_TRUE(result.ok()) << result.status();
       EXPECT_EQ(result->method, "hutchinson") << result->decision;
       EXPECT_EQ(result->sketch_size, 0);
-      // The 8 sketch probes count as Hutchinson probes; only the 8 products
-      // of the low-rank trace are spent on the sketch.
-      EXPECT_EQ(result->hvps, result->probes + 8);
+      // Decided before the sketch's low-rank products: the 8 sketch probes
+      // count as Hutchinson probes, and nothing is spent on the sketch.
+      EXPECT_EQ(result->hvps, result->probes) << result->decision;
+      EXPECT_EQ(result->decision.rfind("after 8 sketch products", 0), 0u)
+          << result->decision;
       EXPECT_EQ(result->stop_reason, "target_standard_error");
       EXPECT_LE(result->standard_error, kTarget);
       EXPECT_LT(result->sketch_frobenius_fraction, 0.05);
