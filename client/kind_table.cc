@@ -355,7 +355,9 @@ KindSummary SummarizeAdaptiveTrace(const v1::AdaptiveTraceResult& r) {
   KindSummary s = {
       r.trace(),
       r.standard_error(),
-      absl::StrCat(method, ": ", probes, ", ", r.hvps(), " HVPs; sketch holds ",
+      absl::StrCat(method, ": ", probes, ", ", r.hvps(), " HVPs; ",
+                   r.hvps() == r.probes() ? "half the first sketch held ~"
+                                          : "sketch holds ",
                    ShortNumber(100 * r.sketch_frobenius_fraction()),
                    "% of |H|_F^2; stop ", r.stop_reason()),
       {{"adaptive_trace", RoundTripNumber(r.trace())},

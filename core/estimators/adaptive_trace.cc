@@ -78,15 +78,17 @@ RunningTraceEstimate Accumulator() {
 }
 
 // (the share of |A|_F^2 = `frobenius` that a basis of the first half of
-// `block`'s rows holds, the most a basis of all of them could hold), for
-// `block` the products A s of sketch probes s, float64, at least two rows,
-// judged before any low-rank product. The second half's products are
-// independent of the first half's basis Q_h, so their mean |Q_h^T A s|^2
-// estimates |A Q_h|_F^2 without bias. The best basis of twice the columns
-// holds at most twice what the best of half as many holds; a factor of 1.5
-// more allows for a random sketch's shortfall from the best.
-std::pair<double, double> MostASketchCouldHold(const torch::Tensor& block,
-                                               double frobenius) {
+// `block`'s rows holds, an optimistic guess at what a basis of all of them
+// would hold), for `block` the products A s of sketch probes s, float64, at
+// least two rows, judged before any low-rank product. The second half's
+// products are independent of the first half's basis Q_h, so their mean
+// |Q_h^T A s|^2 estimates |A Q_h|_F^2 without bias (the share, a ratio to the
+// estimated |A|_F^2, is not unbiased). The best basis of r times the columns
+// holds at most r times what the best of fewer holds, and the guess allows
+// 1.5 more for the spread of a random sketch: a heuristic margin, not a
+// bound (a random half may miss a dominant direction the whole would catch).
+std::pair<double, double> GuessWhatASketchHolds(const torch::Tensor& block,
+                                                double frobenius) {
   const int64_t half = block.size(0) / 2;
   const torch::Tensor first = OrthonormalRows(block.slice(0, 0, half));
   const torch::Tensor rest = block.slice(0, half);
@@ -94,7 +96,8 @@ std::pair<double, double> MostASketchCouldHold(const torch::Tensor& block,
       rest.mm(first.t()).square().sum().item<double>() / rest.size(0);
   const double share =
       frobenius > 0 ? std::clamp(held / frobenius, 0.0, 1.0) : 1.0;
-  return {share, std::min(3 * share, 1.0)};
+  const double columns_ratio = static_cast<double>(block.size(0)) / half;
+  return {share, std::min(1.5 * columns_ratio * share, 1.0)};
 }
 
 }  // namespace
@@ -208,7 +211,7 @@ absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
             : 2 * f;
     return std::max(variance - m * variance_unit, 0.0);
   };
-  auto products = [&](double score, double variance_unit) {
+  auto products = [](double score, double variance_unit) {
     return score / variance_unit;
   };
 
@@ -257,35 +260,45 @@ absl::StatusOr<AdaptiveTraceResult> AdaptiveTrace(
 
   const int64_t first_size =
       std::min<int64_t>(adaptive.initial_sketch_size, size);
-  CURVD_ASSIGN_OR_RETURN(const torch::Tensor first_block, sketch(first_size));
   bool choose_hutchpp = false;
-  // Before the first sketch's low-rank products: where Hutchinson wins even
-  // against the most that sketch could hold, it is taken at once, and the
-  // sketch probes, Hutchinson probes already, cost nothing extra.
-  bool hutchinson_at_once = false;
-  if (first_size >= 2) {
-    const auto [half_share, most] =
-        MostASketchCouldHold(first_block.to(torch::kFloat64), frobenius());
-    const double allowance = Allowance(adaptive, hutchinson.result().trace);
-    const double variance_unit = allowance * allowance;
-    const double hutchinson_score = hutchinson_remaining(variance_unit);
-    // The residual's variance per probe is the bound 2 |A (I - QQ^T)|_F^2.
-    const double hutchpp_best = first_size * variance_unit +
-                                2 * (1 - most) * frobenius();
-    hutchinson_at_once = hutchinson_score <= hutchpp_best;
-    result.decision = absl::StrFormat(
-        "after %d sketch products (the basis of the first %d holding %.1f%% of "
-        "|A|_F^2, so %d columns at most %.1f%%): predicted remaining "
-        "products: hutchinson %.0f, hutch++ with k = %d at best %.0f",
-        first_size, first_size / 2, 100 * half_share, first_size, 100 * most,
-        products(hutchinson_score, variance_unit), first_size,
-        products(hutchpp_best, variance_unit));
-    result.frobenius_norm_squared = frobenius();
-    result.sketch_frobenius_fraction = half_share;
-  }
-  if (!hutchinson_at_once) {
-    CURVD_RETURN_IF_ERROR(extend(first_block));
-    CURVD_ASSIGN_OR_RETURN(choose_hutchpp, sketch_or_not());
+  {
+    CURVD_ASSIGN_OR_RETURN(torch::Tensor first_block, sketch(first_size));
+    first_block = first_block.to(torch::kFloat64);
+    // Before the first sketch's low-rank products: where Hutchinson wins even
+    // against an optimistic guess at what that sketch holds, or the budget
+    // leaves no room for them and min_probes residual probes, Hutchinson is
+    // taken at once, and the sketch probes, Hutchinson probes already, cost
+    // nothing extra. Not where the sketch spans the whole space: Hutch++ is
+    // then exact.
+    bool hutchinson_at_once = false;
+    if (first_size >= 2 && first_size < size) {
+      const auto [half_share, guess] =
+          GuessWhatASketchHolds(first_block, frobenius());
+      const double allowance = Allowance(adaptive, hutchinson.result().trace);
+      const double variance_unit = allowance * allowance;
+      const double hutchinson_score = hutchinson_remaining(variance_unit);
+      // The residual's variance per probe is the bound 2 |A (I - QQ^T)|_F^2.
+      const double hutchpp_guess =
+          first_size * variance_unit + 2 * (1 - guess) * frobenius();
+      const bool no_room = result.hvps + first_size + adaptive.min_probes >
+                           static_cast<int64_t>(adaptive.max_hvps);
+      hutchinson_at_once = no_room || hutchinson_score <= hutchpp_guess;
+      result.decision = absl::StrFormat(
+          "after %d sketch products (a basis of the first %d holding %.1f%% of "
+          "|A|_F^2, all %d guessed at %.1f%%): predicted remaining products: "
+          "hutchinson %.0f, hutch++ with k = %d %.0f%s",
+          first_size, first_size / 2, 100 * half_share, first_size,
+          100 * guess, products(hutchinson_score, variance_unit), first_size,
+          products(hutchpp_guess, variance_unit),
+          no_room ? "; no room in max_hvps for the sketch's low-rank products"
+                  : "");
+      result.frobenius_norm_squared = frobenius();
+      result.sketch_frobenius_fraction = half_share;
+    }
+    if (!hutchinson_at_once) {
+      CURVD_RETURN_IF_ERROR(extend(first_block));
+      CURVD_ASSIGN_OR_RETURN(choose_hutchpp, sketch_or_not());
+    }
   }
 
   result.stop_reason = "max_hvps";

@@ -19,9 +19,12 @@ namespace curvd::core {
 // `options`, to the requested standard error within adaptive.max_hvps
 // products. Probes (adaptive.distribution) come from
 // SeededGenerator(adaptive.seed). It sketches k0 = initial_sketch_size
-// columns A S (each sketch probe s also gives a Hutchinson term s^T A s),
-// orthonormalises them in float64 into Q and takes tr(Q^T A Q) and |A Q|_F^2
-// exactly (k0 more products). It then predicts, in products, what each option
+// columns A S (each sketch probe s also gives a Hutchinson term s^T A s).
+// Unless they span the space, it first guesses from their two halves what a
+// basis of them would hold of |A|_F^2 and takes Hutchinson at once where that
+// wins even against the guess (or the budget leaves no room for the sketch);
+// else it orthonormalises them in float64 into Q and takes tr(Q^T A Q) and
+// |A Q|_F^2 exactly (k0 more products). It then predicts, in products, what each option
 // still costs to reach the target: Hutchinson continuing from the sketch
 // probes' terms (2 (|A|_F^2 - |diag A|^2) for Rademacher probes, 2 |A|_F^2
 // for Gaussian ones, both estimated from the sketch products, over the

@@ -110,6 +110,46 @@ TEST_P(AdaptiveTraceTest, FallsBackToHutchinsonOnAFlatSpectrum) {
   }
 }
 
+TEST_P(AdaptiveTraceTest, ABudgetWithNoRoomForTheSketchTakesHutchinsonAtOnce) {
+  // The fast decay above, where Hutch++ wins, but max_hvps = k0 + 2 leaves
+  // no room for the 8 low-rank products and min_probes residual probes.
+  std::vector<double> spectrum;
+  for (int i = 0; i < 300; ++i) spectrum.push_back(10 * std::pow(0.8, i));
+  const torch::Tensor a = MatrixWithSpectrum(spectrum, 7).to(device());
+  AdaptiveTraceOptions adaptive = ToStandardError(1.6, 3);
+  adaptive.max_hvps = adaptive.initial_sketch_size + 2;
+  auto result =
+      AdaptiveTrace(MatrixOperator(a), 300, options(), adaptive, Progress());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->method, "hutchinson") << result->decision;
+  EXPECT_EQ(result->hvps, adaptive.max_hvps) << "within the budget";
+  EXPECT_EQ(result->probes, result->hvps);
+  EXPECT_EQ(result->stop_reason, "max_hvps");
+  EXPECT_NE(result->decision.find("no room in max_hvps"), std::string::npos)
+      << result->decision;
+}
+
+TEST_P(AdaptiveTraceTest, AnOddFirstSketchIsJudgedByItsTwoUnequalParts) {
+  // The flat spectrum of the fall-back test with k0 = 3 (halves of 1 and 2):
+  // Hutchinson at once still, and still near the exact trace.
+  std::vector<double> spectrum;
+  for (int i = 0; i < 400; ++i) {
+    spectrum.push_back((i % 2 ? -1 : 1) * (1 + static_cast<double>(i) / 400));
+  }
+  const torch::Tensor a = MatrixWithSpectrum(spectrum, 8).to(device());
+  AdaptiveTraceOptions adaptive = ToStandardError(4.5, 5);
+  adaptive.initial_sketch_size = 3;
+  auto result =
+      AdaptiveTrace(MatrixOperator(a), 400, options(), adaptive, Progress());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->method, "hutchinson") << result->decision;
+  EXPECT_EQ(result->hvps, result->probes) << result->decision;
+  EXPECT_EQ(result->decision.rfind("after 3 sketch products (a basis of the first 1", 0), 0u)
+      << result->decision;
+  EXPECT_LE(std::abs(result->trace - a.trace().item<double>()),
+            4 * result->standard_error);
+}
+
 TEST_P(AdaptiveTraceTest, ExactWhenTheSketchSpansTheOperator) {
   const torch::Tensor a = MatrixWithSpectrum({3, -1, 0.5, 2, 1, 4}, 9);
   AdaptiveTraceOptions adaptive = ToStandardError(0, 1);
