@@ -107,9 +107,9 @@ class WeightsSnapshot:
         module.state_dict()) and `extra` (a mapping of name to scalar tensor
         kept apart, such as a train loss still on the GPU, read back as
         float64) off their devices; returns without waiting for CUDA copies.
-        `pool` (a PinnedBufferPool) lends the buffers. The packing takes a
-        device buffer as large as that device's tensors for as long as the
-        copy runs."""
+        `pool` (a PinnedBufferPool) lends the buffers. The packing takes
+        device buffers of up to PACK_CHUNK_BYTES each (or one tensor's size)
+        for as long as their copies run."""
         self._pool = pool
         self._events = []
         self._pinned = None
